@@ -1,0 +1,196 @@
+package meta
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Embedded is a Store kept in a local Pebble database. Writes are synced.
+type Embedded struct {
+	mu       sync.Mutex // serializes writes so compare-and-set is atomic
+	db       *pebble.DB
+	watchMu  sync.Mutex
+	watchers map[*watcher]struct{}
+	closed   bool
+}
+
+type watcher struct {
+	prefix string
+	ch     chan Event
+	ctx    context.Context
+}
+
+// OpenEmbedded opens (creating when missing) the store in dir.
+func OpenEmbedded(dir string) (*Embedded, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata store %s: %w", dir, err)
+	}
+	return &Embedded{db: db, watchers: map[*watcher]struct{}{}}, nil
+}
+
+// A value is stored as [version u64][bytes].
+func encodeValue(version int64, v []byte) []byte {
+	b := make([]byte, 8+len(v))
+	binary.BigEndian.PutUint64(b, uint64(version))
+	copy(b[8:], v)
+	return b
+}
+
+func decodeValue(key string, b []byte) KV {
+	return KV{Key: key, Version: int64(binary.BigEndian.Uint64(b)), Value: append([]byte(nil), b[8:]...)}
+}
+
+// Get implements Store.
+func (e *Embedded) Get(_ context.Context, key string) (KV, error) {
+	v, closer, err := e.db.Get([]byte(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return KV{}, ErrNotFound
+	}
+	if err != nil {
+		return KV{}, fmt.Errorf("meta get %s: %w", key, err)
+	}
+	defer closer.Close()
+	return decodeValue(key, v), nil
+}
+
+func (e *Embedded) currentVersion(key string) (int64, error) {
+	kv, err := e.Get(context.Background(), key)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return kv.Version, err
+}
+
+// Put implements Store.
+func (e *Embedded) Put(_ context.Context, key string, value []byte, expected int64) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
+	cur, err := e.currentVersion(key)
+	if err != nil {
+		return 0, err
+	}
+	if expected != AnyVersion && expected != cur {
+		return 0, fmt.Errorf("%w: %s is at version %d, expected %d", ErrBadVersion, key, cur, expected)
+	}
+	next := cur + 1
+	if err := e.db.Set([]byte(key), encodeValue(next, value), pebble.Sync); err != nil {
+		return 0, fmt.Errorf("meta put %s: %w", key, err)
+	}
+	e.notify(Event{Type: EventPut, KV: KV{Key: key, Value: value, Version: next}})
+	return next, nil
+}
+
+// Delete implements Store.
+func (e *Embedded) Delete(_ context.Context, key string, expected int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	cur, err := e.currentVersion(key)
+	if err != nil {
+		return err
+	}
+	if cur == 0 {
+		return ErrNotFound
+	}
+	if expected != AnyVersion && expected != cur {
+		return fmt.Errorf("%w: %s is at version %d, expected %d", ErrBadVersion, key, cur, expected)
+	}
+	if err := e.db.Delete([]byte(key), pebble.Sync); err != nil {
+		return fmt.Errorf("meta delete %s: %w", key, err)
+	}
+	e.notify(Event{Type: EventDelete, KV: KV{Key: key, Version: cur}})
+	return nil
+}
+
+// List implements Store.
+func (e *Embedded) List(_ context.Context, prefix string) ([]KV, error) {
+	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefix), UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("meta list %s: %w", prefix, err)
+	}
+	defer it.Close()
+	var out []KV
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("meta list %s: %w", prefix, err)
+		}
+		out = append(out, decodeValue(string(it.Key()), v))
+	}
+	return out, it.Error()
+}
+
+// prefixEnd is the smallest key greater than every key with the prefix.
+func prefixEnd(prefix string) []byte {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return b[:i+1]
+		}
+	}
+	return nil
+}
+
+// Watch implements Store.
+func (e *Embedded) Watch(ctx context.Context, prefix string) <-chan Event {
+	w := &watcher{prefix: prefix, ch: make(chan Event, 64), ctx: ctx}
+	e.watchMu.Lock()
+	e.watchers[w] = struct{}{}
+	e.watchMu.Unlock()
+	go func() {
+		<-ctx.Done()
+		e.watchMu.Lock()
+		delete(e.watchers, w)
+		e.watchMu.Unlock()
+		close(w.ch)
+	}()
+	return w.ch
+}
+
+// notify is called with e.mu held, so events reach each watcher in commit order.
+func (e *Embedded) notify(ev Event) {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	for w := range e.watchers {
+		if !strings.HasPrefix(ev.KV.Key, w.prefix) {
+			continue
+		}
+		select {
+		case w.ch <- ev:
+		case <-w.ctx.Done():
+		}
+	}
+}
+
+// Close implements Store.
+func (e *Embedded) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	return e.db.Close()
+}
+
+// quietLogger drops Pebble's informational chatter; errors still surface as returned errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{})  {}
+func (quietLogger) Errorf(string, ...interface{}) {}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf(format, args...))
+}

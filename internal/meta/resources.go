@@ -1,0 +1,235 @@
+package meta
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/messagebus/messagebus/internal/naming"
+)
+
+// Key layout. Paths mirror Pulsar's metadata layout so operators recognise them.
+const (
+	clustersPrefix    = "/admin/clusters/"
+	policiesPrefix    = "/admin/policies/"
+	partitionedPrefix = "/admin/partitioned-topics/"
+)
+
+// ErrExists is returned when creating something that already exists.
+var ErrExists = errors.New("meta: already exists")
+
+// ClusterData is the JSON of a cluster, as Pulsar's admin API shows it.
+type ClusterData struct {
+	ServiceURL       string `json:"serviceUrl,omitempty"`
+	BrokerServiceURL string `json:"brokerServiceUrl,omitempty"`
+}
+
+// TenantInfo is the JSON of a tenant.
+type TenantInfo struct {
+	AdminRoles      []string `json:"adminRoles"`
+	AllowedClusters []string `json:"allowedClusters"`
+}
+
+// RetentionPolicies is how long and how much consumed data is kept.
+type RetentionPolicies struct {
+	RetentionTimeInMinutes int   `json:"retentionTimeInMinutes"`
+	RetentionSizeInMB      int64 `json:"retentionSizeInMB"`
+}
+
+// Policies are a namespace's policies. Unknown fields are kept verbatim so
+// that policies set by newer tools survive a round trip.
+type Policies struct {
+	Retention            *RetentionPolicies `json:"retention_policies,omitempty"`
+	MessageTTLInSeconds  *int               `json:"message_ttl_in_seconds,omitempty"`
+	DeduplicationEnabled *bool              `json:"deduplicationEnabled,omitempty"`
+	BundlesData          json.RawMessage    `json:"bundles,omitempty"`
+	ReplicationClusters  []string           `json:"replication_clusters,omitempty"`
+}
+
+// PartitionedTopicMetadata is the JSON of a partitioned topic.
+type PartitionedTopicMetadata struct {
+	Partitions int `json:"partitions"`
+}
+
+// Resources gives typed access to the records of a Store.
+type Resources struct {
+	Store Store
+}
+
+func (r *Resources) getJSON(ctx context.Context, key string, v any) (int64, error) {
+	kv, err := r.Store.Get(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return kv.Version, nil
+}
+
+func (r *Resources) putJSON(ctx context.Context, key string, v any, expected int64) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = r.Store.Put(ctx, key, b, expected)
+	if errors.Is(err, ErrBadVersion) && expected == NotExists {
+		return ErrExists
+	}
+	return err
+}
+
+// children lists the direct children names under prefix (which ends in "/").
+func (r *Resources) children(ctx context.Context, prefix string) ([]string, error) {
+	kvs, err := r.Store.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, kv := range kvs {
+		rest := strings.TrimPrefix(kv.Key, prefix)
+		name, _, _ := strings.Cut(rest, "/")
+		if name != "" && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Cluster returns a cluster's data.
+func (r *Resources) Cluster(ctx context.Context, name string) (ClusterData, error) {
+	var c ClusterData
+	_, err := r.getJSON(ctx, clustersPrefix+name, &c)
+	return c, err
+}
+
+// PutCluster creates or replaces a cluster.
+func (r *Resources) PutCluster(ctx context.Context, name string, c ClusterData) error {
+	return r.putJSON(ctx, clustersPrefix+name, c, AnyVersion)
+}
+
+// Clusters lists cluster names.
+func (r *Resources) Clusters(ctx context.Context) ([]string, error) {
+	return r.children(ctx, clustersPrefix)
+}
+
+// Tenant returns a tenant's info.
+func (r *Resources) Tenant(ctx context.Context, name string) (TenantInfo, error) {
+	var t TenantInfo
+	_, err := r.getJSON(ctx, policiesPrefix+name, &t)
+	return t, err
+}
+
+// CreateTenant creates a tenant; ErrExists when it exists.
+func (r *Resources) CreateTenant(ctx context.Context, name string, t TenantInfo) error {
+	if err := naming.ValidateEntity("tenant", name); err != nil {
+		return err
+	}
+	return r.putJSON(ctx, policiesPrefix+name, t, NotExists)
+}
+
+// Tenants lists tenant names.
+func (r *Resources) Tenants(ctx context.Context) ([]string, error) {
+	return r.children(ctx, policiesPrefix)
+}
+
+// Namespace returns a namespace's policies.
+func (r *Resources) Namespace(ctx context.Context, ns naming.Namespace) (Policies, error) {
+	var p Policies
+	_, err := r.getJSON(ctx, policiesPrefix+ns.String(), &p)
+	return p, err
+}
+
+// NamespaceExists reports whether ns exists.
+func (r *Resources) NamespaceExists(ctx context.Context, ns naming.Namespace) (bool, error) {
+	_, err := r.Store.Get(ctx, policiesPrefix+ns.String())
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CreateNamespace creates a namespace in an existing tenant.
+func (r *Resources) CreateNamespace(ctx context.Context, ns naming.Namespace, p Policies) error {
+	if err := ns.Validate(); err != nil {
+		return err
+	}
+	if _, err := r.Store.Get(ctx, policiesPrefix+ns.Tenant); err != nil {
+		return fmt.Errorf("tenant %s: %w", ns.Tenant, err)
+	}
+	return r.putJSON(ctx, policiesPrefix+ns.String(), p, NotExists)
+}
+
+// Namespaces lists the namespaces of a tenant as tenant/ns.
+func (r *Resources) Namespaces(ctx context.Context, tenant string) ([]string, error) {
+	names, err := r.children(ctx, policiesPrefix+tenant+"/")
+	for i, n := range names {
+		names[i] = tenant + "/" + n
+	}
+	return names, err
+}
+
+func partitionedKey(t naming.Topic) string {
+	return partitionedPrefix + t.Namespace.String() + "/" + t.Domain + "/" + t.Local
+}
+
+// PartitionedTopic returns the partition count of t, 0 when t is not partitioned.
+func (r *Resources) PartitionedTopic(ctx context.Context, t naming.Topic) (int, error) {
+	var m PartitionedTopicMetadata
+	_, err := r.getJSON(ctx, partitionedKey(t), &m)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return m.Partitions, err
+}
+
+// PutPartitionedTopic records t as partitioned with n partitions. With create
+// set it fails with ErrExists when t is already partitioned.
+func (r *Resources) PutPartitionedTopic(ctx context.Context, t naming.Topic, n int, create bool) error {
+	expected := AnyVersion
+	if create {
+		expected = NotExists
+	}
+	return r.putJSON(ctx, partitionedKey(t), PartitionedTopicMetadata{Partitions: n}, expected)
+}
+
+// DeletePartitionedTopic forgets the partitioned-topic record of t.
+func (r *Resources) DeletePartitionedTopic(ctx context.Context, t naming.Topic) error {
+	return r.Store.Delete(ctx, partitionedKey(t), AnyVersion)
+}
+
+// PartitionedTopics lists the partitioned topics of a namespace in one domain.
+func (r *Resources) PartitionedTopics(ctx context.Context, ns naming.Namespace, domain string) ([]string, error) {
+	names, err := r.children(ctx, partitionedPrefix+ns.String()+"/"+domain+"/")
+	for i, n := range names {
+		names[i] = domain + "://" + ns.String() + "/" + n
+	}
+	return names, err
+}
+
+// Bootstrap creates the cluster, the public tenant and public/default namespace
+// when missing, as a standalone Pulsar does on first start.
+func (r *Resources) Bootstrap(ctx context.Context, cluster string, cd ClusterData) error {
+	if err := r.PutCluster(ctx, cluster, cd); err != nil {
+		return err
+	}
+	for _, t := range []string{naming.DefaultTenant, "pulsar"} {
+		err := r.CreateTenant(ctx, t, TenantInfo{AdminRoles: []string{}, AllowedClusters: []string{cluster}})
+		if err != nil && !errors.Is(err, ErrExists) {
+			return err
+		}
+	}
+	for _, ns := range []naming.Namespace{{Tenant: naming.DefaultTenant, Name: naming.DefaultNamespace}, {Tenant: "pulsar", Name: "system"}} {
+		err := r.CreateNamespace(ctx, ns, Policies{ReplicationClusters: []string{cluster}})
+		if err != nil && !errors.Is(err, ErrExists) {
+			return err
+		}
+	}
+	return nil
+}
