@@ -1,0 +1,33 @@
+# MessageBus build and test entry points. `make test` is what CI runs.
+GO ?= go
+STATICCHECK_VERSION := v0.6.1
+
+.PHONY: build run test lint unit fuzz bench proto
+
+build:
+	$(GO) build -o bin/mb ./cmd/mb
+
+run: build
+	./bin/mb standalone
+
+# The whole suite: static checks, all tests with the race detector, and a
+# bounded fuzz run of the frame decoder.
+test: lint unit fuzz
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+unit:
+	$(GO) test -race -timeout 20m ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeFrame -fuzztime=20s ./internal/wire
+	$(GO) test -run='^$$' -fuzz=FuzzParseMetadata -fuzztime=10s ./internal/wire
+
+bench:
+	./bench/run.sh
+
+proto:
+	cd internal/wire/pb && $(GO) generate

@@ -1,0 +1,29 @@
+// Command mb is MessageBus: a Pulsar-compatible message bus in one binary.
+//
+//	mb standalone            run a single-node broker with embedded storage
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "mb:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "mb",
+		Short:         "MessageBus: a Pulsar-compatible message bus",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newStandaloneCommand())
+	return root
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/messagebus/messagebus/server"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// shutdownTimeout bounds a graceful stop; SIGTERM must end the process within seconds.
+const shutdownTimeout = 10 * time.Second
+
+func newStandaloneCommand() *cobra.Command {
+	v := viper.New()
+	cmd := &cobra.Command{
+		Use:   "standalone",
+		Short: "Run a single-node broker with embedded storage",
+		Long: `Run broker, admin API, metadata store and storage in one process.
+
+Every flag can also be set with an environment variable (MB_ and the flag name
+in upper case with - as _, e.g. MB_DATA_DIR) or in a config file (--config,
+YAML, JSON or TOML, keys named like the flags). Flags win over the environment,
+which wins over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadConfig(cmd, v); err != nil {
+				return err
+			}
+			return runStandalone(v)
+		},
+	}
+	f := cmd.Flags()
+	f.String("config", "", "config file (YAML, JSON or TOML)")
+	f.String("data-dir", "./data", "directory for messages, cursors and metadata")
+	f.String("broker-addr", ":6650", "listen address of the Pulsar binary protocol")
+	f.String("http-addr", ":8080", "listen address of the admin REST API, metrics and health")
+	f.String("advertised-address", "localhost", "host name given to clients in lookup answers")
+	f.String("cluster-name", "standalone", "name of this cluster")
+	f.Int("max-message-size", 5<<20, "largest message accepted, in bytes (headers and payload)")
+	f.Int64("journal-segment-size", 128<<20, "journal segment size in bytes")
+	f.Int64("cache-size", 32<<20, "per-topic cache of recent entries, in bytes")
+	f.String("log-level", "info", "log level: debug, info, warn, error")
+	f.String("log-format", "text", "log format: text or json")
+	return cmd
+}
+
+// loadConfig binds flags, MB_* environment variables and the config file to v.
+func loadConfig(cmd *cobra.Command, v *viper.Viper) error {
+	if err := v.BindPFlags(cmd.Flags()); err != nil {
+		return err
+	}
+	v.SetEnvPrefix("MB")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if path := v.GetString("config"); path != "" {
+		v.SetConfigFile(path)
+		if err := v.ReadInConfig(); err != nil {
+			return fmt.Errorf("read config %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid --log-format %q (text or json)", format)
+}
+
+func runStandalone(v *viper.Viper) error {
+	log, err := newLogger(v.GetString("log-level"), v.GetString("log-format"))
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	if v.GetInt("max-message-size") <= 0 {
+		return fmt.Errorf("--max-message-size must be positive")
+	}
+	s, err := server.New(server.Options{
+		DataDir:            v.GetString("data-dir"),
+		BrokerAddr:         v.GetString("broker-addr"),
+		HTTPAddr:           v.GetString("http-addr"),
+		AdvertisedAddress:  v.GetString("advertised-address"),
+		ClusterName:        v.GetString("cluster-name"),
+		MaxMessageSize:     v.GetInt("max-message-size"),
+		JournalSegmentSize: v.GetInt64("journal-segment-size"),
+		CacheBytes:         v.GetInt64("cache-size"),
+		Logger:             log,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	s.Start()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-s.Err():
+		log.Error("serving failed", "err", serveErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return serveErr
+}

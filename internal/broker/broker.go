@@ -1,0 +1,269 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// Config holds the broker's settings.
+type Config struct {
+	ClusterName string
+	// AdvertisedURL is the pulsar:// URL given in lookup answers.
+	AdvertisedURL string
+	// MaxMessageSize bounds a message's headers and payload; CONNECTED reports it.
+	MaxMessageSize int
+	// KeepAliveInterval is how often idle connections are pinged; a connection
+	// silent for two intervals is dropped.
+	KeepAliveInterval time.Duration
+	// CursorSaveInterval is how often changed cursors are handed to the ledger.
+	CursorSaveInterval time.Duration
+	// DispatchBatchEntries bounds the entries read per dispatch round.
+	DispatchBatchEntries int
+	Logger               *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ClusterName == "" {
+		c.ClusterName = "standalone"
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = 5 << 20
+	}
+	if c.KeepAliveInterval <= 0 {
+		c.KeepAliveInterval = 30 * time.Second
+	}
+	if c.CursorSaveInterval <= 0 {
+		c.CursorSaveInterval = 200 * time.Millisecond
+	}
+	if c.DispatchBatchEntries <= 0 {
+		c.DispatchBatchEntries = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Broker serves the Pulsar binary protocol.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	store   ledger.Store
+	meta    *meta.Resources
+	metrics *Metrics
+
+	mu       sync.Mutex
+	topics   map[string]*Topic
+	conns    map[*conn]struct{}
+	lns      []net.Listener
+	closing  bool
+	draining chan struct{} // closed when shutdown begins
+
+	producerSeq atomic.Int64
+	connWG      sync.WaitGroup
+	bgWG        sync.WaitGroup
+	stopBG      chan struct{}
+}
+
+// New creates a broker over a ledger store and a metadata store.
+func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *Broker {
+	cfg.setDefaults()
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	b := &Broker{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    store,
+		meta:     md,
+		metrics:  metrics,
+		topics:   map[string]*Topic{},
+		conns:    map[*conn]struct{}{},
+		draining: make(chan struct{}),
+		stopBG:   make(chan struct{}),
+	}
+	b.bgWG.Add(1)
+	go b.cursorSaver()
+	return b
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after Shutdown.
+func (b *Broker) Serve(ln net.Listener) error {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return errors.New("broker: shut down")
+	}
+	b.lns = append(b.lns, ln)
+	b.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-b.draining:
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		c := newConn(b, nc)
+		b.mu.Lock()
+		if b.closing {
+			b.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		b.conns[c] = struct{}{}
+		b.connWG.Add(1)
+		b.mu.Unlock()
+		b.metrics.connections.Inc()
+		go c.run()
+	}
+}
+
+func (b *Broker) removeConn(c *conn) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+	b.metrics.connections.Dec()
+	b.connWG.Done()
+}
+
+// Shutdown stops accepting, stops reading from clients, lets every write
+// already handed to the ledger complete and reach its client, saves cursors,
+// and closes the topics. The ledger and metadata stores stay open: their
+// owner closes them after Shutdown.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closing = true
+	close(b.draining)
+	for _, ln := range b.lns {
+		ln.Close()
+	}
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+
+	// Stop reading; each connection then waits for its in-flight sends.
+	for _, c := range conns {
+		c.stopReading()
+	}
+	done := make(chan struct{})
+	go func() { b.connWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		for _, c := range conns {
+			c.close()
+		}
+	}
+	close(b.stopBG)
+	b.bgWG.Wait()
+
+	b.mu.Lock()
+	topics := make([]*Topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		topics = append(topics, t)
+	}
+	b.topics = map[string]*Topic{}
+	b.mu.Unlock()
+	for _, t := range topics {
+		if cerr := t.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// cursorSaver hands changed cursors to the ledger, which persists them.
+func (b *Broker) cursorSaver() {
+	defer b.bgWG.Done()
+	tick := time.NewTicker(b.cfg.CursorSaveInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stopBG:
+			return
+		case <-tick.C:
+			for _, t := range b.topicList() {
+				t.saveCursors()
+			}
+		}
+	}
+}
+
+func (b *Broker) topicList() []*Topic {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*Topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Topics returns the loaded topics' names.
+func (b *Broker) Topics() []string {
+	ts := b.topicList()
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.fullName
+	}
+	return out
+}
+
+// getTopic returns the loaded topic, loading or creating it.
+func (b *Broker) getTopic(ctx context.Context, name naming.Topic) (*Topic, error) {
+	full := name.String()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return nil, errShuttingDown
+	}
+	if t, ok := b.topics[full]; ok {
+		return t, nil
+	}
+	ok, err := b.meta.NamespaceExists(ctx, name.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("check namespace %s: %w", name.Namespace, err)
+	}
+	if !ok {
+		return nil, newError(pb.ServerError_TopicNotFound, "namespace "+name.Namespace.String()+" does not exist")
+	}
+	t, err := newTopic(b, name)
+	if err != nil {
+		return nil, err
+	}
+	b.topics[full] = t
+	b.metrics.topics.Inc()
+	return t, nil
+}
+
+var errShuttingDown = errors.New("broker is shutting down")
+
+func (b *Broker) nextProducerName() string {
+	return b.cfg.ClusterName + "-0-" + strconv.FormatInt(b.producerSeq.Add(1)-1, 10)
+}

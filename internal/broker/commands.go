@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+func errorCommand(requestID uint64, code pb.ServerError, msg string) *pb.BaseCommand {
+	return &pb.BaseCommand{
+		Type:  pb.BaseCommand_ERROR.Enum(),
+		Error: &pb.CommandError{RequestId: proto.Uint64(requestID), Error: code.Enum(), Message: proto.String(msg)},
+	}
+}
+
+func successCommand(requestID uint64) *pb.BaseCommand {
+	return &pb.BaseCommand{
+		Type:    pb.BaseCommand_SUCCESS.Enum(),
+		Success: &pb.CommandSuccess{RequestId: proto.Uint64(requestID)},
+	}
+}
+
+// serverError maps a broker error to the code the client acts on.
+func serverError(err error) pb.ServerError {
+	switch {
+	case errors.Is(err, naming.ErrInvalid):
+		return pb.ServerError_InvalidTopicName
+	case errors.Is(err, errShuttingDown):
+		return pb.ServerError_ServiceNotReady
+	case errors.Is(err, meta.ErrNotFound):
+		return pb.ServerError_MetadataError
+	}
+	var be *brokerError
+	if errors.As(err, &be) {
+		return be.code
+	}
+	return pb.ServerError_UnknownError
+}
+
+// brokerError carries the wire error code chosen where the error arises.
+type brokerError struct {
+	code pb.ServerError
+	msg  string
+}
+
+func (e *brokerError) Error() string { return e.msg }
+
+func newError(code pb.ServerError, msg string) error { return &brokerError{code: code, msg: msg} }
+
+// requestID extracts the request id of commands that carry one.
+func requestID(cmd *pb.BaseCommand) (uint64, bool) {
+	type withRequestID interface{ GetRequestId() uint64 }
+	m := cmd.ProtoReflect()
+	var found withRequestID
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() == nil {
+			return true
+		}
+		if r, ok := v.Message().Interface().(withRequestID); ok {
+			found = r
+			return false
+		}
+		return true
+	})
+	if found == nil {
+		return 0, false
+	}
+	return found.GetRequestId(), true
+}

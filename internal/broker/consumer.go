@@ -1,0 +1,41 @@
+package broker
+
+import (
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Consumer is one client consumer attached to a subscription.
+type Consumer struct {
+	id       uint64
+	name     string
+	sub      *Subscription
+	cn       *conn
+	priority int32
+	// permits is how many more messages the client asked for (FLOW); guarded
+	// by sub.mu. It may go negative when a batch is larger than the permits left.
+	permits int
+}
+
+// writeMessage queues a MESSAGE frame.
+func (c *conn) writeMessage(consumerID uint64, ledgerID, entryID int64, redeliveryCount uint32, ackSet []int64, hp []byte) {
+	c.write(func(b []byte) []byte {
+		return wire.AppendMessage(b, consumerID, ledgerID, entryID, redeliveryCount, ackSet, hp)
+	})
+}
+
+// closeByBroker tells the client its consumer is closed (topic deleted,
+// unloaded or seeked); the client subscribes again.
+func (cs *Consumer) closeByBroker() {
+	c := cs.cn
+	c.mu.Lock()
+	if c.consumers[cs.id] == cs {
+		delete(c.consumers, cs.id)
+	}
+	c.mu.Unlock()
+	c.writeCommand(&pb.BaseCommand{
+		Type:          pb.BaseCommand_CLOSE_CONSUMER.Enum(),
+		CloseConsumer: &pb.CommandCloseConsumer{ConsumerId: proto.Uint64(cs.id), RequestId: proto.Uint64(0)},
+	})
+}

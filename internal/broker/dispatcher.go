@@ -1,0 +1,98 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// dispatcher chooses which consumer of a subscription gets an entry. It is
+// called with Subscription.mu held. Each subscription type has one; the
+// dispatch loop, cursor, replay and redelivery logic are shared.
+type dispatcher interface {
+	// add attaches a consumer or refuses it with a wire error.
+	add(c *Consumer) error
+	remove(c *Consumer)
+	// next returns the consumer that gets the entry described by md, or nil
+	// when no consumer can take it now (no permits, or ordering forbids it).
+	next(md *wire.MetadataInfo) *Consumer
+	consumers() []*Consumer
+}
+
+func newDispatcher(t pb.CommandSubscribe_SubType) (dispatcher, error) {
+	switch t {
+	case pb.CommandSubscribe_Exclusive:
+		return &exclusiveDispatcher{}, nil
+	case pb.CommandSubscribe_Shared:
+		return &sharedDispatcher{}, nil
+	}
+	return nil, newError(pb.ServerError_NotAllowedError, fmt.Sprintf("subscription type %s is not supported yet", t))
+}
+
+// exclusiveDispatcher serves one consumer; a second one is refused.
+type exclusiveDispatcher struct {
+	c *Consumer
+}
+
+func (d *exclusiveDispatcher) add(c *Consumer) error {
+	if d.c != nil {
+		return newError(pb.ServerError_ConsumerBusy, "exclusive subscription already has a consumer")
+	}
+	d.c = c
+	return nil
+}
+
+func (d *exclusiveDispatcher) remove(c *Consumer) {
+	if d.c == c {
+		d.c = nil
+	}
+}
+
+func (d *exclusiveDispatcher) next(*wire.MetadataInfo) *Consumer {
+	if d.c != nil && d.c.permits > 0 {
+		return d.c
+	}
+	return nil
+}
+
+func (d *exclusiveDispatcher) consumers() []*Consumer {
+	if d.c == nil {
+		return nil
+	}
+	return []*Consumer{d.c}
+}
+
+// sharedDispatcher spreads entries round-robin over consumers with permits.
+type sharedDispatcher struct {
+	cs []*Consumer
+	rr int
+}
+
+func (d *sharedDispatcher) add(c *Consumer) error {
+	d.cs = append(d.cs, c)
+	return nil
+}
+
+func (d *sharedDispatcher) remove(c *Consumer) {
+	for i, x := range d.cs {
+		if x == c {
+			d.cs = append(d.cs[:i], d.cs[i+1:]...)
+			break
+		}
+	}
+}
+
+func (d *sharedDispatcher) next(*wire.MetadataInfo) *Consumer {
+	n := len(d.cs)
+	for i := 0; i < n; i++ {
+		c := d.cs[(d.rr+i)%n]
+		if c.permits > 0 {
+			d.rr = (d.rr + i + 1) % n
+			return c
+		}
+	}
+	return nil
+}
+
+func (d *sharedDispatcher) consumers() []*Consumer { return d.cs }

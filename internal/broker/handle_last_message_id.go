@@ -1,0 +1,48 @@
+package broker
+
+import (
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+	"google.golang.org/protobuf/proto"
+)
+
+// noEntry is entry id -1 as the uint64 the wire carries.
+const noEntry = ^uint64(0)
+
+// handleGetLastMessageID reports the last stored message, with the batch
+// index of its last message when the entry is a batch (readers' HasNext
+// compares down to the batch index), and the subscription's mark-delete
+// position.
+func (c *conn) handleGetLastMessageID(cmd *pb.CommandGetLastMessageId) {
+	cs := c.consumer(cmd.GetConsumerId())
+	if cs == nil {
+		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_ConsumerNotFound, "consumer not found"))
+		return
+	}
+	t := cs.sub.topic
+	last := &pb.MessageIdData{LedgerId: proto.Uint64(uint64(t.ledgerID)), EntryId: proto.Uint64(noEntry)}
+	markDelete := &pb.MessageIdData{LedgerId: proto.Uint64(uint64(t.ledgerID)), EntryId: proto.Uint64(noEntry)}
+	if t.ledger != nil {
+		if id := t.ledger.LastEntryID(); id >= 0 {
+			last.EntryId = proto.Uint64(uint64(id))
+			if es, err := t.ledger.Read(id, 1, 0); err == nil && len(es) == 1 {
+				var md wire.MetadataInfo
+				if meta, _, err := wire.SplitPayload(es[0].Data); err == nil && wire.ParseMetadata(meta, &md) == nil && md.HasNumMessagesInBatch {
+					last.BatchIndex = proto.Int32(md.NumMessagesInBatch - 1)
+				}
+			}
+		}
+		markDelete.EntryId = proto.Uint64(uint64(cs.sub.markDelete()))
+	}
+	if idx := t.name.PartitionIndex(); idx >= 0 {
+		last.Partition = proto.Int32(int32(idx))
+	}
+	c.writeCommand(&pb.BaseCommand{
+		Type: pb.BaseCommand_GET_LAST_MESSAGE_ID_RESPONSE.Enum(),
+		GetLastMessageIdResponse: &pb.CommandGetLastMessageIdResponse{
+			RequestId:                  proto.Uint64(cmd.GetRequestId()),
+			LastMessageId:              last,
+			ConsumerMarkDeletePosition: markDelete,
+		},
+	})
+}

@@ -1,0 +1,53 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+	"google.golang.org/protobuf/proto"
+)
+
+// handleLookup answers authoritatively with this broker. proxy_through_service_url
+// makes the client keep using the address it dialled, so a wrong advertised
+// host name cannot break standalone setups.
+func (c *conn) handleLookup(cmd *pb.CommandLookupTopic) {
+	resp := &pb.CommandLookupTopicResponse{RequestId: proto.Uint64(cmd.GetRequestId())}
+	if _, err := naming.ParseTopic(cmd.GetTopic()); err != nil {
+		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
+		resp.Error = pb.ServerError_InvalidTopicName.Enum()
+		resp.Message = proto.String(err.Error())
+	} else {
+		resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
+		resp.BrokerServiceUrl = proto.String(c.b.cfg.AdvertisedURL)
+		resp.Authoritative = proto.Bool(true)
+		resp.ProxyThroughServiceUrl = proto.Bool(true)
+	}
+	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_LOOKUP_RESPONSE.Enum(), LookupTopicResponse: resp})
+}
+
+// handlePartitionedMetadata reports the partition count (0 for a
+// non-partitioned topic). A topic in a namespace that does not exist fails
+// here, so clients get a clear error before creating producers or consumers.
+func (c *conn) handlePartitionedMetadata(cmd *pb.CommandPartitionedTopicMetadata) {
+	resp := &pb.CommandPartitionedTopicMetadataResponse{RequestId: proto.Uint64(cmd.GetRequestId())}
+	fail := func(code pb.ServerError, msg string) {
+		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Failed.Enum()
+		resp.Error = code.Enum()
+		resp.Message = proto.String(msg)
+	}
+	ctx := context.Background()
+	if t, err := naming.ParseTopic(cmd.GetTopic()); err != nil {
+		fail(pb.ServerError_InvalidTopicName, err.Error())
+	} else if ok, err := c.b.meta.NamespaceExists(ctx, t.Namespace); err != nil {
+		fail(pb.ServerError_MetadataError, err.Error())
+	} else if !ok {
+		fail(pb.ServerError_TopicNotFound, "namespace "+t.Namespace.String()+" does not exist")
+	} else if n, err := c.b.meta.PartitionedTopic(ctx, t); err != nil {
+		fail(pb.ServerError_MetadataError, err.Error())
+	} else {
+		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Success.Enum()
+		resp.Partitions = proto.Uint32(uint32(n))
+	}
+	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_PARTITIONED_METADATA_RESPONSE.Enum(), PartitionMetadataResponse: resp})
+}

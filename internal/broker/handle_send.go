@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+	"google.golang.org/protobuf/proto"
+)
+
+// handleSend is the publish hot path. Failures that concern one message are
+// answered with SEND_ERROR and the connection keeps serving; a send for an
+// unknown producer is a protocol violation and closes the connection.
+func (c *conn) handleSend(f *wire.Frame) error {
+	var sf wire.SendFields
+	if err := wire.ParseSend(f.Raw, &sf); err != nil {
+		return fmt.Errorf("decode SEND: %w", err)
+	}
+	c.mu.Lock()
+	p := c.producers[sf.ProducerID]
+	c.mu.Unlock()
+	if p == nil {
+		c.writeCommand(errorCommand(0, pb.ServerError_NotAllowedError, fmt.Sprintf("send for unknown producer %d", sf.ProducerID)))
+		return errors.New("send for unknown producer")
+	}
+	hp := f.HeadersAndPayload
+	if len(hp) > c.b.cfg.MaxMessageSize {
+		c.sendError(sf, pb.ServerError_NotAllowedError,
+			fmt.Sprintf("message of %d bytes exceeds the max message size of %d bytes", len(hp), c.b.cfg.MaxMessageSize))
+		return nil
+	}
+	if err := wire.VerifyChecksum(hp); err != nil {
+		c.b.metrics.checksumErrors.Inc()
+		c.sendError(sf, pb.ServerError_ChecksumError, "checksum mismatch: message not stored")
+		return nil
+	}
+	if _, _, err := wire.SplitPayload(hp); err != nil {
+		c.sendError(sf, pb.ServerError_NotAllowedError, "malformed message: "+err.Error())
+		return nil
+	}
+	p.topic.publish(p, &sf, hp)
+	return nil
+}
+
+func (c *conn) sendError(sf wire.SendFields, code pb.ServerError, msg string) {
+	c.writeCommand(&pb.BaseCommand{
+		Type: pb.BaseCommand_SEND_ERROR.Enum(),
+		SendError: &pb.CommandSendError{
+			ProducerId: proto.Uint64(sf.ProducerID),
+			SequenceId: proto.Uint64(sf.SequenceID),
+			Error:      code.Enum(),
+			Message:    proto.String(msg),
+		},
+	})
+}
+
+// sendReceipt queues the receipt of a stored message.
+func (c *conn) sendReceipt(sf *wire.SendFields, ledgerID, entryID int64) {
+	highest := sf.SequenceID
+	if sf.HasHighestSequenceID {
+		highest = sf.HighestSequenceID
+	}
+	pid, seq := sf.ProducerID, sf.SequenceID
+	c.write(func(b []byte) []byte { return wire.AppendSendReceipt(b, pid, seq, highest, ledgerID, entryID) })
+}

@@ -1,0 +1,32 @@
+package broker
+
+import "github.com/messagebus/messagebus/internal/wire"
+
+// dispatchNonPersistent hands a message of a non-persistent topic straight to
+// one consumer of each subscription; subscriptions without a consumer that
+// has permits miss it, as in Pulsar.
+func (t *Topic) dispatchNonPersistent(id int64, hp []byte) {
+	var md wire.MetadataInfo
+	md.NumMessagesInBatch = 1
+	if meta, _, err := wire.SplitPayload(hp); err == nil {
+		if wire.ParseMetadata(meta, &md) != nil {
+			md.NumMessagesInBatch = 1
+		}
+	}
+	for _, s := range t.subscriptions() {
+		s.mu.Lock()
+		var c *Consumer
+		if s.disp != nil {
+			c = s.disp.next(&md)
+		}
+		if c == nil {
+			s.mu.Unlock()
+			t.b.metrics.msgDropped.Add(float64(md.NumMessagesInBatch))
+			continue
+		}
+		c.permits -= int(md.NumMessagesInBatch)
+		c.cn.writeMessage(c.id, 0, id, 0, nil, hp)
+		s.mu.Unlock()
+		t.b.metrics.msgOut.Add(float64(md.NumMessagesInBatch))
+	}
+}

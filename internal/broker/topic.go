@@ -1,0 +1,187 @@
+package broker
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// Topic is one loaded topic: its producers, its subscriptions and, when
+// persistent, its ledger.
+type Topic struct {
+	b        *Broker
+	name     naming.Topic
+	fullName string
+	ledger   ledger.Ledger // nil for non-persistent topics
+	ledgerID int64
+
+	mu        sync.Mutex
+	producers map[string]*Producer // by producer name
+	subs      map[string]*Subscription
+	closed    bool
+
+	// nonPersistentSeq numbers messages of non-persistent topics; they get
+	// message ids but are never stored.
+	nonPersistentSeq atomic.Int64
+
+	msgIn   atomic.Int64
+	bytesIn atomic.Int64
+}
+
+func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
+	t := &Topic{
+		b:         b,
+		name:      name,
+		fullName:  name.String(),
+		producers: map[string]*Producer{},
+		subs:      map[string]*Subscription{},
+	}
+	if !name.IsPersistent() {
+		return t, nil
+	}
+	l, err := b.store.Open(t.fullName)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger of %s: %w", t.fullName, err)
+	}
+	t.ledger = l
+	t.ledgerID = l.ID()
+	// Durable subscriptions outlive their consumers: bring them back with their cursors.
+	names := make([]string, 0)
+	cursors := l.Cursors()
+	for n := range cursors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t.subs[n] = newSubscription(t, n, true, cursors[n])
+	}
+	return t, nil
+}
+
+func (t *Topic) addProducer(p *Producer) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return errShuttingDown
+	}
+	if _, ok := t.producers[p.name]; ok {
+		return newError(pb.ServerError_ProducerBusy, fmt.Sprintf("producer %q is already connected to %s", p.name, t.fullName))
+	}
+	t.producers[p.name] = p
+	t.b.metrics.producers.Inc()
+	return nil
+}
+
+func (t *Topic) removeProducer(p *Producer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.producers[p.name] == p {
+		delete(t.producers, p.name)
+		t.b.metrics.producers.Dec()
+	}
+}
+
+// publish stores (or, for non-persistent topics, dispatches) one SEND and
+// answers it with a receipt once durable.
+func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
+	n := int64(sf.NumMessages)
+	t.msgIn.Add(n)
+	t.bytesIn.Add(int64(len(hp)))
+	t.b.metrics.msgIn.Add(float64(n))
+	t.b.metrics.bytesIn.Add(float64(len(hp)))
+	c := p.cn
+	if t.ledger == nil {
+		id := t.nonPersistentSeq.Add(1) - 1
+		t.dispatchNonPersistent(id, hp)
+		c.sendReceipt(sf, 0, id)
+		return
+	}
+	sfCopy := *sf
+	c.inflight.Add(1)
+	t.ledger.Append(hp, func(entryID int64, err error) {
+		defer c.inflight.Done()
+		if err != nil {
+			t.b.log.Error("append failed", "topic", t.fullName, "err", err)
+			c.sendError(sfCopy, pb.ServerError_PersistenceError, "message not stored: "+err.Error())
+			return
+		}
+		c.sendReceipt(&sfCopy, t.ledgerID, entryID)
+	})
+}
+
+// getOrCreateSubscription returns the named subscription, creating it with
+// create when missing.
+func (t *Topic) getOrCreateSubscription(name string, create func() *Subscription) (*Subscription, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, errShuttingDown
+	}
+	if s, ok := t.subs[name]; ok {
+		return s, nil
+	}
+	s := create()
+	t.subs[name] = s
+	return s, nil
+}
+
+// removeSubscription forgets a subscription (unsubscribe, or the last reader left).
+func (t *Topic) removeSubscription(s *Subscription) {
+	t.mu.Lock()
+	if t.subs[s.name] == s {
+		delete(t.subs, s.name)
+	}
+	t.mu.Unlock()
+	s.stop()
+	if s.durable && t.ledger != nil {
+		if err := t.ledger.DeleteCursor(s.name); err != nil {
+			t.b.log.Error("delete cursor", "topic", t.fullName, "subscription", s.name, "err", err)
+		}
+	}
+}
+
+func (t *Topic) subscriptions() []*Subscription {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*Subscription, 0, len(t.subs))
+	for _, s := range t.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+// saveCursors hands changed durable cursors to the ledger.
+func (t *Topic) saveCursors() {
+	if t.ledger == nil {
+		return
+	}
+	for _, s := range t.subscriptions() {
+		s.saveCursor()
+	}
+}
+
+// close stops the dispatchers, saves cursors and closes the ledger.
+func (t *Topic) close() error {
+	t.mu.Lock()
+	t.closed = true
+	subs := make([]*Subscription, 0, len(t.subs))
+	for _, s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	for _, s := range subs {
+		s.stop()
+		s.saveCursor()
+	}
+	t.b.metrics.topics.Dec()
+	if t.ledger != nil {
+		return t.ledger.Close()
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/messagebus/messagebus/server"
+)
+
+var raceEnabled bool
+
+// mbBinary is the mb binary built once for the tests that run it as a child process.
+var mbBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mb-test-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mbBinary = filepath.Join(dir, "mb")
+	args := []string{"build", "-o", mbBinary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "../cmd/mb")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build mb:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// startServer runs a broker in-process on loopback with fresh storage.
+func startServer(t *testing.T, opts server.Options) *server.Server {
+	t.Helper()
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	opts.BrokerAddr = "127.0.0.1:0"
+	opts.HTTPAddr = "127.0.0.1:0"
+	opts.AdvertisedAddress = "127.0.0.1"
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	s, err := server.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+func newClient(t *testing.T, url string) pulsar.Client {
+	t.Helper()
+	c, err := pulsar.NewClient(pulsar.ClientOptions{
+		URL:               url,
+		OperationTimeout:  10 * time.Second,
+		ConnectionTimeout: 5 * time.Second,
+		Logger:            plog.NewLoggerWithSlog(quietLogger()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// proc is an mb standalone child process.
+type proc struct {
+	cmd        *exec.Cmd
+	brokerURL  string
+	webURL     string
+	dataDir    string
+	exited     chan struct{}
+	stderr     *syncBuffer
+	brokerPort int
+	httpPort   int
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startProc runs `mb standalone` on dataDir and waits until it is healthy.
+// Ports are kept across restarts of the same data dir when given.
+func startProc(t *testing.T, dataDir string, brokerPort, httpPort int, extraArgs ...string) *proc {
+	t.Helper()
+	if brokerPort == 0 {
+		brokerPort = freePort(t)
+	}
+	if httpPort == 0 {
+		httpPort = freePort(t)
+	}
+	p := &proc{
+		dataDir:    dataDir,
+		brokerPort: brokerPort,
+		httpPort:   httpPort,
+		brokerURL:  fmt.Sprintf("pulsar://127.0.0.1:%d", brokerPort),
+		webURL:     fmt.Sprintf("http://127.0.0.1:%d", httpPort),
+		exited:     make(chan struct{}),
+		stderr:     &syncBuffer{},
+	}
+	args := append([]string{"standalone",
+		"--data-dir", dataDir,
+		"--broker-addr", fmt.Sprintf("127.0.0.1:%d", brokerPort),
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--advertised-address", "127.0.0.1",
+		"--log-level", "warn",
+	}, extraArgs...)
+	p.cmd = exec.Command(mbBinary, args...)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("mb stderr:\n%s", p.stderr.String())
+		}
+	})
+	waitHealthy(t, p.webURL, p.exited)
+	return p
+}
+
+// waitHealthy polls the health endpoint: readiness is an external event we
+// can only observe by asking.
+func waitHealthy(t *testing.T, webURL string, exited <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatal("mb exited before becoming healthy")
+		default:
+		}
+		resp, err := http.Get(webURL + "/admin/v2/brokers/health")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && string(body) == "ok" {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("mb did not become healthy")
+}
+
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+}
+
+// terminate sends SIGTERM and returns the exit code and how long the exit took.
+func (p *proc) terminate(t *testing.T) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("mb did not exit within 20s of SIGTERM")
+	}
+	return p.cmd.ProcessState.ExitCode(), time.Since(start)
+}
+
+func uniqueTopic(t *testing.T) string {
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return fmt.Sprintf("persistent://public/default/%s-%d", name, time.Now().UnixNano())
+}
+
+func receiveN(t *testing.T, c pulsar.Consumer, n int, timeout time.Duration) []pulsar.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out := make([]pulsar.Message, 0, n)
+	for len(out) < n {
+		m, err := c.Receive(ctx)
+		if err != nil {
+			t.Fatalf("received %d of %d messages: %v", len(out), n, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// expectNoMessage asserts nothing arrives within d. Absence can only be
+// observed by waiting; d is kept short.
+func expectNoMessage(t *testing.T, c pulsar.Consumer, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if m, err := c.Receive(ctx); err == nil {
+		t.Fatalf("unexpected message %q (id %v)", m.Payload(), m.ID())
+	}
+}
+
+func nopLogger() plog.Logger { return plog.DefaultNopLogger() }
