@@ -99,6 +99,12 @@ func TestUnloadClosesClientsWhoReconnect(t *testing.T) {
 	if code, body := httpDo(t, "PUT", s.WebURL()+path, ""); code != 204 {
 		t.Fatalf("unload: %d %s", code, body)
 	}
+	// Wait for both clients to be back before sending: pulsar-client-go
+	// v0.19.0 has a data race between a producer's reconnect and a concurrent
+	// send (grabCnx writes producerName while a send marshals it), which the
+	// race detector would blame on this test.
+	waitMetric(t, s.WebURL(), "pulsar_producers_count 1")
+	waitMetric(t, s.WebURL(), "pulsar_consumers_count 1")
 	for i := 5; i < 10; i++ {
 		send(i)
 	}
@@ -153,4 +159,21 @@ func TestPartitionedTopic(t *testing.T) {
 	if len(seen) != 30 || len(partitions) < 2 {
 		t.Fatalf("got %d distinct messages over %d partitions", len(seen), len(partitions))
 	}
+}
+
+// waitMetric polls /metrics until a sample line appears: the broker's state
+// is observable from outside only by asking.
+func waitMetric(t *testing.T, webURL, line string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		_, body := httpDo(t, "GET", webURL+"/metrics", "")
+		for _, l := range strings.Split(body, "\n") {
+			if l == line {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("metric %q never appeared", line)
 }

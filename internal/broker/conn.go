@@ -25,7 +25,7 @@ type conn struct {
 	log    *slog.Logger
 	reader *wire.Reader
 
-	connected       bool
+	connected       atomic.Bool
 	protocolVersion int32
 	lastRead        atomic.Int64 // unix nanos of the last frame read
 
@@ -108,7 +108,7 @@ func (c *conn) handle(f *wire.Frame) error {
 	if err != nil {
 		return err
 	}
-	if !c.connected && f.Type != pb.BaseCommand_CONNECT {
+	if !c.connected.Load() && f.Type != pb.BaseCommand_CONNECT {
 		c.writeCommand(errorCommand(0, pb.ServerError_NotAllowedError, "expected CONNECT as first command"))
 		return errors.New("command before CONNECT")
 	}
@@ -172,7 +172,7 @@ func (c *conn) keepAlive() {
 				c.close()
 				return
 			}
-			if c.connected {
+			if c.connected.Load() {
 				c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_PING.Enum(), Ping: &pb.CommandPing{}})
 			}
 		}

@@ -13,7 +13,7 @@ const serverVersion = "MessageBus 0.1"
 // handleConnect answers CONNECT with exactly one CONNECTED: the client treats
 // anything else during the handshake as a failure.
 func (c *conn) handleConnect(cmd *pb.CommandConnect) error {
-	if c.connected {
+	if c.connected.Load() {
 		c.writeCommand(errorCommand(0, pb.ServerError_NotAllowedError, "already connected"))
 		return errors.New("second CONNECT")
 	}
@@ -22,8 +22,8 @@ func (c *conn) handleConnect(cmd *pb.CommandConnect) error {
 		v = maxProtocolVersion
 	}
 	c.protocolVersion = v
-	c.connected = true
-	c.log = c.log.With("client", cmd.GetClientVersion())
+	c.connected.Store(true)
+	c.log.Debug("client connected", "client", cmd.GetClientVersion(), "protocol", v)
 	c.writeCommand(&pb.BaseCommand{
 		Type: pb.BaseCommand_CONNECTED.Enum(),
 		Connected: &pb.CommandConnected{

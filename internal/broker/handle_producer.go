@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"sync"
 
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/wire/pb"
@@ -14,6 +15,29 @@ type Producer struct {
 	name  string
 	topic *Topic
 	cn    *conn
+
+	// mu orders closing against sends: once closed is set no send is handed
+	// to the ledger, and inflight counts those that were.
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// begin registers a send; false when the producer is closed by the broker.
+func (p *Producer) begin() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.inflight.Add(1)
+	return true
+}
+
+func (p *Producer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 func (c *conn) handleProducer(cmd *pb.CommandProducer) {
@@ -29,6 +53,13 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 	c.mu.Lock()
 	existing := c.producers[cmd.GetProducerId()]
 	c.mu.Unlock()
+	if existing != nil && existing.isClosed() {
+		// Re-created after a broker-initiated close: the old one is done.
+		c.mu.Lock()
+		delete(c.producers, existing.id)
+		c.mu.Unlock()
+		existing = nil
+	}
 	if existing != nil {
 		if existing.topic.fullName != name.String() {
 			fail(newError(pb.ServerError_ProducerBusy, "producer id already in use on this connection"))
@@ -80,16 +111,17 @@ func (c *conn) handleCloseProducer(cmd *pb.CommandCloseProducer) {
 	c.writeCommand(successCommand(cmd.GetRequestId()))
 }
 
-// closeProducer is the broker-initiated close (topic deleted or unloaded):
-// the client reconnects through a fresh lookup.
+// closeByBroker is the broker-initiated close (topic unloaded or deleted).
+// As in Pulsar, CLOSE_PRODUCER goes out only after every send already handed
+// to the ledger is answered: a receipt arriving after the client re-created
+// the producer would be matched to the wrong message. Sends that arrive
+// meanwhile are dropped unanswered; the client resends them on the new producer.
 func (p *Producer) closeByBroker() {
-	c := p.cn
-	c.mu.Lock()
-	if c.producers[p.id] == p {
-		delete(c.producers, p.id)
-	}
-	c.mu.Unlock()
-	c.writeCommand(&pb.BaseCommand{
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.inflight.Wait()
+	p.cn.writeCommand(&pb.BaseCommand{
 		Type:          pb.BaseCommand_CLOSE_PRODUCER.Enum(),
 		CloseProducer: &pb.CommandCloseProducer{ProducerId: proto.Uint64(p.id), RequestId: proto.Uint64(0)},
 	})

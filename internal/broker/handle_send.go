@@ -39,6 +39,10 @@ func (c *conn) handleSend(f *wire.Frame) error {
 		c.sendError(sf, pb.ServerError_NotAllowedError, "malformed message: "+err.Error())
 		return nil
 	}
+	if !p.begin() {
+		c.log.Debug("dropping send for a producer closed by the broker", "producer", p.name, "sequence_id", sf.SequenceID)
+		return nil
+	}
 	p.topic.publish(p, &sf, hp)
 	return nil
 }

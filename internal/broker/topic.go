@@ -88,7 +88,7 @@ func (t *Topic) removeProducer(p *Producer) {
 }
 
 // publish stores (or, for non-persistent topics, dispatches) one SEND and
-// answers it with a receipt once durable.
+// answers it with a receipt once durable. The caller did p.begin().
 func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 	n := int64(sf.NumMessages)
 	t.msgIn.Add(n)
@@ -100,12 +100,14 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 		id := t.nonPersistentSeq.Add(1) - 1
 		t.dispatchNonPersistent(id, hp)
 		c.sendReceipt(sf, 0, id)
+		p.inflight.Done()
 		return
 	}
 	sfCopy := *sf
 	c.inflight.Add(1)
 	t.ledger.Append(hp, func(entryID int64, err error) {
 		defer c.inflight.Done()
+		defer p.inflight.Done()
 		if err != nil {
 			t.b.log.Error("append failed", "topic", t.fullName, "err", err)
 			c.sendError(sfCopy, pb.ServerError_PersistenceError, "message not stored: "+err.Error())
