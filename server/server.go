@@ -35,9 +35,9 @@ import (
 
 // Options configure a standalone node. Zero values take the defaults noted.
 type Options struct {
-	DataDir        string // default ./data
-	BrokerAddr     string // default :6650
-	HTTPAddr       string // default :8080
+	DataDir    string // default ./data
+	BrokerAddr string // default :6650
+	HTTPAddr   string // default :8080
 	// AdvertisedAddress is the host put in lookup answers; default localhost.
 	AdvertisedAddress string
 	MaxMessageSize    int    // default 5 MiB
@@ -182,10 +182,14 @@ func (s *Server) advertisedBrokerURL() string {
 }
 
 // BrokerURL is a pulsar:// URL clients on this machine can use.
-func (s *Server) BrokerURL() string { return "pulsar://" + net.JoinHostPort(loopbackHost(s.brokerL), port(s.brokerL)) }
+func (s *Server) BrokerURL() string {
+	return "pulsar://" + net.JoinHostPort(loopbackHost(s.brokerL), port(s.brokerL))
+}
 
 // WebURL is the http:// URL of the admin API.
-func (s *Server) WebURL() string { return "http://" + net.JoinHostPort(loopbackHost(s.httpL), port(s.httpL)) }
+func (s *Server) WebURL() string {
+	return "http://" + net.JoinHostPort(loopbackHost(s.httpL), port(s.httpL))
+}
 
 func loopbackHost(l net.Listener) string {
 	ip := l.Addr().(*net.TCPAddr).IP
