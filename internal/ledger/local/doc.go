@@ -1,0 +1,42 @@
+// Package local is the durable, embedded ledger.Store: the broker's storage
+// engine when it runs standalone.
+//
+// Layout under Options.Dir:
+//
+//	journal/   one write-ahead log shared by every ledger, which is also where
+//	           the entries are read from: segment files 00000000000000000001.log, ...
+//	index/     a Pebble database for the small mutable state: ledger names and
+//	           ids, trim points, cursor states (registry.go)
+//
+// Write path (journal.go): Append assigns the entry id and queues the entry;
+// a committer goroutine writes everything queued with one write call and one
+// fdatasync (group commit), then a completer goroutine publishes the group to
+// the ledgers' indexes and caches, closes their Changed channels and calls the
+// done callbacks in order.
+//
+// Read path (ledger.go, read.go): recent entries come from the ledger's cache
+// (cache.go); older ones are read with ReadAt through the ledger's in-memory
+// index (index.go: 8 bytes per entry) and verified against their checksum.
+//
+// Recovery (recovery.go) scans every segment at Open; a torn tail of the last
+// segment is truncated. Retention (retention.go) deletes a sealed segment once
+// no ledger has an untrimmed entry in it. A journal write or sync failure
+// makes every later append fail (data already acknowledged stays readable);
+// reopening the store recovers.
+//
+// Limits: each open ledger has its own cache budget (CacheBytes), there is
+// no global one; the index of a ledger costs 8 bytes per untrimmed entry;
+// Open reads the whole journal. Entries found damaged in a sealed segment are
+// skipped by Read (their ids are not reused).
+//
+// Lock order (a lock may be taken while holding those to its left):
+//
+//	Store.opMu → Store.flushMu → ledgerState.mu → journal.mu → segmentSet.mu
+//
+// Store.mu and Store.dirtyMu are leaves: nothing is locked while holding them. The completer takes one ledgerState.mu at a time
+// and calls done callbacks holding no lock; the committer holds no lock while
+// writing.
+//
+// This package depends on ledger, ledger/vfs and Pebble; it must not import
+// wire, broker or anything that knows about Pulsar.
+package local

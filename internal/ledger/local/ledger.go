@@ -1,0 +1,210 @@
+package local
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+)
+
+// ledgerState is one ledger's data: it lives from registration (or recovery)
+// to deletion, across the handles opened and closed on it.
+type ledgerState struct {
+	s    *Store
+	name string
+	id   int64
+
+	next   int64   // next entry id to hand out; guarded by journal.mu
+	handle *handle // the open handle, nil when closed; guarded by Store.opMu
+
+	mu      sync.Mutex // guards the fields below
+	idx     entryIndex
+	cache   entryCache
+	caching bool          // a handle is open: fill the cache
+	first   int64         // FirstEntryID
+	last    int64         // LastEntryID: last published (durable) entry
+	size    int64         // bytes of the entries in [first, last], lost ones excepted
+	count   int64         // number of those entries
+	changed chan struct{} // made on demand by Changed, closed on publish
+	deleted bool
+
+	cursors   map[string][]byte   // encoded states: loaded at open plus saved since
+	dirty     map[string]struct{} // cursors saved since the last flush
+	trimDirty bool                // first moved since the last flush
+}
+
+func newLedgerState(s *Store, name string, id int64) *ledgerState {
+	l := &ledgerState{s: s, name: name, id: id, last: -1, cursors: map[string][]byte{}, dirty: map[string]struct{}{}}
+	l.cache.max = s.opts.CacheBytes
+	return l
+}
+
+// publishLocked makes an entry written by the journal visible.
+func (l *ledgerState) publishLocked(it *pending) {
+	l.idx.add(it.id, it.seq, location{off: it.off, size: uint32(len(it.data))})
+	if l.caching {
+		l.cache.add(it.id, it.data)
+	}
+	l.last = it.id
+	l.size += int64(len(it.data))
+	l.count++
+}
+
+// endPublish wakes the waiters of Changed and unlocks l.
+func (l *ledgerState) endPublish() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+	l.mu.Unlock()
+}
+
+// handle is an open ledger: the ledger.Ledger handed to the broker.
+type handle struct {
+	l      *ledgerState
+	closed atomic.Bool // set under journal.mu, so no append slips in after Close
+}
+
+var _ ledger.Ledger = (*handle)(nil)
+
+func (h *handle) Name() string { return h.l.name }
+func (h *handle) ID() int64    { return h.l.id }
+
+// Append implements ledger.Ledger. Entries larger than MaxEntrySize fail.
+// done must not call Close or the Store's Open, Delete or Close: they wait for
+// the callbacks to return.
+func (h *handle) Append(data []byte, done func(entryID int64, err error)) {
+	h.l.s.journal.append(h, data, done)
+}
+
+// Read implements ledger.Ledger. Tail entries come from the cache; older ones
+// are read from the journal and checked against their checksum. Entries lost
+// to corruption found at recovery are skipped.
+func (h *handle) Read(from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	if h.closed.Load() {
+		return nil, ledger.ErrClosed
+	}
+	l := h.l
+	l.mu.Lock()
+	if from < l.first {
+		l.mu.Unlock()
+		return nil, ledger.ErrTrimmed
+	}
+	var (
+		out   = make([]ledger.Entry, 0, max(0, min(int64(maxEntries), l.last-from+1, 256)))
+		reads []diskRead
+		total int
+		hint  int
+	)
+	for id := from; id <= l.last && len(out) < maxEntries; id++ {
+		if data, ok := l.cache.get(id); ok {
+			if len(out) > 0 && total+len(data) > maxBytes {
+				break
+			}
+			out = append(out, ledger.Entry{ID: id, Data: data})
+			total += len(data)
+			continue
+		}
+		var (
+			seq uint64
+			loc location
+		)
+		seq, loc, hint = l.idx.get(id, hint)
+		if loc.size == lostSize {
+			continue
+		}
+		if len(out) > 0 && total+int(loc.size) > maxBytes {
+			break
+		}
+		seg := l.s.segs.acquire(seq)
+		if seg == nil { // cannot happen: a segment is deleted only when no ledger holds entries in it
+			l.mu.Unlock()
+			releaseReads(l.s.segs, reads)
+			return nil, fmt.Errorf("ledger/local: %s: segment %d of entry %d is gone", l.name, seq, id)
+		}
+		reads = append(reads, diskRead{pos: len(out), seg: seg, loc: loc})
+		out = append(out, ledger.Entry{ID: id})
+		total += int(loc.size)
+	}
+	l.mu.Unlock()
+	if len(reads) > 0 {
+		if err := readRecords(l, out, reads); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (h *handle) FirstEntryID() int64 {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	return h.l.first
+}
+
+func (h *handle) LastEntryID() int64 {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	return h.l.last
+}
+
+func (h *handle) Changed() <-chan struct{} {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	if h.l.changed == nil {
+		h.l.changed = make(chan struct{})
+	}
+	return h.l.changed
+}
+
+// Trim implements ledger.Ledger. The new first entry is persisted with the
+// next cursor flush, and before any segment is deleted.
+func (h *handle) Trim(before int64) {
+	if h.closed.Load() {
+		return
+	}
+	l := h.l
+	l.mu.Lock()
+	before = min(before, l.last+1)
+	if before <= l.first {
+		l.mu.Unlock()
+		return
+	}
+	bytes, entries, droppedRun := l.idx.trim(before)
+	l.cache.trim(before)
+	l.size -= bytes
+	l.count -= entries
+	l.first = before
+	l.trimDirty = true
+	// Marked before unlocking: a segment collection that sees the new first
+	// entry must also find the ledger dirty, to persist it before deleting.
+	l.s.markDirty(l)
+	l.mu.Unlock()
+	if droppedRun {
+		l.s.kickJanitor()
+	}
+}
+
+func (h *handle) Size() int64 {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	return h.l.size
+}
+
+func (h *handle) Entries() int64 {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	return h.l.count
+}
+
+// Close implements ledger.Ledger: it waits for the appends made before it,
+// persists the cursors and drops the cache.
+func (h *handle) Close() error {
+	s := h.l.s
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if h.l.handle != h {
+		return ledger.ErrClosed
+	}
+	return s.closeHandlesLocked(h)
+}

@@ -1,0 +1,169 @@
+package local
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// registry is the Pebble database under Dir/index holding the small,
+// mutable state: ledger names and ids, trim points and cursor states. Every
+// write is synced. Keys:
+//
+//	"n"                        last ledger id handed out (uint64, big endian)
+//	"l/" name                  ledger id of a live ledger
+//	"t/" id(8, big endian)     trim point: the ledger's FirstEntryID (uvarint)
+//	"c/" id(8, big endian) name  cursor state (ledger.CursorState encoding)
+//
+// A ledger id is never handed out twice, so the journal records of a deleted
+// ledger are recognised by their id having no "l/" key.
+type registry struct {
+	db     *pebble.DB
+	lastID int64 // guarded by Store.opMu after open
+}
+
+var (
+	keyLastID     = []byte("n")
+	prefixLedger  = []byte("l/")
+	prefixTrim    = []byte("t/")
+	prefixCursors = []byte("c/")
+)
+
+func ledgerKey(name string) []byte { return append(bytes.Clone(prefixLedger), name...) }
+
+func idKey(prefix []byte, id int64) []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(id))
+}
+
+func cursorKey(id int64, name string) []byte { return append(idKey(prefixCursors, id), name...) }
+
+// registryState is what the registry holds, as loaded at open.
+type registryState struct {
+	ledgers map[string]int64
+	trims   map[int64]int64
+	cursors map[int64]map[string][]byte
+}
+
+func openRegistry(dir string, log *slog.Logger) (*registry, *registryState, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	r := &registry{db: db}
+	st, err := r.load()
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("load index %s: %w", dir, err)
+	}
+	return r, st, nil
+}
+
+func (r *registry) load() (*registryState, error) {
+	st := &registryState{ledgers: map[string]int64{}, trims: map[int64]int64{}, cursors: map[int64]map[string][]byte{}}
+	it, err := r.db.NewIter(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		switch {
+		case bytes.Equal(k, keyLastID) && len(v) == 8:
+			r.lastID = int64(binary.BigEndian.Uint64(v))
+		case bytes.HasPrefix(k, prefixLedger) && len(v) == 8:
+			st.ledgers[string(k[len(prefixLedger):])] = int64(binary.BigEndian.Uint64(v))
+		case bytes.HasPrefix(k, prefixTrim) && len(k) == len(prefixTrim)+8:
+			first, n := binary.Uvarint(v)
+			if n <= 0 {
+				return nil, fmt.Errorf("bad trim point %q", k)
+			}
+			st.trims[int64(binary.BigEndian.Uint64(k[len(prefixTrim):]))] = int64(first)
+		case bytes.HasPrefix(k, prefixCursors) && len(k) >= len(prefixCursors)+8:
+			id := int64(binary.BigEndian.Uint64(k[len(prefixCursors):]))
+			if st.cursors[id] == nil {
+				st.cursors[id] = map[string][]byte{}
+			}
+			st.cursors[id][string(k[len(prefixCursors)+8:])] = bytes.Clone(v)
+		default:
+			return nil, fmt.Errorf("unknown key %q", k)
+		}
+	}
+	return st, it.Error()
+}
+
+// create registers a ledger under a new id.
+func (r *registry) create(name string) (int64, error) {
+	id := r.lastID + 1
+	b := r.db.NewBatch()
+	defer b.Close()
+	b.Set(keyLastID, binary.BigEndian.AppendUint64(nil, uint64(id)), nil)
+	b.Set(ledgerKey(name), binary.BigEndian.AppendUint64(nil, uint64(id)), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, fmt.Errorf("register ledger %q: %w", name, err)
+	}
+	r.lastID = id
+	return id, nil
+}
+
+// remove forgets a ledger, its trim point and its cursors.
+func (r *registry) remove(name string, id int64) error {
+	b := r.db.NewBatch()
+	defer b.Close()
+	b.Delete(ledgerKey(name), nil)
+	b.Delete(idKey(prefixTrim, id), nil)
+	b.DeleteRange(idKey(prefixCursors, id), idKey(prefixCursors, id+1), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("delete ledger %q: %w", name, err)
+	}
+	return nil
+}
+
+func (r *registry) deleteCursor(id int64, name string) error {
+	if err := r.db.Delete(cursorKey(id, name), pebble.Sync); err != nil {
+		return fmt.Errorf("delete cursor %q: %w", name, err)
+	}
+	return nil
+}
+
+// stateBatch collects cursor states and trim points for one synced write.
+type stateBatch struct{ b *pebble.Batch }
+
+func (r *registry) newBatch() stateBatch { return stateBatch{r.db.NewBatch()} }
+
+func (s stateBatch) cursor(id int64, name string, state []byte) {
+	s.b.Set(cursorKey(id, name), state, nil)
+}
+
+func (s stateBatch) trim(id, first int64) {
+	s.b.Set(idKey(prefixTrim, id), binary.AppendUvarint(nil, uint64(first)), nil)
+}
+
+func (s stateBatch) commit() error {
+	defer s.b.Close()
+	if s.b.Empty() {
+		return nil
+	}
+	return s.b.Commit(pebble.Sync)
+}
+
+func (r *registry) close() error { return r.db.Close() }
+
+// pebbleLogger sends Pebble's log lines to slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.log.Error(msg, "component", "pebble")
+	panic("pebble: " + msg)
+}

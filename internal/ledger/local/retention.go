@@ -1,0 +1,71 @@
+package local
+
+import (
+	"slices"
+)
+
+// A sealed journal segment is deleted once no ledger has an entry in it that
+// is not trimmed: every ledger's index lists the segments its remaining
+// entries span, so a segment in no list holds only trimmed entries and
+// records of deleted ledgers. The janitor goroutine checks after each Trim
+// that emptied a segment for a ledger, each Delete and each roll-over.
+
+func (s *Store) kickJanitor() {
+	select {
+	case s.janitorKick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) janitorLoop() {
+	defer s.bg.Done()
+	for {
+		select {
+		case <-s.janitorKick:
+			s.collectSegments()
+		case <-s.stopBg:
+			return
+		}
+	}
+}
+
+// collectSegments deletes the segments no ledger needs.
+func (s *Store) collectSegments() {
+	s.janitorMu.Lock()
+	defer s.janitorMu.Unlock()
+	// Below the watermark every record is published, so the indexes know
+	// about all of it; the active segment is always at or above it.
+	watermark := s.journal.published.Load()
+	live := map[uint64]bool{}
+	for _, l := range s.snapshot() {
+		l.mu.Lock()
+		l.idx.segments(func(seq uint64) { live[seq] = true })
+		l.mu.Unlock()
+	}
+	var dead []uint64
+	for _, seq := range s.segs.seqs() {
+		if seq < watermark && !live[seq] {
+			dead = append(dead, seq)
+		}
+	}
+	if len(dead) == 0 {
+		return
+	}
+	// Trim points first: after a restart, a ledger whose entries are all gone
+	// still knows where its ids continue.
+	if err := s.flush(); err != nil {
+		s.log.Error("segment deletion postponed", "err", err)
+		return
+	}
+	slices.Sort(dead)
+	for _, seq := range dead {
+		s.segs.remove(seq)
+		if err := s.fs.Remove(segmentName(s.journalDir, seq)); err != nil {
+			s.log.Error("delete journal segment", "segment", seq, "err", err)
+		}
+	}
+	if err := s.fs.SyncDir(s.journalDir); err != nil {
+		s.log.Error("sync journal directory", "err", err)
+	}
+	s.log.Debug("deleted journal segments", "segments", dead)
+}

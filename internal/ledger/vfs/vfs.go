@@ -1,0 +1,40 @@
+package vfs
+
+import "io"
+
+// FS is the set of filesystem operations the journal needs. Names are paths
+// in the host's syntax.
+type FS interface {
+	// Create creates the named file, truncating it when it exists, opened for
+	// reading and appending.
+	Create(name string) (File, error)
+	// Open opens an existing file for reading and appending.
+	Open(name string) (File, error)
+	// Remove removes a file.
+	Remove(name string) error
+	// Rename renames a file, replacing newname when it exists.
+	Rename(oldname, newname string) error
+	// List returns the names of the entries of dir, sorted.
+	List(dir string) ([]string, error)
+	// MkdirAll creates dir and its missing parents.
+	MkdirAll(dir string) error
+	// SyncDir makes the creation, removal and renaming of entries of dir
+	// durable.
+	SyncDir(dir string) error
+}
+
+// File is an open file. Writes always append; reads are positional. A File is
+// safe for concurrent use by one writer and many readers.
+type File interface {
+	io.ReaderAt
+	io.Closer
+	// Write appends p at the end of the file.
+	Write(p []byte) (int, error)
+	// Sync makes the data written so far durable (fdatasync where the system
+	// has it).
+	Sync() error
+	// Truncate changes the size of the file.
+	Truncate(size int64) error
+	// Size returns the current size of the file.
+	Size() (int64, error)
+}

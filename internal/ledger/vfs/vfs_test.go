@@ -1,0 +1,82 @@
+package vfs
+
+import (
+	"bytes"
+	"io"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestFS(t *testing.T) {
+	for name, fs := range map[string]FS{"os": Default, "mem": NewMem()} {
+		t.Run(name, func(t *testing.T) { testFS(t, fs, t.TempDir()) })
+	}
+}
+
+func testFS(t *testing.T, fs FS, root string) {
+	dir := filepath.Join(root, "a", "b")
+	if err := fs.MkdirAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "f")
+	f, err := fs.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"hello ", "world"} {
+		if _, err := f.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := f.ReadAt(buf, 6); err != nil || string(buf) != "world" {
+		t.Fatalf("ReadAt = %q, %v", buf, err)
+	}
+	if n, err := f.ReadAt(buf, 9); n != 2 || err != io.EOF {
+		t.Fatalf("short ReadAt = %d, %v; want 2, EOF", n, err)
+	}
+	if err := f.Truncate(5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("!")); err != nil { // appends at the new end
+		t.Fatal(err)
+	}
+	if size, err := f.Size(); err != nil || size != 6 {
+		t.Fatalf("Size = %d, %v", size, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Rename(p, p+"2"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := fs.Open(p + "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := make([]byte, 6)
+	if _, err := g.ReadAt(all, 0); err != nil || !bytes.Equal(all, []byte("hello!")) {
+		t.Fatalf("after reopen: %q, %v", all, err)
+	}
+	g.Close()
+	if _, err := fs.Create(filepath.Join(dir, "e")); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.List(dir)
+	if err != nil || !reflect.DeepEqual(names, []string{"e", "f2"}) {
+		t.Fatalf("List = %v, %v", names, err)
+	}
+	if err := fs.SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Remove(p + "2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Open(p + "2"); err == nil {
+		t.Fatal("opened a removed file")
+	}
+}
