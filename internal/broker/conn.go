@@ -138,6 +138,10 @@ func (c *conn) handle(f *wire.Frame) error {
 		c.handleCloseConsumer(cmd.GetCloseConsumer())
 	case pb.BaseCommand_UNSUBSCRIBE:
 		c.handleUnsubscribe(cmd.GetUnsubscribe())
+	case pb.BaseCommand_SEEK:
+		c.handleSeek(cmd.GetSeek())
+	case pb.BaseCommand_GET_TOPICS_OF_NAMESPACE:
+		c.handleGetTopicsOfNamespace(cmd.GetGetTopicsOfNamespace())
 	case pb.BaseCommand_GET_LAST_MESSAGE_ID:
 		c.handleGetLastMessageID(cmd.GetGetLastMessageId())
 	default:

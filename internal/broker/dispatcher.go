@@ -20,12 +20,14 @@ type dispatcher interface {
 	consumers() []*Consumer
 }
 
-func newDispatcher(t pb.CommandSubscribe_SubType) (dispatcher, error) {
+func newDispatcher(t pb.CommandSubscribe_SubType, s *Subscription) (dispatcher, error) {
 	switch t {
 	case pb.CommandSubscribe_Exclusive:
 		return &exclusiveDispatcher{}, nil
 	case pb.CommandSubscribe_Shared:
 		return &sharedDispatcher{}, nil
+	case pb.CommandSubscribe_Failover:
+		return newFailoverDispatcher(s), nil
 	}
 	return nil, newError(pb.ServerError_NotAllowedError, fmt.Sprintf("subscription type %s is not supported yet", t))
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func TestExclusiveDispatcher(t *testing.T) {
-	d, err := newDispatcher(pb.CommandSubscribe_Exclusive)
+	d, err := newDispatcher(pb.CommandSubscribe_Exclusive, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestExclusiveDispatcher(t *testing.T) {
 }
 
 func TestSharedDispatcherRoundRobin(t *testing.T) {
-	d, _ := newDispatcher(pb.CommandSubscribe_Shared)
+	d, _ := newDispatcher(pb.CommandSubscribe_Shared, nil)
 	cs := []*Consumer{{id: 1, permits: 2}, {id: 2, permits: 1}, {id: 3, permits: 0}}
 	for _, c := range cs {
 		d.add(c)
@@ -62,7 +62,7 @@ func TestSharedDispatcherRoundRobin(t *testing.T) {
 }
 
 func TestUnsupportedSubscriptionType(t *testing.T) {
-	if _, err := newDispatcher(pb.CommandSubscribe_SubType(99)); serverError(err) != pb.ServerError_NotAllowedError {
+	if _, err := newDispatcher(pb.CommandSubscribe_SubType(99), nil); serverError(err) != pb.ServerError_NotAllowedError {
 		t.Fatalf("unknown type: %v", err)
 	}
 }

@@ -78,7 +78,7 @@ func (s *Subscription) attach(c *Consumer, subType pb.CommandSubscribe_SubType) 
 		return errShuttingDown
 	}
 	if s.disp == nil || len(s.disp.consumers()) == 0 {
-		d, err := newDispatcher(subType)
+		d, err := newDispatcher(subType, s)
 		if err != nil {
 			return err
 		}
@@ -457,4 +457,32 @@ func (s *Subscription) markDelete() int64 {
 		return -1
 	}
 	return s.cursor.MarkDelete
+}
+
+// resetCursor moves the subscription so that entry next is the next one
+// delivered: everything before it counts as acked and everything from it on
+// as unacked. The consumers are detached and returned; the caller closes
+// them so that their clients subscribe again.
+func (s *Subscription) resetCursor(next int64) []*Consumer {
+	s.mu.Lock()
+	props := s.cursor.Properties
+	s.cursor = ledger.NewCursorState(next - 1)
+	s.cursor.Properties = props
+	s.readPos = next
+	s.readGen++
+	s.pending = map[int64]*pendingEntry{}
+	s.replay = nil
+	s.redelivered = map[int64]uint32{}
+	s.dirty = true
+	var consumers []*Consumer
+	if s.disp != nil {
+		consumers = append(consumers, s.disp.consumers()...)
+		for _, c := range consumers {
+			s.disp.remove(c)
+		}
+	}
+	s.mu.Unlock()
+	s.topic.b.metrics.consumers.Sub(float64(len(consumers)))
+	s.saveCursor()
+	return consumers
 }

@@ -1,0 +1,80 @@
+package broker
+
+import (
+	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// handleSeek resets the subscription's cursor to a message id or a publish
+// time, answers SUCCESS, then closes the subscription's consumers: the client
+// expects that and subscribes again, receiving from the new position.
+func (c *conn) handleSeek(cmd *pb.CommandSeek) {
+	cs := c.consumer(cmd.GetConsumerId())
+	if cs == nil {
+		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_ConsumerNotFound, "consumer not found"))
+		return
+	}
+	s := cs.sub
+	t := s.topic
+	if t.ledger == nil {
+		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_NotAllowedError, "seek is not supported on non-persistent topics"))
+		return
+	}
+	var target int64
+	switch {
+	case cmd.MessageId != nil:
+		target = seekTarget(t, cmd.GetMessageId())
+	case cmd.MessagePublishTime != nil:
+		var err error
+		if target, err = findByPublishTime(t.ledger, cmd.GetMessagePublishTime()); err != nil {
+			c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_PersistenceError, "seek by time: "+err.Error()))
+			return
+		}
+	default:
+		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_NotAllowedError, "seek needs a message id or a publish time"))
+		return
+	}
+	consumers := s.resetCursor(target)
+	c.writeCommand(successCommand(cmd.GetRequestId()))
+	for _, x := range consumers {
+		x.closeByBroker()
+	}
+}
+
+// seekTarget maps a message id to the first entry to deliver: ids of older
+// ledgers mean the beginning, of newer ones the end.
+func seekTarget(t *Topic, mid *pb.MessageIdData) int64 {
+	lid, eid := int64(mid.GetLedgerId()), int64(mid.GetEntryId())
+	switch {
+	case lid < t.ledgerID || lid < 0:
+		return t.ledger.FirstEntryID()
+	case lid > t.ledgerID:
+		return t.ledger.LastEntryID() + 1
+	}
+	return eid
+}
+
+// findByPublishTime returns the first entry published at or after ts (ms),
+// by binary search: entries are appended in publish-time order.
+func findByPublishTime(l ledger.Ledger, ts uint64) (int64, error) {
+	lo, hi := l.FirstEntryID(), l.LastEntryID()+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		es, err := l.Read(mid, 1, 0)
+		if err != nil {
+			return 0, err
+		}
+		if len(es) == 0 {
+			hi = mid
+			continue
+		}
+		var md wire.MetadataInfo
+		if meta, _, err := wire.SplitPayload(es[0].Data); err == nil && wire.ParseMetadata(meta, &md) == nil && md.PublishTime >= ts {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
+}
