@@ -13,6 +13,8 @@ type Consumer struct {
 	sub      *Subscription
 	cn       *conn
 	priority int32
+	// keyShared is the consumer's Key_Shared policy (nil: AUTO_SPLIT).
+	keyShared *pb.KeySharedMeta
 	// permits is how many more messages the client asked for (FLOW); guarded
 	// by sub.mu. It may go negative when a batch is larger than the permits left.
 	permits int

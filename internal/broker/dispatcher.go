@@ -14,11 +14,23 @@ type dispatcher interface {
 	// add attaches a consumer or refuses it with a wire error.
 	add(c *Consumer) error
 	remove(c *Consumer)
-	// next returns the consumer that gets the entry described by md, or nil
-	// when no consumer can take it now (no permits, or ordering forbids it).
-	next(md *wire.MetadataInfo) *Consumer
+	// next returns the consumer that gets the entry with id described by md,
+	// or nil when no consumer can take it now. keyBlocked reports that only
+	// this entry's key is held back (Key_Shared ordering): the subscription
+	// parks the entry in its replay queue and goes on with the next ones.
+	next(id int64, md *wire.MetadataInfo) (c *Consumer, keyBlocked bool)
 	consumers() []*Consumer
+	// delivered is called after entry id went to c; released when it leaves
+	// c again (acked, or taken back for redelivery).
+	delivered(c *Consumer, id int64, md *wire.MetadataInfo)
+	released(c *Consumer, id int64)
 }
+
+// noTracking is embedded by dispatchers that do not follow individual entries.
+type noTracking struct{}
+
+func (noTracking) delivered(*Consumer, int64, *wire.MetadataInfo) {}
+func (noTracking) released(*Consumer, int64)                       {}
 
 func newDispatcher(t pb.CommandSubscribe_SubType, s *Subscription) (dispatcher, error) {
 	switch t {
@@ -34,6 +46,7 @@ func newDispatcher(t pb.CommandSubscribe_SubType, s *Subscription) (dispatcher, 
 
 // exclusiveDispatcher serves one consumer; a second one is refused.
 type exclusiveDispatcher struct {
+	noTracking
 	c *Consumer
 }
 
@@ -51,11 +64,11 @@ func (d *exclusiveDispatcher) remove(c *Consumer) {
 	}
 }
 
-func (d *exclusiveDispatcher) next(*wire.MetadataInfo) *Consumer {
+func (d *exclusiveDispatcher) next(int64, *wire.MetadataInfo) (*Consumer, bool) {
 	if d.c != nil && d.c.permits > 0 {
-		return d.c
+		return d.c, false
 	}
-	return nil
+	return nil, false
 }
 
 func (d *exclusiveDispatcher) consumers() []*Consumer {
@@ -67,6 +80,7 @@ func (d *exclusiveDispatcher) consumers() []*Consumer {
 
 // sharedDispatcher spreads entries round-robin over consumers with permits.
 type sharedDispatcher struct {
+	noTracking
 	cs []*Consumer
 	rr int
 }
@@ -85,16 +99,16 @@ func (d *sharedDispatcher) remove(c *Consumer) {
 	}
 }
 
-func (d *sharedDispatcher) next(*wire.MetadataInfo) *Consumer {
+func (d *sharedDispatcher) next(int64, *wire.MetadataInfo) (*Consumer, bool) {
 	n := len(d.cs)
 	for i := 0; i < n; i++ {
 		c := d.cs[(d.rr+i)%n]
 		if c.permits > 0 {
 			d.rr = (d.rr + i + 1) % n
-			return c
+			return c, false
 		}
 	}
-	return nil
+	return nil, false
 }
 
 func (d *sharedDispatcher) consumers() []*Consumer { return d.cs }

@@ -16,6 +16,7 @@ import (
 // consumer is announced with ACTIVE_CONSUMER_CHANGE, and the entries pending
 // on the previous one are handed to the new one first, in order.
 type failoverDispatcher struct {
+	noTracking
 	s         *Subscription
 	partition int
 	cs        []*Consumer // sorted
@@ -96,11 +97,11 @@ func announce(c *Consumer, active bool) {
 	})
 }
 
-func (d *failoverDispatcher) next(*wire.MetadataInfo) *Consumer {
+func (d *failoverDispatcher) next(int64, *wire.MetadataInfo) (*Consumer, bool) {
 	if d.active != nil && d.active.permits > 0 {
-		return d.active
+		return d.active, false
 	}
-	return nil
+	return nil, false
 }
 
 func (d *failoverDispatcher) consumers() []*Consumer { return d.cs }

@@ -20,11 +20,11 @@ func TestExclusiveDispatcher(t *testing.T) {
 		t.Fatalf("second consumer: %v", err)
 	}
 	var md wire.MetadataInfo
-	if d.next(&md) != nil {
+	if c, _ := d.next(0, &md); c != nil {
 		t.Fatal("consumer without permits picked")
 	}
 	a.permits = 1
-	if d.next(&md) != a {
+	if c, _ := d.next(0, &md); c != a {
 		t.Fatal("consumer with permits not picked")
 	}
 	d.remove(a)
@@ -41,7 +41,11 @@ func TestSharedDispatcherRoundRobin(t *testing.T) {
 	}
 	var md wire.MetadataInfo
 	var got []uint64
-	for c := d.next(&md); c != nil; c = d.next(&md) {
+	for {
+		c, _ := d.next(0, &md)
+		if c == nil {
+			break
+		}
 		got = append(got, c.id)
 		c.permits--
 	}
@@ -56,7 +60,7 @@ func TestSharedDispatcherRoundRobin(t *testing.T) {
 	}
 	d.remove(cs[0])
 	cs[2].permits = 1
-	if c := d.next(&md); c != cs[2] {
+	if c, _ := d.next(0, &md); c != cs[2] {
 		t.Fatalf("after remove picked %v", c)
 	}
 }

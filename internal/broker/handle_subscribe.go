@@ -58,7 +58,8 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		}
 		s.mu.Unlock()
 	}
-	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c, priority: cmd.GetPriorityLevel()}
+	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c,
+		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta()}
 	if err := s.attach(cs, cmd.GetSubType()); err != nil {
 		fail(err)
 		return

@@ -17,7 +17,7 @@ func (t *Topic) dispatchNonPersistent(id int64, hp []byte) {
 		s.mu.Lock()
 		var c *Consumer
 		if s.disp != nil {
-			c = s.disp.next(&md)
+			c, _ = s.disp.next(id, &md)
 		}
 		if c == nil {
 			s.mu.Unlock()

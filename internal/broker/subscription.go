@@ -1,13 +1,10 @@
 package broker
 
 import (
-	"errors"
-	"math/bits"
 	"slices"
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -39,6 +36,9 @@ type Subscription struct {
 	dirty       bool
 	stopped     bool
 	running     bool
+	// delays holds entries whose deliver_at_time is in the future (Shared
+	// and Key_Shared only); nil for other types and non-persistent topics.
+	delays delayTracker
 
 	wake chan struct{}
 	quit chan struct{}
@@ -83,6 +83,9 @@ func (s *Subscription) attach(c *Consumer, subType pb.CommandSubscribe_SubType) 
 			return err
 		}
 		s.disp, s.subType = d, subType
+		if s.delays == nil && s.topic.ledger != nil && isShared(subType) {
+			s.delays = s.topic.b.newDelayTracker(s)
+		}
 	} else if s.subType != subType {
 		return newError(pb.ServerError_ConsumerBusy, "subscription "+s.name+" is of a different type ("+s.subType.String()+")")
 	}
@@ -121,6 +124,7 @@ func (s *Subscription) removeConsumer(c *Consumer) {
 func (s *Subscription) returnPending(c *Consumer, ids []int64) {
 	move := func(id int64, pe *pendingEntry) {
 		delete(s.pending, id)
+		s.disp.released(pe.consumer, id)
 		s.redelivered[id]++
 		s.addReplay(id)
 	}
@@ -166,190 +170,17 @@ func (s *Subscription) stop() {
 	if running {
 		<-s.done
 	}
-}
-
-func (s *Subscription) run() {
-	defer close(s.done)
-	l := s.topic.ledger
-	for {
-		changed := l.Changed()
-		if !s.dispatch() {
-			changed = nil // nothing to gain from new entries until woken
-		}
-		select {
-		case <-s.quit:
-			return
-		case <-s.wake:
-		case <-changed:
-		}
-	}
-}
-
-// dispatch delivers what it can. It returns true when it stopped for lack of
-// new entries (so new entries should wake it), false when it stopped for lack
-// of consumer capacity.
-func (s *Subscription) dispatch() bool {
-	l := s.topic.ledger
-	max := s.topic.b.cfg.DispatchBatchEntries
-	for {
-		s.mu.Lock()
-		if s.stopped || !s.hasCapacity() {
-			s.mu.Unlock()
-			return false
-		}
-		if len(s.replay) > 0 {
-			if !s.dispatchReplay() {
-				s.mu.Unlock()
-				return false
-			}
-			s.mu.Unlock()
-			continue
-		}
-		s.readPos = s.cursor.NextUnacked(s.readPos)
-		from, gen := s.readPos, s.readGen
-		s.mu.Unlock()
-
-		entries, err := l.Read(from, max, maxDispatchBytes)
-		if errors.Is(err, ledger.ErrTrimmed) {
-			s.mu.Lock()
-			if s.readGen == gen && s.readPos < l.FirstEntryID() {
-				s.readPos = l.FirstEntryID()
-			}
-			s.mu.Unlock()
-			continue
-		}
-		if err != nil {
-			s.topic.b.log.Error("dispatch read failed", "topic", s.topic.fullName, "subscription", s.name, "err", err)
-			return false
-		}
-		if len(entries) == 0 {
-			return true
-		}
-		s.mu.Lock()
-		if s.readGen != gen {
-			s.mu.Unlock()
-			continue
-		}
-		blocked := false
-		for _, e := range entries {
-			if e.ID < s.readPos {
-				continue
-			}
-			if s.cursor.IsAcked(e.ID) {
-				s.readPos = e.ID + 1
-				continue
-			}
-			if !s.deliverEntry(e) {
-				blocked = true
-				break
-			}
-			s.readPos = e.ID + 1
-		}
-		s.mu.Unlock()
-		if blocked {
-			return false
-		}
-	}
-}
-
-// dispatchReplay delivers entries of the replay queue, in id order. Called
-// with s.mu held; it releases it while reading. Returns false when no
-// consumer could take an entry.
-func (s *Subscription) dispatchReplay() bool {
-	l := s.topic.ledger
-	ids := s.replay
-	if len(ids) > s.topic.b.cfg.DispatchBatchEntries {
-		ids = ids[:s.topic.b.cfg.DispatchBatchEntries]
-	}
-	ids = slices.Clone(ids)
-	s.mu.Unlock()
-	entries := make([]ledger.Entry, 0, len(ids))
-	var trimmed []int64
-	for _, id := range ids {
-		es, err := l.Read(id, 1, 0)
-		if errors.Is(err, ledger.ErrTrimmed) || (err == nil && (len(es) == 0 || es[0].ID != id)) {
-			trimmed = append(trimmed, id)
-			continue
-		}
-		if err != nil {
-			s.topic.b.log.Error("replay read failed", "topic", s.topic.fullName, "entry", id, "err", err)
-			trimmed = append(trimmed, id)
-			continue
-		}
-		entries = append(entries, es[0])
-	}
 	s.mu.Lock()
-	for _, id := range trimmed {
-		s.removeReplay(id)
+	if s.delays != nil {
+		s.delays.close()
 	}
-	progress := len(trimmed) > 0
-	for _, e := range entries {
-		i, found := slices.BinarySearch(s.replay, e.ID)
-		if !found {
-			continue // acked or redelivered meanwhile
-		}
-		if s.cursor.IsAcked(e.ID) {
-			s.replay = slices.Delete(s.replay, i, i+1)
-			progress = true
-			continue
-		}
-		if !s.deliverEntry(e) {
-			return progress
-		}
-		s.removeReplay(e.ID)
-		progress = true
-	}
-	return progress
+	s.mu.Unlock()
 }
 
 func (s *Subscription) removeReplay(id int64) {
 	if i, found := slices.BinarySearch(s.replay, id); found {
 		s.replay = slices.Delete(s.replay, i, i+1)
 	}
-}
-
-// hasCapacity reports whether some consumer has permits. Called with s.mu held.
-func (s *Subscription) hasCapacity() bool {
-	if s.disp == nil {
-		return false
-	}
-	for _, c := range s.disp.consumers() {
-		if c.permits > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// deliverEntry sends one entry to the consumer the dispatcher picks. Called
-// with s.mu held. Returns false when no consumer can take it.
-func (s *Subscription) deliverEntry(e ledger.Entry) bool {
-	var md wire.MetadataInfo
-	if meta, _, err := wire.SplitPayload(e.Data); err == nil {
-		err = wire.ParseMetadata(meta, &md)
-		if err != nil {
-			md.NumMessagesInBatch = 1
-		}
-	} else {
-		md.NumMessagesInBatch = 1
-	}
-	c := s.disp.next(&md)
-	if c == nil {
-		return false
-	}
-	n := int(md.NumMessagesInBatch)
-	ackSet := s.cursor.BatchPending(e.ID)
-	if ackSet != nil {
-		n = 0
-		for _, w := range ackSet {
-			n += bits.OnesCount64(uint64(w))
-		}
-	}
-	c.permits -= n
-	s.pending[e.ID] = &pendingEntry{consumer: c, messages: n, batchSize: int(md.NumMessagesInBatch)}
-	c.cn.writeMessage(c.id, s.topic.ledgerID, e.ID, s.redelivered[e.ID], ackSet, e.Data)
-	s.topic.b.metrics.msgOut.Add(float64(n))
-	return true
 }
 
 // ack applies an ACK command. Called from the consumer's connection.
@@ -401,7 +232,10 @@ func (s *Subscription) ack(cmd *pb.CommandAck) error {
 
 // forget drops the delivery bookkeeping of an acked entry. Called with s.mu held.
 func (s *Subscription) forget(id int64) {
-	delete(s.pending, id)
+	if pe, ok := s.pending[id]; ok {
+		delete(s.pending, id)
+		s.disp.released(pe.consumer, id)
+	}
 	delete(s.redelivered, id)
 }
 
@@ -465,6 +299,12 @@ func (s *Subscription) markDelete() int64 {
 // them so that their clients subscribe again.
 func (s *Subscription) resetCursor(next int64) []*Consumer {
 	s.mu.Lock()
+	for id, pe := range s.pending {
+		s.disp.released(pe.consumer, id)
+	}
+	if s.delays != nil {
+		s.delays.reset()
+	}
 	props := s.cursor.Properties
 	s.cursor = ledger.NewCursorState(next - 1)
 	s.cursor.Properties = props
