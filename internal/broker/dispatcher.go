@@ -30,7 +30,7 @@ type dispatcher interface {
 type noTracking struct{}
 
 func (noTracking) delivered(*Consumer, int64, *wire.MetadataInfo) {}
-func (noTracking) released(*Consumer, int64)                       {}
+func (noTracking) released(*Consumer, int64)                      {}
 
 func newDispatcher(t pb.CommandSubscribe_SubType, s *Subscription) (dispatcher, error) {
 	switch t {
