@@ -98,8 +98,10 @@ func sendFrame(producerID, seq uint64, hp []byte) []byte {
 		ProducerId: proto.Uint64(producerID), SequenceId: proto.Uint64(seq), NumMessages: proto.Int32(1)}}, hp)
 }
 
-func payload(seq uint64, body string) []byte {
-	return wire.BuildPayload(&pb.MessageMetadata{ProducerName: proto.String("raw"), SequenceId: proto.Uint64(seq),
+func payload(seq uint64, body string) []byte { return payloadWith("raw", seq, body) }
+
+func payloadWith(producer string, seq uint64, body string) []byte {
+	return wire.BuildPayload(&pb.MessageMetadata{ProducerName: proto.String(producer), SequenceId: proto.Uint64(seq),
 		PublishTime: proto.Uint64(uint64(time.Now().UnixMilli()))}, []byte(body))
 }
 

@@ -68,6 +68,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /admin/v2/tenants/{tenant}", s.getTenant)
 	m.HandleFunc("GET /admin/v2/namespaces/{tenant}", s.listNamespaces)
 	m.HandleFunc("PUT /admin/v2/namespaces/{tenant}/{ns}", s.createNamespace)
+	m.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}", s.getPolicies)
+	m.HandleFunc("POST /admin/v2/namespaces/{tenant}/{ns}/deduplication", s.setDeduplication)
+	m.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}/deduplication", s.getDeduplication)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		d := d
 		m.HandleFunc("PUT /admin/v2/"+d+"/{tenant}/{ns}/{topic}/partitions", func(w http.ResponseWriter, r *http.Request) { s.putPartitions(w, r, d, true) })
@@ -185,6 +188,50 @@ func (s *Server) createNamespace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func namespaceFromPath(r *http.Request) naming.Namespace {
+	return naming.Namespace{Tenant: r.PathValue("tenant"), Name: r.PathValue("ns")}
+}
+
+func (s *Server) getPolicies(w http.ResponseWriter, r *http.Request) {
+	ns := namespaceFromPath(r)
+	p, err := s.meta.Namespace(r.Context(), ns)
+	if err != nil {
+		metaError(w, err, "namespace "+ns.String())
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// setDeduplication stores the namespace's deduplication policy (body: true
+// or false). Topics pick it up when they are next loaded.
+func (s *Server) setDeduplication(w http.ResponseWriter, r *http.Request) {
+	ns := namespaceFromPath(r)
+	var enabled bool
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64)).Decode(&enabled); err != nil {
+		writeError(w, http.StatusBadRequest, "body must be true or false: "+err.Error())
+		return
+	}
+	err := s.meta.UpdateNamespace(r.Context(), ns, func(p *meta.Policies) error {
+		p.DeduplicationEnabled = &enabled
+		return nil
+	})
+	if err != nil {
+		metaError(w, err, "namespace "+ns.String())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) getDeduplication(w http.ResponseWriter, r *http.Request) {
+	ns := namespaceFromPath(r)
+	p, err := s.meta.Namespace(r.Context(), ns)
+	if err != nil {
+		metaError(w, err, "namespace "+ns.String())
+		return
+	}
+	writeJSON(w, http.StatusOK, p.DeduplicationEnabled != nil && *p.DeduplicationEnabled)
 }
 
 func topicFromPath(r *http.Request, domain string) (naming.Topic, error) {

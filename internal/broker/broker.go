@@ -31,6 +31,9 @@ type Config struct {
 	CursorSaveInterval time.Duration
 	// DispatchBatchEntries bounds the entries read per dispatch round.
 	DispatchBatchEntries int
+	// DeduplicationEnabled is the default for namespaces without a
+	// deduplication policy.
+	DeduplicationEnabled bool
 	Logger               *slog.Logger
 }
 

@@ -15,6 +15,10 @@ type Producer struct {
 	name  string
 	topic *Topic
 	cn    *conn
+	// requestID is the PRODUCER request's id, answered again when a
+	// WaitForExclusive producer becomes ready; epoch the topic epoch held.
+	requestID uint64
+	epoch     uint64
 
 	// mu orders closing against sends: once closed is set no send is handed
 	// to the ledger, and inflight counts those that were.
@@ -66,7 +70,7 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 			return
 		}
 		// The client retried a create that succeeded: answer it again.
-		c.writeProducerSuccess(reqID, existing)
+		c.writeProducerSuccess(reqID, existing, true)
 		return
 	}
 	t, err := c.b.getTopic(context.Background(), name)
@@ -74,30 +78,43 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		fail(err)
 		return
 	}
-	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c}
+	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c, requestID: reqID}
 	if p.name == "" {
 		p.name = c.b.nextProducerName()
 	}
-	if err := t.addProducer(p); err != nil {
-		fail(err)
-		return
-	}
+	// Registered on the connection first, so that a promotion of a waiting
+	// producer finds it and a disconnect releases it.
 	c.mu.Lock()
 	c.producers[p.id] = p
 	c.mu.Unlock()
-	c.writeProducerSuccess(reqID, p)
+	ready, err := t.addProducer(p, cmd.GetProducerAccessMode(), cmd.TopicEpoch)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.producers, p.id)
+		c.mu.Unlock()
+		fail(err)
+		return
+	}
+	if ready {
+		c.writeProducerSuccess(reqID, p, true)
+	} else {
+		c.writeProducerSuccess(reqID, p, false)
+	}
 }
 
-func (c *conn) writeProducerSuccess(reqID uint64, p *Producer) {
-	c.writeCommand(&pb.BaseCommand{
-		Type: pb.BaseCommand_PRODUCER_SUCCESS.Enum(),
-		ProducerSuccess: &pb.CommandProducerSuccess{
-			RequestId:      proto.Uint64(reqID),
-			ProducerName:   proto.String(p.name),
-			LastSequenceId: proto.Int64(-1),
-			ProducerReady:  proto.Bool(true),
-		},
-	})
+// writeProducerSuccess answers PRODUCER. ready=false tells a
+// WaitForExclusive client to keep waiting for a second, ready answer.
+func (c *conn) writeProducerSuccess(reqID uint64, p *Producer, ready bool) {
+	ps := &pb.CommandProducerSuccess{
+		RequestId:      proto.Uint64(reqID),
+		ProducerName:   proto.String(p.name),
+		LastSequenceId: proto.Int64(p.topic.lastSequenceID(p.name)),
+		ProducerReady:  proto.Bool(ready),
+	}
+	if ready && p.epoch > 0 {
+		ps.TopicEpoch = proto.Uint64(p.epoch)
+	}
+	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_PRODUCER_SUCCESS.Enum(), ProducerSuccess: ps})
 }
 
 func (c *conn) handleCloseProducer(cmd *pb.CommandCloseProducer) {

@@ -25,18 +25,26 @@ func (c *conn) handleSend(f *wire.Frame) error {
 		return errors.New("send for unknown producer")
 	}
 	hp := f.HeadersAndPayload
-	if len(hp) > c.b.cfg.MaxMessageSize {
-		c.sendError(sf, pb.ServerError_NotAllowedError,
-			fmt.Sprintf("message of %d bytes exceeds the max message size of %d bytes", len(hp), c.b.cfg.MaxMessageSize))
-		return nil
-	}
 	if err := wire.VerifyChecksum(hp); err != nil {
 		c.b.metrics.checksumErrors.Inc()
 		c.sendError(sf, pb.ServerError_ChecksumError, "checksum mismatch: message not stored")
 		return nil
 	}
-	if _, _, err := wire.SplitPayload(hp); err != nil {
+	meta, payload, err := wire.SplitPayload(hp)
+	var md wire.MetadataInfo
+	if err == nil {
+		err = wire.ParseMetadata(meta, &md)
+	}
+	if err != nil {
 		c.sendError(sf, pb.ServerError_NotAllowedError, "malformed message: "+err.Error())
+		return nil
+	}
+	// The size that counts is metadata + payload, as clients compute it.
+	// Chunks are exempt: clients size them to the limit before adding the
+	// chunk fields, and the frame limit still bounds them.
+	if size := len(meta) + len(payload); size > c.b.cfg.MaxMessageSize && md.NumChunksFromMsg <= 1 {
+		c.sendError(sf, pb.ServerError_NotAllowedError,
+			fmt.Sprintf("message of %d bytes exceeds the max message size of %d bytes", size, c.b.cfg.MaxMessageSize))
 		return nil
 	}
 	if !p.begin() {

@@ -25,6 +25,13 @@ type Topic struct {
 	producers map[string]*Producer // by producer name
 	subs      map[string]*Subscription
 	closed    bool
+	// exclusive holds the topic for an Exclusive producer; waiting queues
+	// WaitForExclusive producers; epoch counts exclusive acquisitions.
+	exclusive *Producer
+	waiting   []*Producer
+	epoch     uint64
+
+	dedup *dedupState // nil when deduplication is off
 
 	// nonPersistentSeq numbers messages of non-persistent topics; they get
 	// message ids but are never stored.
@@ -59,32 +66,20 @@ func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if isInternalCursor(n) {
+			continue
+		}
 		t.subs[n] = newSubscription(t, n, true, cursors[n])
 	}
+	if b.dedupEnabled(name) {
+		d, err := recoverDedup(l, cursors[dedupCursor])
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("recover deduplication state of %s: %w", t.fullName, err)
+		}
+		t.dedup = d
+	}
 	return t, nil
-}
-
-func (t *Topic) addProducer(p *Producer) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return errShuttingDown
-	}
-	if _, ok := t.producers[p.name]; ok {
-		return newError(pb.ServerError_ProducerBusy, fmt.Sprintf("producer %q is already connected to %s", p.name, t.fullName))
-	}
-	t.producers[p.name] = p
-	t.b.metrics.producers.Inc()
-	return nil
-}
-
-func (t *Topic) removeProducer(p *Producer) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.producers[p.name] == p {
-		delete(t.producers, p.name)
-		t.b.metrics.producers.Dec()
-	}
 }
 
 // publish stores (or, for non-persistent topics, dispatches) one SEND and
@@ -103,11 +98,31 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 		p.inflight.Done()
 		return
 	}
+	seq := sf.SequenceID
+	if sf.HasHighestSequenceID && sf.HighestSequenceID > seq {
+		seq = sf.HighestSequenceID
+	}
+	if t.dedup != nil {
+		switch t.dedup.check(p.name, seq) {
+		case dedupDuplicate:
+			// Stored before: answer as Pulsar does, without storing it again.
+			c.sendReceipt(sf, -1, -1)
+			p.inflight.Done()
+			return
+		case dedupInFlight:
+			c.sendError(*sf, pb.ServerError_UnknownError, "a message with this sequence id is still being stored")
+			p.inflight.Done()
+			return
+		}
+	}
 	sfCopy := *sf
 	c.inflight.Add(1)
 	t.ledger.Append(hp, func(entryID int64, err error) {
 		defer c.inflight.Done()
 		defer p.inflight.Done()
+		if t.dedup != nil {
+			t.dedup.stored(p.name, seq, entryID, err)
+		}
 		if err != nil {
 			t.b.log.Error("append failed", "topic", t.fullName, "err", err)
 			c.sendError(sfCopy, pb.ServerError_PersistenceError, "message not stored: "+err.Error())
@@ -166,6 +181,7 @@ func (t *Topic) saveCursors() {
 	for _, s := range t.subscriptions() {
 		s.saveCursor()
 	}
+	t.saveDedup()
 }
 
 // close stops the dispatchers, saves cursors and closes the ledger.
@@ -183,6 +199,7 @@ func (t *Topic) close() error {
 	}
 	t.b.metrics.topics.Dec()
 	if t.ledger != nil {
+		t.saveDedup()
 		return t.ledger.Close()
 	}
 	return nil

@@ -233,3 +233,23 @@ func (r *Resources) Bootstrap(ctx context.Context, cluster string, cd ClusterDat
 	}
 	return nil
 }
+
+// UpdateNamespace applies fn to a namespace's policies with compare-and-set,
+// retrying when another writer got in between.
+func (r *Resources) UpdateNamespace(ctx context.Context, ns naming.Namespace, fn func(*Policies) error) error {
+	key := policiesPrefix + ns.String()
+	for {
+		var p Policies
+		version, err := r.getJSON(ctx, key, &p)
+		if err != nil {
+			return err
+		}
+		if err := fn(&p); err != nil {
+			return err
+		}
+		err = r.putJSON(ctx, key, p, version)
+		if !errors.Is(err, ErrBadVersion) {
+			return err
+		}
+	}
+}
