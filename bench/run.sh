@@ -24,12 +24,15 @@ done
 
 URL=pulsar://127.0.0.1:$BROKER_PORT
 echo "== $(nproc) cores, $(uname -r), data dir on $(df -h "$DATA" | awk 'NR==2{print $1}')"
+./bin/mbbench --fsync-probe "$DATA"
 for size in 128 1024; do
   echo "== produce only, 1 topic, ${size} B, max rate"
   ./bin/mbbench --url $URL --size $size --duration $DURATION
   echo "== produce + tailing consume, 1 topic, ${size} B, max rate"
   ./bin/mbbench --url $URL --size $size --duration $DURATION --consume
 done
+echo "== produce only, 1 topic, 128 B, fixed 100,000 msg/s (about half of the target)"
+./bin/mbbench --url $URL --size 128 --rate 100000 --duration $DURATION
 echo "== produce only, 16 topics, 128 B, max rate"
 ./bin/mbbench --url $URL --size 128 --topics 16 --duration $DURATION
 echo "broker RSS: $(ps -o rss= -p $PID) KiB"

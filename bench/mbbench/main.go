@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -31,7 +32,12 @@ func main() {
 	maxPending := flag.Int("max-pending", 10000, "max pending messages per producer")
 	batchDelay := flag.Duration("batch-delay", time.Millisecond, "producer batching max publish delay")
 	prefix := flag.String("topic-prefix", fmt.Sprintf("persistent://public/default/bench-%d", time.Now().UnixNano()), "topic name prefix")
+	fsyncDir := flag.String("fsync-probe", "", "only measure the disk: median and p99 of 4 KiB write+fdatasync in this directory")
 	flag.Parse()
+	if *fsyncDir != "" {
+		probeFsync(*fsyncDir)
+		return
+	}
 
 	client, err := pulsar.NewClient(pulsar.ClientOptions{URL: *url, Logger: plog.NewLoggerWithSlog(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))})
 	if err != nil {
@@ -151,6 +157,30 @@ func (r *recorder) q(p float64) float64 {
 	}
 	sort.Float64s(r.s)
 	return r.s[int(p*float64(len(r.s)-1))]
+}
+
+// probeFsync times 200 appends of 4 KiB each followed by fdatasync, the
+// operation the journal's group commit waits for.
+func probeFsync(dir string) {
+	f, err := os.CreateTemp(dir, "fsync-probe")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	r := newRecorder()
+	for i := 0; i < 200; i++ {
+		start := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			fatal(err)
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			fatal(err)
+		}
+		r.add(time.Since(start))
+	}
+	fmt.Printf("disk fdatasync (4 KiB append): p50=%.2f ms p99=%.2f ms\n", r.q(0.5), r.q(0.99))
 }
 
 func fatal(err error) {
