@@ -130,6 +130,9 @@ func (s *Subscription) dispatch() bool {
 func (s *Subscription) dispatchReplay() bool {
 	l := s.topic.ledger
 	ids := s.replay
+	if rs, ok := s.disp.(replaySelector); ok {
+		ids = rs.replayable(ids, s.topic.b.cfg.DispatchBatchEntries) // skips entries known to be blocked
+	}
 	if len(ids) > s.topic.b.cfg.DispatchBatchEntries {
 		ids = ids[:s.topic.b.cfg.DispatchBatchEntries]
 	}

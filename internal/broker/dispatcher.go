@@ -40,6 +40,8 @@ func newDispatcher(t pb.CommandSubscribe_SubType, s *Subscription) (dispatcher, 
 		return &sharedDispatcher{}, nil
 	case pb.CommandSubscribe_Failover:
 		return newFailoverDispatcher(s), nil
+	case pb.CommandSubscribe_Key_Shared:
+		return newKeySharedDispatcher(s), nil
 	}
 	return nil, newError(pb.ServerError_NotAllowedError, fmt.Sprintf("subscription type %s is not supported yet", t))
 }

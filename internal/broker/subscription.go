@@ -188,8 +188,8 @@ func (s *Subscription) ack(cmd *pb.CommandAck) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cumulative := cmd.GetAckType() == pb.CommandAck_Cumulative
-	if cumulative && s.subType == pb.CommandSubscribe_Shared {
-		return newError(pb.ServerError_NotAllowedError, "cumulative ack is not allowed on a shared subscription")
+	if cumulative && isShared(s.subType) {
+		return newError(pb.ServerError_NotAllowedError, "cumulative ack is not allowed on a "+s.subType.String()+" subscription")
 	}
 	for _, mid := range cmd.GetMessageId() {
 		if int64(mid.GetLedgerId()) != s.topic.ledgerID {
