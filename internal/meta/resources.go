@@ -39,14 +39,52 @@ type RetentionPolicies struct {
 	RetentionSizeInMB      int64 `json:"retentionSizeInMB"`
 }
 
-// Policies are a namespace's policies. Unknown fields are kept verbatim so
-// that policies set by newer tools survive a round trip.
+// BacklogQuota is one entry of a namespace's backlog quota map.
+type BacklogQuota struct {
+	Limit     int64  `json:"limit,omitempty"`     // deprecated alias of LimitSize
+	LimitSize int64  `json:"limitSize,omitempty"` // bytes
+	LimitTime int64  `json:"limitTime,omitempty"` // seconds
+	Policy    string `json:"policy,omitempty"`    // producer_request_hold | producer_exception | consumer_backlog_eviction
+}
+
+// Backlog quota types (keys of Policies.BacklogQuotaMap) and policies.
+const (
+	BacklogQuotaDestinationStorage = "destination_storage"
+	BacklogQuotaMessageAge         = "message_age"
+
+	BacklogPolicyProducerRequestHold     = "producer_request_hold"
+	BacklogPolicyProducerException       = "producer_exception"
+	BacklogPolicyConsumerBacklogEviction = "consumer_backlog_eviction"
+)
+
+// AutoTopicCreationOverride is a namespace's auto topic creation override.
+type AutoTopicCreationOverride struct {
+	AllowAutoTopicCreation bool   `json:"allowAutoTopicCreation"`
+	TopicType              string `json:"topicType,omitempty"` // non-partitioned | partitioned
+	DefaultNumPartitions   *int   `json:"defaultNumPartitions,omitempty"`
+}
+
+// AuthPolicies are the permission grants of a namespace and its topics:
+// role -> actions (produce, consume, functions, ...).
+type AuthPolicies struct {
+	NamespaceAuth         map[string][]string            `json:"namespace_auth"`
+	DestinationAuth       map[string]map[string][]string `json:"destination_auth"`
+	SubscriptionAuthRoles map[string][]string            `json:"subscription_auth_roles"`
+}
+
+// Policies are a namespace's policies, with Pulsar's JSON names.
 type Policies struct {
-	Retention            *RetentionPolicies `json:"retention_policies,omitempty"`
-	MessageTTLInSeconds  *int               `json:"message_ttl_in_seconds,omitempty"`
-	DeduplicationEnabled *bool              `json:"deduplicationEnabled,omitempty"`
-	BundlesData          json.RawMessage    `json:"bundles,omitempty"`
-	ReplicationClusters  []string           `json:"replication_clusters,omitempty"`
+	AuthPolicies                *AuthPolicies              `json:"auth_policies,omitempty"`
+	ReplicationClusters         []string                   `json:"replication_clusters,omitempty"`
+	BundlesData                 json.RawMessage            `json:"bundles,omitempty"`
+	BacklogQuotaMap             map[string]BacklogQuota    `json:"backlog_quota_map,omitempty"`
+	Retention                   *RetentionPolicies         `json:"retention_policies,omitempty"`
+	MessageTTLInSeconds         *int                       `json:"message_ttl_in_seconds,omitempty"`
+	DeduplicationEnabled        *bool                      `json:"deduplicationEnabled,omitempty"`
+	AutoTopicCreationOverride   *AutoTopicCreationOverride `json:"autoTopicCreationOverride,omitempty"`
+	MaxProducersPerTopic        *int                       `json:"max_producers_per_topic,omitempty"`
+	MaxConsumersPerTopic        *int                       `json:"max_consumers_per_topic,omitempty"`
+	MaxConsumersPerSubscription *int                       `json:"max_consumers_per_subscription,omitempty"`
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.
