@@ -25,6 +25,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/admin"
 	"github.com/messagebus/messagebus/internal/broker"
+	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/local"
 	"github.com/messagebus/messagebus/internal/ledger/memory"
@@ -48,7 +49,16 @@ type Options struct {
 	JournalSegmentSize int64
 	CacheBytes         int64
 	KeepAliveInterval  time.Duration // default 30s
-	Logger             *slog.Logger
+	// PolicyCheckInterval is how often TTL, backlog quotas and retention are
+	// enforced (default 30s).
+	PolicyCheckInterval time.Duration
+	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
+	// without a retention policy; Pulsar's defaults are 0 and 0.
+	DefaultRetentionMinutes int
+	DefaultRetentionSizeMB  int64
+	// DeduplicationEnabled is the default for namespaces without a policy.
+	DeduplicationEnabled bool
+	Logger               *slog.Logger
 }
 
 // Server is a running standalone node.
@@ -57,6 +67,7 @@ type Server struct {
 	log     *slog.Logger
 	meta    meta.Store
 	store   ledger.Store
+	delayed *delayed.Store // nil when InMemory
 	broker  *broker.Broker
 	http    *http.Server
 	brokerL net.Listener
@@ -133,6 +144,13 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("open storage: %w", err)
 		}
 		s.store = st
+		ds, err := delayed.Open(filepath.Join(opts.DataDir, "delayed"), delayed.Options{
+			Logger: opts.Logger.With("component", "delayed"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.delayed = ds
 	}
 
 	if s.brokerL, err = net.Listen("tcp", opts.BrokerAddr); err != nil {
@@ -151,12 +169,18 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("bootstrap metadata: %w", err)
 	}
 	s.broker = broker.New(broker.Config{
-		ClusterName:       opts.ClusterName,
-		AdvertisedURL:     s.advertisedBrokerURL(),
-		MaxMessageSize:    opts.MaxMessageSize,
-		KeepAliveInterval: opts.KeepAliveInterval,
-		Logger:            opts.Logger.With("component", "broker"),
+		ClusterName:             opts.ClusterName,
+		AdvertisedURL:           s.advertisedBrokerURL(),
+		MaxMessageSize:          opts.MaxMessageSize,
+		KeepAliveInterval:       opts.KeepAliveInterval,
+		PolicyCheckInterval:     opts.PolicyCheckInterval,
+		DefaultRetentionMinutes: opts.DefaultRetentionMinutes,
+		DefaultRetentionSizeMB:  opts.DefaultRetentionSizeMB,
+		DeduplicationEnabled:    opts.DeduplicationEnabled,
+		Delayed:                 s.delayed,
+		Logger:                  opts.Logger.With("component", "broker"),
 	}, s.store, res, broker.NewMetrics(reg))
+	reg.MustRegister(s.broker.Collector())
 	s.http = &http.Server{
 		Handler: admin.New(admin.Config{
 			ClusterName: opts.ClusterName,
@@ -238,8 +262,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) closeStores() error {
 	var err error
+	if s.delayed != nil {
+		err = s.delayed.Close()
+		s.delayed = nil
+	}
 	if s.store != nil {
-		err = s.store.Close()
+		if serr := s.store.Close(); serr != nil && err == nil {
+			err = serr
+		}
 		s.store = nil
 	}
 	if s.meta != nil {

@@ -49,7 +49,9 @@ func TestHealthAndMetrics(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("metrics: %d", code)
 	}
-	for _, want := range []string{"pulsar_in_messages_total 1", "pulsar_producers_count 1", "mb_journal_fsync_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, want := range []string{"pulsar_broker_in_messages_total 1", "pulsar_broker_producers_count 1",
+		`pulsar_in_messages_total{cluster="standalone",namespace="public/default",topic="persistent://public/default/`,
+		`pulsar_msg_backlog{`, "mb_journal_fsync_seconds_count", "go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -103,8 +105,8 @@ func TestUnloadClosesClientsWhoReconnect(t *testing.T) {
 	// v0.19.0 has a data race between a producer's reconnect and a concurrent
 	// send (grabCnx writes producerName while a send marshals it), which the
 	// race detector would blame on this test.
-	waitMetric(t, s.WebURL(), "pulsar_producers_count 1")
-	waitMetric(t, s.WebURL(), "pulsar_consumers_count 1")
+	waitMetric(t, s.WebURL(), "pulsar_broker_producers_count 1")
+	waitMetric(t, s.WebURL(), "pulsar_broker_consumers_count 1")
 	for i := 5; i < 10; i++ {
 		send(i)
 	}

@@ -42,7 +42,7 @@ func TestProducerAccessModes(t *testing.T) {
 	}()
 	// The waiting producer cannot be ready while the first one holds the
 	// topic; its PRODUCER was answered with producer_ready=false.
-	waitMetric(t, s.WebURL(), "pulsar_producers_count 1")
+	waitMetric(t, s.WebURL(), "pulsar_broker_producers_count 1")
 	select {
 	case <-waiter:
 		t.Fatal("WaitForExclusive producer ready while the topic is held")

@@ -25,5 +25,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newStandaloneCommand())
+	root.AddCommand(newAdminCommand())
+	root.AddCommand(newProduceCommand())
+	root.AddCommand(newConsumeCommand())
 	return root
 }

@@ -47,6 +47,10 @@ which wins over the file.`,
 	f.Int("max-message-size", 5<<20, "largest message accepted, in bytes (headers and payload)")
 	f.Int64("journal-segment-size", 128<<20, "journal segment size in bytes")
 	f.Int64("cache-size", 32<<20, "per-topic cache of recent entries, in bytes")
+	f.Int("default-retention-time-minutes", 0, "retention of consumed messages for namespaces without a policy (-1: unlimited)")
+	f.Int64("default-retention-size-mb", 0, "retention size of consumed messages for namespaces without a policy (-1: unlimited)")
+	f.Bool("deduplication-enabled", false, "deduplicate producers' resends in namespaces without a policy")
+	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -94,15 +98,19 @@ func runStandalone(v *viper.Viper) error {
 		return fmt.Errorf("--max-message-size must be positive")
 	}
 	s, err := server.New(server.Options{
-		DataDir:            v.GetString("data-dir"),
-		BrokerAddr:         v.GetString("broker-addr"),
-		HTTPAddr:           v.GetString("http-addr"),
-		AdvertisedAddress:  v.GetString("advertised-address"),
-		ClusterName:        v.GetString("cluster-name"),
-		MaxMessageSize:     v.GetInt("max-message-size"),
-		JournalSegmentSize: v.GetInt64("journal-segment-size"),
-		CacheBytes:         v.GetInt64("cache-size"),
-		Logger:             log,
+		DataDir:                 v.GetString("data-dir"),
+		BrokerAddr:              v.GetString("broker-addr"),
+		HTTPAddr:                v.GetString("http-addr"),
+		AdvertisedAddress:       v.GetString("advertised-address"),
+		ClusterName:             v.GetString("cluster-name"),
+		MaxMessageSize:          v.GetInt("max-message-size"),
+		JournalSegmentSize:      v.GetInt64("journal-segment-size"),
+		CacheBytes:              v.GetInt64("cache-size"),
+		DefaultRetentionMinutes: v.GetInt("default-retention-time-minutes"),
+		DefaultRetentionSizeMB:  v.GetInt64("default-retention-size-mb"),
+		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),
+		PolicyCheckInterval:     v.GetDuration("policy-check-interval"),
+		Logger:                  log,
 	})
 	if err != nil {
 		return err

@@ -2,16 +2,29 @@
 // v2 (/admin/v2/...), the HTTP lookup API, health checks and Prometheus
 // metrics. It talks to metadata through meta and to topics through the
 // broker's exported methods; it never touches storage directly.
+//
+// Paths, bodies, status codes and JSON shapes follow Pulsar's, as the
+// official admin clients (pulsar-admin, Go's pulsaradmin) send and decode
+// them. Every error is answered as {"reason": "..."}: 400 for a malformed
+// body or parameter, 404 for something missing, 405 for an operation the
+// topic does not support, 409 for a conflict, 412 for an invalid name or
+// policy value. Files are split by resource: tenants.go, namespaces.go,
+// policies.go, topics.go, stats.go, subscriptions.go, messages.go.
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,14 +41,39 @@ type Config struct {
 	Gatherer  prometheus.Gatherer
 	// Ready reports whether the broker serves; health checks fail until it does.
 	Ready func() bool
-	// Broker acts on loaded topics.
+	// Broker acts on topics; endpoints that need it answer 503 while nil.
 	Broker Broker
 }
 
-// Broker is what the admin API needs of the broker.
+// Broker is what the admin API needs of the broker (*broker.Broker).
 type Broker interface {
 	UnloadTopic(fullName string) error
+	NamespaceTopics(ctx context.Context, ns naming.Namespace, domains ...string) ([]string, error)
+	TopicExists(ctx context.Context, name naming.Topic) (bool, error)
+	CreateTopic(ctx context.Context, name naming.Topic) error
+	DeleteTopic(ctx context.Context, name naming.Topic, force bool) error
+	TerminateTopic(ctx context.Context, name naming.Topic) (broker.MessageID, error)
+	TopicStats(ctx context.Context, name naming.Topic) (broker.TopicStats, error)
+	TopicInternalStats(ctx context.Context, name naming.Topic) (broker.InternalStats, error)
+	LastMessageID(ctx context.Context, name naming.Topic) (broker.MessageID, error)
+	MessageIDByTimestamp(ctx context.Context, name naming.Topic, ts int64) (broker.MessageID, error)
+	ReadMessage(ctx context.Context, name naming.Topic, ledgerID, entryID int64) (broker.Message, error)
+	Subscriptions(ctx context.Context, name naming.Topic) ([]string, error)
+	CreateSubscription(ctx context.Context, name naming.Topic, sub string, at broker.MessageID) error
+	DeleteSubscription(ctx context.Context, name naming.Topic, sub string, force bool) error
+	SkipMessages(ctx context.Context, name naming.Topic, sub string, n int64) error
+	ClearBacklog(ctx context.Context, name naming.Topic, sub string) error
+	ExpireMessages(ctx context.Context, name naming.Topic, sub string, age time.Duration) error
+	ResetCursor(ctx context.Context, name naming.Topic, sub string, at broker.MessageID, exclusive bool) error
+	ResetCursorToTime(ctx context.Context, name naming.Topic, sub string, ts int64) error
+	PeekMessage(ctx context.Context, name naming.Topic, sub string, n int64) (broker.Message, error)
 }
+
+// Body size limits: policies and tenant documents are small.
+const (
+	maxBodyBytes  = 1 << 20
+	maxValueBytes = 64 << 10
+)
 
 // Server is the admin HTTP handler.
 type Server struct {
@@ -62,28 +100,53 @@ func (s *Server) routes() {
 		m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 		m.Handle("GET /metrics/", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
-	m.HandleFunc("GET /admin/v2/clusters", s.listClusters)
-	m.HandleFunc("GET /admin/v2/clusters/{cluster}", s.getCluster)
-	m.HandleFunc("GET /admin/v2/tenants", s.listTenants)
-	m.HandleFunc("GET /admin/v2/tenants/{tenant}", s.getTenant)
-	m.HandleFunc("GET /admin/v2/namespaces/{tenant}", s.listNamespaces)
-	m.HandleFunc("PUT /admin/v2/namespaces/{tenant}/{ns}", s.createNamespace)
-	m.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}", s.getPolicies)
-	m.HandleFunc("POST /admin/v2/namespaces/{tenant}/{ns}/deduplication", s.setDeduplication)
-	m.HandleFunc("GET /admin/v2/namespaces/{tenant}/{ns}/deduplication", s.getDeduplication)
+	s.tenantRoutes(m)
+	s.namespaceRoutes(m)
+	s.policyRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
-		d := d
-		m.HandleFunc("PUT /admin/v2/"+d+"/{tenant}/{ns}/{topic}/partitions", func(w http.ResponseWriter, r *http.Request) { s.putPartitions(w, r, d, true) })
-		m.HandleFunc("POST /admin/v2/"+d+"/{tenant}/{ns}/{topic}/partitions", func(w http.ResponseWriter, r *http.Request) { s.putPartitions(w, r, d, false) })
-		m.HandleFunc("GET /admin/v2/"+d+"/{tenant}/{ns}/{topic}/partitions", func(w http.ResponseWriter, r *http.Request) { s.getPartitions(w, r, d) })
-		m.HandleFunc("GET /lookup/v2/topic/"+d+"/{tenant}/{ns}/{topic}", s.lookup)
-		m.HandleFunc("PUT /admin/v2/"+d+"/{tenant}/{ns}/{topic}/unload", func(w http.ResponseWriter, r *http.Request) { s.unload(w, r, d) })
+		s.topicRoutes(m, d)
+		s.statsRoutes(m, d)
+		s.subscriptionRoutes(m, d)
 	}
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Requests no route matches get Pulsar's
+// error shape too, with the mux's status (404, or 405 for a known path).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		reason := "no such endpoint: " + r.Method + " " + r.URL.Path
+		if rec.status == http.StatusMethodNotAllowed {
+			reason = "method " + r.Method + " is not allowed on " + r.URL.Path
+		}
+		writeError(w, rec.status, reason)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// statusRecorder captures the status the mux gives unmatched requests.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (r *statusRecorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
 }
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
@@ -106,8 +169,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// noContent answers a successful update, as Pulsar does.
+func noContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
+
 // metaError maps metadata errors to HTTP answers.
-func metaError(w http.ResponseWriter, err error, what string) {
+func (s *Server) metaError(w http.ResponseWriter, err error, what string) {
 	switch {
 	case errors.Is(err, meta.ErrNotFound):
 		writeError(w, http.StatusNotFound, what+" does not exist")
@@ -116,228 +182,119 @@ func metaError(w http.ResponseWriter, err error, what string) {
 	case errors.Is(err, naming.ErrInvalid):
 		writeError(w, http.StatusPreconditionFailed, err.Error())
 	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internalError(w, err)
 	}
 }
 
-func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
-	cs, err := s.meta.Clusters(r.Context())
-	if err != nil {
-		metaError(w, err, "clusters")
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(cs))
+// statusError is an error with the HTTP status to answer it with.
+type statusError struct {
+	status int
+	reason string
 }
 
-func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
-	c, err := s.meta.Cluster(r.Context(), r.PathValue("cluster"))
-	if err != nil {
-		metaError(w, err, "cluster "+r.PathValue("cluster"))
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+func (e *statusError) Error() string { return e.reason }
+
+func errorf(status int, format string, args ...any) error {
+	return &statusError{status: status, reason: fmt.Sprintf(format, args...)}
 }
 
-func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
-	ts, err := s.meta.Tenants(r.Context())
-	if err != nil {
-		metaError(w, err, "tenants")
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(ts))
-}
-
-func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
-	t, err := s.meta.Tenant(r.Context(), r.PathValue("tenant"))
-	if err != nil {
-		metaError(w, err, "tenant "+r.PathValue("tenant"))
-		return
-	}
-	writeJSON(w, http.StatusOK, t)
-}
-
-func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request) {
-	tenant := r.PathValue("tenant")
-	if _, err := s.meta.Tenant(r.Context(), tenant); err != nil {
-		metaError(w, err, "tenant "+tenant)
-		return
-	}
-	ns, err := s.meta.Namespaces(r.Context(), tenant)
-	if err != nil {
-		metaError(w, err, "namespaces")
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(ns))
-}
-
-func (s *Server) createNamespace(w http.ResponseWriter, r *http.Request) {
-	ns := naming.Namespace{Tenant: r.PathValue("tenant"), Name: r.PathValue("ns")}
-	var p meta.Policies
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&p); err != nil && r.ContentLength > 0 {
-			writeError(w, http.StatusBadRequest, "invalid policies: "+err.Error())
-			return
-		}
-	}
-	if err := s.meta.CreateNamespace(r.Context(), ns, p); err != nil {
-		what := "namespace " + ns.String()
-		if errors.Is(err, meta.ErrNotFound) {
-			what = "tenant " + ns.Tenant
-		}
-		metaError(w, err, what)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func namespaceFromPath(r *http.Request) naming.Namespace {
-	return naming.Namespace{Tenant: r.PathValue("tenant"), Name: r.PathValue("ns")}
-}
-
-func (s *Server) getPolicies(w http.ResponseWriter, r *http.Request) {
-	ns := namespaceFromPath(r)
-	p, err := s.meta.Namespace(r.Context(), ns)
-	if err != nil {
-		metaError(w, err, "namespace "+ns.String())
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
-}
-
-// setDeduplication stores the namespace's deduplication policy (body: true
-// or false). Topics pick it up when they are next loaded.
-func (s *Server) setDeduplication(w http.ResponseWriter, r *http.Request) {
-	ns := namespaceFromPath(r)
-	var enabled bool
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64)).Decode(&enabled); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be true or false: "+err.Error())
-		return
-	}
-	err := s.meta.UpdateNamespace(r.Context(), ns, func(p *meta.Policies) error {
-		p.DeduplicationEnabled = &enabled
-		return nil
-	})
-	if err != nil {
-		metaError(w, err, "namespace "+ns.String())
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) getDeduplication(w http.ResponseWriter, r *http.Request) {
-	ns := namespaceFromPath(r)
-	p, err := s.meta.Namespace(r.Context(), ns)
-	if err != nil {
-		metaError(w, err, "namespace "+ns.String())
-		return
-	}
-	writeJSON(w, http.StatusOK, p.DeduplicationEnabled != nil && *p.DeduplicationEnabled)
-}
-
-func topicFromPath(r *http.Request, domain string) (naming.Topic, error) {
-	return naming.ParseTopic(domain + "://" + r.PathValue("tenant") + "/" + r.PathValue("ns") + "/" + r.PathValue("topic"))
-}
-
-// putPartitions creates (PUT) or grows (POST) a partitioned topic; the body is the partition count.
-func (s *Server) putPartitions(w http.ResponseWriter, r *http.Request, domain string, create bool) {
-	t, err := topicFromPath(r, domain)
-	if err != nil {
-		writeError(w, http.StatusPreconditionFailed, err.Error())
-		return
-	}
-	var n int
-	body := http.MaxBytesReader(w, r.Body, 64)
-	if err := json.NewDecoder(body).Decode(&n); err != nil {
-		writeError(w, http.StatusBadRequest, "body must be the number of partitions: "+err.Error())
-		return
-	}
-	if n <= 0 {
-		writeError(w, http.StatusNotAcceptable, "number of partitions must be more than 0")
-		return
-	}
-	if t.PartitionIndex() >= 0 {
-		writeError(w, http.StatusPreconditionFailed, "a partition cannot itself be partitioned: "+t.String())
-		return
-	}
-	ctx := r.Context()
-	if ok, err := s.meta.NamespaceExists(ctx, t.Namespace); err != nil || !ok {
-		writeError(w, http.StatusNotFound, "namespace "+t.Namespace.String()+" does not exist")
-		return
-	}
-	cur, err := s.meta.PartitionedTopic(ctx, t)
-	if err != nil {
-		metaError(w, err, "topic")
-		return
-	}
+// fail answers an error: a statusError as it says, errors of broker
+// operations and metadata by their kind, anything else with 500.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	var se *statusError
 	switch {
-	case create && cur > 0:
-		writeError(w, http.StatusConflict, "partitioned topic "+t.String()+" already exists")
-		return
-	case !create && cur == 0:
-		writeError(w, http.StatusNotFound, "partitioned topic "+t.String()+" does not exist")
-		return
-	case !create && n <= cur:
-		writeError(w, http.StatusUnprocessableEntity, "the number of partitions can only grow (now "+strconv.Itoa(cur)+")")
-		return
+	case errors.As(err, &se):
+		writeError(w, se.status, se.reason)
+	case errors.Is(err, broker.ErrTopicNotFound), errors.Is(err, broker.ErrSubscriptionNotFound),
+		errors.Is(err, broker.ErrMessageNotFound), errors.Is(err, meta.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, broker.ErrTopicExists), errors.Is(err, broker.ErrSubscriptionExists), errors.Is(err, meta.ErrExists):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, broker.ErrTopicBusy), errors.Is(err, broker.ErrSubscriptionBusy), errors.Is(err, naming.ErrInvalid):
+		writeError(w, http.StatusPreconditionFailed, err.Error())
+	case errors.Is(err, broker.ErrNotAllowed):
+		writeError(w, http.StatusMethodNotAllowed, err.Error())
+	default:
+		s.internalError(w, err)
 	}
-	if err := s.meta.PutPartitionedTopic(ctx, t, n, create); err != nil {
-		metaError(w, err, "partitioned topic "+t.String())
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) getPartitions(w http.ResponseWriter, r *http.Request, domain string) {
-	t, err := topicFromPath(r, domain)
-	if err != nil {
-		writeError(w, http.StatusPreconditionFailed, err.Error())
-		return
-	}
-	n, err := s.meta.PartitionedTopic(r.Context(), t)
-	if err != nil {
-		metaError(w, err, "topic")
-		return
-	}
-	writeJSON(w, http.StatusOK, meta.PartitionedTopicMetadata{Partitions: n})
+func (s *Server) internalError(w http.ResponseWriter, err error) {
+	s.cfg.Logger.Error("admin request failed", "err", err)
+	writeError(w, http.StatusInternalServerError, err.Error())
 }
 
-// lookup answers the HTTP lookup clients use with an http:// service URL.
-func (s *Server) lookup(w http.ResponseWriter, r *http.Request) {
-	domain := naming.Persistent
-	if strings.HasPrefix(r.URL.Path, "/lookup/v2/topic/"+naming.NonPersistent+"/") {
-		domain = naming.NonPersistent
-	}
-	if _, err := topicFromPath(r, domain); err != nil {
-		writeError(w, http.StatusPreconditionFailed, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{
-		"brokerUrl": s.cfg.BrokerURL,
-		"httpUrl":   s.cfg.WebURL,
-	})
-}
-
-// unload closes a topic's producers and consumers (they reconnect) and reloads it on next use.
-func (s *Server) unload(w http.ResponseWriter, r *http.Request, domain string) {
-	t, err := topicFromPath(r, domain)
-	if err != nil {
-		writeError(w, http.StatusPreconditionFailed, err.Error())
-		return
-	}
+// broker returns the broker, answering 503 when there is none.
+func (s *Server) broker(w http.ResponseWriter) (Broker, bool) {
 	if s.cfg.Broker == nil {
 		writeError(w, http.StatusServiceUnavailable, "broker is not running")
-		return
+		return nil, false
 	}
-	if err := s.cfg.Broker.UnloadTopic(t.String()); err != nil {
-		writeError(w, http.StatusInternalServerError, "unload "+t.String()+": "+err.Error())
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return s.cfg.Broker, true
 }
 
-func nonNil(s []string) []string {
+// readBody reads a request body of at most limit bytes and decodes it as
+// JSON into v. It reports false after answering 400 (malformed) or 413 (too
+// large); present is false when the body is empty.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, v any) (present, ok bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body exceeds "+strconv.FormatInt(limit, 10)+" bytes")
+		} else {
+			writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
+		}
+		return false, false
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return false, true
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return true, false
+	}
+	return true, true
+}
+
+// requireBody is readBody for endpoints whose body is mandatory.
+func requireBody(w http.ResponseWriter, r *http.Request, limit int64, v any, what string) bool {
+	present, ok := readBody(w, r, limit, v)
+	if ok && !present {
+		writeError(w, http.StatusBadRequest, "request body must be "+what)
+		return false
+	}
+	return ok
+}
+
+// boolParam reads an optional boolean query parameter, answering 400 when malformed.
+func boolParam(w http.ResponseWriter, r *http.Request, name string) (value, ok bool) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, true
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "query parameter "+name+" must be true or false, not "+strconv.Quote(v))
+		return false, false
+	}
+	return b, true
+}
+
+// intPathValue parses an integer path segment, answering 400 when malformed.
+func intPathValue(w http.ResponseWriter, r *http.Request, name string) (int64, bool) {
+	v := r.PathValue(name)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, name+" must be an integer, not "+strconv.Quote(v))
+		return 0, false
+	}
+	return n, true
+}
+
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }

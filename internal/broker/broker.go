@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
@@ -34,7 +35,17 @@ type Config struct {
 	// DeduplicationEnabled is the default for namespaces without a
 	// deduplication policy.
 	DeduplicationEnabled bool
-	Logger               *slog.Logger
+	// PolicyCheckInterval is how often message TTL, backlog quotas and
+	// retention are enforced.
+	PolicyCheckInterval time.Duration
+	// DefaultRetentionMinutes and DefaultRetentionSizeMB apply to namespaces
+	// without a retention policy (-1: unlimited).
+	DefaultRetentionMinutes int
+	DefaultRetentionSizeMB  int64
+	// Delayed is the store of delayed-delivery indexes; nil keeps each
+	// subscription's delayed entries in an in-memory heap.
+	Delayed *delayed.Store
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -49,6 +60,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CursorSaveInterval <= 0 {
 		c.CursorSaveInterval = 200 * time.Millisecond
+	}
+	if c.PolicyCheckInterval <= 0 {
+		c.PolicyCheckInterval = 30 * time.Second
 	}
 	if c.DispatchBatchEntries <= 0 {
 		c.DispatchBatchEntries = 256
@@ -77,6 +91,8 @@ type Broker struct {
 	connWG      sync.WaitGroup
 	bgWG        sync.WaitGroup
 	stopBG      chan struct{}
+	stopWatch   context.CancelFunc
+	pcache      policyCache
 }
 
 // New creates a broker over a ledger store and a metadata store.
@@ -96,8 +112,13 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		draining: make(chan struct{}),
 		stopBG:   make(chan struct{}),
 	}
-	b.bgWG.Add(1)
+	b.pcache.m = map[string]meta.Policies{}
+	var watchCtx context.Context
+	watchCtx, b.stopWatch = context.WithCancel(context.Background())
+	b.bgWG.Add(3)
 	go b.cursorSaver()
+	go b.policyLoop()
+	go b.watchPolicies(watchCtx)
 	return b
 }
 
@@ -184,6 +205,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(b.stopBG)
+	b.stopWatch()
 	b.bgWG.Wait()
 
 	b.mu.Lock()

@@ -18,6 +18,8 @@ type Consumer struct {
 	// permits is how many more messages the client asked for (FLOW); guarded
 	// by sub.mu. It may go negative when a batch is larger than the permits left.
 	permits int
+
+	out flowCounter // admin stats (admin_ops.go)
 }
 
 // writeMessage queues a MESSAGE frame.

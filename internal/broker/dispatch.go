@@ -231,6 +231,7 @@ func (s *Subscription) deliverEntry(e ledger.Entry) deliverOutcome {
 	s.pending[e.ID] = &pendingEntry{consumer: c, messages: n, batchSize: int(md.NumMessagesInBatch)}
 	s.disp.delivered(c, e.ID, &md)
 	c.cn.writeMessage(c.id, s.topic.ledgerID, e.ID, s.redelivered[e.ID], ackSet, e.Data)
+	s.countOut(c, n, len(e.Data))
 	s.topic.b.metrics.msgOut.Add(float64(n))
 	return delivered
 }

@@ -25,6 +25,8 @@ type Producer struct {
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup
+
+	in flowCounter // admin stats (admin_ops.go)
 }
 
 // begin registers a send; false when the producer is closed by the broker.

@@ -69,12 +69,21 @@ func findByPublishTime(l ledger.Ledger, ts uint64) (int64, error) {
 			hi = mid
 			continue
 		}
-		var md wire.MetadataInfo
-		if meta, _, err := wire.SplitPayload(es[0].Data); err == nil && wire.ParseMetadata(meta, &md) == nil && md.PublishTime >= ts {
+		if md, ok := entryMetadata(es[0].Data); ok && md.PublishTime >= ts {
 			hi = mid
 		} else {
 			lo = mid + 1
 		}
 	}
 	return lo, nil
+}
+
+// entryMetadata parses the MessageMetadata of a stored entry.
+func entryMetadata(data []byte) (wire.MetadataInfo, bool) {
+	var md wire.MetadataInfo
+	meta, _, err := wire.SplitPayload(data)
+	if err != nil || wire.ParseMetadata(meta, &md) != nil {
+		return md, false
+	}
+	return md, true
 }

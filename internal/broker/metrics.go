@@ -2,8 +2,8 @@ package broker
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics are the broker-wide Prometheus collectors. Names follow Pulsar's
-// where Pulsar has one, so existing dashboards mostly work.
+// Metrics are the broker-wide Prometheus collectors (per-topic ones come
+// from Collector). Names follow Pulsar's where Pulsar has one.
 type Metrics struct {
 	connections    prometheus.Gauge
 	topics         prometheus.Gauge
@@ -21,12 +21,12 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		connections:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulsar_active_connections", Help: "Open client connections."}),
-		topics:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulsar_topics_count", Help: "Loaded topics."}),
-		producers:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulsar_producers_count", Help: "Connected producers."}),
-		consumers:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulsar_consumers_count", Help: "Connected consumers."}),
-		msgIn:          prometheus.NewCounter(prometheus.CounterOpts{Name: "pulsar_in_messages_total", Help: "Messages published."}),
-		bytesIn:        prometheus.NewCounter(prometheus.CounterOpts{Name: "pulsar_in_bytes_total", Help: "Bytes published (headers and payload)."}),
-		msgOut:         prometheus.NewCounter(prometheus.CounterOpts{Name: "pulsar_out_messages_total", Help: "Messages dispatched to consumers."}),
+		topics:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulsar_broker_topics_count", Help: "Loaded topics."}),
+		producers:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulsar_broker_producers_count", Help: "Connected producers."}),
+		consumers:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "pulsar_broker_consumers_count", Help: "Connected consumers."}),
+		msgIn:          prometheus.NewCounter(prometheus.CounterOpts{Name: "pulsar_broker_in_messages_total", Help: "Messages published."}),
+		bytesIn:        prometheus.NewCounter(prometheus.CounterOpts{Name: "pulsar_broker_in_bytes_total", Help: "Bytes published (headers and payload)."}),
+		msgOut:         prometheus.NewCounter(prometheus.CounterOpts{Name: "pulsar_broker_out_messages_total", Help: "Messages dispatched to consumers."}),
 		bytesOut:       prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_out_bytes_total", Help: "Bytes written to client connections."}),
 		msgDropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_nonpersistent_dropped_messages_total", Help: "Non-persistent messages no consumer could take."}),
 		checksumErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_checksum_errors_total", Help: "Sends refused for a bad checksum."}),

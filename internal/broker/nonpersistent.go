@@ -26,6 +26,7 @@ func (t *Topic) dispatchNonPersistent(id int64, hp []byte) {
 		}
 		c.permits -= int(md.NumMessagesInBatch)
 		c.cn.writeMessage(c.id, 0, id, 0, nil, hp)
+		s.countOut(c, int(md.NumMessagesInBatch), len(hp))
 		s.mu.Unlock()
 		t.b.metrics.msgOut.Add(float64(md.NumMessagesInBatch))
 	}

@@ -26,6 +26,12 @@ func (t *Topic) addProducer(p *Producer, mode pb.ProducerAccessMode, epoch *uint
 	if _, ok := t.producers[p.name]; ok {
 		return false, newError(pb.ServerError_ProducerBusy, fmt.Sprintf("producer %q is already connected to %s", p.name, t.fullName))
 	}
+	if err := t.checkProducerLimits(); err != nil {
+		return false, err
+	}
+	if err := t.checkTerminated(); err != nil {
+		return false, err
+	}
 	if mode != pb.ProducerAccessMode_Shared && epoch != nil && *epoch != t.epoch {
 		return false, newError(pb.ServerError_ProducerFenced,
 			fmt.Sprintf("producer %q was fenced: topic epoch is %d, not %d", p.name, t.epoch, *epoch))

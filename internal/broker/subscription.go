@@ -43,6 +43,8 @@ type Subscription struct {
 	wake chan struct{}
 	quit chan struct{}
 	done chan struct{}
+
+	out flowCounter // admin stats (admin_ops.go)
 }
 
 // pendingEntry is an entry delivered to a consumer and not yet acked.

@@ -32,6 +32,8 @@ type Topic struct {
 	epoch     uint64
 
 	dedup *dedupState // nil when deduplication is off
+	// quotaBlocked refuses producers while the backlog quota is exceeded.
+	quotaBlocked error
 
 	// nonPersistentSeq numbers messages of non-persistent topics; they get
 	// message ids but are never stored.
@@ -39,6 +41,8 @@ type Topic struct {
 
 	msgIn   atomic.Int64
 	bytesIn atomic.Int64
+	// terminated is set by TerminateTopic (admin_ops.go).
+	terminated atomic.Bool
 }
 
 func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
@@ -65,6 +69,7 @@ func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	t.terminated.Store(cursors[terminatedCursor] != nil)
 	for _, n := range names {
 		if isInternalCursor(n) {
 			continue
@@ -85,7 +90,11 @@ func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
 // publish stores (or, for non-persistent topics, dispatches) one SEND and
 // answers it with a receipt once durable. The caller did p.begin().
 func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
+	if t.refuseTerminated(p, sf) {
+		return
+	}
 	n := int64(sf.NumMessages)
+	p.in.add(int(n), len(hp))
 	t.msgIn.Add(n)
 	t.bytesIn.Add(int64(len(hp)))
 	t.b.metrics.msgIn.Add(float64(n))
@@ -156,6 +165,13 @@ func (t *Topic) removeSubscription(s *Subscription) {
 	}
 	t.mu.Unlock()
 	s.stop()
+	s.mu.Lock()
+	if s.delays != nil {
+		if err := s.delays.drop(); err != nil {
+			t.b.log.Error("drop delayed index", "topic", t.fullName, "subscription", s.name, "err", err)
+		}
+	}
+	s.mu.Unlock()
 	if s.durable && t.ledger != nil {
 		if err := t.ledger.DeleteCursor(s.name); err != nil {
 			t.b.log.Error("delete cursor", "topic", t.fullName, "subscription", s.name, "err", err)

@@ -8,6 +8,11 @@ func (b *Broker) UnloadTopic(fullName string) error {
 	// Held throughout so the topic cannot be reloaded while its ledger closes.
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.unloadLocked(fullName)
+}
+
+// unloadLocked is UnloadTopic with b.mu held (DeleteTopic keeps holding it).
+func (b *Broker) unloadLocked(fullName string) error {
 	t := b.topics[fullName]
 	if t == nil {
 		return nil

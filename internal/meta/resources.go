@@ -291,3 +291,30 @@ func (r *Resources) UpdateNamespace(ctx context.Context, ns naming.Namespace, fn
 		}
 	}
 }
+
+// UpdateTenant replaces the info of an existing tenant; ErrNotFound when missing.
+func (r *Resources) UpdateTenant(ctx context.Context, name string, t TenantInfo) error {
+	for {
+		kv, err := r.Store.Get(ctx, policiesPrefix+name)
+		if err != nil {
+			return err
+		}
+		// The version check keeps a concurrent delete from being undone.
+		err = r.putJSON(ctx, policiesPrefix+name, t, kv.Version)
+		if !errors.Is(err, ErrBadVersion) {
+			return err
+		}
+	}
+}
+
+// DeleteTenant removes a tenant record; ErrNotFound when missing. The caller
+// checks that it has no namespaces left.
+func (r *Resources) DeleteTenant(ctx context.Context, name string) error {
+	return r.Store.Delete(ctx, policiesPrefix+name, AnyVersion)
+}
+
+// DeleteNamespace removes a namespace and its policies; ErrNotFound when
+// missing. The caller checks that it has no topics left.
+func (r *Resources) DeleteNamespace(ctx context.Context, ns naming.Namespace) error {
+	return r.Store.Delete(ctx, policiesPrefix+ns.String(), AnyVersion)
+}

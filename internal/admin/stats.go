@@ -1,0 +1,374 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/messagebus/messagebus/internal/broker"
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/naming"
+)
+
+func (s *Server) statsRoutes(m *http.ServeMux, d string) {
+	topic := "/admin/v2/" + d + "/{tenant}/{ns}/{topic}"
+	m.HandleFunc("GET "+topic+"/stats", s.single(d, s.topicStats))
+	m.HandleFunc("GET "+topic+"/partitioned-stats", s.topic(d, s.partitionedStats))
+	m.HandleFunc("GET "+topic+"/internalStats", s.single(d, s.internalStats))
+}
+
+// The JSON shapes below are Pulsar's TopicStats, SubscriptionStats,
+// ConsumerStats, PublisherStats and PersistentTopicInternalStats, with the
+// fields MessageBus has values for and the others at their neutral value.
+
+type topicStatsJSON struct {
+	MsgRateIn                          float64                     `json:"msgRateIn"`
+	MsgThroughputIn                    float64                     `json:"msgThroughputIn"`
+	MsgRateOut                         float64                     `json:"msgRateOut"`
+	MsgThroughputOut                   float64                     `json:"msgThroughputOut"`
+	BytesInCounter                     int64                       `json:"bytesInCounter"`
+	MsgInCounter                       int64                       `json:"msgInCounter"`
+	BytesOutCounter                    int64                       `json:"bytesOutCounter"`
+	MsgOutCounter                      int64                       `json:"msgOutCounter"`
+	AverageMsgSize                     float64                     `json:"averageMsgSize"`
+	MsgChunkPublished                  bool                        `json:"msgChunkPublished"`
+	StorageSize                        int64                       `json:"storageSize"`
+	BacklogSize                        int64                       `json:"backlogSize"`
+	OffloadedStorageSize               int64                       `json:"offloadedStorageSize"`
+	Publishers                         []publisherJSON             `json:"publishers"`
+	WaitingPublishers                  int                         `json:"waitingPublishers"`
+	Subscriptions                      map[string]subscriptionJSON `json:"subscriptions"`
+	Replication                        map[string]struct{}         `json:"replication"`
+	DeduplicationStatus                string                      `json:"deduplicationStatus"`
+	NonContiguousDeletedMessagesRanges int                         `json:"nonContiguousDeletedMessagesRanges"`
+}
+
+type publisherJSON struct {
+	AccessMode              string            `json:"accessMode"`
+	MsgRateIn               float64           `json:"msgRateIn"`
+	MsgThroughputIn         float64           `json:"msgThroughputIn"`
+	AverageMsgSize          float64           `json:"averageMsgSize"`
+	ChunkedMessageRate      float64           `json:"chunkedMessageRate"`
+	ProducerID              uint64            `json:"producerId"`
+	SupportsPartialProducer bool              `json:"supportsPartialProducer"`
+	ProducerName            string            `json:"producerName"`
+	Address                 string            `json:"address"`
+	ConnectedSince          string            `json:"connectedSince"`
+	ClientVersion           string            `json:"clientVersion"`
+	Metadata                map[string]string `json:"metadata"`
+}
+
+type subscriptionJSON struct {
+	MsgRateOut                         float64           `json:"msgRateOut"`
+	MsgThroughputOut                   float64           `json:"msgThroughputOut"`
+	BytesOutCounter                    int64             `json:"bytesOutCounter"`
+	MsgOutCounter                      int64             `json:"msgOutCounter"`
+	MsgRateRedeliver                   float64           `json:"msgRateRedeliver"`
+	MessageAckRate                     float64           `json:"messageAckRate"`
+	ChunkedMessageRate                 float64           `json:"chunkedMessageRate"`
+	MsgBacklog                         int64             `json:"msgBacklog"`
+	BacklogSize                        int64             `json:"backlogSize"`
+	MsgBacklogNoDelayed                int64             `json:"msgBacklogNoDelayed"`
+	BlockedSubscriptionOnUnackedMsgs   bool              `json:"blockedSubscriptionOnUnackedMsgs"`
+	MsgDelayed                         int64             `json:"msgDelayed"`
+	UnackedMessages                    int64             `json:"unackedMessages"`
+	Type                               string            `json:"type"`
+	ActiveConsumerName                 string            `json:"activeConsumerName,omitempty"`
+	MsgRateExpired                     float64           `json:"msgRateExpired"`
+	TotalMsgExpired                    int64             `json:"totalMsgExpired"`
+	Consumers                          []consumerJSON    `json:"consumers"`
+	IsDurable                          bool              `json:"isDurable"`
+	IsReplicated                       bool              `json:"isReplicated"`
+	AllowOutOfOrderDelivery            bool              `json:"allowOutOfOrderDelivery"`
+	ConsumersAfterMarkDeletePosition   map[string]string `json:"consumersAfterMarkDeletePosition"`
+	NonContiguousDeletedMessagesRanges int               `json:"nonContiguousDeletedMessagesRanges"`
+	SubscriptionProperties             map[string]string `json:"subscriptionProperties"`
+}
+
+type consumerJSON struct {
+	MsgRateOut                   float64           `json:"msgRateOut"`
+	MsgThroughputOut             float64           `json:"msgThroughputOut"`
+	BytesOutCounter              int64             `json:"bytesOutCounter"`
+	MsgOutCounter                int64             `json:"msgOutCounter"`
+	MsgRateRedeliver             float64           `json:"msgRateRedeliver"`
+	MessageAckRate               float64           `json:"messageAckRate"`
+	ChunkedMessageRate           float64           `json:"chunkedMessageRate"`
+	ConsumerName                 string            `json:"consumerName"`
+	AvailablePermits             int               `json:"availablePermits"`
+	UnackedMessages              int               `json:"unackedMessages"`
+	AvgMessagesPerEntry          int               `json:"avgMessagesPerEntry"`
+	BlockedConsumerOnUnackedMsgs bool              `json:"blockedConsumerOnUnackedMsgs"`
+	PriorityLevel                int32             `json:"priorityLevel"`
+	Address                      string            `json:"address"`
+	ConnectedSince               string            `json:"connectedSince"`
+	ClientVersion                string            `json:"clientVersion"`
+	Metadata                     map[string]string `json:"metadata"`
+}
+
+func topicStatsView(st broker.TopicStats) topicStatsJSON {
+	v := topicStatsJSON{
+		MsgRateIn:           st.MsgRateIn,
+		MsgThroughputIn:     st.ThroughputIn,
+		MsgRateOut:          st.MsgRateOut,
+		MsgThroughputOut:    st.ThroughputOut,
+		BytesInCounter:      st.BytesIn,
+		MsgInCounter:        st.MsgIn,
+		BytesOutCounter:     st.BytesOut,
+		MsgOutCounter:       st.MsgOut,
+		StorageSize:         st.StorageSize,
+		Publishers:          []publisherJSON{},
+		Subscriptions:       map[string]subscriptionJSON{},
+		Replication:         map[string]struct{}{},
+		DeduplicationStatus: "Disabled",
+	}
+	if st.MsgRateIn > 0 {
+		v.AverageMsgSize = st.ThroughputIn / st.MsgRateIn
+	}
+	if st.Deduplication {
+		v.DeduplicationStatus = "Enabled"
+	}
+	var avgEntry int64
+	if st.Entries > 0 {
+		avgEntry = st.StorageSize / st.Entries
+	}
+	for _, p := range st.Publishers {
+		pv := publisherJSON{AccessMode: p.AccessMode, MsgRateIn: p.MsgRateIn, MsgThroughputIn: p.ThroughputIn,
+			ProducerID: p.ID, ProducerName: p.Name, Address: p.Address, Metadata: map[string]string{}}
+		if p.MsgRateIn > 0 {
+			pv.AverageMsgSize = p.ThroughputIn / p.MsgRateIn
+		}
+		v.Publishers = append(v.Publishers, pv)
+	}
+	for name, ss := range st.Subscriptions {
+		sv := subscriptionJSON{
+			MsgRateOut:                         ss.MsgRateOut,
+			MsgThroughputOut:                   ss.ThroughputOut,
+			BytesOutCounter:                    ss.BytesOut,
+			MsgOutCounter:                      ss.MsgOut,
+			MsgBacklog:                         ss.Backlog,
+			BacklogSize:                        ss.Backlog * avgEntry,
+			MsgBacklogNoDelayed:                max(ss.Backlog-ss.Delayed, 0),
+			MsgDelayed:                         ss.Delayed,
+			UnackedMessages:                    ss.Unacked,
+			Type:                               ss.Type,
+			ActiveConsumerName:                 ss.ActiveConsumer,
+			Consumers:                          []consumerJSON{},
+			IsDurable:                          ss.Durable,
+			ConsumersAfterMarkDeletePosition:   map[string]string{},
+			NonContiguousDeletedMessagesRanges: ss.AckedRanges,
+			SubscriptionProperties:             ss.Properties,
+		}
+		if sv.SubscriptionProperties == nil {
+			sv.SubscriptionProperties = map[string]string{}
+		}
+		for _, c := range ss.Consumers {
+			sv.Consumers = append(sv.Consumers, consumerJSON{
+				MsgRateOut: c.MsgRateOut, MsgThroughputOut: c.ThroughputOut, BytesOutCounter: c.BytesOut,
+				MsgOutCounter: c.MsgOut, ConsumerName: c.Name, AvailablePermits: c.Permits,
+				UnackedMessages: c.Unacked, PriorityLevel: c.Priority, Address: c.Address, Metadata: map[string]string{},
+			})
+		}
+		v.Subscriptions[name] = sv
+		v.BacklogSize = max(v.BacklogSize, sv.BacklogSize)
+		v.NonContiguousDeletedMessagesRanges += ss.AckedRanges
+	}
+	return v
+}
+
+func (s *Server) topicStats(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	b, ok := s.broker(w)
+	if !ok {
+		return
+	}
+	st, err := b.TopicStats(r.Context(), t)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, topicStatsView(st))
+}
+
+// partitionedStatsJSON is Pulsar's PartitionedTopicStats: the sum over the
+// partitions, the metadata, and with ?perPartition (the default) each partition.
+type partitionedStatsJSON struct {
+	topicStatsJSON
+	Metadata   meta.PartitionedTopicMetadata `json:"metadata"`
+	Partitions map[string]topicStatsJSON     `json:"partitions"`
+}
+
+func (s *Server) partitionedStats(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	b, ok := s.broker(w)
+	if !ok {
+		return
+	}
+	perPartition := true
+	if r.URL.Query().Get("perPartition") != "" {
+		if perPartition, ok = boolParam(w, r, "perPartition"); !ok {
+			return
+		}
+	}
+	n, err := s.meta.PartitionedTopic(r.Context(), t)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if n == 0 {
+		writeError(w, http.StatusNotFound, "partitioned topic "+t.String()+" does not exist")
+		return
+	}
+	out := partitionedStatsJSON{Metadata: meta.PartitionedTopicMetadata{Partitions: n}, Partitions: map[string]topicStatsJSON{}}
+	sum := topicStatsView(broker.TopicStats{})
+	for i := range n {
+		p := t.Partition(i)
+		st, err := b.TopicStats(r.Context(), p)
+		if err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
+			s.fail(w, err)
+			return
+		}
+		pv := topicStatsView(st)
+		addStats(&sum, pv)
+		if perPartition {
+			out.Partitions[p.String()] = pv
+		}
+	}
+	if sum.MsgRateIn > 0 {
+		sum.AverageMsgSize = sum.MsgThroughputIn / sum.MsgRateIn
+	}
+	out.topicStatsJSON = sum
+	writeJSON(w, http.StatusOK, out)
+}
+
+// addStats adds a partition's stats to the sum; subscriptions of the same
+// name are merged.
+func addStats(sum *topicStatsJSON, p topicStatsJSON) {
+	sum.MsgRateIn += p.MsgRateIn
+	sum.MsgThroughputIn += p.MsgThroughputIn
+	sum.MsgRateOut += p.MsgRateOut
+	sum.MsgThroughputOut += p.MsgThroughputOut
+	sum.BytesInCounter += p.BytesInCounter
+	sum.MsgInCounter += p.MsgInCounter
+	sum.BytesOutCounter += p.BytesOutCounter
+	sum.MsgOutCounter += p.MsgOutCounter
+	sum.StorageSize += p.StorageSize
+	sum.BacklogSize += p.BacklogSize
+	sum.NonContiguousDeletedMessagesRanges += p.NonContiguousDeletedMessagesRanges
+	sum.Publishers = append(sum.Publishers, p.Publishers...)
+	if p.DeduplicationStatus == "Enabled" {
+		sum.DeduplicationStatus = p.DeduplicationStatus
+	}
+	for name, ps := range p.Subscriptions {
+		ss, ok := sum.Subscriptions[name]
+		if !ok {
+			ps.Consumers = append([]consumerJSON{}, ps.Consumers...)
+			sum.Subscriptions[name] = ps
+			continue
+		}
+		ss.MsgRateOut += ps.MsgRateOut
+		ss.MsgThroughputOut += ps.MsgThroughputOut
+		ss.BytesOutCounter += ps.BytesOutCounter
+		ss.MsgOutCounter += ps.MsgOutCounter
+		ss.MsgBacklog += ps.MsgBacklog
+		ss.BacklogSize += ps.BacklogSize
+		ss.MsgBacklogNoDelayed += ps.MsgBacklogNoDelayed
+		ss.MsgDelayed += ps.MsgDelayed
+		ss.UnackedMessages += ps.UnackedMessages
+		ss.NonContiguousDeletedMessagesRanges += ps.NonContiguousDeletedMessagesRanges
+		ss.Consumers = append(ss.Consumers, ps.Consumers...)
+		sum.Subscriptions[name] = ss
+	}
+}
+
+type internalStatsJSON struct {
+	EntriesAddedCounter    int64                 `json:"entriesAddedCounter"`
+	NumberOfEntries        int64                 `json:"numberOfEntries"`
+	TotalSize              int64                 `json:"totalSize"`
+	CurrentLedgerEntries   int64                 `json:"currentLedgerEntries"`
+	CurrentLedgerSize      int64                 `json:"currentLedgerSize"`
+	WaitingCursorsCount    int                   `json:"waitingCursorsCount"`
+	PendingAddEntriesCount int                   `json:"pendingAddEntriesCount"`
+	LastConfirmedEntry     string                `json:"lastConfirmedEntry"`
+	State                  string                `json:"state"`
+	Ledgers                []ledgerJSON          `json:"ledgers"`
+	Cursors                map[string]cursorJSON `json:"cursors"`
+	SchemaLedgers          []ledgerJSON          `json:"schemaLedgers"`
+	CompactedLedger        ledgerJSON            `json:"compactedLedger"`
+}
+
+type ledgerJSON struct {
+	LedgerID        int64 `json:"ledgerId"`
+	Entries         int64 `json:"entries"`
+	Size            int64 `json:"size"`
+	Offloaded       bool  `json:"offloaded"`
+	UnderReplicated bool  `json:"underReplicated"`
+}
+
+type cursorJSON struct {
+	MarkDeletePosition                       string           `json:"markDeletePosition"`
+	ReadPosition                             string           `json:"readPosition"`
+	WaitingReadOp                            bool             `json:"waitingReadOp"`
+	PendingReadOps                           int              `json:"pendingReadOps"`
+	MessagesConsumedCounter                  int64            `json:"messagesConsumedCounter"`
+	CursorLedger                             int64            `json:"cursorLedger"`
+	CursorLedgerLastEntry                    int64            `json:"cursorLedgerLastEntry"`
+	IndividuallyDeletedMessages              string           `json:"individuallyDeletedMessages"`
+	State                                    string           `json:"state"`
+	Active                                   bool             `json:"active"`
+	Durable                                  bool             `json:"durable"`
+	NumberOfEntriesSinceFirstNotAckedMessage int64            `json:"numberOfEntriesSinceFirstNotAckedMessage"`
+	TotalNonContiguousDeletedMessagesRange   int              `json:"totalNonContiguousDeletedMessagesRange"`
+	Properties                               map[string]int64 `json:"properties"`
+}
+
+func position(ledgerID, entryID int64) string { return fmt.Sprintf("%d:%d", ledgerID, entryID) }
+
+func (s *Server) internalStats(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	b, ok := s.broker(w)
+	if !ok {
+		return
+	}
+	st, err := b.TopicInternalStats(r.Context(), t)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	v := internalStatsJSON{
+		EntriesAddedCounter:  st.LastEntryID + 1,
+		NumberOfEntries:      st.Entries,
+		TotalSize:            st.Size,
+		CurrentLedgerEntries: st.Entries,
+		CurrentLedgerSize:    st.Size,
+		LastConfirmedEntry:   position(st.LedgerID, st.LastEntryID),
+		State:                "LedgerOpened",
+		Ledgers:              []ledgerJSON{{LedgerID: st.LedgerID, Entries: st.Entries, Size: st.Size}},
+		Cursors:              map[string]cursorJSON{},
+		SchemaLedgers:        []ledgerJSON{},
+		CompactedLedger:      ledgerJSON{LedgerID: -1, Entries: -1, Size: -1},
+	}
+	if st.Terminated {
+		v.State = "Terminated"
+	}
+	for name, c := range st.Cursors {
+		ranges := make([]string, len(c.AckedRanges))
+		for i, rg := range c.AckedRanges {
+			// Guava's range notation, as Pulsar prints it: (lower-exclusive..upper-inclusive].
+			ranges[i] = "(" + position(st.LedgerID, rg[0]-1) + ".." + position(st.LedgerID, rg[1]) + "]"
+		}
+		firstUnacked := c.MarkDelete + 1
+		v.Cursors[name] = cursorJSON{
+			MarkDeletePosition:                       position(st.LedgerID, c.MarkDelete),
+			ReadPosition:                             position(st.LedgerID, c.ReadPos),
+			MessagesConsumedCounter:                  c.MsgOut,
+			CursorLedger:                             -1,
+			CursorLedgerLastEntry:                    -1,
+			IndividuallyDeletedMessages:              "[" + strings.Join(ranges, ", ") + "]",
+			State:                                    "Open",
+			Active:                                   true,
+			Durable:                                  c.Durable,
+			NumberOfEntriesSinceFirstNotAckedMessage: max(st.LastEntryID-firstUnacked+1, 0),
+			TotalNonContiguousDeletedMessagesRange:   c.RangeCount,
+			Properties:                               map[string]int64{},
+		}
+	}
+	writeJSON(w, http.StatusOK, v)
+}

@@ -1,0 +1,185 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/naming"
+)
+
+func (s *Server) tenantRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /admin/v2/clusters", s.listClusters)
+	m.HandleFunc("GET /admin/v2/clusters/{cluster}", s.getCluster)
+	m.HandleFunc("GET /admin/v2/tenants", s.listTenants)
+	m.HandleFunc("GET /admin/v2/tenants/{tenant}", s.getTenant)
+	m.HandleFunc("PUT /admin/v2/tenants/{tenant}", s.createTenant)
+	m.HandleFunc("POST /admin/v2/tenants/{tenant}", s.updateTenant)
+	m.HandleFunc("DELETE /admin/v2/tenants/{tenant}", s.deleteTenant)
+}
+
+func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.meta.Clusters(r.Context())
+	if err != nil {
+		s.metaError(w, err, "clusters")
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(cs))
+}
+
+func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
+	c, err := s.meta.Cluster(r.Context(), r.PathValue("cluster"))
+	if err != nil {
+		s.metaError(w, err, "cluster "+r.PathValue("cluster"))
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.meta.Tenants(r.Context())
+	if err != nil {
+		s.metaError(w, err, "tenants")
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(ts))
+}
+
+// tenantFromPath returns the validated tenant name, answering 412 when invalid.
+func tenantFromPath(w http.ResponseWriter, r *http.Request) (string, bool) {
+	t := r.PathValue("tenant")
+	if err := naming.ValidateEntity("tenant", t); err != nil {
+		writeError(w, http.StatusPreconditionFailed, err.Error())
+		return "", false
+	}
+	return t, true
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	name, ok := tenantFromPath(w, r)
+	if !ok {
+		return
+	}
+	t, err := s.meta.Tenant(r.Context(), name)
+	if err != nil {
+		s.metaError(w, err, "tenant "+name)
+		return
+	}
+	writeJSON(w, http.StatusOK, normalizeTenant(t))
+}
+
+func normalizeTenant(t meta.TenantInfo) meta.TenantInfo {
+	t.AdminRoles = nonNil(t.AdminRoles)
+	t.AllowedClusters = nonNil(t.AllowedClusters)
+	return t
+}
+
+// readTenant decodes and checks a TenantInfo body: every allowed cluster
+// must exist (412 otherwise, as in Pulsar). An empty body is an empty info.
+func (s *Server) readTenant(w http.ResponseWriter, r *http.Request) (meta.TenantInfo, bool) {
+	var t meta.TenantInfo
+	if _, ok := readBody(w, r, maxBodyBytes, &t); !ok {
+		return t, false
+	}
+	known, err := s.meta.Clusters(r.Context())
+	if err != nil {
+		s.metaError(w, err, "clusters")
+		return t, false
+	}
+	var missing []string
+	for _, c := range t.AllowedClusters {
+		if !slices.Contains(known, c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		writeError(w, http.StatusPreconditionFailed, fmt.Sprintf("clusters %v do not exist", missing))
+		return t, false
+	}
+	return normalizeTenant(t), true
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
+	name, ok := tenantFromPath(w, r)
+	if !ok {
+		return
+	}
+	t, ok := s.readTenant(w, r)
+	if !ok {
+		return
+	}
+	if err := s.meta.CreateTenant(r.Context(), name, t); err != nil {
+		s.metaError(w, err, "tenant "+name)
+		return
+	}
+	noContent(w)
+}
+
+func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) {
+	name, ok := tenantFromPath(w, r)
+	if !ok {
+		return
+	}
+	t, ok := s.readTenant(w, r)
+	if !ok {
+		return
+	}
+	if err := s.meta.UpdateTenant(r.Context(), name, t); err != nil {
+		s.metaError(w, err, "tenant "+name)
+		return
+	}
+	noContent(w)
+}
+
+// deleteTenant refuses (409) while the tenant has namespaces; with
+// ?force=true it deletes them first, with their topics.
+func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
+	name, ok := tenantFromPath(w, r)
+	if !ok {
+		return
+	}
+	force, ok := boolParam(w, r, "force")
+	if !ok {
+		return
+	}
+	if err := s.removeTenant(r.Context(), name, force); err != nil {
+		s.fail(w, err)
+		return
+	}
+	noContent(w)
+}
+
+func (s *Server) removeTenant(ctx context.Context, name string, force bool) error {
+	if _, err := s.meta.Tenant(ctx, name); err != nil {
+		return tenantError(err, name)
+	}
+	nss, err := s.meta.Namespaces(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(nss) > 0 && !force {
+		return errorf(http.StatusConflict, "the tenant %s still has namespaces: %v", name, nss)
+	}
+	for _, n := range nss {
+		ns, err := naming.ParseNamespace(n)
+		if err != nil {
+			return err
+		}
+		if err := s.removeNamespace(ctx, ns, true); err != nil {
+			return err
+		}
+	}
+	if err := s.meta.DeleteTenant(ctx, name); err != nil {
+		return tenantError(err, name)
+	}
+	return nil
+}
+
+func tenantError(err error, name string) error {
+	if isNotFound(err) {
+		return errorf(http.StatusNotFound, "tenant %s does not exist", name)
+	}
+	return err
+}

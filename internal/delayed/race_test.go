@@ -1,0 +1,5 @@
+//go:build race
+
+package delayed
+
+func init() { raceEnabled = true }
