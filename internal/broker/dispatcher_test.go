@@ -70,3 +70,39 @@ func TestUnsupportedSubscriptionType(t *testing.T) {
 		t.Fatalf("unknown type: %v", err)
 	}
 }
+
+func TestFailoverDispatcherElection(t *testing.T) {
+	d := newFailoverDispatcher(nil)
+	b := &Consumer{id: 2, name: "b", permits: 5}
+	a := &Consumer{id: 1, name: "a", permits: 5}
+	d.add(b)
+	if c, _ := d.next(0, nil); c != b {
+		t.Fatal("single consumer not active")
+	}
+	d.add(a) // sorts before b: takes over
+	if c, _ := d.next(0, nil); c != a {
+		t.Fatal("consumer with the smaller name not active")
+	}
+	hi := &Consumer{id: 3, name: "z", priority: -1, permits: 5}
+	d.add(hi) // higher priority (lower level) wins over names
+	if c, _ := d.next(0, nil); c != hi {
+		t.Fatal("higher-priority consumer not active")
+	}
+	d.remove(hi)
+	if c, _ := d.next(0, nil); c != a {
+		t.Fatal("active consumer not re-elected after removal")
+	}
+	a.permits = 0
+	if c, _ := d.next(0, nil); c != nil {
+		t.Fatal("standby consumer picked while the active one has no permits")
+	}
+
+	// Partitions spread over consumers of the same priority.
+	p := &failoverDispatcher{partition: 3}
+	p.add(&Consumer{id: 1, name: "a", permits: 1})
+	second := &Consumer{id: 2, name: "b", permits: 1}
+	p.add(second)
+	if c, _ := p.next(0, nil); c != second {
+		t.Fatal("partition 3 of 2 consumers should go to the second")
+	}
+}
