@@ -265,8 +265,8 @@ func TestAdminPeekBatchesAndCompression(t *testing.T) {
 	s := startServer(t, server.Options{})
 	admin := newAdmin(t, s)
 	client := newClient(t, s.BrokerURL())
-	for _, codec := range []pulsar.CompressionType{pulsar.NoCompression, pulsar.LZ4, pulsar.ZLib, pulsar.ZSTD} {
-		t.Run(fmt.Sprint(codec), func(t *testing.T) {
+	for name, codec := range map[string]pulsar.CompressionType{"none": pulsar.NoCompression, "lz4": pulsar.LZ4, "zlib": pulsar.ZLib, "zstd": pulsar.ZSTD} {
+		t.Run(name, func(t *testing.T) {
 			topic := uniqueTopic(t)
 			tn := topicName(t, topic)
 			if err := admin.Subscriptions().Create(tn, "s", utils.Latest); err != nil {
@@ -281,9 +281,12 @@ func TestAdminPeekBatchesAndCompression(t *testing.T) {
 			done := make(chan error, 3)
 			for i := 0; i < 3; i++ {
 				producer.SendAsync(context.Background(), &pulsar.ProducerMessage{
-					Payload: []byte(fmt.Sprintf("batched message %d, long enough to compress well %d", i, i)),
+					Payload:    []byte(fmt.Sprintf("batched message %d, long enough to compress well %d", i, i)),
 					Properties: map[string]string{"n": fmt.Sprint(i)},
 				}, func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) { done <- err })
+			}
+			if err := producer.FlushWithCtx(context.Background()); err != nil {
+				t.Fatal(err)
 			}
 			for i := 0; i < 3; i++ {
 				if err := <-done; err != nil {

@@ -62,6 +62,12 @@ func TestAdminTopicLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectStatus(t, topics.Delete(topicName(t, parted), false, true), 409, "delete a partitioned topic as non-partitioned")
+	pp, err := client.CreateProducer(pulsar.ProducerOptions{Topic: parted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectStatus(t, topics.Delete(topicName(t, parted), false, false), 412, "delete a partitioned topic with a producer")
+	pp.Close()
 	if err := topics.Delete(topicName(t, parted), false, false); err != nil {
 		t.Fatal(err)
 	}
@@ -226,19 +232,20 @@ func TestAdminMessagesByIDAndTime(t *testing.T) {
 	_, err = admin.Topics().GetMessageID(tn, time.Now().Add(time.Hour).UnixMilli())
 	expectStatus(t, err, 404, "message id after the last message")
 
-	m, err := admin.Subscriptions().GetMessageByID(tn, id.LedgerID(), id.EntryID())
-	if err != nil || string(m.Payload) != "with properties" {
-		t.Fatalf("message by id %+v %v", m, err)
+	ms, err := admin.Subscriptions().GetMessagesByID(tn, id.LedgerID(), id.EntryID())
+	if err != nil || len(ms) != 1 || string(ms[0].Payload) != "with properties" {
+		t.Fatalf("message by id %+v %v", ms, err)
 	}
+	m := ms[0]
 	if m.Properties["mixedCase"] != "v" || m.Properties["other"] != "w" || m.Properties["publish-time"] == "" {
 		t.Fatalf("properties %v", m.Properties)
 	}
 	if m.MessageID.LedgerID != id.LedgerID() || m.MessageID.EntryID != id.EntryID() {
 		t.Fatalf("message id %+v", m.MessageID)
 	}
-	_, err = admin.Subscriptions().GetMessageByID(tn, id.LedgerID()+1, 0)
+	_, err = admin.Subscriptions().GetMessagesByID(tn, id.LedgerID()+1, 0)
 	expectStatus(t, err, 404, "message of another ledger")
-	_, err = admin.Subscriptions().GetMessageByID(tn, id.LedgerID(), 99)
+	_, err = admin.Subscriptions().GetMessagesByID(tn, id.LedgerID(), 99)
 	expectStatus(t, err, 404, "message past the end")
 	expectHTTP(t, "GET", restTopic(s.WebURL(), topic)+"/ledger/x/entry/0", "", 400)
 	expectHTTP(t, "GET", restTopic(s.WebURL(), topic)+"/messageid/yesterday", "", 400)

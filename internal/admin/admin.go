@@ -52,6 +52,7 @@ type Broker interface {
 	TopicExists(ctx context.Context, name naming.Topic) (bool, error)
 	CreateTopic(ctx context.Context, name naming.Topic) error
 	DeleteTopic(ctx context.Context, name naming.Topic, force bool) error
+	HasClients(name naming.Topic) bool
 	TerminateTopic(ctx context.Context, name naming.Topic) (broker.MessageID, error)
 	TopicStats(ctx context.Context, name naming.Topic) (broker.TopicStats, error)
 	TopicInternalStats(ctx context.Context, name naming.Topic) (broker.InternalStats, error)
@@ -117,6 +118,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pattern == "" {
 		rec := &statusRecorder{header: http.Header{}}
 		h.ServeHTTP(rec, r)
+		if rec.status != http.StatusNotFound && rec.status != http.StatusMethodNotAllowed {
+			s.mux.ServeHTTP(w, r) // a redirect to the clean path
+			return
+		}
 		if allow := rec.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}

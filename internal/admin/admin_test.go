@@ -19,7 +19,7 @@ import (
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
-func TestDecompressEveryCodec(t *testing.T) {
+func TestAdminDecompressEveryCodec(t *testing.T) {
 	plain := bytes.Repeat([]byte("peek me, MessageBus! "), 200)
 	compress := map[pb.CompressionType]func() []byte{
 		pb.CompressionType_LZ4: func() []byte {
@@ -61,7 +61,7 @@ func TestDecompressEveryCodec(t *testing.T) {
 	}
 }
 
-func TestPolicyValidation(t *testing.T) {
+func TestAdminPolicyValidation(t *testing.T) {
 	for _, c := range []struct {
 		rp meta.RetentionPolicies
 		ok bool
@@ -98,7 +98,7 @@ func TestPolicyValidation(t *testing.T) {
 
 // TestErrorsHaveReasons checks the error shape of requests no handler takes
 // and of endpoints that need a broker when there is none.
-func TestErrorsHaveReasons(t *testing.T) {
+func TestAdminErrorsHaveReasons(t *testing.T) {
 	md, err := meta.OpenEmbedded(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -131,5 +131,15 @@ func TestErrorsHaveReasons(t *testing.T) {
 		if resp.StatusCode != c.status || err != nil || body.Reason == "" {
 			t.Errorf("%s %s: %d %q (%v), want %d with a reason", c.method, c.path, resp.StatusCode, body.Reason, err, c.status)
 		}
+	}
+	// Unclean paths still get the mux's redirect.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(srv.URL + "/admin/v2//tenants")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 3 || resp.Header.Get("Location") != "/admin/v2/tenants" {
+		t.Errorf("unclean path: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }

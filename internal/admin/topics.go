@@ -312,8 +312,8 @@ func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bo
 		if !force {
 			// Refuse before deleting anything rather than stop half-way.
 			for i := range n {
-				if err := checkIdle(ctx, b, t.Partition(i)); err != nil {
-					return err
+				if b.HasClients(t.Partition(i)) {
+					return fmt.Errorf("%w: %s", broker.ErrTopicBusy, t.Partition(i))
 				}
 			}
 		}
@@ -325,28 +325,6 @@ func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bo
 	}
 	if err := s.meta.DeletePartitionedTopic(ctx, t); err != nil && !isNotFound(err) {
 		return err
-	}
-	return nil
-}
-
-// checkIdle returns broker.ErrTopicBusy when a loaded topic has clients.
-func checkIdle(ctx context.Context, b Broker, t naming.Topic) error {
-	if ok, err := b.TopicExists(ctx, t); err != nil || !ok {
-		return err
-	}
-	st, err := b.TopicStats(ctx, t)
-	if errors.Is(err, broker.ErrTopicNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	busy := len(st.Publishers) > 0
-	for _, ss := range st.Subscriptions {
-		busy = busy || len(ss.Consumers) > 0
-	}
-	if busy {
-		return fmt.Errorf("%w: %s", broker.ErrTopicBusy, t)
 	}
 	return nil
 }

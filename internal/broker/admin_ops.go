@@ -52,7 +52,8 @@ type MessageID struct {
 	BatchIndex int32
 }
 
-// Latest and Earliest are the special positions of Pulsar's message ids.
+// LatestLedgerID and EarliestLedgerID are the ledger ids of Pulsar's special
+// message ids Latest (entry MaxInt64) and Earliest (entry -1).
 const (
 	LatestLedgerID   = math.MaxInt64
 	EarliestLedgerID = -1
@@ -66,19 +67,18 @@ type Message struct {
 
 // TopicStats are the counters and connections of a loaded topic.
 type TopicStats struct {
-	MsgIn, BytesIn      int64
-	MsgOut, BytesOut    int64
-	MsgRateIn           float64
-	ThroughputIn        float64 // bytes/s
-	MsgRateOut          float64
-	ThroughputOut       float64
-	StorageSize         int64
-	Entries             int64
-	Deduplication       bool
-	Terminated          bool
-	LastPublishUnixNano int64
-	Publishers          []PublisherStats
-	Subscriptions       map[string]SubscriptionStats
+	MsgIn, BytesIn   int64
+	MsgOut, BytesOut int64
+	MsgRateIn        float64
+	ThroughputIn     float64 // bytes/s
+	MsgRateOut       float64
+	ThroughputOut    float64
+	StorageSize      int64
+	Entries          int64
+	Deduplication    bool
+	Terminated       bool
+	Publishers       []PublisherStats
+	Subscriptions    map[string]SubscriptionStats
 }
 
 // PublisherStats describe one producer.
@@ -95,20 +95,19 @@ type PublisherStats struct {
 
 // SubscriptionStats describe one subscription.
 type SubscriptionStats struct {
-	Type            string // Exclusive, Shared, Failover, Key_Shared
-	Durable         bool
-	Backlog         int64 // unacknowledged entries
-	Unacked         int64 // messages delivered and not acknowledged
-	Delayed         int64 // entries held for delayed delivery
-	MsgOut          int64
-	BytesOut        int64
-	MsgRateOut      float64
-	ThroughputOut   float64
-	ActiveConsumer  string
-	AckedRanges     int
-	Properties      map[string]string
-	Consumers       []ConsumerStats
-	ReplayQueueSize int
+	Type           string // Exclusive, Shared, Failover, Key_Shared
+	Durable        bool
+	Backlog        int64 // unacknowledged entries
+	Unacked        int64 // messages delivered and not acknowledged
+	Delayed        int64 // entries held for delayed delivery
+	MsgOut         int64
+	BytesOut       int64
+	MsgRateOut     float64
+	ThroughputOut  float64
+	ActiveConsumer string
+	AckedRanges    int
+	Properties     map[string]string
+	Consumers      []ConsumerStats
 }
 
 // ConsumerStats describe one consumer.
@@ -154,8 +153,8 @@ type flowCounter struct {
 	msgs, bytes atomic.Int64
 	start       atomic.Int64 // unix nanos of the first add
 
-	mu                  sync.Mutex
-	at                  time.Time // last rate sample
+	mu                  sync.Mutex // a leaf: taken under Topic.mu or Subscription.mu
+	at                  time.Time  // last rate sample
 	lastMsgs, lastBytes int64
 	msgRate, byteRate   float64
 }
@@ -299,6 +298,15 @@ func (t *Topic) hasClients() bool {
 	return n > 0
 }
 
+// HasClients reports whether a loaded topic has producers or consumers; a
+// topic that is not loaded has none.
+func (b *Broker) HasClients(name naming.Topic) bool {
+	b.mu.Lock()
+	t := b.topics[name.String()]
+	b.mu.Unlock()
+	return t != nil && t.hasClients()
+}
+
 // DeleteTopic deletes a topic and its data. Without force it refuses
 // (ErrTopicBusy) while producers or consumers are connected; with force they
 // are closed first (their clients reconnect and, topics being created on
@@ -432,11 +440,10 @@ func (s *Subscription) stats(now time.Time) SubscriptionStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := SubscriptionStats{
-		Type:            s.subType.String(),
-		Durable:         s.durable,
-		MsgOut:          s.out.msgs.Load(),
-		BytesOut:        s.out.bytes.Load(),
-		ReplayQueueSize: len(s.replay),
+		Type:     s.subType.String(),
+		Durable:  s.durable,
+		MsgOut:   s.out.msgs.Load(),
+		BytesOut: s.out.bytes.Load(),
 	}
 	ss.MsgRateOut, ss.ThroughputOut = s.out.rates(now)
 	if s.cursor != nil {
@@ -705,8 +712,8 @@ func (b *Broker) DeleteSubscription(ctx context.Context, name naming.Topic, sub 
 	if busy && !force {
 		return fmt.Errorf("%w: %s on %s", ErrSubscriptionBusy, sub, name)
 	}
-	// Removed (and stopped) first, so no consumer can attach any more; then
-	// the ones attached are detached and told.
+	// Removed (stopped, its cursor and delayed index deleted) first, so no
+	// consumer can attach any more; then the ones attached are detached and told.
 	t.removeSubscription(s)
 	s.mu.Lock()
 	var consumers []*Consumer
@@ -714,11 +721,6 @@ func (b *Broker) DeleteSubscription(ctx context.Context, name naming.Topic, sub 
 		consumers = append(consumers, s.disp.consumers()...)
 		for _, c := range consumers {
 			s.disp.remove(c)
-		}
-	}
-	if s.delays != nil {
-		if err := s.delays.drop(); err != nil {
-			b.log.Error("drop delayed-delivery index", "topic", t.fullName, "subscription", sub, "err", err)
 		}
 	}
 	s.mu.Unlock()

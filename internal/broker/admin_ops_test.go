@@ -12,7 +12,7 @@ import (
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
-func TestFlowCounterRates(t *testing.T) {
+func TestAdminFlowCounterRates(t *testing.T) {
 	var f flowCounter
 	if m, b := f.rates(time.Now()); m != 0 || b != 0 {
 		t.Fatalf("rates before any traffic: %v %v", m, b)
@@ -35,7 +35,7 @@ func TestFlowCounterRates(t *testing.T) {
 	}
 }
 
-func TestAckedRanges(t *testing.T) {
+func TestAdminAckedRanges(t *testing.T) {
 	c := ledger.NewCursorState(1)
 	for _, id := range []int64{3, 4, 5, 8, 10} {
 		c.Ack(id)
@@ -52,7 +52,7 @@ func TestAckedRanges(t *testing.T) {
 	}
 }
 
-func TestPeekSkipAndClearWithAckHoles(t *testing.T) {
+func TestAdminPeekSkipAndClearWithAckHoles(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.publish(10)
@@ -93,7 +93,7 @@ func TestPeekSkipAndClearWithAckHoles(t *testing.T) {
 	}
 }
 
-func TestCreateSubscriptionPositions(t *testing.T) {
+func TestAdminCreateSubscriptionPositions(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.publish(5)
@@ -137,7 +137,7 @@ func TestCreateSubscriptionPositions(t *testing.T) {
 	}
 }
 
-func TestDeleteTopicRefusesBusyUnlessForced(t *testing.T) {
+func TestAdminDeleteTopicRefusesBusyUnlessForced(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.publish(3)
@@ -160,7 +160,7 @@ func TestDeleteTopicRefusesBusyUnlessForced(t *testing.T) {
 	}
 }
 
-func TestTerminateRefusesProducersAndSurvivesReload(t *testing.T) {
+func TestAdminTerminateRefusesProducersAndSurvivesReload(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.publish(3)
@@ -216,7 +216,7 @@ func TestAdminOpsOnNonPersistentTopics(t *testing.T) {
 	}
 }
 
-func TestMessageIDByTimestamp(t *testing.T) {
+func TestAdminMessageIDByTimestamp(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	h.publish(3) // publish time 1 ms
