@@ -216,3 +216,51 @@ func TestMaxProducersPerTopic(t *testing.T) {
 		t.Fatalf("second producer: %v", err)
 	}
 }
+
+// TestBacklogQuotaMessageAgeHold: a backlog older than the message_age quota
+// with producer_request_hold refuses producers with the retriable error.
+func TestBacklogQuotaMessageAgeHold(t *testing.T) {
+	s, ns := policyServer(t, `{"backlog_quota_map": {"message_age": {"limitTime": 1, "policy": "producer_request_hold"}}}`)
+	client := newClient(t, s.BrokerURL())
+	topic := "persistent://" + ns + "/age"
+	c, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	producer, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	sendN(t, producer, 0, 3)
+	producer.Close()
+	eventually(t, "producers to be held", func() bool {
+		p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, SendTimeout: time.Second})
+		if err == nil {
+			p.Close()
+			return false
+		}
+		if !strings.Contains(err.Error(), "ProducerBlockedQuotaExceededError") {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return true
+	})
+	if time.Since(sent) < time.Second {
+		t.Fatal("producers held before the backlog reached the age limit")
+	}
+}
+
+func TestMaxConsumersPerTopic(t *testing.T) {
+	s, ns := policyServer(t, `{"max_consumers_per_topic": 1}`)
+	client := newClient(t, s.BrokerURL())
+	topic := "persistent://" + ns + "/limited"
+	c1, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "a", Type: pulsar.Shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	if _, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "b"}); err == nil || !strings.Contains(err.Error(), "ConsumerBusy") {
+		t.Fatalf("second consumer: %v", err)
+	}
+}
