@@ -8,7 +8,6 @@ import (
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/naming"
-	"github.com/messagebus/messagebus/internal/wire"
 )
 
 // Cursors whose names start with internalCursorPrefix hold broker state,
@@ -70,8 +69,7 @@ func recoverDedup(l ledger.Ledger, snap *ledger.CursorState) (*dedupState, error
 			break
 		}
 		for _, e := range es {
-			var md wire.MetadataInfo
-			if meta, _, err := wire.SplitPayload(e.Data); err == nil && wire.ParseMetadata(meta, &md) == nil {
+			if md, ok := entryMetadata(e.Data); ok {
 				seq := md.SequenceID
 				if md.HighestSequenceID > seq {
 					seq = md.HighestSequenceID

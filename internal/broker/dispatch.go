@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -203,10 +202,7 @@ const (
 // deliverEntry hands one entry to the consumer the dispatcher picks. Called
 // with s.mu held.
 func (s *Subscription) deliverEntry(e ledger.Entry) deliverOutcome {
-	var md wire.MetadataInfo
-	if meta, _, err := wire.SplitPayload(e.Data); err != nil || wire.ParseMetadata(meta, &md) != nil {
-		md = wire.MetadataInfo{NumMessagesInBatch: 1}
-	}
+	md, _ := entryMetadata(e.Data)
 	if s.delays != nil && md.HasDeliverAtTime && md.DeliverAtTime > time.Now().UnixMilli() {
 		s.delays.add(e.ID, md.DeliverAtTime)
 		return deferred

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
 )
@@ -26,8 +25,7 @@ func (c *conn) handleGetLastMessageID(cmd *pb.CommandGetLastMessageId) {
 		if id := t.ledger.LastEntryID(); id >= 0 {
 			last.EntryId = proto.Uint64(uint64(id))
 			if es, err := t.ledger.Read(id, 1, 0); err == nil && len(es) == 1 {
-				var md wire.MetadataInfo
-				if meta, _, err := wire.SplitPayload(es[0].Data); err == nil && wire.ParseMetadata(meta, &md) == nil && md.HasNumMessagesInBatch {
+				if md, ok := entryMetadata(es[0].Data); ok && md.HasNumMessagesInBatch {
 					last.BatchIndex = proto.Int32(md.NumMessagesInBatch - 1)
 				}
 			}

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -76,14 +75,4 @@ func findByPublishTime(l ledger.Ledger, ts uint64) (int64, error) {
 		}
 	}
 	return lo, nil
-}
-
-// entryMetadata parses the MessageMetadata of a stored entry.
-func entryMetadata(data []byte) (wire.MetadataInfo, bool) {
-	var md wire.MetadataInfo
-	meta, _, err := wire.SplitPayload(data)
-	if err != nil || wire.ParseMetadata(meta, &md) != nil {
-		return md, false
-	}
-	return md, true
 }

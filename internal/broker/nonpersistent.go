@@ -1,18 +1,10 @@
 package broker
 
-import "github.com/messagebus/messagebus/internal/wire"
-
 // dispatchNonPersistent hands a message of a non-persistent topic straight to
 // one consumer of each subscription; subscriptions without a consumer that
 // has permits miss it, as in Pulsar.
 func (t *Topic) dispatchNonPersistent(id int64, hp []byte) {
-	var md wire.MetadataInfo
-	md.NumMessagesInBatch = 1
-	if meta, _, err := wire.SplitPayload(hp); err == nil {
-		if wire.ParseMetadata(meta, &md) != nil {
-			md.NumMessagesInBatch = 1
-		}
-	}
+	md, _ := entryMetadata(hp)
 	for _, s := range t.subscriptions() {
 		s.mu.Lock()
 		var c *Consumer
