@@ -264,3 +264,31 @@ func TestMaxConsumersPerTopic(t *testing.T) {
 		t.Fatalf("second consumer: %v", err)
 	}
 }
+
+func TestAutoTopicCreationOverride(t *testing.T) {
+	s, ns := policyServer(t, `{"autoTopicCreationOverride": {"allowAutoTopicCreation": false}}`)
+	client := newClient(t, s.BrokerURL())
+	topic := "persistent://" + ns + "/explicit"
+	if _, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic}); err == nil || !strings.Contains(err.Error(), "TopicNotFound") {
+		t.Fatalf("producer on a missing topic with auto creation off: %v", err)
+	}
+	if _, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "s"}); err == nil {
+		t.Fatal("consumer on a missing topic with auto creation off was accepted")
+	}
+	path := s.WebURL() + strings.Replace(topic, "persistent://", "/admin/v2/persistent/", 1)
+	if code, body := httpDo(t, "PUT", path, ""); code != 204 {
+		t.Fatalf("create topic: %d %s", code, body)
+	}
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatalf("producer on a created topic: %v", err)
+	}
+	p.Close()
+
+	s2, ns2 := policyServer(t, `{"autoTopicCreationOverride": {"allowAutoTopicCreation": true, "topicType": "partitioned", "defaultNumPartitions": 3}}`)
+	client2 := newClient(t, s2.BrokerURL())
+	parts, err := client2.TopicPartitions("persistent://" + ns2 + "/auto")
+	if err != nil || len(parts) != 3 {
+		t.Fatalf("auto-created partitioned topic: %v %v", parts, err)
+	}
+}

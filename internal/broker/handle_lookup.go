@@ -43,7 +43,7 @@ func (c *conn) handlePartitionedMetadata(cmd *pb.CommandPartitionedTopicMetadata
 		fail(pb.ServerError_MetadataError, err.Error())
 	} else if !ok {
 		fail(pb.ServerError_TopicNotFound, "namespace "+t.Namespace.String()+" does not exist")
-	} else if n, err := c.b.meta.PartitionedTopic(ctx, t); err != nil {
+	} else if n, err := c.b.autoPartitions(ctx, t); err != nil {
 		fail(pb.ServerError_MetadataError, err.Error())
 	} else {
 		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Success.Enum()

@@ -75,6 +75,10 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		c.writeProducerSuccess(reqID, existing, true)
 		return
 	}
+	if err := c.b.checkAutoCreate(context.Background(), name); err != nil {
+		fail(err)
+		return
+	}
 	t, err := c.b.getTopic(context.Background(), name)
 	if err != nil {
 		fail(err)

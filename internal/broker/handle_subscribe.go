@@ -34,6 +34,10 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		}
 		return
 	}
+	if err := c.b.checkAutoCreate(context.Background(), name); err != nil {
+		fail(err)
+		return
+	}
 	t, err := c.b.getTopic(context.Background(), name)
 	if err != nil {
 		fail(err)

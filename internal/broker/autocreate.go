@@ -1,0 +1,51 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// checkAutoCreate refuses to create a topic implicitly (by a producer or a
+// consumer) when the namespace's auto topic creation override forbids it.
+// Topics are auto-created by default, as in Pulsar.
+func (b *Broker) checkAutoCreate(ctx context.Context, name naming.Topic) error {
+	o := b.policies(name.Namespace).AutoTopicCreationOverride
+	if o == nil || o.AllowAutoTopicCreation {
+		return nil
+	}
+	exists, err := b.TopicExists(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return newError(pb.ServerError_TopicNotFound,
+			"topic "+name.String()+" does not exist and auto topic creation is disabled in namespace "+name.Namespace.String())
+	}
+	return nil
+}
+
+// autoPartitions creates a partitioned topic on first lookup when the
+// namespace asks for auto-created topics to be partitioned, and returns its
+// partition count (0: not partitioned).
+func (b *Broker) autoPartitions(ctx context.Context, name naming.Topic) (int, error) {
+	n, err := b.meta.PartitionedTopic(ctx, name)
+	if err != nil || n > 0 || name.PartitionIndex() >= 0 {
+		return n, err
+	}
+	o := b.policies(name.Namespace).AutoTopicCreationOverride
+	if o == nil || !o.AllowAutoTopicCreation || o.TopicType != "partitioned" || o.DefaultNumPartitions == nil || *o.DefaultNumPartitions <= 0 {
+		return 0, nil
+	}
+	if exists, err := b.TopicExists(ctx, name); err != nil || exists {
+		return 0, err // an existing non-partitioned topic stays as it is
+	}
+	err = b.meta.PutPartitionedTopic(ctx, name, *o.DefaultNumPartitions, true)
+	if err != nil && !errors.Is(err, meta.ErrExists) {
+		return 0, err
+	}
+	return b.meta.PartitionedTopic(ctx, name)
+}
