@@ -114,14 +114,24 @@ func policiesView(p meta.Policies) policiesJSON {
 	return v
 }
 
-func (s *Server) getPolicies(w http.ResponseWriter, r *http.Request) {
+// namespacePolicies reads the namespace named by the path and its policies,
+// answering the request itself (412 bad name, 404 missing) when it cannot.
+func (s *Server) namespacePolicies(w http.ResponseWriter, r *http.Request) (meta.Policies, bool) {
 	ns, ok := namespaceFromPath(w, r)
 	if !ok {
-		return
+		return meta.Policies{}, false
 	}
 	p, err := s.meta.Namespace(r.Context(), ns)
 	if err != nil {
 		s.metaError(w, err, "namespace "+ns.String())
+		return meta.Policies{}, false
+	}
+	return p, true
+}
+
+func (s *Server) getPolicies(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.namespacePolicies(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, policiesView(p))

@@ -43,13 +43,8 @@ type policySetter func(p *meta.Policies, body []byte, remove bool) error
 // optionalPolicy registers GET, POST (set) and DELETE (remove) on path.
 func (s *Server) optionalPolicy(m *http.ServeMux, path, what string, get policyGetter, set policySetter) {
 	m.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
-		ns, ok := namespaceFromPath(w, r)
+		p, ok := s.namespacePolicies(w, r)
 		if !ok {
-			return
-		}
-		p, err := s.meta.Namespace(r.Context(), ns)
-		if err != nil {
-			s.metaError(w, err, "namespace "+ns.String())
 			return
 		}
 		if v := get(&p); v != nil {
@@ -304,13 +299,8 @@ func backlogQuotaType(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 func (s *Server) getBacklogQuotaMap(w http.ResponseWriter, r *http.Request) {
-	ns, ok := namespaceFromPath(w, r)
+	p, ok := s.namespacePolicies(w, r)
 	if !ok {
-		return
-	}
-	p, err := s.meta.Namespace(r.Context(), ns)
-	if err != nil {
-		s.metaError(w, err, "namespace "+ns.String())
 		return
 	}
 	writeJSON(w, http.StatusOK, policiesView(p).BacklogQuotaMap)
@@ -456,13 +446,8 @@ func authPolicies(p *meta.Policies) *meta.AuthPolicies {
 }
 
 func (s *Server) getPermissions(w http.ResponseWriter, r *http.Request) {
-	ns, ok := namespaceFromPath(w, r)
+	p, ok := s.namespacePolicies(w, r)
 	if !ok {
-		return
-	}
-	p, err := s.meta.Namespace(r.Context(), ns)
-	if err != nil {
-		s.metaError(w, err, "namespace "+ns.String())
 		return
 	}
 	writeJSON(w, http.StatusOK, authPolicies(&p).NamespaceAuth)
@@ -541,13 +526,8 @@ func (s *Server) revokeTopicPermission(w http.ResponseWriter, r *http.Request, t
 }
 
 func (s *Server) getReplication(w http.ResponseWriter, r *http.Request) {
-	ns, ok := namespaceFromPath(w, r)
+	p, ok := s.namespacePolicies(w, r)
 	if !ok {
-		return
-	}
-	p, err := s.meta.Namespace(r.Context(), ns)
-	if err != nil {
-		s.metaError(w, err, "namespace "+ns.String())
 		return
 	}
 	writeJSON(w, http.StatusOK, nonNil(p.ReplicationClusters))
