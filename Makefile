@@ -25,6 +25,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeFrame -fuzztime=20s ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzParseMetadata -fuzztime=10s ./internal/wire
+	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=10s ./internal/auth/token
 
 bench:
 	./bench/run.sh
