@@ -28,5 +28,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newAdminCommand())
 	root.AddCommand(newProduceCommand())
 	root.AddCommand(newConsumeCommand())
+	root.AddCommand(newTokensCommand())
 	return root
 }

@@ -29,7 +29,7 @@ type Claims struct {
 // by ParsePrivateKey. The header is exactly Pulsar's: {"alg":...} plus any
 // kid or extra header fields, with no "typ".
 func Create(key any, c Claims) (string, error) {
-	alg, err := signingAlgorithm(key)
+	alg, err := SigningAlgorithm(key)
 	if err != nil {
 		return "", err
 	}

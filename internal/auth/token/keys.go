@@ -148,7 +148,7 @@ func ParsePrivateKey(b []byte) (crypto.Signer, error) {
 	if !ok {
 		return nil, fmt.Errorf("private key: unsupported key type %T", key)
 	}
-	if _, err := signingAlgorithm(signer); err != nil {
+	if _, err := SigningAlgorithm(signer); err != nil {
 		return nil, fmt.Errorf("private key: %w", err)
 	}
 	return signer, nil
@@ -227,8 +227,9 @@ func encode(der []byte, pemType string, f Format) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})
 }
 
-// signingAlgorithm is the JWT algorithm a signing key makes.
-func signingAlgorithm(key any) (string, error) {
+// SigningAlgorithm is the algorithm Create signs with for key (HS256, RS256
+// or ES256), or why key cannot sign.
+func SigningAlgorithm(key any) (string, error) {
 	switch k := key.(type) {
 	case []byte:
 		if len(k) < SecretKeyLength {

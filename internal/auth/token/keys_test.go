@@ -247,7 +247,7 @@ func TestGenerateAndMarshalRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s format %d: %v", alg, f, err)
 			}
-			if a, _ := signingAlgorithm(back); a != alg {
+			if a, _ := SigningAlgorithm(back); a != alg {
 				t.Errorf("reloaded key makes %s, want %s", a, alg)
 			}
 			ub, err := MarshalPublicKey(priv.Public(), f)

@@ -73,7 +73,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errTwoKeys
 	case cfg.SecretKey != nil:
 		v.key = bytes.Clone(cfg.SecretKey)
-		v.alg, err = signingAlgorithm(v.key)
+		v.alg, err = SigningAlgorithm(v.key)
 	case cfg.PublicKey != nil:
 		v.key = cfg.PublicKey
 		v.alg, err = verifyAlgorithm(cfg.PublicKey)
@@ -176,7 +176,8 @@ func (v *Verifier) explain(t *jwt.Token, claims jwt.MapClaims, err error) error 
 			return fmt.Errorf("%w: not before %s", ErrNotYetValid, nbf.UTC().Format(time.RFC3339))
 		}
 		return ErrNotYetValid
-	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		// Only aud is ever required, and only when Audience is set.
 		return fmt.Errorf("%w: want %q in aud", ErrAudience, v.audience)
 	case errors.Is(err, jwt.ErrInvalidType):
 		return fmt.Errorf("%w: exp, nbf or aud claim has the wrong type", ErrMalformed)

@@ -279,18 +279,20 @@ func TestRoleClaim(t *testing.T) {
 
 func TestAudience(t *testing.T) {
 	v := mustVerifier(t, Config{SecretKey: secret, Audience: "messagebus"})
-	for payload, ok := range map[string]bool{
-		`{"sub":"a","aud":"messagebus"}`:             true,
-		`{"sub":"a","aud":["other","messagebus"]}`:   true,
-		`{"sub":"a","aud":"other"}`:                  false,
-		`{"sub":"a"}`:                                false,
-		`{"sub":"a","aud":["other"]}`:                false,
-		`{"sub":"a","aud":42}`:                       false,
-		`{"sub":"a","aud":["messagebus-not-quite"]}`: false,
+	for payload, want := range map[string]error{
+		`{"sub":"a","aud":"messagebus"}`:             nil,
+		`{"sub":"a","aud":["other","messagebus"]}`:   nil,
+		`{"sub":"a","aud":"other"}`:                  ErrAudience,
+		`{"sub":"a"}`:                                ErrAudience,
+		`{"sub":"a","aud":""}`:                       ErrAudience,
+		`{"sub":"a","aud":["other"]}`:                ErrAudience,
+		`{"sub":"a","aud":["messagebus-not-quite"]}`: ErrAudience,
+		`{"sub":"a","aud":42}`:                       ErrAudience, // golang-jwt: not a string, so absent
+		`{"sub":"a","aud":["messagebus",1]}`:         ErrMalformed,
 	} {
 		_, err := v.Verify(hs256(secret, `{"alg":"HS256"}`, payload), now)
-		if ok != (err == nil) {
-			t.Errorf("%s: %v", payload, err)
+		if (want == nil) != (err == nil) || want != nil && !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", payload, err, want)
 		}
 	}
 }
