@@ -11,6 +11,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,40 @@ type Options struct {
 	// DeduplicationEnabled is the default for namespaces without a policy.
 	DeduplicationEnabled bool
 	Logger               *slog.Logger
+
+	Security
+}
+
+// Security configures authentication, authorization and TLS. Authentication
+// and authorization are on as soon as a provider is configured: a token key
+// (token provider) or a trust store for client certificates (TLS provider).
+type Security struct {
+	// AuthTokenSecretKey is an HS256 secret key file (raw bytes or a
+	// data:;base64, URL); AuthTokenPublicKey an RS256/ES256 public key file
+	// (PEM or DER). At most one of them.
+	AuthTokenSecretKey string
+	AuthTokenPublicKey string
+	// AuthTokenRoleClaim names the claim holding the role (default "sub").
+	AuthTokenRoleClaim string
+	// SuperuserRoles may do everything.
+	SuperuserRoles []string
+	// AnonymousRole is given to clients without credentials; empty refuses them.
+	AnonymousRole string
+	// AuthRefreshTimeout is how long a client has to send fresh credentials
+	// after its own expire (default 30s).
+	AuthRefreshTimeout time.Duration
+
+	// BrokerTLSAddr (pulsar+ssl) and HTTPSAddr are served when set; both
+	// need TLSCertFile and TLSKeyFile.
+	BrokerTLSAddr string
+	HTTPSAddr     string
+	TLSCertFile   string
+	TLSKeyFile    string
+	// TLSTrustCertsFile holds the CAs client certificates are verified
+	// against; setting it turns on TLS client-certificate authentication.
+	TLSTrustCertsFile string
+	// TLSRequireClientCert refuses TLS clients without a valid certificate.
+	TLSRequireClientCert bool
 }
 
 // Server is a running standalone node.
@@ -72,9 +107,14 @@ type Server struct {
 	http    *http.Server
 	brokerL net.Listener
 	httpL   net.Listener
-	ready   atomic.Bool
-	wg      sync.WaitGroup
-	errc    chan error
+	// brokerTLSL and httpsL are nil unless TLS is configured; tlsConfig
+	// wraps them when serving.
+	brokerTLSL net.Listener
+	httpsL     net.Listener
+	tlsConfig  *tls.Config
+	ready      atomic.Bool
+	wg         sync.WaitGroup
+	errc       chan error
 }
 
 // New opens the stores, bootstraps metadata and binds the listeners.
@@ -100,7 +140,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, log: opts.Logger, errc: make(chan error, 2)}
+	s := &Server{opts: opts, log: opts.Logger, errc: make(chan error, 4)}
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -153,24 +193,30 @@ func New(opts Options) (*Server, error) {
 		s.delayed = ds
 	}
 
-	if s.brokerL, err = net.Listen("tcp", opts.BrokerAddr); err != nil {
-		return nil, fmt.Errorf("listen on broker address: %w", err)
+	res := &meta.Resources{Store: md}
+	authService, err := newAuthService(opts.Security, res)
+	if err != nil {
+		return nil, err
 	}
-	if s.httpL, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
-		s.brokerL.Close()
-		return nil, fmt.Errorf("listen on http address: %w", err)
+	if s.tlsConfig, err = newTLSConfig(opts.Security); err != nil {
+		return nil, err
+	}
+	if err := s.listen(); err != nil {
+		s.closeListeners()
+		return nil, err
 	}
 
-	res := &meta.Resources{Store: md}
 	ctx := context.Background()
 	if err := res.Bootstrap(ctx, opts.ClusterName, meta.ClusterData{ServiceURL: s.WebURL(), BrokerServiceURL: s.advertisedBrokerURL()}); err != nil {
-		s.brokerL.Close()
-		s.httpL.Close()
+		s.closeListeners()
 		return nil, fmt.Errorf("bootstrap metadata: %w", err)
 	}
 	s.broker = broker.New(broker.Config{
 		ClusterName:             opts.ClusterName,
 		AdvertisedURL:           s.advertisedBrokerURL(),
+		AdvertisedTLSURL:        s.advertisedBrokerTLSURL(),
+		Auth:                    authService,
+		AuthRefreshTimeout:      opts.AuthRefreshTimeout,
 		MaxMessageSize:          opts.MaxMessageSize,
 		KeepAliveInterval:       opts.KeepAliveInterval,
 		PolicyCheckInterval:     opts.PolicyCheckInterval,
@@ -183,13 +229,16 @@ func New(opts Options) (*Server, error) {
 	reg.MustRegister(s.broker.Collector())
 	s.http = &http.Server{
 		Handler: admin.New(admin.Config{
-			ClusterName: opts.ClusterName,
-			BrokerURL:   s.advertisedBrokerURL(),
-			WebURL:      s.WebURL(),
-			Logger:      opts.Logger.With("component", "admin"),
-			Gatherer:    reg,
-			Ready:       s.ready.Load,
-			Broker:      s.broker,
+			ClusterName:  opts.ClusterName,
+			BrokerURL:    s.advertisedBrokerURL(),
+			WebURL:       s.WebURL(),
+			Logger:       opts.Logger.With("component", "admin"),
+			Gatherer:     reg,
+			Ready:        s.ready.Load,
+			Broker:       s.broker,
+			Auth:         authService,
+			BrokerURLTLS: s.advertisedBrokerTLSURL(),
+			WebURLTLS:    s.WebTLSURL(),
 		}, res),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -223,8 +272,26 @@ func loopbackHost(l net.Listener) string {
 	return ip.String()
 }
 
-// Start serves on both listeners in the background.
+// Start serves on every listener in the background.
 func (s *Server) Start() {
+	if s.brokerTLSL != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.broker.Serve(tls.NewListener(s.brokerTLSL, s.tlsConfig)); err != nil {
+				s.errc <- fmt.Errorf("broker tls: %w", err)
+			}
+		}()
+	}
+	if s.httpsL != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(tls.NewListener(s.httpsL, s.tlsConfig)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.errc <- fmt.Errorf("https: %w", err)
+			}
+		}()
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -239,7 +306,8 @@ func (s *Server) Start() {
 		}
 	}()
 	s.ready.Store(true)
-	s.log.Info("MessageBus standalone ready", "broker", s.BrokerURL(), "http", s.WebURL(), "data_dir", s.opts.DataDir)
+	s.log.Info("MessageBus standalone ready", "broker", s.BrokerURL(), "http", s.WebURL(),
+		"broker_tls", s.BrokerTLSURL(), "https", s.WebTLSURL(), "auth", s.broker.AuthEnabled(), "data_dir", s.opts.DataDir)
 }
 
 // Err delivers a fatal serving error.

@@ -51,6 +51,18 @@ which wins over the file.`,
 	f.Int64("default-retention-size-mb", 0, "retention size of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Bool("deduplication-enabled", false, "deduplicate producers' resends in namespaces without a policy")
 	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
+	f.String("auth-token-secret-key", "", "HS256 secret key file for token authentication (raw bytes or data:;base64,...)")
+	f.String("auth-token-public-key", "", "RS256/ES256 public key file (PEM or DER) for token authentication")
+	f.String("auth-token-role-claim", "sub", "token claim that holds the role")
+	f.String("superuser-roles", "", "comma-separated roles that may do everything")
+	f.String("anonymous-role", "", "role given to clients without credentials (unset: they are refused)")
+	f.Duration("auth-refresh-timeout", 30*time.Second, "how long a client has to send fresh credentials after its own expire")
+	f.String("broker-tls-addr", "", "listen address of the Pulsar binary protocol over TLS (pulsar+ssl)")
+	f.String("https-addr", "", "listen address of the admin REST API over TLS")
+	f.String("tls-cert-file", "", "server certificate (PEM) for the TLS listeners")
+	f.String("tls-key-file", "", "server private key (PEM) for the TLS listeners")
+	f.String("tls-trust-certs-file", "", "CA certificates (PEM) client certificates are verified against; turns on TLS authentication")
+	f.Bool("tls-require-client-cert", false, "refuse TLS clients without a valid client certificate")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -88,6 +100,25 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("invalid --log-format %q (text or json)", format)
 }
 
+// stringList reads a list setting: comma-separated in a flag or variable,
+// or a list in a config file.
+func stringList(v *viper.Viper, key string) []string {
+	var out []string
+	raw := v.Get(key)
+	if list, ok := raw.([]any); ok {
+		for _, x := range list {
+			out = append(out, strings.TrimSpace(fmt.Sprint(x)))
+		}
+		return out
+	}
+	for _, part := range strings.Split(v.GetString(key), ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
 func runStandalone(v *viper.Viper) error {
 	log, err := newLogger(v.GetString("log-level"), v.GetString("log-format"))
 	if err != nil {
@@ -111,6 +142,20 @@ func runStandalone(v *viper.Viper) error {
 		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),
 		PolicyCheckInterval:     v.GetDuration("policy-check-interval"),
 		Logger:                  log,
+		Security: server.Security{
+			AuthTokenSecretKey:   v.GetString("auth-token-secret-key"),
+			AuthTokenPublicKey:   v.GetString("auth-token-public-key"),
+			AuthTokenRoleClaim:   v.GetString("auth-token-role-claim"),
+			SuperuserRoles:       stringList(v, "superuser-roles"),
+			AnonymousRole:        v.GetString("anonymous-role"),
+			AuthRefreshTimeout:   v.GetDuration("auth-refresh-timeout"),
+			BrokerTLSAddr:        v.GetString("broker-tls-addr"),
+			HTTPSAddr:            v.GetString("https-addr"),
+			TLSCertFile:          v.GetString("tls-cert-file"),
+			TLSKeyFile:           v.GetString("tls-key-file"),
+			TLSTrustCertsFile:    v.GetString("tls-trust-certs-file"),
+			TLSRequireClientCert: v.GetBool("tls-require-client-cert"),
+		},
 	})
 	if err != nil {
 		return err

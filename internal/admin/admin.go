@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
@@ -43,6 +44,12 @@ type Config struct {
 	Ready func() bool
 	// Broker acts on topics; endpoints that need it answer 503 while nil.
 	Broker Broker
+	// Auth authenticates and authorizes requests (authz.go); nil: off.
+	Auth *auth.Service
+	// BrokerURLTLS and WebURLTLS are the pulsar+ssl:// and https:// URLs
+	// lookups answer when TLS is on.
+	BrokerURLTLS string
+	WebURLTLS    string
 }
 
 // Broker is what the admin API needs of the broker (*broker.Broker).
@@ -114,6 +121,10 @@ func (s *Server) routes() {
 // ServeHTTP implements http.Handler. Requests no route matches get Pulsar's
 // error shape too, with the mux's status (404, or 405 for a known path).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, ok := s.authorize(w, r)
+	if !ok {
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		rec := &statusRecorder{header: http.Header{}}

@@ -331,10 +331,17 @@ func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bo
 
 // lookup answers the HTTP lookup clients use with an http:// service URL.
 func (s *Server) lookup(w http.ResponseWriter, _ *http.Request, _ naming.Topic) {
-	writeJSON(w, http.StatusOK, map[string]string{
+	resp := map[string]string{
 		"brokerUrl": s.cfg.BrokerURL,
 		"httpUrl":   s.cfg.WebURL,
-	})
+	}
+	if s.cfg.BrokerURLTLS != "" {
+		resp["brokerUrlTls"] = s.cfg.BrokerURLTLS
+	}
+	if s.cfg.WebURLTLS != "" {
+		resp["httpUrlTls"] = s.cfg.WebURLTLS
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // unload closes a topic's producers and consumers (they reconnect) and reloads it on next use.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/meta"
@@ -23,6 +24,9 @@ type Config struct {
 	ClusterName string
 	// AdvertisedURL is the pulsar:// URL given in lookup answers.
 	AdvertisedURL string
+	// AdvertisedTLSURL is the pulsar+ssl:// URL given in lookup answers
+	// when the broker also serves TLS.
+	AdvertisedTLSURL string
 	// MaxMessageSize bounds a message's headers and payload; CONNECTED reports it.
 	MaxMessageSize int
 	// KeepAliveInterval is how often idle connections are pinged; a connection
@@ -45,7 +49,13 @@ type Config struct {
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
-	Logger  *slog.Logger
+	// Auth authenticates connections and authorizes lookups, producers and
+	// consumers; nil turns both off.
+	Auth *auth.Service
+	// AuthRefreshTimeout is how long a client has to answer AUTH_CHALLENGE
+	// with fresh credentials once its own expire (default 30s).
+	AuthRefreshTimeout time.Duration
+	Logger             *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -54,6 +64,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 5 << 20
+	}
+	if c.AuthRefreshTimeout <= 0 {
+		c.AuthRefreshTimeout = 30 * time.Second
 	}
 	if c.KeepAliveInterval <= 0 {
 		c.KeepAliveInterval = 30 * time.Second

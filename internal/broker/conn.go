@@ -29,6 +29,9 @@ type conn struct {
 	protocolVersion int32
 	lastRead        atomic.Int64 // unix nanos of the last frame read
 
+	amu  sync.Mutex // guards auth
+	auth connAuth
+
 	mu        sync.Mutex
 	producers map[uint64]*Producer
 	consumers map[uint64]*Consumer
@@ -73,6 +76,7 @@ func (c *conn) run() {
 	}
 	// Answer every send already handed to the ledger before tearing down.
 	c.inflight.Wait()
+	c.stopAuthTimer()
 	c.release()
 	c.close()
 	c.writerWG.Wait()
@@ -115,6 +119,8 @@ func (c *conn) handle(f *wire.Frame) error {
 	switch f.Type {
 	case pb.BaseCommand_CONNECT:
 		return c.handleConnect(cmd.GetConnect())
+	case pb.BaseCommand_AUTH_RESPONSE:
+		return c.handleAuthResponse(cmd.GetAuthResponse())
 	case pb.BaseCommand_PING:
 		c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_PONG.Enum(), Pong: &pb.CommandPong{}})
 	case pb.BaseCommand_PONG:

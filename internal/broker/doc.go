@@ -8,6 +8,6 @@
 // the per-subscription-type consumer choice.
 //
 // Lock order (outer to inner): Broker.mu -> Topic.mu -> Subscription.mu ->
-// conn.mu -> conn.wmu. The ledger's done callbacks run on the journal
-// goroutine and take only conn.wmu.
+// conn.mu -> conn.wmu, and conn.amu (authentication state) -> conn.wmu. The
+// ledger's done callbacks run on the journal goroutine and take only conn.wmu.
 package broker

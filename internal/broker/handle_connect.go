@@ -22,6 +22,9 @@ func (c *conn) handleConnect(cmd *pb.CommandConnect) error {
 		v = maxProtocolVersion
 	}
 	c.protocolVersion = v
+	if err := c.authenticate(cmd); err != nil {
+		return err
+	}
 	c.connected.Store(true)
 	c.log.Debug("client connected", "client", cmd.GetClientVersion(), "protocol", v)
 	c.writeCommand(&pb.BaseCommand{
@@ -30,7 +33,7 @@ func (c *conn) handleConnect(cmd *pb.CommandConnect) error {
 			ServerVersion:   proto.String(serverVersion),
 			ProtocolVersion: proto.Int32(v),
 			MaxMessageSize:  proto.Int32(int32(c.b.cfg.MaxMessageSize)),
-			FeatureFlags:    &pb.FeatureFlags{SupportsAuthRefresh: proto.Bool(false)},
+			FeatureFlags:    &pb.FeatureFlags{SupportsAuthRefresh: proto.Bool(c.b.cfg.Auth.Enabled())},
 		},
 	})
 	return nil

@@ -13,13 +13,20 @@ import (
 // host name cannot break standalone setups.
 func (c *conn) handleLookup(cmd *pb.CommandLookupTopic) {
 	resp := &pb.CommandLookupTopicResponse{RequestId: proto.Uint64(cmd.GetRequestId())}
-	if _, err := naming.ParseTopic(cmd.GetTopic()); err != nil {
+	t, err := naming.ParseTopic(cmd.GetTopic())
+	if err == nil {
+		err = c.authorizeLookup(t)
+	}
+	if err != nil {
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
-		resp.Error = pb.ServerError_InvalidTopicName.Enum()
+		resp.Error = serverError(err).Enum()
 		resp.Message = proto.String(err.Error())
 	} else {
 		resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
 		resp.BrokerServiceUrl = proto.String(c.b.cfg.AdvertisedURL)
+		if u := c.b.cfg.AdvertisedTLSURL; u != "" {
+			resp.BrokerServiceUrlTls = proto.String(u)
+		}
 		resp.Authoritative = proto.Bool(true)
 		resp.ProxyThroughServiceUrl = proto.Bool(true)
 	}
@@ -39,6 +46,8 @@ func (c *conn) handlePartitionedMetadata(cmd *pb.CommandPartitionedTopicMetadata
 	ctx := context.Background()
 	if t, err := naming.ParseTopic(cmd.GetTopic()); err != nil {
 		fail(pb.ServerError_InvalidTopicName, err.Error())
+	} else if err := c.authorizeLookup(t); err != nil {
+		fail(serverError(err), err.Error())
 	} else if ok, err := c.b.meta.NamespaceExists(ctx, t.Namespace); err != nil {
 		fail(pb.ServerError_MetadataError, err.Error())
 	} else if !ok {

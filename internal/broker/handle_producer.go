@@ -52,6 +52,9 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		c.writeCommand(errorCommand(reqID, serverError(err), err.Error()))
 	}
 	name, err := naming.ParseTopic(cmd.GetTopic())
+	if err == nil {
+		err = c.authorizeProduce(name)
+	}
 	if err != nil {
 		fail(err)
 		return

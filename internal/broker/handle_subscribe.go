@@ -23,6 +23,10 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		fail(newError(pb.ServerError_NotAllowedError, "empty subscription name"))
 		return
 	}
+	if err := c.authorizeConsume(name, cmd.GetSubscription()); err != nil {
+		fail(err)
+		return
+	}
 	c.mu.Lock()
 	existing := c.consumers[cmd.GetConsumerId()]
 	c.mu.Unlock()

@@ -18,6 +18,10 @@ func (c *conn) handleGetTopicsOfNamespace(cmd *pb.CommandGetTopicsOfNamespace) {
 		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_InvalidTopicName, err.Error()))
 		return
 	}
+	if err := c.authorizeListTopics(ns); err != nil {
+		c.writeCommand(errorCommand(cmd.GetRequestId(), serverError(err), err.Error()))
+		return
+	}
 	var domains []string
 	switch cmd.GetMode() {
 	case pb.CommandGetTopicsOfNamespace_PERSISTENT:

@@ -15,6 +15,8 @@ type Metrics struct {
 	bytesOut       prometheus.Counter
 	msgDropped     prometheus.Counter
 	checksumErrors prometheus.Counter
+	authSuccesses  *prometheus.CounterVec
+	authFailures   *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (when not nil).
@@ -30,10 +32,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytesOut:       prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_out_bytes_total", Help: "Bytes written to client connections."}),
 		msgDropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_nonpersistent_dropped_messages_total", Help: "Non-persistent messages no consumer could take."}),
 		checksumErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_checksum_errors_total", Help: "Sends refused for a bad checksum."}),
+		authSuccesses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsar_authentication_success_total",
+			Help: "Successful authentications on the binary protocol (CONNECT and refreshes)."}, []string{"auth_method"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsar_authentication_failures_total",
+			Help: "Refused authentications on the binary protocol."}, []string{"auth_method"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
-			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors)
+			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.authSuccesses, m.authFailures)
 	}
 	return m
 }
