@@ -34,6 +34,7 @@ type adminOptions struct {
 	token     string
 	tokenFile string
 	timeout   time.Duration
+	tls       tlsOptions
 }
 
 func newAdminCommand() *cobra.Command {
@@ -58,6 +59,7 @@ KEY VALUE rows in a stable order; --output json prints the server's JSON.`,
 	pf.StringVar(&o.token, "auth-token", "", "bearer token sent with every request (env MB_AUTH_TOKEN)")
 	pf.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the bearer token")
 	pf.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a request after this long")
+	o.tls.register(pf)
 	cmd.AddCommand(
 		newClustersCommand(o),
 		newTenantsCommand(o),
@@ -93,7 +95,7 @@ func (o *adminOptions) validate() error {
 	if o.timeout <= 0 {
 		return errors.New("--timeout must be positive")
 	}
-	return nil
+	return o.tls.check(o.url, "--admin-url", "https://", "https")
 }
 
 // adminClient is a connected pulsaradmin client plus what the commands need
@@ -108,14 +110,36 @@ type adminClient struct {
 }
 
 // connect builds the pulsaradmin client. The token goes through
-// pulsaradmin's own auth config, so it is sent as "Authorization: Bearer".
+// pulsaradmin's own auth provider, so it is sent as "Authorization: Bearer".
+// The TLS transport is built here rather than by pulsaradmin, which would
+// drop the token when a client certificate is set and ignore an unreadable
+// trust file.
 func (o *adminOptions) connect(w io.Writer) (*adminClient, error) {
 	cfg := &config.Config{
-		WebServiceURL: strings.TrimRight(o.url, "/"),
-		Token:         o.token,
-		TokenFile:     o.tokenFile,
+		WebServiceURL:              strings.TrimRight(o.url, "/"),
+		Token:                      o.token,
+		TokenFile:                  o.tokenFile,
+		TLSTrustCertsFilePath:      o.tls.trustCertsFile,
+		TLSAllowInsecureConnection: o.tls.allowInsecure,
+		TLSCertFile:                o.tls.certFile,
+		TLSKeyFile:                 o.tls.keyFile,
 	}
-	provider, err := auth.GetAuthProvider(cfg)
+	tlsConfig, err := o.tls.config()
+	if err != nil {
+		return nil, err
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 10
+	transport.TLSClientConfig = tlsConfig
+	var provider auth.Provider
+	switch {
+	case o.token != "":
+		provider, err = auth.NewAuthenticationToken(o.token, transport)
+	case o.tokenFile != "":
+		provider, err = auth.NewAuthenticationTokenFromFile(o.tokenFile, transport)
+	default:
+		provider = auth.NewDefaultProvider(transport)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}

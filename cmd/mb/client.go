@@ -4,10 +4,14 @@ package main
 // the progress line of long runs.
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	plog "github.com/apache/pulsar-client-go/pulsar/log"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 const defaultServiceURL = "pulsar://localhost:6650"
@@ -25,6 +30,7 @@ type clientOptions struct {
 	token      string
 	tokenFile  string
 	timeout    time.Duration
+	tls        tlsOptions
 
 	progress         bool
 	progressInterval time.Duration
@@ -39,37 +45,138 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 	f.BoolVar(&o.progress, "progress", false, "print a progress line on stderr every few seconds (default: when stderr is a terminal)")
 	f.DurationVar(&o.progressInterval, "progress-interval", 5*time.Second, "time between progress lines")
 	f.MarkHidden("progress-interval")
+	o.tls.register(f)
 }
 
 // newClient connects quietly: failures reach the user as the command's
 // error, so the client library's own log lines would only repeat them.
 func (o *clientOptions) newClient() (pulsar.Client, error) {
-	if o.token != "" && o.tokenFile != "" {
-		return nil, errors.New("use either --auth-token or --auth-token-file, not both")
-	}
-	if o.token == "" && o.tokenFile == "" {
-		o.token = os.Getenv("MB_AUTH_TOKEN") // not a flag default, which help would print
-	}
-	if o.timeout <= 0 {
-		return nil, errors.New("--timeout must be positive")
-	}
-	opts := pulsar.ClientOptions{
-		URL:               o.serviceURL,
-		ConnectionTimeout: min(o.timeout, 10*time.Second),
-		OperationTimeout:  o.timeout,
-		Logger:            plog.DefaultNopLogger(),
-	}
-	switch {
-	case o.token != "":
-		opts.Authentication = pulsar.NewAuthenticationToken(o.token)
-	case o.tokenFile != "":
-		opts.Authentication = pulsar.NewAuthenticationTokenFromFile(o.tokenFile)
+	opts, err := o.pulsarOptions()
+	if err != nil {
+		return nil, err
 	}
 	c, err := pulsar.NewClient(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", o.serviceURL, err)
 	}
 	return c, nil
+}
+
+// pulsarOptions turns the flags into the client's options.
+func (o *clientOptions) pulsarOptions() (pulsar.ClientOptions, error) {
+	if o.token != "" && o.tokenFile != "" {
+		return pulsar.ClientOptions{}, errors.New("use either --auth-token or --auth-token-file, not both")
+	}
+	if o.token == "" && o.tokenFile == "" {
+		o.token = os.Getenv("MB_AUTH_TOKEN") // not a flag default, which help would print
+	}
+	if o.timeout <= 0 {
+		return pulsar.ClientOptions{}, errors.New("--timeout must be positive")
+	}
+	if err := o.tls.check(o.serviceURL, "--service-url", "pulsar+ssl://", "pulsar+ssl", "https"); err != nil {
+		return pulsar.ClientOptions{}, err
+	}
+	opts := pulsar.ClientOptions{
+		URL:                        o.serviceURL,
+		ConnectionTimeout:          min(o.timeout, 10*time.Second),
+		OperationTimeout:           o.timeout,
+		Logger:                     plog.DefaultNopLogger(),
+		TLSTrustCertsFilePath:      o.tls.trustCertsFile,
+		TLSAllowInsecureConnection: o.tls.allowInsecure,
+	}
+	switch {
+	case o.token != "":
+		opts.Authentication = pulsar.NewAuthenticationToken(o.token)
+	case o.tokenFile != "":
+		opts.Authentication = pulsar.NewAuthenticationTokenFromFile(o.tokenFile)
+	case o.tls.certFile != "":
+		// Alone, the client certificate is the credential: Pulsar's "tls"
+		// auth method, whose role is the certificate's common name.
+		opts.Authentication = pulsar.NewAuthenticationTLS(o.tls.certFile, o.tls.keyFile)
+	}
+	if o.tls.certFile != "" && (o.token != "" || o.tokenFile != "") {
+		// With a token the certificate is only presented on the connection
+		// (mutual TLS); the token names the role.
+		opts.TLSCertificateFile = o.tls.certFile
+		opts.TLSKeyFilePath = o.tls.keyFile
+	}
+	return opts, nil
+}
+
+// tlsOptions are the client TLS flags of produce, consume and admin. Their
+// environment variables are MB_CLIENT_TLS_*: MB_TLS_* configure the
+// broker's own certificate in `mb standalone`, which a client must never
+// pick up as its identity.
+type tlsOptions struct {
+	trustCertsFile string
+	certFile       string
+	keyFile        string
+	allowInsecure  bool
+	flags          *pflag.FlagSet
+}
+
+func (t *tlsOptions) register(f *pflag.FlagSet) {
+	t.flags = f
+	f.StringVar(&t.trustCertsFile, "tls-trust-certs-file", envOr("MB_CLIENT_TLS_TRUST_CERTS_FILE", ""), "CA certificates (PEM) the server's certificate is checked against; default the system's (env MB_CLIENT_TLS_TRUST_CERTS_FILE)")
+	f.StringVar(&t.certFile, "tls-cert-file", envOr("MB_CLIENT_TLS_CERT_FILE", ""), "client certificate (PEM) for mutual TLS (env MB_CLIENT_TLS_CERT_FILE)")
+	f.StringVar(&t.keyFile, "tls-key-file", envOr("MB_CLIENT_TLS_KEY_FILE", ""), "private key (PEM) of --tls-cert-file (env MB_CLIENT_TLS_KEY_FILE)")
+	insecure, _ := strconv.ParseBool(os.Getenv("MB_CLIENT_TLS_ALLOW_INSECURE"))
+	f.BoolVar(&t.allowInsecure, "tls-allow-insecure", insecure, "accept any server certificate: for tests only (env MB_CLIENT_TLS_ALLOW_INSECURE)")
+}
+
+// check validates the options against the URL they will be used with. A
+// TLS flag given on the command line for a plain-text URL is an error: the
+// client would silently ignore it. Values from the environment are
+// ignored there, so one shell can reach TLS and plain brokers.
+func (t *tlsOptions) check(rawURL, urlFlag, want string, tlsSchemes ...string) error {
+	if (t.certFile == "") != (t.keyFile == "") {
+		return errors.New("give both --tls-cert-file and --tls-key-file, or neither")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("invalid %s %q", urlFlag, rawURL)
+	}
+	isTLS := false
+	for _, s := range tlsSchemes {
+		isTLS = isTLS || u.Scheme == s
+	}
+	if !isTLS && t.flags != nil {
+		for _, name := range []string{"tls-trust-certs-file", "tls-cert-file", "tls-key-file", "tls-allow-insecure"} {
+			if t.flags.Changed(name) {
+				return fmt.Errorf("--%s needs a TLS %s (%s...), not %q", name, urlFlag, want, rawURL)
+			}
+		}
+	}
+	if !isTLS {
+		return nil
+	}
+	// Load the files now: the client libraries report a bad file only as
+	// a failed connection, after the whole timeout.
+	_, err = t.config()
+	return err
+}
+
+// config is the TLS client configuration the flags describe.
+func (t *tlsOptions) config() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.allowInsecure}
+	if t.trustCertsFile != "" {
+		pemCerts, err := os.ReadFile(t.trustCertsFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-trust-certs-file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pemCerts) {
+			return nil, fmt.Errorf("--tls-trust-certs-file %s: no PEM certificates in it", t.trustCertsFile)
+		}
+	}
+	if t.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert-file/--tls-key-file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // progressEnabled: --progress decides when given, else whether stderr is a terminal.
