@@ -199,6 +199,13 @@ func (s *Server) deleteTopic(w http.ResponseWriter, r *http.Request, t naming.To
 		s.fail(w, err)
 		return
 	}
+	// A partition's policies are its partitioned topic's: they stay.
+	if t.PartitionIndex() < 0 {
+		if err := s.meta.DeleteTopicPolicies(r.Context(), t); err != nil {
+			s.fail(w, err)
+			return
+		}
+	}
 	noContent(w)
 }
 
@@ -326,7 +333,7 @@ func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bo
 	if err := s.meta.DeletePartitionedTopic(ctx, t); err != nil && !isNotFound(err) {
 		return err
 	}
-	return nil
+	return s.meta.DeleteTopicPolicies(ctx, t)
 }
 
 // lookup answers the HTTP lookup clients use with an http:// service URL.

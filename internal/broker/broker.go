@@ -93,6 +93,8 @@ type Broker struct {
 	stopBG      chan struct{}
 	stopWatch   context.CancelFunc
 	pcache      policyCache
+	// policiesChanged wakes the policy loop when policies change.
+	policiesChanged chan struct{}
 }
 
 // New creates a broker over a ledger store and a metadata store.
@@ -113,6 +115,8 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		stopBG:   make(chan struct{}),
 	}
 	b.pcache.m = map[string]meta.Policies{}
+	b.pcache.topics = map[string]meta.TopicPolicies{}
+	b.policiesChanged = make(chan struct{}, 1)
 	var watchCtx context.Context
 	watchCtx, b.stopWatch = context.WithCancel(context.Background())
 	b.bgWG.Add(3)
