@@ -42,6 +42,9 @@ type Config struct {
 	// without a retention policy (-1: unlimited).
 	DefaultRetentionMinutes int
 	DefaultRetentionSizeMB  int64
+	// NamespaceLevelMetrics sums the per-topic metrics per namespace
+	// (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
+	NamespaceLevelMetrics bool
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
