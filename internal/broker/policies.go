@@ -21,6 +21,9 @@ type policyCache struct {
 	topics map[string]meta.TopicPolicies // by meta.TopicPoliciesKey; zero value: none set
 }
 
+// maxCachedTopicPolicies bounds the topic policies cached, most of them "none".
+const maxCachedTopicPolicies = 100000
+
 // policies returns the policies of a namespace (zero value when it has none
 // or cannot be read: the broker then applies its defaults).
 func (b *Broker) policies(ns naming.Namespace) meta.Policies {
@@ -62,6 +65,10 @@ func (b *Broker) topicPolicies(name naming.Topic) meta.TopicPolicies {
 	}
 	b.pcache.mu.Lock()
 	if b.pcache.gen == gen {
+		// Names of deleted topics would stay forever: start afresh instead.
+		if len(b.pcache.topics) >= maxCachedTopicPolicies {
+			clear(b.pcache.topics)
+		}
 		b.pcache.topics[key] = tp
 	}
 	b.pcache.mu.Unlock()
