@@ -59,7 +59,10 @@ type Options struct {
 	DefaultRetentionSizeMB  int64
 	// DeduplicationEnabled is the default for namespaces without a policy.
 	DeduplicationEnabled bool
-	Logger               *slog.Logger
+	// HideTopicLevelMetrics emits the per-topic metrics summed per namespace,
+	// without the topic label (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
+	HideTopicLevelMetrics bool
+	Logger                *slog.Logger
 
 	Security
 }
@@ -223,6 +226,7 @@ func New(opts Options) (*Server, error) {
 		DefaultRetentionMinutes: opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:  opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:    opts.DeduplicationEnabled,
+		NamespaceLevelMetrics:   opts.HideTopicLevelMetrics,
 		Delayed:                 s.delayed,
 		Logger:                  opts.Logger.With("component", "broker"),
 	}, s.store, res, broker.NewMetrics(reg))

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/apache/pulsar-client-go/pulsaradmin"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 	"github.com/spf13/cobra"
 )
@@ -134,7 +136,10 @@ func newTopicsCommand(o *adminOptions) *cobra.Command {
 		}),
 		newGetMessageIDCommand(o),
 		newGetMessageByIDCommand(o),
+		newTerminatePartitionsCommand(o),
+		newPartitionedInternalStatsCommand(o),
 	)
+	cmd.AddCommand(topicPolicyCommands(o)...)
 	return cmd
 }
 
@@ -214,4 +219,240 @@ func newGetMessageByIDCommand(o *adminOptions) *cobra.Command {
 	cmd.MarkFlagRequired("ledger-id")
 	cmd.MarkFlagRequired("entry-id")
 	return cmd
+}
+
+// topicPolicyCommands are pulsar-admin's topic-level policy commands
+// (`pulsar-admin topics set-message-ttl` and kin). They go through
+// pulsaradmin's scoped TopicPolicies so that an unset policy prints null
+// instead of a made-up value.
+func topicPolicyCommands(o *adminOptions) []*cobra.Command {
+	scoped := func(c *adminClient) (pulsaradmin.TopicPolicies, error) {
+		return pulsaradmin.TopicPoliciesOf(c.api, false)
+	}
+	// get builds get-NAME with --applied (the value in force: the topic's,
+	// else the namespace's, else the broker default).
+	get := func(name, short string, fn func(context.Context, pulsaradmin.TopicPolicies, utils.TopicName, bool) (any, error)) *cobra.Command {
+		var applied bool
+		cmd := topicCommand(o, "get-"+name, short, func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+			tp, err := scoped(c)
+			if err != nil {
+				return err
+			}
+			v, err := fn(ctx, tp, *t, applied)
+			if err != nil {
+				return err
+			}
+			return c.out.object(c.last(), v)
+		})
+		cmd.Flags().BoolVar(&applied, "applied", false, "show the policy in force (topic, else namespace, else broker default)")
+		return cmd
+	}
+	remove := func(name, short string, fn func(context.Context, pulsaradmin.TopicPolicies, utils.TopicName) error) *cobra.Command {
+		return topicCommand(o, "remove-"+name, short, func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+			tp, err := scoped(c)
+			if err != nil {
+				return err
+			}
+			return fn(ctx, tp, *t)
+		})
+	}
+	// limit builds set-NAME taking a count (0: unlimited) in --flag.
+	limit := func(name, flag, shorthand, short string, fn func(context.Context, pulsaradmin.TopicPolicies, utils.TopicName, int) error) *cobra.Command {
+		var n int
+		cmd := topicCommand(o, "set-"+name, short, func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+			if n < 0 {
+				return fmt.Errorf("--%s must be 0 (unlimited) or more", flag)
+			}
+			tp, err := scoped(c)
+			if err != nil {
+				return err
+			}
+			return fn(ctx, tp, *t, n)
+		})
+		cmd.Flags().IntVarP(&n, flag, shorthand, 0, "the limit; 0 means unlimited")
+		cmd.MarkFlagRequired(flag)
+		return cmd
+	}
+	asAny := func(v *int, err error) (any, error) { return v, err }
+
+	var ttl string
+	setTTL := topicCommand(o, "set-message-ttl", "Expire the topic's unacknowledged messages older than the TTL", func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+		secs, err := parseTimeLimit(ttl)
+		if err != nil {
+			return err
+		}
+		if secs < 0 || secs > int64(^uint32(0)>>1) {
+			return fmt.Errorf("invalid --ttl %q: want 0 (disabled) or a positive duration", ttl)
+		}
+		tp, err := scoped(c)
+		if err != nil {
+			return err
+		}
+		return tp.SetMessageTTL(ctx, *t, int(secs))
+	})
+	setTTL.Flags().StringVarP(&ttl, "ttl", "t", "", "message TTL: 3600, 100m, 3h, 2d (seconds without unit); 0 disables")
+	setTTL.MarkFlagRequired("ttl")
+
+	var size, timeLimit string
+	setRetention := topicCommand(o, "set-retention", "Keep the topic's acknowledged messages up to a size and an age", func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+		p, err := retentionPolicies(size, timeLimit)
+		if err != nil {
+			return err
+		}
+		tp, err := scoped(c)
+		if err != nil {
+			return err
+		}
+		return tp.SetRetention(ctx, *t, p)
+	})
+	setRetention.Flags().StringVarP(&size, "size", "s", "", "retention size: 10M, 16G, 3T (bytes without unit); 0 none, -1 unlimited")
+	setRetention.Flags().StringVarP(&timeLimit, "time", "t", "", "retention time: 100m, 3h, 2d, 5w (seconds without unit); 0 none, -1 unlimited")
+	setRetention.MarkFlagRequired("size")
+	setRetention.MarkFlagRequired("time")
+
+	var quotaLimit, quotaTime, quotaPolicy, quotaType string
+	setQuota := topicCommand(o, "set-backlog-quota", "Limit the topic's backlog by size or age, and say what happens beyond", func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+		q, typ, err := parseBacklogQuota(quotaLimit, quotaTime, quotaPolicy, quotaType)
+		if err != nil {
+			return err
+		}
+		tp, err := scoped(c)
+		if err != nil {
+			return err
+		}
+		return tp.SetBacklogQuota(ctx, *t, q, typ)
+	})
+	qf := setQuota.Flags()
+	qf.StringVarP(&quotaLimit, "limit", "l", "", "backlog size limit: 10M, 16G (destination_storage)")
+	qf.StringVar(&quotaTime, "limit-time", "", "backlog age limit: 100m, 3h, 2d (message_age)")
+	qf.StringVarP(&quotaPolicy, "policy", "p", "", "producer_request_hold, producer_exception or consumer_backlog_eviction")
+	qf.StringVarP(&quotaType, "type", "t", string(utils.DestinationStorage), "destination_storage or message_age")
+	qf.SetNormalizeFunc(camelAliases(map[string]string{"limitTime": "limit-time"}))
+	setQuota.MarkFlagRequired("policy")
+
+	var removeQuotaType string
+	removeQuota := remove("backlog-quota", "Remove a backlog quota of the topic", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName) error {
+		typ, err := utils.ParseBacklogQuotaType(strings.ToLower(removeQuotaType))
+		if err != nil {
+			return fmt.Errorf("invalid --type %q: want destination_storage or message_age", removeQuotaType)
+		}
+		return tp.RemoveBacklogQuota(ctx, t, typ)
+	})
+	removeQuota.Flags().StringVarP(&removeQuotaType, "type", "t", string(utils.DestinationStorage), "destination_storage or message_age")
+
+	var enable, disable bool
+	setDedup := topicCommand(o, "set-deduplication", "Enable or disable deduplication on the topic", func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+		tp, err := scoped(c)
+		if err != nil {
+			return err
+		}
+		return tp.SetDeduplicationStatus(ctx, *t, enable)
+	})
+	setDedup.Flags().BoolVarP(&enable, "enable", "e", false, "enable deduplication")
+	setDedup.Flags().BoolVarP(&disable, "disable", "d", false, "disable deduplication")
+	setDedup.MarkFlagsMutuallyExclusive("enable", "disable")
+	setDedup.MarkFlagsOneRequired("enable", "disable")
+
+	var getQuotas *cobra.Command
+	{
+		var applied bool
+		getQuotas = topicCommand(o, "get-backlog-quotas", "Show the topic's backlog quotas", func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+			tp, err := scoped(c)
+			if err != nil {
+				return err
+			}
+			m, err := tp.GetBacklogQuotaMap(ctx, *t, applied)
+			if err != nil {
+				return err
+			}
+			if c.out.json {
+				return c.out.rawJSON(c.last(), m)
+			}
+			return c.out.table([]string{"TYPE", "LIMIT-SIZE", "LIMIT-TIME", "POLICY"}, backlogQuotaRows(m))
+		})
+		getQuotas.Flags().BoolVar(&applied, "applied", false, "show the quotas in force (topic, else namespace, else broker default)")
+	}
+
+	return []*cobra.Command{
+		setTTL,
+		get("message-ttl", "Show the topic's message TTL in seconds", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, applied bool) (any, error) {
+			return asAny(tp.GetMessageTTL(ctx, t, applied))
+		}),
+		remove("message-ttl", "Remove the topic's message TTL", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName) error {
+			return tp.RemoveMessageTTL(ctx, t)
+		}),
+		setRetention,
+		get("retention", "Show the topic's retention policy", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, applied bool) (any, error) {
+			return tp.GetRetention(ctx, t, applied)
+		}),
+		remove("retention", "Remove the topic's retention policy", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName) error {
+			return tp.RemoveRetention(ctx, t)
+		}),
+		setQuota, getQuotas, removeQuota,
+		setDedup,
+		get("deduplication", "Show whether deduplication is enabled on the topic", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, applied bool) (any, error) {
+			return tp.GetDeduplicationStatus(ctx, t, applied)
+		}),
+		remove("deduplication", "Remove the topic's deduplication policy", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName) error {
+			return tp.RemoveDeduplicationStatus(ctx, t)
+		}),
+		limit("max-producers", "max-producers", "p", "Limit the producers of the topic", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, n int) error {
+			return tp.SetMaxProducers(ctx, t, n)
+		}),
+		get("max-producers", "Show the topic's producer limit", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, applied bool) (any, error) {
+			return asAny(tp.GetMaxProducers(ctx, t, applied))
+		}),
+		remove("max-producers", "Remove the topic's producer limit", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName) error {
+			return tp.RemoveMaxProducers(ctx, t)
+		}),
+		limit("max-consumers", "max-consumers", "c", "Limit the consumers of the topic", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, n int) error {
+			return tp.SetMaxConsumers(ctx, t, n)
+		}),
+		get("max-consumers", "Show the topic's consumer limit", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, applied bool) (any, error) {
+			return asAny(tp.GetMaxConsumers(ctx, t, applied))
+		}),
+		remove("max-consumers", "Remove the topic's consumer limit", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName) error {
+			return tp.RemoveMaxConsumers(ctx, t)
+		}),
+		limit("max-consumers-per-subscription", "max-consumers-per-subscription", "c", "Limit the consumers of each subscription of the topic",
+			func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, n int) error {
+				return tp.SetMaxConsumersPerSubscription(ctx, t, n)
+			}),
+		get("max-consumers-per-subscription", "Show the topic's consumer limit per subscription", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName, applied bool) (any, error) {
+			return asAny(tp.GetMaxConsumersPerSubscription(ctx, t, applied))
+		}),
+		remove("max-consumers-per-subscription", "Remove the topic's consumer limit per subscription", func(ctx context.Context, tp pulsaradmin.TopicPolicies, t utils.TopicName) error {
+			return tp.RemoveMaxConsumersPerSubscription(ctx, t)
+		}),
+	}
+}
+
+// pulsaradmin has no call for the two commands below; they use the REST
+// paths pulsar-admin uses.
+
+// topicRestPath is the /admin/v2 path of a topic followed by parts.
+func topicRestPath(t *utils.TopicName, parts ...string) string {
+	return restPath(append([]string{string(t.GetDomain()), t.GetTenant(), t.GetNamespace(), t.GetLocalName()}, parts...)...)
+}
+
+func newTerminatePartitionsCommand(o *adminOptions) *cobra.Command {
+	return topicCommand(o, "partitioned-terminate", "Terminate every partition; prints each one's last message id",
+		func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+			var ids map[string]utils.MessageID
+			if err := c.rest.PostWithObjWithContext(ctx, topicRestPath(t, "terminate", "partitions"), nil, &ids); err != nil {
+				return err
+			}
+			return c.out.object(c.last(), ids)
+		})
+}
+
+func newPartitionedInternalStatsCommand(o *adminOptions) *cobra.Command {
+	return topicCommand(o, "partitioned-stats-internal", "Show the storage internals of every partition",
+		func(ctx context.Context, c *adminClient, t *utils.TopicName) error {
+			var st any
+			if err := c.rest.GetWithContext(ctx, topicRestPath(t, "partitioned-internalStats"), &st); err != nil {
+				return err
+			}
+			return c.out.object(c.last(), st)
+		})
 }

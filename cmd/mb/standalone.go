@@ -50,6 +50,7 @@ which wins over the file.`,
 	f.Int("default-retention-time-minutes", 0, "retention of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Int64("default-retention-size-mb", 0, "retention size of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Bool("deduplication-enabled", false, "deduplicate producers' resends in namespaces without a policy")
+	f.Bool("expose-topic-level-metrics", true, "label metrics by topic; false sums them per namespace (fewer series)")
 	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
 	f.String("auth-token-secret-key", "", "HS256 secret key file for token authentication (raw bytes or data:;base64,...)")
 	f.String("auth-token-public-key", "", "RS256/ES256 public key file (PEM or DER) for token authentication")
@@ -141,6 +142,7 @@ func runStandalone(v *viper.Viper) error {
 		DefaultRetentionSizeMB:  v.GetInt64("default-retention-size-mb"),
 		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),
 		PolicyCheckInterval:     v.GetDuration("policy-check-interval"),
+		HideTopicLevelMetrics:   !v.GetBool("expose-topic-level-metrics"),
 		Logger:                  log,
 		Security: server.Security{
 			AuthTokenSecretKey:   v.GetString("auth-token-secret-key"),

@@ -9,7 +9,8 @@
 // body or parameter, 404 for something missing, 405 for an operation the
 // topic does not support, 409 for a conflict, 412 for an invalid name or
 // policy value. Files are split by resource: tenants.go, namespaces.go,
-// policies.go, topics.go, stats.go, subscriptions.go, messages.go.
+// policies.go, topics.go, topic_policies.go, stats.go, subscriptions.go,
+// messages.go.
 package admin
 
 import (
@@ -75,6 +76,8 @@ type Broker interface {
 	ResetCursor(ctx context.Context, name naming.Topic, sub string, at broker.MessageID, exclusive bool) error
 	ResetCursorToTime(ctx context.Context, name naming.Topic, sub string, ts int64) error
 	PeekMessage(ctx context.Context, name naming.Topic, sub string, n int64) (broker.Message, error)
+	// WithDefaults completes policies with the broker's defaults.
+	WithDefaults(p meta.Policies) meta.Policies
 }
 
 // Body size limits: policies and tenant documents are small.
@@ -115,6 +118,7 @@ func (s *Server) routes() {
 		s.topicRoutes(m, d)
 		s.statsRoutes(m, d)
 		s.subscriptionRoutes(m, d)
+		s.topicPolicyRoutes(m, d)
 	}
 }
 

@@ -191,8 +191,8 @@ func getDeduplication(p *meta.Policies) any {
 	return *p.DeduplicationEnabled
 }
 
-// setDeduplication stores the deduplication policy. Topics pick it up when
-// they are next loaded.
+// setDeduplication stores the deduplication policy. The broker reloads the
+// loaded topics it changes (their clients reconnect).
 func setDeduplication(p *meta.Policies, body []byte, remove bool) error {
 	if remove {
 		p.DeduplicationEnabled = nil

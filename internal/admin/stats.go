@@ -16,6 +16,7 @@ func (s *Server) statsRoutes(m *http.ServeMux, d string) {
 	m.HandleFunc("GET "+topic+"/stats", s.single(d, s.topicStats))
 	m.HandleFunc("GET "+topic+"/partitioned-stats", s.topic(d, s.partitionedStats))
 	m.HandleFunc("GET "+topic+"/internalStats", s.single(d, s.internalStats))
+	m.HandleFunc("GET "+topic+"/partitioned-internalStats", s.topic(d, s.partitionedInternalStats))
 }
 
 // The JSON shapes below are Pulsar's TopicStats, SubscriptionStats,
@@ -332,6 +333,42 @@ func (s *Server) internalStats(w http.ResponseWriter, r *http.Request, t naming.
 		s.fail(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, internalStatsView(st))
+}
+
+// partitionedInternalStats answers Pulsar's PartitionedTopicInternalStats:
+// the metadata and each partition's internal stats by partition name.
+func (s *Server) partitionedInternalStats(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	b, ok := s.broker(w)
+	if !ok {
+		return
+	}
+	n, err := s.meta.PartitionedTopic(r.Context(), t)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if n == 0 {
+		writeError(w, http.StatusNotFound, "partitioned topic "+t.String()+" does not exist")
+		return
+	}
+	out := struct {
+		Metadata   meta.PartitionedTopicMetadata `json:"metadata"`
+		Partitions map[string]internalStatsJSON  `json:"partitions"`
+	}{meta.PartitionedTopicMetadata{Partitions: n}, map[string]internalStatsJSON{}}
+	for i := range n {
+		p := t.Partition(i)
+		st, err := b.TopicInternalStats(r.Context(), p)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		out.Partitions[p.String()] = internalStatsView(st)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func internalStatsView(st broker.InternalStats) internalStatsJSON {
 	v := internalStatsJSON{
 		EntriesAddedCounter:  st.LastEntryID + 1,
 		NumberOfEntries:      st.Entries,
@@ -370,5 +407,5 @@ func (s *Server) internalStats(w http.ResponseWriter, r *http.Request, t naming.
 			Properties:                               map[string]int64{},
 		}
 	}
-	writeJSON(w, http.StatusOK, v)
+	return v
 }

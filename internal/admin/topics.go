@@ -34,6 +34,7 @@ func (s *Server) topicRoutes(m *http.ServeMux, d string) {
 	m.HandleFunc("GET /lookup/v2/topic/"+d+"/{tenant}/{ns}/{topic}", s.topic(d, s.lookup))
 	m.HandleFunc("PUT "+topic+"/unload", s.topic(d, s.unload))
 	m.HandleFunc("POST "+topic+"/terminate", s.single(d, s.terminate))
+	m.HandleFunc("POST "+topic+"/terminate/partitions", s.topic(d, s.terminatePartitions))
 	m.HandleFunc("GET "+topic+"/lastMessageId", s.single(d, s.lastMessageID))
 	m.HandleFunc("GET "+topic+"/messageid/{timestamp}", s.single(d, s.messageIDByTimestamp))
 	m.HandleFunc("GET "+topic+"/ledger/{ledger}/entry/{entry}", s.single(d, s.messageByID))
@@ -199,6 +200,13 @@ func (s *Server) deleteTopic(w http.ResponseWriter, r *http.Request, t naming.To
 		s.fail(w, err)
 		return
 	}
+	// A partition's policies are its partitioned topic's: they stay.
+	if t.PartitionIndex() < 0 {
+		if err := s.meta.DeleteTopicPolicies(r.Context(), t); err != nil {
+			s.fail(w, err)
+			return
+		}
+	}
 	noContent(w)
 }
 
@@ -326,7 +334,7 @@ func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bo
 	if err := s.meta.DeletePartitionedTopic(ctx, t); err != nil && !isNotFound(err) {
 		return err
 	}
-	return nil
+	return s.meta.DeleteTopicPolicies(ctx, t)
 }
 
 // lookup answers the HTTP lookup clients use with an http:// service URL.
@@ -392,6 +400,45 @@ func (s *Server) terminate(w http.ResponseWriter, r *http.Request, t naming.Topi
 		return
 	}
 	writeJSON(w, http.StatusOK, messageIDView(id))
+}
+
+// terminatePartitions terminates every partition of a partitioned topic and
+// answers, as Pulsar does, the last message id of each by partition index.
+func (s *Server) terminatePartitions(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	b, ok := s.broker(w)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if err := s.checkNamespace(ctx, t); err != nil {
+		s.fail(w, err)
+		return
+	}
+	n, err := s.meta.PartitionedTopic(ctx, t)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if n == 0 {
+		if exists, err := b.TopicExists(ctx, t); err != nil {
+			s.fail(w, err)
+		} else if exists {
+			writeError(w, http.StatusMethodNotAllowed, "termination of a non-partitioned topic is not allowed using partitioned-terminate, please use terminate commands")
+		} else {
+			writeError(w, http.StatusNotFound, "partitioned topic "+t.String()+" does not exist")
+		}
+		return
+	}
+	ids := make(map[string]messageIDJSON, n)
+	for i := range n {
+		id, err := b.TerminateTopic(ctx, t.Partition(i))
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		ids[strconv.Itoa(i)] = messageIDView(id)
+	}
+	writeJSON(w, http.StatusOK, ids)
 }
 
 func (s *Server) lastMessageID(w http.ResponseWriter, r *http.Request, t naming.Topic) {

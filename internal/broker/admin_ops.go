@@ -664,11 +664,19 @@ func positionOf(t *Topic, id MessageID, exclusive bool) int64 {
 }
 
 // CreateSubscription creates a durable subscription whose first message is
-// the one at id (Latest: the next one published). The topic is created when
-// missing, as a consumer would. ErrSubscriptionExists when it exists.
+// the one at id (Latest: the next one published). A missing topic is
+// created, as a consumer would, unless the namespace forbids auto topic
+// creation (ErrTopicNotFound). ErrSubscriptionExists when it exists.
 func (b *Broker) CreateSubscription(ctx context.Context, name naming.Topic, sub string, id MessageID) error {
 	if !name.IsPersistent() {
 		return fmt.Errorf("%w on non-persistent topic %s", ErrNotAllowed, name)
+	}
+	// Creating a subscription creates its topic only where topics are
+	// created implicitly, as in Pulsar.
+	if ok, err := b.mayUse(ctx, name); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w: %s", ErrTopicNotFound, autoCreateRefusal(name))
 	}
 	t, err := b.getTopic(ctx, name)
 	if err != nil {

@@ -13,19 +13,27 @@ import (
 // consumer) when the namespace's auto topic creation override forbids it.
 // Topics are auto-created by default, as in Pulsar.
 func (b *Broker) checkAutoCreate(ctx context.Context, name naming.Topic) error {
-	o := b.policies(name.Namespace).AutoTopicCreationOverride
-	if o == nil || o.AllowAutoTopicCreation {
-		return nil
-	}
-	exists, err := b.TopicExists(ctx, name)
+	ok, err := b.mayUse(ctx, name)
 	if err != nil {
 		return err
 	}
-	if !exists {
-		return newError(pb.ServerError_TopicNotFound,
-			"topic "+name.String()+" does not exist and auto topic creation is disabled in namespace "+name.Namespace.String())
+	if !ok {
+		return newError(pb.ServerError_TopicNotFound, autoCreateRefusal(name))
 	}
 	return nil
+}
+
+// mayUse reports whether a topic exists or may be created implicitly.
+func (b *Broker) mayUse(ctx context.Context, name naming.Topic) (bool, error) {
+	o := b.policies(name.Namespace).AutoTopicCreationOverride
+	if o == nil || o.AllowAutoTopicCreation {
+		return true, nil
+	}
+	return b.TopicExists(ctx, name)
+}
+
+func autoCreateRefusal(name naming.Topic) string {
+	return "topic " + name.String() + " does not exist and auto topic creation is disabled in namespace " + name.Namespace.String()
 }
 
 // autoPartitions creates a partitioned topic on first lookup when the

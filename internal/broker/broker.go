@@ -46,6 +46,9 @@ type Config struct {
 	// without a retention policy (-1: unlimited).
 	DefaultRetentionMinutes int
 	DefaultRetentionSizeMB  int64
+	// NamespaceLevelMetrics sums the per-topic metrics per namespace
+	// (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
+	NamespaceLevelMetrics bool
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
@@ -106,6 +109,8 @@ type Broker struct {
 	stopBG      chan struct{}
 	stopWatch   context.CancelFunc
 	pcache      policyCache
+	// policiesChanged wakes the policy loop when policies change.
+	policiesChanged chan struct{}
 }
 
 // New creates a broker over a ledger store and a metadata store.
@@ -126,6 +131,8 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		stopBG:   make(chan struct{}),
 	}
 	b.pcache.m = map[string]meta.Policies{}
+	b.pcache.topics = map[string]meta.TopicPolicies{}
+	b.policiesChanged = make(chan struct{}, 1)
 	var watchCtx context.Context
 	watchCtx, b.stopWatch = context.WithCancel(context.Background())
 	b.bgWG.Add(3)

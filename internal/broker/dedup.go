@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,13 +35,9 @@ type dedupState struct {
 	dirty     bool
 }
 
-// dedupEnabled reads the namespace policy, falling back to the broker default.
+// dedupEnabled reads the topic's effective deduplication policy.
 func (b *Broker) dedupEnabled(name naming.Topic) bool {
-	p, err := b.meta.Namespace(context.Background(), name.Namespace)
-	if err == nil && p.DeduplicationEnabled != nil {
-		return *p.DeduplicationEnabled
-	}
-	return b.cfg.DeduplicationEnabled
+	return *b.EffectivePolicies(name).DeduplicationEnabled
 }
 
 // recoverDedup rebuilds the state from the snapshot and the entries after it.

@@ -13,7 +13,8 @@ const (
 )
 
 // policyLoop enforces message TTL, backlog quotas and retention on every
-// loaded persistent topic, every PolicyCheckInterval.
+// loaded persistent topic, every PolicyCheckInterval, and applies changes of
+// deduplication as they happen.
 func (b *Broker) policyLoop() {
 	defer b.bgWG.Done()
 	tick := time.NewTicker(b.cfg.PolicyCheckInterval)
@@ -22,6 +23,8 @@ func (b *Broker) policyLoop() {
 		select {
 		case <-b.stopBG:
 			return
+		case <-b.policiesChanged:
+			b.reloadForDeduplication()
 		case now := <-tick.C:
 			for _, t := range b.topicList() {
 				if t.ledger != nil {
@@ -44,7 +47,7 @@ func (t *Topic) durableSubscriptions() []*Subscription {
 }
 
 func (t *Topic) enforcePolicies(now time.Time) {
-	p := t.b.policies(t.name.Namespace)
+	p := t.b.EffectivePolicies(t.name)
 	subs := t.durableSubscriptions()
 	if ttl := p.MessageTTLInSeconds; ttl != nil && *ttl > 0 {
 		t.expireOlderThan(subs, now.Add(-time.Duration(*ttl)*time.Second))

@@ -70,6 +70,10 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		}
 		s.mu.Unlock()
 	}
+	if err := s.checkSubscriptionLimit(); err != nil {
+		fail(err)
+		return
+	}
 	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c,
 		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta()}
 	if err := s.attach(cs, cmd.GetSubType()); err != nil {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sort"
 	"sync"
 	"time"
 
@@ -8,11 +9,16 @@ import (
 )
 
 // topicCollector exports per-topic metrics with Pulsar's names and labels
-// (cluster, namespace, topic), computed at scrape time from the loaded topics.
+// (cluster, namespace, topic), computed at scrape time from the loaded
+// topics. With Config.NamespaceLevelMetrics the same names are emitted
+// summed per namespace, without the topic label, as Pulsar does with
+// exposeTopicLevelMetricsInPrometheus=false: many topics make many series.
 type topicCollector struct {
 	b                                                                      *Broker
+	perNamespace                                                           bool
 	inMsgs, inBytes, backlog, storage, producers, subscriptions, consumers *prometheus.Desc
 	outMsgs, outBytes, rateIn, rateOut, throughputIn, throughputOut        *prometheus.Desc
+	topics                                                                 *prometheus.Desc // per namespace only
 
 	// Rates are Pulsar-style gauges: the change of the counters since the
 	// previous scrape, per second.
@@ -25,12 +31,43 @@ type flowSample struct {
 	inMsgs, inBytes, outMsgs, outB int64
 }
 
-// Collector returns the per-topic metrics collector; register it once.
+// topicSample is what a scrape reports of one topic, or of a namespace's
+// topics summed.
+type topicSample struct {
+	inMsgs, inBytes, outMsgs, outBytes                    int64
+	backlog, storage, producers, subscriptions, consumers int64
+	rateIn, rateOut, throughputIn, throughputOut          float64
+	topics                                                int64
+}
+
+func (s *topicSample) add(o topicSample) {
+	s.inMsgs += o.inMsgs
+	s.inBytes += o.inBytes
+	s.outMsgs += o.outMsgs
+	s.outBytes += o.outBytes
+	s.backlog += o.backlog
+	s.storage += o.storage
+	s.producers += o.producers
+	s.subscriptions += o.subscriptions
+	s.consumers += o.consumers
+	s.rateIn += o.rateIn
+	s.rateOut += o.rateOut
+	s.throughputIn += o.throughputIn
+	s.throughputOut += o.throughputOut
+	s.topics += o.topics
+}
+
+// Collector returns the per-topic (or per-namespace) metrics collector;
+// register it once.
 func (b *Broker) Collector() prometheus.Collector {
 	labels := []string{"cluster", "namespace", "topic"}
+	if b.cfg.NamespaceLevelMetrics {
+		labels = labels[:2]
+	}
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, labels, nil) }
-	return &topicCollector{
+	c := &topicCollector{
 		b:             b,
+		perNamespace:  b.cfg.NamespaceLevelMetrics,
 		inMsgs:        d("pulsar_in_messages_total", "Messages published to the topic since it was loaded."),
 		inBytes:       d("pulsar_in_bytes_total", "Bytes published to the topic since it was loaded."),
 		backlog:       d("pulsar_msg_backlog", "Unacknowledged entries summed over the topic's durable subscriptions."),
@@ -46,11 +83,23 @@ func (b *Broker) Collector() prometheus.Collector {
 		throughputOut: d("pulsar_throughput_out", "Bytes per second dispatched, since the previous scrape."),
 		prev:          map[*Topic]flowSample{},
 	}
+	if c.perNamespace {
+		c.topics = d("pulsar_topics_count", "Loaded topics of the namespace.")
+	}
+	return c
+}
+
+func (c *topicCollector) descs() []*prometheus.Desc {
+	ds := []*prometheus.Desc{c.inMsgs, c.inBytes, c.backlog, c.storage, c.producers, c.subscriptions, c.consumers,
+		c.outMsgs, c.outBytes, c.rateIn, c.rateOut, c.throughputIn, c.throughputOut}
+	if c.topics != nil {
+		ds = append(ds, c.topics)
+	}
+	return ds
 }
 
 func (c *topicCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.inMsgs, c.inBytes, c.backlog, c.storage, c.producers, c.subscriptions, c.consumers,
-		c.outMsgs, c.outBytes, c.rateIn, c.rateOut, c.throughputIn, c.throughputOut} {
+	for _, d := range c.descs() {
 		ch <- d
 	}
 }
@@ -60,55 +109,90 @@ func (c *topicCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.mu.Unlock()
 	now := time.Now()
 	seen := map[*Topic]flowSample{}
+	namespaces := map[string]*topicSample{}
 	for _, t := range c.b.topicList() {
-		lv := []string{c.b.cfg.ClusterName, t.name.Namespace.String(), t.fullName}
-		ch <- prometheus.MustNewConstMetric(c.inMsgs, prometheus.CounterValue, float64(t.msgIn.Load()), lv...)
-		ch <- prometheus.MustNewConstMetric(c.inBytes, prometheus.CounterValue, float64(t.bytesIn.Load()), lv...)
-		var backlog, consumers, outMsgs, outBytes int64
-		subs := t.subscriptions()
-		for _, s := range subs {
-			outMsgs += s.out.msgs.Load()
-			outBytes += s.out.bytes.Load()
-			s.mu.Lock()
-			if s.disp != nil {
-				consumers += int64(len(s.disp.consumers()))
-			}
-			s.mu.Unlock()
-			if s.durable && t.ledger != nil {
-				n, _ := s.backlog(t.ledger.LastEntryID())
-				backlog += n
-			}
+		s := c.sample(t, now, seen)
+		if !c.perNamespace {
+			c.emit(ch, s, c.b.cfg.ClusterName, t.name.Namespace.String(), t.fullName)
+			continue
 		}
-		var storage int64
-		if t.ledger != nil {
-			storage = t.ledger.Size()
+		ns := t.name.Namespace.String()
+		if namespaces[ns] == nil {
+			namespaces[ns] = &topicSample{}
 		}
-		t.mu.Lock()
-		producers := len(t.producers)
-		t.mu.Unlock()
-		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(backlog), lv...)
-		ch <- prometheus.MustNewConstMetric(c.storage, prometheus.GaugeValue, float64(storage), lv...)
-		ch <- prometheus.MustNewConstMetric(c.producers, prometheus.GaugeValue, float64(producers), lv...)
-		ch <- prometheus.MustNewConstMetric(c.subscriptions, prometheus.GaugeValue, float64(len(subs)), lv...)
-		ch <- prometheus.MustNewConstMetric(c.consumers, prometheus.GaugeValue, float64(consumers), lv...)
-		ch <- prometheus.MustNewConstMetric(c.outMsgs, prometheus.CounterValue, float64(outMsgs), lv...)
-		ch <- prometheus.MustNewConstMetric(c.outBytes, prometheus.CounterValue, float64(outBytes), lv...)
-
-		cur := flowSample{at: now, inMsgs: t.msgIn.Load(), inBytes: t.bytesIn.Load(), outMsgs: outMsgs, outB: outBytes}
-		seen[t] = cur
-		var rin, rout, tin, tout float64
-		if p, ok := c.prev[t]; ok {
-			if secs := now.Sub(p.at).Seconds(); secs > 0 {
-				rin = float64(cur.inMsgs-p.inMsgs) / secs
-				tin = float64(cur.inBytes-p.inBytes) / secs
-				rout = float64(max(cur.outMsgs-p.outMsgs, 0)) / secs
-				tout = float64(max(cur.outB-p.outB, 0)) / secs
-			}
-		}
-		ch <- prometheus.MustNewConstMetric(c.rateIn, prometheus.GaugeValue, rin, lv...)
-		ch <- prometheus.MustNewConstMetric(c.rateOut, prometheus.GaugeValue, rout, lv...)
-		ch <- prometheus.MustNewConstMetric(c.throughputIn, prometheus.GaugeValue, tin, lv...)
-		ch <- prometheus.MustNewConstMetric(c.throughputOut, prometheus.GaugeValue, tout, lv...)
+		namespaces[ns].add(s)
+	}
+	names := make([]string, 0, len(namespaces))
+	for ns := range namespaces {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+	for _, ns := range names {
+		c.emit(ch, *namespaces[ns], c.b.cfg.ClusterName, ns)
 	}
 	c.prev = seen // unloaded topics drop out
+}
+
+// sample reads one topic's counters and gauges and its rates since the
+// previous scrape, recording this scrape's counters in seen.
+func (c *topicCollector) sample(t *Topic, now time.Time, seen map[*Topic]flowSample) topicSample {
+	s := topicSample{inMsgs: t.msgIn.Load(), inBytes: t.bytesIn.Load(), topics: 1}
+	subs := t.subscriptions()
+	s.subscriptions = int64(len(subs))
+	for _, sub := range subs {
+		s.outMsgs += sub.out.msgs.Load()
+		s.outBytes += sub.out.bytes.Load()
+		sub.mu.Lock()
+		if sub.disp != nil {
+			s.consumers += int64(len(sub.disp.consumers()))
+		}
+		sub.mu.Unlock()
+		if sub.durable && t.ledger != nil {
+			n, _ := sub.backlog(t.ledger.LastEntryID())
+			s.backlog += n
+		}
+	}
+	if t.ledger != nil {
+		s.storage = t.ledger.Size()
+	}
+	t.mu.Lock()
+	s.producers = int64(len(t.producers))
+	t.mu.Unlock()
+
+	cur := flowSample{at: now, inMsgs: s.inMsgs, inBytes: s.inBytes, outMsgs: s.outMsgs, outB: s.outBytes}
+	seen[t] = cur
+	if p, ok := c.prev[t]; ok {
+		if secs := now.Sub(p.at).Seconds(); secs > 0 {
+			s.rateIn = float64(cur.inMsgs-p.inMsgs) / secs
+			s.throughputIn = float64(cur.inBytes-p.inBytes) / secs
+			s.rateOut = float64(max(cur.outMsgs-p.outMsgs, 0)) / secs
+			s.throughputOut = float64(max(cur.outB-p.outB, 0)) / secs
+		}
+	}
+	return s
+}
+
+func (c *topicCollector) emit(ch chan<- prometheus.Metric, s topicSample, lv ...string) {
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	counter(c.inMsgs, s.inMsgs)
+	counter(c.inBytes, s.inBytes)
+	counter(c.outMsgs, s.outMsgs)
+	counter(c.outBytes, s.outBytes)
+	gauge(c.backlog, float64(s.backlog))
+	gauge(c.storage, float64(s.storage))
+	gauge(c.producers, float64(s.producers))
+	gauge(c.subscriptions, float64(s.subscriptions))
+	gauge(c.consumers, float64(s.consumers))
+	gauge(c.rateIn, s.rateIn)
+	gauge(c.rateOut, s.rateOut)
+	gauge(c.throughputIn, s.throughputIn)
+	gauge(c.throughputOut, s.throughputOut)
+	if c.topics != nil {
+		gauge(c.topics, float64(s.topics))
+	}
 }

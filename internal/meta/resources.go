@@ -316,5 +316,143 @@ func (r *Resources) DeleteTenant(ctx context.Context, name string) error {
 // DeleteNamespace removes a namespace and its policies; ErrNotFound when
 // missing. The caller checks that it has no topics left.
 func (r *Resources) DeleteNamespace(ctx context.Context, ns naming.Namespace) error {
-	return r.Store.Delete(ctx, policiesPrefix+ns.String(), AnyVersion)
+	if err := r.Store.Delete(ctx, policiesPrefix+ns.String(), AnyVersion); err != nil {
+		return err
+	}
+	return r.deleteNamespaceTopicPolicies(ctx, ns)
+}
+
+// Key prefixes of namespace policies and of topic policies (one record per
+// topic that has any; Pulsar keeps them in a system topic, a record is
+// simpler and is watched like namespace policies), for watches.
+const (
+	NamespacePoliciesPrefix = policiesPrefix
+	TopicPoliciesPrefix     = "/admin/topic-policies/"
+)
+
+// TopicPolicies are the policies set on one topic, with the JSON names of
+// Pulsar's TopicPolicies. Unset fields defer to the namespace's policies.
+// A partitioned topic has one record for all its partitions.
+type TopicPolicies struct {
+	BacklogQuotaMap             map[string]BacklogQuota `json:"backLogQuotaMap,omitempty"`
+	Retention                   *RetentionPolicies      `json:"retentionPolicies,omitempty"`
+	DeduplicationEnabled        *bool                   `json:"deduplicationEnabled,omitempty"`
+	MessageTTLInSeconds         *int                    `json:"messageTTLInSeconds,omitempty"`
+	MaxProducerPerTopic         *int                    `json:"maxProducerPerTopic,omitempty"`
+	MaxConsumerPerTopic         *int                    `json:"maxConsumerPerTopic,omitempty"`
+	MaxConsumersPerSubscription *int                    `json:"maxConsumersPerSubscription,omitempty"`
+}
+
+// IsEmpty reports whether no policy is set.
+func (tp TopicPolicies) IsEmpty() bool {
+	return len(tp.BacklogQuotaMap) == 0 && tp.Retention == nil && tp.DeduplicationEnabled == nil &&
+		tp.MessageTTLInSeconds == nil && tp.MaxProducerPerTopic == nil && tp.MaxConsumerPerTopic == nil &&
+		tp.MaxConsumersPerSubscription == nil
+}
+
+// Over returns ns with the policies set on the topic taking precedence.
+// Backlog quotas override per type, as in Pulsar. ns is not modified.
+func (tp TopicPolicies) Over(ns Policies) Policies {
+	p := ns
+	if len(tp.BacklogQuotaMap) > 0 {
+		p.BacklogQuotaMap = make(map[string]BacklogQuota, len(ns.BacklogQuotaMap)+len(tp.BacklogQuotaMap))
+		for k, v := range ns.BacklogQuotaMap {
+			p.BacklogQuotaMap[k] = v
+		}
+		for k, v := range tp.BacklogQuotaMap {
+			p.BacklogQuotaMap[k] = v
+		}
+	}
+	if tp.Retention != nil {
+		p.Retention = tp.Retention
+	}
+	if tp.DeduplicationEnabled != nil {
+		p.DeduplicationEnabled = tp.DeduplicationEnabled
+	}
+	if tp.MessageTTLInSeconds != nil {
+		p.MessageTTLInSeconds = tp.MessageTTLInSeconds
+	}
+	if tp.MaxProducerPerTopic != nil {
+		p.MaxProducersPerTopic = tp.MaxProducerPerTopic
+	}
+	if tp.MaxConsumerPerTopic != nil {
+		p.MaxConsumersPerTopic = tp.MaxConsumerPerTopic
+	}
+	if tp.MaxConsumersPerSubscription != nil {
+		p.MaxConsumersPerSubscription = tp.MaxConsumersPerSubscription
+	}
+	return p
+}
+
+// TopicPoliciesKey is the key of t's policies: the partitioned topic's for a
+// partition, since Pulsar applies a partitioned topic's policies to all its
+// partitions.
+func TopicPoliciesKey(t naming.Topic) string {
+	t = t.Partitioned()
+	return TopicPoliciesPrefix + t.Namespace.String() + "/" + t.Domain + "/" + t.Local
+}
+
+// TopicPolicies returns the policies set on t (none set: the zero value).
+func (r *Resources) TopicPolicies(ctx context.Context, t naming.Topic) (TopicPolicies, error) {
+	var tp TopicPolicies
+	_, err := r.getJSON(ctx, TopicPoliciesKey(t), &tp)
+	if errors.Is(err, ErrNotFound) {
+		return TopicPolicies{}, nil
+	}
+	return tp, err
+}
+
+// UpdateTopicPolicies applies fn to t's policies with compare-and-set,
+// retrying when another writer got in between. The record is deleted once
+// no policy is left.
+func (r *Resources) UpdateTopicPolicies(ctx context.Context, t naming.Topic, fn func(*TopicPolicies) error) error {
+	key := TopicPoliciesKey(t)
+	for {
+		var tp TopicPolicies
+		version, err := r.getJSON(ctx, key, &tp)
+		if errors.Is(err, ErrNotFound) {
+			version, err = NotExists, nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(&tp); err != nil {
+			return err
+		}
+		if tp.IsEmpty() {
+			if version == NotExists {
+				return nil
+			}
+			err = r.Store.Delete(ctx, key, version)
+		} else {
+			err = r.putJSON(ctx, key, tp, version)
+		}
+		if !errors.Is(err, ErrBadVersion) && !errors.Is(err, ErrExists) && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+}
+
+// DeleteTopicPolicies forgets the policies of t (a deleted topic's must not
+// apply to a new topic of the same name).
+func (r *Resources) DeleteTopicPolicies(ctx context.Context, t naming.Topic) error {
+	err := r.Store.Delete(ctx, TopicPoliciesKey(t), AnyVersion)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// deleteNamespaceTopicPolicies forgets the topic policies of every topic of ns.
+func (r *Resources) deleteNamespaceTopicPolicies(ctx context.Context, ns naming.Namespace) error {
+	kvs, err := r.Store.List(ctx, TopicPoliciesPrefix+ns.String()+"/")
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		if err := r.Store.Delete(ctx, kv.Key, AnyVersion); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
