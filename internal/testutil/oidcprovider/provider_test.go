@@ -94,4 +94,5 @@ func TestUnknownAccountAndBadUserCode(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "user_code") {
 		t.Fatalf("bad user code: got %v, want the code to be refused", err)
 	}
+	t.Logf("refused: %v", err)
 }
