@@ -10,12 +10,13 @@ import (
 
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/auth/token"
+	"github.com/messagebus/messagebus/internal/controlplane"
 	"github.com/messagebus/messagebus/internal/meta"
 )
 
 // newAuthService builds authentication and authorization from the options;
 // nil when no provider is configured.
-func newAuthService(sec Security, res *meta.Resources) (*auth.Service, error) {
+func newAuthService(sec Security, res *meta.Resources, keys []controlplane.SigningKey) (*auth.Service, error) {
 	if sec.AuthTokenSecretKey != "" && sec.AuthTokenPublicKey != "" {
 		return nil, errors.New("configure either a token secret key or a token public key, not both")
 	}
@@ -35,8 +36,13 @@ func newAuthService(sec Security, res *meta.Resources) (*auth.Service, error) {
 			return nil, fmt.Errorf("token authentication: %w", err)
 		}
 	}
+	keyed, err := controlplane.Verifiers(keys)
+	if err != nil {
+		return nil, err
+	}
 	a := auth.New(auth.Config{
 		Token:         verifier,
+		KeyedTokens:   keyed,
 		TLS:           sec.TLSTrustCertsFile != "",
 		Superusers:    sec.SuperuserRoles,
 		AnonymousRole: sec.AnonymousRole,
@@ -109,7 +115,7 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) closeListeners() {
-	for _, l := range []net.Listener{s.brokerL, s.httpL, s.brokerTLSL, s.httpsL} {
+	for _, l := range []net.Listener{s.brokerL, s.httpL, s.brokerTLSL, s.httpsL, s.grpcL} {
 		if l != nil {
 			l.Close()
 		}

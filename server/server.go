@@ -26,6 +26,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/admin"
 	"github.com/messagebus/messagebus/internal/broker"
+	"github.com/messagebus/messagebus/internal/controlplane"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/local"
@@ -33,6 +34,7 @@ import (
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
 )
 
 // Options configure a standalone node. Zero values take the defaults noted.
@@ -65,6 +67,7 @@ type Options struct {
 	Logger                *slog.Logger
 
 	Security
+	Access Access
 }
 
 // Security configures authentication, authorization and TLS. Authentication
@@ -115,6 +118,11 @@ type Server struct {
 	brokerTLSL net.Listener
 	httpsL     net.Listener
 	tlsConfig  *tls.Config
+	// The access control plane; grpc is nil when it is off.
+	grpc       *grpc.Server
+	grpcL      net.Listener
+	access     *controlplane.Service
+	stopAccess context.CancelFunc
 	ready      atomic.Bool
 	wg         sync.WaitGroup
 	errc       chan error
@@ -143,7 +151,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, log: opts.Logger, errc: make(chan error, 4)}
+	s := &Server{opts: opts, log: opts.Logger, errc: make(chan error, 5)}
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -197,7 +205,11 @@ func New(opts Options) (*Server, error) {
 	}
 
 	res := &meta.Resources{Store: md}
-	authService, err := newAuthService(opts.Security, res)
+	keys, err := accessKeys(opts)
+	if err != nil {
+		return nil, err
+	}
+	authService, err := newAuthService(opts.Security, res, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -213,6 +225,10 @@ func New(opts Options) (*Server, error) {
 	if err := res.Bootstrap(ctx, opts.ClusterName, meta.ClusterData{ServiceURL: s.WebURL(), BrokerServiceURL: s.advertisedBrokerURL()}); err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("bootstrap metadata: %w", err)
+	}
+	if err := s.newAccess(authService, res, keys); err != nil {
+		s.closeListeners()
+		return nil, err
 	}
 	s.broker = broker.New(broker.Config{
 		ClusterName:             opts.ClusterName,
@@ -296,6 +312,7 @@ func (s *Server) Start() {
 			}
 		}()
 	}
+	s.startAccess()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -321,6 +338,7 @@ func (s *Server) Err() <-chan error { return s.errc }
 // closes the stores.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	s.shutdownAccess(ctx)
 	err := s.broker.Shutdown(ctx)
 	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
 		err = herr

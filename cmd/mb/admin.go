@@ -57,7 +57,7 @@ KEY VALUE rows in a stable order; --output json prints the server's JSON.`,
 	pf.StringVar(&o.url, "admin-url", envOr("MB_ADMIN_URL", defaultAdminURL), "admin REST API URL (env MB_ADMIN_URL)")
 	pf.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
 	pf.StringVar(&o.token, "auth-token", "", "bearer token sent with every request (env MB_AUTH_TOKEN)")
-	pf.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the bearer token")
+	pf.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the bearer token (env MB_AUTH_TOKEN_FILE)")
 	pf.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a request after this long")
 	o.tls.register(pf)
 	cmd.AddCommand(
@@ -81,6 +81,9 @@ func (o *adminOptions) validate() error {
 	if o.token == "" && o.tokenFile == "" {
 		// Not a flag default, which help would print.
 		o.token = os.Getenv("MB_AUTH_TOKEN")
+		if o.token == "" {
+			o.tokenFile = os.Getenv("MB_AUTH_TOKEN_FILE") // as mb access login exports
+		}
 	}
 	if o.output != outputTable && o.output != outputJSON {
 		return fmt.Errorf("invalid --output %q: want table or json", o.output)

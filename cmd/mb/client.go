@@ -40,7 +40,7 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&o.serviceURL, "service-url", "u", envOr("MB_SERVICE_URL", defaultServiceURL), "broker URL, pulsar:// or http:// (env MB_SERVICE_URL)")
 	f.StringVar(&o.token, "auth-token", "", "authentication token (env MB_AUTH_TOKEN)")
-	f.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the authentication token")
+	f.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the authentication token (env MB_AUTH_TOKEN_FILE)")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up connecting, looking up or creating after this long")
 	f.BoolVar(&o.progress, "progress", false, "print a progress line on stderr every few seconds (default: when stderr is a terminal)")
 	f.DurationVar(&o.progressInterval, "progress-interval", 5*time.Second, "time between progress lines")
@@ -69,6 +69,9 @@ func (o *clientOptions) pulsarOptions() (pulsar.ClientOptions, error) {
 	}
 	if o.token == "" && o.tokenFile == "" {
 		o.token = os.Getenv("MB_AUTH_TOKEN") // not a flag default, which help would print
+		if o.token == "" {
+			o.tokenFile = os.Getenv("MB_AUTH_TOKEN_FILE") // as mb access login exports
+		}
 	}
 	if o.timeout <= 0 {
 		return pulsar.ClientOptions{}, errors.New("--timeout must be positive")

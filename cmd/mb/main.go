@@ -29,5 +29,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newProduceCommand())
 	root.AddCommand(newConsumeCommand())
 	root.AddCommand(newTokensCommand())
+	root.AddCommand(newAccessCommand())
 	return root
 }

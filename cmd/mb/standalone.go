@@ -64,6 +64,24 @@ which wins over the file.`,
 	f.String("tls-key-file", "", "server private key (PEM) for the TLS listeners")
 	f.String("tls-trust-certs-file", "", "CA certificates (PEM) client certificates are verified against; turns on TLS authentication")
 	f.Bool("tls-require-client-cert", false, "refuse TLS clients without a valid client certificate")
+	f.String("grpc-addr", ":8090", "listen address of the access control plane (gRPC); runs when authentication is on")
+	f.String("access-signing-keys", "", "comma-separated private key files the control plane signs tokens with; the first signs, all verify (default: a generated key in the data dir)")
+	f.Duration("access-token-ttl", time.Hour, "lifetime of tokens issued to workloads")
+	f.Duration("access-login-ttl", time.Hour, "lifetime of tokens issued at login")
+	f.String("oidc-issuers", "", "comma-separated OIDC issuers trusted for workload identities; the first is the login issuer")
+	f.String("oidc-client-id", "", "OIDC client id of mb access login (the audience of people's ID tokens)")
+	f.String("oidc-audience", "messagebus", "audience workload OIDC tokens must carry")
+	f.String("oidc-groups-claim", "groups", "ID token claim listing a person's groups")
+	f.Duration("oidc-clock-skew", time.Minute, "leeway on the expiry of identity tokens")
+	f.Bool("aws-identity", false, "accept AWS IAM identities (signed sts:GetCallerIdentity)")
+	f.String("aws-sts-endpoint", "https://sts.amazonaws.com/", "STS endpoint signed requests are verified with")
+	f.String("aws-region", "us-east-1", "region of the STS endpoint")
+	f.String("aws-audience", "messagebus", "value of the signed X-MessageBus-Audience header")
+	f.String("vault-addr", "", "Vault address; turns on delivery of tokens to Vault KV v2")
+	f.String("vault-token-file", "", "file holding the Vault token (env MB_VAULT_TOKEN also works)")
+	f.String("vault-mount", "secret", "Vault KV v2 mount")
+	f.String("vault-prefix", "messagebus", "path prefix of delivered tokens")
+	f.Duration("vault-refresh-interval", time.Minute, "how often delivered tokens are checked")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -120,6 +138,38 @@ func stringList(v *viper.Viper, key string) []string {
 	return out
 }
 
+// accessOptionsFrom reads the control plane's settings.
+func accessOptionsFrom(v *viper.Viper) (server.Access, error) {
+	vaultToken := v.GetString("vault-token") // env MB_VAULT_TOKEN only: never a flag
+	if f := v.GetString("vault-token-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return server.Access{}, fmt.Errorf("read --vault-token-file: %w", err)
+		}
+		vaultToken = strings.TrimSpace(string(b))
+	}
+	return server.Access{
+		GRPCAddr:             v.GetString("grpc-addr"),
+		SigningKeys:          stringList(v, "access-signing-keys"),
+		TokenTTL:             v.GetDuration("access-token-ttl"),
+		LoginTTL:             v.GetDuration("access-login-ttl"),
+		OIDCIssuers:          stringList(v, "oidc-issuers"),
+		OIDCLoginClientID:    v.GetString("oidc-client-id"),
+		OIDCWorkloadAudience: v.GetString("oidc-audience"),
+		OIDCGroupsClaim:      v.GetString("oidc-groups-claim"),
+		OIDCClockSkew:        v.GetDuration("oidc-clock-skew"),
+		AWSEnabled:           v.GetBool("aws-identity"),
+		AWSSTSEndpoint:       v.GetString("aws-sts-endpoint"),
+		AWSRegion:            v.GetString("aws-region"),
+		AWSAudience:          v.GetString("aws-audience"),
+		VaultAddr:            v.GetString("vault-addr"),
+		VaultToken:           vaultToken,
+		VaultMount:           v.GetString("vault-mount"),
+		VaultPrefix:          v.GetString("vault-prefix"),
+		VaultRefreshInterval: v.GetDuration("vault-refresh-interval"),
+	}, nil
+}
+
 func runStandalone(v *viper.Viper) error {
 	log, err := newLogger(v.GetString("log-level"), v.GetString("log-format"))
 	if err != nil {
@@ -128,6 +178,10 @@ func runStandalone(v *viper.Viper) error {
 	slog.SetDefault(log)
 	if v.GetInt("max-message-size") <= 0 {
 		return fmt.Errorf("--max-message-size must be positive")
+	}
+	access, err := accessOptionsFrom(v)
+	if err != nil {
+		return err
 	}
 	s, err := server.New(server.Options{
 		DataDir:                 v.GetString("data-dir"),
@@ -158,6 +212,7 @@ func runStandalone(v *viper.Viper) error {
 			TLSTrustCertsFile:    v.GetString("tls-trust-certs-file"),
 			TLSRequireClientCert: v.GetBool("tls-require-client-cert"),
 		},
+		Access: access,
 	})
 	if err != nil {
 		return err

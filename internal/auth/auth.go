@@ -50,8 +50,12 @@ type Principal struct {
 
 // Config configures authentication and authorization.
 type Config struct {
-	// Token verifies JWTs; nil turns token authentication off.
+	// Token verifies JWTs; nil turns token authentication off unless
+	// KeyedTokens has keys.
 	Token *token.Verifier
+	// KeyedTokens verify tokens whose "kid" header names them: the keys the
+	// access control plane signs with (several during a key rotation).
+	KeyedTokens map[string]*token.Verifier
 	// TLS authenticates TLS client certificates (verified by the listener
 	// against the trust store) by their subject's common name.
 	TLS bool
@@ -75,7 +79,7 @@ type Service struct {
 // New returns a Service, or nil when cfg configures no authentication
 // provider: auth is on as soon as one is configured.
 func New(cfg Config) *Service {
-	if cfg.Token == nil && !cfg.TLS {
+	if cfg.Token == nil && len(cfg.KeyedTokens) == 0 && !cfg.TLS {
 		return nil
 	}
 	if cfg.Now == nil {
@@ -92,6 +96,15 @@ func New(cfg Config) *Service {
 
 // Enabled reports whether clients must authenticate.
 func (s *Service) Enabled() bool { return s != nil }
+
+// AuthenticateToken authenticates a bearer token presented to another API
+// (the access control plane); no token gets the anonymous role, if any.
+func (s *Service) AuthenticateToken(tok string) (Principal, error) {
+	if tok == "" {
+		return s.anonymous()
+	}
+	return s.authenticateToken(tok)
+}
 
 // Authenticate checks the credentials a client presents on the binary
 // protocol: the auth method and data of CONNECT or AUTH_RESPONSE, and the
@@ -110,15 +123,24 @@ func (s *Service) Authenticate(method string, data []byte, peer []*x509.Certific
 }
 
 func (s *Service) authenticateToken(tok string) (Principal, error) {
-	if s.cfg.Token == nil {
-		return Principal{}, fmt.Errorf("%w: token authentication is not enabled", ErrUnauthenticated)
-	}
 	// Some clients send the HTTP form on the binary protocol too.
 	tok = strings.TrimSpace(strings.TrimPrefix(tok, "Bearer "))
 	if tok == "" {
 		return Principal{}, fmt.Errorf("%w: empty token", ErrUnauthenticated)
 	}
-	v, err := s.cfg.Token.Verify(tok, s.cfg.Now())
+	verifier := s.cfg.Token
+	if len(s.cfg.KeyedTokens) > 0 {
+		// The kid only selects a key; the signature check decides.
+		if h, _, err := token.Decode(tok); err == nil {
+			if kid, ok := h["kid"].(string); ok && s.cfg.KeyedTokens[kid] != nil {
+				verifier = s.cfg.KeyedTokens[kid]
+			}
+		}
+	}
+	if verifier == nil {
+		return Principal{}, fmt.Errorf("%w: token authentication is not enabled", ErrUnauthenticated)
+	}
+	v, err := verifier.Verify(tok, s.cfg.Now())
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/auth"
+	"github.com/messagebus/messagebus/internal/controlplane"
+	"github.com/messagebus/messagebus/internal/controlplane/identity"
+	"github.com/messagebus/messagebus/internal/meta"
+	"google.golang.org/grpc"
+)
+
+// Access configures the self-service access control plane (gRPC). It runs
+// when GRPCAddr is set and authentication is on.
+type Access struct {
+	GRPCAddr string
+	// SigningKeys are private key files; the first signs, all verify (key
+	// rotation). Empty: a key generated under DataDir/access.
+	SigningKeys []string
+	// TokenTTL and LoginTTL are the lifetimes of workload and login tokens
+	// (default 1h each).
+	TokenTTL time.Duration
+	LoginTTL time.Duration
+
+	// OIDCIssuers are trusted for workload identities; the first one is
+	// also the login issuer.
+	OIDCIssuers          []string
+	OIDCLoginClientID    string
+	OIDCWorkloadAudience string // default "messagebus"
+	OIDCGroupsClaim      string // default "groups"
+	// OIDCClockSkew is the leeway on identity tokens' expiry (default 1m).
+	OIDCClockSkew time.Duration
+
+	AWSEnabled     bool
+	AWSSTSEndpoint string
+	AWSRegion      string
+	AWSAudience    string // default "messagebus"
+
+	VaultAddr            string
+	VaultToken           string
+	VaultMount           string
+	VaultPrefix          string
+	VaultRefreshInterval time.Duration
+}
+
+// accessKeys loads the control plane's signing keys when auth can be on, so
+// tokens it issued verify even while the control plane itself is off.
+func accessKeys(opts Options) ([]controlplane.SigningKey, error) {
+	sec := opts.Security
+	if sec.AuthTokenSecretKey == "" && sec.AuthTokenPublicKey == "" && sec.TLSTrustCertsFile == "" {
+		return nil, nil
+	}
+	return controlplane.LoadSigningKeys(opts.Access.SigningKeys, filepath.Join(opts.DataDir, "access"))
+}
+
+// newAccess builds the control plane and binds its listener; nil when it
+// is off.
+func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlplane.SigningKey) error {
+	o := s.opts.Access
+	if o.GRPCAddr == "" {
+		return nil
+	}
+	if !a.Enabled() {
+		s.log.Info("access control plane off: authentication is off")
+		return nil
+	}
+	cfg := controlplane.Config{
+		ClusterName:      s.opts.ClusterName,
+		Keys:             keys,
+		TokenTTL:         o.TokenTTL,
+		LoginTTL:         o.LoginTTL,
+		TrustedIssuers:   o.OIDCIssuers,
+		BrokerServiceURL: s.advertisedBrokerURL(),
+		WebServiceURL:    s.WebURL(),
+		Logger:           s.log.With("component", "access"),
+		AWS: controlplane.AWSConfig{
+			Enabled: o.AWSEnabled, STSEndpoint: o.AWSSTSEndpoint, Region: o.AWSRegion, Audience: o.AWSAudience,
+		},
+		Vault: controlplane.VaultConfig{
+			Address: o.VaultAddr, Token: o.VaultToken, Mount: o.VaultMount, Prefix: o.VaultPrefix,
+			RefreshInterval: o.VaultRefreshInterval,
+		},
+	}
+	if cfg.AWS.Enabled {
+		if cfg.AWS.STSEndpoint == "" {
+			cfg.AWS.STSEndpoint = identity.DefaultSTSEndpoint
+		}
+		if cfg.AWS.Region == "" {
+			cfg.AWS.Region = identity.DefaultSTSRegion
+		}
+		if cfg.AWS.Audience == "" {
+			cfg.AWS.Audience = "messagebus"
+		}
+	}
+	if len(o.OIDCIssuers) > 0 {
+		aud := o.OIDCWorkloadAudience
+		if aud == "" {
+			aud = "messagebus"
+		}
+		cfg.Workloads = identity.NewOIDCVerifier(identity.OIDCConfig{Issuers: o.OIDCIssuers, Audiences: []string{aud}, GroupsClaim: o.OIDCGroupsClaim, ClockSkew: o.OIDCClockSkew})
+		if o.OIDCLoginClientID != "" {
+			cfg.OIDCIssuer = o.OIDCIssuers[0]
+			cfg.LoginClientID = o.OIDCLoginClientID
+			cfg.Login = identity.NewOIDCVerifier(identity.OIDCConfig{Issuers: o.OIDCIssuers[:1], Audiences: []string{o.OIDCLoginClientID}, GroupsClaim: o.OIDCGroupsClaim, ClockSkew: o.OIDCClockSkew})
+		}
+	}
+	svc, err := controlplane.New(cfg, a, res)
+	if err != nil {
+		return err
+	}
+	if s.grpcL, err = net.Listen("tcp", o.GRPCAddr); err != nil {
+		return fmt.Errorf("listen on grpc address: %w", err)
+	}
+	s.grpc = grpc.NewServer(svc.ServerOptions()...)
+	svc.Register(s.grpc)
+	s.access = svc
+	return nil
+}
+
+func (s *Server) startAccess() {
+	if s.grpc == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopAccess = cancel
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.access.Run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.grpcL); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.errc <- fmt.Errorf("grpc: %w", err)
+		}
+	}()
+}
+
+// shutdownAccess stops the control plane, waiting for calls in flight until
+// ctx ends.
+func (s *Server) shutdownAccess(ctx context.Context) {
+	if s.grpc == nil {
+		return
+	}
+	s.stopAccess()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+	}
+}
+
+// GRPCAddr is the control plane's address ("" when it is off).
+func (s *Server) GRPCAddr() string {
+	if s.grpcL == nil {
+		return ""
+	}
+	return net.JoinHostPort(loopbackHost(s.grpcL), port(s.grpcL))
+}
