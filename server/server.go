@@ -64,7 +64,9 @@ type Options struct {
 	// HideTopicLevelMetrics emits the per-topic metrics summed per namespace,
 	// without the topic label (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
 	HideTopicLevelMetrics bool
-	Logger                *slog.Logger
+	// EnablePprof serves Go's profiles at /debug/pprof/ on the HTTP port.
+	EnablePprof bool
+	Logger      *slog.Logger
 
 	Security
 	Access Access
@@ -254,6 +256,7 @@ func New(opts Options) (*Server, error) {
 			WebURL:       s.WebURL(),
 			Logger:       opts.Logger.With("component", "admin"),
 			Gatherer:     reg,
+			Pprof:        opts.EnablePprof,
 			Ready:        s.ready.Load,
 			Broker:       s.broker,
 			Auth:         authService,

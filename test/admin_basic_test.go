@@ -179,3 +179,12 @@ func waitMetric(t *testing.T, webURL, line string) {
 	}
 	t.Fatalf("metric %q never appeared", line)
 }
+
+func TestPprofOnlyWhenEnabled(t *testing.T) {
+	off := startServer(t, server.Options{})
+	expectHTTP(t, "GET", off.WebURL()+"/debug/pprof/", "", http.StatusNotFound)
+	on := startServer(t, server.Options{EnablePprof: true})
+	if body := expectHTTP(t, "GET", on.WebURL()+"/debug/pprof/heap?debug=1", "", http.StatusOK); !strings.Contains(body, "heap profile") {
+		t.Fatalf("heap profile: %.200s", body)
+	}
+}

@@ -82,6 +82,7 @@ which wins over the file.`,
 	f.String("vault-mount", "secret", "Vault KV v2 mount")
 	f.String("vault-prefix", "messagebus", "path prefix of delivered tokens")
 	f.Duration("vault-refresh-interval", time.Minute, "how often delivered tokens are checked")
+	f.Bool("enable-pprof", false, "serve Go's CPU, heap and allocation profiles at /debug/pprof/ on the HTTP port")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -197,6 +198,7 @@ func runStandalone(v *viper.Viper) error {
 		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),
 		PolicyCheckInterval:     v.GetDuration("policy-check-interval"),
 		HideTopicLevelMetrics:   !v.GetBool("expose-topic-level-metrics"),
+		EnablePprof:             v.GetBool("enable-pprof"),
 		Logger:                  log,
 		Security: server.Security{
 			AuthTokenSecretKey:   v.GetString("auth-token-secret-key"),

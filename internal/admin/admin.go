@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,9 @@ type Config struct {
 	WebURL    string
 	Logger    *slog.Logger
 	Gatherer  prometheus.Gatherer
+	// Pprof serves Go's profiles under /debug/pprof/ (superusers only when
+	// auth is on).
+	Pprof bool
 	// Ready reports whether the broker serves; health checks fail until it does.
 	Ready func() bool
 	// Broker acts on topics; endpoints that need it answer 503 while nil.
@@ -110,6 +114,13 @@ func (s *Server) routes() {
 	if s.cfg.Gatherer != nil {
 		m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 		m.Handle("GET /metrics/", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if s.cfg.Pprof {
+		m.HandleFunc("GET /debug/pprof/", pprof.Index)
+		m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	s.tenantRoutes(m)
 	s.namespaceRoutes(m)
