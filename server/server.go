@@ -51,7 +51,9 @@ type Options struct {
 	// JournalSegmentSize and CacheBytes tune the storage engine (0: its defaults).
 	JournalSegmentSize int64
 	CacheBytes         int64
-	KeepAliveInterval  time.Duration // default 30s
+	// CacheTotalBytes bounds the caches of all topics together (default 512 MiB).
+	CacheTotalBytes   int64
+	KeepAliveInterval time.Duration // default 30s
 	// PolicyCheckInterval is how often TTL, backlog quotas and retention are
 	// enforced (default 30s).
 	PolicyCheckInterval time.Duration
@@ -184,10 +186,11 @@ func New(opts Options) (*Server, error) {
 		s.store = memory.New()
 	} else {
 		st, err := local.Open(local.Options{
-			Dir:         filepath.Join(opts.DataDir, "ledger"),
-			SegmentSize: opts.JournalSegmentSize,
-			CacheBytes:  opts.CacheBytes,
-			Logger:      opts.Logger.With("component", "ledger"),
+			Dir:             filepath.Join(opts.DataDir, "ledger"),
+			SegmentSize:     opts.JournalSegmentSize,
+			CacheBytes:      opts.CacheBytes,
+			CacheTotalBytes: opts.CacheTotalBytes,
+			Logger:          opts.Logger.With("component", "ledger"),
 			OnSync: func(d time.Duration, entries, _ int) {
 				fsyncs.Observe(d.Seconds())
 				groupEntries.Add(float64(entries))
@@ -197,6 +200,9 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("open storage: %w", err)
 		}
 		s.store = st
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mb_ledger_cache_bytes", Help: "Bytes of recent entries cached in memory, all topics together.",
+		}, func() float64 { return float64(st.CacheBytes()) }))
 		ds, err := delayed.Open(filepath.Join(opts.DataDir, "delayed"), delayed.Options{
 			Logger: opts.Logger.With("component", "delayed"),
 		})

@@ -47,6 +47,7 @@ which wins over the file.`,
 	f.Int("max-message-size", 5<<20, "largest message accepted, in bytes (headers and payload)")
 	f.Int64("journal-segment-size", 128<<20, "journal segment size in bytes")
 	f.Int64("cache-size", 32<<20, "per-topic cache of recent entries, in bytes")
+	f.Int64("cache-total-size", 512<<20, "all topics' caches together, in bytes; idle topics' caches shrink first")
 	f.Int("default-retention-time-minutes", 0, "retention of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Int64("default-retention-size-mb", 0, "retention size of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Bool("deduplication-enabled", false, "deduplicate producers' resends in namespaces without a policy")
@@ -193,6 +194,7 @@ func runStandalone(v *viper.Viper) error {
 		MaxMessageSize:          v.GetInt("max-message-size"),
 		JournalSegmentSize:      v.GetInt64("journal-segment-size"),
 		CacheBytes:              v.GetInt64("cache-size"),
+		CacheTotalBytes:         v.GetInt64("cache-total-size"),
 		DefaultRetentionMinutes: v.GetInt("default-retention-time-minutes"),
 		DefaultRetentionSizeMB:  v.GetInt64("default-retention-size-mb"),
 		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),

@@ -1,15 +1,27 @@
 package local
 
+import "sync/atomic"
+
 // entryCache holds the most recent entries of one ledger, contiguous ids up to
 // the last durable one, within a byte budget. Only appends fill it: catch-up
 // reads from disk never do, so they cannot evict the tail that tailing readers
-// need.
+// need. Every cache also counts its bytes in the store-wide total, which the
+// evictor (evict.go) keeps within Options.CacheTotalBytes.
 type entryCache struct {
-	max   int64
-	first int64    // id of data[head]
-	data  [][]byte // data[head:] are the cached entries
-	head  int
-	bytes int64
+	max     int64
+	first   int64    // id of data[head]
+	data    [][]byte // data[head:] are the cached entries
+	head    int
+	bytes   int64
+	total   *atomic.Int64 // the store-wide count; nil in unit tests of the cache alone
+	lastAdd int64         // store-wide sequence number of the latest add: recency
+}
+
+func (c *entryCache) account(delta int64) {
+	c.bytes += delta
+	if c.total != nil {
+		c.total.Add(delta)
+	}
 }
 
 func (c *entryCache) len() int { return len(c.data) - c.head }
@@ -21,14 +33,14 @@ func (c *entryCache) add(id int64, data []byte) {
 		c.first = id
 	}
 	c.data = append(c.data, data)
-	c.bytes += int64(len(data))
+	c.account(int64(len(data)))
 	for c.bytes > c.max && c.len() > 0 {
 		c.dropFront()
 	}
 }
 
 func (c *entryCache) dropFront() {
-	c.bytes -= int64(len(c.data[c.head]))
+	c.account(-int64(len(c.data[c.head])))
 	c.data[c.head] = nil
 	c.head++
 	c.first++
@@ -58,5 +70,6 @@ func (c *entryCache) trim(before int64) {
 
 func (c *entryCache) clear() {
 	clear(c.data)
-	c.data, c.head, c.bytes = c.data[:0], 0, 0
+	c.account(-c.bytes)
+	c.data, c.head = c.data[:0], 0
 }

@@ -24,8 +24,8 @@
 // makes every later append fail (data already acknowledged stays readable);
 // reopening the store recovers.
 //
-// Limits: each open ledger has its own cache budget (CacheBytes), there is
-// no global one; the index of a ledger costs 8 bytes per untrimmed entry;
+// Limits: each open ledger has its own cache budget (CacheBytes) and all
+// caches share CacheTotalBytes (evict.go); the index of a ledger costs 8 bytes per untrimmed entry;
 // Open reads the whole journal. Entries found damaged in a sealed segment are
 // skipped by Read (their ids are not reused).
 //

@@ -37,6 +37,7 @@ type ledgerState struct {
 func newLedgerState(s *Store, name string, id int64) *ledgerState {
 	l := &ledgerState{s: s, name: name, id: id, last: -1, cursors: map[string][]byte{}, dirty: map[string]struct{}{}}
 	l.cache.max = s.opts.CacheBytes
+	l.cache.total = &s.cacheTotal
 	return l
 }
 
@@ -45,6 +46,10 @@ func (l *ledgerState) publishLocked(it *pending) {
 	l.idx.add(it.id, it.seq, location{off: it.off, size: uint32(len(it.data))})
 	if l.caching {
 		l.cache.add(it.id, it.data)
+		l.cache.lastAdd = l.s.cacheSeq.Add(1)
+		if l.s.cacheTotal.Load() > l.s.opts.CacheTotalBytes {
+			l.s.kickEvictor()
+		}
 	}
 	l.last = it.id
 	l.size += int64(len(it.data))

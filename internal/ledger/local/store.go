@@ -26,6 +26,9 @@ type Options struct {
 	// CacheBytes is the budget of each open ledger's cache of recent entries;
 	// default 32 MiB, negative to disable.
 	CacheBytes int64
+	// CacheTotalBytes bounds all caches together (default 512 MiB): beyond
+	// it the caches of the ledgers appended to least recently shrink first.
+	CacheTotalBytes int64
 	// CursorFlushInterval is how often saved cursors and trim points are
 	// written (in one synced batch); default 500ms.
 	CursorFlushInterval time.Duration
@@ -37,6 +40,7 @@ type Options struct {
 	OnSync func(d time.Duration, entries, bytes int)
 
 	onFlush func() // tests: called after each cursor flush that wrote something
+	onEvict func() // tests: called after each run of the cache evictor
 }
 
 func (o *Options) setDefaults() error {
@@ -57,6 +61,9 @@ func (o *Options) setDefaults() error {
 		o.CacheBytes = 32 << 20
 	case o.CacheBytes < 0:
 		o.CacheBytes = 0
+	}
+	if o.CacheTotalBytes <= 0 {
+		o.CacheTotalBytes = 512 << 20
 	}
 	if o.CursorFlushInterval <= 0 {
 		o.CursorFlushInterval = 500 * time.Millisecond
@@ -91,6 +98,10 @@ type Store struct {
 
 	janitorMu   sync.Mutex // one segment collection at a time
 	janitorKick chan struct{}
+
+	cacheTotal  atomic.Int64 // bytes in all ledgers' caches
+	cacheSeq    atomic.Int64 // orders cache adds, for recency
+	evictorKick chan struct{}
 	stopBg      chan struct{}
 	bg          sync.WaitGroup
 }
@@ -113,6 +124,7 @@ func Open(opts Options) (*Store, error) {
 		ledgers:     map[string]*ledgerState{},
 		dirtySet:    map[*ledgerState]struct{}{},
 		janitorKick: make(chan struct{}, 1),
+		evictorKick: make(chan struct{}, 1),
 		stopBg:      make(chan struct{}),
 	}
 	if err := s.fs.MkdirAll(s.journalDir); err != nil {
@@ -142,9 +154,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("ledger/local: recover %s: %w", s.journalDir, err)
 	}
 	s.journal.start()
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go s.flushLoop()
 	go s.janitorLoop()
+	go s.evictorLoop()
 	s.kickJanitor() // segments holding only deleted or trimmed entries
 	return s, nil
 }
