@@ -15,6 +15,7 @@ type Metrics struct {
 	bytesOut       prometheus.Counter
 	msgDropped     prometheus.Counter
 	checksumErrors prometheus.Counter
+	publishLatency prometheus.Histogram
 	authSuccesses  *prometheus.CounterVec
 	authFailures   *prometheus.CounterVec
 }
@@ -32,6 +33,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytesOut:       prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_out_bytes_total", Help: "Bytes written to client connections."}),
 		msgDropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_nonpersistent_dropped_messages_total", Help: "Non-persistent messages no consumer could take."}),
 		checksumErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_checksum_errors_total", Help: "Sends refused for a bad checksum."}),
+		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mb_publish_latency_seconds",
+			Help:    "Time from reading a SEND to queueing its receipt, fsync included (persistent topics).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
 		authSuccesses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsar_authentication_success_total",
 			Help: "Successful authentications on the binary protocol (CONNECT and refreshes)."}, []string{"auth_method"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsar_authentication_failures_total",
@@ -39,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
-			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.authSuccesses, m.authFailures)
+			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.publishLatency, m.authSuccesses, m.authFailures)
 	}
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/naming"
@@ -126,9 +127,11 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 	}
 	sfCopy := *sf
 	c.inflight.Add(1)
+	start := time.Now()
 	t.ledger.Append(hp, func(entryID int64, err error) {
 		defer c.inflight.Done()
 		defer p.inflight.Done()
+		t.b.metrics.publishLatency.Observe(time.Since(start).Seconds())
 		if t.dedup != nil {
 			t.dedup.stored(p.name, seq, entryID, err)
 		}
