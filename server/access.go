@@ -13,10 +13,12 @@ import (
 	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/meta"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Access configures the self-service access control plane (gRPC). It runs
-// when GRPCAddr is set and authentication is on.
+// when GRPCAddr is set and authentication is on, over TLS when the server
+// has a certificate (Security.TLSCertFile with a TLS listener).
 type Access struct {
 	GRPCAddr string
 	// SigningKeys are private key files; the first signs, all verify (key
@@ -116,7 +118,12 @@ func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlp
 	if s.grpcL, err = net.Listen("tcp", o.GRPCAddr); err != nil {
 		return fmt.Errorf("listen on grpc address: %w", err)
 	}
-	s.grpc = grpc.NewServer(svc.ServerOptions()...)
+	gopts := svc.ServerOptions()
+	if s.tlsConfig != nil {
+		// Bearer tokens cross this port: with a certificate, never in clear.
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.tlsConfig)))
+	}
+	s.grpc = grpc.NewServer(gopts...)
 	svc.Register(s.grpc)
 	s.access = svc
 	return nil

@@ -20,12 +20,12 @@ func TestCLIStandaloneWithTLSAndTokens(t *testing.T) {
 	runCLI(t, "", "tokens", "create-secret-key", "--output", otherKey).ok(t)
 	forged := strings.TrimSpace(runCLI(t, "", "tokens", "create", "--secret-key", otherKey, "--subject", "admin").ok(t))
 
-	tlsPort, httpsPort := freePort(t), freePort(t)
+	tlsPort, httpsPort, grpcPort := freePort(t), freePort(t), freePort(t)
 	proc := startProc(t, t.TempDir(), 0, 0,
 		"--auth-token-secret-key", keyFile, "--superuser-roles", "admin,ops",
 		"--broker-tls-addr", fmt.Sprintf("127.0.0.1:%d", tlsPort), "--https-addr", fmt.Sprintf("127.0.0.1:%d", httpsPort),
 		"--tls-cert-file", srvCert, "--tls-key-file", srvKey, "--tls-trust-certs-file", p.CAFile,
-		"--grpc-addr", "127.0.0.1:0")
+		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", grpcPort))
 	https := fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
 	ssl := fmt.Sprintf("pulsar+ssl://127.0.0.1:%d", tlsPort)
 
@@ -48,6 +48,14 @@ func TestCLIStandaloneWithTLSAndTokens(t *testing.T) {
 	if !strings.Contains(got, "over tls") {
 		t.Fatalf("consumed %q", got)
 	}
+	// The access control plane serves TLS too, since the server has a certificate.
+	grpcs := fmt.Sprintf("grpcs://127.0.0.1:%d", grpcPort)
+	who := runCLI(t, "", "access", "--access-url", grpcs, "--tls-trust-certs-file", p.CAFile, "--auth-token", adminTok, "whoami").ok(t)
+	if !strings.Contains(who, "admin") || !strings.Contains(who, "true") {
+		t.Fatalf("whoami over TLS: %q", who)
+	}
+	runCLI(t, "", "access", "--access-url", fmt.Sprintf("127.0.0.1:%d", grpcPort), "--auth-token", adminTok, "--timeout", "3s", "whoami").fails(t, "")
+
 	r := runCLI(t, "", "produce", "-u", ssl, "--tls-trust-certs-file", p.CAFile, "--auth-token", forged, "--timeout", "3s", topic, "-m", "x")
 	if r.code == 0 {
 		t.Fatal("produce with a forged token succeeded")

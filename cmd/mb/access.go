@@ -15,6 +15,7 @@ import (
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -32,6 +33,8 @@ type accessOptions struct {
 	tokenFile string
 	output    string
 	timeout   time.Duration
+	tls       tlsOptions
+	useTLS    bool
 }
 
 func newAccessCommand() *cobra.Command {
@@ -57,11 +60,12 @@ service-account token, or AWS credentials) for a short-lived broker token.
 		},
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.url, "access-url", envOr("MB_ACCESS_URL", defaultAccessURL), "control plane address host:port (env MB_ACCESS_URL)")
+	pf.StringVar(&o.url, "access-url", envOr("MB_ACCESS_URL", defaultAccessURL), "control plane address: host:port, or grpcs://host:port for TLS (env MB_ACCESS_URL)")
 	pf.StringVar(&o.token, "auth-token", "", "broker token identifying the caller (env MB_AUTH_TOKEN)")
 	pf.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the caller's token (env MB_AUTH_TOKEN_FILE)")
 	pf.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
 	pf.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a call after this long")
+	o.tls.register(pf)
 	cmd.AddCommand(
 		newAccessCreateTenantCommand(o),
 		newAccessListTenantsCommand(o),
@@ -87,10 +91,17 @@ func (o *accessOptions) validate() error {
 	if o.output != outputTable && o.output != outputJSON {
 		return fmt.Errorf("invalid --output %q: want table or json", o.output)
 	}
-	o.url = strings.TrimPrefix(strings.TrimPrefix(o.url, "grpc://"), "http://")
 	if o.url == "" {
 		return errors.New("--access-url is required")
 	}
+	if !strings.Contains(o.url, "://") {
+		o.url = "grpc://" + o.url
+	}
+	if err := o.tls.check(o.url, "--access-url", "grpcs://", "grpcs"); err != nil {
+		return err
+	}
+	o.useTLS = strings.HasPrefix(o.url, "grpcs://")
+	o.url = strings.TrimPrefix(strings.TrimPrefix(o.url, "grpcs://"), "grpc://")
 	if o.timeout <= 0 {
 		return errors.New("--timeout must be positive")
 	}
@@ -105,7 +116,15 @@ type accessClient struct {
 }
 
 func (o *accessOptions) connect() (*accessClient, error) {
-	conn, err := grpc.NewClient(o.url, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if o.useTLS {
+		cfg, err := o.tls.config()
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(cfg)
+	}
+	conn, err := grpc.NewClient(o.url, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("access control plane %s: %w", o.url, err)
 	}
