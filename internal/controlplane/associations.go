@@ -109,19 +109,26 @@ func validActions(actions []string) ([]string, error) {
 	return out, nil
 }
 
+// binding checks that the caller administers tenant and resolves the role
+// and identity an association request names.
+func (s *Service) binding(ctx context.Context, tenant, role, id, issuer string) (string, identity.Identity, error) {
+	if err := s.requireTenantAdmin(ctx, tenant); err != nil {
+		return "", identity.Identity{}, err
+	}
+	full, err := fullRole(tenant, role)
+	if err != nil {
+		return "", identity.Identity{}, err
+	}
+	ident, err := s.identityOf(id, issuer)
+	return full, ident, err
+}
+
 // AssociateRole binds an identity to a tenant-prefixed role and grants the
 // role actions on namespaces. Everything is checked before anything is
 // written.
 func (s *Service) AssociateRole(ctx context.Context, req *accessv1.AssociateRoleRequest) (*accessv1.Association, error) {
 	tenant := req.GetTenant()
-	if err := s.requireTenantAdmin(ctx, tenant); err != nil {
-		return nil, err
-	}
-	role, err := fullRole(tenant, req.GetRole())
-	if err != nil {
-		return nil, err
-	}
-	id, err := s.identityOf(req.GetIdentity(), req.GetIssuer())
+	role, id, err := s.binding(ctx, tenant, req.GetRole(), req.GetIdentity(), req.GetIssuer())
 	if err != nil {
 		return nil, err
 	}
@@ -200,14 +207,7 @@ func associationMessage(a meta.Association) *accessv1.Association {
 // left, its namespace grants go too.
 func (s *Service) RemoveAssociation(ctx context.Context, req *accessv1.RemoveAssociationRequest) (*accessv1.RemoveAssociationResponse, error) {
 	tenant := req.GetTenant()
-	if err := s.requireTenantAdmin(ctx, tenant); err != nil {
-		return nil, err
-	}
-	role, err := fullRole(tenant, req.GetRole())
-	if err != nil {
-		return nil, err
-	}
-	id, err := s.identityOf(req.GetIdentity(), req.GetIssuer())
+	role, id, err := s.binding(ctx, tenant, req.GetRole(), req.GetIdentity(), req.GetIssuer())
 	if err != nil {
 		return nil, err
 	}
