@@ -202,12 +202,16 @@ const (
 // deliverEntry hands one entry to the consumer the dispatcher picks. Called
 // with s.mu held.
 func (s *Subscription) deliverEntry(e ledger.Entry) deliverOutcome {
-	md, _ := entryMetadata(e.Data)
+	// The metadata lives in the subscription: passed by pointer through the
+	// dispatcher interface, a local would escape and cost an allocation per
+	// entry. deliverEntry runs with s.mu held.
+	s.md, _ = entryMetadata(e.Data)
+	md := &s.md
 	if s.delays != nil && md.HasDeliverAtTime && md.DeliverAtTime > time.Now().UnixMilli() {
 		s.delays.add(e.ID, md.DeliverAtTime)
 		return deferred
 	}
-	c, blocked := s.disp.next(e.ID, &md)
+	c, blocked := s.disp.next(e.ID, md)
 	if blocked {
 		s.addReplay(e.ID)
 		return keyBlocked
@@ -224,8 +228,8 @@ func (s *Subscription) deliverEntry(e ledger.Entry) deliverOutcome {
 		}
 	}
 	c.permits -= n
-	s.pending[e.ID] = &pendingEntry{consumer: c, messages: n, batchSize: int(md.NumMessagesInBatch)}
-	s.disp.delivered(c, e.ID, &md)
+	s.pending[e.ID] = pendingEntry{consumer: c, messages: n, batchSize: int(md.NumMessagesInBatch)}
+	s.disp.delivered(c, e.ID, md)
 	c.cn.writeMessage(c.id, s.topic.ledgerID, e.ID, s.redelivered[e.ID], ackSet, e.Data)
 	s.countOut(c, n, len(e.Data))
 	s.topic.b.metrics.msgOut.Add(float64(n))

@@ -49,20 +49,21 @@ func newDispatcher(t pb.CommandSubscribe_SubType, s *Subscription) (dispatcher, 
 // exclusiveDispatcher serves one consumer; a second one is refused.
 type exclusiveDispatcher struct {
 	noTracking
-	c *Consumer
+	c   *Consumer
+	one [1]*Consumer // consumers() without an allocation per call
 }
 
 func (d *exclusiveDispatcher) add(c *Consumer) error {
 	if d.c != nil {
 		return newError(pb.ServerError_ConsumerBusy, "exclusive subscription already has a consumer")
 	}
-	d.c = c
+	d.c, d.one[0] = c, c
 	return nil
 }
 
 func (d *exclusiveDispatcher) remove(c *Consumer) {
 	if d.c == c {
-		d.c = nil
+		d.c, d.one[0] = nil, nil
 	}
 }
 
@@ -77,7 +78,7 @@ func (d *exclusiveDispatcher) consumers() []*Consumer {
 	if d.c == nil {
 		return nil
 	}
-	return []*Consumer{d.c}
+	return d.one[:]
 }
 
 // sharedDispatcher spreads entries round-robin over consumers with permits.

@@ -129,6 +129,9 @@ type keySharedDispatcher struct {
 	ordinal map[*Consumer]int // AUTO_SPLIT: tells apart consumers sharing a name
 	ranges  []slotRange       // STICKY, sorted, not overlapping
 	hashes  map[uint16]*hashState
+	// free holds states of forgotten slots for reuse, with their slices'
+	// capacity: a key with nothing in flight costs no allocation.
+	free    []*hashState
 	entries map[int64]uint16 // slot of each entry pending on a consumer or parked
 	// parked counts ids in hashState.parked, including stale ones (acked or
 	// trimmed while in the replay queue), to know when to sweep them.
@@ -505,16 +508,28 @@ func (d *keySharedDispatcher) inReplay(id int64) bool {
 func (d *keySharedDispatcher) state(h uint16) *hashState {
 	st := d.hashes[h]
 	if st == nil {
-		st = &hashState{}
+		if n := len(d.free); n > 0 {
+			st, d.free = d.free[n-1], d.free[:n-1]
+		} else {
+			st = &hashState{}
+		}
 		d.hashes[h] = st
 	}
 	return st
 }
 
+// maxFreeHashStates bounds the reuse pool (a slot state is a few dozen bytes).
+const maxFreeHashStates = 4096
+
 // cleanup forgets a slot nobody holds and nothing waits for.
 func (d *keySharedDispatcher) cleanup(h uint16, st *hashState) {
 	if len(st.holders) == 0 && len(st.parked) == 0 {
 		delete(d.hashes, h)
+		if len(d.free) < maxFreeHashStates {
+			clear(st.holders[:cap(st.holders)]) // drop consumer pointers
+			st.holders, st.parked = st.holders[:0], st.parked[:0]
+			d.free = append(d.free, st)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -30,9 +31,10 @@ type Subscription struct {
 	// readGen changes whenever readPos is moved backwards, so a dispatch
 	// round that read with the old position discards what it read.
 	readGen     int64
-	pending     map[int64]*pendingEntry
-	replay      []int64 // sorted ids to deliver again before new entries
+	pending     map[int64]pendingEntry // by value: no allocation per delivery
+	replay      []int64                // sorted ids to deliver again before new entries
 	redelivered map[int64]uint32
+	md          wire.MetadataInfo // scratch of deliverEntry
 	dirty       bool
 	stopped     bool
 	running     bool
@@ -60,7 +62,7 @@ func newSubscription(t *Topic, name string, durable bool, cursor *ledger.CursorS
 		name:        name,
 		durable:     durable,
 		cursor:      cursor,
-		pending:     map[int64]*pendingEntry{},
+		pending:     map[int64]pendingEntry{},
 		redelivered: map[int64]uint32{},
 		wake:        make(chan struct{}, 1),
 		quit:        make(chan struct{}),
@@ -124,7 +126,7 @@ func (s *Subscription) removeConsumer(c *Consumer) {
 // returnPending moves entries pending on c (all of them, or those in ids) to
 // the replay queue, counting a redelivery for each. Called with s.mu held.
 func (s *Subscription) returnPending(c *Consumer, ids []int64) {
-	move := func(id int64, pe *pendingEntry) {
+	move := func(id int64, pe pendingEntry) {
 		delete(s.pending, id)
 		s.disp.released(pe.consumer, id)
 		s.redelivered[id]++
@@ -312,7 +314,7 @@ func (s *Subscription) resetCursor(next int64) []*Consumer {
 	s.cursor.Properties = props
 	s.readPos = next
 	s.readGen++
-	s.pending = map[int64]*pendingEntry{}
+	s.pending = map[int64]pendingEntry{}
 	s.replay = nil
 	s.redelivered = map[int64]uint32{}
 	s.dirty = true
