@@ -255,6 +255,10 @@ func New(opts Options) (*Server, error) {
 		Logger:                  opts.Logger.With("component", "broker"),
 	}, s.store, res, broker.NewMetrics(reg))
 	reg.MustRegister(s.broker.Collector())
+	var accessREST http.Handler
+	if s.access != nil {
+		accessREST = s.access.HTTPHandler()
+	}
 	s.http = &http.Server{
 		Handler: admin.New(admin.Config{
 			ClusterName:  opts.ClusterName,
@@ -263,6 +267,7 @@ func New(opts Options) (*Server, error) {
 			Logger:       opts.Logger.With("component", "admin"),
 			Gatherer:     reg,
 			Pprof:        opts.EnablePprof,
+			Access:       accessREST,
 			Ready:        s.ready.Load,
 			Broker:       s.broker,
 			Auth:         authService,

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -430,4 +432,52 @@ func readFile(t *testing.T, path string) string {
 func readFileIfAny(path string) string {
 	b, _ := os.ReadFile(path)
 	return strings.TrimSpace(string(b))
+}
+
+func TestAccessJSONOverHTTP(t *testing.T) {
+	e := newAccessEnv(t, time.Hour)
+	post := func(method, tok, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", e.s.WebURL()+"/access/v1/"+method, strings.NewReader(body))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if code, out := post("CreateTenant", e.platform, `{"tenant":"rest_team","groups":["rest_eng"]}`); code != 200 || out["name"] != "rest_team" {
+		t.Fatalf("CreateTenant: %d %v", code, out)
+	}
+	if code, out := post("WhoAmI", e.platform, `{}`); code != 200 || out["role"] != "platform" || out["superuser"] != true {
+		t.Fatalf("WhoAmI: %d %v", code, out)
+	}
+	if code, out := post("GetConfig", "", ``); code != 200 || out["oidcIssuer"] != e.oidc.Issuer {
+		t.Fatalf("GetConfig (public): %d %v", code, out)
+	}
+	for _, c := range []struct {
+		method, tok, body string
+		code              int
+		want              string
+	}{
+		{"WhoAmI", "", `{}`, 401, "credentials are required"},
+		{"CreateTenant", e.platform, `{"tenant":"rest_team","groups":["x"]}`, 409, "already exists"},
+		{"CreateTenant", e.platform, `{"tenant":`, 400, "invalid JSON"},
+		{"CreateTenant", e.platform, `{"tenant":"t2"}`, 400, "group"},
+		{"AssociateRole", e.platform, `{"tenant":"rest_team","identity":"w","role":"other.x"}`, 403, "prefix of another tenant"},
+		{"NoSuchMethod", e.platform, `{}`, 404, "no access method"},
+	} {
+		code, out := post(c.method, c.tok, c.body)
+		if code != c.code || !strings.Contains(fmt.Sprint(out["reason"]), c.want) {
+			t.Errorf("%s %s: %d %v, want %d %q", c.method, c.body, code, out, c.code, c.want)
+		}
+	}
+	if resp, err := http.Get(e.s.WebURL() + "/access/v1/WhoAmI"); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
 }

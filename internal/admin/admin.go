@@ -45,6 +45,9 @@ type Config struct {
 	// Pprof serves Go's profiles under /debug/pprof/ (superusers only when
 	// auth is on).
 	Pprof bool
+	// Access, when set, serves the access control plane's JSON mapping
+	// under /access/v1/; it authenticates its callers itself.
+	Access http.Handler
 	// Ready reports whether the broker serves; health checks fail until it does.
 	Ready func() bool
 	// Broker acts on topics; endpoints that need it answer 503 while nil.
@@ -121,6 +124,9 @@ func (s *Server) routes() {
 		m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	if s.cfg.Access != nil {
+		m.Handle("/access/v1/", s.cfg.Access)
 	}
 	s.tenantRoutes(m)
 	s.namespaceRoutes(m)

@@ -42,6 +42,7 @@ func TestClassify(t *testing.T) {
 		{"GET", "/lookup/v2/topic/persistent/acme/app/orders", needLookup, "acme", ""},
 		{"GET", "/admin/v2/persistent/acme/a p/orders", needTenantAdmin, "acme", ""},
 		{"GET", "/admin/v2/something-new", needSuperuser, "", ""},
+		{"POST", "/access/v1/WhoAmI", needNothing, "", ""},
 		{"GET", "/", needSuperuser, "", ""},
 	}
 	for _, c := range cases {
