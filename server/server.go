@@ -274,7 +274,13 @@ func New(opts Options) (*Server, error) {
 			BrokerURLTLS: s.advertisedBrokerTLSURL(),
 			WebURLTLS:    s.WebTLSURL(),
 		}, res),
+		// Slow or idle clients must not hold connections forever; bodies are
+		// small (policies, access requests) except the pprof trace, which
+		// writes, not reads.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
 	ok = true
 	return s, nil
