@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The benchmark suite of docs/benchmarks.md, in one command (also `make bench`).
 #
-# Builds mb and the load generator (bench/mbbench, on the official Pulsar Go
-# client), installs nats-server and the nats CLI into a cache dir when missing,
-# measures the disk's fdatasync latency, then runs every scenario against a
-# fresh `mb standalone` (new data dir, loopback) and the comparable ones against
-# nats-server JetStream twice (default sync policy, then `sync_interval:
-# always`), one system after the other, and prints one summary table.
+# Builds mb and the load generator (bench/mbbench, on the official Pulsar and
+# NATS Go clients), installs nats-server and the nats CLI into a cache dir when
+# missing, measures the disk's fdatasync latency, then runs every scenario
+# against a fresh `mb standalone` (new data dir, loopback) and the comparable
+# ones against nats-server JetStream twice (default sync policy, then
+# `sync_interval: always`), one system after the other, and prints one summary
+# table. JetStream produce scenarios use `mbbench jetstream` (nats.go); the
+# catch-up backlog uses `nats bench js`.
 #
 # Knobs (environment):
 #   QUICK=1          smoke run: 3 s per scenario, small backlog, few connections
@@ -15,7 +17,9 @@
 #   TRICKLE_TOPICS=1000 TRICKLE_RATE=10   topics and msg/s per topic
 #   IDLE_CONNS=5000 HOLD=10s               idle connections and how long held
 #   NATS=0           skip JetStream      PROFILE=0   skip the pprof capture
-#   ONLY=regex       run only the scenarios whose label matches
+#   MB=0             skip MessageBus (JetStream rows only; no MessageBus half rate)
+#   ONLY=regex       run only the scenarios whose label matches (a half-rate
+#                    row also runs its max-rate row, which it is half of)
 #   PROFILE_DIR=docs/profiles   where the profiles go (QUICK: the work dir)
 #   BENCH_CACHE=~/.cache/messagebus-bench   nats binaries and the work dir
 set -euo pipefail
@@ -35,6 +39,7 @@ fi
 TRICKLE_RATE=${TRICKLE_RATE:-10}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
 NATS=${NATS:-1}
+MB=${MB:-1}
 ONLY=${ONLY:-.}
 BROKER_PORT=${BROKER_PORT:-16650}
 HTTP_PORT=${HTTP_PORT:-18080}
@@ -82,15 +87,23 @@ MBBENCH=$ROOT/bin/mbbench
 
 NATS_SERVER=$BENCH_CACHE/bin/nats-server
 NATS_CLI=$BENCH_CACHE/bin/nats
+NATS_CLI_OK=0 # the nats CLI is only needed for the JetStream catch-up row
 if [ "$NATS" = 1 ]; then
-  if [ ! -x "$NATS_SERVER" ] || [ ! -x "$NATS_CLI" ]; then
-    log "installing nats-server $NATS_SERVER_VERSION and nats $NATSCLI_VERSION into $BENCH_CACHE/bin"
-    if ! (cd "$WORK" && GOBIN=$BENCH_CACHE/bin GOFLAGS= go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION" &&
-      GOBIN=$BENCH_CACHE/bin GOFLAGS= go install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION"); then
-      echo "bench: could not install the NATS tools; running without JetStream" >&2
+  if [ ! -x "$NATS_SERVER" ]; then
+    log "installing nats-server $NATS_SERVER_VERSION into $BENCH_CACHE/bin"
+    if ! (cd "$WORK" && GOBIN=$BENCH_CACHE/bin GOFLAGS= go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"); then
+      echo "bench: could not install nats-server; running without JetStream" >&2
       NATS=0
     fi
   fi
+fi
+if [ "$NATS" = 1 ]; then
+  if [ ! -x "$NATS_CLI" ]; then
+    log "installing nats $NATSCLI_VERSION into $BENCH_CACHE/bin"
+    (cd "$WORK" && GOBIN=$BENCH_CACHE/bin GOFLAGS= go install "github.com/nats-io/natscli/nats@$NATSCLI_VERSION") ||
+      echo "bench: could not install the nats CLI; no JetStream catch-up row" >&2
+  fi
+  [ -x "$NATS_CLI" ] && NATS_CLI_OK=1
 fi
 
 # --- disk --------------------------------------------------------------------
@@ -160,6 +173,7 @@ SYS_NATS_ALWAYS="JetStream, sync_interval: always (like-for-like)"
 
 # mb_produce LABEL ARGS...: one produce scenario on a fresh broker.
 mb_produce() {
+  [ "$MB" = 1 ] || return 0
   local label=$1
   shift
   run_id=$((run_id + 1))
@@ -171,32 +185,55 @@ mb_produce() {
   rm -rf "$WORK/mb-$run_id"
 }
 
+# nats_sys POLICY: the system label of a JetStream policy.
+nats_sys() {
+  if [ "$1" = always ]; then echo "$SYS_NATS_ALWAYS"; else echo "$SYS_NATS_DEFAULT"; fi
+}
+
+# nats_run POLICY LABEL ARGS...: one produce scenario with `mbbench jetstream`
+# (same flags and measurement as `mbbench produce`) on a fresh JetStream server.
+nats_run() {
+  local policy=$1 label=$2 sys
+  shift 2
+  sys=$(nats_sys "$policy")
+  run_id=$((run_id + 1))
+  log "$label — $sys"
+  start_nats "$WORK/nats-$run_id" "$policy"
+  "$MBBENCH" jetstream --url "$NATS_URL" --duration "$DURATION" --warmup "$WARMUP" \
+    --results "$RESULTS" --scenario "$label" --system "$sys" --broker-pid "$NATS_PID" "$@" >/dev/null
+  stop_nats
+  rm -rf "$WORK/nats-$run_id" "$WORK/nats-$run_id.conf"
+}
+
 # nats_produce LABEL ARGS...: the same scenario on JetStream, both policies.
 nats_produce() {
   [ "$NATS" = 1 ] || return 0
-  local label=$1 policy sys
-  shift
+  local policy
   for policy in default always; do
-    sys=$SYS_NATS_DEFAULT
-    [ "$policy" = always ] && sys=$SYS_NATS_ALWAYS
-    run_id=$((run_id + 1))
-    log "$label — $sys"
-    start_nats "$WORK/nats-$run_id" "$policy"
-    "$MBBENCH" nats --nats-bin "$NATS_CLI" --url "$NATS_URL" --duration "$DURATION" \
-      --results "$RESULTS" --scenario "$label" --system "$sys" --broker-pid "$NATS_PID" "$@" >/dev/null
-    stop_nats
-    rm -rf "$WORK/nats-$run_id" "$WORK/nats-$run_id.conf"
+    nats_run "$policy" "$@"
   done
 }
 
 # --- scenarios -----------------------------------------------------------------
 for size in 128 1024; do
+  # Each system's half-rate row is at half of its own max rate.
   label="produce ${size} B, 1 topic, max rate"
-  if selected "$label"; then
+  half_label="produce ${size} B, 1 topic, half of max"
+  if selected "$label" || selected "$half_label"; then
     mb_produce "$label" --size "$size"
-    nats_produce "$label" --size "$size"
-    half=$(("$("$MBBENCH" get "$RESULTS" "$label" "$SYS_MB")" / 2))
-    mb_produce "produce ${size} B, 1 topic, half of max (${half} msg/s)" --size "$size" --rate "$half"
+    if [ "$MB" = 1 ] && selected "$half_label"; then
+      half=$(("$("$MBBENCH" get "$RESULTS" "$label" "$SYS_MB")" / 2))
+      mb_produce "$half_label (${half} msg/s)" --size "$size" --rate "$half"
+    fi
+    if [ "$NATS" = 1 ]; then
+      for policy in default always; do
+        nats_run "$policy" "$label" --size "$size"
+        if selected "$half_label"; then
+          half=$(("$("$MBBENCH" get "$RESULTS" "$label" "$(nats_sys "$policy")")" / 2))
+          nats_run "$policy" "$half_label (${half} msg/s)" --size "$size" --rate "$half"
+        fi
+      done
+    fi
   fi
   label="produce+consume ${size} B, 1 topic, max rate"
   if selected "$label"; then
@@ -209,13 +246,19 @@ for size in 128 1024; do
   label="produce+consume ${size} B, 1 topic, target rate (${target} msg/s)"
   selected "$label" && mb_produce "$label" --size "$size" --consume --rate "$target"
   label="produce ${size} B, 16 topics, max rate"
-  selected "$label" && mb_produce "$label" --size "$size" --topics 16
+  if selected "$label"; then
+    mb_produce "$label" --size "$size" --topics 16
+    nats_produce "$label" --size "$size" --topics 16
+  fi
   label="produce+consume ${size} B, 16 topics, max rate"
-  selected "$label" && mb_produce "$label" --size "$size" --topics 16 --consume
+  if selected "$label"; then
+    mb_produce "$label" --size "$size" --topics 16 --consume
+    nats_produce "$label" --size "$size" --topics 16 --consume
+  fi
 done
 
 label="catch-up consume 128 B, backlog of $BACKLOG from disk"
-if selected "$label"; then
+if selected "$label" && [ "$MB" = 1 ]; then
   run_id=$((run_id + 1))
   d=$WORK/mb-$run_id
   log "$label — MessageBus: writing the backlog"
@@ -229,22 +272,22 @@ if selected "$label"; then
     --results "$RESULTS" --scenario "$label" --system "$SYS_MB" --broker-pid "$MB_PID" >/dev/null
   stop_mb
   rm -rf "$d"
-  if [ "$NATS" = 1 ]; then
-    run_id=$((run_id + 1))
-    d=$WORK/nats-$run_id
-    log "$label — JetStream (default sync; reads do not depend on it): writing the backlog"
-    start_nats "$d" default
-    "$MBBENCH" nats --nats-bin "$NATS_CLI" --url "$NATS_URL" --backlog-write "$BACKLOG" --size 128 >&2
-    stop_nats
-    "$MBBENCH" evict "$d" >&2
-    start_nats "$d" default
-    log "$label — JetStream: consuming"
-    "$MBBENCH" nats --nats-bin "$NATS_CLI" --url "$NATS_URL" --backlog-read "$BACKLOG" --size 128 \
-      --notes "server restarted, page cache evicted; ordered consumer" \
-      --results "$RESULTS" --scenario "$label" --system "JetStream, default sync" --broker-pid "$NATS_PID" >/dev/null
-    stop_nats
-    rm -rf "$d" "$d.conf"
-  fi
+fi
+if selected "$label" && [ "$NATS_CLI_OK" = 1 ]; then
+  run_id=$((run_id + 1))
+  d=$WORK/nats-$run_id
+  log "$label — JetStream (default sync; reads do not depend on it): writing the backlog"
+  start_nats "$d" default
+  "$MBBENCH" nats --nats-bin "$NATS_CLI" --url "$NATS_URL" --backlog-write "$BACKLOG" --size 128 >&2
+  stop_nats
+  "$MBBENCH" evict "$d" >&2
+  start_nats "$d" default
+  log "$label — JetStream: consuming"
+  "$MBBENCH" nats --nats-bin "$NATS_CLI" --url "$NATS_URL" --backlog-read "$BACKLOG" --size 128 \
+    --notes "server restarted, page cache evicted; ordered consumer" \
+    --results "$RESULTS" --scenario "$label" --system "JetStream, default sync" --broker-pid "$NATS_PID" >/dev/null
+  stop_nats
+  rm -rf "$d" "$d.conf"
 fi
 
 label="$TRICKLE_TOPICS topics x $TRICKLE_RATE msg/s, 128 B, produce+consume"
@@ -252,7 +295,7 @@ selected "$label" && mb_produce "$label" --size 128 --topics "$TRICKLE_TOPICS" -
   --rate "$((TRICKLE_TOPICS * TRICKLE_RATE))" --max-pending 100 --receiver-queue 100
 
 label="$IDLE_CONNS idle connections"
-if selected "$label"; then
+if selected "$label" && [ "$MB" = 1 ]; then
   run_id=$((run_id + 1))
   log "$label — MessageBus"
   start_mb "$WORK/mb-$run_id"
@@ -263,7 +306,7 @@ if selected "$label"; then
 fi
 
 # --- profiles ------------------------------------------------------------------
-if [ "$PROFILE" = 1 ] && selected "profile"; then
+if [ "$PROFILE" = 1 ] && [ "$MB" = 1 ] && selected "profile"; then
   run_id=$((run_id + 1))
   log "CPU and allocation profiles: produce+consume 128 B, 1 topic, max rate, ${PROFILE_SECONDS}s"
   mkdir -p "$PROFILE_DIR"

@@ -5,7 +5,11 @@
 //	         topics, optionally with tailing consumers (end-to-end latency)
 //	catchup  write a backlog to one topic, or consume it back (msg/s)
 //	idle     open many raw Pulsar connections (TCP + CONNECT) and hold them
+//	jetstream  `produce` for NATS JetStream on the official NATS Go client:
+//	         async publishes with bounded pending acks to N streams, fixed
+//	         rate optional, tailing consumers (end-to-end latency)
 //	nats     run `nats bench js` against a JetStream server and parse it
+//	         (the catch-up backlog)
 //	fsync    measure the disk's append + fdatasync latency
 //	evict    drop a directory's files from the OS page cache
 //	table    print the results file as one Markdown table
@@ -32,6 +36,8 @@ func main() {
 		runCatchup(args)
 	case "idle":
 		runIdle(args)
+	case "jetstream":
+		runJetStream(args)
 	case "nats":
 		runNATS(args)
 	case "fsync":
@@ -48,7 +54,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mbbench produce|catchup|idle|nats|fsync|evict|table|get [flags]")
+	fmt.Fprintln(os.Stderr, "usage: mbbench produce|catchup|idle|jetstream|nats|fsync|evict|table|get [flags]")
 	os.Exit(2)
 }
 
