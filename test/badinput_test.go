@@ -180,18 +180,14 @@ func TestBadInput(t *testing.T) {
 		if r.GetType() != pb.BaseCommand_SEND_ERROR || !strings.Contains(r.GetSendError().GetMessage(), "max message size") {
 			t.Fatalf("expected SEND_ERROR about the size, got %v", r)
 		}
-		// The official client learns the limit from CONNECTED and refuses
-		// locally. A producer of its own: after such a refusal
-		// pulsar-client-go v0.19.0 can crash on the producer's next receipt
-		// (a pooled send request is reused), so nothing else is sent on it.
-		oversize, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer oversize.Close()
-		_, err = oversize.Send(context.Background(), &pulsar.ProducerMessage{Payload: make([]byte, 65<<10)})
-		if !errors.Is(err, pulsar.ErrMessageTooLarge) {
-			t.Fatalf("client send of oversize message: %v", err)
+		// Clients learn the limit from CONNECTED and refuse oversize sends
+		// locally. (Not exercised with pulsar-client-go v0.19.0 here: after
+		// such a refusal it can crash on a later receipt, a client bug.)
+		c2 := dialRaw(t, s.BrokerURL())
+		c2.send(&pb.BaseCommand{Type: pb.BaseCommand_CONNECT.Enum(), Connect: &pb.CommandConnect{
+			ClientVersion: proto.String("raw-test"), ProtocolVersion: proto.Int32(20)}})
+		if r := c2.read(); r.GetConnected().GetMaxMessageSize() != 64<<10 {
+			t.Fatalf("CONNECTED max_message_size: %v", r)
 		}
 		checkHealthy()
 	})
