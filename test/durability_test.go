@@ -37,6 +37,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[string]pulsar.MessageID{} // payload -> id
+	var inflight sync.WaitGroup // sends not answered yet
 	enough := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -47,8 +48,10 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				payload := fmt.Sprintf("b%v-%07d", batching, i)
+				inflight.Add(1)
 				pr.SendAsync(ctx, &pulsar.ProducerMessage{Payload: []byte(payload)},
 					func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+						defer inflight.Done()
 						if err != nil {
 							return
 						}
@@ -70,6 +73,17 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 	p.kill(t) // sends are still in flight
 	stop()
 	wg.Wait()
+	// Every send is answered (receipt, or failure after the send timeout)
+	// before the client closes: pulsar-client-go v0.19.0 can crash when
+	// Close fails pending sends while receipts still buffered from the
+	// killed broker are being read.
+	answered := make(chan struct{})
+	go func() { inflight.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("sends still unanswered 30s after the kill")
+	}
 	client.Close()
 	mu.Lock()
 	snapshot := make(map[string]pulsar.MessageID, len(acked))
