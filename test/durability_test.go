@@ -37,7 +37,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := map[string]pulsar.MessageID{} // payload -> id
-	var inflight sync.WaitGroup // sends not answered yet
+	var inflight sync.WaitGroup            // sends not answered yet
 	enough := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
