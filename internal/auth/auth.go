@@ -97,11 +97,16 @@ func New(cfg Config) *Service {
 // Enabled reports whether clients must authenticate.
 func (s *Service) Enabled() bool { return s != nil }
 
-// AuthenticateToken authenticates a bearer token presented to another API
-// (the access control plane); no token gets the anonymous role, if any.
-func (s *Service) AuthenticateToken(tok string) (Principal, error) {
-	if tok == "" {
+// AuthenticateBearer authenticates the value of an HTTP Authorization
+// header or gRPC "authorization" metadata: "Bearer <token>", or empty for
+// the anonymous role, if any.
+func (s *Service) AuthenticateBearer(header string) (Principal, error) {
+	if header == "" {
 		return s.anonymous()
+	}
+	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return Principal{}, fmt.Errorf("%w: authorization must be \"Bearer <token>\"", ErrUnauthenticated)
 	}
 	return s.authenticateToken(tok)
 }

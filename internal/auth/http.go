@@ -2,26 +2,18 @@ package auth
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strings"
 )
 
 // AuthenticateHTTP authenticates an admin request: a bearer token in the
 // Authorization header, else the TLS client certificate of an HTTPS
 // request, else the anonymous role.
 func (s *Service) AuthenticateHTTP(r *http.Request) (Principal, error) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return Principal{}, fmt.Errorf("%w: Authorization header must be \"Bearer <token>\"", ErrUnauthenticated)
-		}
-		return s.authenticateToken(tok)
-	}
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && s.cfg.TLS {
+	h := r.Header.Get("Authorization")
+	if h == "" && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && s.cfg.TLS {
 		return s.authenticateCert(r.TLS.PeerCertificates)
 	}
-	return s.anonymous()
+	return s.AuthenticateBearer(h)
 }
 
 type principalKey struct{}

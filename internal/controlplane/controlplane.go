@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
@@ -134,21 +133,27 @@ func (s *Service) authenticate(ctx context.Context, req any, info *grpc.UnarySer
 	if publicMethods[info.FullMethod] {
 		return h(ctx, req)
 	}
-	var tok string
+	var header string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {
-			scheme, rest, ok := strings.Cut(v[0], " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") {
-				return nil, status.Error(codes.Unauthenticated, `authorization metadata must be "Bearer <token>"`)
-			}
-			tok = strings.TrimSpace(rest)
+			header = v[0]
 		}
 	}
-	p, err := s.auth.AuthenticateToken(tok)
+	ctx, err := s.withCaller(ctx, header)
+	if err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+// withCaller authenticates an authorization header or metadata value and
+// returns ctx carrying the caller, or an Unauthenticated status.
+func (s *Service) withCaller(ctx context.Context, header string) (context.Context, error) {
+	p, err := s.auth.AuthenticateBearer(header)
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	return h(context.WithValue(ctx, callerKey{}, p), req)
+	return context.WithValue(ctx, callerKey{}, p), nil
 }
 
 func caller(ctx context.Context) auth.Principal {

@@ -80,7 +80,7 @@ func TestSigningKeyRotation(t *testing.T) {
 		{"new token, old key only", before, newTok, false},
 		{"old token after rotation", after, oldTok, false},
 	} {
-		p, err := serviceWith(t, tc.keys).AuthenticateToken(tc.tok)
+		p, err := serviceWith(t, tc.keys).AuthenticateBearer("Bearer " + tc.tok)
 		if tc.wantValid && (err != nil || p.Role != "team.app") {
 			t.Errorf("%s: %v %v", tc.name, p, err)
 		}

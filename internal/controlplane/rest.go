@@ -89,21 +89,10 @@ func (s *Service) HTTPHandler() http.Handler {
 		}
 		ctx := r.Context()
 		if !m.public {
-			tok := ""
-			if h := r.Header.Get("Authorization"); h != "" {
-				scheme, rest, ok := strings.Cut(h, " ")
-				if !ok || !strings.EqualFold(scheme, "Bearer") {
-					writeStatus(w, status.Error(codes.Unauthenticated, `Authorization header must be "Bearer <token>"`))
-					return
-				}
-				tok = strings.TrimSpace(rest)
-			}
-			p, err := s.auth.AuthenticateToken(tok)
-			if err != nil {
-				writeStatus(w, status.Error(codes.Unauthenticated, err.Error()))
+			if ctx, err = s.withCaller(ctx, r.Header.Get("Authorization")); err != nil {
+				writeStatus(w, err)
 				return
 			}
-			ctx = context.WithValue(ctx, callerKey{}, p)
 		}
 		resp, err := m.call(ctx, req)
 		if err != nil {
