@@ -81,12 +81,8 @@ service-account token, or AWS credentials) for a short-lived broker token.
 }
 
 func (o *accessOptions) validate() error {
-	if o.token != "" && o.tokenFile != "" {
-		return errors.New("use either --auth-token or --auth-token-file, not both")
-	}
-	if o.token == "" && o.tokenFile == "" {
-		o.token = os.Getenv("MB_AUTH_TOKEN")
-		o.tokenFile = os.Getenv("MB_AUTH_TOKEN_FILE")
+	if err := tokenFromEnv(&o.token, &o.tokenFile); err != nil {
+		return err
 	}
 	if o.output != outputTable && o.output != outputJSON {
 		return fmt.Errorf("invalid --output %q: want table or json", o.output)

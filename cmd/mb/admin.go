@@ -78,12 +78,8 @@ func envOr(key, def string) string {
 }
 
 func (o *adminOptions) validate() error {
-	if o.token == "" && o.tokenFile == "" {
-		// Not a flag default, which help would print.
-		o.token = os.Getenv("MB_AUTH_TOKEN")
-		if o.token == "" {
-			o.tokenFile = os.Getenv("MB_AUTH_TOKEN_FILE") // as mb access login exports
-		}
+	if err := tokenFromEnv(&o.token, &o.tokenFile); err != nil {
+		return err
 	}
 	if o.output != outputTable && o.output != outputJSON {
 		return fmt.Errorf("invalid --output %q: want table or json", o.output)
@@ -91,9 +87,6 @@ func (o *adminOptions) validate() error {
 	u, err := url.Parse(o.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("invalid --admin-url %q: want http://host:port", o.url)
-	}
-	if o.token != "" && o.tokenFile != "" {
-		return errors.New("use either --auth-token or --auth-token-file, not both")
 	}
 	if o.timeout <= 0 {
 		return errors.New("--timeout must be positive")

@@ -48,6 +48,23 @@ func (o *clientOptions) register(cmd *cobra.Command) {
 	o.tls.register(f)
 }
 
+// tokenFromEnv applies the rules of --auth-token and --auth-token-file,
+// shared by every client command: not both; when neither is given,
+// MB_AUTH_TOKEN, else MB_AUTH_TOKEN_FILE (as mb access login exports). The
+// variables are not flag defaults, which help would print.
+func tokenFromEnv(token, tokenFile *string) error {
+	if *token != "" && *tokenFile != "" {
+		return errors.New("use either --auth-token or --auth-token-file, not both")
+	}
+	if *token == "" && *tokenFile == "" {
+		*token = os.Getenv("MB_AUTH_TOKEN")
+		if *token == "" {
+			*tokenFile = os.Getenv("MB_AUTH_TOKEN_FILE")
+		}
+	}
+	return nil
+}
+
 // newClient connects quietly: failures reach the user as the command's
 // error, so the client library's own log lines would only repeat them.
 func (o *clientOptions) newClient() (pulsar.Client, error) {
@@ -64,14 +81,8 @@ func (o *clientOptions) newClient() (pulsar.Client, error) {
 
 // pulsarOptions turns the flags into the client's options.
 func (o *clientOptions) pulsarOptions() (pulsar.ClientOptions, error) {
-	if o.token != "" && o.tokenFile != "" {
-		return pulsar.ClientOptions{}, errors.New("use either --auth-token or --auth-token-file, not both")
-	}
-	if o.token == "" && o.tokenFile == "" {
-		o.token = os.Getenv("MB_AUTH_TOKEN") // not a flag default, which help would print
-		if o.token == "" {
-			o.tokenFile = os.Getenv("MB_AUTH_TOKEN_FILE") // as mb access login exports
-		}
+	if err := tokenFromEnv(&o.token, &o.tokenFile); err != nil {
+		return pulsar.ClientOptions{}, err
 	}
 	if o.timeout <= 0 {
 		return pulsar.ClientOptions{}, errors.New("--timeout must be positive")
