@@ -19,6 +19,7 @@ import (
 	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/controlplane/vault"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/status"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 )
@@ -170,14 +171,18 @@ func (co *credsOptions) vaultFetcher() (func(context.Context) (string, time.Time
 		if co.identity == "" {
 			return nil, errors.New("with --vault-addr, give --vault-path or --identity (and --issuer for OIDC)")
 		}
-		key := "aws:" + co.identity
+		id := identity.Identity{Kind: identity.KindAWS, Subject: co.identity}
 		if !strings.HasPrefix(co.identity, "arn:") {
 			if co.issuer == "" {
 				return nil, errors.New("--issuer is required with an OIDC --identity")
 			}
-			key = identity.Identity{Kind: identity.KindOIDC, Issuer: co.issuer, Subject: co.identity}.Key()
+			id = identity.Identity{Kind: identity.KindOIDC, Issuer: co.issuer, Subject: co.identity}
 		}
-		path = vault.PathFor(co.vaultPrefix, co.tenant, roleOf(co.tenant, co.role), key)
+		role, err := controlplane.FullRole(co.tenant, co.role)
+		if err != nil {
+			return nil, errors.New(status.Convert(err).Message())
+		}
+		path = vault.PathFor(co.vaultPrefix, co.tenant, role, id.Key())
 	}
 	c, err := vault.New(vault.Config{Address: co.vaultAddr, Token: tok, Mount: co.vaultMount})
 	if err != nil {

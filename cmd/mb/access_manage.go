@@ -3,7 +3,6 @@ package main
 // `mb access` commands that manage tenants and roles and show who is who.
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -216,13 +215,4 @@ func newAccessAuditCommand(o *accessOptions) *cobra.Command {
 	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's records")
 	cmd.Flags().Int32Var(&limit, "limit", 100, "at most this many records")
 	return cmd
-}
-
-// roleOf returns the broker role for a role name in tenant, as the server
-// derives it (used to find Vault paths client-side).
-func roleOf(tenant, role string) string {
-	if strings.HasPrefix(role, tenant+".") {
-		return role
-	}
-	return fmt.Sprintf("%s.%s", tenant, role)
 }

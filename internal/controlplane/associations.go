@@ -24,10 +24,10 @@ var (
 	roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
 )
 
-// fullRole returns the tenant-prefixed role for a role name given with or
+// FullRole returns the tenant-prefixed role for a role name given with or
 // without the prefix. A prefix naming another tenant is refused, so a
-// tenant can never mint another tenant's role.
-func fullRole(tenant, role string) (string, error) {
+// tenant can never mint another tenant's role. Errors are gRPC statuses.
+func FullRole(tenant, role string) (string, error) {
 	name := role
 	if prefix, rest, ok := strings.Cut(role, "."); ok {
 		if prefix != tenant {
@@ -115,7 +115,7 @@ func (s *Service) binding(ctx context.Context, tenant, role, id, issuer string) 
 	if err := s.requireTenantAdmin(ctx, tenant); err != nil {
 		return "", identity.Identity{}, err
 	}
-	full, err := fullRole(tenant, role)
+	full, err := FullRole(tenant, role)
 	if err != nil {
 		return "", identity.Identity{}, err
 	}
@@ -267,7 +267,7 @@ func (s *Service) GetCredentials(ctx context.Context, req *accessv1.GetCredentia
 	if tenant == "" {
 		return nil, status.Error(codes.InvalidArgument, "tenant is required")
 	}
-	role, err := fullRole(tenant, req.GetRole())
+	role, err := FullRole(tenant, req.GetRole())
 	if err != nil {
 		return nil, err
 	}
