@@ -81,17 +81,7 @@ func startServer(t *testing.T, opts server.Options) *server.Server {
 
 func newClient(t *testing.T, url string) pulsar.Client {
 	t.Helper()
-	c, err := pulsar.NewClient(pulsar.ClientOptions{
-		URL:               url,
-		OperationTimeout:  10 * time.Second,
-		ConnectionTimeout: 5 * time.Second,
-		Logger:            plog.NewLoggerWithSlog(quietLogger()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return clientWith(t, pulsar.ClientOptions{URL: url, OperationTimeout: 10 * time.Second, ConnectionTimeout: 5 * time.Second})
 }
 
 // proc is an mb standalone child process.

@@ -56,12 +56,16 @@ func tokenClient(t *testing.T, url, tok string) pulsar.Client {
 	return clientWith(t, pulsar.ClientOptions{URL: url, Authentication: pulsar.NewAuthenticationToken(tok)})
 }
 
+// clientWith is a quiet client closed with the test; 3 s operation and
+// connection timeouts unless opts says otherwise.
 func clientWith(t *testing.T, opts pulsar.ClientOptions) pulsar.Client {
 	t.Helper()
 	if opts.OperationTimeout == 0 {
 		opts.OperationTimeout = 3 * time.Second
 	}
-	opts.ConnectionTimeout = 3 * time.Second
+	if opts.ConnectionTimeout == 0 {
+		opts.ConnectionTimeout = 3 * time.Second
+	}
 	opts.Logger = plog.NewLoggerWithSlog(quietLogger())
 	c, err := pulsar.NewClient(opts)
 	if err != nil {
