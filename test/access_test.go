@@ -151,7 +151,7 @@ func TestAccessTenantLoginAndAudit(t *testing.T) {
 	e.access(t, e.platform, "create-tenant", "--tenant", "new_team", "--groups", "x").fails(t, "already exists")
 	e.access(t, "", "create-tenant", "--tenant", "sneaky", "--groups", "x").fails(t, "unauthenticated")
 	e.access(t, e.platform, "create-tenant", "--tenant", "bad/name", "--groups", "x").fails(t, "invalid")
-	e.access(t, e.platform, "create-tenant", "--tenant", "nogroups").fails(t, "--groups is required")
+	e.access(t, e.platform, "create-tenant", "--tenant", "nogroups").fails(t, `required flag(s) "groups" not set`)
 	if out := e.access(t, e.platform, "list-tenants").ok(t); !strings.Contains(out, "new_team") || !strings.Contains(out, "new_team_eng") {
 		t.Fatalf("list-tenants:\n%s", out)
 	}

@@ -202,15 +202,6 @@ func (o *accessOptions) printMessage(w io.Writer, m proto.Message, table func(p 
 	return table(&printer{w: w})
 }
 
-func requireFlags(cmd *cobra.Command, names ...string) error {
-	for _, n := range names {
-		if f := cmd.Flags().Lookup(n); f != nil && f.Value.String() == "" {
-			return fmt.Errorf("--%s is required", n)
-		}
-	}
-	return nil
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {

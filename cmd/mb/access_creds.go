@@ -73,13 +73,12 @@ thirds of its lifetime have passed, until the command is stopped.`,
 	f.StringVar(&co.vaultPath, "vault-path", "", "exact KV path (as list-roles shows it) instead of deriving it")
 	f.StringVar(&co.identity, "identity", "", "with --vault-addr: the associated identity (ARN or OIDC subject)")
 	f.StringVar(&co.issuer, "issuer", "", "with --vault-addr: the OIDC issuer of --identity")
+	cmd.MarkFlagRequired("tenant")
+	cmd.MarkFlagRequired("role")
 	return cmd
 }
 
 func runCreds(cmd *cobra.Command, o *accessOptions, co *credsOptions) error {
-	if err := requireFlags(cmd, "tenant", "role"); err != nil {
-		return err
-	}
 	if co.watch && co.out == "" {
 		return errors.New("--watch needs --out: the token is kept fresh in a file")
 	}

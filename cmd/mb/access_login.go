@@ -37,9 +37,6 @@ points Pulsar tools and mb at them:
   eval "$(mb access login --tenant new_team)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "tenant"); err != nil {
-				return err
-			}
 			if dir == "" {
 				base, err := os.UserConfigDir()
 				if err != nil {
@@ -93,6 +90,7 @@ points Pulsar tools and mb at them:
 	cmd.Flags().BoolVar(&device, "device", false, "use the device-code flow (for machines without a browser)")
 	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the login URL instead of opening a browser")
 	cmd.Flags().StringVar(&dir, "config-dir", "", "where to write the token and client config (default: <user config dir>/mb/<tenant>)")
+	cmd.MarkFlagRequired("tenant")
 	return cmd
 }
 

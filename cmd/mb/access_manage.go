@@ -17,9 +17,6 @@ func newAccessCreateTenantCommand(o *accessOptions) *cobra.Command {
 		Short: "Create a tenant administered by identity-provider groups (platform superusers)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "tenant", "groups"); err != nil {
-				return err
-			}
 			return withAccess(o, func(c *accessClient) error {
 				t, err := call(cmd, c, c.api.CreateTenant, &accessv1.CreateTenantRequest{Tenant: tenant, Groups: splitList(groups), DefaultNamespace: ns})
 				if err != nil {
@@ -32,6 +29,8 @@ func newAccessCreateTenantCommand(o *accessOptions) *cobra.Command {
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant name")
 	cmd.Flags().StringVar(&groups, "groups", "", "comma-separated groups whose members administer the tenant")
 	cmd.Flags().StringVar(&ns, "namespace", "default", "namespace created with the tenant")
+	cmd.MarkFlagRequired("tenant")
+	cmd.MarkFlagRequired("groups")
 	return cmd
 }
 
@@ -70,6 +69,9 @@ func (f *identityFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.identity, "identity", "", "AWS IAM role ARN, or the OIDC subject of a trusted issuer (e.g. system:serviceaccount:NS:NAME)")
 	cmd.Flags().StringVar(&f.issuer, "issuer", "", "OIDC issuer of --identity (needed when the server trusts several)")
 	cmd.Flags().StringVar(&f.role, "role", "", "role name; the broker role is <tenant>.<role>")
+	for _, name := range []string{"tenant", "identity", "role"} {
+		cmd.MarkFlagRequired(name)
+	}
 }
 
 func newAccessAssociateRoleCommand(o *accessOptions) *cobra.Command {
@@ -82,9 +84,6 @@ func newAccessAssociateRoleCommand(o *accessOptions) *cobra.Command {
 		Short: "Bind a workload identity to a tenant role and grant the role actions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "tenant", "identity", "role"); err != nil {
-				return err
-			}
 			return withAccess(o, func(c *accessClient) error {
 				a, err := call(cmd, c, c.api.AssociateRole, &accessv1.AssociateRoleRequest{
 					Tenant: f.tenant, Identity: f.identity, Issuer: f.issuer, Role: f.role,
@@ -124,9 +123,6 @@ func newAccessRemoveRoleCommand(o *accessOptions) *cobra.Command {
 		Short:   "Unbind a workload identity from a tenant role",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "tenant", "identity", "role"); err != nil {
-				return err
-			}
 			return withAccess(o, func(c *accessClient) error {
 				_, err := call(cmd, c, c.api.RemoveAssociation, &accessv1.RemoveAssociationRequest{
 					Tenant: f.tenant, Identity: f.identity, Issuer: f.issuer, Role: f.role})
@@ -145,9 +141,6 @@ func newAccessListRolesCommand(o *accessOptions) *cobra.Command {
 		Short: "List a tenant's role associations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "tenant"); err != nil {
-				return err
-			}
 			return withAccess(o, func(c *accessClient) error {
 				resp, err := call(cmd, c, c.api.ListRoles, &accessv1.ListRolesRequest{Tenant: tenant})
 				if err != nil {
@@ -158,6 +151,7 @@ func newAccessListRolesCommand(o *accessOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant")
+	cmd.MarkFlagRequired("tenant")
 	return cmd
 }
 
