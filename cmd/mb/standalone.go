@@ -126,20 +126,14 @@ func newLogger(level, format string) (*slog.Logger, error) {
 // stringList reads a list setting: comma-separated in a flag or variable,
 // or a list in a config file.
 func stringList(v *viper.Viper, key string) []string {
-	var out []string
-	raw := v.Get(key)
-	if list, ok := raw.([]any); ok {
+	if list, ok := v.Get(key).([]any); ok {
+		var out []string
 		for _, x := range list {
 			out = append(out, strings.TrimSpace(fmt.Sprint(x)))
 		}
 		return out
 	}
-	for _, part := range strings.Split(v.GetString(key), ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
+	return splitList(v.GetString(key))
 }
 
 // setMemoryLimit bounds the heap softly: the caches are the bulk of it, and
