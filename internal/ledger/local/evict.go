@@ -16,29 +16,18 @@ import (
 // CacheBytes reports the bytes held by all ledgers' caches.
 func (s *Store) CacheBytes() int64 { return s.cacheTotal.Load() }
 
-func (s *Store) kickEvictor() {
-	select {
-	case s.evictorKick <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Store) evictorLoop() {
-	defer s.bg.Done()
-	for {
-		select {
-		case <-s.evictorKick:
-			s.evict()
-			if s.opts.onEvict != nil {
-				s.opts.onEvict()
-			}
-		case <-s.stopBg:
-			return
-		}
-	}
-}
+func (s *Store) kickEvictor() { kick(s.evictorKick) }
 
 func (s *Store) evict() {
+	s.shrinkCaches()
+	if s.opts.onEvict != nil {
+		s.opts.onEvict()
+	}
+}
+
+// shrinkCaches brings the caches' total 10% under the budget, least
+// recently appended ledgers first.
+func (s *Store) shrinkCaches() {
 	target := s.opts.CacheTotalBytes - s.opts.CacheTotalBytes/10
 	if s.cacheTotal.Load() <= target {
 		return

@@ -10,19 +10,25 @@ import (
 // records of deleted ledgers. The janitor goroutine checks after each Trim
 // that emptied a segment for a ledger, each Delete and each roll-over.
 
-func (s *Store) kickJanitor() {
+func (s *Store) kickJanitor() { kick(s.janitorKick) }
+
+// kick wakes a background loop without waiting: a kick already pending
+// covers this one.
+func kick(ch chan<- struct{}) {
 	select {
-	case s.janitorKick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
-func (s *Store) janitorLoop() {
+// onKick runs fn after each kick of ch until the store closes. Run it as a
+// goroutine counted in s.bg.
+func (s *Store) onKick(ch <-chan struct{}, fn func()) {
 	defer s.bg.Done()
 	for {
 		select {
-		case <-s.janitorKick:
-			s.collectSegments()
+		case <-ch:
+			fn()
 		case <-s.stopBg:
 			return
 		}

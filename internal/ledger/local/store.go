@@ -156,8 +156,8 @@ func Open(opts Options) (*Store, error) {
 	s.journal.start()
 	s.bg.Add(3)
 	go s.flushLoop()
-	go s.janitorLoop()
-	go s.evictorLoop()
+	go s.onKick(s.janitorKick, s.collectSegments)
+	go s.onKick(s.evictorKick, s.evict)
 	s.kickJanitor() // segments holding only deleted or trimmed entries
 	return s, nil
 }
