@@ -51,6 +51,9 @@ type Options struct {
 	// JournalSegmentSize and CacheBytes tune the storage engine (0: its defaults).
 	JournalSegmentSize int64
 	CacheBytes         int64
+	// NoJournalPreallocation makes the journal append to new segment files
+	// instead of writing into zero-filled ones prepared in the background.
+	NoJournalPreallocation bool
 	// CacheTotalBytes bounds the caches of all topics together (default 512 MiB).
 	CacheTotalBytes   int64
 	KeepAliveInterval time.Duration // default 30s

@@ -5,6 +5,7 @@
 //
 //	journal/   one write-ahead log shared by every ledger, which is also where
 //	           the entries are read from: segment files 00000000000000000001.log, ...
+//	           and at most one spare-N.prealloc, the next segment, preallocated
 //	index/     a Pebble database for the small mutable state: ledger names and
 //	           ids, trim points, cursor states (registry.go)
 //
@@ -18,9 +19,11 @@
 // (cache.go); older ones are read with ReadAt through the ledger's in-memory
 // index (index.go: 8 bytes per entry) and verified against their checksum.
 //
-// Recovery (recovery.go) scans every segment at Open; a torn tail of the last
-// segment is truncated. Retention (retention.go) deletes a sealed segment once
-// no ledger has an untrimmed entry in it. A journal write or sync failure
+// Recovery (recovery.go) scans every segment at Open; the last one is
+// truncated where its valid records end and sealed. Retention (retention.go)
+// deletes a sealed segment once no ledger has an untrimmed entry in it, or
+// recycles it as the spare; without one to recycle, the journal's preparer
+// zero-fills a spare in the background (journal.go). A journal write or sync failure
 // makes every later append fail (data already acknowledged stays readable);
 // reopening the store recovers.
 //

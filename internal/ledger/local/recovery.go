@@ -3,18 +3,24 @@ package local
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/vfs"
 )
 
 // Recovery replays the journal at Open. Every record is checked (length,
-// checksum); the first bad one ends its segment. In the last segment that is
-// a torn write from a crash (nothing after it was ever acknowledged): the tail
-// is truncated and appends continue there. In an older segment it is damage:
-// the rest of that segment is ignored and reported, the entries of later
-// segments are still used and the lost ids are skipped by Read.
+// checksum); the first bad one ends its segment. A header of zeros is the end
+// of a preallocated segment's records. In the last segment anything else is
+// a torn write from a crash (nothing after it was ever acknowledged). The
+// last segment is truncated where its records end and sealed: appends go to
+// a new segment, so bytes of a write that never completed can never be
+// followed by new records and read back as one. In an older segment a bad
+// record is damage: the rest of that segment is ignored and reported, the
+// entries of later segments are still used and the lost ids are skipped by
+// Read.
 
 // recover rebuilds the indexes of byID (ledgers by id, their trim points set)
 // from the journal and opens the active segment.
@@ -27,6 +33,10 @@ func (s *Store) recover(byID map[int64]*ledgerState) error {
 	for _, name := range names {
 		if seq, ok := parseSegmentName(name); ok {
 			seqs = append(seqs, seq)
+		} else if strings.HasSuffix(name, spareSuffix) {
+			if err := s.recoverSpare(name); err != nil {
+				return err
+			}
 		} else {
 			s.log.Warn("unexpected file in journal directory", "file", name)
 		}
@@ -49,14 +59,12 @@ func (s *Store) recover(byID map[int64]*ledgerState) error {
 			j.active, j.activeSize = seg, end
 		}
 	}
-	if j.active == nil || j.activeSize >= j.segSize {
-		if j.active == nil {
-			// roll creates active.seq+1: start the numbering at 1.
-			j.active = &segment{}
-		}
-		if err := j.roll(); err != nil {
-			return err
-		}
+	if j.active == nil {
+		// roll creates active.seq+1: start the numbering at 1.
+		j.active = &segment{}
+	}
+	if err := j.roll(); err != nil {
+		return err
 	}
 	for _, l := range byID {
 		l.finishRecovery()
@@ -77,11 +85,17 @@ func (s *Store) replaySegment(seq uint64, f vfs.File, byID map[int64]*ledgerStat
 	for off < size {
 		if size-off < recordHeaderSize {
 			bad = "partial header"
+			if rest, err := r.bytes(off, int(size-off)); err == nil && allZero(rest) {
+				bad = ""
+			}
 			break
 		}
 		hdr, err := r.bytes(off, recordHeaderSize)
 		if err != nil {
 			return 0, err
+		}
+		if allZero(hdr) {
+			break // the end of the records in a preallocated segment
 		}
 		h := decodeHeader(hdr)
 		if h.size > MaxEntrySize || int64(h.size) > size-off-recordHeaderSize {
@@ -101,15 +115,21 @@ func (s *Store) replaySegment(seq uint64, f vfs.File, byID map[int64]*ledgerStat
 		}
 		off += recordHeaderSize + int64(h.size)
 	}
+	if !last {
+		// Past a zero header a sealed segment holds zeros or, when it was
+		// recycled, records of its earlier life: nothing to check.
+		if bad != "" {
+			s.log.Error("corrupt journal record: rest of segment ignored, its entries are lost",
+				"segment", seq, "offset", off, "reason", bad, "ignored_bytes", size-off)
+		}
+		return off, nil
+	}
 	if off == size {
 		return off, nil
 	}
-	if !last {
-		s.log.Error("corrupt journal record: rest of segment ignored, its entries are lost",
-			"segment", seq, "offset", off, "reason", bad, "ignored_bytes", size-off)
-		return off, nil
+	if bad != "" {
+		s.log.Warn("torn journal tail truncated", "segment", seq, "offset", off, "reason", bad, "bytes", size-off)
 	}
-	s.log.Warn("torn journal tail truncated", "segment", seq, "offset", off, "reason", bad, "bytes", size-off)
 	if err := f.Truncate(off); err != nil {
 		return 0, fmt.Errorf("truncate torn tail: %w", err)
 	}
@@ -117,6 +137,39 @@ func (s *Store) replaySegment(seq uint64, f vfs.File, byID map[int64]*ledgerStat
 		return 0, fmt.Errorf("sync truncated segment: %w", err)
 	}
 	return off, nil
+}
+
+// recoverSpare keeps a spare segment left by the last run when it is
+// complete (the preparer syncs it before use; a crash while it was written
+// leaves it short), and removes it otherwise.
+func (s *Store) recoverSpare(name string) error {
+	j := s.journal
+	path := filepath.Join(s.journalDir, name)
+	var n int64
+	if _, err := fmt.Sscanf(name, "spare-%d"+spareSuffix, &n); err == nil && n > j.spareSeq.Load() {
+		j.spareSeq.Store(n) // new spares get names of their own
+	}
+	if j.prealloc && !j.hasSpare() {
+		f, err := s.fs.Open(path)
+		if err != nil {
+			return err
+		}
+		if size, err := f.Size(); err == nil && size >= j.segSize {
+			j.offerSpare(spareFile{f: f, name: path})
+			return nil
+		}
+		f.Close()
+	}
+	return s.fs.Remove(path)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // replay indexes one record of the ledger found by recovery. Until

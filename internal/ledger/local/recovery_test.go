@@ -26,7 +26,7 @@ func rewrite(t *testing.T, fs vfs.FS, name string, fn func([]byte) []byte) {
 	if err := f.Truncate(0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := f.WriteAt(b, 0); err != nil {
 		t.Fatal(err)
 	}
 }

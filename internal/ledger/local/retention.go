@@ -35,7 +35,44 @@ func (s *Store) onKick(ch <-chan struct{}, fn func()) {
 	}
 }
 
-// collectSegments deletes the segments no ledger needs.
+// recycle makes dead segment seq the journal's spare, when it needs one and
+// the file is about a segment's size and unread, and reports whether it did.
+// Its blocks are allocated and written, so overwriting it is as cheap as
+// overwriting zeros, without the zero-fill.
+func (s *Store) recycle(seq uint64) bool {
+	j := s.journal
+	if !j.prealloc || j.hasSpare() {
+		return false
+	}
+	f := s.segs.detach(seq)
+	if f == nil {
+		return false
+	}
+	name := segmentName(s.journalDir, seq)
+	if size, err := f.Size(); err != nil || size < j.segSize*3/4 {
+		f.Close()
+		if err := s.fs.Remove(name); err != nil {
+			s.log.Error("delete journal segment", "segment", seq, "err", err)
+		}
+		return true
+	}
+	spare := j.newSpareName()
+	if err := s.fs.Rename(name, spare); err != nil {
+		s.log.Error("recycle journal segment", "segment", seq, "err", err)
+		f.Close()
+		return true // out of the set; a restart deletes it
+	}
+	if !j.offerSpare(spareFile{f: f, name: spare}) {
+		f.Close()
+		if err := s.fs.Remove(spare); err != nil {
+			s.log.Error("delete journal segment", "segment", seq, "err", err)
+		}
+	}
+	return true
+}
+
+// collectSegments deletes the segments no ledger needs, or recycles one as
+// the journal's next segment.
 func (s *Store) collectSegments() {
 	s.janitorMu.Lock()
 	defer s.janitorMu.Unlock()
@@ -65,6 +102,9 @@ func (s *Store) collectSegments() {
 	}
 	slices.Sort(dead)
 	for _, seq := range dead {
+		if s.recycle(seq) {
+			continue
+		}
 		s.segs.remove(seq)
 		if err := s.fs.Remove(segmentName(s.journalDir, seq)); err != nil {
 			s.log.Error("delete journal segment", "segment", seq, "err", err)

@@ -86,6 +86,20 @@ func (s *segmentSet) remove(seq uint64) {
 	s.release(seg)
 }
 
+// detach takes seq out of the set and returns its file, open, when nothing
+// else holds a reference to it; otherwise it changes nothing and returns nil.
+func (s *segmentSet) detach(seq uint64) vfs.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seg := s.m[seq]
+	if seg == nil || seg.gone || seg.refs != 1 {
+		return nil
+	}
+	delete(s.m, seq)
+	seg.gone, seg.refs = true, 0
+	return seg.file
+}
+
 // seqs returns the sequence numbers in the set.
 func (s *segmentSet) seqs() []uint64 {
 	s.mu.Lock()

@@ -23,6 +23,11 @@ type Options struct {
 	// SegmentSize is the size at which the journal rolls over to a new
 	// segment file; default 128 MiB, at most 1 GiB.
 	SegmentSize int64
+	// DisablePreallocation makes the journal append to new segment files
+	// instead of overwriting zero-filled ones (journal.go): for filesystems
+	// where that is not cheaper, or when the extra background write of each
+	// segment's size costs more than the faster fdatasync gains.
+	DisablePreallocation bool
 	// CacheBytes is the budget of each open ledger's cache of recent entries;
 	// default 32 MiB, negative to disable.
 	CacheBytes int64
@@ -39,8 +44,10 @@ type Options struct {
 	// It runs on the write path: keep it short.
 	OnSync func(d time.Duration, entries, bytes int)
 
-	onFlush func() // tests: called after each cursor flush that wrote something
-	onEvict func() // tests: called after each run of the cache evictor
+	onFlush    func() // tests: called after each cursor flush that wrote something
+	onEvict    func() // tests: called after each run of the cache evictor
+	onSpare    func() // tests: called when the journal has a new spare segment ready
+	noZeroFill bool   // tests: spares come from recycled segments only
 }
 
 func (o *Options) setDefaults() error {
@@ -135,8 +142,9 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("ledger/local: %w", err)
 	}
 	s.reg = reg
-	s.journal = newJournal(s.fs, s.journalDir, opts.SegmentSize, s.log, opts.OnSync, s.segs)
+	s.journal = newJournal(s.fs, s.journalDir, opts.SegmentSize, !opts.DisablePreallocation, s.log, opts.OnSync, s.segs)
 	s.journal.sealed = s.kickJanitor
+	s.journal.onSpare, s.journal.noZeroFill = opts.onSpare, opts.noZeroFill
 
 	byID := make(map[int64]*ledgerState, len(st.ledgers))
 	for name, id := range st.ledgers {

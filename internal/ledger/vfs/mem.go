@@ -145,13 +145,19 @@ func (f *memFile) check() error {
 	return nil
 }
 
-func (f *memFile) Write(p []byte) (int, error) {
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.check(); err != nil {
 		return 0, err
 	}
+	if off < 0 {
+		return 0, errors.New("vfs: negative offset")
+	}
 	f.node.mu.Lock()
-	f.node.data = append(f.node.data, p...)
-	f.node.mu.Unlock()
+	defer f.node.mu.Unlock()
+	if end := off + int64(len(p)); end > int64(len(f.node.data)) {
+		f.node.data = append(f.node.data, make([]byte, end-int64(len(f.node.data)))...)
+	}
+	copy(f.node.data[off:], p)
 	return len(p), nil
 }
 

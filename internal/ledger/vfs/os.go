@@ -11,7 +11,7 @@ var Default FS = osFS{}
 type osFS struct{}
 
 func (osFS) Create(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -19,7 +19,7 @@ func (osFS) Create(name string) (File, error) {
 }
 
 func (osFS) Open(name string) (File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_APPEND, 0)
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -57,11 +57,11 @@ func (osFS) SyncDir(dir string) error {
 
 type osFile struct{ f *os.File }
 
-func (f osFile) Write(p []byte) (int, error)             { return f.f.Write(p) }
-func (f osFile) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
-func (f osFile) Truncate(size int64) error               { return f.f.Truncate(size) }
-func (f osFile) Close() error                            { return f.f.Close() }
-func (f osFile) Sync() error                             { return datasync(f.f) }
+func (f osFile) WriteAt(p []byte, off int64) (int, error) { return f.f.WriteAt(p, off) }
+func (f osFile) ReadAt(p []byte, off int64) (int, error)  { return f.f.ReadAt(p, off) }
+func (f osFile) Truncate(size int64) error                { return f.f.Truncate(size) }
+func (f osFile) Close() error                             { return f.f.Close() }
+func (f osFile) Sync() error                              { return datasync(f.f) }
 
 func (f osFile) Size() (int64, error) {
 	fi, err := f.f.Stat()

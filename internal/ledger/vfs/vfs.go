@@ -6,9 +6,9 @@ import "io"
 // in the host's syntax.
 type FS interface {
 	// Create creates the named file, truncating it when it exists, opened for
-	// reading and appending.
+	// reading and writing.
 	Create(name string) (File, error)
-	// Open opens an existing file for reading and appending.
+	// Open opens an existing file for reading and writing.
 	Open(name string) (File, error)
 	// Remove removes a file.
 	Remove(name string) error
@@ -23,13 +23,15 @@ type FS interface {
 	SyncDir(dir string) error
 }
 
-// File is an open file. Writes always append; reads are positional. A File is
-// safe for concurrent use by one writer and many readers.
+// File is an open file. Reads and writes are positional: the journal knows
+// where its records go, and overwrites space it preallocated. A File is safe
+// for concurrent use by one writer and many readers.
 type File interface {
 	io.ReaderAt
 	io.Closer
-	// Write appends p at the end of the file.
-	Write(p []byte) (int, error)
+	// WriteAt writes p at off, extending the file (with zeros up to off)
+	// when off+len(p) is beyond its end.
+	WriteAt(p []byte, off int64) (int, error)
 	// Sync makes the data written so far durable (fdatasync where the system
 	// has it).
 	Sync() error

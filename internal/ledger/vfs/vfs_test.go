@@ -24,10 +24,13 @@ func testFS(t *testing.T, fs FS, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var off int64
 	for _, s := range []string{"hello ", "world"} {
-		if _, err := f.Write([]byte(s)); err != nil {
+		n, err := f.WriteAt([]byte(s), off)
+		if err != nil {
 			t.Fatal(err)
 		}
+		off += int64(n)
 	}
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
@@ -42,11 +45,29 @@ func testFS(t *testing.T, fs FS, root string) {
 	if err := f.Truncate(5); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write([]byte("!")); err != nil { // appends at the new end
+	if _, err := f.WriteAt([]byte("!"), 5); err != nil {
 		t.Fatal(err)
 	}
 	if size, err := f.Size(); err != nil || size != 6 {
 		t.Fatalf("Size = %d, %v", size, err)
+	}
+	// Overwriting in place keeps the size; writing past the end fills the
+	// gap with zeros.
+	if _, err := f.WriteAt([]byte("H"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 8); err != nil {
+		t.Fatal(err)
+	}
+	grown := make([]byte, 9)
+	if _, err := f.ReadAt(grown, 0); err != nil || !bytes.Equal(grown, []byte("Hello!\x00\x00x")) {
+		t.Fatalf("after overwrite and gap: %q, %v", grown, err)
+	}
+	if err := f.Truncate(6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("h"), 0); err != nil {
+		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)

@@ -76,10 +76,47 @@ type FS struct {
 	counts  [numOps]int // successful operations so far, per kind
 }
 
-// fileState is what the FS knows of a file's durability.
+// fileState is what the FS knows of a file's durability: its durable size
+// and the writes since its last sync, in order, each with the durable bytes
+// it replaced, so a crash can undo it.
 type fileState struct {
 	synced   int64 // bytes known durable
 	unlinked bool  // created, and its directory not synced since
+	writes   []unsyncedWrite
+}
+
+// truncated forgets what lies beyond size.
+func (st *fileState) truncated(size int64) {
+	st.synced = min(st.synced, size)
+	kept := st.writes[:0]
+	for _, w := range st.writes {
+		if w.off >= size {
+			continue
+		}
+		w.n = int(min(int64(w.n), size-w.off))
+		w.old = w.old[:min(len(w.old), w.n)]
+		kept = append(kept, w)
+	}
+	st.writes = kept
+}
+
+type unsyncedWrite struct {
+	off int64
+	n   int
+	old []byte // what [off, off+n) held below the durable size
+}
+
+// wrote records a write of n bytes at off; base is the file before it.
+func (st *fileState) wrote(base vfs.File, off int64, n int) error {
+	w := unsyncedWrite{off: off, n: n}
+	if keep := min(off+int64(n), st.synced) - off; keep > 0 {
+		w.old = make([]byte, keep)
+		if _, err := base.ReadAt(w.old, off); err != nil {
+			return err
+		}
+	}
+	st.writes = append(st.writes, w)
+	return nil
 }
 
 // fault is an armed failure: once counts[op] reaches after, the operation
@@ -207,42 +244,71 @@ func (f *FS) Crash(mode CrashMode) error {
 }
 
 func (f *FS) crashFile(name string, st *fileState, mode CrashMode) error {
+	if len(st.writes) == 0 {
+		return nil
+	}
 	file, err := f.base.Open(name)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	size, err := file.Size()
-	if err != nil || size <= st.synced {
-		return err
-	}
-	tail := make([]byte, size-st.synced)
-	if _, err := file.ReadAt(tail, st.synced); err != nil {
-		return err
-	}
-	if err := file.Truncate(st.synced); err != nil {
-		return err
-	}
+	// The writes since the last sync reach the disk in order, up to a cut:
+	// none of them (DropUnsynced), or all before a random one and a prefix
+	// of it (TornTail). The rest is undone, newest first.
+	cut, prefix := 0, 0
 	if mode == TornTail {
-		tail = tail[:f.rng.IntN(len(tail)+1)]
+		cut = f.rng.IntN(len(st.writes) + 1)
+		if cut < len(st.writes) {
+			prefix = f.rng.IntN(st.writes[cut].n + 1)
+		}
+	}
+	for i := len(st.writes) - 1; i >= cut; i-- {
+		w := st.writes[i]
+		from := 0
+		if i == cut {
+			from = prefix
+		}
+		if from < len(w.old) {
+			if _, err := file.WriteAt(w.old[from:], w.off+int64(from)); err != nil {
+				return err
+			}
+		}
+	}
+	end := st.synced
+	for _, w := range st.writes[:cut] {
+		end = max(end, w.off+int64(w.n))
+	}
+	if cut < len(st.writes) && prefix > 0 {
+		end = max(end, st.writes[cut].off+int64(prefix))
+	}
+	if err := file.Truncate(end); err != nil {
+		return err
+	}
+	if mode == TornTail && cut < len(st.writes) {
+		w := st.writes[cut]
+		var at int64
+		var garbage []byte
 		switch f.rng.IntN(3) {
 		case 0: // garbage over part of the kept prefix
-			if len(tail) > 0 {
-				at := f.rng.IntN(len(tail))
-				for i := at; i < len(tail) && i < at+1+f.rng.IntN(64); i++ {
-					tail[i] = byte(f.rng.Uint32())
-				}
+			if prefix > 0 {
+				at = w.off + int64(f.rng.IntN(prefix))
+				garbage = make([]byte, min(1+f.rng.IntN(64), int(w.off+int64(prefix)-at)))
 			}
 		case 1: // garbage after it
-			for range 1 + f.rng.IntN(64) {
-				tail = append(tail, byte(f.rng.Uint32()))
-			}
+			at = w.off + int64(prefix)
+			garbage = make([]byte, 1+f.rng.IntN(64))
 		}
-		if _, err := file.Write(tail); err != nil {
-			return err
+		for i := range garbage {
+			garbage[i] = byte(f.rng.Uint32())
+		}
+		if len(garbage) > 0 {
+			if _, err := file.WriteAt(garbage, at); err != nil {
+				return err
+			}
+			end = max(end, at+int64(len(garbage)))
 		}
 	}
-	st.synced += int64(len(tail)) // what survived a crash is on disk
+	st.synced, st.writes = end, nil // what survived a crash is on disk
 	return nil
 }
 
@@ -308,7 +374,7 @@ func (f *FS) create(name string, gen int) (vfs.File, error) {
 		st = &fileState{unlinked: true}
 		f.files[name] = st
 	}
-	st.synced = 0 // truncating an existing file is modelled as durable at once
+	st.synced, st.writes = 0, nil // truncating an existing file is modelled as durable at once
 	return &faultFile{fs: f, base: file, name: name, gen: f.gen}, nil
 }
 
@@ -415,20 +481,27 @@ type faultFile struct {
 	gen  int
 }
 
-func (h *faultFile) Write(p []byte) (int, error) {
+func (h *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	fail, err := h.fs.enter(OpWrite, h.gen)
 	if err != nil {
 		return 0, err
 	}
 	defer h.fs.crashMu.RUnlock()
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
 	if fail != nil {
-		h.fs.mu.Lock()
-		short := h.fs.rng.IntN(len(p) + 1)
-		h.fs.mu.Unlock()
-		n, _ := h.base.Write(p[:short])
+		p = p[:h.fs.rng.IntN(len(p)+1)] // a short write
+	}
+	if st, ok := h.fs.files[h.name]; ok {
+		if err := st.wrote(h.base, off, len(p)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := h.base.WriteAt(p, off)
+	if fail != nil {
 		return n, fail
 	}
-	return h.base.Write(p)
+	return n, err
 }
 
 func (h *faultFile) Sync() error {
@@ -449,7 +522,7 @@ func (h *faultFile) Sync() error {
 	}
 	h.fs.mu.Lock()
 	if st, ok := h.fs.files[h.name]; ok {
-		st.synced = max(st.synced, size)
+		st.synced, st.writes = size, nil
 	}
 	h.fs.mu.Unlock()
 	return nil
@@ -473,7 +546,7 @@ func (h *faultFile) Truncate(size int64) error {
 	}
 	h.fs.mu.Lock()
 	if st, ok := h.fs.files[h.name]; ok {
-		st.synced = min(st.synced, size) // modelled as durable at once
+		st.truncated(size) // modelled as durable at once
 	}
 	h.fs.mu.Unlock()
 	return nil
