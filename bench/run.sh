@@ -20,6 +20,7 @@
 #   MB=0             skip MessageBus (JetStream rows only; no MessageBus half rate)
 #   ONLY=regex       run only the scenarios whose label matches (a half-rate
 #                    row also runs its max-rate row, which it is half of)
+#   MB_FLAGS="..."   extra `mb standalone` flags (e.g. --journal-preallocate=false)
 #   PROFILE_DIR=docs/profiles   where the profiles go (QUICK: the work dir)
 #   BENCH_CACHE=~/.cache/messagebus-bench   nats binaries and the work dir
 set -euo pipefail
@@ -40,6 +41,7 @@ TRICKLE_RATE=${TRICKLE_RATE:-10}
 PROFILE_SECONDS=${PROFILE_SECONDS:-10}
 NATS=${NATS:-1}
 MB=${MB:-1}
+MB_FLAGS=${MB_FLAGS:-}
 ONLY=${ONLY:-.}
 BROKER_PORT=${BROKER_PORT:-16650}
 HTTP_PORT=${HTTP_PORT:-18080}
@@ -122,12 +124,16 @@ echo "$FSYNC"
 echo "settings: DURATION=$DURATION WARMUP=$WARMUP BACKLOG=$BACKLOG TRICKLE=${TRICKLE_TOPICS}x${TRICKLE_RATE}/s IDLE_CONNS=$IDLE_CONNS HOLD=$HOLD"
 
 # --- systems -------------------------------------------------------------------
-# start_mb DIR: a fresh `mb standalone` on DIR (created) with pprof on.
+# start_mb DIR: a fresh `mb standalone` on DIR (created) with pprof on; under
+# `taskset -c $MB_CPUS` when set.
+MB_CPUS= GEN_CPUS=
 start_mb() {
   mkdir -p "$1"
-  "$ROOT/bin/mb" standalone --data-dir "$1" --broker-addr "127.0.0.1:$BROKER_PORT" \
+  local pin=()
+  [ -n "$MB_CPUS" ] && pin=(taskset -c "$MB_CPUS")
+  "${pin[@]}" "$ROOT/bin/mb" standalone --data-dir "$1" --broker-addr "127.0.0.1:$BROKER_PORT" \
     --http-addr "127.0.0.1:$HTTP_PORT" --advertised-address 127.0.0.1 --log-level warn --enable-pprof \
-    >>"$WORK/mb.log" 2>&1 &
+    $MB_FLAGS >>"$WORK/mb.log" 2>&1 &
   MB_PID=$!
   for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null && return 0
@@ -171,15 +177,19 @@ SYS_MB="MessageBus (fsync per group commit)"
 SYS_NATS_DEFAULT="JetStream, default sync (not durable per ack)"
 SYS_NATS_ALWAYS="JetStream, sync_interval: always (like-for-like)"
 
-# mb_produce LABEL ARGS...: one produce scenario on a fresh broker.
+# mb_produce LABEL ARGS...: one produce scenario on a fresh broker; the
+# generator under `taskset -c $GEN_CPUS` when set. The broker's own publish
+# latency and fsync times come from its /metrics over the measured window.
 mb_produce() {
   [ "$MB" = 1 ] || return 0
-  local label=$1
+  local label=$1 pin=()
   shift
+  [ -n "$GEN_CPUS" ] && pin=(taskset -c "$GEN_CPUS")
   run_id=$((run_id + 1))
   log "$label — MessageBus"
   start_mb "$WORK/mb-$run_id"
-  "$MBBENCH" produce --url "$URL" --duration "$DURATION" --warmup "$WARMUP" \
+  "${pin[@]}" "$MBBENCH" produce --url "$URL" --duration "$DURATION" --warmup "$WARMUP" \
+    --metrics-url "http://127.0.0.1:$HTTP_PORT/metrics" \
     --results "$RESULTS" --scenario "$label" --system "$SYS_MB" --broker-pid "$MB_PID" "$@" >/dev/null
   stop_mb
   rm -rf "$WORK/mb-$run_id"
@@ -224,6 +234,9 @@ for size in 128 1024; do
     if [ "$MB" = 1 ] && selected "$half_label"; then
       half=$(("$("$MBBENCH" get "$RESULTS" "$label" "$SYS_MB")" / 2))
       mb_produce "$half_label (${half} msg/s)" --size "$size" --rate "$half"
+      # The publish-latency target is at half of max: the same rate with a
+      # 0.1 ms batching delay (the client's 1 ms alone is over the bound).
+      mb_produce "$half_label (${half} msg/s), 0.1 ms batching" --size "$size" --rate "$half" --batch-delay 100us
     fi
     if [ "$NATS" = 1 ]; then
       for policy in default always; do
@@ -234,6 +247,20 @@ for size in 128 1024; do
         fi
       done
     fi
+  fi
+  # The same with the broker on core 1 and the generator on core 0, so the
+  # broker's latency is not the scheduler's: max rate, then half of it with
+  # 0.1 ms batching.
+  label="produce ${size} B, 1 topic, separate cores, max rate"
+  half_label="produce ${size} B, 1 topic, separate cores, half of max"
+  if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null && { selected "$label" || selected "$half_label"; }; then
+    MB_CPUS=1 GEN_CPUS=0
+    mb_produce "$label" --size "$size"
+    if [ "$MB" = 1 ] && selected "$half_label"; then
+      half=$(("$("$MBBENCH" get "$RESULTS" "$label" "$SYS_MB")" / 2))
+      mb_produce "$half_label (${half} msg/s), 0.1 ms batching" --size "$size" --rate "$half" --batch-delay 100us
+    fi
+    MB_CPUS= GEN_CPUS=
   fi
   label="produce+consume ${size} B, 1 topic, max rate"
   if selected "$label"; then

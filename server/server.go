@@ -179,8 +179,8 @@ func New(opts Options) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	fsyncs := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "mb_journal_fsync_seconds",
-		Help:    "Duration of journal group-commit fsyncs.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		Help:    "Duration of journal group commits: write and fdatasync.",
+		Buckets: broker.LatencyBuckets,
 	})
 	groupEntries := prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_journal_entries_total", Help: "Entries made durable by the journal."})
 	reg.MustRegister(fsyncs, groupEntries)
@@ -189,11 +189,12 @@ func New(opts Options) (*Server, error) {
 		s.store = memory.New()
 	} else {
 		st, err := local.Open(local.Options{
-			Dir:             filepath.Join(opts.DataDir, "ledger"),
-			SegmentSize:     opts.JournalSegmentSize,
-			CacheBytes:      opts.CacheBytes,
-			CacheTotalBytes: opts.CacheTotalBytes,
-			Logger:          opts.Logger.With("component", "ledger"),
+			Dir:                  filepath.Join(opts.DataDir, "ledger"),
+			SegmentSize:          opts.JournalSegmentSize,
+			DisablePreallocation: opts.NoJournalPreallocation,
+			CacheBytes:           opts.CacheBytes,
+			CacheTotalBytes:      opts.CacheTotalBytes,
+			Logger:               opts.Logger.With("component", "ledger"),
 			OnSync: func(d time.Duration, entries, _ int) {
 				fsyncs.Observe(d.Seconds())
 				groupEntries.Add(float64(entries))

@@ -57,6 +57,7 @@ func runProduce(args []string) {
 	maxPending := fs.Int("max-pending", 10000, "max pending messages per producer")
 	receiverQueue := fs.Int("receiver-queue", 10000, "consumer receiver queue size")
 	batchDelay := fs.Duration("batch-delay", time.Millisecond, "producer batching max publish delay")
+	metricsURL := fs.String("metrics-url", "", "the broker's /metrics: report its own publish latency and fsync times over the window")
 	prefix := fs.String("topic-prefix", fmt.Sprintf("persistent://public/default/bench-%d", time.Now().UnixNano()), "topic name prefix")
 	fs.Parse(args)
 
@@ -159,6 +160,7 @@ func runProduce(args []string) {
 	}
 	time.Sleep(*warmup)
 	before, errA := sampleProc(cf.pid)
+	window := startBrokerWindow(*metricsURL)
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(*dur)
@@ -178,6 +180,7 @@ func runProduce(args []string) {
 		r.Notes = fmt.Sprintf("consumed %s msg/s", count(float64(received.Load())/elapsed))
 	}
 	brokerStats(&r, before, after, errA, errB)
+	window.finish(&r)
 	cf.save(r)
 }
 

@@ -26,15 +26,23 @@ type Result struct {
 	PubP999  float64 `json:"pub_p999_ms"`
 	E2EP50   float64 `json:"e2e_p50_ms"`
 	E2EP99   float64 `json:"e2e_p99_ms"`
-	CPU      float64 `json:"cpu_pct"`      // broker CPU, % of one core
-	PeakRSS  float64 `json:"peak_rss_mib"` // broker VmHWM (fresh process per scenario)
-	Errors   int64   `json:"errors"`
-	Notes    string  `json:"notes,omitempty"`
+	// The broker's own publish latency (SEND read to receipt queued) and
+	// its group commits' write + fdatasync, from its histograms.
+	BrokerP50  float64 `json:"broker_pub_p50_ms"`
+	BrokerP99  float64 `json:"broker_pub_p99_ms"`
+	BrokerP999 float64 `json:"broker_pub_p999_ms"`
+	FsyncP50   float64 `json:"fsync_p50_ms"`
+	FsyncP99   float64 `json:"fsync_p99_ms"`
+	CPU        float64 `json:"cpu_pct"`      // broker CPU, % of one core
+	PeakRSS    float64 `json:"peak_rss_mib"` // broker VmHWM (fresh process per scenario)
+	Errors     int64   `json:"errors"`
+	Notes      string  `json:"notes,omitempty"`
 }
 
 func emptyResult(scenario, system string) Result {
 	return Result{Scenario: scenario, System: system, PubP50: -1, PubP99: -1, PubP999: -1,
-		E2EP50: -1, E2EP99: -1, CPU: -1, PeakRSS: -1}
+		E2EP50: -1, E2EP99: -1, BrokerP50: -1, BrokerP99: -1, BrokerP999: -1, FsyncP50: -1, FsyncP99: -1,
+		CPU: -1, PeakRSS: -1}
 }
 
 // commonFlags are shared by the measuring subcommands.
@@ -197,13 +205,14 @@ func runTable(args []string) {
 	if len(args) != 1 {
 		fatal(fmt.Errorf("usage: mbbench table RESULTS"))
 	}
-	fmt.Println("| scenario | system | msg/s | MB/s | publish p50 / p99 / p99.9 ms | e2e p50 / p99 ms | broker CPU % | peak RSS MiB | errors | notes |")
-	fmt.Println("|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
+	fmt.Println("| scenario | system | msg/s | MB/s | publish p50 / p99 / p99.9 ms | broker's share p50 / p99 / p99.9 ms | fsync p50 / p99 ms | e2e p50 / p99 ms | broker CPU % | peak RSS MiB | errors | notes |")
+	fmt.Println("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 	for _, r := range readResults(args[0]) {
-		fmt.Printf("| %s | %s | %s | %s | %s / %s / %s | %s / %s | %s | %s | %d | %s |\n",
+		fmt.Printf("| %s | %s | %s | %s | %s / %s / %s | %s / %s / %s | %s / %s | %s / %s | %s | %s | %d | %s |\n",
 			r.Scenario, r.System, count(r.MsgPerS), num(r.MBPerS, 1),
-			ms(r.PubP50), ms(r.PubP99), ms(r.PubP999), ms(r.E2EP50), ms(r.E2EP99),
-			num(r.CPU, 0), num(r.PeakRSS, 0), r.Errors, r.Notes)
+			ms(r.PubP50), ms(r.PubP99), ms(r.PubP999),
+			ms(r.BrokerP50), ms(r.BrokerP99), ms(r.BrokerP999), ms(r.FsyncP50), ms(r.FsyncP99),
+			ms(r.E2EP50), ms(r.E2EP99), num(r.CPU, 0), num(r.PeakRSS, 0), r.Errors, r.Notes)
 	}
 }
 
