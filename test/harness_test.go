@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -124,15 +125,34 @@ func freePort(t *testing.T) int {
 }
 
 // startProc runs `mb standalone` on dataDir and waits until it is healthy.
-// Ports are kept across restarts of the same data dir when given.
+// Ports are kept across restarts of the same data dir when given; ports it
+// picks itself are picked again when another socket took one in between
+// (freePort can only say a port was free a moment ago).
 func startProc(t *testing.T, dataDir string, brokerPort, httpPort int, extraArgs ...string) *proc {
 	t.Helper()
-	if brokerPort == 0 {
-		brokerPort = freePort(t)
+	pick := brokerPort == 0 || httpPort == 0
+	for attempt := 1; ; attempt++ {
+		bp, hp := brokerPort, httpPort
+		if bp == 0 {
+			bp = freePort(t)
+		}
+		if hp == 0 {
+			hp = freePort(t)
+		}
+		p := launchProc(t, dataDir, bp, hp, extraArgs)
+		err := waitReady(p.webURL, p.exited)
+		if err == nil {
+			return p
+		}
+		if pick && attempt < 3 && strings.Contains(p.stderr.String(), "address already in use") {
+			continue
+		}
+		t.Fatalf("%v\nmb stderr:\n%s", err, p.stderr.String())
 	}
-	if httpPort == 0 {
-		httpPort = freePort(t)
-	}
+}
+
+func launchProc(t *testing.T, dataDir string, brokerPort, httpPort int, extraArgs []string) *proc {
+	t.Helper()
 	p := &proc{
 		dataDir:    dataDir,
 		brokerPort: brokerPort,
@@ -162,19 +182,25 @@ func startProc(t *testing.T, dataDir string, brokerPort, httpPort int, extraArgs
 			t.Logf("mb stderr:\n%s", p.stderr.String())
 		}
 	})
-	waitHealthy(t, p.webURL, p.exited)
 	return p
 }
 
-// waitHealthy polls the health endpoint: readiness is an external event we
-// can only observe by asking.
+// waitHealthy polls the health endpoint until it answers ok.
 func waitHealthy(t *testing.T, webURL string, exited <-chan struct{}) {
 	t.Helper()
+	if err := waitReady(webURL, exited); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitReady polls the health endpoint: readiness is an external event we
+// can only observe by asking.
+func waitReady(webURL string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			t.Fatal("mb exited before becoming healthy")
+			return errors.New("mb exited before becoming healthy")
 		default:
 		}
 		resp, err := http.Get(webURL + "/admin/v2/brokers/health")
@@ -182,12 +208,12 @@ func waitHealthy(t *testing.T, webURL string, exited <-chan struct{}) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 && string(body) == "ok" {
-				return
+				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("mb did not become healthy")
+	return errors.New("mb did not become healthy")
 }
 
 func (p *proc) kill(t *testing.T) {
