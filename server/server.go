@@ -183,7 +183,10 @@ func New(opts Options) (*Server, error) {
 		Buckets: broker.LatencyBuckets,
 	})
 	groupEntries := prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_journal_entries_total", Help: "Entries made durable by the journal."})
-	reg.MustRegister(fsyncs, groupEntries)
+	segments := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_journal_segments_total",
+		Help: "Journal segments started, by where they came from: recycled, zero_filled (preallocated) or appended (a new file)."},
+		[]string{"source"})
+	reg.MustRegister(fsyncs, groupEntries, segments)
 
 	if opts.InMemory {
 		s.store = memory.New()
@@ -192,6 +195,7 @@ func New(opts Options) (*Server, error) {
 			Dir:                  filepath.Join(opts.DataDir, "ledger"),
 			SegmentSize:          opts.JournalSegmentSize,
 			DisablePreallocation: opts.NoJournalPreallocation,
+			OnRoll:               func(source string) { segments.WithLabelValues(source).Inc() },
 			CacheBytes:           opts.CacheBytes,
 			CacheTotalBytes:      opts.CacheTotalBytes,
 			Logger:               opts.Logger.With("component", "ledger"),

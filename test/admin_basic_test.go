@@ -51,7 +51,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	for _, want := range []string{"pulsar_broker_in_messages_total 1", "pulsar_broker_producers_count 1",
 		`pulsar_in_messages_total{cluster="standalone",namespace="public/default",topic="persistent://public/default/`,
-		`pulsar_msg_backlog{`, `pulsar_rate_in{`, `pulsar_throughput_out{`, `pulsar_out_messages_total{`, "mb_journal_fsync_seconds_count", "mb_publish_latency_seconds_count 1", "mb_ledger_cache_bytes ",
+		`pulsar_msg_backlog{`, `pulsar_rate_in{`, `pulsar_throughput_out{`, `pulsar_out_messages_total{`, "mb_journal_fsync_seconds_count", `mb_journal_segments_total{source="appended"} 1`, "mb_publish_latency_seconds_count 1", "mb_ledger_cache_bytes ",
 		"go_goroutines", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)

@@ -5,7 +5,8 @@
 //
 //	journal/   one write-ahead log shared by every ledger, which is also where
 //	           the entries are read from: segment files 00000000000000000001.log, ...
-//	           and at most one spare-N.prealloc, the next segment, preallocated
+//	           and at most one zeroed-N.prealloc or recycled-N.prealloc, the
+//	           next segment, preallocated
 //	index/     a Pebble database for the small mutable state: ledger names and
 //	           ids, trim points, cursor states (registry.go)
 //

@@ -100,7 +100,8 @@ type journal struct {
 	stopPrep   sync.Once
 	prepExited chan struct{}
 	onSpare    func() // tests
-	noZeroFill bool   // tests
+	onRoll     func(source string)
+	noZeroFill bool // tests
 
 	free        chan []pending // queue slices for reuse
 	completions chan *batch
@@ -108,9 +109,9 @@ type journal struct {
 	exited      chan struct{} // closed when the completer is done
 }
 
-func newJournal(fs vfs.FS, dir string, segSize int64, prealloc bool, log *slog.Logger, onSync func(time.Duration, int, int), segs *segmentSet) *journal {
+func newJournal(fs vfs.FS, dir string, segSize int64, prealloc bool, log *slog.Logger, onSync func(time.Duration, int, int), onRoll func(string), segs *segmentSet) *journal {
 	return &journal{
-		fs: fs, dir: dir, segSize: segSize, prealloc: prealloc, log: log, onSync: onSync, segs: segs,
+		fs: fs, dir: dir, segSize: segSize, prealloc: prealloc, log: log, onSync: onSync, onRoll: onRoll, segs: segs,
 		kick:        make(chan struct{}, 1),
 		free:        make(chan []pending, 4),
 		completions: make(chan *batch, 2),
@@ -351,7 +352,12 @@ func (j *journal) roll() error {
 		}
 	}
 	prealloc := f != nil
+	source := SegmentZeroFilled
+	if sp.recycled {
+		source = SegmentRecycled
+	}
 	if f == nil {
+		source = SegmentAppended
 		var err error
 		if f, err = j.fs.Create(name); err != nil {
 			return fmt.Errorf("create segment %d: %w", seq, err)
@@ -362,6 +368,9 @@ func (j *journal) roll() error {
 		return fmt.Errorf("sync journal directory: %w", err)
 	}
 	j.active, j.activeSize, j.activePrealloc, j.prepKicked = j.segs.add(seq, f), 0, prealloc, false
+	if j.onRoll != nil {
+		j.onRoll(source)
+	}
 	if j.sealed != nil {
 		j.sealed()
 	}
@@ -432,9 +441,17 @@ const spareSuffix = ".prealloc"
 
 // spareFile is a ready spare and its path.
 type spareFile struct {
-	f    vfs.File
-	name string
+	f        vfs.File
+	name     string
+	recycled bool // a dead segment, not zero-filled
 }
+
+// Where a new segment came from, for Options.OnRoll.
+const (
+	SegmentRecycled   = "recycled"
+	SegmentZeroFilled = "zero_filled"
+	SegmentAppended   = "appended" // a new file, not preallocated
+)
 
 func (j *journal) hasSpare() bool {
 	j.spareMu.Lock()
@@ -466,9 +483,15 @@ func (j *journal) offerSpare(sp spareFile) bool {
 	return true
 }
 
+// Spare files are named zeroed-N.prealloc or recycled-N.prealloc, N unique.
+const (
+	zeroedPrefix   = "zeroed-"
+	recycledPrefix = "recycled-"
+)
+
 // newSpareName returns a path for a new spare; each is used once.
-func (j *journal) newSpareName() string {
-	return filepath.Join(j.dir, fmt.Sprintf("spare-%d%s", j.spareSeq.Add(1), spareSuffix))
+func (j *journal) newSpareName(prefix string) string {
+	return filepath.Join(j.dir, fmt.Sprintf("%s%d%s", prefix, j.spareSeq.Add(1), spareSuffix))
 }
 
 // zeroHeader ends the records of a preallocated segment.
@@ -487,7 +510,7 @@ func (j *journal) prepareLoop() {
 		if j.hasSpare() {
 			continue
 		}
-		name := j.newSpareName()
+		name := j.newSpareName(zeroedPrefix)
 		f, err := j.prepare(name)
 		if err == nil && !j.offerSpare(spareFile{f: f, name: name}) {
 			f.Close()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,26 @@ func spareSignal() (hook func(), wait func(t *testing.T)) {
 		}
 	}
 	return hook, wait
+}
+
+// rollRecorder collects the sources Options.OnRoll reports.
+type rollRecorder struct {
+	mu      sync.Mutex
+	sources []string
+}
+
+func (r *rollRecorder) onRoll(source string) {
+	r.mu.Lock()
+	r.sources = append(r.sources, source)
+	r.mu.Unlock()
+}
+
+func (r *rollRecorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.sources
+	r.sources = nil
+	return out
 }
 
 // logRecorder is a slog.Handler keeping the messages of warnings and errors.
@@ -110,9 +131,9 @@ func lastSegment(segs map[uint64]int64) (seq uint64, size int64) {
 func TestPreallocatedSegments(t *testing.T) {
 	const segSize = 64 << 10
 	hook, waitSpare := spareSignal()
-	rec := &logRecorder{}
+	rec, rolls := &logRecorder{}, &rollRecorder{}
 	fs := vfs.NewMem()
-	opts := Options{Dir: t.TempDir(), FS: fs, SegmentSize: segSize, Logger: slog.New(rec), onSpare: hook}
+	opts := Options{Dir: t.TempDir(), FS: fs, SegmentSize: segSize, Logger: slog.New(rec), onSpare: hook, OnRoll: rolls.onRoll}
 	s := openStore(t, opts)
 	l := openLedger(t, s, "t")
 	var want [][]byte
@@ -137,6 +158,9 @@ func TestPreallocatedSegments(t *testing.T) {
 	segs, spares := journalFiles(t, s)
 	if seq, size := lastSegment(segs); len(segs) != 2 || size != segSize || spares != 0 {
 		t.Fatalf("after the spare was ready: segments %v (active %d of %d bytes), %d spares; want the spare in use", segs, seq, size, spares)
+	}
+	if got := rolls.take(); !slices.Equal(got, []string{SegmentAppended, SegmentZeroFilled}) {
+		t.Fatalf("OnRoll reported %q, want a new file at open, then the zero-filled spare", got)
 	}
 	// Through several roll-overs.
 	appendN(300)
@@ -188,6 +212,9 @@ func TestPreallocatedSegments(t *testing.T) {
 	if _, size := lastSegment(segs); size != segSize || spares != 0 {
 		t.Fatalf("after reopen: active segment of %d bytes, %d spares; want the old spare in use", size, spares)
 	}
+	if got := rolls.take(); len(got) == 0 || got[len(got)-1] != SegmentZeroFilled {
+		t.Fatalf("OnRoll reported %q; want the reopen to start in the old zero-filled spare", got)
+	}
 	l = openLedger(t, s, "t")
 	check(l)
 	appendN(20)
@@ -203,9 +230,9 @@ func TestPreallocatedSegments(t *testing.T) {
 func TestRecycledSegments(t *testing.T) {
 	const segSize = 16 << 10
 	hook, waitSpare := spareSignal()
-	rec := &logRecorder{}
+	rec, rolls := &logRecorder{}, &rollRecorder{}
 	opts := Options{Dir: t.TempDir(), FS: vfs.NewMem(), SegmentSize: segSize, Logger: slog.New(rec),
-		onSpare: hook, noZeroFill: true}
+		onSpare: hook, noZeroFill: true, OnRoll: rolls.onRoll}
 	s := openStore(t, opts)
 	l := openLedger(t, s, "t")
 	for i := range 60 { // records of 1,014 bytes: 16 per segment
@@ -234,6 +261,9 @@ func TestRecycledSegments(t *testing.T) {
 		if i == 0 {
 			if segs, spares := journalFiles(t, s); len(segs) != 2 || spares != 0 {
 				t.Fatalf("after the first append: segments %v, %d spares; want the recycled one in use", segs, spares)
+			}
+			if got := rolls.take(); len(got) == 0 || got[len(got)-1] != SegmentRecycled {
+				t.Fatalf("OnRoll reported %q; want the recycled segment last", got)
 			}
 		}
 	}

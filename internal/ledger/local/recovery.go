@@ -145,8 +145,9 @@ func (s *Store) replaySegment(seq uint64, f vfs.File, byID map[int64]*ledgerStat
 func (s *Store) recoverSpare(name string) error {
 	j := s.journal
 	path := filepath.Join(s.journalDir, name)
+	recycled := strings.HasPrefix(name, recycledPrefix)
 	var n int64
-	if _, err := fmt.Sscanf(name, "spare-%d"+spareSuffix, &n); err == nil && n > j.spareSeq.Load() {
+	if _, err := fmt.Sscanf(strings.TrimPrefix(strings.TrimPrefix(name, recycledPrefix), zeroedPrefix), "%d"+spareSuffix, &n); err == nil && n > j.spareSeq.Load() {
 		j.spareSeq.Store(n) // new spares get names of their own
 	}
 	if j.prealloc && !j.hasSpare() {
@@ -155,7 +156,7 @@ func (s *Store) recoverSpare(name string) error {
 			return err
 		}
 		if size, err := f.Size(); err == nil && size >= j.segSize {
-			j.offerSpare(spareFile{f: f, name: path})
+			j.offerSpare(spareFile{f: f, name: path, recycled: recycled})
 			return nil
 		}
 		f.Close()

@@ -56,13 +56,13 @@ func (s *Store) recycle(seq uint64) bool {
 		}
 		return true
 	}
-	spare := j.newSpareName()
+	spare := j.newSpareName(recycledPrefix)
 	if err := s.fs.Rename(name, spare); err != nil {
 		s.log.Error("recycle journal segment", "segment", seq, "err", err)
 		f.Close()
 		return true // out of the set; a restart deletes it
 	}
-	if !j.offerSpare(spareFile{f: f, name: spare}) {
+	if !j.offerSpare(spareFile{f: f, name: spare, recycled: true}) {
 		f.Close()
 		if err := s.fs.Remove(spare); err != nil {
 			s.log.Error("delete journal segment", "segment", seq, "err", err)

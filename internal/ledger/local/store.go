@@ -43,6 +43,11 @@ type Options struct {
 	// with its write+sync duration, the number of entries and their bytes.
 	// It runs on the write path: keep it short.
 	OnSync func(d time.Duration, entries, bytes int)
+	// OnRoll, when set, is called by the journal each time it starts a new
+	// segment (at Open too) with where the segment came from:
+	// SegmentRecycled, SegmentZeroFilled or SegmentAppended. It runs on the
+	// write path.
+	OnRoll func(source string)
 
 	onFlush    func() // tests: called after each cursor flush that wrote something
 	onEvict    func() // tests: called after each run of the cache evictor
@@ -142,7 +147,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("ledger/local: %w", err)
 	}
 	s.reg = reg
-	s.journal = newJournal(s.fs, s.journalDir, opts.SegmentSize, !opts.DisablePreallocation, s.log, opts.OnSync, s.segs)
+	s.journal = newJournal(s.fs, s.journalDir, opts.SegmentSize, !opts.DisablePreallocation, s.log, opts.OnSync, opts.OnRoll, s.segs)
 	s.journal.sealed = s.kickJanitor
 	s.journal.onSpare, s.journal.noZeroFill = opts.onSpare, opts.noZeroFill
 
