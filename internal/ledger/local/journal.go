@@ -87,21 +87,25 @@ type journal struct {
 	// Owned by the committer (and recovery, before it starts).
 	active         *segment
 	activeSize     int64
-	activePrealloc bool // active was a spare: its space is allocated and zeroed
-	prepKicked     bool // the preparer was asked for the segment after active
+	activePrealloc bool  // active was a spare: its space is allocated and zeroed
+	nextKick       int64 // activeSize at which the preparer is asked (again) for a spare
+	rolledAt       time.Time
 	buf            []byte
 
-	prealloc   bool
-	spareMu    sync.Mutex
-	spare      spareFile    // a ready spare (zero-filled, synced); f nil while there is none
-	spareSeq   atomic.Int64 // numbers spare file names
-	prepKick   chan struct{}
-	prepStop   chan struct{}
-	stopPrep   sync.Once
-	prepExited chan struct{}
-	onSpare    func() // tests
-	onRoll     func(source string)
-	noZeroFill bool // tests
+	prealloc       bool
+	spareMu        sync.Mutex
+	spare          spareFile    // a ready spare (zero-filled, synced); f nil while there is none
+	spareSeq       atomic.Int64 // numbers spare file names
+	prepKick       chan struct{}
+	prepStop       chan struct{}
+	stopPrep       sync.Once
+	prepExited     chan struct{}
+	onSpare        func() // tests
+	onRoll         func(source string)
+	fullBy         atomic.Int64  // unix ns: when the active segment will be full at its write rate
+	lastPrep       time.Duration // preparer's: how long the last zero-fill took
+	noZeroFill     bool          // tests
+	alwaysZeroFill bool          // tests
 
 	free        chan []pending // queue slices for reuse
 	completions chan *batch
@@ -295,12 +299,19 @@ func (j *journal) write(b *batch) error {
 		bytes += len(it.data)
 	}
 	err := j.flush(buf)
-	if j.prealloc && !j.prepKicked && j.activeSize >= min(j.segSize/16, prepareAfter) {
+	if j.prealloc && j.activeSize >= j.nextKick {
 		// Prepare the next segment once this one is being written to in
 		// earnest: a store that stays nearly empty (a test, an idle broker)
-		// never pays for a segment's worth of zeros.
+		// never pays for a segment's worth of zeros. At this rate the
+		// segment is full by fullBy.
+		if elapsed := time.Since(j.rolledAt); elapsed > 0 {
+			rest := float64(elapsed) * float64(j.segSize-j.activeSize) / float64(j.activeSize)
+			j.fullBy.Store(time.Now().Add(time.Duration(rest)).UnixNano())
+		}
 		kick(j.prepKick)
-		j.prepKicked = true
+		// Asked again further on: a spare skipped as too slow for this
+		// rate may be worth it once the rate drops.
+		j.nextKick = j.activeSize + j.kickStep()
 	}
 	if cap(buf) <= 64<<20 { // do not pin the memory of an exceptional group
 		j.buf = buf[:0]
@@ -367,7 +378,8 @@ func (j *journal) roll() error {
 		f.Close()
 		return fmt.Errorf("sync journal directory: %w", err)
 	}
-	j.active, j.activeSize, j.activePrealloc, j.prepKicked = j.segs.add(seq, f), 0, prealloc, false
+	j.active, j.activeSize, j.activePrealloc, j.nextKick = j.segs.add(seq, f), 0, prealloc, j.kickStep()
+	j.rolledAt = time.Now()
 	if j.onRoll != nil {
 		j.onRoll(source)
 	}
@@ -507,11 +519,15 @@ func (j *journal) prepareLoop() {
 		case <-j.prepStop:
 			return
 		}
-		if j.hasSpare() {
+		if j.hasSpare() || (!j.alwaysZeroFill && !worthZeroFill(time.Now(), j.lastPrep, j.fullBy.Load())) {
 			continue
 		}
 		name := j.newSpareName(zeroedPrefix)
+		start := time.Now()
 		f, err := j.prepare(name)
+		if err == nil {
+			j.lastPrep = time.Since(start)
+		}
 		if err == nil && !j.offerSpare(spareFile{f: f, name: name}) {
 			f.Close()
 			err = errHaveSpare
@@ -524,6 +540,21 @@ func (j *journal) prepareLoop() {
 		}
 	}
 }
+
+// kickStep is how much is written to a segment between requests for a spare.
+func (j *journal) kickStep() int64 { return max(1, min(j.segSize/16, prepareAfter)) }
+
+// worthZeroFill reports whether a zero-fill that takes as long as the last
+// one (lastPrep, 0 when there was none) would be ready before the active
+// segment is full (fullBy, unix ns). When writes outrun it the spare would
+// miss its roll-over and cost the disk a segment of zeros for a few late
+// records; the segment after is tried again, at its own rate.
+// A zero-fill that short is always worth it (small segments, tests).
+func worthZeroFill(now time.Time, lastPrep time.Duration, fullBy int64) bool {
+	return lastPrep < cheapZeroFill || fullBy == 0 || now.Add(lastPrep).UnixNano() <= fullBy
+}
+
+const cheapZeroFill = 50 * time.Millisecond
 
 var (
 	errStopped   = errors.New("ledger/local: journal stopped")

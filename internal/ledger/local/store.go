@@ -53,6 +53,8 @@ type Options struct {
 	onEvict    func() // tests: called after each run of the cache evictor
 	onSpare    func() // tests: called when the journal has a new spare segment ready
 	noZeroFill bool   // tests: spares come from recycled segments only
+	// tests: zero-fill a spare whatever the write rate (worthZeroFill)
+	alwaysZeroFill bool
 }
 
 func (o *Options) setDefaults() error {
@@ -149,7 +151,7 @@ func Open(opts Options) (*Store, error) {
 	s.reg = reg
 	s.journal = newJournal(s.fs, s.journalDir, opts.SegmentSize, !opts.DisablePreallocation, s.log, opts.OnSync, opts.OnRoll, s.segs)
 	s.journal.sealed = s.kickJanitor
-	s.journal.onSpare, s.journal.noZeroFill = opts.onSpare, opts.noZeroFill
+	s.journal.onSpare, s.journal.noZeroFill, s.journal.alwaysZeroFill = opts.onSpare, opts.noZeroFill, opts.alwaysZeroFill
 
 	byID := make(map[int64]*ledgerState, len(st.ledgers))
 	for name, id := range st.ledgers {
