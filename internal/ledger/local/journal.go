@@ -87,7 +87,7 @@ type journal struct {
 	// Owned by the committer (and recovery, before it starts).
 	active         *segment
 	activeSize     int64
-	activePrealloc bool  // active was a spare: its space is allocated and zeroed
+	activePrealloc bool  // active was a spare: its space is allocated and written
 	nextKick       int64 // activeSize at which the preparer is asked (again) for a spare
 	rolledAt       time.Time
 	buf            []byte
@@ -269,7 +269,7 @@ func (j *journal) commitLoop() {
 // segment when the active one is full.
 func (j *journal) write(b *batch) error {
 	start := time.Now()
-	if !j.activePrealloc && j.hasSpare() {
+	if j.prealloc && !j.activePrealloc && j.hasSpare() {
 		// Started in a plain file (a new store, or no spare ready at the
 		// last roll-over): move to preallocated space as soon as there is some.
 		if err := j.roll(); err != nil {

@@ -44,18 +44,20 @@ func (s *Store) recycle(seq uint64) bool {
 	if !j.prealloc || j.hasSpare() {
 		return false
 	}
+	seg := s.segs.acquire(seq)
+	if seg == nil {
+		return false
+	}
+	size, err := seg.file.Size()
+	s.segs.release(seg)
+	if err != nil || size < j.segSize*3/4 {
+		return false // too short to be worth it: deleted as usual
+	}
 	f := s.segs.detach(seq)
 	if f == nil {
 		return false
 	}
 	name := segmentName(s.journalDir, seq)
-	if size, err := f.Size(); err != nil || size < j.segSize*3/4 {
-		f.Close()
-		if err := s.fs.Remove(name); err != nil {
-			s.log.Error("delete journal segment", "segment", seq, "err", err)
-		}
-		return true
-	}
 	spare := j.newSpareName(recycledPrefix)
 	if err := s.fs.Rename(name, spare); err != nil {
 		s.log.Error("recycle journal segment", "segment", seq, "err", err)
