@@ -38,31 +38,32 @@ func spareSignal() (hook func(), wait func(t *testing.T)) {
 	return hook, wait
 }
 
-// rollRecorder collects the sources Options.OnRoll reports.
-type rollRecorder struct {
-	mu      sync.Mutex
-	sources []string
+// lines collects strings from any goroutine.
+type lines struct {
+	mu sync.Mutex
+	l  []string
 }
 
-func (r *rollRecorder) onRoll(source string) {
-	r.mu.Lock()
-	r.sources = append(r.sources, source)
-	r.mu.Unlock()
+func (c *lines) add(s string) {
+	c.mu.Lock()
+	c.l = append(c.l, s)
+	c.mu.Unlock()
 }
 
-func (r *rollRecorder) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.sources
-	r.sources = nil
+// take returns what was added since the last take.
+func (c *lines) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.l
+	c.l = nil
 	return out
 }
 
+// rollRecorder collects the sources Options.OnRoll reports (OnRoll: add).
+type rollRecorder = lines
+
 // logRecorder is a slog.Handler keeping the messages of warnings and errors.
-type logRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
+type logRecorder struct{ lines }
 
 func (r *logRecorder) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler           { return r }
@@ -75,18 +76,8 @@ func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
 		return true
 	})
-	r.mu.Lock()
-	r.msgs = append(r.msgs, b.String())
-	r.mu.Unlock()
+	r.add(b.String())
 	return nil
-}
-
-func (r *logRecorder) take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := r.msgs
-	r.msgs = nil
-	return m
 }
 
 // journalFiles returns the sizes of the segments by sequence number and the
@@ -133,7 +124,7 @@ func TestPreallocatedSegments(t *testing.T) {
 	hook, waitSpare := spareSignal()
 	rec, rolls := &logRecorder{}, &rollRecorder{}
 	fs := vfs.NewMem()
-	opts := Options{Dir: t.TempDir(), FS: fs, SegmentSize: segSize, Logger: slog.New(rec), onSpare: hook, OnRoll: rolls.onRoll,
+	opts := Options{Dir: t.TempDir(), FS: fs, SegmentSize: segSize, Logger: slog.New(rec), onSpare: hook, OnRoll: rolls.add,
 		alwaysZeroFill: true}
 	s := openStore(t, opts)
 	l := openLedger(t, s, "t")
@@ -233,7 +224,7 @@ func TestRecycledSegments(t *testing.T) {
 	hook, waitSpare := spareSignal()
 	rec, rolls := &logRecorder{}, &rollRecorder{}
 	opts := Options{Dir: t.TempDir(), FS: vfs.NewMem(), SegmentSize: segSize, Logger: slog.New(rec),
-		onSpare: hook, noZeroFill: true, OnRoll: rolls.onRoll}
+		onSpare: hook, noZeroFill: true, OnRoll: rolls.add}
 	s := openStore(t, opts)
 	l := openLedger(t, s, "t")
 	for i := range 60 { // records of 1,014 bytes: 16 per segment
