@@ -211,6 +211,16 @@ func New(opts Options) (*Server, error) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mb_ledger_cache_bytes", Help: "Bytes of recent entries cached in memory, all topics together.",
 		}, func() float64 { return float64(st.CacheBytes()) }))
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mb_storage_corrupt_records_total",
+				Help: "Damaged journal records and ranges of bytes found, at recovery and by reads."},
+				func() float64 { return float64(st.Damage().CorruptRecords) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mb_storage_lost_entries_total",
+				Help: "Entries lost to damaged storage: skipped by reads, never served."},
+				func() float64 { return float64(st.Damage().LostEntries) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mb_storage_quarantined_records",
+				Help: "Journal records of ledgers the index does not know: never served; their segments are kept."},
+				func() float64 { return float64(st.Damage().QuarantinedRecords) }))
 		ds, err := delayed.Open(filepath.Join(opts.DataDir, "delayed"), delayed.Options{
 			Logger: opts.Logger.With("component", "delayed"),
 		})

@@ -294,6 +294,8 @@ type internalStatsJSON struct {
 	Cursors                map[string]cursorJSON `json:"cursors"`
 	SchemaLedgers          []ledgerJSON          `json:"schemaLedgers"`
 	CompactedLedger        ledgerJSON            `json:"compactedLedger"`
+	// LostEntries is MessageBus's own: entries lost to damaged storage.
+	LostEntries int64 `json:"lostEntries"`
 }
 
 type ledgerJSON struct {
@@ -381,6 +383,7 @@ func internalStatsView(st broker.InternalStats) internalStatsJSON {
 		Cursors:              map[string]cursorJSON{},
 		SchemaLedgers:        []ledgerJSON{},
 		CompactedLedger:      ledgerJSON{LedgerID: -1, Entries: -1, Size: -1},
+		LostEntries:          st.LostEntries,
 	}
 	if st.Terminated {
 		v.State = "Terminated"

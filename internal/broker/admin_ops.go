@@ -131,8 +131,11 @@ type InternalStats struct {
 	LastEntryID  int64
 	Entries      int64
 	Size         int64
-	Terminated   bool
-	Cursors      map[string]CursorStats
+	// LostEntries counts the entries between FirstEntryID and LastEntryID
+	// lost to damaged storage (ledger.DamageReporter).
+	LostEntries int64
+	Terminated  bool
+	Cursors     map[string]CursorStats
 }
 
 // CursorStats describe a subscription's cursor. Positions are entry ids in
@@ -507,6 +510,9 @@ func (b *Broker) TopicInternalStats(ctx context.Context, name naming.Topic) (Int
 		Size:         l.Size(),
 		Terminated:   t.terminated.Load(),
 		Cursors:      map[string]CursorStats{},
+	}
+	if d, ok := l.(ledger.DamageReporter); ok {
+		st.LostEntries = d.LostEntries()
 	}
 	for _, s := range t.subscriptions() {
 		cs := s.cursorStats(st.LastEntryID)

@@ -81,6 +81,7 @@ func (s *Subscription) dispatch() bool {
 		from, gen := s.readPos, s.readGen
 		s.mu.Unlock()
 
+		lastBefore := l.LastEntryID()
 		entries, err := l.Read(from, max, maxDispatchBytes)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			s.mu.Lock()
@@ -93,6 +94,16 @@ func (s *Subscription) dispatch() bool {
 		if err != nil {
 			s.topic.b.log.Error("dispatch read failed", "topic", s.topic.fullName, "subscription", s.name, "err", err)
 			return false
+		}
+		if len(entries) == 0 && from <= lastBefore {
+			// Read skips entries lost to damaged storage: all of
+			// from..lastBefore are.
+			s.mu.Lock()
+			if s.readGen == gen {
+				s.skipLost(from, lastBefore+1)
+			}
+			s.mu.Unlock()
+			continue
 		}
 		if len(entries) == 0 {
 			if progress {
@@ -110,6 +121,9 @@ func (s *Subscription) dispatch() bool {
 			if e.ID < s.readPos {
 				continue
 			}
+			if e.ID > s.readPos {
+				s.skipLost(s.readPos, e.ID) // ids Read skipped
+			}
 			if !s.cursor.IsAcked(e.ID) && s.deliverEntry(e) == noConsumer {
 				blocked = true
 				break
@@ -121,6 +135,26 @@ func (s *Subscription) dispatch() bool {
 			return false
 		}
 	}
+}
+
+// skipLost acknowledges entries from..to-1, which the ledger lost to damaged
+// storage (Read skips them), so that the cursor moves past them as Pulsar's
+// does with autoSkipNonRecoverableData; the loss itself is reported by the
+// storage. Called with s.mu held.
+func (s *Subscription) skipLost(from, to int64) {
+	n := int64(0)
+	for id := s.cursor.NextUnacked(from); id < to; id = s.cursor.NextUnacked(id + 1) {
+		s.cursor.Ack(id)
+		n++
+	}
+	s.readPos = max(s.readPos, to)
+	if n == 0 {
+		return
+	}
+	s.dirty = true
+	s.topic.b.metrics.lostSkipped.Add(float64(n))
+	s.topic.b.log.Warn("entries lost to storage damage skipped", "topic", s.topic.fullName, "subscription", s.name,
+		"from", from, "to", to-1, "entries", n)
 }
 
 // dispatchReplay delivers entries of the replay queue in id order. Called

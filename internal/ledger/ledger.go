@@ -76,3 +76,12 @@ type Ledger interface {
 	// Close flushes cursors and releases the ledger; later calls fail with ErrClosed.
 	Close() error
 }
+
+// DamageReporter is implemented by ledgers whose storage can lose entries to
+// damage (a flipped bit on disk): Read skips such entries and never returns
+// them.
+type DamageReporter interface {
+	// LostEntries is the number of entries between FirstEntryID and
+	// LastEntryID lost to damaged storage.
+	LostEntries() int64
+}

@@ -114,7 +114,15 @@ func (a *ackLog) verify(t *testing.T, s *Store, topics []string) {
 		}
 		es := ledgertest.ReadAll(t, l, first)
 		if int64(len(es)) != last-first+1 || l.Entries() != int64(len(es)) {
-			t.Fatalf("%s: read %d entries, ids %d..%d, Entries %d\n%s", topic, len(es), first, last, l.Entries(), dumpJournal(t, s, l.ID()))
+			var missing []int64
+			for i, id := 0, first; id <= last; id++ {
+				if i < len(es) && es[i].ID == id {
+					i++
+				} else {
+					missing = append(missing, id)
+				}
+			}
+			t.Fatalf("%s: read %d entries, ids %d..%d (missing %v), Entries %d\n%s", topic, len(es), first, last, missing, l.Entries(), dumpJournal(t, s, l.ID()))
 		}
 		for i, e := range es {
 			if e.ID != first+int64(i) {

@@ -9,8 +9,11 @@ import (
 
 // Cursor states are kept encoded in memory (ledgerState.cursors) and written
 // to the index by one synced batch per CursorFlushInterval holding every
-// cursor saved since the last one, plus the moved trim points; also on ledger
-// Close, Store Close and before segments are deleted.
+// cursor saved since the last one, plus the moved trim points and the
+// ledgers' high-water marks (an id above every entry published: recovery
+// never hands out again an id below it, even when damage took the entries
+// from the journal); also on ledger Close, Store Close and before segments
+// are deleted.
 
 // Cursors implements ledger.Ledger; the states returned are the caller's.
 func (h *handle) Cursors() map[string]*ledger.CursorState {
@@ -118,6 +121,7 @@ func (s *Store) flush() error {
 		l     *ledgerState
 		names []string
 		trim  bool
+		next  int64 // high-water mark written, 0 if none
 	}
 	var done []written
 	b := s.reg.newBatch()
@@ -132,8 +136,12 @@ func (s *Store) flush() error {
 			if l.trimDirty {
 				b.trim(l.id, l.first)
 			}
+			if next := l.last + 1; next > l.savedNext {
+				b.next(l.id, next)
+				w.next = next
+			}
 			clear(l.dirty)
-			l.trimDirty = false
+			l.trimDirty, l.nextDirty = false, false
 			done = append(done, w)
 		}
 		l.mu.Unlock()
@@ -153,6 +161,13 @@ func (s *Store) flush() error {
 			s.markDirty(w.l)
 		}
 		return fmt.Errorf("ledger/local: write cursors: %w", err)
+	}
+	for _, w := range done {
+		if w.next > 0 {
+			w.l.mu.Lock()
+			w.l.savedNext = max(w.l.savedNext, w.next)
+			w.l.mu.Unlock()
+		}
 	}
 	if s.opts.onFlush != nil && len(done) > 0 {
 		s.opts.onFlush()

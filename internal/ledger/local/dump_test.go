@@ -21,36 +21,25 @@ func dumpJournal(t *testing.T, s *Store, ledgerID int64) string {
 			fmt.Fprintf(&b, "%d: %v\n", seq, err)
 			continue
 		}
-		size, _ := f.Size()
-		r := segmentReader{f: f, size: size}
-		var off int64
 		var runs []string
 		lo, hi := int64(-1), int64(-1)
-		for off+recordHeaderSize <= size {
-			hdr, err := r.bytes(off, recordHeaderSize)
-			if err != nil {
-				break
+		sc, err := scanSegment(f, seq, s.journal.seed, 0, false, func(h recordHeader, _ int64, _ []byte, _ bool) {
+			if h.ledger != ledgerID {
+				return
 			}
-			h := decodeHeader(hdr)
-			if int64(h.size) > size-off-recordHeaderSize {
-				break
+			if h.entry == hi+1 && lo >= 0 {
+				hi++
+				return
 			}
-			if h.ledger == ledgerID {
-				if h.entry == hi+1 && lo >= 0 {
-					hi++
-				} else {
-					if lo >= 0 {
-						runs = append(runs, fmt.Sprintf("%d-%d", lo, hi))
-					}
-					lo, hi = h.entry, h.entry
-				}
+			if lo >= 0 {
+				runs = append(runs, fmt.Sprintf("%d-%d", lo, hi))
 			}
-			off += recordHeaderSize + int64(h.size)
-		}
+			lo, hi = h.entry, h.entry
+		})
 		if lo >= 0 {
 			runs = append(runs, fmt.Sprintf("%d-%d", lo, hi))
 		}
-		fmt.Fprintf(&b, "segment %d (%d bytes, scanned %d): %v\n", seq, size, off, runs)
+		fmt.Fprintf(&b, "segment %d (%d bytes, records end at %d, damaged %v, err %v): %v\n", seq, sc.size, sc.end, sc.damaged, err, runs)
 		f.Close()
 	}
 	return b.String()

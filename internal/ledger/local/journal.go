@@ -30,12 +30,13 @@ import (
 // but the data to flush; appending also makes it commit the file's new size
 // (a filesystem journal transaction), which on ext4 here doubles its time
 // (docs/benchmarks.md). Each write into a spare ends with a zero header,
-// the end of the records for recovery. Recovery never relies on anything past
-// it: a record is taken only when its checksum matches, the last segment is
-// sealed where its records end, and the records a recycled segment still
-// holds belong to entries trimmed or deleted before it was recycled (their
-// trim points and ledger removals are persisted first; ledger ids are never
-// reused), which replay ignores.
+// the end of the records. Recovery (recovery.go, scan.go) takes a record only
+// when its header checksum matches under the journal's salt and names the
+// segment, so a recycled segment's old records and client payloads that look
+// like records are never taken; the last segment is sealed where its records
+// end; the records a recycled segment still holds belong to entries trimmed or
+// deleted before it was recycled (their trim points and ledger removals are
+// persisted first; ledger ids are never reused).
 
 var errTooLarge = fmt.Errorf("ledger/local: entry larger than %d bytes", MaxEntrySize)
 
@@ -73,6 +74,8 @@ type journal struct {
 	fs      vfs.FS
 	dir     string
 	segSize int64
+	salt    uint64 // the journal's salt (record.go), set before start
+	seed    uint32 // saltSeed(salt)
 	log     *slog.Logger
 	onSync  func(time.Duration, int, int)
 	segs    *segmentSet
@@ -88,6 +91,7 @@ type journal struct {
 	active         *segment
 	activeSize     int64
 	activePrealloc bool  // active was a spare: its space is allocated and written
+	prevEnd        int64 // where the records of the segment before active end
 	nextKick       int64 // activeSize at which the preparer is asked (again) for a spare
 	rolledAt       time.Time
 	buf            []byte
@@ -211,10 +215,26 @@ func (j *journal) stop(state int) {
 	j.mu.Unlock()
 	j.wake()
 	<-j.exited
+	if state == journalClosing {
+		j.certify()
+	}
 	j.stopPrep.Do(func() { close(j.prepStop) })
 	<-j.prepExited
 	if sp := j.takeSpare(); sp.f != nil {
 		sp.f.Close() // stays on disk: the next Open reuses it
+	}
+}
+
+// certify ends a clean close with an empty write: recovery treats only the
+// last write of the last segment as possibly torn, and this one holds nothing.
+// Called once the committer has exited.
+func (j *journal) certify() {
+	if j.err != nil || j.activeSize <= segmentHeaderSize {
+		return
+	}
+	buf := appendRecord(j.buf[:0], j.seed, true, j.active.seq, controlLedger, 0, nil, dataChecksum(nil))
+	if err := j.flush(buf); err != nil {
+		j.log.Warn("journal: could not mark the clean close", "err", err)
 	}
 }
 
@@ -269,32 +289,39 @@ func (j *journal) commitLoop() {
 // segment when the active one is full.
 func (j *journal) write(b *batch) error {
 	start := time.Now()
-	if j.prealloc && !j.activePrealloc && j.hasSpare() {
-		// Started in a plain file (a new store, or no spare ready at the
-		// last roll-over): move to preallocated space as soon as there is some.
-		if err := j.roll(); err != nil {
-			return err
-		}
-	}
 	buf := j.buf[:0]
 	entries, bytes := 0, 0
+	group := true // the next record starts a write
 	for i := range b.items {
 		it := &b.items[i]
 		if it.l == nil || it.err != nil {
 			continue
 		}
-		n := int64(recordHeaderSize + len(it.data))
-		if pos := j.activeSize + int64(len(buf)); pos > 0 && pos+n > j.segSize {
-			if err := j.flush(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
+		if entries == 0 && j.prealloc && !j.activePrealloc && j.hasSpare() {
+			// Started in a plain file (a new store, or no spare ready at
+			// the last roll-over): move to preallocated space as soon as
+			// there is some and something to write.
 			if err := j.roll(); err != nil {
 				return err
 			}
 		}
+		if j.activeSize == 0 && len(buf) == 0 {
+			buf = appendSegmentHeader(buf, j.active.seq, j.salt, j.prevEnd)
+		}
+		n := int64(recordHeaderSize + len(it.data))
+		if pos := j.activeSize + int64(len(buf)); pos > segmentHeaderSize && pos+n > j.segSize {
+			if err := j.flush(buf); err != nil {
+				return err
+			}
+			if err := j.roll(); err != nil {
+				return err
+			}
+			buf = appendSegmentHeader(buf[:0], j.active.seq, j.salt, j.prevEnd)
+			group = true
+		}
 		it.seq, it.off = j.active.seq, uint32(j.activeSize+int64(len(buf)))
-		buf = appendRecord(buf, it.l.id, it.id, it.data, it.crc)
+		buf = appendRecord(buf, j.seed, group, it.seq, it.l.id, it.id, it.data, it.crc)
+		group = false
 		entries++
 		bytes += len(it.data)
 	}
@@ -378,6 +405,7 @@ func (j *journal) roll() error {
 		f.Close()
 		return fmt.Errorf("sync journal directory: %w", err)
 	}
+	j.prevEnd = j.activeSize
 	j.active, j.activeSize, j.activePrealloc, j.nextKick = j.segs.add(seq, f), 0, prealloc, j.kickStep()
 	j.rolledAt = time.Now()
 	if j.onRoll != nil {
@@ -407,7 +435,7 @@ func (j *journal) complete(b *batch) {
 			}
 			if it.l != cur {
 				if cur != nil {
-					cur.endPublish()
+					cur.endPublishMarked()
 				}
 				cur = it.l
 				cur.mu.Lock()
@@ -415,7 +443,7 @@ func (j *journal) complete(b *batch) {
 			cur.publishLocked(it)
 		}
 		if cur != nil {
-			cur.endPublish()
+			cur.endPublishMarked()
 		}
 	}
 	if b.err == nil {

@@ -26,6 +26,11 @@ type ledgerState struct {
 	last    int64         // LastEntryID: last published (durable) entry
 	size    int64         // bytes of the entries in [first, last], lost ones excepted
 	count   int64         // number of those entries
+	lost    int64         // entries in [first, last] lost to damage
+	// savedNext is the high-water mark persisted (cursors.go): every id
+	// below it was handed out.
+	savedNext int64
+	nextDirty bool // marked dirty for the high-water mark since the last flush
 	changed chan struct{} // made on demand by Changed, closed on publish
 	deleted bool
 
@@ -54,6 +59,16 @@ func (l *ledgerState) publishLocked(it *pending) {
 	l.last = it.id
 	l.size += int64(len(it.data))
 	l.count++
+}
+
+// endPublishMarked is endPublish after a group's entries, which marks the
+// ledger dirty when its high-water mark is to be persisted.
+func (l *ledgerState) endPublishMarked() {
+	if l.last >= l.savedNext && !l.nextDirty {
+		l.nextDirty = true
+		l.s.markDirty(l)
+	}
+	l.endPublish()
 }
 
 // endPublish wakes the waiters of Changed and unlocks l.
@@ -134,7 +149,8 @@ func (h *handle) Read(from int64, maxEntries, maxBytes int) ([]ledger.Entry, err
 	}
 	l.mu.Unlock()
 	if len(reads) > 0 {
-		if err := readRecords(l, out, reads); err != nil {
+		var err error
+		if out, err = readRecords(l, out, reads); err != nil {
 			return nil, err
 		}
 	}
@@ -175,10 +191,12 @@ func (h *handle) Trim(before int64) {
 		l.mu.Unlock()
 		return
 	}
+	ids := min(before, l.idx.next()) - l.idx.first
 	bytes, entries, droppedRun := l.idx.trim(before)
 	l.cache.trim(before)
 	l.size -= bytes
 	l.count -= entries
+	l.lost -= max(0, ids-entries)
 	l.first = before
 	l.trimDirty = true
 	// Marked before unlocking: a segment collection that sees the new first
@@ -194,6 +212,14 @@ func (h *handle) Size() int64 {
 	h.l.mu.Lock()
 	defer h.l.mu.Unlock()
 	return h.l.size
+}
+
+// LostEntries implements ledger.DamageReporter: the entries between
+// FirstEntryID and LastEntryID lost to damaged storage, which Read skips.
+func (h *handle) LostEntries() int64 {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	return h.l.lost
 }
 
 func (h *handle) Entries() int64 {

@@ -227,9 +227,10 @@ func TestRecycledSegments(t *testing.T) {
 		onSpare: hook, noZeroFill: true, OnRoll: rolls.add}
 	s := openStore(t, opts)
 	l := openLedger(t, s, "t")
-	for i := range 60 { // records of 1,014 bytes: 16 per segment
+	for i := range 60 { // records of 1,030 bytes: 15 per segment
 		ledgertest.MustAppend(t, l, ledgertest.Payload("old", i, 990))
 	}
+	const recycledSize = segmentHeaderSize + 15*(recordHeaderSize+990)
 	segs, _ := journalFiles(t, s)
 	if len(segs) != 4 {
 		t.Fatalf("segments before the trim: %v", segs)
@@ -253,7 +254,7 @@ func TestRecycledSegments(t *testing.T) {
 		if i == 0 {
 			// (The segment before it may already be deleted: it holds only
 			// trimmed entries.)
-			if segs, spares := journalFiles(t, s); spares != 0 || func() bool { _, sz := lastSegment(segs); return sz != 16*1014 }() {
+			if segs, spares := journalFiles(t, s); spares != 0 || func() bool { _, sz := lastSegment(segs); return sz != recycledSize }() {
 				t.Fatalf("after the first append: segments %v, %d spares; want the recycled one in use", segs, spares)
 			}
 			if got := rolls.take(); len(got) == 0 || got[len(got)-1] != SegmentRecycled {

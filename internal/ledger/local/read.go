@@ -27,9 +27,11 @@ func releaseReads(segs *segmentSet, reads []diskRead) {
 
 // readRecords fills the entries of out listed in reads (ascending ids) from the
 // journal, reading neighbouring records with one ReadAt and verifying every
-// record: a corrupt entry is an error, never returned as data.
-func readRecords(l *ledgerState, out []ledger.Entry, reads []diskRead) error {
+// record. A record that does not check is never returned: its entry is
+// reported, marked lost (later reads skip it) and left out of the result.
+func readRecords(l *ledgerState, out []ledger.Entry, reads []diskRead) ([]ledger.Entry, error) {
 	defer releaseReads(l.s.segs, reads)
+	bad := 0
 	for i := 0; i < len(reads); {
 		seg := reads[i].seg
 		start := int64(reads[i].loc.off)
@@ -47,19 +49,54 @@ func readRecords(l *ledgerState, out []ledger.Entry, reads []diskRead) error {
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("ledger/local: %s: read segment %d at %d: %w", l.name, seg.seq, start, err)
+			return nil, fmt.Errorf("ledger/local: %s: read segment %d at %d: %w", l.name, seg.seq, start, err)
 		}
 		for _, r := range reads[i:k] {
 			rec := buf[int64(r.loc.off)-start:]
-			h := decodeHeader(rec)
 			id := out[r.pos].ID
 			data := rec[recordHeaderSize : recordHeaderSize+int(r.loc.size) : recordHeaderSize+int(r.loc.size)]
-			if h.size != r.loc.size || h.ledger != l.id || h.entry != id || !h.valid(rec, data) {
-				return fmt.Errorf("ledger/local: %s: entry %d in segment %d at %d is corrupt", l.name, id, seg.seq, r.loc.off)
+			h, ok := decodeHeader(rec, l.s.journal.seed)
+			if !ok || h.seq != seg.seq || h.size != r.loc.size || h.ledger != l.id || h.entry != id || !h.dataValid(data) {
+				l.readDamaged(id, seg.seq, r.loc)
+				out[r.pos].ID = -1
+				bad++
+				continue
 			}
 			out[r.pos].Data = data
 		}
 		i = k
 	}
-	return nil
+	if bad > 0 {
+		kept := out[:0]
+		for _, e := range out {
+			if e.ID >= 0 {
+				kept = append(kept, e)
+			}
+		}
+		out = kept
+	}
+	return out, nil
+}
+
+// readDamaged reports entry id, whose record at loc in segment seq does not
+// check, and marks it lost.
+func (l *ledgerState) readDamaged(id int64, seq uint64, loc location) {
+	l.mu.Lock()
+	marked := false
+	if id >= l.idx.first && id < l.idx.next() {
+		if slot := l.idx.slot(id); slot.size != lostSize {
+			slot.size = lostSize
+			l.size -= int64(loc.size)
+			l.count--
+			l.lost++
+			marked = true
+		}
+	}
+	l.mu.Unlock()
+	if marked { // else another read found it first, or it was trimmed
+		l.s.damage.lost.Add(1)
+		l.s.damage.record(l.s.log, "journal record damaged: entry lost, not served",
+			"file", segmentName(l.s.journalDir, seq), "offset", loc.off, "bytes", recordHeaderSize+int64(loc.size),
+			"ledger", l.name, "ledger_id", l.id, "entry", id)
+	}
 }

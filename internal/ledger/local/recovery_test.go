@@ -45,7 +45,8 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 	rewrite(t, fs, name, func(b []byte) []byte {
 		good = len(b)
 		// A record header claiming more data than there is, then garbage.
-		torn := appendRecord(nil, l.ID(), 10, bytes.Repeat([]byte{7}, 100), 0)
+		data := bytes.Repeat([]byte{7}, 100)
+		torn := appendRecord(nil, s.journal.seed, true, 1, l.ID(), 10, data, dataChecksum(data))
 		return append(b, torn[:60]...)
 	})
 	s = openStore(t, opts)
@@ -130,14 +131,19 @@ func TestRecoveryNeverReusesAckedIDs(t *testing.T) {
 	c.Ack(14)
 	l.SaveCursor("sub", c)
 	x := l.(*handle).l
-	x.mu.Lock()
-	seq, loc, _ := x.idx.get(10, 0)
-	x.mu.Unlock()
 	s.Close()
-	rewrite(t, fs, segmentName(s.journalDir, seq), func(b []byte) []byte {
-		b[int(loc.off)+recordHeaderSize] ^= 1
-		return b
-	})
+	// Entries 10-14 overwritten whole: nothing in the journal says they existed.
+	for id := int64(10); id < 15; id++ {
+		x.mu.Lock()
+		seq, loc, _ := x.idx.get(id, 0)
+		x.mu.Unlock()
+		rewrite(t, fs, segmentName(s.journalDir, seq), func(b []byte) []byte {
+			for i := int(loc.off); i < int(loc.off)+recordHeaderSize+int(loc.size); i++ {
+				b[i] = 0xaa
+			}
+			return b
+		})
+	}
 	s = openStore(t, opts)
 	defer s.Close()
 	l = openLedger(t, s, "t")

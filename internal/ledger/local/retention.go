@@ -1,6 +1,7 @@
 package local
 
 import (
+	"maps"
 	"slices"
 )
 
@@ -81,7 +82,7 @@ func (s *Store) collectSegments() {
 	// Below the watermark every record is published, so the indexes know
 	// about all of it; the active segment is always at or above it.
 	watermark := s.journal.published.Load()
-	live := map[uint64]bool{}
+	live := maps.Clone(s.quarantined)
 	for _, l := range s.snapshot() {
 		l.mu.Lock()
 		l.idx.segments(func(seq uint64) { live[seq] = true })

@@ -110,6 +110,10 @@ type Store struct {
 	dirtyMu  sync.Mutex // guards dirtySet
 	dirtySet map[*ledgerState]struct{}
 
+	damage      damage
+	readOnly    bool // opened by Verify: nothing is written
+	quarantined map[uint64]bool // segments holding quarantined records: kept; read-only after Open
+
 	janitorMu   sync.Mutex // one segment collection at a time
 	janitorKick chan struct{}
 
@@ -123,8 +127,9 @@ type Store struct {
 var _ ledger.Store = (*Store)(nil)
 
 // Open opens the store in opts.Dir, creating it when missing, and recovers
-// the journal: every record is checked, a torn tail of the last segment is
-// truncated, and the ledgers' indexes are rebuilt.
+// the journal: every record is checked, damage is skipped and reported
+// (recovery.go), a torn tail of the last segment is truncated, and the
+// ledgers' indexes are rebuilt.
 func Open(opts Options) (*Store, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
@@ -137,6 +142,7 @@ func Open(opts Options) (*Store, error) {
 		segs:        &segmentSet{m: map[uint64]*segment{}},
 		ledgers:     map[string]*ledgerState{},
 		dirtySet:    map[*ledgerState]struct{}{},
+		quarantined: map[uint64]bool{},
 		janitorKick: make(chan struct{}, 1),
 		evictorKick: make(chan struct{}, 1),
 		stopBg:      make(chan struct{}),
@@ -157,13 +163,14 @@ func Open(opts Options) (*Store, error) {
 	for name, id := range st.ledgers {
 		l := newLedgerState(s, name, id)
 		l.first = st.trims[id]
+		l.savedNext = st.nexts[id]
 		if c := st.cursors[id]; c != nil {
 			l.cursors = c
 		}
 		byID[id] = l
 		s.ledgers[name] = l
 	}
-	if err := s.recover(byID); err != nil {
+	if err := s.recover(byID, st); err != nil {
 		s.segs.closeAll()
 		reg.close()
 		return nil, fmt.Errorf("ledger/local: recover %s: %w", s.journalDir, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -311,9 +312,13 @@ func TestLargeEntriesAndLimits(t *testing.T) {
 	}
 }
 
-func TestReadDetectsCorruption(t *testing.T) {
+// TestReadSkipsCorruption: a record damaged after recovery is found by the
+// read that meets it: never returned, reported once, counted, marked lost so
+// that reads go on past it.
+func TestReadSkipsCorruption(t *testing.T) {
 	fs := vfs.NewMem()
-	s := openStore(t, Options{Dir: t.TempDir(), FS: fs, CacheBytes: -1})
+	rec := &logRecorder{}
+	s := openStore(t, Options{Dir: t.TempDir(), FS: fs, CacheBytes: -1, Logger: slog.New(rec)})
 	defer s.Close()
 	l := openLedger(t, s, "c")
 	for i := range 3 {
@@ -328,11 +333,28 @@ func TestReadDetectsCorruption(t *testing.T) {
 		b[int(loc.off)+recordHeaderSize+10] ^= 0xff
 		return b
 	})
-	if _, err := l.Read(1, 1, 1<<20); err == nil {
-		t.Fatal("a corrupt entry was returned")
+	for range 2 {
+		es, err := l.Read(0, 10, 1<<20)
+		if err != nil || len(es) != 2 || es[0].ID != 0 || es[1].ID != 2 {
+			t.Fatalf("read around a damaged entry: %v %v", es, err)
+		}
+		for _, e := range es {
+			if !bytes.Equal(e.Data, ledgertest.Payload("c", int(e.ID), 100)) {
+				t.Fatalf("entry %d differs", e.ID)
+			}
+		}
 	}
-	if es, err := l.Read(0, 1, 1<<20); err != nil || len(es) != 1 {
-		t.Fatalf("reading an intact entry: %v", err)
+	if d := s.Damage(); d.CorruptRecords != 1 || d.LostEntries != 1 {
+		t.Fatalf("damage %+v, want one record, one entry", d)
+	}
+	if n := l.(ledger.DamageReporter).LostEntries(); n != 1 || l.Entries() != 2 {
+		t.Fatalf("LostEntries %d, Entries %d", n, l.Entries())
+	}
+	if msgs := rec.take(); len(msgs) != 1 || !strings.Contains(msgs[0], "entry=1") {
+		t.Fatalf("log: %q, want one report naming entry 1", msgs)
+	}
+	if len(s.Health()) == 0 {
+		t.Fatal("health does not report the damage")
 	}
 }
 
