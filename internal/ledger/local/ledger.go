@@ -21,18 +21,18 @@ type ledgerState struct {
 	mu      sync.Mutex // guards the fields below
 	idx     entryIndex
 	cache   entryCache
-	caching bool          // a handle is open: fill the cache
-	first   int64         // FirstEntryID
-	last    int64         // LastEntryID: last published (durable) entry
-	size    int64         // bytes of the entries in [first, last], lost ones excepted
-	count   int64         // number of those entries
-	lost    int64         // entries in [first, last] lost to damage
+	caching bool  // a handle is open: fill the cache
+	first   int64 // FirstEntryID
+	last    int64 // LastEntryID: last published (durable) entry
+	size    int64 // bytes of the entries in [first, last], lost ones excepted
+	count   int64 // number of those entries
+	lost    int64 // entries in [first, last] lost to damage
 	// savedNext is the high-water mark persisted (cursors.go): every id
 	// below it was handed out.
 	savedNext int64
-	nextDirty bool // marked dirty for the high-water mark since the last flush
-	changed chan struct{} // made on demand by Changed, closed on publish
-	deleted bool
+	nextDirty bool          // marked dirty for the high-water mark since the last flush
+	changed   chan struct{} // made on demand by Changed, closed on publish
+	deleted   bool
 
 	cursors   map[string][]byte   // encoded states: loaded at open plus saved since
 	dirty     map[string]struct{} // cursors saved since the last flush

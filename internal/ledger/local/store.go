@@ -111,7 +111,7 @@ type Store struct {
 	dirtySet map[*ledgerState]struct{}
 
 	damage      damage
-	readOnly    bool // opened by Verify: nothing is written
+	readOnly    bool            // opened by Verify: nothing is written
 	quarantined map[uint64]bool // segments holding quarantined records: kept; read-only after Open
 
 	janitorMu   sync.Mutex // one segment collection at a time
