@@ -1,7 +1,6 @@
 package local
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,8 +35,9 @@ import (
 //     Below Options.MinFreeDisk appends are refused the same way, before the
 //     file system itself is full, so that cursors and metadata can still be
 //     written; above it they are accepted again. After a failed write they
-//     are accepted again once there is space and a backoff has passed
-//     (diskRetryMin, doubling up to diskRetryMax while failures repeat).
+//     are accepted again once a backoff has passed (diskRetryMin, doubling up
+//     to diskRetryMax while failures repeat) and statfs shows space
+//     (diskRetryFree beyond the minimum).
 //   - The preparer zero-fills a spare only when that leaves the reserve free
 //     (journal.spareFits).
 
@@ -46,6 +46,7 @@ const (
 	diskCheckBytes    = 4 << 20 // bytes written between checks, at most
 	diskRetryMin      = 250 * time.Millisecond
 	diskRetryMax      = 5 * time.Second
+	diskRetryFree     = 1 << 20 // free bytes needed, besides the minimum, to retry after a failed write
 	diskLogInterval   = 10 * time.Second
 )
 
@@ -206,7 +207,9 @@ func (j *journal) checkDisk() {
 		minFree = d.minFree.of(total)
 	}
 	low := err == nil && free < minFree
-	now := time.Now()
+	// After a failed write, free space as statfs tells it, else the backoff
+	// alone, says when to try again.
+	retry := !time.Now().Before(d.retryAt) && (err != nil || free >= max(minFree, diskRetryFree))
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	switch {
@@ -216,7 +219,7 @@ func (j *journal) checkDisk() {
 			ledger.ErrDiskFull, formatBytes(free), d.dir, formatBytes(minFree), d.minFree)
 		d.retryAt = time.Time{}
 		j.setFullLocked(true)
-	case !low && d.full && !now.Before(d.retryAt):
+	case !low && d.full && (d.retryAt.IsZero() || retry):
 		j.err = nil
 		j.setFullLocked(false)
 	}
@@ -332,10 +335,7 @@ func (j *journal) health() string {
 	if j.err == nil {
 		return ""
 	}
-	if errors.Is(j.err, ledger.ErrDiskFull) {
-		return j.err.Error()
-	}
-	return "journal: " + j.err.Error()
+	return j.err.Error()
 }
 
 // DiskFull reports whether appends are refused for lack of disk space.
