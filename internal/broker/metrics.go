@@ -24,6 +24,7 @@ type Metrics struct {
 	bytesOut       prometheus.Counter
 	msgDropped     prometheus.Counter
 	checksumErrors prometheus.Counter
+	appendErrors   prometheus.Counter
 	publishLatency prometheus.Histogram
 	authSuccesses  *prometheus.CounterVec
 	authFailures   *prometheus.CounterVec
@@ -42,6 +43,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytesOut:       prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_out_bytes_total", Help: "Bytes written to client connections."}),
 		msgDropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_nonpersistent_dropped_messages_total", Help: "Non-persistent messages no consumer could take."}),
 		checksumErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_checksum_errors_total", Help: "Sends refused for a bad checksum."}),
+		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_persistence_errors_total",
+			Help: "Sends answered with PersistenceError: the ledger did not store them (disk full, journal failure)."}),
 		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mb_publish_latency_seconds",
 			Help:    "Time from reading a SEND to queueing its receipt, fsync included (persistent topics).",
 			Buckets: LatencyBuckets}),
@@ -52,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
-			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.publishLatency, m.authSuccesses, m.authFailures)
+			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.appendErrors, m.publishLatency, m.authSuccesses, m.authFailures)
 	}
 	return m
 }

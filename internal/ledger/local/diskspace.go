@@ -215,8 +215,12 @@ func (j *journal) checkDisk() {
 	switch {
 	case d.stuck:
 	case low && !d.full:
-		j.err = fmt.Errorf("%w: %s free in %s, below the minimum of %s (%s); appends refused until space is freed",
-			ledger.ErrDiskFull, formatBytes(free), d.dir, formatBytes(minFree), d.minFree)
+		limit := formatBytes(minFree)
+		if d.minFree.Percent > 0 {
+			limit += " (" + d.minFree.String() + " of the file system)"
+		}
+		j.err = fmt.Errorf("%w: %s free in %s, below the minimum of %s; appends refused until space is freed",
+			ledger.ErrDiskFull, formatBytes(free), d.dir, limit)
 		d.retryAt = time.Time{}
 		j.setFullLocked(true)
 	case !low && d.full && (d.retryAt.IsZero() || retry):
