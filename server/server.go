@@ -54,6 +54,11 @@ type Options struct {
 	// NoJournalPreallocation makes the journal append to new segment files
 	// instead of writing into zero-filled ones prepared in the background.
 	NoJournalPreallocation bool
+	// MinFreeDisk is the free space kept on the file system of DataDir:
+	// bytes with an optional unit ("512MiB") or a percentage of the file
+	// system ("5%"); default DefaultMinFreeDisk, "0" for none. Below it sends
+	// fail with PersistenceError "disk full: ..." until space is freed.
+	MinFreeDisk string
 	// CacheTotalBytes bounds the caches of all topics together (default 512 MiB).
 	CacheTotalBytes   int64
 	KeepAliveInterval time.Duration // default 30s
@@ -186,7 +191,17 @@ func New(opts Options) (*Server, error) {
 	segments := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_journal_segments_total",
 		Help: "Journal segments started, by where they came from: recycled, zero_filled (preallocated) or appended (a new file)."},
 		[]string{"source"})
-	reg.MustRegister(fsyncs, groupEntries, segments)
+	preallocSkipped := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_journal_prealloc_skipped_total",
+		Help: "Spare journal segments not zero-filled, by reason: low_disk (it would leave less than the reserve free)."},
+		[]string{"reason"})
+	reg.MustRegister(fsyncs, groupEntries, segments, preallocSkipped)
+	if opts.MinFreeDisk == "" {
+		opts.MinFreeDisk = DefaultMinFreeDisk
+	}
+	minFree, err := local.ParseDiskReserve(opts.MinFreeDisk)
+	if err != nil {
+		return nil, fmt.Errorf("min free disk: %w", err)
+	}
 
 	if opts.InMemory {
 		s.store = memory.New()
@@ -196,6 +211,8 @@ func New(opts Options) (*Server, error) {
 			SegmentSize:          opts.JournalSegmentSize,
 			DisablePreallocation: opts.NoJournalPreallocation,
 			OnRoll:               func(source string) { segments.WithLabelValues(source).Inc() },
+			MinFreeDisk:          minFree,
+			OnPreallocSkipped:    func(reason string) { preallocSkipped.WithLabelValues(reason).Inc() },
 			CacheBytes:           opts.CacheBytes,
 			CacheTotalBytes:      opts.CacheTotalBytes,
 			Logger:               opts.Logger.With("component", "ledger"),
@@ -221,6 +238,14 @@ func New(opts Options) (*Server, error) {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mb_storage_quarantined_records",
 				Help: "Journal records of ledgers the index does not know: never served; their segments are kept."},
 				func() float64 { return float64(st.Damage().QuarantinedRecords) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mb_storage_disk_full", Help: "1 while sends are refused for lack of disk space (below --min-free-disk, or the file system full), else 0.",
+		}, func() float64 {
+			if st.DiskFull() {
+				return 1
+			}
+			return 0
+		}))
 		ds, err := delayed.Open(filepath.Join(opts.DataDir, "delayed"), delayed.Options{
 			Logger: opts.Logger.With("component", "delayed"),
 		})
@@ -287,6 +312,7 @@ func New(opts Options) (*Server, error) {
 			Pprof:        opts.EnablePprof,
 			Access:       accessREST,
 			Ready:        s.ready.Load,
+			Health:       storeHealth(s.store),
 			Broker:       s.broker,
 			Auth:         authService,
 			BrokerURLTLS: s.advertisedBrokerTLSURL(),
@@ -407,4 +433,16 @@ func (s *Server) closeStores() error {
 		s.meta = nil
 	}
 	return err
+}
+
+// DefaultMinFreeDisk is Options.MinFreeDisk when unset: enough for cursors
+// and metadata to be written once sends are refused, on small and large disks.
+const DefaultMinFreeDisk = "1%"
+
+// storeHealth returns the store's health problems, nil when it reports none.
+func storeHealth(st ledger.Store) func() []string {
+	if hr, ok := st.(ledger.HealthReporter); ok {
+		return hr.Health
+	}
+	return nil
 }

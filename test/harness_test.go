@@ -207,7 +207,7 @@ func waitReady(webURL string, exited <-chan struct{}) error {
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == 200 && string(body) == "ok" {
+			if resp.StatusCode == 200 && (string(body) == "ok" || strings.HasPrefix(string(body), "degraded: ")) { // degraded (disk full) still serves
 				return nil
 			}
 		}

@@ -48,6 +48,7 @@ which wins over the file.`,
 	f.Int("max-message-size", 5<<20, "largest message accepted, in bytes (headers and payload)")
 	f.Int64("journal-segment-size", 128<<20, "journal segment size in bytes")
 	f.Bool("journal-preallocate", true, "write the journal into segments zero-filled in the background (fdatasync without a size change is about twice as fast on ext4)")
+	f.String("min-free-disk", server.DefaultMinFreeDisk, "free space kept on the data dir's file system: bytes with a unit (512MiB) or a percentage (5%); below it sends fail with PersistenceError \"disk full\" until space is freed; 0: none")
 	f.Int64("cache-size", 32<<20, "per-topic cache of recent entries, in bytes")
 	f.Int64("cache-total-size", 512<<20, "all topics' caches together, in bytes; idle topics' caches shrink first")
 	f.Int64("memory-limit", 0, "soft limit of the Go heap in bytes (0: 1.5 x cache-total-size + 256 MiB; -1: none; GOMEMLIMIT wins)")
@@ -216,6 +217,7 @@ func runStandalone(v *viper.Viper) error {
 		MaxMessageSize:          v.GetInt("max-message-size"),
 		JournalSegmentSize:      v.GetInt64("journal-segment-size"),
 		NoJournalPreallocation:  !v.GetBool("journal-preallocate"),
+		MinFreeDisk:             v.GetString("min-free-disk"),
 		CacheBytes:              v.GetInt64("cache-size"),
 		CacheTotalBytes:         v.GetInt64("cache-total-size"),
 		DefaultRetentionMinutes: v.GetInt("default-retention-time-minutes"),

@@ -50,6 +50,10 @@ type Config struct {
 	Access http.Handler
 	// Ready reports whether the broker serves; health checks fail until it does.
 	Ready func() bool
+	// Health, when set, returns the reasons the broker serves in a degraded
+	// way (ledger.HealthReporter); health checks then answer
+	// "degraded: <problem>; <problem>" with status 200.
+	Health func() []string
 	// Broker acts on topics; endpoints that need it answer 503 while nil.
 	Broker Broker
 	// Auth authenticates and authorizes requests (authz.go); nil: off.
@@ -192,6 +196,12 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
+	if s.cfg.Health != nil {
+		if problems := s.cfg.Health(); len(problems) > 0 {
+			w.Write([]byte("degraded: " + strings.Join(problems, "; ")))
+			return
+		}
+	}
 	w.Write([]byte("ok"))
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/loglimit"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/wire/pb"
@@ -111,6 +112,9 @@ type Broker struct {
 	pcache      policyCache
 	// policiesChanged wakes the policy loop when policies change.
 	policiesChanged chan struct{}
+	// appendErrLog limits "append failed" to one line per interval: on a
+	// full disk every send fails, and clients resend.
+	appendErrLog *loglimit.Limiter
 }
 
 // New creates a broker over a ledger store and a metadata store.
@@ -130,6 +134,7 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		draining: make(chan struct{}),
 		stopBG:   make(chan struct{}),
 	}
+	b.appendErrLog = loglimit.New(appendErrLogInterval)
 	b.pcache.m = map[string]meta.Policies{}
 	b.pcache.topics = map[string]meta.TopicPolicies{}
 	b.policiesChanged = make(chan struct{}, 1)

@@ -25,6 +25,7 @@ type Metrics struct {
 	msgDropped     prometheus.Counter
 	checksumErrors prometheus.Counter
 	lostSkipped    prometheus.Counter
+	appendErrors   prometheus.Counter
 	publishLatency prometheus.Histogram
 	authSuccesses  *prometheus.CounterVec
 	authFailures   *prometheus.CounterVec
@@ -45,6 +46,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		checksumErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_checksum_errors_total", Help: "Sends refused for a bad checksum."}),
 		lostSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_subscription_lost_entries_skipped_total",
 			Help: "Entries lost to damaged storage that subscriptions acknowledged to move past them."}),
+		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_persistence_errors_total",
+			Help: "Sends answered with PersistenceError: the ledger did not store them (disk full, journal failure)."}),
 		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mb_publish_latency_seconds",
 			Help:    "Time from reading a SEND to queueing its receipt, fsync included (persistent topics).",
 			Buckets: LatencyBuckets}),
@@ -55,7 +58,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
-			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.lostSkipped, m.publishLatency, m.authSuccesses, m.authFailures)
+			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.lostSkipped, m.appendErrors, m.publishLatency,
+			m.authSuccesses, m.authFailures)
 	}
 	return m
 }

@@ -136,8 +136,7 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 			t.dedup.stored(p.name, seq, entryID, err)
 		}
 		if err != nil {
-			t.b.log.Error("append failed", "topic", t.fullName, "err", err)
-			c.sendError(sfCopy, pb.ServerError_PersistenceError, "message not stored: "+err.Error())
+			t.b.appendFailed(t, c, &sfCopy, err)
 			return
 		}
 		c.sendReceipt(&sfCopy, t.ledgerID, entryID)

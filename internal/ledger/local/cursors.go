@@ -95,7 +95,9 @@ func (s *Store) flushLoop() {
 		select {
 		case <-t.C:
 			if err := s.flush(); err != nil {
-				s.log.Error("cursor flush failed; will retry", "err", err)
+				if ok, n := s.flushLog.Allow(); ok {
+					s.log.Error("cursor flush failed; will retry", "err", err, "suppressed", n)
+				}
 			}
 		case <-s.stopBg:
 			return

@@ -61,7 +61,3 @@ func (s *Store) damageProblems() []string {
 	}
 	return out
 }
-
-// Health lists the store's problems for the broker's health check; empty
-// when there are none.
-func (s *Store) Health() []string { return s.damageProblems() }

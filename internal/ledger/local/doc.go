@@ -25,8 +25,11 @@
 // deletes a sealed segment once no ledger has an untrimmed entry in it, or
 // recycles it as the spare; without one to recycle, the journal's preparer
 // zero-fills a spare in the background (journal.go). A journal write or sync failure
-// makes every later append fail (data already acknowledged stays readable);
-// reopening the store recovers.
+// for lack of space, or free space below Options.MinFreeDisk, refuses appends
+// with ledger.ErrDiskFull until space is back, then appends resume without a
+// reopen (diskspace.go: the failed segment is sealed, the failed ids are not
+// reused). Any other write or sync failure makes every later append fail
+// (data already acknowledged stays readable); reopening the store recovers.
 //
 // Limits: each open ledger has its own cache budget (CacheBytes) and all
 // caches share CacheTotalBytes (evict.go); the index of a ledger costs 8 bytes per untrimmed entry;

@@ -83,9 +83,10 @@ type journal struct {
 
 	mu    sync.Mutex
 	queue []pending
-	err   error // sticky failure: every later append fails with it
+	err   error // every later append fails with it: a sticky failure, or the disk is full
 	state int
 	kick  chan struct{} // the queue became non-empty, or the state changed
+	space diskState     // disk-full state (diskspace.go)
 
 	// Owned by the committer (and recovery, before it starts).
 	active         *segment
@@ -238,13 +239,22 @@ func (j *journal) certify() {
 	}
 }
 
-func (j *journal) fail(err error) {
+// fail records a failed write or sync and returns the error its group fails
+// with. Lack of space is a state the journal leaves by itself (diskspace.go);
+// any other failure refuses appends until the store is reopened.
+func (j *journal) fail(err error) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.err == nil {
+	if isNoSpace(err) && !j.space.stuck {
+		j.failNoSpace(err)
+		return j.err
+	}
+	if !j.space.stuck {
+		j.space.stuck = true
 		j.err = fmt.Errorf("ledger/local: journal failed, appends refused until the store is reopened: %w", err)
 		j.log.Error("journal write failed; refusing appends", "err", err)
 	}
+	return j.err
 }
 
 func (j *journal) commitLoop() {
@@ -275,9 +285,15 @@ func (j *journal) commitLoop() {
 		case failed != nil:
 			b.err = failed
 		default:
-			if err := j.write(b); err != nil {
-				j.fail(err)
-				b.err = j.err
+			seg, size := j.active, j.activeSize
+			err := j.rollIfSealed()
+			if err == nil {
+				err = j.write(b)
+			}
+			if err == nil {
+				j.noteWritten(seg, size)
+			} else if b.err = j.fail(err); errors.Is(b.err, ledger.ErrDiskFull) {
+				j.sealAfterFailure(seg, size)
 			}
 		}
 		b.lastSeq = j.active.seq
@@ -547,7 +563,7 @@ func (j *journal) prepareLoop() {
 		case <-j.prepStop:
 			return
 		}
-		if j.hasSpare() || (!j.alwaysZeroFill && !worthZeroFill(time.Now(), j.lastPrep, j.fullBy.Load())) {
+		if j.hasSpare() || (!j.alwaysZeroFill && !worthZeroFill(time.Now(), j.lastPrep, j.fullBy.Load())) || !j.spareFits() {
 			continue
 		}
 		name := j.newSpareName(zeroedPrefix)
@@ -561,7 +577,9 @@ func (j *journal) prepareLoop() {
 			err = errHaveSpare
 		}
 		if err != nil {
-			if !errors.Is(err, errStopped) && !errors.Is(err, errHaveSpare) {
+			if isNoSpace(err) {
+				j.skipSpare(err)
+			} else if !errors.Is(err, errStopped) && !errors.Is(err, errHaveSpare) {
 				j.log.Warn("journal segment preallocation failed; the next segment is appended to", "err", err)
 			}
 			j.fs.Remove(name) // best effort: recovery removes what is left

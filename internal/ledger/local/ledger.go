@@ -48,6 +48,10 @@ func newLedgerState(s *Store, name string, id int64) *ledgerState {
 
 // publishLocked makes an entry written by the journal visible.
 func (l *ledgerState) publishLocked(it *pending) {
+	if it.id > l.idx.next() {
+		// The appends between failed (disk full): their ids are not reused.
+		l.idx.addLost(it.id)
+	}
 	l.idx.add(it.id, it.seq, location{off: it.off, size: uint32(len(it.data))})
 	if l.caching {
 		l.cache.add(it.id, it.data)

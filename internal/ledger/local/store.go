@@ -11,6 +11,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/vfs"
+	"github.com/messagebus/messagebus/internal/loglimit"
 )
 
 // Options configure a Store.
@@ -48,6 +49,16 @@ type Options struct {
 	// SegmentRecycled, SegmentZeroFilled or SegmentAppended. It runs on the
 	// write path.
 	OnRoll func(source string)
+	// MinFreeDisk is the free space kept on the file system of Dir: while
+	// less is free, appends fail at once with an error wrapping
+	// ledger.ErrDiskFull, so that cursors and metadata can still be written;
+	// they are accepted again once it is free (diskspace.go). Zero: appends
+	// stop only when the file system is full. Spare segments are zero-filled
+	// only when they leave it, and at least 1% of the file system, free.
+	MinFreeDisk DiskReserve
+	// OnPreallocSkipped, when set, is called each time the journal does not
+	// prepare a spare segment it wanted, with the reason (PreallocLowDisk).
+	OnPreallocSkipped func(reason string)
 
 	onFlush    func() // tests: called after each cursor flush that wrote something
 	onEvict    func() // tests: called after each run of the cache evictor
@@ -55,6 +66,9 @@ type Options struct {
 	noZeroFill bool   // tests: spares come from recycled segments only
 	// tests: zero-fill a spare whatever the write rate (worthZeroFill)
 	alwaysZeroFill bool
+	diskSpace      func() (free, total uint64, err error) // tests: replaces statfs of Dir
+	diskRetry      time.Duration                          // tests: first backoff after a failure for lack of space
+	onDiskState    func(full bool)                        // tests: called when the disk-full state changes
 }
 
 func (o *Options) setDefaults() error {
@@ -117,6 +131,8 @@ type Store struct {
 	janitorMu   sync.Mutex // one segment collection at a time
 	janitorKick chan struct{}
 
+	flushLog *loglimit.Limiter // flush failures repeat every interval while the disk is full
+
 	cacheTotal  atomic.Int64 // bytes in all ledgers' caches
 	cacheSeq    atomic.Int64 // orders cache adds, for recency
 	evictorKick chan struct{}
@@ -146,6 +162,7 @@ func Open(opts Options) (*Store, error) {
 		janitorKick: make(chan struct{}, 1),
 		evictorKick: make(chan struct{}, 1),
 		stopBg:      make(chan struct{}),
+		flushLog:    loglimit.New(diskLogInterval),
 	}
 	if err := s.fs.MkdirAll(s.journalDir); err != nil {
 		return nil, fmt.Errorf("ledger/local: %w", err)
@@ -158,6 +175,7 @@ func Open(opts Options) (*Store, error) {
 	s.journal = newJournal(s.fs, s.journalDir, opts.SegmentSize, !opts.DisablePreallocation, s.log, opts.OnSync, opts.OnRoll, s.segs)
 	s.journal.sealed = s.kickJanitor
 	s.journal.onSpare, s.journal.noZeroFill, s.journal.alwaysZeroFill = opts.onSpare, opts.noZeroFill, opts.alwaysZeroFill
+	s.journal.space.init(&s.opts, opts.Dir)
 
 	byID := make(map[int64]*ledgerState, len(st.ledgers))
 	for name, id := range st.ledgers {
@@ -175,8 +193,10 @@ func Open(opts Options) (*Store, error) {
 		reg.close()
 		return nil, fmt.Errorf("ledger/local: recover %s: %w", s.journalDir, err)
 	}
+	s.journal.checkDisk() // a store opened on a full disk refuses appends at once
 	s.journal.start()
-	s.bg.Add(3)
+	s.bg.Add(4)
+	go s.watchDisk()
 	go s.flushLoop()
 	go s.onKick(s.janitorKick, s.collectSegments)
 	go s.onKick(s.evictorKick, s.evict)

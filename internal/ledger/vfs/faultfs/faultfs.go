@@ -125,6 +125,7 @@ type fault struct {
 	armed bool
 	after int
 	err   error
+	times int // failures left before the fault disarms itself; 0: until ClearFaults
 	crash bool
 	mode  CrashMode
 }
@@ -146,6 +147,15 @@ func (f *FS) FailAfter(op Op, n int, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.faults[op] = fault{armed: true, after: f.counts[op] + n, err: err}
+}
+
+// FailTimes makes the next times operations of kind op fail with err once n
+// more of them have succeeded; later ones succeed again. With
+// syscall.ENOSPC it models a file system that was full for a moment.
+func (f *FS) FailTimes(op Op, n, times int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults[op] = fault{armed: true, after: f.counts[op] + n, err: err, times: times}
 }
 
 // CrashAfter makes the FS crash (as Crash(mode)) when an operation of kind op
@@ -200,6 +210,11 @@ func (f *FS) enter(op Op, gen int) (fail, err error) {
 		f.counts[op]++
 		f.mu.Unlock()
 		return nil, nil
+	}
+	if ft.times > 0 {
+		if f.faults[op].times--; f.faults[op].times == 0 {
+			f.faults[op] = fault{}
+		}
 	}
 	f.mu.Unlock()
 	if ft.crash {

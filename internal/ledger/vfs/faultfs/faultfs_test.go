@@ -3,6 +3,7 @@ package faultfs
 import (
 	"bytes"
 	"errors"
+	"syscall"
 	"testing"
 
 	"github.com/messagebus/messagebus/internal/ledger/vfs"
@@ -114,6 +115,19 @@ func TestFailAfter(t *testing.T) {
 	}
 	if fs.Count(OpSync) != 3 {
 		t.Fatalf("Count(OpSync) = %d, want 3", fs.Count(OpSync))
+	}
+}
+
+func TestFailTimes(t *testing.T) {
+	fs := New(vfs.NewMem(), 3)
+	fs.MkdirAll("/d")
+	f, _ := fs.Create("/d/a")
+	fs.FailTimes(OpWrite, 1, 2, syscall.ENOSPC)
+	for i := range 5 {
+		_, err := f.WriteAt([]byte("abc"), 0)
+		if (i == 1 || i == 2) != errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("write %d: %v", i, err)
+		}
 	}
 }
 
