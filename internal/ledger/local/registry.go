@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/messagebus/messagebus/internal/pebbledb"
 )
 
 // registry is the Pebble database under Dir/index holding the small,
@@ -21,7 +22,7 @@ import (
 // A ledger id is never handed out twice, so the journal records of a deleted
 // ledger are recognised by their id having no "l/" key.
 type registry struct {
-	db     *pebble.DB
+	db     *pebbledb.DB
 	lastID int64 // guarded by Store.opMu after open
 }
 
@@ -48,12 +49,16 @@ type registryState struct {
 }
 
 func openRegistry(dir string, log *slog.Logger) (*registry, *registryState, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	db, err := pebbledb.Open(dir, pebbledb.Options{Store: "index", Logger: log})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open index %s: %w", dir, err)
+		return nil, nil, err
 	}
 	r := &registry{db: db}
-	st, err := r.load()
+	var st *registryState
+	err = db.Guard(func() (err error) {
+		st, err = r.load()
+		return err
+	})
 	if err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("load index %s: %w", dir, err)
@@ -150,20 +155,3 @@ func (s stateBatch) commit() error {
 }
 
 func (r *registry) close() error { return r.db.Close() }
-
-// pebbleLogger sends Pebble's log lines to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.log.Error(msg, "component", "pebble")
-	panic("pebble: " + msg)
-}
