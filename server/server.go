@@ -76,7 +76,14 @@ type Options struct {
 	HideTopicLevelMetrics bool
 	// EnablePprof serves Go's profiles at /debug/pprof/ on the HTTP port.
 	EnablePprof bool
-	Logger      *slog.Logger
+	// CheckpointInterval is how often the metadata store and the ledger
+	// index are checkpointed into <DataDir>/checkpoints/<store>/, also once
+	// at startup (0: DefaultCheckpointInterval; negative: never).
+	CheckpointInterval time.Duration
+	// CheckpointRetain is how many checkpoints of each store are kept
+	// (0: DefaultCheckpointRetain).
+	CheckpointRetain int
+	Logger           *slog.Logger
 
 	Security
 	Access Access
@@ -135,6 +142,7 @@ type Server struct {
 	grpcL      net.Listener
 	access     *controlplane.Service
 	stopAccess context.CancelFunc
+	ckpt       *checkpoints // nil when checkpoints are off
 	ready      atomic.Bool
 	wg         sync.WaitGroup
 	errc       chan error
@@ -174,9 +182,15 @@ func New(opts Options) (*Server, error) {
 		}
 	}()
 
-	md, err := meta.OpenEmbedded(filepath.Join(opts.DataDir, "meta"))
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.CheckpointRetain <= 0 {
+		opts.CheckpointRetain = DefaultCheckpointRetain
+	}
+	md, err := meta.OpenEmbedded(storeDir(opts.DataDir, StoreMetadata))
 	if err != nil {
-		return nil, err
+		return nil, withRestoreHint(err, opts.DataDir)
 	}
 	s.meta = md
 
@@ -202,6 +216,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("min free disk: %w", err)
 	}
+	if opts.CheckpointInterval > 0 {
+		s.ckpt = newCheckpoints(opts.DataDir, opts.CheckpointInterval, opts.CheckpointRetain, reg)
+		s.ckpt.add(StoreMetadata, md.Checkpoint, reg)
+	}
 
 	if opts.InMemory {
 		s.store = memory.New()
@@ -222,9 +240,12 @@ func New(opts Options) (*Server, error) {
 			},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("open storage: %w", err)
+			return nil, fmt.Errorf("open storage: %w", withRestoreHint(err, opts.DataDir))
 		}
 		s.store = st
+		if s.ckpt != nil {
+			s.ckpt.add(StoreIndex, st.CheckpointIndex, reg)
+		}
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mb_ledger_cache_bytes", Help: "Bytes of recent entries cached in memory, all topics together.",
 		}, func() float64 { return float64(st.CacheBytes()) }))
@@ -246,11 +267,11 @@ func New(opts Options) (*Server, error) {
 			}
 			return 0
 		}))
-		ds, err := delayed.Open(filepath.Join(opts.DataDir, "delayed"), delayed.Options{
+		ds, err := delayed.Open(storeDir(opts.DataDir, StoreDelayed), delayed.Options{
 			Logger: opts.Logger.With("component", "delayed"),
 		})
 		if err != nil {
-			return nil, err
+			return nil, withRestoreHint(err, opts.DataDir)
 		}
 		s.delayed = ds
 	}
@@ -325,6 +346,10 @@ func New(opts Options) (*Server, error) {
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+	}
+	if s.ckpt != nil {
+		s.ckpt.takeAll(s) // the stores just opened whole: keep that state
+		s.ckpt.start(s)
 	}
 	ok = true
 	return s, nil
@@ -415,6 +440,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeStores() error {
+	if s.ckpt != nil {
+		s.ckpt.halt()
+		s.ckpt = nil
+	}
 	var err error
 	if s.delayed != nil {
 		err = s.delayed.Close()

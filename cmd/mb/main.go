@@ -30,5 +30,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newConsumeCommand())
 	root.AddCommand(newTokensCommand())
 	root.AddCommand(newAccessCommand())
+	root.AddCommand(newRestoreCheckpointCommand())
 	return root
 }

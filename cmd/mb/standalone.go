@@ -57,6 +57,8 @@ which wins over the file.`,
 	f.Bool("deduplication-enabled", false, "deduplicate producers' resends in namespaces without a policy")
 	f.Bool("expose-topic-level-metrics", true, "label metrics by topic; false sums them per namespace (fewer series)")
 	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
+	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
+	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
 	f.String("auth-token-secret-key", "", "HS256 secret key file for token authentication (raw bytes or data:;base64,...)")
 	f.String("auth-token-public-key", "", "RS256/ES256 public key file (PEM or DER) for token authentication")
 	f.String("auth-token-role-claim", "sub", "token claim that holds the role")
@@ -201,6 +203,13 @@ func runStandalone(v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
+	checkpointInterval := v.GetDuration("checkpoint-interval")
+	if checkpointInterval <= 0 {
+		checkpointInterval = -1 // off
+	}
+	if v.GetInt("checkpoint-retain") < 1 {
+		return fmt.Errorf("--checkpoint-retain must be at least 1")
+	}
 	setMemoryLimit(log, v.GetInt64("memory-limit"), v.GetInt64("cache-total-size"))
 	if os.Getenv("GOGC") == "" && v.GetInt64("memory-limit") >= 0 {
 		// With the heap limit in place, collect half as often: fewer GC
@@ -224,6 +233,8 @@ func runStandalone(v *viper.Viper) error {
 		DefaultRetentionSizeMB:  v.GetInt64("default-retention-size-mb"),
 		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),
 		PolicyCheckInterval:     v.GetDuration("policy-check-interval"),
+		CheckpointInterval:      checkpointInterval,
+		CheckpointRetain:        v.GetInt("checkpoint-retain"),
 		HideTopicLevelMetrics:   !v.GetBool("expose-topic-level-metrics"),
 		EnablePprof:             v.GetBool("enable-pprof"),
 		Logger:                  log,

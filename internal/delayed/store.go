@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/messagebus/messagebus/internal/pebbledb"
 )
 
 // Defaults of Options.
@@ -82,7 +83,7 @@ type Name struct{ Topic, Subscription string }
 //
 // Lock order: Index.mu before Store.mu; the flusher takes them one at a time.
 type Store struct {
-	db       *pebble.DB
+	db       *pebbledb.DB
 	opts     Options
 	log      *slog.Logger
 	windowMs int64
@@ -110,14 +111,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	popts := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: opts.MemTableSize,
-		Logger:       pebbleLogger{opts.Logger},
 	}
 	if opts.fs != nil {
 		popts.FS = opts.fs
 	}
-	db, err := pebble.Open(dir, popts)
+	db, err := pebbledb.Open(dir, pebbledb.Options{Store: "delayed-delivery", Pebble: popts, Logger: opts.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("open delayed-delivery store %s: %w", dir, err)
+		return nil, err
 	}
 	s := &Store{
 		db:       db,
@@ -132,7 +132,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.windowMs <= 0 {
 		s.windowMs = 1
 	}
-	if err := s.load(); err != nil {
+	if err := db.Guard(s.load); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("load delayed-delivery store %s: %w", dir, err)
 	}
@@ -415,21 +415,4 @@ func (s *Store) commit(b *pebble.Batch) error {
 		s.unsynced.Store(true)
 	}
 	return err
-}
-
-// pebbleLogger sends Pebble's log lines to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.log.Error(msg, "component", "pebble")
-	panic("pebble: " + msg)
 }

@@ -5,16 +5,20 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/messagebus/messagebus/internal/pebbledb"
 )
 
 // Embedded is a Store kept in a local Pebble database. Writes are synced.
 type Embedded struct {
 	mu       sync.Mutex // serializes writes so compare-and-set is atomic
-	db       *pebble.DB
+	db       *pebbledb.DB
 	watchMu  sync.Mutex
 	watchers map[*watcher]struct{}
 	closed   bool
@@ -26,13 +30,43 @@ type watcher struct {
 	ctx    context.Context
 }
 
-// OpenEmbedded opens (creating when missing) the store in dir.
+// OpenEmbedded opens (creating when missing) the store in dir. Damage is
+// returned as a *pebbledb.DamagedError; every record is read once, so a
+// damaged table fails here and not at some later read.
 func OpenEmbedded(dir string) (*Embedded, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := pebbledb.Open(dir, pebbledb.Options{Store: "metadata", Logger: pebbleLog})
 	if err != nil {
-		return nil, fmt.Errorf("open metadata store %s: %w", dir, err)
+		return nil, err
+	}
+	if err := db.Guard(func() error { return readAll(db) }); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return &Embedded{db: db, watchers: map[*watcher]struct{}{}}, nil
+}
+
+// pebbleLog drops Pebble's chatter but not its errors about the metadata store.
+var pebbleLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+func readAll(db *pebbledb.DB) error {
+	it, err := db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		_ = it.Value()
+	}
+	err = it.Error()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Checkpoint copies the store into root/<UTC time>/ and keeps the newest
+// retain checkpoints there; it returns the new one's path.
+func (e *Embedded) Checkpoint(root string, retain int) (string, error) {
+	return e.db.Checkpoint(root, retain, time.Now())
 }
 
 // A value is stored as [version u64][bytes].
@@ -184,13 +218,4 @@ func (e *Embedded) Close() error {
 	}
 	e.closed = true
 	return e.db.Close()
-}
-
-// quietLogger drops Pebble's informational chatter; errors still surface as returned errors.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf(format, args...))
 }

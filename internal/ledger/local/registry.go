@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/messagebus/messagebus/internal/pebbledb"
 )
 
 // registry is the Pebble database under Dir/index holding the small,
@@ -29,7 +30,7 @@ import (
 // record of an id that is neither live nor deleted means the index lost
 // something: it is quarantined, never given to another ledger.
 type registry struct {
-	db     *pebble.DB
+	db     *pebbledb.DB
 	lastID int64 // guarded by Store.opMu after open
 }
 
@@ -63,13 +64,17 @@ type registryState struct {
 	cursors map[int64]map[string][]byte
 }
 
-func openRegistry(dir string, log *slog.Logger) (*registry, *registryState, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+func openRegistry(dir string, log *slog.Logger, readOnly bool) (*registry, *registryState, error) {
+	db, err := pebbledb.Open(dir, pebbledb.Options{Store: "index", Logger: log, ReadOnly: readOnly})
 	if err != nil {
-		return nil, nil, fmt.Errorf("open index %s: %w", dir, err)
+		return nil, nil, err
 	}
 	r := &registry{db: db}
-	st, err := r.load()
+	var st *registryState
+	err = db.Guard(func() (err error) {
+		st, err = r.load()
+		return err
+	})
 	if err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("load index %s: %w", dir, err)
@@ -215,20 +220,3 @@ func (s stateBatch) commit() error {
 }
 
 func (r *registry) close() error { return r.db.Close() }
-
-// pebbleLogger sends Pebble's log lines to slog.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.log.Error(msg, "component", "pebble")
-	panic("pebble: " + msg)
-}

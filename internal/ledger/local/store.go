@@ -167,7 +167,7 @@ func Open(opts Options) (*Store, error) {
 	if err := s.fs.MkdirAll(s.journalDir); err != nil {
 		return nil, fmt.Errorf("ledger/local: %w", err)
 	}
-	reg, st, err := openRegistry(filepath.Join(opts.Dir, "index"), s.log)
+	reg, st, err := openRegistry(filepath.Join(opts.Dir, "index"), s.log, false)
 	if err != nil {
 		return nil, fmt.Errorf("ledger/local: %w", err)
 	}

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // Report is what Verify found in a store.
@@ -47,7 +45,7 @@ func Verify(dir string, log *slog.Logger) (Report, error) {
 		ledgers:     map[string]*ledgerState{},
 		quarantined: map[uint64]bool{},
 	}
-	reg, st, err := openRegistryReadOnly(filepath.Join(dir, "index"), log)
+	reg, st, err := openRegistry(filepath.Join(dir, "index"), log, true)
 	if err != nil {
 		return Report{}, fmt.Errorf("ledger/local: %w", err)
 	}
@@ -118,20 +116,4 @@ func (t *tornTail) Handle(ctx context.Context, r slog.Record) error {
 		})
 	}
 	return t.Handler.Handle(ctx, r)
-}
-
-// openRegistryReadOnly opens the index for Verify: nothing is written, not
-// even the replay of its log.
-func openRegistryReadOnly(dir string, log *slog.Logger) (*registry, *registryState, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}, ReadOnly: true})
-	if err != nil {
-		return nil, nil, fmt.Errorf("open index %s: %w", dir, err)
-	}
-	r := &registry{db: db}
-	st, err := r.load()
-	if err != nil {
-		db.Close()
-		return nil, nil, fmt.Errorf("load index %s: %w", dir, err)
-	}
-	return r, st, nil
 }
