@@ -81,6 +81,15 @@ func (h *handle) DeleteCursor(name string) error {
 	return nil
 }
 
+// pruneRefused returns how many of the ranges rs end at or below first.
+func pruneRefused(rs []idRange, first int64) int {
+	i := 0
+	for i < len(rs) && rs[i].to <= first {
+		i++
+	}
+	return i
+}
+
 func (s *Store) markDirty(l *ledgerState) {
 	s.dirtyMu.Lock()
 	s.dirtySet[l] = struct{}{}
@@ -124,6 +133,8 @@ func (s *Store) flush() error {
 		names []string
 		trim  bool
 		next  int64 // high-water mark written, 0 if none
+		// refused ids written
+		refused bool
 	}
 	var done []written
 	b := s.reg.newBatch()
@@ -142,6 +153,14 @@ func (s *Store) flush() error {
 				b.next(l.id, next)
 				w.next = next
 			}
+			if i := pruneRefused(l.refused, l.first); i > 0 {
+				l.refused = append(l.refused[:0], l.refused[i:]...)
+				l.refusedDirty = true
+			}
+			if l.refusedDirty {
+				b.refused(l.id, l.refused)
+				w.refused, l.refusedDirty = true, false
+			}
 			clear(l.dirty)
 			l.trimDirty, l.nextDirty = false, false
 			done = append(done, w)
@@ -158,6 +177,7 @@ func (s *Store) flush() error {
 					}
 				}
 				w.l.trimDirty = w.l.trimDirty || w.trim
+				w.l.refusedDirty = w.l.refusedDirty || w.refused
 			}
 			w.l.mu.Unlock()
 			s.markDirty(w.l)

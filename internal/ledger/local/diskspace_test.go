@@ -265,8 +265,9 @@ func diskFullRecovers(t *testing.T, op faultfs.Op, prealloc, persistent bool) {
 func TestDiskFullIDsNotReused(t *testing.T) {
 	ffs := faultfs.New(vfs.NewMem(), 3)
 	env := newDiskEnv(1 << 30)
-	s := openStore(t, env.options(Options{Dir: t.TempDir(), FS: ffs, DisablePreallocation: true}))
-	defer s.Close()
+	opts := env.options(Options{Dir: t.TempDir(), FS: ffs, DisablePreallocation: true})
+	s := openStore(t, opts)
+	defer func() { s.Close() }()
 	l := openLedger(t, s, "t")
 	for i := range 3 {
 		ledgertest.MustAppend(t, l, ledgertest.Payload("t", i, 50))
@@ -282,6 +283,17 @@ func TestDiskFullIDsNotReused(t *testing.T) {
 	id := ledgertest.MustAppend(t, l, ledgertest.Payload("t", 4, 50))
 	if id != 4 {
 		t.Fatalf("append after recovery got id %d, want 4 (id 3 failed and is not reused)", id)
+	}
+	// After a restart the refused id is still skipped, and its absence
+	// from the journal is not taken for damage.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts.FS = ffs.Session()
+	s = openStore(t, opts)
+	l = openLedger(t, s, "t")
+	if d := s.Damage(); d != (Damage{}) || len(s.Health()) != 0 {
+		t.Fatalf("after a restart: damage %+v, health %q", d, s.Health())
 	}
 	es := ledgertest.ReadAll(t, l, 0)
 	if len(es) != 4 || es[2].ID != 2 || es[3].ID != 4 || l.LastEntryID() != 4 || l.Entries() != 4 {

@@ -474,6 +474,9 @@ func (j *journal) complete(b *batch) {
 		if err == nil && b.err != nil {
 			err = b.err
 		}
+		if err != nil && it.l != nil && err != errAbandoned {
+			it.l.refuse(it.id) // handed out, not stored: never reused
+		}
 		if err != nil {
 			id = -1
 		}

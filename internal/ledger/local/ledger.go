@@ -30,9 +30,14 @@ type ledgerState struct {
 	// savedNext is the high-water mark persisted (cursors.go): every id
 	// below it was handed out.
 	savedNext int64
-	nextDirty bool          // marked dirty for the high-water mark since the last flush
-	changed   chan struct{} // made on demand by Changed, closed on publish
-	deleted   bool
+	nextDirty bool // marked dirty for the high-water mark since the last flush
+	// refused lists ids handed out to appends that failed (disk full):
+	// never reused, skipped by Read, and persisted so that recovery does not
+	// take their absence from the journal for damage.
+	refused      []idRange
+	refusedDirty bool
+	changed      chan struct{} // made on demand by Changed, closed on publish
+	deleted      bool
 
 	cursors   map[string][]byte   // encoded states: loaded at open plus saved since
 	dirty     map[string]struct{} // cursors saved since the last flush
@@ -63,6 +68,31 @@ func (l *ledgerState) publishLocked(it *pending) {
 	l.last = it.id
 	l.size += int64(len(it.data))
 	l.count++
+}
+
+// idRange is the entry ids [from, to).
+type idRange struct{ from, to int64 }
+
+// refuse records that the append given id failed.
+func (l *ledgerState) refuse(id int64) {
+	l.mu.Lock()
+	if n := len(l.refused); n > 0 && l.refused[n-1].to == id {
+		l.refused[n-1].to++
+	} else {
+		l.refused = append(l.refused, idRange{id, id + 1})
+	}
+	l.refusedDirty = true
+	l.s.markDirty(l)
+	l.mu.Unlock()
+}
+
+// refusedIn counts the ids of [from, to) that were refused.
+func (l *ledgerState) refusedIn(from, to int64) int64 {
+	n := int64(0)
+	for _, r := range l.refused {
+		n += max(0, min(to, r.to)-max(from, r.from))
+	}
+	return n
 }
 
 // endPublishMarked is endPublish after a group's entries, which marks the
@@ -200,7 +230,7 @@ func (h *handle) Trim(before int64) {
 	l.cache.trim(before)
 	l.size -= bytes
 	l.count -= entries
-	l.lost -= max(0, ids-entries)
+	l.lost = max(0, l.lost-max(0, ids-entries-l.refusedIn(l.first, before)))
 	l.first = before
 	l.trimDirty = true
 	// Marked before unlocking: a segment collection that sees the new first

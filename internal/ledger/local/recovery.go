@@ -298,8 +298,10 @@ func (l *ledgerState) replay(id int64, seq uint64, loc location) {
 	log := l.s.log
 	if l.idx.n == 0 {
 		if id > l.first {
-			l.s.damage.lose(log, "journal lacks the first entries of a ledger; they are skipped",
-				id-l.first, "ledger", l.name, "ledger_id", l.id, "from", l.first, "to", id-1)
+			if n := id - l.first - l.refusedIn(l.first, id); n > 0 {
+				l.s.damage.lose(log, "journal lacks the first entries of a ledger; they are skipped",
+					n, "ledger", l.name, "ledger_id", l.id, "from", l.first, "to", id-1)
+			}
 			l.first = id
 		}
 		l.add(id, seq, loc)
@@ -308,9 +310,13 @@ func (l *ledgerState) replay(id int64, seq uint64, loc location) {
 	switch next := l.idx.next(); {
 	case id == next:
 	case id > next:
-		l.s.damage.lose(log, "journal lacks entries of a ledger; they are skipped",
-			id-next, "ledger", l.name, "ledger_id", l.id, "from", next, "to", id-1)
-		l.lost += id - next
+		// Ids refused when the disk was full were never stored: skipped,
+		// not lost.
+		if n := id - next - l.refusedIn(next, id); n > 0 {
+			l.s.damage.lose(log, "journal lacks entries of a ledger; they are skipped",
+				n, "ledger", l.name, "ledger_id", l.id, "from", next, "to", id-1)
+			l.lost += n
+		}
 		l.idx.addLost(id)
 	default:
 		log.Error("duplicate journal record ignored", "ledger", l.name, "entry", id, "segment", seq)

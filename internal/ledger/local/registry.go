@@ -3,6 +3,7 @@ package local
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -22,6 +23,8 @@ import (
 //	"t/" id(8, big endian)     trim point: the ledger's FirstEntryID (uvarint)
 //	"h/" id(8, big endian)     high-water mark: an entry id above every one
 //	                           published before the last cursor flush (uvarint)
+//	"r/" id(8, big endian)     entry ids refused (disk full) and never reused:
+//	                           uvarint pairs from, count
 //	"c/" id(8, big endian) name  cursor state (ledger.CursorState encoding)
 //
 // A ledger id is never handed out twice (recovery also raises "n" above
@@ -42,6 +45,7 @@ var (
 	prefixLedger  = []byte("l/")
 	prefixTrim    = []byte("t/")
 	prefixNext    = []byte("h/")
+	prefixRefused = []byte("r/")
 	prefixCursors = []byte("c/")
 )
 
@@ -61,6 +65,7 @@ type registryState struct {
 	deleted map[int64]bool
 	trims   map[int64]int64
 	nexts   map[int64]int64
+	refused map[int64][]idRange
 	cursors map[int64]map[string][]byte
 }
 
@@ -83,7 +88,7 @@ func openRegistry(dir string, log *slog.Logger, readOnly bool) (*registry, *regi
 }
 
 func (r *registry) load() (*registryState, error) {
-	st := &registryState{ledgers: map[string]int64{}, deleted: map[int64]bool{}, trims: map[int64]int64{}, nexts: map[int64]int64{}, cursors: map[int64]map[string][]byte{}}
+	st := &registryState{ledgers: map[string]int64{}, deleted: map[int64]bool{}, trims: map[int64]int64{}, nexts: map[int64]int64{}, refused: map[int64][]idRange{}, cursors: map[int64]map[string][]byte{}}
 	it, err := r.db.NewIter(nil)
 	if err != nil {
 		return nil, err
@@ -114,6 +119,12 @@ func (r *registry) load() (*registryState, error) {
 				return nil, fmt.Errorf("bad high-water mark %q", k)
 			}
 			st.nexts[int64(binary.BigEndian.Uint64(k[len(prefixNext):]))] = int64(next)
+		case bytes.HasPrefix(k, prefixRefused) && len(k) == len(prefixRefused)+8:
+			rs, err := decodeRanges(v)
+			if err != nil {
+				return nil, fmt.Errorf("bad refused ids %q: %w", k, err)
+			}
+			st.refused[int64(binary.BigEndian.Uint64(k[len(prefixRefused):]))] = rs
 		case bytes.HasPrefix(k, prefixCursors) && len(k) >= len(prefixCursors)+8:
 			id := int64(binary.BigEndian.Uint64(k[len(prefixCursors):]))
 			if st.cursors[id] == nil {
@@ -180,6 +191,7 @@ func (r *registry) remove(name string, id int64) error {
 	b.Delete(ledgerKey(name), nil)
 	b.Delete(idKey(prefixTrim, id), nil)
 	b.Delete(idKey(prefixNext, id), nil)
+	b.Delete(idKey(prefixRefused, id), nil)
 	b.DeleteRange(idKey(prefixCursors, id), idKey(prefixCursors, id+1), nil)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("delete ledger %q: %w", name, err)
@@ -209,6 +221,37 @@ func (s stateBatch) trim(id, first int64) {
 
 func (s stateBatch) next(id, next int64) {
 	s.b.Set(idKey(prefixNext, id), binary.AppendUvarint(nil, uint64(next)), nil)
+}
+
+func (s stateBatch) refused(id int64, rs []idRange) {
+	if len(rs) == 0 {
+		s.b.Delete(idKey(prefixRefused, id), nil)
+		return
+	}
+	var v []byte
+	for _, r := range rs {
+		v = binary.AppendUvarint(v, uint64(r.from))
+		v = binary.AppendUvarint(v, uint64(r.to-r.from))
+	}
+	s.b.Set(idKey(prefixRefused, id), v, nil)
+}
+
+func decodeRanges(v []byte) ([]idRange, error) {
+	var out []idRange
+	for len(v) > 0 {
+		from, n := binary.Uvarint(v)
+		if n <= 0 {
+			return nil, errors.New("bad varint")
+		}
+		v = v[n:]
+		count, n := binary.Uvarint(v)
+		if n <= 0 {
+			return nil, errors.New("bad varint")
+		}
+		v = v[n:]
+		out = append(out, idRange{int64(from), int64(from + count)})
+	}
+	return out, nil
 }
 
 func (s stateBatch) commit() error {

@@ -182,6 +182,7 @@ func Open(opts Options) (*Store, error) {
 		l := newLedgerState(s, name, id)
 		l.first = st.trims[id]
 		l.savedNext = st.nexts[id]
+		l.refused = st.refused[id]
 		if c := st.cursors[id]; c != nil {
 			l.cursors = c
 		}

@@ -57,6 +57,7 @@ func Verify(dir string, log *slog.Logger) (Report, error) {
 		l := newLedgerState(s, name, id)
 		l.first = st.trims[id]
 		l.savedNext = st.nexts[id]
+		l.refused = st.refused[id]
 		if c := st.cursors[id]; c != nil {
 			l.cursors = c
 		}
