@@ -18,10 +18,18 @@
 //
 // Read path (ledger.go, read.go): recent entries come from the ledger's cache
 // (cache.go); older ones are read with ReadAt through the ledger's in-memory
-// index (index.go: 8 bytes per entry) and verified against their checksum.
+// index (index.go: 8 bytes per entry) and verified against their checksums;
+// a record that does not check is never returned: its entry is marked lost
+// and reported (damage.go).
 //
-// Recovery (recovery.go) scans every segment at Open; the last one is
-// truncated where its valid records end and sealed. Retention (retention.go)
+// Records (record.go) carry a magic, the segment number and a header
+// checksum seeded with the journal's random salt, so that recovery
+// (recovery.go, scan.go) can skip damaged bytes and resynchronise on the next
+// record: a damaged byte costs the record holding it. The last segment is
+// truncated where its records end and sealed. Ids are never reused: ledger
+// ids start above every id in the journal, entry ids above each ledger's
+// persisted high-water mark (cursors.go); records of unknown ledgers are
+// quarantined. Verify (verify.go) runs recovery read-only, for mb verify. Retention (retention.go)
 // deletes a sealed segment once no ledger has an untrimmed entry in it, or
 // recycles it as the spare; without one to recycle, the journal's preparer
 // zero-fills a spare in the background (journal.go). A journal write or sync failure
@@ -33,8 +41,7 @@
 //
 // Limits: each open ledger has its own cache budget (CacheBytes) and all
 // caches share CacheTotalBytes (evict.go); the index of a ledger costs 8 bytes per untrimmed entry;
-// Open reads the whole journal. Entries found damaged in a sealed segment are
-// skipped by Read (their ids are not reused).
+// Open reads the whole journal.
 //
 // Lock order (a lock may be taken while holding those to its left):
 //

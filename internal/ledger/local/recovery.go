@@ -123,6 +123,9 @@ func (s *Store) recover(byID map[int64]*ledgerState, st *registryState) error {
 	for id := range st.cursors {
 		rec.maxLedger = max(rec.maxLedger, id)
 	}
+	for id := range st.deleted {
+		rec.maxLedger = max(rec.maxLedger, id)
+	}
 	s.quarantine(rec)
 	if s.readOnly {
 		return nil
