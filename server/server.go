@@ -294,6 +294,13 @@ func New(opts Options) (*Server, error) {
 	}
 
 	ctx := context.Background()
+	// Before Bootstrap: whether a cluster exists yet tells a new store from
+	// one written before generator ids existed.
+	producerGenID, err := res.NextProducerNameGeneratorID(ctx)
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("producer name generator: %w", err)
+	}
 	if err := res.Bootstrap(ctx, opts.ClusterName, meta.ClusterData{ServiceURL: s.WebURL(), BrokerServiceURL: s.advertisedBrokerURL()}); err != nil {
 		s.closeListeners()
 		return nil, fmt.Errorf("bootstrap metadata: %w", err)
@@ -304,6 +311,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.broker = broker.New(broker.Config{
 		ClusterName:             opts.ClusterName,
+		ProducerNameGeneratorID: producerGenID,
 		AdvertisedURL:           s.advertisedBrokerURL(),
 		AdvertisedTLSURL:        s.advertisedBrokerTLSURL(),
 		Auth:                    authService,

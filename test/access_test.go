@@ -155,6 +155,15 @@ func TestAccessTenantLoginAndAudit(t *testing.T) {
 	if out := e.access(t, e.platform, "list-tenants").ok(t); !strings.Contains(out, "new_team") || !strings.Contains(out, "new_team_eng") {
 		t.Fatalf("list-tenants:\n%s", out)
 	}
+	// The tenant names the cluster, as the admin API requires of any tenant.
+	var created struct {
+		AdminRoles      []string `json:"adminRoles"`
+		AllowedClusters []string `json:"allowedClusters"`
+	}
+	adminCLI(t, e.s, "--auth-token", e.platform, "-o", "json", "tenants", "get", "new_team").jsonOf(t, &created)
+	if fmt.Sprint(created.AllowedClusters) != "[standalone]" || fmt.Sprint(created.AdminRoles) != "[new_team.admin]" {
+		t.Fatalf("tenant made by create-tenant: %+v", created)
+	}
 	adminList := adminCLI(t, e.s, "--auth-token", e.platform, "tenants", "list").ok(t)
 	if strings.Contains(adminList, "bad/name") || strings.Contains(adminList, "nogroups") || strings.Contains(adminList, "sneaky") {
 		t.Fatalf("refused creations left tenants behind:\n%s", adminList)

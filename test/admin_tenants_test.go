@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -39,7 +40,9 @@ func TestAdminTenants(t *testing.T) {
 	if got, _ := tenants.Get("acme"); fmt.Sprint(got.AdminRoles) != "[ops]" {
 		t.Fatalf("after update %+v", got)
 	}
-	expectStatus(t, tenants.Update(utils.TenantData{Name: "nobody"}), 404, "update a missing tenant")
+	expectStatus(t, tenants.Update(utils.TenantData{Name: "nobody", AllowedClusters: []string{"standalone"}}), 404, "update a missing tenant")
+	// Pulsar checks the body first: clusters before existence.
+	expectStatus(t, tenants.Update(utils.TenantData{Name: "nobody"}), 412, "update a missing tenant without clusters")
 	_, err = tenants.Get("nobody")
 	expectStatus(t, err, 404, "get a missing tenant")
 
@@ -72,6 +75,87 @@ func TestAdminTenants(t *testing.T) {
 	}
 	expectHTTP(t, "PUT", s.WebURL()+"/admin/v2/tenants/x", `{"adminRoles": [`, 400)
 	expectHTTP(t, "PUT", s.WebURL()+"/admin/v2/tenants/x", `{"adminRoles": "ops"}`, 400)
+}
+
+// expectReason sends a raw request and asserts Pulsar's status and reason.
+func expectReason(t *testing.T, method, url, body string, code int, reason string) {
+	t.Helper()
+	resp := expectHTTP(t, method, url, body, code)
+	var e struct{ Reason string }
+	if err := json.Unmarshal([]byte(resp), &e); err != nil || e.Reason != reason {
+		t.Fatalf("%s %s %q: reason %q, want %q", method, url, body, resp, reason)
+	}
+}
+
+// TestAdminTenantValidation: Pulsar's checks of a TenantInfo on create (PUT)
+// and update (POST), each a 412 with Pulsar's reason; a refused body leaves
+// the tenant as it was.
+func TestAdminTenantValidation(t *testing.T) {
+	s := startServer(t, server.Options{})
+	admin := newAdmin(t, s)
+	tenants := admin.Tenants()
+	url := s.WebURL() + "/admin/v2/tenants/"
+	const empty, missing, whitespace = "Clusters can not be empty", "Clusters do not exist",
+		"AdminRoles contains whitespace in the beginning or end."
+	refused := []struct {
+		body, reason string
+	}{
+		{``, empty},
+		{`{}`, empty},
+		{`null`, empty},
+		{`{"adminRoles":["ops"]}`, empty},
+		{`{"adminRoles":["ops"],"allowedClusters":[]}`, empty},
+		{`{"adminRoles":["ops"],"allowedClusters":null}`, empty},
+		{`{"allowedClusters":["standalone",""]}`, empty},
+		{`{"allowedClusters":["standalone"," "]}`, empty},
+		{`{"allowedClusters":["mars"]}`, missing},
+		{`{"allowedClusters":["standalone","mars"]}`, missing},
+		{`{"adminRoles":[" ops"],"allowedClusters":["standalone"]}`, whitespace},
+		{`{"adminRoles":["ops "],"allowedClusters":["standalone"]}`, whitespace},
+		// Clusters are checked before roles, as in Pulsar.
+		{`{"adminRoles":[" ops"],"allowedClusters":[]}`, empty},
+	}
+	for _, c := range refused {
+		expectReason(t, "PUT", url+"acme", c.body, 412, c.reason)
+	}
+	expectHTTP(t, "GET", url+"acme", "", 404)
+	expectStatus(t, tenants.Create(utils.TenantData{Name: "acme"}), 412, "create through pulsaradmin without clusters")
+	expectStatus(t, tenants.Create(utils.TenantData{Name: "acme", AllowedClusters: []string{}}), 412, "create with no clusters")
+	expectHTTP(t, "GET", url+"acme", "", 404)
+
+	expectHTTP(t, "PUT", url+"acme", `{"adminRoles":["ops","ops"],"allowedClusters":["standalone","standalone"]}`, 204)
+	check := func(what string) {
+		t.Helper()
+		got, err := tenants.Get("acme")
+		if err != nil || !slices.Equal(got.AdminRoles, []string{"ops"}) || !slices.Equal(got.AllowedClusters, []string{"standalone"}) {
+			t.Fatalf("%s: tenant %+v %v, want roles [ops], clusters [standalone]", what, got, err)
+		}
+	}
+	check("after create")
+	for _, c := range refused {
+		expectReason(t, "POST", url+"acme", c.body, 412, c.reason)
+	}
+	expectStatus(t, tenants.Update(utils.TenantData{Name: "acme"}), 412, "update through pulsaradmin without clusters")
+	check("after refused updates ({} must not wipe the admin roles)")
+	// Create of an existing tenant: the body is checked first, then 409.
+	expectReason(t, "PUT", url+"acme", `{}`, 412, empty)
+	expectHTTP(t, "PUT", url+"acme", `{"allowedClusters":["standalone"]}`, 409)
+	check("after refused creates")
+	// Update of a missing tenant: the body is checked first, then 404.
+	expectReason(t, "POST", url+"nobody", `{}`, 412, empty)
+	expectHTTP(t, "POST", url+"nobody", `{"allowedClusters":["standalone"]}`, 404)
+
+	// An update with clusters replaces the whole info, as in Pulsar.
+	expectHTTP(t, "POST", url+"acme", `{"adminRoles":["dev"],"allowedClusters":["standalone"]}`, 204)
+	if got, err := tenants.Get("acme"); err != nil || !slices.Equal(got.AdminRoles, []string{"dev"}) {
+		t.Fatalf("after update: %+v %v", got, err)
+	}
+	// The tenants the broker creates itself carry the cluster.
+	for _, name := range []string{"public", "pulsar"} {
+		if got, err := tenants.Get(name); err != nil || !slices.Equal(got.AllowedClusters, []string{"standalone"}) {
+			t.Fatalf("bootstrap tenant %s: %+v %v", name, got, err)
+		}
+	}
 }
 
 func TestAdminNamespaces(t *testing.T) {

@@ -300,6 +300,34 @@ func TestCLIAdminAuthTokenAccepted(t *testing.T) {
 	adminCLI(t, s, "--auth-token", "abc", "tenants", "list").ok(t)
 }
 
+// TestCLIAdminTenantsClusters: as pulsar-admin, `tenants create` without
+// clusters (no flag, or an empty one) allows every cluster; the server's
+// refusals (412) come back as the command's error.
+func TestCLIAdminTenantsClusters(t *testing.T) {
+	s := startServer(t, server.Options{})
+	var td struct {
+		AdminRoles      []string `json:"adminRoles"`
+		AllowedClusters []string `json:"allowedClusters"`
+	}
+	for _, args := range [][]string{{"t-none"}, {"t-empty", "--allowed-clusters", ""}, {"t-short", "-c", "", "-r", "ops"}} {
+		adminCLI(t, s, append([]string{"tenants", "create"}, args...)...).ok(t)
+		adminCLI(t, s, "-o", "json", "tenants", "get", args[0]).jsonOf(t, &td)
+		if !slices.Equal(td.AllowedClusters, []string{"standalone"}) {
+			t.Fatalf("tenants create %v: allowed clusters %v, want every cluster [standalone]", args, td.AllowedClusters)
+		}
+	}
+	adminCLI(t, s, "tenants", "create", "t-mars", "--allowed-clusters", "mars").fails(t, "Clusters do not exist")
+	adminCLI(t, s, "tenants", "create", "t-space", "--admin-roles", " ops").fails(t, "AdminRoles contains whitespace")
+	adminCLI(t, s, "tenants", "get", "t-mars").fails(t, "does not exist")
+	// update keeps what is not given; an explicitly empty list is refused.
+	adminCLI(t, s, "tenants", "update", "t-short", "--allowed-clusters", "").fails(t, "Clusters can not be empty")
+	adminCLI(t, s, "tenants", "update", "t-short", "-c", "mars").fails(t, "Clusters do not exist")
+	adminCLI(t, s, "-o", "json", "tenants", "get", "t-short").jsonOf(t, &td)
+	if !slices.Equal(td.AdminRoles, []string{"ops"}) || !slices.Equal(td.AllowedClusters, []string{"standalone"}) {
+		t.Fatalf("tenant after refused updates: %+v", td)
+	}
+}
+
 func TestCLIAdminTenantsCreateUpdateDelete(t *testing.T) {
 	s := startServer(t, server.Options{})
 	requireEndpoint(t, s, "PUT", "/admin/v2/tenants/cli-probe")

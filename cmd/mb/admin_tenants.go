@@ -73,9 +73,10 @@ func newTenantsCommand(o *adminOptions) *cobra.Command {
 	return cmd
 }
 
-// newTenantWriteCommand builds `tenants create` and `tenants update`.
-// Without --allowed-clusters, create allows every cluster (as pulsar-admin
-// does); update keeps whatever is not given.
+// newTenantWriteCommand builds `tenants create` and `tenants update`, as
+// pulsar-admin's: create without clusters (no flag or an empty list) allows
+// every cluster the server lists; update keeps whatever is not given and
+// sends an explicitly empty list, which the server refuses (412).
 func newTenantWriteCommand(o *adminOptions, verb string) *cobra.Command {
 	var roles, clusters []string
 	cmd := &cobra.Command{
@@ -114,8 +115,13 @@ func newTenantWriteCommand(o *adminOptions, verb string) *cobra.Command {
 		return c.api.Tenants().CreateWithContext(ctx, data)
 	})
 	f := cmd.Flags()
-	f.StringSliceVarP(&roles, "admin-roles", "r", nil, "comma-separated admin roles")
-	f.StringSliceVarP(&clusters, "allowed-clusters", "c", nil, "comma-separated clusters the tenant may use (default: all)")
+	if verb == "create" {
+		f.StringSliceVarP(&roles, "admin-roles", "r", nil, "comma-separated roles that administer the tenant")
+		f.StringSliceVarP(&clusters, "allowed-clusters", "c", nil, "comma-separated clusters the tenant may use; if empty, every cluster")
+	} else {
+		f.StringSliceVarP(&roles, "admin-roles", "r", nil, "comma-separated roles that administer the tenant; if omitted, kept")
+		f.StringSliceVarP(&clusters, "allowed-clusters", "c", nil, "comma-separated clusters the tenant may use; if omitted, kept (an empty list is refused)")
+	}
 	return cmd
 }
 

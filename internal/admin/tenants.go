@@ -2,9 +2,9 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
@@ -76,11 +76,25 @@ func normalizeTenant(t meta.TenantInfo) meta.TenantInfo {
 	return t
 }
 
-// readTenant decodes and checks a TenantInfo body: every allowed cluster
-// must exist (412 otherwise, as in Pulsar). An empty body is an empty info.
+// Reasons of refused tenant bodies, Pulsar's own words (TenantsBase).
+const (
+	reasonClustersEmpty   = "Clusters can not be empty"
+	reasonClustersMissing = "Clusters do not exist"
+	reasonRoleWhitespace  = "AdminRoles contains whitespace in the beginning or end."
+)
+
+// readTenant decodes and checks a TenantInfo body in Pulsar's order, each
+// failure a 412: allowedClusters must name at least one cluster and no blank
+// one (so an empty or missing body, or {}, never replaces a tenant's info),
+// every cluster must exist, and no admin role may start or end with
+// whitespace. Both lists are sets, as in Pulsar: duplicates are dropped.
 func (s *Server) readTenant(w http.ResponseWriter, r *http.Request) (meta.TenantInfo, bool) {
 	var t meta.TenantInfo
 	if _, ok := readBody(w, r, maxBodyBytes, &t); !ok {
+		return t, false
+	}
+	if len(t.AllowedClusters) == 0 || slices.ContainsFunc(t.AllowedClusters, func(c string) bool { return strings.TrimSpace(c) == "" }) {
+		writeError(w, http.StatusPreconditionFailed, reasonClustersEmpty)
 		return t, false
 	}
 	known, err := s.meta.Clusters(r.Context())
@@ -88,17 +102,32 @@ func (s *Server) readTenant(w http.ResponseWriter, r *http.Request) (meta.Tenant
 		s.metaError(w, err, "clusters")
 		return t, false
 	}
-	var missing []string
 	for _, c := range t.AllowedClusters {
 		if !slices.Contains(known, c) {
-			missing = append(missing, c)
+			writeError(w, http.StatusPreconditionFailed, reasonClustersMissing)
+			return t, false
 		}
 	}
-	if len(missing) > 0 {
-		writeError(w, http.StatusPreconditionFailed, fmt.Sprintf("clusters %v do not exist", missing))
-		return t, false
+	for _, role := range t.AdminRoles {
+		if strings.TrimSpace(role) != role {
+			writeError(w, http.StatusPreconditionFailed, reasonRoleWhitespace)
+			return t, false
+		}
 	}
+	t.AllowedClusters = uniq(t.AllowedClusters)
+	t.AdminRoles = uniq(t.AdminRoles)
 	return normalizeTenant(t), true
+}
+
+// uniq drops repeated strings, keeping the first of each.
+func uniq(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,14 @@ import (
 // Config holds the broker's settings.
 type Config struct {
 	ClusterName string
+	// ProducerNameGeneratorID is this broker start's own id in the names it
+	// gives producers that bring none, {cluster}-{id}-{seq}. The server
+	// takes a new one from the metadata store on each start
+	// (meta.Resources.NextProducerNameGeneratorID), so names are never
+	// reused across restarts: a reused name would collide with a client
+	// that reconnects under its old one (ProducerBusy) and would inherit
+	// that producer's deduplication state.
+	ProducerNameGeneratorID int64
 	// AdvertisedURL is the pulsar:// URL given in lookup answers.
 	AdvertisedURL string
 	// AdvertisedTLSURL is the pulsar+ssl:// URL given in lookup answers
@@ -314,6 +322,9 @@ func (b *Broker) getTopic(ctx context.Context, name naming.Topic) (*Topic, error
 
 var errShuttingDown = errors.New("broker is shutting down")
 
+// nextProducerName names a producer that brought no name, as Pulsar's
+// DistributedIdGenerator does: {cluster}-{generator id}-{seq}, seq from 0.
 func (b *Broker) nextProducerName() string {
-	return b.cfg.ClusterName + "-0-" + strconv.FormatInt(b.producerSeq.Add(1)-1, 10)
+	return b.cfg.ClusterName + "-" + strconv.FormatInt(b.cfg.ProducerNameGeneratorID, 10) + "-" +
+		strconv.FormatInt(b.producerSeq.Add(1)-1, 10)
 }

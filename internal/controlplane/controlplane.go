@@ -34,6 +34,7 @@ type OIDCVerifier interface {
 
 // Config configures the control plane.
 type Config struct {
+	// ClusterName is the cluster the tenants it creates may use (default standalone).
 	ClusterName string
 	// Keys sign tokens; the first one signs new tokens.
 	Keys []SigningKey
@@ -81,6 +82,10 @@ func New(cfg Config, a *auth.Service, md *meta.Resources) (*Service, error) {
 	}
 	if !a.Enabled() {
 		return nil, errors.New("controlplane: authentication is off; there is nothing to issue tokens for")
+	}
+	if cfg.ClusterName == "" {
+		// The tenants it creates must name a cluster, as the admin API requires.
+		cfg.ClusterName = "standalone"
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = time.Hour
