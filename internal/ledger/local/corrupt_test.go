@@ -44,7 +44,7 @@ func journalRecords(t *testing.T, fs vfs.FS, dir string, seed uint32) []journalR
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = scanSegment(f, seq, seed, 0, i == len(seqs)-1, func(h recordHeader, off int64, _ []byte, ok bool) {
+		_, err = scanSegment(f, seq, seed, 0, i == len(seqs)-1, func(h recordHeader, off int64, ok bool) {
 			if !ok {
 				t.Fatalf("segment %d: damaged record at %d before any damage", seq, off)
 			}

@@ -23,7 +23,7 @@ func dumpJournal(t *testing.T, s *Store, ledgerID int64) string {
 		}
 		var runs []string
 		lo, hi := int64(-1), int64(-1)
-		sc, err := scanSegment(f, seq, s.journal.seed, 0, false, func(h recordHeader, _ int64, _ []byte, _ bool) {
+		sc, err := scanSegment(f, seq, s.journal.seed, 0, false, func(h recordHeader, _ int64, _ bool) {
 			if h.ledger != ledgerID {
 				return
 			}

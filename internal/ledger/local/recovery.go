@@ -183,7 +183,7 @@ func (s *Store) journalSalt(seqs []uint64, headers map[uint64]segmentHeader, st 
 // segment's header says they end (0: unknown).
 func (s *Store) replaySegment(seq uint64, f vfs.File, knownEnd int64, last bool, byID map[int64]*ledgerState, deleted map[int64]bool, rec *recovered) (int64, error) {
 	name := segmentName(s.journalDir, seq)
-	sc, err := scanSegment(f, seq, s.journal.seed, knownEnd, last, func(h recordHeader, off int64, data []byte, dataOK bool) {
+	sc, err := scanSegment(f, seq, s.journal.seed, knownEnd, last, func(h recordHeader, off int64, dataOK bool) {
 		rec.maxLedger = max(rec.maxLedger, h.ledger)
 		l := byID[h.ledger]
 		switch {

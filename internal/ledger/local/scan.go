@@ -44,10 +44,9 @@ type segmentScan struct {
 	maxLedger int64
 }
 
-// scanRecord is called for each record taken, in order; data is valid until
-// it returns; dataOK says whether it matches its checksum (data is nil when
-// it does not: the entry is lost).
-type scanRecord func(h recordHeader, off int64, data []byte, dataOK bool)
+// scanRecord is called for each record taken, in order; dataOK says whether
+// its data matches its checksum (when not, the entry is lost).
+type scanRecord func(h recordHeader, off int64, dataOK bool)
 
 // scanned is a record read, not yet passed to scanRecord.
 type scanned struct {
@@ -89,22 +88,13 @@ func scanSegment(f vfs.File, seq uint64, seed uint32, knownEnd int64, last bool,
 	// those of the current write.
 	var held []scanned
 	var heldGaps []byteRange
-	emit := func() error {
+	emit := func() {
 		for _, rec := range held {
-			if !rec.dataOK {
-				fn(rec.h, rec.off, nil, false)
-			} else { // read again: fn needs the data
-				b, err := r.bytes(rec.off+recordHeaderSize, int(rec.h.size))
-				if err != nil {
-					return err
-				}
-				fn(rec.h, rec.off, b, true)
-			}
+			fn(rec.h, rec.off, rec.dataOK)
 			sc.end = rec.end()
 		}
 		sc.damaged = append(sc.damaged, heldGaps...)
 		held, heldGaps = held[:0], heldGaps[:0]
-		return nil
 	}
 	for off+recordHeaderSize <= size {
 		hdr, err := r.bytes(off, recordHeaderSize)
@@ -141,9 +131,7 @@ func scanSegment(f vfs.File, seq uint64, seed uint32, knownEnd int64, last bool,
 		if (last && h.group) || (!last && len(held) > 0) {
 			// A later write started: everything before it was synced. Or
 			// a record follows the damaged one.
-			if err := emit(); err != nil {
-				return sc, err
-			}
+			emit()
 		}
 		if !last { // bytes skipped before a record are damage
 			sc.damaged = append(sc.damaged, heldGaps...)
@@ -152,10 +140,7 @@ func scanSegment(f vfs.File, seq uint64, seed uint32, knownEnd int64, last bool,
 		if last || (!cur.dataOK && knownEnd < cur.end()) {
 			held = append(held, cur)
 		} else {
-			if rec, err = r.bytes(off, recordHeaderSize+int(h.size)); err != nil {
-				return sc, err
-			}
-			fn(h, off, rec[recordHeaderSize:], cur.dataOK)
+			fn(h, off, cur.dataOK)
 			sc.end = cur.end()
 		}
 		off = cur.end()
@@ -168,9 +153,7 @@ func scanSegment(f vfs.File, seq uint64, seed uint32, knownEnd int64, last bool,
 		}
 	}
 	heldGaps = nil
-	if err := emit(); err != nil {
-		return sc, err
-	}
+	emit()
 	if sc.end < size {
 		rest, err := r.bytes(sc.end, int(min(recordHeaderSize, size-sc.end)))
 		if err != nil {
