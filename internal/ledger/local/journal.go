@@ -230,8 +230,8 @@ func (j *journal) stop(state int) {
 // last write of the last segment as possibly torn, and this one holds nothing.
 // Called once the committer has exited.
 func (j *journal) certify() {
-	if j.err != nil || j.activeSize <= segmentHeaderSize {
-		return
+	if j.err != nil || j.space.sealed || j.activeSize <= segmentHeaderSize {
+		return // nothing written since the last roll, or nothing to write into
 	}
 	buf := appendRecord(j.buf[:0], j.seed, true, j.active.seq, controlLedger, 0, nil, dataChecksum(nil))
 	if err := j.flush(buf); err != nil {
