@@ -10,9 +10,14 @@ build:
 run: build
 	./bin/mb standalone
 
-# The whole suite: static checks, all tests with the race detector, and a
-# bounded fuzz run of the frame decoder.
-test: lint unit fuzz
+# The whole suite: static checks, all tests with the race detector, and
+# bounded fuzz runs; each step prints how long it took, so growth is seen.
+test:
+	@for t in lint unit fuzz; do \
+		start=$$(date +%s); \
+		$(MAKE) --no-print-directory $$t || exit 1; \
+		echo "== make $$t: $$(( $$(date +%s) - start )) s"; \
+	done
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
