@@ -15,6 +15,19 @@ import (
 	"github.com/messagebus/messagebus/internal/pebbledb"
 )
 
+// storeInUse returns an error when a process holds the Pebble store in dir:
+// the broker holds its LOCK file while it runs.
+func storeInUse(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "LOCK")); err == nil {
+		l, err := vfs.Default.Lock(filepath.Join(dir, "LOCK"))
+		if err != nil {
+			return fmt.Errorf("%s is in use (is the broker running? stop it first): %w", dir, err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
 // RestoreCheckpoint replaces a store of a stopped broker: it moves the
 // store's directory aside to <dir>.damaged-<UTC time> and copies a
 // checkpoint in (from, else the newest under <dataDir>/checkpoints/<store>/),
@@ -29,13 +42,8 @@ func RestoreCheckpoint(dataDir, store, from string, out io.Writer) error {
 	if _, err := os.Stat(dataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	// The broker holds Pebble's LOCK file while it runs.
-	if _, err := os.Stat(filepath.Join(dir, "LOCK")); err == nil {
-		l, err := vfs.Default.Lock(filepath.Join(dir, "LOCK"))
-		if err != nil {
-			return fmt.Errorf("%s is in use (is the broker running? stop it first): %w", dir, err)
-		}
-		l.Close()
+	if err := storeInUse(dir); err != nil {
+		return err
 	}
 	if store != StoreDelayed && from == "" {
 		cps, err := pebbledb.Checkpoints(checkpointRoot(dataDir, store))

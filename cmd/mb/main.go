@@ -1,6 +1,7 @@
 // Command mb is MessageBus: a Pulsar-compatible message bus in one binary.
 //
 //	mb standalone            run a single-node broker with embedded storage
+//	mb verify                check a stopped broker's data dir (read-only)
 package main
 
 import (
@@ -12,8 +13,11 @@ import (
 
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "mb:", err)
-		os.Exit(1)
+		code, show := exitCode(err)
+		if show {
+			fmt.Fprintln(os.Stderr, "mb:", err)
+		}
+		os.Exit(code)
 	}
 }
 
@@ -31,5 +35,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newTokensCommand())
 	root.AddCommand(newAccessCommand())
 	root.AddCommand(newRestoreCheckpointCommand())
+	root.AddCommand(newVerifyCommand())
 	return root
 }

@@ -48,19 +48,44 @@ func OpenEmbedded(dir string) (*Embedded, error) {
 // pebbleLog drops Pebble's chatter but not its errors about the metadata store.
 var pebbleLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
+// VerifyEmbedded checks the store in dir without changing anything (mb
+// verify): its files are checked, it is opened read-only and every record is
+// read once. It returns the number of records; damage is a
+// *pebbledb.DamagedError. The store must exist and must not be open.
+func VerifyEmbedded(dir string, log *slog.Logger) (records int, err error) {
+	db, err := pebbledb.Open(dir, pebbledb.Options{Store: "metadata", Logger: log, ReadOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	err = db.Guard(func() (err error) {
+		records, err = countAll(db)
+		return err
+	})
+	return records, err
+}
+
 func readAll(db *pebbledb.DB) error {
+	_, err := countAll(db)
+	return err
+}
+
+// countAll reads every record once and counts them.
+func countAll(db *pebbledb.DB) (int, error) {
 	it, err := db.NewIter(nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := 0
 	for it.First(); it.Valid(); it.Next() {
 		_ = it.Value()
+		n++
 	}
 	err = it.Error()
 	if cerr := it.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return n, err
 }
 
 // Checkpoint copies the store into root/<UTC time>/ and keeps the newest

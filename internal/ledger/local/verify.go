@@ -93,8 +93,10 @@ func Verify(dir string, log *slog.Logger) (Report, error) {
 	for _, id := range ids {
 		l := byID[id]
 		r.Entries += l.count
-		if l.lost > 0 {
-			r.Lost[l.name] = l.lost
+		// l.lost counts the entries lost after the ledger's first entry;
+		// those lost before it moved its first entry up from the trim point.
+		if lost := l.lost + l.first - st.trims[id]; lost > 0 {
+			r.Lost[l.name] = lost
 		}
 	}
 	return r, nil
