@@ -177,17 +177,9 @@ func Open(opts Options) (*Store, error) {
 	s.journal.onSpare, s.journal.noZeroFill, s.journal.alwaysZeroFill = opts.onSpare, opts.noZeroFill, opts.alwaysZeroFill
 	s.journal.space.init(&s.opts, opts.Dir)
 
-	byID := make(map[int64]*ledgerState, len(st.ledgers))
-	for name, id := range st.ledgers {
-		l := newLedgerState(s, name, id)
-		l.first = st.trims[id]
-		l.savedNext = st.nexts[id]
-		l.refused = st.refused[id]
-		if c := st.cursors[id]; c != nil {
-			l.cursors = c
-		}
-		byID[id] = l
-		s.ledgers[name] = l
+	byID := s.loadLedgers(st)
+	for _, l := range byID {
+		s.ledgers[l.name] = l
 	}
 	if err := s.recover(byID, st); err != nil {
 		s.segs.closeAll()
@@ -203,6 +195,23 @@ func Open(opts Options) (*Store, error) {
 	go s.onKick(s.evictorKick, s.evict)
 	s.kickJanitor() // segments holding only deleted or trimmed entries
 	return s, nil
+}
+
+// loadLedgers makes the ledgers the registry knows, by id, with their
+// persisted state; recovery then indexes their entries.
+func (s *Store) loadLedgers(st *registryState) map[int64]*ledgerState {
+	byID := make(map[int64]*ledgerState, len(st.ledgers))
+	for name, id := range st.ledgers {
+		l := newLedgerState(s, name, id)
+		l.first = st.trims[id]
+		l.savedNext = st.nexts[id]
+		l.refused = st.refused[id]
+		if c := st.cursors[id]; c != nil {
+			l.cursors = c
+		}
+		byID[id] = l
+	}
+	return byID
 }
 
 // Open implements ledger.Store.

@@ -52,17 +52,7 @@ func Verify(dir string, log *slog.Logger) (Report, error) {
 	defer reg.close()
 	s.reg = reg
 	s.journal = newJournal(s.fs, s.journalDir, opts.SegmentSize, false, log, nil, nil, s.segs)
-	byID := make(map[int64]*ledgerState, len(st.ledgers))
-	for name, id := range st.ledgers {
-		l := newLedgerState(s, name, id)
-		l.first = st.trims[id]
-		l.savedNext = st.nexts[id]
-		l.refused = st.refused[id]
-		if c := st.cursors[id]; c != nil {
-			l.cursors = c
-		}
-		byID[id] = l
-	}
+	byID := s.loadLedgers(st)
 	tail := &tornTail{Handler: log.Handler()}
 	s.log = slog.New(tail)
 	err = s.recover(byID, st)
