@@ -298,7 +298,7 @@ func (s *Service) GetCredentials(ctx context.Context, req *accessv1.GetCredentia
 		}
 		return nil, refuse(ctx, identityReason(err), status.Error(identityCode(err), err.Error()))
 	}
-	claim(ctx, id.Key(), id.Issuer)
+	proven(ctx, id.Key(), id.Issuer)
 	if _, err := s.meta.AccessTenant(ctx, tenant); errors.Is(err, meta.ErrNotFound) {
 		if _, terr := s.meta.Tenant(ctx, tenant); errors.Is(terr, meta.ErrNotFound) {
 			return nil, refuse(ctx, ReasonUnknownTenant, status.Errorf(codes.NotFound, "tenant %q does not exist", tenant))

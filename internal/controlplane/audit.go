@@ -64,6 +64,7 @@ type call struct {
 	reason   string
 	identity string
 	issuer   string
+	verified bool // identity was proven, not only claimed
 }
 
 type callKey struct{}
@@ -82,10 +83,16 @@ func refuse(ctx context.Context, reason string, err error) error {
 	return err
 }
 
-// claim records the identity a request claims (verified or not).
+// claim records the identity a request claims, not verified (yet).
 func claim(ctx context.Context, ident, issuer string) {
 	c := callOf(ctx)
-	c.identity, c.issuer = ident, issuer
+	c.identity, c.issuer, c.verified = ident, issuer, false
+}
+
+// proven records the identity a request has proven.
+func proven(ctx context.Context, ident, issuer string) {
+	c := callOf(ctx)
+	c.identity, c.issuer, c.verified = ident, issuer, true
 }
 
 // tenantRoleRequest is implemented by requests naming a tenant and a role.
@@ -129,13 +136,15 @@ func (s *Service) auditRefusal(ctx context.Context, method string, req any, c *c
 			rec.Role = full
 		}
 	}
+	// The actor is who the server knows the caller to be; a mere claim
+	// stays in Identity.
 	switch p := caller(ctx); {
 	case p.Role != "":
 		rec.Actor = p.Role
-	case c.identity != "":
+	case c.verified:
 		rec.Actor = c.identity
 	default:
-		rec.Actor = "anonymous"
+		rec.Actor = "unauthenticated"
 	}
 	ok, dropped := s.limit.allow(c.source)
 	if dropped > 0 {

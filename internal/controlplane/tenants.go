@@ -128,7 +128,7 @@ func (s *Service) Login(ctx context.Context, req *accessv1.LoginRequest) (*acces
 	if id.Email != "" {
 		who = id.Email
 	}
-	claim(ctx, who, id.Issuer)
+	proven(ctx, who, id.Issuer)
 	if !slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(rec.Groups, g) }) {
 		return nil, refuse(ctx, ReasonNotMember, status.Errorf(codes.PermissionDenied, "%s is not a member of any group administering tenant %q", who, tenant))
 	}
@@ -195,7 +195,8 @@ func (s *Service) ListAudit(ctx context.Context, req *accessv1.ListAuditRequest)
 	resp := &accessv1.ListAuditResponse{}
 	for _, r := range recs {
 		resp.Records = append(resp.Records, &accessv1.AuditRecord{
-			Time: timestamppb.New(r.Time), Actor: r.Actor, Action: r.Action, Tenant: r.Tenant, Detail: r.Detail})
+			Time: timestamppb.New(r.Time), Actor: r.Actor, Action: r.Action, Tenant: r.Tenant, Detail: r.Detail,
+			Reason: r.Reason, Identity: r.Identity, Issuer: r.Issuer, Role: r.Role, Source: r.Source, Dropped: r.Dropped})
 	}
 	return resp, nil
 }
