@@ -12,10 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	accessv1 "github.com/messagebus/messagebus/api/access/v1"
 	"github.com/messagebus/messagebus/internal/auth/token"
 	"github.com/messagebus/messagebus/internal/controlplane"
+	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/testutil/oidcprovider"
 	"github.com/messagebus/messagebus/server"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // auditRecord is one record of `mb access audit -o json`.
@@ -308,4 +312,51 @@ func TestAccessTokenOfDroppedSigningKey(t *testing.T) {
 	if !refused {
 		t.Fatal("the refused whoami was not audited")
 	}
+}
+
+// A signed AWS request presented twice is refused the second time as a
+// replay (README: "refuses a replayed signature"), and audited as such;
+// removing the last association of a role revokes its grants, so the
+// token issued before no longer opens producers.
+func TestAccessReplayAndRevokedGrants(t *testing.T) {
+	e := newAccessEnv(t, time.Hour)
+	e.access(t, e.platform, "create-tenant", "--tenant", "my_team", "--groups", "my_team_eng").ok(t)
+	e.access(t, e.platform, "associate-role", "--tenant", "my_team", "--identity", "arn:aws:iam::123456789012:role/billing",
+		"--role", "billing", "--actions", "produce", "--namespace", "default").ok(t)
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "aws-test-secret"}, nil
+	})
+	sr, err := identity.SignGetCallerIdentity(context.Background(), creds, e.sts.Endpoint(), "us-east-1", "messagebus", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := protojson.Marshal(&accessv1.GetCredentialsRequest{Tenant: "my_team", Role: "billing",
+		Proof: &accessv1.GetCredentialsRequest_Aws{Aws: controlplane.SignedRequestMessage(sr)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := postAccess(t, http.DefaultClient, e.s.WebURL(), "GetCredentials", "", string(msg))
+	if code != 200 || out["role"] != "my_team.billing" {
+		t.Fatalf("first presentation: %d %v", code, out)
+	}
+	tok := out["token"].(string)
+	if code, out := postAccess(t, http.DefaultClient, e.s.WebURL(), "GetCredentials", "", string(msg)); code != 401 ||
+		!strings.Contains(fmt.Sprint(out["reason"]), "already presented") {
+		t.Fatalf("replay: %d %v", code, out)
+	}
+	var replay bool
+	for _, r := range e.auditRecords(t) {
+		replay = replay || (r.Action == "credentials-refused" && r.Reason == controlplane.ReasonReplay &&
+			r.Identity == "aws-key:AKIDEXAMPLE" && r.Role == "my_team.billing" && r.Source == "127.0.0.1")
+	}
+	if !replay {
+		t.Fatal("the replay was not audited")
+	}
+
+	c := tokenClient(t, e.s.BrokerURL(), tok)
+	if err := canProduce(t, c, "persistent://my_team/default/a"); err != nil {
+		t.Fatalf("producing before removal: %v", err)
+	}
+	e.access(t, e.platform, "remove-role", "--tenant", "my_team", "--identity", "arn:aws:iam::123456789012:role/billing", "--role", "billing").ok(t)
+	expectRefused(t, canProduce(t, c, "persistent://my_team/default/b"), "a role whose last association was removed")
 }
