@@ -12,15 +12,28 @@ import (
 	"github.com/messagebus/messagebus/internal/controlplane"
 	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
 
 // Access configures the self-service access control plane (gRPC). It runs
-// when GRPCAddr is set and authentication is on, over TLS when the server
-// has a certificate (Security.TLSCertFile with a TLS listener).
+// when GRPCAddr is set and authentication is on, over TLS whenever the
+// server has a certificate (Security.TLSCertFile and TLSKeyFile).
 type Access struct {
 	GRPCAddr string
+	// RequireTLS: credentials reach the control plane only over TLS, so its
+	// JSON mapping is refused on the plain HTTP port (the gRPC port uses the
+	// certificate anyway). Nil: on when the server has a certificate. On
+	// without a certificate, New fails.
+	RequireTLS *bool
+	// AuditRate and AuditBurst bound the refusal records written per caller
+	// address (defaults controlplane.DefaultAuditRate per second and
+	// DefaultAuditBurst at once); AuditFlushInterval is how often the counts
+	// of dropped records are written (default 10s).
+	AuditRate          float64
+	AuditBurst         int
+	AuditFlushInterval time.Duration
 	// SigningKeys are private key files; the first signs, all verify (key
 	// rotation). Empty: a key generated under DataDir/access.
 	SigningKeys []string
@@ -62,7 +75,7 @@ func accessKeys(opts Options) ([]controlplane.SigningKey, error) {
 
 // newAccess builds the control plane and binds its listener; nil when it
 // is off.
-func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlplane.SigningKey) error {
+func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlplane.SigningKey, reg prometheus.Registerer) error {
 	o := s.opts.Access
 	if o.GRPCAddr == "" {
 		return nil
@@ -71,15 +84,32 @@ func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlp
 		s.log.Info("access control plane off: authentication is off")
 		return nil
 	}
+	requireTLS := s.tlsConfig != nil
+	if o.RequireTLS != nil {
+		requireTLS = *o.RequireTLS
+	}
+	if requireTLS && s.tlsConfig == nil {
+		return errors.New("access control plane: TLS is required (--access-require-tls) but the server has no certificate: " +
+			"set --tls-cert-file and --tls-key-file, or --access-require-tls=false to accept credentials in plaintext")
+	}
+	if s.tlsConfig != nil && s.opts.HTTPSAddr == "" {
+		s.log.Warn("no --https-addr: the admin API on --http-addr takes bearer tokens in plaintext; "+
+			"the access control plane's gRPC port uses the certificate", "require_tls", requireTLS)
+	}
 	cfg := controlplane.Config{
-		ClusterName:      s.opts.ClusterName,
-		Keys:             keys,
-		TokenTTL:         o.TokenTTL,
-		LoginTTL:         o.LoginTTL,
-		TrustedIssuers:   o.OIDCIssuers,
-		BrokerServiceURL: s.advertisedBrokerURL(),
-		WebServiceURL:    s.WebURL(),
-		Logger:           s.log.With("component", "access"),
+		ClusterName:        s.opts.ClusterName,
+		Keys:               keys,
+		TokenTTL:           o.TokenTTL,
+		LoginTTL:           o.LoginTTL,
+		TrustedIssuers:     o.OIDCIssuers,
+		BrokerServiceURL:   s.advertisedBrokerURL(),
+		WebServiceURL:      s.WebURL(),
+		Logger:             s.log.With("component", "access"),
+		RequireTLS:         requireTLS,
+		AuditRate:          o.AuditRate,
+		AuditBurst:         o.AuditBurst,
+		AuditFlushInterval: o.AuditFlushInterval,
+		Metrics:            reg,
 		AWS: controlplane.AWSConfig{
 			Enabled: o.AWSEnabled, STSEndpoint: o.AWSSTSEndpoint, Region: o.AWSRegion, Audience: o.AWSAudience,
 		},

@@ -54,17 +54,22 @@ func newAuthService(sec Security, res *meta.Resources, keys []controlplane.Signi
 	return a, nil
 }
 
-// newTLSConfig builds the server side of TLS; nil when no TLS listener is
-// configured.
+// newTLSConfig builds the server side of TLS; nil when no certificate is
+// configured. A certificate is loaded even without a TLS listener of its
+// own: the access control plane's gRPC port uses it.
 func newTLSConfig(sec Security) (*tls.Config, error) {
-	if sec.BrokerTLSAddr == "" && sec.HTTPSAddr == "" {
-		if sec.TLSTrustCertsFile != "" || sec.TLSRequireClientCert {
-			return nil, errors.New("TLS client options need a TLS listener (broker TLS or HTTPS address)")
+	listeners := sec.BrokerTLSAddr != "" || sec.HTTPSAddr != ""
+	if !listeners && (sec.TLSTrustCertsFile != "" || sec.TLSRequireClientCert) {
+		return nil, errors.New("TLS client options need a TLS listener (broker TLS or HTTPS address)")
+	}
+	if sec.TLSCertFile == "" && sec.TLSKeyFile == "" {
+		if listeners {
+			return nil, errors.New("TLS listeners need a certificate and a key file")
 		}
 		return nil, nil
 	}
 	if sec.TLSCertFile == "" || sec.TLSKeyFile == "" {
-		return nil, errors.New("TLS listeners need a certificate and a key file")
+		return nil, errors.New("TLS needs both a certificate and its key (--tls-cert-file and --tls-key-file)")
 	}
 	cert, err := tls.LoadX509KeyPair(sec.TLSCertFile, sec.TLSKeyFile)
 	if err != nil {

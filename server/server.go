@@ -305,7 +305,7 @@ func New(opts Options) (*Server, error) {
 		s.closeListeners()
 		return nil, fmt.Errorf("bootstrap metadata: %w", err)
 	}
-	if err := s.newAccess(authService, res, keys); err != nil {
+	if err := s.newAccess(authService, res, keys, reg); err != nil {
 		s.closeListeners()
 		return nil, err
 	}

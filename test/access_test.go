@@ -41,10 +41,16 @@ const vaultRootToken = "test-vault-token"
 
 func newAccessEnv(t *testing.T, tokenTTL time.Duration) *accessEnv {
 	t.Helper()
+	return newAccessEnvWith(t, tokenTTL, nil)
+}
+
+// newAccessEnvWith is newAccessEnv with the server's options changed by tune.
+func newAccessEnvWith(t *testing.T, tokenTTL time.Duration, tune func(*server.Options)) *accessEnv {
+	t.Helper()
 	e := &accessEnv{oidc: oidcprovider.Start(t), vault: vaulttest.New(t, vaultRootToken), sts: ststest.New(t), logs: &syncBuffer{}}
 	e.sts.AddCredentials("AKIDEXAMPLE", "aws-test-secret", "arn:aws:sts::123456789012:assumed-role/billing/session-1")
 	keyFile, key := secretKey(t)
-	e.s = startServer(t, server.Options{
+	opts := server.Options{
 		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Security: server.Security{AuthTokenSecretKey: keyFile, SuperuserRoles: []string{"platform"}},
 		Access: server.Access{
@@ -61,7 +67,11 @@ func newAccessEnv(t *testing.T, tokenTTL time.Duration) *accessEnv {
 			VaultToken:           vaultRootToken,
 			VaultRefreshInterval: 100 * time.Millisecond,
 		},
-	})
+	}
+	if tune != nil {
+		tune(&opts)
+	}
+	e.s = startServer(t, opts)
 	e.platform = signToken(t, key, "platform", time.Time{})
 	return e
 }

@@ -15,6 +15,7 @@ import (
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -159,11 +160,27 @@ func call[Req, Resp any](cmd *cobra.Command, c *accessClient, fn func(context.Co
 	resp, err := fn(ctx, req)
 	if err != nil {
 		if st, ok := status.FromError(err); ok {
-			return zero, fmt.Errorf("%s: %s", codeWords(st.Code().String()), st.Message())
+			msg := st.Message()
+			if st.Code() == codes.Unavailable {
+				msg += c.o.tlsHint(msg)
+			}
+			return zero, fmt.Errorf("%s: %s", codeWords(st.Code().String()), msg)
 		}
 		return zero, err
 	}
 	return resp, nil
+}
+
+// tlsHint explains a connection failure that a TLS mismatch causes: a
+// server with a certificate serves gRPC over TLS only.
+func (o *accessOptions) tlsHint(msg string) string {
+	switch {
+	case o.useTLS && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return " (the control plane does not use TLS on this port: use grpc://" + o.url + ")"
+	case !o.useTLS && (strings.Contains(msg, "server preface") || strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset")):
+		return " (if the control plane uses TLS, as it does whenever the server has a certificate, use --access-url grpcs://" + o.url + ")"
+	}
+	return ""
 }
 
 // codeWords spells a gRPC code name as words: PermissionDenied ->

@@ -5,8 +5,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,6 +35,8 @@ type credsOptions struct {
 
 	vaultAddr, vaultToken, vaultTokenFile, vaultMount, vaultPrefix, vaultPath string
 	identity, issuer                                                          string
+
+	issuedRole string // the full role of the last token fetched
 }
 
 func newAccessCredsCommand(o *accessOptions) *cobra.Command {
@@ -103,12 +107,15 @@ func runCreds(cmd *cobra.Command, o *accessOptions, co *credsOptions) error {
 		return errors.New("no identity: give --identity-token-file, --aws or --vault-addr")
 	}
 	if !co.watch {
-		tok, _, err := fetch(cmd.Context())
+		tok, exp, err := fetch(cmd.Context())
 		if err != nil {
 			return err
 		}
 		if co.out != "" {
 			return writeSecretFile(co.out, tok)
+		}
+		if o.output == outputJSON {
+			return printCredsJSON(cmd.OutOrStdout(), tok, exp, co.issuedRole, co.tenant)
 		}
 		_, err = fmt.Fprintln(cmd.OutOrStdout(), tok)
 		return err
@@ -116,6 +123,24 @@ func runCreds(cmd *cobra.Command, o *accessOptions, co *credsOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return watchCreds(ctx, cmd, co.out, fetch)
+}
+
+// credsJSON is what `creds -o json` prints.
+type credsJSON struct {
+	Token     string `json:"token"`
+	ExpiresAt string `json:"expiresAt,omitempty"` // RFC 3339, UTC
+	Role      string `json:"role"`
+	Tenant    string `json:"tenant"`
+}
+
+func printCredsJSON(w io.Writer, tok string, exp time.Time, role, tenant string) error {
+	c := credsJSON{Token: tok, Role: role, Tenant: tenant}
+	if !exp.IsZero() {
+		c.ExpiresAt = exp.UTC().Format(time.RFC3339)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(c)
 }
 
 // exchange presents the identity to the control plane.
@@ -149,6 +174,7 @@ func (co *credsOptions) exchange(ctx context.Context, cmd *cobra.Command, c *acc
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	co.issuedRole = cred.GetRole()
 	return cred.GetToken(), cred.GetExpiresAt().AsTime(), nil
 }
 
@@ -182,6 +208,9 @@ func (co *credsOptions) vaultFetcher() (func(context.Context) (string, time.Time
 			return nil, errors.New(status.Convert(err).Message())
 		}
 		path = vault.PathFor(co.vaultPrefix, co.tenant, role, id.Key())
+		co.issuedRole = role
+	} else if role, err := controlplane.FullRole(co.tenant, co.role); err == nil {
+		co.issuedRole = role
 	}
 	c, err := vault.New(vault.Config{Address: co.vaultAddr, Token: tok, Mount: co.vaultMount})
 	if err != nil {

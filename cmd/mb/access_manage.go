@@ -3,6 +3,7 @@ package main
 // `mb access` commands that manage tenants and roles and show who is who.
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -199,9 +200,10 @@ func newAccessAuditCommand(o *accessOptions) *cobra.Command {
 				return o.printMessage(cmd.OutOrStdout(), resp, func(p *printer) error {
 					var rows [][]string
 					for _, r := range resp.GetRecords() {
-						rows = append(rows, []string{formatTime(r.GetTime()), r.GetActor(), r.GetAction(), r.GetTenant(), r.GetDetail()})
+						rows = append(rows, []string{formatTime(r.GetTime()), r.GetActor(), r.GetAction(), r.GetTenant(),
+							r.GetReason(), r.GetSource(), auditDetail(r)})
 					}
-					return p.table([]string{"TIME", "ACTOR", "ACTION", "TENANT", "DETAIL"}, rows)
+					return p.table([]string{"TIME", "ACTOR", "ACTION", "TENANT", "REASON", "SOURCE", "DETAIL"}, rows)
 				})
 			})
 		},
@@ -209,4 +211,22 @@ func newAccessAuditCommand(o *accessOptions) *cobra.Command {
 	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's records")
 	cmd.Flags().Int32Var(&limit, "limit", 100, "at most this many records")
 	return cmd
+}
+
+// auditDetail is the detail column: the claimed identity, issuer and role of
+// a refusal, the count of an audit-dropped record, then the detail.
+func auditDetail(r *accessv1.AuditRecord) string {
+	var parts []string
+	for _, kv := range [][2]string{{"identity", r.GetIdentity()}, {"issuer", r.GetIssuer()}, {"role", r.GetRole()}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	if r.GetDropped() > 0 {
+		parts = append(parts, fmt.Sprintf("dropped=%d", r.GetDropped()))
+	}
+	if r.GetDetail() != "" {
+		parts = append(parts, r.GetDetail())
+	}
+	return strings.Join(parts, " ")
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/controlplane"
 	"github.com/messagebus/messagebus/server"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -72,6 +73,9 @@ which wins over the file.`,
 	f.String("tls-trust-certs-file", "", "CA certificates (PEM) client certificates are verified against; turns on TLS authentication")
 	f.Bool("tls-require-client-cert", false, "refuse TLS clients without a valid client certificate")
 	f.String("grpc-addr", ":8090", "listen address of the access control plane (gRPC); runs when authentication is on")
+	f.Bool("access-require-tls", false, "take credentials on the access control plane over TLS only: its JSON mapping is refused on the plain HTTP port (default: on when --tls-cert-file is set; on without a certificate, startup fails)")
+	f.Float64("access-audit-rate", controlplane.DefaultAuditRate, "refusal audit records written per second per caller address, after the burst")
+	f.Int("access-audit-burst", controlplane.DefaultAuditBurst, "refusal audit records written at once per caller address before the rate applies")
 	f.String("access-signing-keys", "", "comma-separated private key files the control plane signs tokens with; the first signs, all verify (default: a generated key in the data dir)")
 	f.Duration("access-token-ttl", time.Hour, "lifetime of tokens issued to workloads")
 	f.Duration("access-login-ttl", time.Hour, "lifetime of tokens issued at login")
@@ -168,8 +172,16 @@ func accessOptionsFrom(v *viper.Viper) (server.Access, error) {
 		}
 		vaultToken = strings.TrimSpace(string(b))
 	}
+	var requireTLS *bool
+	if v.IsSet("access-require-tls") { // flag, env or file; else the default depends on the certificate
+		b := v.GetBool("access-require-tls")
+		requireTLS = &b
+	}
 	return server.Access{
 		GRPCAddr:             v.GetString("grpc-addr"),
+		RequireTLS:           requireTLS,
+		AuditRate:            v.GetFloat64("access-audit-rate"),
+		AuditBurst:           v.GetInt("access-audit-burst"),
 		SigningKeys:          stringList(v, "access-signing-keys"),
 		TokenTTL:             v.GetDuration("access-token-ttl"),
 		LoginTTL:             v.GetDuration("access-login-ttl"),

@@ -40,6 +40,18 @@ var (
 	ErrForbidden = errors.New("not authorized")
 )
 
+// ErrUnknownKeyID is wrapped by the refusal of a token whose "kid" names
+// no key this server verifies with.
+var ErrUnknownKeyID = errors.New("unknown token key id")
+
+// clipKID bounds the attacker-chosen key id quoted in errors.
+func clipKID(kid string) string {
+	if len(kid) > 64 {
+		return kid[:64] + "..."
+	}
+	return kid
+}
+
 // Principal is an authenticated client.
 type Principal struct {
 	Role   string
@@ -134,19 +146,37 @@ func (s *Service) authenticateToken(tok string) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: empty token", ErrUnauthenticated)
 	}
 	verifier := s.cfg.Token
+	unknownKid := "" // a kid naming none of the keyed verifiers
 	if len(s.cfg.KeyedTokens) > 0 {
 		// The kid only selects a key; the signature check decides.
 		if h, _, err := token.Decode(tok); err == nil {
-			if kid, ok := h["kid"].(string); ok && s.cfg.KeyedTokens[kid] != nil {
-				verifier = s.cfg.KeyedTokens[kid]
+			if kid, ok := h["kid"].(string); ok {
+				if s.cfg.KeyedTokens[kid] != nil {
+					verifier = s.cfg.KeyedTokens[kid]
+				} else {
+					unknownKid = kid
+				}
 			}
 		}
 	}
+	// A token naming a key we do not have, that the configured key does not
+	// verify either, was most likely signed by an access signing key that
+	// was rotated out: saying so beats "algorithm not accepted".
+	unknown := func() (Principal, error) {
+		return Principal{}, fmt.Errorf("%w: %w: token key id %q is unknown (signed by a key rotated out, or by another issuer)",
+			ErrUnauthenticated, ErrUnknownKeyID, clipKID(unknownKid))
+	}
 	if verifier == nil {
+		if unknownKid != "" {
+			return unknown()
+		}
 		return Principal{}, fmt.Errorf("%w: token authentication is not enabled", ErrUnauthenticated)
 	}
 	v, err := verifier.Verify(tok, s.cfg.Now())
 	if err != nil {
+		if unknownKid != "" && (errors.Is(err, token.ErrAlgorithm) || errors.Is(err, token.ErrSignature)) {
+			return unknown()
+		}
 		return Principal{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
 	return Principal{Role: v.Role, Method: MethodToken, ExpiresAt: v.ExpiresAt}, nil

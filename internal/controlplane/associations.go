@@ -45,7 +45,7 @@ func FullRole(tenant, role string) (string, error) {
 }
 
 // identityOf parses the identity of an association request.
-func (s *Service) identityOf(id, issuer string) (identity.Identity, error) {
+func (s *Service) identityOf(ctx context.Context, id, issuer string) (identity.Identity, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
 		return identity.Identity{}, status.Error(codes.InvalidArgument, "identity is required: an AWS IAM role ARN or an OIDC subject")
@@ -63,7 +63,7 @@ func (s *Service) identityOf(id, issuer string) (identity.Identity, error) {
 		issuer = s.cfg.TrustedIssuers[0]
 	}
 	if !slices.Contains(s.cfg.TrustedIssuers, issuer) {
-		return identity.Identity{}, status.Errorf(codes.InvalidArgument, "issuer %q is not trusted by this server", issuer)
+		return identity.Identity{}, refuse(ctx, ReasonUntrustedIssuer, status.Errorf(codes.InvalidArgument, "issuer %q is not trusted by this server", clip(issuer, 200)))
 	}
 	return identity.Identity{Kind: identity.KindOIDC, Issuer: issuer, Subject: id}, nil
 }
@@ -117,9 +117,9 @@ func (s *Service) binding(ctx context.Context, tenant, role, id, issuer string) 
 	}
 	full, err := FullRole(tenant, role)
 	if err != nil {
-		return "", identity.Identity{}, err
+		return "", identity.Identity{}, refuse(ctx, roleReason(err), err)
 	}
-	ident, err := s.identityOf(id, issuer)
+	ident, err := s.identityOf(ctx, id, issuer)
 	return full, ident, err
 }
 
@@ -261,40 +261,52 @@ func (s *Service) ListRoles(ctx context.Context, req *accessv1.ListRolesRequest)
 }
 
 // GetCredentials verifies a workload's identity proof and issues a token of
-// the role it is associated with in the tenant.
+// the role it is associated with in the tenant. Every refusal is audited
+// (by the guard) with its reason class and the identity claimed.
 func (s *Service) GetCredentials(ctx context.Context, req *accessv1.GetCredentialsRequest) (*accessv1.Credentials, error) {
 	tenant := req.GetTenant()
+	var id identity.Identity
+	var err error
+	switch proof := req.GetProof().(type) {
+	case *accessv1.GetCredentialsRequest_OidcToken:
+		ident, iss := claimedOIDC(proof.OidcToken)
+		claim(ctx, ident, iss)
+	case *accessv1.GetCredentialsRequest_Aws:
+		claim(ctx, claimedAWS(proof.Aws), "aws")
+	}
 	if tenant == "" {
-		return nil, status.Error(codes.InvalidArgument, "tenant is required")
+		return nil, refuse(ctx, ReasonInvalidRequest, status.Error(codes.InvalidArgument, "tenant is required"))
 	}
 	role, err := FullRole(tenant, req.GetRole())
 	if err != nil {
-		return nil, err
+		return nil, refuse(ctx, roleReason(err), err)
 	}
-	var id identity.Identity
 	switch proof := req.GetProof().(type) {
 	case *accessv1.GetCredentialsRequest_OidcToken:
 		if s.cfg.Workloads == nil {
-			return nil, status.Error(codes.FailedPrecondition, "no OIDC issuer is trusted by this server")
+			return nil, refuse(ctx, ReasonNotConfigured, status.Error(codes.FailedPrecondition, "no OIDC issuer is trusted by this server"))
 		}
 		id, err = s.cfg.Workloads.Verify(ctx, proof.OidcToken)
 	case *accessv1.GetCredentialsRequest_Aws:
 		id, err = s.aws.verify(ctx, proof.Aws)
 	default:
-		return nil, status.Error(codes.InvalidArgument, "an identity proof is required: an OIDC token or a signed AWS request")
+		return nil, refuse(ctx, ReasonInvalidRequest, status.Error(codes.InvalidArgument, "an identity proof is required: an OIDC token or a signed AWS request"))
 	}
 	if err != nil {
-		return nil, status.Error(identityCode(err), err.Error())
+		if _, ok := status.FromError(err); ok {
+			return nil, refuse(ctx, identityReason(err), err)
+		}
+		return nil, refuse(ctx, identityReason(err), status.Error(identityCode(err), err.Error()))
 	}
+	proven(ctx, id.Key(), id.Issuer)
 	if _, err := s.meta.AccessTenant(ctx, tenant); errors.Is(err, meta.ErrNotFound) {
 		if _, terr := s.meta.Tenant(ctx, tenant); errors.Is(terr, meta.ErrNotFound) {
-			return nil, status.Errorf(codes.NotFound, "tenant %q does not exist", tenant)
+			return nil, refuse(ctx, ReasonUnknownTenant, status.Errorf(codes.NotFound, "tenant %q does not exist", tenant))
 		}
 	}
 	if _, err := s.meta.Association(ctx, tenant, role, id.Key()); err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
-			s.audit(ctx, id.Key(), "credentials-refused", tenant, "role="+role+": no association")
-			return nil, status.Errorf(codes.PermissionDenied, "identity %s is not associated with role %s", id.Key(), role)
+			return nil, refuse(ctx, ReasonNoAssociation, status.Errorf(codes.PermissionDenied, "identity %s is not associated with role %s", id.Key(), role))
 		}
 		return nil, status.Error(codes.Internal, err.Error())
 	}
@@ -306,8 +318,45 @@ func (s *Service) GetCredentials(ctx context.Context, req *accessv1.GetCredentia
 	return &accessv1.Credentials{Token: tok, Role: role, Tenant: tenant, ExpiresAt: timestamppb.New(exp)}, nil
 }
 
+// roleReason classifies a refusal of FullRole.
+func roleReason(err error) string {
+	if status.Code(err) == codes.PermissionDenied {
+		return ReasonForeignRole
+	}
+	return ReasonInvalidRequest
+}
+
+// claimedOIDC is the identity an OIDC token claims, unverified, in the
+// form of identity keys ("oidc:<issuer>#<subject>").
+func claimedOIDC(raw string) (ident, issuer string) {
+	iss, sub := identity.Claimed(raw)
+	if iss == "" && sub == "" {
+		return "", ""
+	}
+	return "oidc:" + iss + "#" + sub, iss
+}
+
+// claimedAWS is the access key id a signed request names (not a secret:
+// AWS logs it too), "aws-key:<id>".
+func claimedAWS(req *accessv1.AWSSignedRequest) string {
+	for k, v := range req.GetHeaders() {
+		if !strings.EqualFold(k, "Authorization") || len(v.GetValues()) == 0 {
+			continue
+		}
+		_, cred, ok := strings.Cut(v.GetValues()[0], "Credential=")
+		if !ok {
+			return ""
+		}
+		key, _, _ := strings.Cut(cred, "/")
+		return "aws-key:" + clip(key, 128)
+	}
+	return ""
+}
+
 func identityCode(err error) codes.Code {
 	switch {
+	case errors.Is(err, identity.ErrIssuerUnavailable):
+		return codes.Unavailable
 	case errors.Is(err, identity.ErrUntrustedIssuer), errors.Is(err, identity.ErrExpired),
 		errors.Is(err, identity.ErrAudience), errors.Is(err, identity.ErrReplay), errors.Is(err, identity.ErrInvalid):
 		return codes.Unauthenticated

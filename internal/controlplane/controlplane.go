@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
@@ -20,6 +21,7 @@ import (
 	"github.com/messagebus/messagebus/internal/auth/token"
 	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -59,6 +61,22 @@ type Config struct {
 
 	Vault VaultConfig
 
+	// RequireTLS refuses the JSON mapping over plain HTTP: credentials only
+	// cross TLS (gRPC is served over TLS whenever the server has a
+	// certificate).
+	RequireTLS bool
+
+	// Refusals are audited at most AuditBurst at once, then AuditRate per
+	// second, per caller address (defaults 20 and 1); records beyond that
+	// are counted and summarised in an "audit-dropped" record, written
+	// before the source's next record and every AuditFlushInterval (10s).
+	AuditRate          float64
+	AuditBurst         int
+	AuditFlushInterval time.Duration
+	// Metrics registers mb_access_refusals_total and
+	// mb_access_audit_dropped_total; nil: not exported.
+	Metrics prometheus.Registerer
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -72,6 +90,9 @@ type Service struct {
 	log  *slog.Logger
 	aws  awsVerifier
 	vlt  *delivery
+
+	metrics accessMetrics
+	limit   *auditLimiter
 }
 
 // New returns the service. a authenticates callers' broker tokens and
@@ -102,7 +123,21 @@ func New(cfg Config, a *auth.Service, md *meta.Resources) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, auth: a, meta: md, log: cfg.Logger}
+	if cfg.AuditRate <= 0 {
+		cfg.AuditRate = DefaultAuditRate
+	}
+	if cfg.AuditBurst <= 0 {
+		cfg.AuditBurst = DefaultAuditBurst
+	}
+	if cfg.AuditFlushInterval <= 0 {
+		cfg.AuditFlushInterval = 10 * time.Second
+	}
+	metrics, err := newAccessMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, auth: a, meta: md, log: cfg.Logger, metrics: metrics,
+		limit: newAuditLimiter(cfg.AuditRate, cfg.AuditBurst, cfg.Now)}
 	s.aws = newAWSVerifier(cfg.AWS)
 	vlt, err := newDelivery(s, cfg.Vault)
 	if err != nil {
@@ -111,6 +146,12 @@ func New(cfg Config, a *auth.Service, md *meta.Resources) (*Service, error) {
 	s.vlt = vlt
 	return s, nil
 }
+
+// Defaults of the audit rate limit of refusals, per caller address.
+const (
+	DefaultAuditRate  = 1.0 // records per second
+	DefaultAuditBurst = 20
+)
 
 // Register adds the service to a gRPC server, with the interceptor that
 // authenticates callers.
@@ -121,8 +162,17 @@ func (s *Service) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.authenticate)}
 }
 
-// Run keeps Vault deliveries fresh until ctx ends (no-op without Vault).
-func (s *Service) Run(ctx context.Context) { s.vlt.run(ctx) }
+// Run keeps Vault deliveries fresh and writes the summaries of dropped
+// audit records until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.runAuditFlush(ctx)
+	}()
+	s.vlt.run(ctx)
+	<-done
+}
 
 // publicMethods take an identity proof, or nothing, instead of a token.
 var publicMethods = map[string]bool{
@@ -133,22 +183,26 @@ var publicMethods = map[string]bool{
 
 type callerKey struct{}
 
-// authenticate checks the caller's broker token ("authorization: Bearer").
+// authenticate checks the caller's broker token ("authorization: Bearer")
+// and audits refused calls.
 func (s *Service) authenticate(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if publicMethods[info.FullMethod] {
-		return h(ctx, req)
-	}
-	var header string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			header = v[0]
+	method := info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:]
+	return s.guard(ctx, method, sourceOfPeer(ctx), req, func(ctx context.Context) (any, error) {
+		if publicMethods[info.FullMethod] {
+			return h(ctx, req)
 		}
-	}
-	ctx, err := s.withCaller(ctx, header)
-	if err != nil {
-		return nil, err
-	}
-	return h(ctx, req)
+		var header string
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			if v := md.Get("authorization"); len(v) > 0 {
+				header = v[0]
+			}
+		}
+		ctx, err := s.withCaller(ctx, header)
+		if err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
+	})
 }
 
 // withCaller authenticates an authorization header or metadata value and
@@ -156,7 +210,9 @@ func (s *Service) authenticate(ctx context.Context, req any, info *grpc.UnarySer
 func (s *Service) withCaller(ctx context.Context, header string) (context.Context, error) {
 	p, err := s.auth.AuthenticateBearer(header)
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		role, iss := claimedBearer(header)
+		claim(ctx, role, iss)
+		return nil, refuse(ctx, ReasonUnauthenticated, status.Error(codes.Unauthenticated, err.Error()))
 	}
 	return context.WithValue(ctx, callerKey{}, p), nil
 }
@@ -178,11 +234,11 @@ func (s *Service) requireTenantAdmin(ctx context.Context, tenant string) error {
 		return status.Error(codes.Internal, err.Error())
 	}
 	if !ok {
-		return status.Errorf(codes.PermissionDenied, "role %q does not administer tenant %q", role, tenant)
+		return refuse(ctx, ReasonForbidden, status.Errorf(codes.PermissionDenied, "role %q does not administer tenant %q", role, tenant))
 	}
 	// Only superusers get here for a missing tenant: say so.
 	if _, err := s.meta.Tenant(ctx, tenant); errors.Is(err, meta.ErrNotFound) {
-		return status.Errorf(codes.NotFound, "tenant %q does not exist", tenant)
+		return refuse(ctx, ReasonUnknownTenant, status.Errorf(codes.NotFound, "tenant %q does not exist", tenant))
 	} else if err != nil {
 		return status.Error(codes.Internal, err.Error())
 	}
@@ -204,9 +260,14 @@ func (s *Service) issue(role string, ttl time.Duration, who string) (string, tim
 // audit records a change; a failure to record is logged, and the change
 // stands, since undoing it could fail the same way.
 func (s *Service) audit(ctx context.Context, actor, action, tenant, detail string) {
-	rec := meta.AuditRecord{Time: s.cfg.Now().UTC(), Actor: actor, Action: action, Tenant: tenant, Detail: detail}
-	if err := s.meta.AppendAudit(ctx, rec); err != nil {
-		s.log.Error("audit record lost", "action", action, "tenant", tenant, "err", err)
+	s.appendAudit(ctx, meta.AuditRecord{Actor: actor, Action: action, Tenant: tenant, Detail: detail})
+}
+
+func (s *Service) appendAudit(ctx context.Context, rec meta.AuditRecord) {
+	rec.Time = s.cfg.Now().UTC()
+	// A caller that gave up must not cost the record.
+	if err := s.meta.AppendAudit(context.WithoutCancel(ctx), rec); err != nil {
+		s.log.Error("audit record lost", "action", rec.Action, "tenant", rec.Tenant, "err", err)
 	}
 }
 

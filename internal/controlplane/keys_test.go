@@ -1,9 +1,11 @@
 package controlplane
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +89,12 @@ func TestSigningKeyRotation(t *testing.T) {
 		if !tc.wantValid && !errors.Is(err, auth.ErrUnauthenticated) {
 			t.Errorf("%s: accepted (%v), want refused", tc.name, p)
 		}
+		// A token of a key not (or no longer) configured is refused as
+		// such, not as a wrong algorithm.
+		if !tc.wantValid && (!errors.Is(err, auth.ErrUnknownKeyID) || !strings.Contains(err.Error(), "is unknown") ||
+			strings.Contains(err.Error(), "algorithm")) {
+			t.Errorf("%s: refused with %v, want an unknown key id", tc.name, err)
+		}
 	}
 }
 
@@ -107,5 +115,48 @@ func TestGeneratedSigningKeyPersists(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "signing-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", fi, err)
+	}
+}
+
+// With an HS256 secret configured next to the access keys, a token of a
+// dropped access key used to be refused as "signed with ES256, want HS256".
+// Pulsar tokens with a kid of their own still verify with the secret.
+func TestDroppedKeyNextToSecretKey(t *testing.T) {
+	dir := t.TempDir()
+	dropped, err := LoadSigningKeys([]string{writeKey(t, dir, "old.pem")}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := LoadSigningKeys([]string{writeKey(t, dir, "new.pem")}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte{7}, 32)
+	hs, err := token.NewVerifier(token.Config{SecretKey: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed, err := Verifiers(current)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := auth.New(auth.Config{Token: hs, KeyedTokens: keyed})
+	_, err = a.AuthenticateBearer("Bearer " + sign(t, dropped[0], "team.app"))
+	if !errors.Is(err, auth.ErrUnknownKeyID) || strings.Contains(err.Error(), "algorithm") || !strings.Contains(err.Error(), dropped[0].KID) {
+		t.Fatalf("token of a dropped key: %v", err)
+	}
+	pulsarTok, err := token.Create(secret, token.Claims{Subject: "app", KeyID: "2026-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.AuthenticateBearer("Bearer " + pulsarTok); err != nil || p.Role != "app" {
+		t.Fatalf("HS256 token with its own kid: %v %v", p, err)
+	}
+	forged, err := token.Create(bytes.Repeat([]byte{8}, 32), token.Claims{Subject: "app", KeyID: "2026-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AuthenticateBearer("Bearer " + forged); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("HS256 token of another secret: %v", err)
 	}
 }

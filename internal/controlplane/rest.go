@@ -23,6 +23,10 @@ import (
 // JSON, or {"code": "...", "reason": "..."} with the HTTP status of the gRPC
 // code. It is served on the admin HTTP port.
 
+// PlaintextRefusal is the reason given for a call of the JSON mapping over
+// plain HTTP while TLS is required (Config.RequireTLS).
+const PlaintextRefusal = "the access API takes credentials over TLS only on this server (--access-require-tls): use the HTTPS port (--https-addr) or gRPC with TLS (grpcs://)"
+
 // RESTPrefix is where the JSON mapping is mounted.
 const RESTPrefix = "/access/v1/"
 
@@ -75,31 +79,35 @@ func (s *Service) HTTPHandler() http.Handler {
 			writeStatus(w, status.Error(codes.Unimplemented, "use POST"))
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRESTBody))
-		if err != nil {
-			writeStatus(w, status.Errorf(codes.InvalidArgument, "read body: %v", err))
-			return
-		}
 		req := m.newReq()
-		if len(strings.TrimSpace(string(body))) > 0 {
-			if err := protojson.Unmarshal(body, req); err != nil {
-				writeStatus(w, status.Errorf(codes.InvalidArgument, "invalid JSON body: %v", err))
-				return
+		resp, err := s.guard(r.Context(), name, hostOf(r.RemoteAddr), req, func(ctx context.Context) (any, error) {
+			if s.cfg.RequireTLS && r.TLS == nil {
+				// The bearer token or identity proof has crossed the network
+				// in clear already; refusing still keeps it from being used
+				// here and tells the client to stop.
+				return nil, refuse(ctx, ReasonPlaintext, status.Error(codes.PermissionDenied, PlaintextRefusal))
 			}
-		}
-		ctx := r.Context()
-		if !m.public {
-			if ctx, err = s.withCaller(ctx, r.Header.Get("Authorization")); err != nil {
-				writeStatus(w, err)
-				return
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRESTBody))
+			if err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "read body: %v", err)
 			}
-		}
-		resp, err := m.call(ctx, req)
+			if len(strings.TrimSpace(string(body))) > 0 {
+				if err := protojson.Unmarshal(body, req); err != nil {
+					return nil, status.Errorf(codes.InvalidArgument, "invalid JSON body: %v", err)
+				}
+			}
+			if !m.public {
+				if ctx, err = s.withCaller(ctx, r.Header.Get("Authorization")); err != nil {
+					return nil, err
+				}
+			}
+			return m.call(ctx, req)
+		})
 		if err != nil {
 			writeStatus(w, err)
 			return
 		}
-		b, err := protojson.Marshal(resp)
+		b, err := protojson.Marshal(resp.(proto.Message))
 		if err != nil {
 			writeStatus(w, status.Error(codes.Internal, err.Error()))
 			return

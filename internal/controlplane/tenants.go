@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
+	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"google.golang.org/grpc/codes"
@@ -25,7 +26,7 @@ func loginRole(tenant string) string { return tenant + "." + adminRoleSuffix }
 func (s *Service) CreateTenant(ctx context.Context, req *accessv1.CreateTenantRequest) (*accessv1.Tenant, error) {
 	p := caller(ctx)
 	if !s.auth.IsSuperuser(p.Role) {
-		return nil, status.Errorf(codes.PermissionDenied, "role %q is not a superuser; only the platform team creates tenants", p.Role)
+		return nil, refuse(ctx, ReasonForbidden, status.Errorf(codes.PermissionDenied, "role %q is not a superuser; only the platform team creates tenants", p.Role))
 	}
 	if err := naming.ValidateEntity("tenant", req.GetTenant()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -102,28 +103,34 @@ func (s *Service) ListTenants(ctx context.Context, _ *accessv1.ListTenantsReques
 // Login gives a member of one of the tenant's groups a token of the
 // tenant's admin role.
 func (s *Service) Login(ctx context.Context, req *accessv1.LoginRequest) (*accessv1.Credentials, error) {
+	ident, iss := claimedOIDC(req.GetIdToken())
+	claim(ctx, ident, iss)
 	if s.cfg.Login == nil {
-		return nil, status.Error(codes.FailedPrecondition, "login is not configured on this server (no OIDC issuer and client id)")
+		return nil, refuse(ctx, ReasonNotConfigured, status.Error(codes.FailedPrecondition, "login is not configured on this server (no OIDC issuer and client id)"))
 	}
 	tenant := req.GetTenant()
 	rec, err := s.meta.AccessTenant(ctx, tenant)
 	if errors.Is(err, meta.ErrNotFound) {
-		return nil, status.Errorf(codes.NotFound, "tenant %q is not managed by the access control plane", tenant)
+		return nil, refuse(ctx, ReasonUnknownTenant, status.Errorf(codes.NotFound, "tenant %q is not managed by the access control plane", tenant))
 	}
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	id, err := s.cfg.Login.Verify(ctx, req.GetIdToken())
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		code := codes.Unauthenticated
+		if errors.Is(err, identity.ErrIssuerUnavailable) {
+			code = codes.Unavailable
+		}
+		return nil, refuse(ctx, identityReason(err), status.Error(code, err.Error()))
 	}
 	who := id.Subject
 	if id.Email != "" {
 		who = id.Email
 	}
+	proven(ctx, who, id.Issuer)
 	if !slices.ContainsFunc(id.Groups, func(g string) bool { return slices.Contains(rec.Groups, g) }) {
-		s.audit(ctx, who, "login-refused", tenant, "not in groups "+strings.Join(rec.Groups, ","))
-		return nil, status.Errorf(codes.PermissionDenied, "%s is not a member of any group administering tenant %q", who, tenant)
+		return nil, refuse(ctx, ReasonNotMember, status.Errorf(codes.PermissionDenied, "%s is not a member of any group administering tenant %q", who, tenant))
 	}
 	role := loginRole(tenant)
 	tok, exp, err := s.issue(role, s.cfg.LoginTTL, id.Key())
@@ -188,7 +195,8 @@ func (s *Service) ListAudit(ctx context.Context, req *accessv1.ListAuditRequest)
 	resp := &accessv1.ListAuditResponse{}
 	for _, r := range recs {
 		resp.Records = append(resp.Records, &accessv1.AuditRecord{
-			Time: timestamppb.New(r.Time), Actor: r.Actor, Action: r.Action, Tenant: r.Tenant, Detail: r.Detail})
+			Time: timestamppb.New(r.Time), Actor: r.Actor, Action: r.Action, Tenant: r.Tenant, Detail: r.Detail,
+			Reason: r.Reason, Identity: r.Identity, Issuer: r.Issuer, Role: r.Role, Source: r.Source, Dropped: r.Dropped})
 	}
 	return resp, nil
 }

@@ -37,13 +37,21 @@ type Association struct {
 	CreatedAt    time.Time `json:"createdAt"`
 }
 
-// AuditRecord is one control-plane change.
+// AuditRecord is one control-plane change, or one refused request.
 type AuditRecord struct {
 	Time   time.Time `json:"time"`
 	Actor  string    `json:"actor"`
 	Action string    `json:"action"`
 	Tenant string    `json:"tenant,omitempty"`
 	Detail string    `json:"detail,omitempty"`
+	// Refusals: reason class, claimed identity and issuer (unverified),
+	// role asked for, caller's address; audit-dropped: source and count.
+	Reason   string `json:"reason,omitempty"`
+	Identity string `json:"identity,omitempty"`
+	Issuer   string `json:"issuer,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Source   string `json:"source,omitempty"`
+	Dropped  uint32 `json:"dropped,omitempty"`
 }
 
 func accessTenantKey(tenant string) string { return accessPrefix + "tenants/" + tenant }

@@ -7,6 +7,7 @@ package identity
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -50,4 +51,8 @@ var (
 	ErrAudience        = errors.New("identity token audience not accepted")
 	ErrReplay          = errors.New("signed request already used")
 	ErrInvalid         = errors.New("invalid identity credential")
+	// ErrSignature: the token is well formed but signed by none of its
+	// issuer's keys (forged, or signed by a key the issuer dropped). It
+	// also matches ErrInvalid.
+	ErrSignature = fmt.Errorf("%w: signature does not verify", ErrInvalid)
 )

@@ -91,7 +91,7 @@ func (v *OIDCVerifier) Trusted(issuer string) bool {
 
 // Verify verifies raw (signature by the issuer's published keys, issuer,
 // audience, expiry) and returns the identity it proves. Errors match
-// ErrUntrustedIssuer, ErrExpired, ErrAudience or ErrInvalid; they never
+// ErrUntrustedIssuer, ErrExpired, ErrAudience, ErrSignature or ErrInvalid; they never
 // contain the token.
 func (v *OIDCVerifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	iss, err := unverifiedIssuer(raw)
@@ -111,6 +111,14 @@ func (v *OIDCVerifier) Verify(ctx context.Context, raw string) (Identity, error)
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
 			return Identity{}, fmt.Errorf("%w: token of %s expired at %s", ErrExpired, iss, expired.Expiry.UTC().Format(time.RFC3339))
+		}
+		// go-oidc's errors are not typed; its messages are matched so that
+		// a forged token and an unreachable key set are told apart.
+		switch msg := err.Error(); {
+		case strings.Contains(msg, "fetching keys"):
+			return Identity{}, fmt.Errorf("%w: %w: token of %s: %v", ErrInvalid, ErrIssuerUnavailable, iss, err)
+		case strings.Contains(msg, "failed to verify id token signature"):
+			return Identity{}, fmt.Errorf("%w: token of %s: signed by none of the issuer's published keys", ErrSignature, iss)
 		}
 		return Identity{}, fmt.Errorf("%w: token of %s: %v", ErrInvalid, iss, err)
 	}
@@ -162,6 +170,32 @@ func (is *issuer) get(ctx context.Context, v *OIDCVerifier) (*oidc.IDTokenVerifi
 		Now: func() time.Time { return now().Add(-skew) },
 	})
 	return is.verifier, nil
+}
+
+// Claimed reads the issuer and subject a token claims, without verifying
+// anything, for the audit record of a refused token; each is clipped, and
+// empty when it cannot be read.
+func Claimed(raw string) (issuer, subject string) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", ""
+	}
+	var claims struct {
+		Iss any `json:"iss"`
+		Sub any `json:"sub"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return "", ""
+	}
+	str := func(v any) string {
+		s, _ := v.(string)
+		return clipClaim(s)
+	}
+	return str(claims.Iss), str(claims.Sub)
 }
 
 // unverifiedIssuer reads "iss" without verifying anything, only to pick the
