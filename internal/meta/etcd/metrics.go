@@ -32,6 +32,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Metadata watches that lost history (etcd compaction) or started without a revision, so their receivers re-read everything.",
 		}),
 	}
+	for _, op := range []string{"get", "list", "put", "txn", "delete", "watch"} {
+		m.errors.WithLabelValues(op) // a zero series to alert on from the start
+	}
 	reg.MustRegister(m.latency, m.errors, m.resets)
 	return m
 }
