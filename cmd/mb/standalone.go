@@ -224,7 +224,7 @@ func metadataOptionsFrom(v *viper.Viper) (server.Metadata, error) {
 		return m, fmt.Errorf("--metadata-timeout must be positive")
 	}
 	if m.IsEmbedded() && (m.Username != "" || m.TLSEnabled || m.TLSCAFile != "" || m.TLSCertFile != "") {
-		return m, fmt.Errorf("etcd user and TLS settings need --metadata-store etcd://...")
+		return m, fmt.Errorf("etcd user and TLS settings need --metadata-store etcd://host:port")
 	}
 	return m, nil
 }
