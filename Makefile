@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION := v0.6.1
 
-.PHONY: build run test lint unit fuzz bench proto
+.PHONY: build run test lint unit test-etcd fuzz bench proto
 
 build:
 	$(GO) build -o bin/mb ./cmd/mb
@@ -10,10 +10,11 @@ build:
 run: build
 	./bin/mb standalone
 
-# The whole suite: static checks, all tests with the race detector, and
-# bounded fuzz runs; each step prints how long it took, so growth is seen.
+# The whole suite: static checks, all tests with the race detector, the
+# integration suite again with the brokers' metadata in etcd, and bounded
+# fuzz runs; each step prints how long it took, so growth is seen.
 test:
-	@for t in lint unit fuzz; do \
+	@for t in lint unit test-etcd fuzz; do \
 		start=$$(date +%s); \
 		$(MAKE) --no-print-directory $$t || exit 1; \
 		echo "== make $$t: $$(( $$(date +%s) - start )) s"; \
@@ -26,6 +27,13 @@ lint:
 
 unit:
 	$(GO) test -race -timeout 20m ./...
+
+# The integration suite (test/) once more, every broker keeping its metadata
+# in an etcd v3.7 member the test process runs (about 4 min on 2 cores).
+test-etcd:
+	@start=$$(date +%s); \
+	MB_TEST_METADATA_STORE=etcd $(GO) test -race -count=1 -timeout 20m ./test/; rc=$$?; \
+	echo "integration suite on etcd took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 # Execution counts, not durations (about 20 s, 10 s and 10 s here): with a
 # duration, Go 1.26's fuzz coordinator can fail a target with "context

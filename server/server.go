@@ -85,6 +85,9 @@ type Options struct {
 	CheckpointRetain int
 	Logger           *slog.Logger
 
+	// Metadata chooses the metadata store: embedded (default) or etcd.
+	Metadata Metadata
+
 	Security
 	Access Access
 }
@@ -188,14 +191,13 @@ func New(opts Options) (*Server, error) {
 	if opts.CheckpointRetain <= 0 {
 		opts.CheckpointRetain = DefaultCheckpointRetain
 	}
-	md, err := meta.OpenEmbedded(storeDir(opts.DataDir, StoreMetadata))
-	if err != nil {
-		return nil, withRestoreHint(err, opts.DataDir)
-	}
-	s.meta = md
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	md, embeddedMeta, err := s.openMetadata(reg)
+	if err != nil {
+		return nil, err
+	}
+	s.meta = md
 	fsyncs := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "mb_journal_fsync_seconds",
 		Help:    "Duration of journal group commits: write and fdatasync.",
@@ -218,7 +220,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.CheckpointInterval > 0 {
 		s.ckpt = newCheckpoints(opts.DataDir, opts.CheckpointInterval, opts.CheckpointRetain, reg)
-		s.ckpt.add(StoreMetadata, md.Checkpoint, reg)
+		if embeddedMeta != nil { // etcd keeps its own snapshots
+			s.ckpt.add(StoreMetadata, embeddedMeta.Checkpoint, reg)
+		}
 	}
 
 	if opts.InMemory {
@@ -425,7 +429,14 @@ func (s *Server) Start() {
 	}()
 	s.ready.Store(true)
 	s.log.Info("MessageBus standalone ready", "broker", s.BrokerURL(), "http", s.WebURL(),
-		"broker_tls", s.BrokerTLSURL(), "https", s.WebTLSURL(), "auth", s.broker.AuthEnabled(), "data_dir", s.opts.DataDir)
+		"broker_tls", s.BrokerTLSURL(), "https", s.WebTLSURL(), "auth", s.broker.AuthEnabled(), "data_dir", s.opts.DataDir, "metadata", s.metadataName())
+}
+
+func (s *Server) metadataName() string {
+	if s.opts.Metadata.IsEmbedded() {
+		return "embedded"
+	}
+	return s.opts.Metadata.Store
 }
 
 // Err delivers a fatal serving error.

@@ -55,6 +55,7 @@ func newestWAL(t *testing.T, dir string) string {
 // panic trace; mb restore-checkpoint brings it back with the state of the
 // newest checkpoint.
 func TestDamagedMetadataWALStopsStartup(t *testing.T) {
+	skipOnEtcd(t)
 	dataDir := t.TempDir()
 	p := startProc(t, dataDir, 0, 0)
 	putTenant(t, p.webURL, "before-checkpoint")

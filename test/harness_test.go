@@ -2,6 +2,8 @@ package test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	plog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/messagebus/messagebus/internal/testutil/etcdtest"
 	"github.com/messagebus/messagebus/server"
 )
 
@@ -27,7 +30,12 @@ var raceEnabled bool
 // mbBinary is the mb binary built once for the tests that run it as a child process.
 var mbBinary string
 
+// metadataStore is the etcd://... URL the brokers of the tests keep their
+// metadata in when MB_TEST_METADATA_STORE=etcd, else "" (the embedded store).
+var metadataStore string
+
 func TestMain(m *testing.M) {
+	etcdtest.RunMemberIfChild()
 	dir, err := os.MkdirTemp("", "mb-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -44,9 +52,53 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build mb:", err)
 		os.Exit(1)
 	}
+	var etcdCluster *etcdtest.Cluster
+	switch store := os.Getenv("MB_TEST_METADATA_STORE"); store {
+	case "", "embedded":
+	case "etcd":
+		// One etcd member in this process serves every broker; each data
+		// dir gets its own key prefix (metadataArgs).
+		etcdCluster, err = etcdtest.New(filepath.Join(dir, "etcd"), 1)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start etcd:", err)
+			os.Exit(1)
+		}
+		metadataStore = etcdCluster.URL()
+		fmt.Fprintln(os.Stderr, "metadata store of the brokers under test:", metadataStore)
+	default:
+		fmt.Fprintf(os.Stderr, "MB_TEST_METADATA_STORE=%q: want embedded or etcd\n", store)
+		os.Exit(2)
+	}
 	code := m.Run()
+	if etcdCluster != nil {
+		etcdCluster.Close()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// metadataPrefix is the etcd key prefix of the broker on dataDir: the same
+// for every start on it, as the embedded store in it would be.
+func metadataPrefix(dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	return "/mbtest/" + hex.EncodeToString(sum[:8])
+}
+
+// metadataArgs are the mb flags that put the metadata of the broker on
+// dataDir where MB_TEST_METADATA_STORE says.
+func metadataArgs(dataDir string) []string {
+	if metadataStore == "" {
+		return nil
+	}
+	return []string{"--metadata-store", metadataStore, "--metadata-prefix", metadataPrefix(dataDir)}
+}
+
+// skipOnEtcd skips tests of the embedded metadata store itself.
+func skipOnEtcd(t *testing.T) {
+	t.Helper()
+	if metadataStore != "" {
+		t.Skip("tests the embedded metadata store; MB_TEST_METADATA_STORE=etcd")
+	}
 }
 
 func quietLogger() *slog.Logger {
@@ -64,6 +116,9 @@ func startServer(t *testing.T, opts server.Options) *server.Server {
 	opts.AdvertisedAddress = "127.0.0.1"
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
+	}
+	if metadataStore != "" && opts.Metadata.Store == "" {
+		opts.Metadata.Store, opts.Metadata.Prefix = metadataStore, metadataPrefix(opts.DataDir)
 	}
 	s, err := server.New(opts)
 	if err != nil {
@@ -168,7 +223,7 @@ func launchProc(t *testing.T, dataDir string, brokerPort, httpPort int, extraArg
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"--advertised-address", "127.0.0.1",
 		"--log-level", "warn",
-	}, extraArgs...)
+	}, append(metadataArgs(dataDir), extraArgs...)...)
 	p.cmd = exec.Command(mbBinary, args...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

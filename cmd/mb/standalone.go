@@ -60,6 +60,15 @@ which wins over the file.`,
 	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
 	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
 	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
+	f.String("metadata-store", "", "metadata store: empty or embedded for the embedded store in <data-dir>/meta, or etcd://host:port[,host:port...]")
+	f.String("metadata-prefix", "/messagebus", "key prefix in etcd, so several clusters can share one etcd")
+	f.Duration("metadata-timeout", 5*time.Second, "deadline of each etcd request (and of connecting)")
+	f.String("metadata-user", "", "etcd user name (password: --metadata-password-file or env MB_METADATA_PASSWORD)")
+	f.String("metadata-password-file", "", "file holding the etcd user's password")
+	f.Bool("metadata-tls", false, "connect to etcd with TLS, verified with the system's CAs unless --metadata-tls-ca-file is set")
+	f.String("metadata-tls-ca-file", "", "CA certificates (PEM) that verify etcd's certificate; turns on TLS")
+	f.String("metadata-tls-cert-file", "", "client certificate (PEM) for etcd; turns on TLS")
+	f.String("metadata-tls-key-file", "", "client private key (PEM) for etcd")
 	f.String("auth-token-secret-key", "", "HS256 secret key file for token authentication (raw bytes or data:;base64,...)")
 	f.String("auth-token-public-key", "", "RS256/ES256 public key file (PEM or DER) for token authentication")
 	f.String("auth-token-role-claim", "sub", "token claim that holds the role")
@@ -202,6 +211,36 @@ func accessOptionsFrom(v *viper.Viper) (server.Access, error) {
 	}, nil
 }
 
+// metadataOptionsFrom reads the metadata store's settings.
+func metadataOptionsFrom(v *viper.Viper) (server.Metadata, error) {
+	password := v.GetString("metadata-password") // env MB_METADATA_PASSWORD only: never a flag
+	if f := v.GetString("metadata-password-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return server.Metadata{}, fmt.Errorf("read --metadata-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	m := server.Metadata{
+		Store:       v.GetString("metadata-store"),
+		Prefix:      v.GetString("metadata-prefix"),
+		Timeout:     v.GetDuration("metadata-timeout"),
+		Username:    v.GetString("metadata-user"),
+		Password:    password,
+		TLSEnabled:  v.GetBool("metadata-tls"),
+		TLSCAFile:   v.GetString("metadata-tls-ca-file"),
+		TLSCertFile: v.GetString("metadata-tls-cert-file"),
+		TLSKeyFile:  v.GetString("metadata-tls-key-file"),
+	}
+	if m.Timeout <= 0 {
+		return m, fmt.Errorf("--metadata-timeout must be positive")
+	}
+	if m.IsEmbedded() && (m.Username != "" || m.TLSEnabled || m.TLSCAFile != "" || m.TLSCertFile != "") {
+		return m, fmt.Errorf("etcd user and TLS settings need --metadata-store etcd://host:port")
+	}
+	return m, nil
+}
+
 func runStandalone(v *viper.Viper) error {
 	log, err := newLogger(v.GetString("log-level"), v.GetString("log-format"))
 	if err != nil {
@@ -212,6 +251,10 @@ func runStandalone(v *viper.Viper) error {
 		return fmt.Errorf("--max-message-size must be positive")
 	}
 	access, err := accessOptionsFrom(v)
+	if err != nil {
+		return err
+	}
+	metadata, err := metadataOptionsFrom(v)
 	if err != nil {
 		return err
 	}
@@ -250,6 +293,7 @@ func runStandalone(v *viper.Viper) error {
 		HideTopicLevelMetrics:   !v.GetBool("expose-topic-level-metrics"),
 		EnablePprof:             v.GetBool("enable-pprof"),
 		Logger:                  log,
+		Metadata:                metadata,
 		Security: server.Security{
 			AuthTokenSecretKey:   v.GetString("auth-token-secret-key"),
 			AuthTokenPublicKey:   v.GetString("auth-token-public-key"),

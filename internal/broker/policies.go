@@ -106,7 +106,7 @@ func (b *Broker) WithDefaults(p meta.Policies) meta.Policies {
 }
 
 // watchPolicies invalidates cached policies on every change of namespace or
-// topic policies until ctx ends, and has loaded topics reconsider the
+// topic policies, and all of them when the watch resets, until ctx ends, and has loaded topics reconsider the
 // policies they apply only when loaded (deduplication).
 func (b *Broker) watchPolicies(ctx context.Context) {
 	defer b.bgWG.Done()
@@ -114,6 +114,11 @@ func (b *Broker) watchPolicies(ctx context.Context) {
 		key := ev.KV.Key
 		b.pcache.mu.Lock()
 		switch {
+		case ev.Type == meta.EventReset:
+			// Changes may have been missed (etcd compacted the watch's
+			// history): nothing cached can be trusted.
+			clear(b.pcache.m)
+			clear(b.pcache.topics)
 		case strings.HasPrefix(key, meta.NamespacePoliciesPrefix):
 			delete(b.pcache.m, strings.TrimPrefix(key, meta.NamespacePoliciesPrefix))
 		case strings.HasPrefix(key, meta.TopicPoliciesPrefix):

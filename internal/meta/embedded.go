@@ -22,6 +22,7 @@ type Embedded struct {
 	watchMu  sync.Mutex
 	watchers map[*watcher]struct{}
 	closed   bool
+	rev      int64 // writes since open, under mu: the events' Revision
 }
 
 type watcher struct {
@@ -145,7 +146,8 @@ func (e *Embedded) Put(_ context.Context, key string, value []byte, expected int
 	if err := e.db.Set([]byte(key), encodeValue(next, value), pebble.Sync); err != nil {
 		return 0, fmt.Errorf("meta put %s: %w", key, err)
 	}
-	e.notify(Event{Type: EventPut, KV: KV{Key: key, Value: value, Version: next}})
+	e.rev++
+	e.notify(Event{Type: EventPut, KV: KV{Key: key, Value: value, Version: next}, Revision: e.rev})
 	return next, nil
 }
 
@@ -169,7 +171,8 @@ func (e *Embedded) Delete(_ context.Context, key string, expected int64) error {
 	if err := e.db.Delete([]byte(key), pebble.Sync); err != nil {
 		return fmt.Errorf("meta delete %s: %w", key, err)
 	}
-	e.notify(Event{Type: EventDelete, KV: KV{Key: key, Version: cur}})
+	e.rev++
+	e.notify(Event{Type: EventDelete, KV: KV{Key: key, Version: cur}, Revision: e.rev})
 	return nil
 }
 

@@ -1,0 +1,67 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/meta/etcd"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metadata chooses the metadata store. The zero value is the embedded
+// store in <DataDir>/meta.
+type Metadata struct {
+	// Store is "" (or "embedded") for the embedded store, or
+	// etcd://host:port[,host:port...] for etcd.
+	Store string
+	// Prefix is put before every key in etcd (default /messagebus).
+	Prefix string
+	// Timeout bounds each etcd request (default 5s).
+	Timeout time.Duration
+	// Username and Password authenticate to etcd.
+	Username, Password string
+	// TLSCAFile, TLSCertFile and TLSKeyFile turn on TLS to etcd: the CAs
+	// that verify etcd (empty: the system's) and a client certificate.
+	TLSEnabled                         bool
+	TLSCAFile, TLSCertFile, TLSKeyFile string
+}
+
+// IsEmbedded reports whether the embedded store is chosen.
+func (m Metadata) IsEmbedded() bool { return m.Store == "" || m.Store == "embedded" }
+
+// openMetadata opens the configured metadata store; embedded is non-nil
+// for the embedded one (which has checkpoints).
+func (s *Server) openMetadata(reg prometheus.Registerer) (store meta.Store, embedded *meta.Embedded, err error) {
+	m := s.opts.Metadata
+	if m.IsEmbedded() {
+		md, err := meta.OpenEmbedded(storeDir(s.opts.DataDir, StoreMetadata))
+		if err != nil {
+			return nil, nil, withRestoreHint(err, s.opts.DataDir)
+		}
+		return md, md, nil
+	}
+	eps, err := etcd.ParseURL(m.Store)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := etcd.Options{
+		Endpoints: eps,
+		Prefix:    m.Prefix,
+		Timeout:   m.Timeout,
+		Username:  m.Username,
+		Password:  m.Password,
+		Metrics:   etcd.NewMetrics(reg),
+		Logger:    s.log.With("component", "meta"),
+	}
+	if m.TLSEnabled || m.TLSCAFile != "" || m.TLSCertFile != "" {
+		if opts.TLS, err = etcd.TLSConfig(m.TLSCAFile, m.TLSCertFile, m.TLSKeyFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	st, err := etcd.Open(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metadata store: %w", err)
+	}
+	return st, nil, nil
+}
