@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/messagebus/messagebus/server"
@@ -19,7 +20,7 @@ const (
 )
 
 func newVerifyCommand() *cobra.Command {
-	var dataDir, output string
+	var dataDir, output, metadataStore string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check every store of a stopped broker's data dir and report damage (read-only)",
@@ -42,7 +43,7 @@ could not be checked (and no damage was found elsewhere).`,
 			if output != outputText && output != outputJSON {
 				return exitError{verifyFailed, fmt.Errorf("--output %q: text or json", output)}
 			}
-			r, err := server.Verify(dataDir)
+			r, err := server.Verify(dataDir, metadataStore)
 			if err != nil {
 				return exitError{verifyFailed, fmt.Errorf("verify: %w", err)}
 			}
@@ -69,6 +70,8 @@ could not be checked (and no damage was found elsewhere).`,
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", "./data", "the broker's data directory")
 	f.StringVarP(&output, "output", "o", outputText, "output format: text or json")
+	f.StringVar(&metadataStore, "metadata-store", os.Getenv("MB_METADATA_STORE"),
+		"the broker's --metadata-store (env MB_METADATA_STORE): with etcd://..., the metadata is not in the data dir and is not checked")
 	return cmd
 }
 
