@@ -115,7 +115,9 @@ func killNineLosesNothing(t *testing.T, brokerArgs []string) {
 				full++
 			}
 		}
-		if full < 2 {
+		// At least one: under load the background zero-fill is skipped for
+		// segments the write rate would fill first (worthZeroFill).
+		if full < 1 {
 			t.Fatalf("%d of %d journal segments preallocated; the run did not exercise them", full, len(names))
 		}
 	}
