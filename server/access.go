@@ -95,6 +95,9 @@ func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlp
 	if s.tlsConfig != nil && s.opts.HTTPSAddr == "" {
 		s.log.Warn("no --https-addr: the admin API on --http-addr takes bearer tokens in plaintext; "+
 			"the access control plane's gRPC port uses the certificate", "require_tls", requireTLS)
+	} else if s.tlsConfig != nil && !s.opts.Security.RefusePlaintextCredentials {
+		s.log.Warn("the plaintext listeners --broker-addr and --http-addr take credentials as in Pulsar; "+
+			"--refuse-plaintext-credentials refuses them there", "require_tls", requireTLS)
 	}
 	cfg := controlplane.Config{
 		ClusterName:        s.opts.ClusterName,

@@ -63,6 +63,9 @@ func newTLSConfig(sec Security) (*tls.Config, error) {
 		return nil, errors.New("TLS client options need a TLS listener (broker TLS or HTTPS address)")
 	}
 	if sec.TLSCertFile == "" && sec.TLSKeyFile == "" {
+		if sec.RefusePlaintextCredentials {
+			return nil, errors.New("refusing credentials in plaintext (--refuse-plaintext-credentials) needs a certificate: set --tls-cert-file and --tls-key-file")
+		}
 		if listeners {
 			return nil, errors.New("TLS listeners need a certificate and a key file")
 		}
@@ -87,6 +90,9 @@ func newTLSConfig(sec Security) (*tls.Config, error) {
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	if sec.RefusePlaintextCredentials && (sec.BrokerTLSAddr == "" || sec.HTTPSAddr == "") {
+		return nil, errors.New("refusing credentials in plaintext (--refuse-plaintext-credentials) needs both TLS listeners for clients to use instead: set --broker-tls-addr and --https-addr")
 	}
 	if sec.TLSRequireClientCert {
 		if cfg.ClientCAs == nil {

@@ -122,6 +122,12 @@ type Security struct {
 	TLSTrustCertsFile string
 	// TLSRequireClientCert refuses TLS clients without a valid certificate.
 	TLSRequireClientCert bool
+	// RefusePlaintextCredentials refuses credentials (tokens, any
+	// authentication data) on the plaintext listeners BrokerAddr and
+	// HTTPAddr; clients without credentials are served there as before.
+	// Needs a certificate and a TLS listener to send clients to. Off by
+	// default, as in Pulsar, whose plaintext ports take tokens.
+	RefusePlaintextCredentials bool
 }
 
 // Server is a running standalone node.
@@ -320,6 +326,7 @@ func New(opts Options) (*Server, error) {
 		AdvertisedTLSURL:        s.advertisedBrokerTLSURL(),
 		Auth:                    authService,
 		AuthRefreshTimeout:      opts.AuthRefreshTimeout,
+		RefusePlaintextCreds:    opts.Security.RefusePlaintextCredentials,
 		MaxMessageSize:          opts.MaxMessageSize,
 		KeepAliveInterval:       opts.KeepAliveInterval,
 		PolicyCheckInterval:     opts.PolicyCheckInterval,
@@ -337,19 +344,20 @@ func New(opts Options) (*Server, error) {
 	}
 	s.http = &http.Server{
 		Handler: admin.New(admin.Config{
-			ClusterName:  opts.ClusterName,
-			BrokerURL:    s.advertisedBrokerURL(),
-			WebURL:       s.WebURL(),
-			Logger:       opts.Logger.With("component", "admin"),
-			Gatherer:     reg,
-			Pprof:        opts.EnablePprof,
-			Access:       accessREST,
-			Ready:        s.ready.Load,
-			Health:       storeHealth(s.store),
-			Broker:       s.broker,
-			Auth:         authService,
-			BrokerURLTLS: s.advertisedBrokerTLSURL(),
-			WebURLTLS:    s.WebTLSURL(),
+			ClusterName:                opts.ClusterName,
+			BrokerURL:                  s.advertisedBrokerURL(),
+			WebURL:                     s.WebURL(),
+			Logger:                     opts.Logger.With("component", "admin"),
+			Gatherer:                   reg,
+			Pprof:                      opts.EnablePprof,
+			Access:                     accessREST,
+			Ready:                      s.ready.Load,
+			Health:                     storeHealth(s.store),
+			Broker:                     s.broker,
+			Auth:                       authService,
+			RefusePlaintextCredentials: opts.Security.RefusePlaintextCredentials,
+			BrokerURLTLS:               s.advertisedBrokerTLSURL(),
+			WebURLTLS:                  s.WebTLSURL(),
 		}, res),
 		// Slow or idle clients must not hold connections forever; bodies are
 		// small (policies, access requests) except the pprof trace, which

@@ -2,11 +2,17 @@ package test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/messagebus/messagebus/server"
 )
 
 // startFails runs `mb standalone` with args and returns its stderr once it
@@ -134,5 +140,96 @@ func TestAccessRequireTLSStartupFailures(t *testing.T) {
 	}
 	if out := startFails(t, "--auth-token-secret-key", secret, "--grpc-addr", grpc(), "--tls-key-file", key); !strings.Contains(out, halfPair) {
 		t.Fatalf("key without certificate: %s", out)
+	}
+}
+
+// --refuse-plaintext-credentials: the plaintext listeners refuse tokens
+// (the broker at CONNECT, the admin API before reading anything) and still
+// serve clients without credentials; the TLS listeners take them.
+func TestRefusePlaintextCredentials(t *testing.T) {
+	p := newPKI(t)
+	cert, key := p.issue(t, "broker", true)
+	secretFile, secret := secretKey(t)
+	admin := signToken(t, secret, "admin", time.Now().Add(time.Hour))
+	s := startServer(t, server.Options{Security: server.Security{
+		AuthTokenSecretKey: secretFile, SuperuserRoles: []string{"admin"}, AnonymousRole: "anon",
+		BrokerTLSAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", TLSCertFile: cert, TLSKeyFile: key,
+		RefusePlaintextCredentials: true,
+	}})
+
+	// Broker: a token over pulsar:// is refused with a message naming the
+	// flag (the client retries until its timeout and logs the broker's
+	// reason).
+	clientLog := &syncBuffer{}
+	c, err := pulsar.NewClient(pulsar.ClientOptions{URL: s.BrokerURL(), Authentication: pulsar.NewAuthenticationToken(admin),
+		OperationTimeout: 3 * time.Second, ConnectionTimeout: 3 * time.Second,
+		Logger: plog.NewLoggerWithSlog(slog.New(slog.NewTextHandler(clientLog, nil)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err = c.CreateProducer(pulsar.ProducerOptions{Topic: uniqueTopic(t)}); err == nil {
+		t.Fatal("producer with a token over plaintext was created")
+	}
+	if !strings.Contains(clientLog.String(), "credentials are refused over plaintext on this server (--refuse-plaintext-credentials)") {
+		t.Fatalf("the client did not get the refusal's reason; its log:\n%s", clientLog)
+	}
+	if v := metricValue(t, s.WebURL(), `pulsar_authentication_failures_total{auth_method="token"}`); v < 1 {
+		t.Fatalf("pulsar_authentication_failures_total{auth_method=token} = %v", v)
+	}
+	// Over pulsar+ssl:// the same token works.
+	tlsc := clientWith(t, pulsar.ClientOptions{URL: s.BrokerTLSURL(), TLSTrustCertsFilePath: p.CAFile, Authentication: pulsar.NewAuthenticationToken(admin)})
+	if err := canProduce(t, tlsc, uniqueTopic(t)); err != nil {
+		t.Fatalf("token over TLS: %v", err)
+	}
+	// Without credentials the plaintext port still answers (the anonymous
+	// role has no grant, so the producer is refused by authorization, not
+	// by the plaintext rule).
+	anon := clientWith(t, pulsar.ClientOptions{URL: s.BrokerURL()})
+	_, err = anon.CreateProducer(pulsar.ProducerOptions{Topic: uniqueTopic(t)})
+	if err == nil || strings.Contains(err.Error(), "plaintext") {
+		t.Fatalf("anonymous producer over plaintext: %v, want an authorization refusal", err)
+	}
+
+	// Admin API: a bearer token over plain HTTP gets 401 whatever the path;
+	// without one the public paths answer; over HTTPS the token works.
+	for _, path := range []string{"/admin/v2/tenants", "/metrics", "/admin/v2/brokers/health"} {
+		req, _ := http.NewRequest("GET", s.WebURL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "--refuse-plaintext-credentials") {
+			t.Fatalf("GET %s with a token over plain HTTP: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if resp, err := http.Get(s.WebURL() + "/metrics"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics without credentials over plain HTTP: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ := http.NewRequest("GET", s.WebTLSURL()+"/admin/v2/tenants", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := p.httpsClient(t, "", "").Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /admin/v2/tenants with a token over HTTPS: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// The flag never downgrades: without a certificate or a TLS listener to
+// send clients to, startup fails.
+func TestRefusePlaintextCredentialsNeedsTLS(t *testing.T) {
+	_, cert, key, secret, _ := accessTLSSetup(t)
+	out := startFails(t, "--auth-token-secret-key", secret, "--refuse-plaintext-credentials")
+	if !strings.Contains(out, "needs a certificate") {
+		t.Fatalf("without a certificate: %s", out)
+	}
+	out = startFails(t, "--auth-token-secret-key", secret, "--refuse-plaintext-credentials", "--tls-cert-file", cert, "--tls-key-file", key)
+	if !strings.Contains(out, "--broker-tls-addr and --https-addr") {
+		t.Fatalf("without TLS listeners: %s", out)
 	}
 }

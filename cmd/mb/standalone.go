@@ -81,6 +81,7 @@ which wins over the file.`,
 	f.String("tls-key-file", "", "server private key (PEM) for the TLS listeners")
 	f.String("tls-trust-certs-file", "", "CA certificates (PEM) client certificates are verified against; turns on TLS authentication")
 	f.Bool("tls-require-client-cert", false, "refuse TLS clients without a valid client certificate")
+	f.Bool("refuse-plaintext-credentials", false, "refuse tokens and other credentials on the plaintext listeners --broker-addr and --http-addr (needs a certificate, --broker-tls-addr and --https-addr); clients without credentials are still served there")
 	f.String("grpc-addr", ":8090", "listen address of the access control plane (gRPC); runs when authentication is on")
 	f.Bool("access-require-tls", false, "take credentials on the access control plane over TLS only: its JSON mapping is refused on the plain HTTP port (default: on when --tls-cert-file is set; on without a certificate, startup fails)")
 	f.Float64("access-audit-rate", controlplane.DefaultAuditRate, "refusal audit records written per second per caller address, after the burst")
@@ -295,18 +296,19 @@ func runStandalone(v *viper.Viper) error {
 		Logger:                  log,
 		Metadata:                metadata,
 		Security: server.Security{
-			AuthTokenSecretKey:   v.GetString("auth-token-secret-key"),
-			AuthTokenPublicKey:   v.GetString("auth-token-public-key"),
-			AuthTokenRoleClaim:   v.GetString("auth-token-role-claim"),
-			SuperuserRoles:       stringList(v, "superuser-roles"),
-			AnonymousRole:        v.GetString("anonymous-role"),
-			AuthRefreshTimeout:   v.GetDuration("auth-refresh-timeout"),
-			BrokerTLSAddr:        v.GetString("broker-tls-addr"),
-			HTTPSAddr:            v.GetString("https-addr"),
-			TLSCertFile:          v.GetString("tls-cert-file"),
-			TLSKeyFile:           v.GetString("tls-key-file"),
-			TLSTrustCertsFile:    v.GetString("tls-trust-certs-file"),
-			TLSRequireClientCert: v.GetBool("tls-require-client-cert"),
+			AuthTokenSecretKey:         v.GetString("auth-token-secret-key"),
+			AuthTokenPublicKey:         v.GetString("auth-token-public-key"),
+			AuthTokenRoleClaim:         v.GetString("auth-token-role-claim"),
+			SuperuserRoles:             stringList(v, "superuser-roles"),
+			AnonymousRole:              v.GetString("anonymous-role"),
+			AuthRefreshTimeout:         v.GetDuration("auth-refresh-timeout"),
+			BrokerTLSAddr:              v.GetString("broker-tls-addr"),
+			HTTPSAddr:                  v.GetString("https-addr"),
+			TLSCertFile:                v.GetString("tls-cert-file"),
+			TLSKeyFile:                 v.GetString("tls-key-file"),
+			TLSTrustCertsFile:          v.GetString("tls-trust-certs-file"),
+			TLSRequireClientCert:       v.GetBool("tls-require-client-cert"),
+			RefusePlaintextCredentials: v.GetBool("refuse-plaintext-credentials"),
 		},
 		Access: access,
 	})

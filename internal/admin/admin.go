@@ -58,6 +58,9 @@ type Config struct {
 	Broker Broker
 	// Auth authenticates and authorizes requests (authz.go); nil: off.
 	Auth *auth.Service
+	// RefusePlaintextCredentials answers 401 to a request that carries an
+	// Authorization header over plain HTTP (authz.go).
+	RefusePlaintextCredentials bool
 	// BrokerURLTLS and WebURLTLS are the pulsar+ssl:// and https:// URLs
 	// lookups answer when TLS is on.
 	BrokerURLTLS string

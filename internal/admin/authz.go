@@ -140,10 +140,20 @@ func topicRequirement(n need, domain string, rest []string) requirement {
 	return r
 }
 
+// errPlaintextCredentials is the refusal of a credential sent over plain HTTP
+// while the server refuses them there.
+const errPlaintextCredentials = "credentials are refused over plain HTTP on this server (--refuse-plaintext-credentials): use HTTPS (--https-addr)"
+
 // authorize authenticates r and checks it against what its path needs. It
 // answers 401 or 403 and returns false when the request may not proceed.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	a := s.cfg.Auth
+	if s.cfg.RefusePlaintextCredentials && r.TLS == nil && r.Header.Get("Authorization") != "" {
+		// Refused before anything is read, so the credential's value is
+		// never acted on, whatever the path needs.
+		writeError(w, http.StatusUnauthorized, errPlaintextCredentials)
+		return r, false
+	}
 	req := classify(r.Method, r.URL.Path)
 	if !a.Enabled() || req.need == needNothing {
 		return r, true

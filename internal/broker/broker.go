@@ -67,7 +67,10 @@ type Config struct {
 	// AuthRefreshTimeout is how long a client has to answer AUTH_CHALLENGE
 	// with fresh credentials once its own expire (default 30s).
 	AuthRefreshTimeout time.Duration
-	Logger             *slog.Logger
+	// RefusePlaintextCreds refuses CONNECT with authentication data on a
+	// connection that is not TLS (handle_auth.go).
+	RefusePlaintextCreds bool
+	Logger               *slog.Logger
 }
 
 func (c *Config) setDefaults() {

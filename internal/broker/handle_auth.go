@@ -31,6 +31,13 @@ type connAuth struct {
 // they are refused.
 func (c *conn) authenticate(cmd *pb.CommandConnect) error {
 	a := c.b.cfg.Auth
+	if c.b.cfg.RefusePlaintextCreds && !c.isTLS() && (cmd.GetAuthMethodName() != "" || len(cmd.GetAuthData()) > 0) {
+		c.b.metrics.authFailures.WithLabelValues(methodLabel(cmd.GetAuthMethodName())).Inc()
+		c.log.Info("credentials over plaintext refused", "method", cmd.GetAuthMethodName())
+		err := errors.New(errPlaintextCredentials)
+		c.writeCommand(errorCommand(0, pb.ServerError_AuthenticationError, err.Error()))
+		return err
+	}
 	if !a.Enabled() {
 		return nil
 	}
@@ -48,6 +55,15 @@ func (c *conn) authenticate(cmd *pb.CommandConnect) error {
 	c.scheduleExpiryLocked()
 	c.amu.Unlock()
 	return nil
+}
+
+// errPlaintextCredentials refuses credentials sent on a plaintext connection
+// while Config.RefusePlaintextCreds is on.
+const errPlaintextCredentials = "credentials are refused over plaintext on this server (--refuse-plaintext-credentials): use pulsar+ssl:// (--broker-tls-addr)"
+
+func (c *conn) isTLS() bool {
+	_, ok := c.nc.(*tls.Conn)
+	return ok
 }
 
 // peerCertificates returns the verified client certificates of a TLS
