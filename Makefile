@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION := v0.6.1
 
-.PHONY: build run test lint unit test-etcd fuzz bench proto
+.PHONY: build run test testdeps lint unit test-etcd fuzz bench proto
 
 build:
 	$(GO) build -o bin/mb ./cmd/mb
@@ -14,23 +14,32 @@ run: build
 # integration suite again with the brokers' metadata in etcd, and bounded
 # fuzz runs; each step prints how long it took, so growth is seen.
 test:
-	@for t in lint unit test-etcd fuzz; do \
+	@for t in testdeps lint unit test-etcd fuzz; do \
 		start=$$(date +%s); \
 		$(MAKE) --no-print-directory $$t || exit 1; \
 		echo "== make $$t: $$(( $$(date +%s) - start )) s"; \
 	done
+
+# What the tests run besides Go: the OpenID provider of the access tests
+# (npm oidc-provider on node), installed when missing so that a fresh clone
+# needs nothing but `make test`.
+OIDC_DIR := internal/testutil/oidcprovider
+testdeps:
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the access tests need Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)"; exit 1; }
+	@test -f $(OIDC_DIR)/node_modules/.package-lock.json && cmp -s $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json || { \
+		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund && cp $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json; }
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-unit:
+unit: testdeps
 	$(GO) test -race -timeout 20m ./...
 
 # The integration suite (test/) once more, every broker keeping its metadata
 # in an etcd v3.7 member the test process runs (about 4 min on 2 cores).
-test-etcd:
+test-etcd: testdeps
 	@start=$$(date +%s); \
 	MB_TEST_METADATA_STORE=etcd $(GO) test -race -count=1 -timeout 20m ./test/; rc=$$?; \
 	echo "integration suite on etcd took $$(( $$(date +%s) - start )) s"; exit $$rc
