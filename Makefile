@@ -51,6 +51,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeFrame -fuzztime=400000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzParseMetadata -fuzztime=200000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=150000x ./internal/auth/token
+	$(GO) test -run='^$$' -fuzz=FuzzParseBasicUsers -fuzztime=30000x ./internal/auth
 
 bench:
 	./bench/run.sh

@@ -40,7 +40,14 @@ func newAuthService(sec Security, res *meta.Resources, keys []controlplane.Signi
 	if err != nil {
 		return nil, err
 	}
+	var basic auth.BasicUsers
+	if sec.BasicAuthConf != "" {
+		if basic, err = auth.LoadBasicUsers(sec.BasicAuthConf); err != nil {
+			return nil, fmt.Errorf("basic authentication: %w", err)
+		}
+	}
 	a := auth.New(auth.Config{
+		BasicUsers:    basic,
 		Token:         verifier,
 		KeyedTokens:   keyed,
 		TLS:           sec.TLSTrustCertsFile != "",
@@ -49,7 +56,7 @@ func newAuthService(sec Security, res *meta.Resources, keys []controlplane.Signi
 		Meta:          res,
 	})
 	if a == nil && (len(sec.SuperuserRoles) > 0 || sec.AnonymousRole != "") {
-		return nil, errors.New("superuser or anonymous roles need an authentication provider (a token key or a TLS trust store)")
+		return nil, errors.New("superuser or anonymous roles need an authentication provider (a token key, a TLS trust store or a basic auth conf)")
 	}
 	return a, nil
 }

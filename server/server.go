@@ -101,6 +101,10 @@ type Security struct {
 	// (PEM or DER). At most one of them.
 	AuthTokenSecretKey string
 	AuthTokenPublicKey string
+	// BasicAuthConf turns on basic authentication (Pulsar's
+	// basicAuthConf): a file of user:hash lines, as a path, a file: or
+	// data: URL, or base64 content (auth.LoadBasicUsers).
+	BasicAuthConf string
 	// AuthTokenRoleClaim names the claim holding the role (default "sub").
 	AuthTokenRoleClaim string
 	// SuperuserRoles may do everything.

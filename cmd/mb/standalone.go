@@ -72,6 +72,7 @@ which wins over the file.`,
 	f.String("auth-token-secret-key", "", "HS256 secret key file for token authentication (raw bytes or data:;base64,...)")
 	f.String("auth-token-public-key", "", "RS256/ES256 public key file (PEM or DER) for token authentication")
 	f.String("auth-token-role-claim", "sub", "token claim that holds the role")
+	f.String("basic-auth-conf", "", "turn on basic authentication (user and password, as Pulsar's basicAuthConf): a file of user:hash lines ($apr1$, bcrypt, $1$/$5$/$6$), given as a path, a file: or data: URL, or base64 content")
 	f.String("superuser-roles", "", "comma-separated roles that may do everything")
 	f.String("anonymous-role", "", "role given to clients without credentials (unset: they are refused)")
 	f.Duration("auth-refresh-timeout", 30*time.Second, "how long a client has to send fresh credentials after its own expire")
@@ -299,6 +300,7 @@ func runStandalone(v *viper.Viper) error {
 			AuthTokenSecretKey:         v.GetString("auth-token-secret-key"),
 			AuthTokenPublicKey:         v.GetString("auth-token-public-key"),
 			AuthTokenRoleClaim:         v.GetString("auth-token-role-claim"),
+			BasicAuthConf:              v.GetString("basic-auth-conf"),
 			SuperuserRoles:             stringList(v, "superuser-roles"),
 			AnonymousRole:              v.GetString("anonymous-role"),
 			AuthRefreshTimeout:         v.GetDuration("auth-refresh-timeout"),

@@ -27,8 +27,9 @@ import (
 
 // Method names, as clients send them in CONNECT's auth_method_name.
 const (
-	MethodToken     = "token"
-	MethodTLS       = "tls"
+	MethodToken = "token"
+	MethodTLS   = "tls"
+	// MethodBasic is in basic.go.
 	MethodAnonymous = "anonymous"
 )
 
@@ -68,6 +69,9 @@ type Config struct {
 	// KeyedTokens verify tokens whose "kid" header names them: the keys the
 	// access control plane signs with (several during a key rotation).
 	KeyedTokens map[string]*token.Verifier
+	// BasicUsers turns on basic authentication (user and password, as
+	// Pulsar's AuthenticationProviderBasic) when not empty.
+	BasicUsers BasicUsers
 	// TLS authenticates TLS client certificates (verified by the listener
 	// against the trust store) by their subject's common name.
 	TLS bool
@@ -91,7 +95,7 @@ type Service struct {
 // New returns a Service, or nil when cfg configures no authentication
 // provider: auth is on as soon as one is configured.
 func New(cfg Config) *Service {
-	if cfg.Token == nil && len(cfg.KeyedTokens) == 0 && !cfg.TLS {
+	if cfg.Token == nil && len(cfg.KeyedTokens) == 0 && !cfg.TLS && len(cfg.BasicUsers) == 0 {
 		return nil
 	}
 	if cfg.Now == nil {
@@ -132,10 +136,12 @@ func (s *Service) Authenticate(method string, data []byte, peer []*x509.Certific
 		return s.authenticateToken(string(data))
 	case MethodTLS:
 		return s.authenticateCert(peer)
+	case MethodBasic:
+		return s.authenticateBasic(string(data))
 	case "", "none":
 		return s.anonymous()
 	default:
-		return Principal{}, fmt.Errorf("%w: auth method %q is not supported (token, tls)", ErrUnauthenticated, method)
+		return Principal{}, fmt.Errorf("%w: auth method %q is not supported (token, tls, basic)", ErrUnauthenticated, method)
 	}
 }
 

@@ -176,7 +176,7 @@ func (c *conn) stopAuthTimer() {
 // methodLabel bounds the label values a client can create.
 func methodLabel(m string) string {
 	switch m {
-	case auth.MethodToken, auth.MethodTLS:
+	case auth.MethodToken, auth.MethodTLS, auth.MethodBasic:
 		return m
 	case "", "none":
 		return auth.MethodAnonymous
