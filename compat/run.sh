@@ -45,7 +45,7 @@ rm -rf "$data"
   --broker-tls-addr 127.0.0.1:6651 --https-addr 127.0.0.1:8443 --advertised-address localhost \
   --tls-cert-file "$IT/certs/broker-cert.pem" --tls-key-file "$IT/certs/broker-key.pem" \
   --tls-trust-certs-file "$IT/certs/cacert.pem" \
-  --auth-token-secret-key "$IT/tokens/secret.key" \
+  --auth-token-secret-key "$IT/tokens/secret.key" --basic-auth-conf "$IT/conf/.htpasswd" \
   --superuser-roles localhost,superUser,admin --anonymous-role anonymous \
   --log-level warn >"$WORK/broker.log" 2>&1 &
 broker=$!
