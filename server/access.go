@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/access"
+	"github.com/messagebus/messagebus/internal/access/identity"
 	"github.com/messagebus/messagebus/internal/auth"
-	"github.com/messagebus/messagebus/internal/controlplane"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -28,7 +28,7 @@ type Access struct {
 	// without a certificate, New fails.
 	RequireTLS *bool
 	// AuditRate and AuditBurst bound the refusal records written per caller
-	// address (defaults controlplane.DefaultAuditRate per second and
+	// address (defaults access.DefaultAuditRate per second and
 	// DefaultAuditBurst at once); AuditFlushInterval is how often the counts
 	// of dropped records are written (default 10s).
 	AuditRate          float64
@@ -65,17 +65,17 @@ type Access struct {
 
 // accessKeys loads the control plane's signing keys when auth can be on, so
 // tokens it issued verify even while the control plane itself is off.
-func accessKeys(opts Options) ([]controlplane.SigningKey, error) {
+func accessKeys(opts Options) ([]access.SigningKey, error) {
 	sec := opts.Security
 	if sec.AuthTokenSecretKey == "" && sec.AuthTokenPublicKey == "" && sec.TLSTrustCertsFile == "" {
 		return nil, nil
 	}
-	return controlplane.LoadSigningKeys(opts.Access.SigningKeys, filepath.Join(opts.DataDir, "access"))
+	return access.LoadSigningKeys(opts.Access.SigningKeys, filepath.Join(opts.DataDir, "access"))
 }
 
 // newAccess builds the control plane and binds its listener; nil when it
 // is off.
-func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlplane.SigningKey, reg prometheus.Registerer) error {
+func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []access.SigningKey, reg prometheus.Registerer) error {
 	o := s.opts.Access
 	if o.GRPCAddr == "" {
 		return nil
@@ -99,7 +99,7 @@ func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlp
 		s.log.Warn("the plaintext listeners --broker-addr and --http-addr take credentials as in Pulsar; "+
 			"--refuse-plaintext-credentials refuses them there", "require_tls", requireTLS)
 	}
-	cfg := controlplane.Config{
+	cfg := access.Config{
 		ClusterName:        s.opts.ClusterName,
 		Keys:               keys,
 		TokenTTL:           o.TokenTTL,
@@ -113,10 +113,10 @@ func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlp
 		AuditBurst:         o.AuditBurst,
 		AuditFlushInterval: o.AuditFlushInterval,
 		Metrics:            reg,
-		AWS: controlplane.AWSConfig{
+		AWS: access.AWSConfig{
 			Enabled: o.AWSEnabled, STSEndpoint: o.AWSSTSEndpoint, Region: o.AWSRegion, Audience: o.AWSAudience,
 		},
-		Vault: controlplane.VaultConfig{
+		Vault: access.VaultConfig{
 			Address: o.VaultAddr, Token: o.VaultToken, Mount: o.VaultMount, Prefix: o.VaultPrefix,
 			RefreshInterval: o.VaultRefreshInterval,
 		},
@@ -144,7 +144,7 @@ func (s *Server) newAccess(a *auth.Service, res *meta.Resources, keys []controlp
 			cfg.Login = identity.NewOIDCVerifier(identity.OIDCConfig{Issuers: o.OIDCIssuers[:1], Audiences: []string{o.OIDCLoginClientID}, GroupsClaim: o.OIDCGroupsClaim, ClockSkew: o.OIDCClockSkew})
 		}
 	}
-	svc, err := controlplane.New(cfg, a, res)
+	svc, err := access.New(cfg, a, res)
 	if err != nil {
 		return err
 	}

@@ -8,15 +8,15 @@ import (
 	"net"
 	"os"
 
+	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/auth/token"
-	"github.com/messagebus/messagebus/internal/controlplane"
 	"github.com/messagebus/messagebus/internal/meta"
 )
 
 // newAuthService builds authentication and authorization from the options;
 // nil when no provider is configured.
-func newAuthService(sec Security, res *meta.Resources, keys []controlplane.SigningKey) (*auth.Service, error) {
+func newAuthService(sec Security, res *meta.Resources, keys []access.SigningKey) (*auth.Service, error) {
 	if sec.AuthTokenSecretKey != "" && sec.AuthTokenPublicKey != "" {
 		return nil, errors.New("configure either a token secret key or a token public key, not both")
 	}
@@ -36,7 +36,7 @@ func newAuthService(sec Security, res *meta.Resources, keys []controlplane.Signi
 			return nil, fmt.Errorf("token authentication: %w", err)
 		}
 	}
-	keyed, err := controlplane.Verifiers(keys)
+	keyed, err := access.Verifiers(keys)
 	if err != nil {
 		return nil, err
 	}

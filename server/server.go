@@ -24,9 +24,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/internal/admin"
 	"github.com/messagebus/messagebus/internal/broker"
-	"github.com/messagebus/messagebus/internal/controlplane"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/local"
@@ -153,7 +153,7 @@ type Server struct {
 	// The access control plane; grpc is nil when it is off.
 	grpc       *grpc.Server
 	grpcL      net.Listener
-	access     *controlplane.Service
+	access     *access.Service
 	stopAccess context.CancelFunc
 	ckpt       *checkpoints // nil when checkpoints are off
 	ready      atomic.Bool

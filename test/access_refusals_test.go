@@ -14,9 +14,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
+	"github.com/messagebus/messagebus/internal/access"
+	"github.com/messagebus/messagebus/internal/access/identity"
 	"github.com/messagebus/messagebus/internal/auth/token"
-	"github.com/messagebus/messagebus/internal/controlplane"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/testutil/oidcprovider"
 	"github.com/messagebus/messagebus/server"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -100,19 +100,19 @@ func TestAccessRefusalsAudited(t *testing.T) {
 		identity, issuer, full  string
 	}{
 		{"wrong audience", mint(e.oidc, "workload-a", "secret-a", "someone-else"), "my_team", "my_app", 401, "audience",
-			controlplane.ReasonAudience, "oidc:" + iss + "#workload-a", iss, "my_team.my_app"},
+			access.ReasonAudience, "oidc:" + iss + "#workload-a", iss, "my_team.my_app"},
 		{"untrusted issuer", mint(untrusted, "workload-a", "secret-a", "messagebus"), "my_team", "my_app", 401, "untrusted issuer",
-			controlplane.ReasonUntrustedIssuer, "oidc:" + untrusted.Issuer + "#workload-a", untrusted.Issuer, "my_team.my_app"},
+			access.ReasonUntrustedIssuer, "oidc:" + untrusted.Issuer + "#workload-a", untrusted.Issuer, "my_team.my_app"},
 		{"forged signature", forged, "my_team", "my_app", 401, "signed by none of the issuer's published keys",
-			controlplane.ReasonSignature, "oidc:" + iss + "#workload-a", iss, "my_team.my_app"},
+			access.ReasonSignature, "oidc:" + iss + "#workload-a", iss, "my_team.my_app"},
 		{"another tenant's prefix", good, "my_team", "other_team.my_app", 403, "prefix of another tenant",
-			controlplane.ReasonForeignRole, "oidc:" + iss + "#workload-a", iss, "other_team.my_app"},
+			access.ReasonForeignRole, "oidc:" + iss + "#workload-a", iss, "other_team.my_app"},
 		{"no association", other, "my_team", "my_app", 403, "not associated",
-			controlplane.ReasonNoAssociation, "oidc:" + iss + "#workload-b", iss, "my_team.my_app"},
+			access.ReasonNoAssociation, "oidc:" + iss + "#workload-b", iss, "my_team.my_app"},
 		{"unknown tenant", good, "no_such_team", "my_app", 404, "does not exist",
-			controlplane.ReasonUnknownTenant, "oidc:" + iss + "#workload-a", iss, "no_such_team.my_app"},
+			access.ReasonUnknownTenant, "oidc:" + iss + "#workload-a", iss, "no_such_team.my_app"},
 		{"expired", short, "my_team", "my_app", 401, "expired",
-			controlplane.ReasonExpired, "oidc:" + iss + "#workload-short", iss, "my_team.my_app"},
+			access.ReasonExpired, "oidc:" + iss + "#workload-short", iss, "my_team.my_app"},
 	}
 	waitUntilExpired(t, short)
 	for _, c := range cases {
@@ -144,7 +144,7 @@ func TestAccessRefusalsAudited(t *testing.T) {
 				r.Identity == c.identity && r.Issuer == c.issuer && r.Source == "127.0.0.1" && r.Detail != "" {
 				n++
 				want := "unauthenticated" // a claim is not an actor
-				if c.reason == controlplane.ReasonNoAssociation || c.reason == controlplane.ReasonUnknownTenant {
+				if c.reason == access.ReasonNoAssociation || c.reason == access.ReasonUnknownTenant {
 					want = c.identity // proven; the tenant or the association is missing
 				}
 				if r.Actor != want {
@@ -162,7 +162,7 @@ func TestAccessRefusalsAudited(t *testing.T) {
 	}
 	var forgedCalls int
 	for _, r := range recs {
-		if r.Action == "associate-role-refused" && r.Reason == controlplane.ReasonUnauthenticated &&
+		if r.Action == "associate-role-refused" && r.Reason == access.ReasonUnauthenticated &&
 			r.Identity == "platform" && r.Actor == "unauthenticated" && r.Tenant == "my_team" && r.Role == "my_team.x" {
 			forgedCalls++
 		}
@@ -176,7 +176,7 @@ func TestAccessRefusalsAudited(t *testing.T) {
 	recs = e.auditRecords(t)
 	var loginRefused bool
 	for _, r := range recs {
-		loginRefused = loginRefused || (r.Action == "login-refused" && r.Reason == controlplane.ReasonNotMember && r.Tenant == "my_team" &&
+		loginRefused = loginRefused || (r.Action == "login-refused" && r.Reason == access.ReasonNotMember && r.Tenant == "my_team" &&
 			strings.Contains(r.Actor, "alice") && r.Source == "127.0.0.1")
 	}
 	if !loginRefused {
@@ -231,8 +231,8 @@ func TestAccessRefusalAuditRateLimit(t *testing.T) {
 		t.Fatalf("written %v, dropped %v; want 3 and 8 from 127.0.0.1, 1 and 0 from 127.0.0.2", written, dropped)
 	}
 	for _, r := range recs {
-		if r.Action == "credentials-refused" && r.Reason != controlplane.ReasonInvalid {
-			t.Errorf("reason %q, want %q", r.Reason, controlplane.ReasonInvalid)
+		if r.Action == "credentials-refused" && r.Reason != access.ReasonInvalid {
+			t.Errorf("reason %q, want %q", r.Reason, access.ReasonInvalid)
 		}
 	}
 	if v := metricValue(t, e.s.WebURL(), "mb_access_audit_dropped_total"); v != 8 {
@@ -285,7 +285,7 @@ func TestAccessTokenOfDroppedSigningKey(t *testing.T) {
 		runCLI(t, "", "tokens", "create-key-pair", "--algorithm", "ES256", "--output-private-key", k, "--output-public-key", k+".pub").ok(t)
 	}
 	e := newAccessEnvWith(t, time.Hour, func(o *server.Options) { o.Access.SigningKeys = []string{newKey} })
-	old, err := controlplane.LoadSigningKeys([]string{oldKey}, dir)
+	old, err := access.LoadSigningKeys([]string{oldKey}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestAccessTokenOfDroppedSigningKey(t *testing.T) {
 	expectRefused(t, canProduce(t, tokenClient(t, e.s.BrokerURL(), tok), "persistent://public/default/x"), "a token of a dropped key")
 	var refused bool
 	for _, rec := range e.auditRecords(t) {
-		refused = refused || (rec.Action == "whoami-refused" && rec.Reason == controlplane.ReasonUnauthenticated && rec.Identity == "platform")
+		refused = refused || (rec.Action == "whoami-refused" && rec.Reason == access.ReasonUnauthenticated && rec.Identity == "platform")
 	}
 	if !refused {
 		t.Fatal("the refused whoami was not audited")
@@ -331,7 +331,7 @@ func TestAccessReplayAndRevokedGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, err := protojson.Marshal(&accessv1.GetCredentialsRequest{Tenant: "my_team", Role: "billing",
-		Proof: &accessv1.GetCredentialsRequest_Aws{Aws: controlplane.SignedRequestMessage(sr)}})
+		Proof: &accessv1.GetCredentialsRequest_Aws{Aws: access.SignedRequestMessage(sr)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestAccessReplayAndRevokedGrants(t *testing.T) {
 	}
 	var replay bool
 	for _, r := range e.auditRecords(t) {
-		replay = replay || (r.Action == "credentials-refused" && r.Reason == controlplane.ReasonReplay &&
+		replay = replay || (r.Action == "credentials-refused" && r.Reason == access.ReasonReplay &&
 			r.Identity == "aws-key:AKIDEXAMPLE" && r.Role == "my_team.billing" && r.Source == "127.0.0.1")
 	}
 	if !replay {

@@ -17,9 +17,9 @@ import (
 	"time"
 
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
-	"github.com/messagebus/messagebus/internal/controlplane"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
-	"github.com/messagebus/messagebus/internal/controlplane/vault"
+	"github.com/messagebus/messagebus/internal/access"
+	"github.com/messagebus/messagebus/internal/access/identity"
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
 
@@ -168,7 +168,7 @@ func (co *credsOptions) exchange(ctx context.Context, cmd *cobra.Command, c *acc
 		if err != nil {
 			return "", time.Time{}, err
 		}
-		req.Proof = &accessv1.GetCredentialsRequest_Aws{Aws: controlplane.SignedRequestMessage(sr)}
+		req.Proof = &accessv1.GetCredentialsRequest_Aws{Aws: access.SignedRequestMessage(sr)}
 	}
 	cred, err := call(cmd, c, c.api.GetCredentials, req)
 	if err != nil {
@@ -203,13 +203,13 @@ func (co *credsOptions) vaultFetcher() (func(context.Context) (string, time.Time
 			}
 			id = identity.Identity{Kind: identity.KindOIDC, Issuer: co.issuer, Subject: co.identity}
 		}
-		role, err := controlplane.FullRole(co.tenant, co.role)
+		role, err := access.FullRole(co.tenant, co.role)
 		if err != nil {
 			return nil, errors.New(status.Convert(err).Message())
 		}
 		path = vault.PathFor(co.vaultPrefix, co.tenant, role, id.Key())
 		co.issuedRole = role
-	} else if role, err := controlplane.FullRole(co.tenant, co.role); err == nil {
+	} else if role, err := access.FullRole(co.tenant, co.role); err == nil {
 		co.issuedRole = role
 	}
 	c, err := vault.New(vault.Config{Address: co.vaultAddr, Token: tok, Mount: co.vaultMount})

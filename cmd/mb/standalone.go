@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/messagebus/messagebus/internal/controlplane"
+	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/server"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -85,8 +85,8 @@ which wins over the file.`,
 	f.Bool("refuse-plaintext-credentials", false, "refuse tokens and other credentials on the plaintext listeners --broker-addr and --http-addr (needs a certificate, --broker-tls-addr and --https-addr); clients without credentials are still served there")
 	f.String("grpc-addr", ":8090", "listen address of the access control plane (gRPC); runs when authentication is on")
 	f.Bool("access-require-tls", false, "take credentials on the access control plane over TLS only: its JSON mapping is refused on the plain HTTP port (default: on when --tls-cert-file is set; on without a certificate, startup fails)")
-	f.Float64("access-audit-rate", controlplane.DefaultAuditRate, "refusal audit records written per second per caller address, after the burst")
-	f.Int("access-audit-burst", controlplane.DefaultAuditBurst, "refusal audit records written at once per caller address before the rate applies")
+	f.Float64("access-audit-rate", access.DefaultAuditRate, "refusal audit records written per second per caller address, after the burst")
+	f.Int("access-audit-burst", access.DefaultAuditBurst, "refusal audit records written at once per caller address before the rate applies")
 	f.String("access-signing-keys", "", "comma-separated private key files the control plane signs tokens with; the first signs, all verify (default: a generated key in the data dir)")
 	f.Duration("access-token-ttl", time.Hour, "lifetime of tokens issued to workloads")
 	f.Duration("access-login-ttl", time.Hour, "lifetime of tokens issued at login")

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Records of the access control plane (package controlplane), under
+// Records of the access control plane (package access), under
 // /access/: which groups administer a tenant, which identities are bound to
 // which roles, and the audit log.
 const accessPrefix = "/access/"

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/access/identity"
 	"github.com/messagebus/messagebus/internal/access/oauthflow"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/testutil/oidcprovider"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/messagebus/messagebus/internal/controlplane/vault"
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/messagebus/messagebus/internal/testutil/vaulttest"
 )
 

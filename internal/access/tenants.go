@@ -1,4 +1,4 @@
-package controlplane
+package access
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
+	"github.com/messagebus/messagebus/internal/access/identity"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"google.golang.org/grpc/codes"

@@ -1,10 +1,10 @@
-package controlplane
+package access
 
 import (
 	"context"
 
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
+	"github.com/messagebus/messagebus/internal/access/identity"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

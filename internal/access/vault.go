@@ -1,11 +1,11 @@
-package controlplane
+package access
 
 import (
 	"context"
 	"sync"
 	"time"
 
-	"github.com/messagebus/messagebus/internal/controlplane/vault"
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/messagebus/messagebus/internal/meta"
 )
 

@@ -1,4 +1,4 @@
-package controlplane
+package access
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/access/identity"
 	"github.com/messagebus/messagebus/internal/auth/token"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -291,7 +291,7 @@ func newAccessMetrics(reg prometheus.Registerer) (accessMetrics, error) {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.refusals, m.dropped} {
 			if err := reg.Register(c); err != nil {
-				return m, fmt.Errorf("controlplane metrics: %w", err)
+				return m, fmt.Errorf("access metrics: %w", err)
 			}
 		}
 	}

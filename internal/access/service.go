@@ -1,4 +1,4 @@
-// Package controlplane is the self-service access API (api/access/v1,
+// Package access is the access control plane, the self-service access API (api/access/v1,
 // gRPC): teams create tenants administered by their identity-provider
 // groups, bind workload identities to tenant-prefixed roles, and exchange
 // identities for short-lived broker tokens, without a ticket.
@@ -7,7 +7,7 @@
 // with its own keys (keys.go; brokers verify them by kid), verifies
 // identities through package identity, and may keep tokens fresh in a
 // Vault KV v2 store (vault.go). Every change is audited.
-package controlplane
+package access
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 	"time"
 
 	accessv1 "github.com/messagebus/messagebus/api/access/v1"
+	"github.com/messagebus/messagebus/internal/access/identity"
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/auth/token"
-	"github.com/messagebus/messagebus/internal/controlplane/identity"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -99,10 +99,10 @@ type Service struct {
 // decides who administers what.
 func New(cfg Config, a *auth.Service, md *meta.Resources) (*Service, error) {
 	if len(cfg.Keys) == 0 {
-		return nil, errors.New("controlplane: no signing key")
+		return nil, errors.New("access: no signing key")
 	}
 	if !a.Enabled() {
-		return nil, errors.New("controlplane: authentication is off; there is nothing to issue tokens for")
+		return nil, errors.New("access: authentication is off; there is nothing to issue tokens for")
 	}
 	if cfg.ClusterName == "" {
 		// The tenants it creates must name a cluster, as the admin API requires.
