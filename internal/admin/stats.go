@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -107,6 +109,21 @@ type consumerJSON struct {
 	Metadata                     map[string]string `json:"metadata"`
 }
 
+// statsTime formats a time as Pulsar's stats do (ISO 8601 with offset).
+func statsTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
 func topicStatsView(st broker.TopicStats) topicStatsJSON {
 	v := topicStatsJSON{
 		MsgRateIn:           st.MsgRateIn,
@@ -135,7 +152,8 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 	}
 	for _, p := range st.Publishers {
 		pv := publisherJSON{AccessMode: p.AccessMode, MsgRateIn: p.MsgRateIn, MsgThroughputIn: p.ThroughputIn,
-			ProducerID: p.ID, ProducerName: p.Name, Address: p.Address, Metadata: map[string]string{}}
+			ProducerID: p.ID, ProducerName: p.Name, Address: p.Address, Metadata: nonNilMap(p.Metadata),
+			ClientVersion: p.ClientVersion, ConnectedSince: statsTime(p.ConnectedSince)}
 		if p.MsgRateIn > 0 {
 			pv.AverageMsgSize = p.ThroughputIn / p.MsgRateIn
 		}
@@ -167,7 +185,8 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 			sv.Consumers = append(sv.Consumers, consumerJSON{
 				MsgRateOut: c.MsgRateOut, MsgThroughputOut: c.ThroughputOut, BytesOutCounter: c.BytesOut,
 				MsgOutCounter: c.MsgOut, ConsumerName: c.Name, AvailablePermits: c.Permits,
-				UnackedMessages: c.Unacked, PriorityLevel: c.Priority, Address: c.Address, Metadata: map[string]string{},
+				UnackedMessages: c.Unacked, PriorityLevel: c.Priority, Address: c.Address, Metadata: nonNilMap(c.Metadata),
+				ClientVersion: c.ClientVersion, ConnectedSince: statsTime(c.ConnectedSince),
 			})
 		}
 		v.Subscriptions[name] = sv

@@ -83,14 +83,17 @@ type TopicStats struct {
 
 // PublisherStats describe one producer.
 type PublisherStats struct {
-	ID           uint64
-	Name         string
-	Address      string
-	AccessMode   string
-	MsgIn        int64
-	BytesIn      int64
-	MsgRateIn    float64
-	ThroughputIn float64
+	ID             uint64
+	Name           string
+	Address        string
+	ClientVersion  string
+	Metadata       map[string]string
+	ConnectedSince time.Time
+	AccessMode     string
+	MsgIn          int64
+	BytesIn        int64
+	MsgRateIn      float64
+	ThroughputIn   float64
 }
 
 // SubscriptionStats describe one subscription.
@@ -112,16 +115,19 @@ type SubscriptionStats struct {
 
 // ConsumerStats describe one consumer.
 type ConsumerStats struct {
-	ID            uint64
-	Name          string
-	Address       string
-	Permits       int
-	Unacked       int
-	Priority      int32
-	MsgOut        int64
-	BytesOut      int64
-	MsgRateOut    float64
-	ThroughputOut float64
+	ID             uint64
+	Name           string
+	Address        string
+	ClientVersion  string
+	Metadata       map[string]string
+	ConnectedSince time.Time
+	Permits        int
+	Unacked        int
+	Priority       int32
+	MsgOut         int64
+	BytesOut       int64
+	MsgRateOut     float64
+	ThroughputOut  float64
 }
 
 // InternalStats describe a topic's ledger and cursors.
@@ -409,6 +415,7 @@ func (b *Broker) TopicStats(ctx context.Context, name naming.Topic) (TopicStats,
 	t.mu.Lock()
 	for _, p := range t.producers {
 		ps := PublisherStats{ID: p.id, Name: p.name, Address: remoteAddr(p.cn), AccessMode: "Shared",
+			ClientVersion: p.client.version, Metadata: p.client.metadata, ConnectedSince: p.client.connectedSince,
 			MsgIn: p.in.msgs.Load(), BytesIn: p.in.bytes.Load()}
 		if t.exclusive == p {
 			ps.AccessMode = "Exclusive"
@@ -481,6 +488,7 @@ func (s *Subscription) stats(now time.Time) SubscriptionStats {
 	}
 	for _, c := range s.disp.consumers() {
 		cs := ConsumerStats{ID: c.id, Name: c.name, Address: remoteAddr(c.cn), Permits: c.permits,
+			ClientVersion: c.client.version, Metadata: c.client.metadata, ConnectedSince: c.client.connectedSince,
 			Unacked: unacked[c], Priority: c.priority, MsgOut: c.out.msgs.Load(), BytesOut: c.out.bytes.Load()}
 		cs.MsgRateOut, cs.ThroughputOut = c.out.rates(now)
 		ss.Consumers = append(ss.Consumers, cs)
@@ -492,7 +500,8 @@ func remoteAddr(c *conn) string {
 	if c == nil || c.nc == nil {
 		return ""
 	}
-	return c.nc.RemoteAddr().String()
+	// Pulsar shows Java's InetSocketAddress form, "/ip:port".
+	return "/" + c.nc.RemoteAddr().String()
 }
 
 // TopicInternalStats returns the ledger and cursor state of a persistent topic.

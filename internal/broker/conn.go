@@ -27,7 +27,9 @@ type conn struct {
 
 	connected       atomic.Bool
 	protocolVersion int32
-	lastRead        atomic.Int64 // unix nanos of the last frame read
+	// clientVersion is CONNECT's client_version, shown in stats.
+	clientVersion string
+	lastRead      atomic.Int64 // unix nanos of the last frame read
 
 	amu  sync.Mutex // guards auth
 	auth connAuth

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
@@ -19,7 +21,24 @@ type Consumer struct {
 	// by sub.mu. It may go negative when a batch is larger than the permits left.
 	permits int
 
-	out flowCounter // admin stats (admin_ops.go)
+	out    flowCounter // admin stats (admin_ops.go)
+	client clientInfo
+}
+
+// clientInfo is what stats show of the client behind a producer or
+// consumer, as Pulsar's PublisherStats and ConsumerStats do.
+type clientInfo struct {
+	version        string            // CONNECT's client_version
+	metadata       map[string]string // PRODUCER's or SUBSCRIBE's metadata
+	connectedSince time.Time
+}
+
+func newClientInfo(c *conn, kvs []*pb.KeyValue) clientInfo {
+	ci := clientInfo{version: c.clientVersion, metadata: make(map[string]string, len(kvs)), connectedSince: time.Now()}
+	for _, kv := range kvs {
+		ci.metadata[kv.GetKey()] = kv.GetValue()
+	}
+	return ci
 }
 
 // writeMessage queues a MESSAGE frame.

@@ -22,6 +22,7 @@ func (c *conn) handleConnect(cmd *pb.CommandConnect) error {
 		v = maxProtocolVersion
 	}
 	c.protocolVersion = v
+	c.clientVersion = cmd.GetClientVersion()
 	if err := c.authenticate(cmd); err != nil {
 		return err
 	}

@@ -26,7 +26,8 @@ type Producer struct {
 	closed   bool
 	inflight sync.WaitGroup
 
-	in flowCounter // admin stats (admin_ops.go)
+	in     flowCounter // admin stats (admin_ops.go)
+	client clientInfo
 }
 
 // begin registers a send; false when the producer is closed by the broker.
@@ -87,7 +88,8 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		fail(err)
 		return
 	}
-	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c, requestID: reqID}
+	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c, requestID: reqID,
+		client: newClientInfo(c, cmd.GetMetadata())}
 	if p.name == "" {
 		p.name = c.b.nextProducerName()
 	}

@@ -75,7 +75,7 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		return
 	}
 	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c,
-		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta()}
+		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta(), client: newClientInfo(c, cmd.GetMetadata())}
 	if err := s.attach(cs, cmd.GetSubType()); err != nil {
 		fail(err)
 		return
