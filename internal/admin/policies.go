@@ -9,6 +9,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 )
 
 // Namespace policies are stored in meta.Policies; the broker applies them.
@@ -364,6 +365,13 @@ func (s *Server) removeBacklogQuota(w http.ResponseWriter, r *http.Request) {
 
 // validatePolicies checks the values of the policies a namespace is created with.
 func validatePolicies(p *meta.Policies) error {
+	if p.SchemaCompatibilityStrategy != "" {
+		st, err := schema.ParseStrategy(p.SchemaCompatibilityStrategy)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "schema_compatibility_strategy: %v", err)
+		}
+		p.SchemaCompatibilityStrategy = storedStrategy(st)
+	}
 	if p.Retention != nil {
 		if err := validateRetention(p.Retention); err != nil {
 			return err

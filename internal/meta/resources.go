@@ -85,6 +85,12 @@ type Policies struct {
 	MaxProducersPerTopic        *int                       `json:"max_producers_per_topic,omitempty"`
 	MaxConsumersPerTopic        *int                       `json:"max_consumers_per_topic,omitempty"`
 	MaxConsumersPerSubscription *int                       `json:"max_consumers_per_subscription,omitempty"`
+	// Schema policies (see internal/schema). An unset strategy is Pulsar's
+	// UNDEFINED (the broker default applies); auto update defaults to true
+	// and validation to false.
+	SchemaCompatibilityStrategy string `json:"schema_compatibility_strategy,omitempty"`
+	IsAllowAutoUpdateSchema     *bool  `json:"is_allow_auto_update_schema,omitempty"`
+	SchemaValidationEnforced    bool   `json:"schema_validation_enforced,omitempty"`
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.
@@ -319,7 +325,10 @@ func (r *Resources) DeleteNamespace(ctx context.Context, ns naming.Namespace) er
 	if err := r.Store.Delete(ctx, policiesPrefix+ns.String(), AnyVersion); err != nil {
 		return err
 	}
-	return r.deleteNamespaceTopicPolicies(ctx, ns)
+	if err := r.deleteNamespaceTopicPolicies(ctx, ns); err != nil {
+		return err
+	}
+	return r.deleteNamespaceSchemas(ctx, ns)
 }
 
 // Key prefixes of namespace policies and of topic policies (one record per
