@@ -2,7 +2,9 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -661,4 +663,59 @@ func TestTransactionsNotSupported(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("failing took %v", d)
 	}
+}
+
+// TestCLIAdminSchemas drives `mb admin schemas` against a broker.
+func TestCLIAdminSchemas(t *testing.T) {
+	s := startServer(t, server.Options{})
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	v0 := avroRecord(`{"name":"a","type":"string"}`)
+	v1 := avroRecord(`{"name":"a","type":"string"}`, `{"name":"b","type":"int","default":1}`)
+	file := func(name, def string) string {
+		b, _ := json.Marshal(map[string]any{"type": "AVRO", "schema": def, "properties": map[string]string{"k": "v"}})
+		return write(name, string(b))
+	}
+	topic := "persistent://public/default/cli-schemas"
+	out := adminCLI(t, s, "schemas", "upload", topic, "--filename", file("v0.json", v0)).ok(t)
+	if !strings.Contains(out, "version") || !strings.Contains(out, "0") {
+		t.Fatalf("upload printed %q", out)
+	}
+	adminCLI(t, s, "schemas", "upload", "cli-schemas", "-f", file("v1.json", v1)).ok(t)
+	var got struct {
+		Version    int64
+		Type       string
+		Data       string
+		Properties map[string]string
+	}
+	adminCLI(t, s, "-o", "json", "schemas", "get", topic).jsonOf(t, &got)
+	if got.Version != 1 || got.Type != "AVRO" || got.Data != v1 || got.Properties["k"] != "v" {
+		t.Fatalf("schemas get: %+v", got)
+	}
+	adminCLI(t, s, "-o", "json", "schemas", "get", topic, "--version", "0").jsonOf(t, &got)
+	if got.Version != 0 || got.Data != v0 {
+		t.Fatalf("schemas get --version 0: %+v", got)
+	}
+	list := adminCLI(t, s, "schemas", "list", topic).ok(t)
+	if lines := strings.Split(strings.TrimSpace(list), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "VERSION") {
+		t.Fatalf("schemas list: %q", list)
+	}
+	var compat map[string]any
+	adminCLI(t, s, "-o", "json", "schemas", "compatibility", topic, "-f", file("bad.json", avroRecord(`{"name":"a","type":"int"}`))).jsonOf(t, &compat)
+	if compat["compatibility"] != false || compat["schemaCompatibilityStrategy"] != "FULL" {
+		t.Fatalf("schemas compatibility: %v", compat)
+	}
+	adminCLI(t, s, "schemas", "upload", topic, "-f", file("bad2.json", avroRecord(`{"name":"a","type":"int"}`))).fails(t, "incompatible schema")
+	adminCLI(t, s, "schemas", "upload", topic, "-f", write("junk.json", "{")).fails(t, "is not a schema definition file")
+	adminCLI(t, s, "schemas", "upload", topic, "-f", write("notype.json", `{"schema":"x"}`)).fails(t, `has no "type"`)
+	adminCLI(t, s, "schemas", "upload", topic, "-f", write("badavro.json", `{"type":"AVRO","schema":"{}"}`)).fails(t, "not a valid Avro definition")
+	adminCLI(t, s, "schemas", "upload", topic).fails(t, "--filename is required")
+	adminCLI(t, s, "schemas", "delete", topic).ok(t)
+	adminCLI(t, s, "schemas", "get", topic).fails(t, "schema not found")
 }
