@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeFrame -fuzztime=400000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzParseMetadata -fuzztime=200000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=150000x ./internal/auth/token
+	$(GO) test -run='^$$' -fuzz=FuzzSchemaDefinition -fuzztime=20000x ./internal/schema
 
 bench:
 	./bench/run.sh
