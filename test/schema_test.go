@@ -660,6 +660,7 @@ func TestTransactionsNotSupported(t *testing.T) {
 	if !strings.Contains(err.Error(), "The broker doesn't enable the transaction coordinator") {
 		t.Fatalf("error %q", err)
 	}
+	t.Logf("error: %v", err)
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("failing took %v", d)
 	}
@@ -718,4 +719,31 @@ func TestCLIAdminSchemas(t *testing.T) {
 	adminCLI(t, s, "schemas", "upload", topic).fails(t, "--filename is required")
 	adminCLI(t, s, "schemas", "delete", topic).ok(t)
 	adminCLI(t, s, "schemas", "get", topic).fails(t, "schema not found")
+}
+
+// TestCLIAdminSchemaPolicies drives the namespace schema policy commands.
+func TestCLIAdminSchemaPolicies(t *testing.T) {
+	s := startServer(t, server.Options{})
+	adminCLI(t, s, "namespaces", "create", "public/sp").ok(t)
+	if out := adminCLI(t, s, "namespaces", "get-schema-compatibility-strategy", "public/sp").ok(t); !strings.Contains(out, "FULL") {
+		t.Fatalf("default strategy: %q", out)
+	}
+	adminCLI(t, s, "namespaces", "set-schema-compatibility-strategy", "public/sp", "--compatibility", "backward").ok(t)
+	if out := adminCLI(t, s, "namespaces", "get-schema-compatibility-strategy", "public/sp").ok(t); !strings.Contains(out, "BACKWARD") {
+		t.Fatalf("strategy: %q", out)
+	}
+	adminCLI(t, s, "namespaces", "set-schema-compatibility-strategy", "public/sp", "-c", "SIDEWAYS").fails(t, "invalid --compatibility")
+	adminCLI(t, s, "namespaces", "set-is-allow-auto-update-schema", "public/sp", "--disable").ok(t)
+	if out := adminCLI(t, s, "namespaces", "get-is-allow-auto-update-schema", "public/sp").ok(t); !strings.Contains(out, "false") {
+		t.Fatalf("auto update: %q", out)
+	}
+	adminCLI(t, s, "namespaces", "set-schema-validation-enforce", "public/sp", "--enable").ok(t)
+	if out := adminCLI(t, s, "namespaces", "get-schema-validation-enforce", "public/sp").ok(t); !strings.Contains(out, "true") {
+		t.Fatalf("validation: %q", out)
+	}
+	var p map[string]any
+	adminCLI(t, s, "-o", "json", "namespaces", "policies", "public/sp").jsonOf(t, &p)
+	if p["schema_compatibility_strategy"] != "BACKWARD" || p["is_allow_auto_update_schema"] != false || p["schema_validation_enforced"] != true {
+		t.Fatalf("policies: %v", p)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
@@ -142,4 +143,67 @@ func newSchemaCompatibilityCommand(o *adminOptions) *cobra.Command {
 	})
 	cmd.Flags().StringVarP(&file, "filename", "f", "", `schema definition file: {"type": "AVRO", "schema": "...", "properties": {}}`)
 	return cmd
+}
+
+// schemaPolicyCommands are pulsar-admin's namespace commands for the
+// schema policies.
+func schemaPolicyCommands(o *adminOptions) []*cobra.Command {
+	var strategy string
+	setStrategy := nsCommand(o, "set-schema-compatibility-strategy", "Set the schema compatibility strategy of a namespace",
+		func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+			st, err := utils.ParseSchemaCompatibilityStrategy(strings.ToUpper(strategy))
+			if err != nil {
+				return fmt.Errorf("invalid --compatibility %q: want one of ALWAYS_INCOMPATIBLE, ALWAYS_COMPATIBLE, BACKWARD, FORWARD, FULL, BACKWARD_TRANSITIVE, FORWARD_TRANSITIVE, FULL_TRANSITIVE, UNDEFINED", strategy)
+			}
+			return c.api.Namespaces().SetSchemaCompatibilityStrategyWithContext(ctx, *ns, st)
+		})
+	setStrategy.Flags().StringVarP(&strategy, "compatibility", "c", "", "the strategy (UNDEFINED: the broker default, FULL)")
+	setStrategy.MarkFlagRequired("compatibility")
+
+	boolCommand := func(use, short string, set func(context.Context, *adminClient, utils.NameSpaceName, bool) error) *cobra.Command {
+		var enable, disable bool
+		cmd := nsCommand(o, use, short, func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+			return set(ctx, c, *ns, enable)
+		})
+		cmd.Flags().BoolVarP(&enable, "enable", "e", false, "enable")
+		cmd.Flags().BoolVarP(&disable, "disable", "d", false, "disable")
+		cmd.MarkFlagsMutuallyExclusive("enable", "disable")
+		cmd.MarkFlagsOneRequired("enable", "disable")
+		return cmd
+	}
+	return []*cobra.Command{
+		setStrategy,
+		nsCommand(o, "get-schema-compatibility-strategy", "Show the schema compatibility strategy in force",
+			func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+				st, err := c.api.Namespaces().GetSchemaCompatibilityStrategyWithContext(ctx, *ns)
+				if err != nil {
+					return err
+				}
+				return c.out.object(nil, st)
+			}),
+		boolCommand("set-is-allow-auto-update-schema", "Allow or refuse new schema versions from producers",
+			func(ctx context.Context, c *adminClient, ns utils.NameSpaceName, v bool) error {
+				return c.api.Namespaces().SetIsAllowAutoUpdateSchemaWithContext(ctx, ns, v)
+			}),
+		nsCommand(o, "get-is-allow-auto-update-schema", "Show whether producers may register new schema versions",
+			func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+				v, err := c.api.Namespaces().GetIsAllowAutoUpdateSchemaWithContext(ctx, *ns)
+				if err != nil {
+					return err
+				}
+				return c.out.object(c.last(), v)
+			}),
+		boolCommand("set-schema-validation-enforce", "Refuse (or allow) producers without a schema on topics with one",
+			func(ctx context.Context, c *adminClient, ns utils.NameSpaceName, v bool) error {
+				return c.api.Namespaces().SetSchemaValidationEnforcedWithContext(ctx, ns, v)
+			}),
+		nsCommand(o, "get-schema-validation-enforce", "Show whether producers without a schema are refused on topics with one",
+			func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+				v, err := c.api.Namespaces().GetSchemaValidationEnforcedWithContext(ctx, *ns)
+				if err != nil {
+					return err
+				}
+				return c.out.object(c.last(), v)
+			}),
+	}
 }
