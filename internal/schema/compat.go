@@ -170,10 +170,11 @@ func CheckProducer(strategy Strategy, live []meta.SchemaRecord, candidate Info) 
 	return nil
 }
 
-// CheckConsumer decides whether a consumer's schema can read the topic's
-// data, as Pulsar's checkConsumerCompatibility: the consumer's schema must
-// read the latest version (BACKWARD), or every version for the transitive
-// strategies.
+// CheckConsumer decides whether a consumer's schema, not a registered
+// version, can read the topic's data, as Pulsar's
+// checkConsumerCompatibility: it must read the latest version (BACKWARD);
+// under BACKWARD_TRANSITIVE and FULL_TRANSITIVE it is checked against every
+// version with that strategy; ALWAYS_INCOMPATIBLE refuses it.
 func CheckConsumer(strategy Strategy, live []meta.SchemaRecord, candidate Info) error {
 	if len(live) == 0 || strategy == AlwaysCompatible {
 		return nil
@@ -181,14 +182,13 @@ func CheckConsumer(strategy Strategy, live []meta.SchemaRecord, candidate Info) 
 	if strategy == Undefined || strategy == "" {
 		strategy = DefaultStrategy
 	}
+	if strategy == AlwaysIncompatible {
+		return incompatible("the consumer's schema is not a registered version of the topic and the strategy ALWAYS_INCOMPATIBLE refuses any other")
+	}
 	st := Backward
 	against := live[len(live)-1:]
-	if strategy.transitive() || strategy == AlwaysIncompatible {
-		against = live
-		st = strategy
-		if st == AlwaysIncompatible {
-			st = FullTransitive
-		}
+	if strategy == BackwardTransitive || strategy == FullTransitive {
+		against, st = live, strategy
 	}
 	for i := len(against) - 1; i >= 0; i-- {
 		if err := checkPair(st, against[i], candidate); err != nil {
