@@ -83,15 +83,20 @@ func (r *Registry) Latest(ctx context.Context, t naming.Topic) (meta.SchemaRecor
 	return live[len(live)-1], nil
 }
 
-// Version returns one version; ErrNoSchema when it does not exist or is a
-// deletion marker. Versions before a deletion stay readable, so consumers
-// can still decode the messages written with them.
+// Version returns one version; ErrNoSchema when it does not exist or is
+// not live: a deletion hides the versions before it, as in Pulsar (a
+// consumer decoding an old message then gets an error, not a stale schema).
 func (r *Registry) Version(ctx context.Context, t naming.Topic, v int64) (meta.SchemaRecord, error) {
-	rec, err := r.meta.SchemaVersion(ctx, t, v)
-	if errors.Is(err, meta.ErrNotFound) || (err == nil && rec.Deleted) {
-		return meta.SchemaRecord{}, fmt.Errorf("%w: topic %s has no schema version %d", ErrNoSchema, t.Partitioned(), v)
+	live, err := r.live(ctx, t)
+	if err != nil {
+		return meta.SchemaRecord{}, err
 	}
-	return rec, err
+	for _, rec := range live {
+		if rec.Version == v {
+			return rec, nil
+		}
+	}
+	return meta.SchemaRecord{}, fmt.Errorf("%w: topic %s has no schema version %d", ErrNoSchema, t.Partitioned(), v)
 }
 
 // All returns the live versions, oldest first.
@@ -242,9 +247,9 @@ func (r *Registry) VersionOf(ctx context.Context, t naming.Topic, info Info) (in
 }
 
 // Delete deletes the topic's schema and returns the deletion's version.
-// Without force, as Pulsar, a deletion marker is written: older versions
-// stay readable by number and version numbers are never reused. With
-// force every version is removed.
+// Without force, as Pulsar, a deletion marker is written: the versions
+// before it are no longer served and version numbers are never reused.
+// With force every version is removed.
 func (r *Registry) Delete(ctx context.Context, t naming.Topic, force bool) (int64, error) {
 	live, err := r.live(ctx, t)
 	if err != nil {
