@@ -492,8 +492,8 @@ func TestSchemaAdmin(t *testing.T) {
 			t.Fatalf("namespace policies %s lack %s", body, want)
 		}
 	}
-	if st, err := admin.Namespaces().GetSchemaCompatibilityStrategy(nsName(t, ns)); err != nil || st != "FULL" {
-		t.Fatalf("default strategy: %v %v, want FULL (the broker default)", st, err)
+	if st, err := admin.Namespaces().GetSchemaCompatibilityStrategy(nsName(t, ns)); err != nil || st != "UNDEFINED" {
+		t.Fatalf("default strategy: %v %v, want UNDEFINED (the broker default FULL applies)", st, err)
 	}
 	setStrategy(t, admin, ns, utils.SchemaCompatibilityStrategyBackwardTransitive)
 	body = expectHTTP(t, "GET", s.WebURL()+"/admin/v2/namespaces/"+ns, "", 200)
@@ -503,8 +503,8 @@ func TestSchemaAdmin(t *testing.T) {
 	if err := admin.Namespaces().SetSchemaCompatibilityStrategy(nsName(t, ns), utils.SchemaCompatibilityStrategyUndefined); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := admin.Namespaces().GetSchemaCompatibilityStrategy(nsName(t, ns)); st != "FULL" {
-		t.Fatalf("UNDEFINED reads back as %s, want FULL", st)
+	if st, _ := admin.Namespaces().GetSchemaCompatibilityStrategy(nsName(t, ns)); st != "UNDEFINED" {
+		t.Fatalf("UNDEFINED reads back as %s", st)
 	}
 
 	metrics := expectHTTP(t, "GET", s.WebURL()+"/metrics", "", 200)
@@ -725,7 +725,7 @@ func TestCLIAdminSchemas(t *testing.T) {
 func TestCLIAdminSchemaPolicies(t *testing.T) {
 	s := startServer(t, server.Options{})
 	adminCLI(t, s, "namespaces", "create", "public/sp").ok(t)
-	if out := adminCLI(t, s, "namespaces", "get-schema-compatibility-strategy", "public/sp").ok(t); !strings.Contains(out, "FULL") {
+	if out := adminCLI(t, s, "namespaces", "get-schema-compatibility-strategy", "public/sp").ok(t); !strings.Contains(out, "UNDEFINED") {
 		t.Fatalf("default strategy: %q", out)
 	}
 	adminCLI(t, s, "namespaces", "set-schema-compatibility-strategy", "public/sp", "--compatibility", "backward").ok(t)
@@ -746,4 +746,65 @@ func TestCLIAdminSchemaPolicies(t *testing.T) {
 	if p["schema_compatibility_strategy"] != "BACKWARD" || p["is_allow_auto_update_schema"] != false || p["schema_validation_enforced"] != true {
 		t.Fatalf("policies: %v", p)
 	}
+}
+
+// TestSchemaTopicPolicies: a topic's own schemaCompatibilityStrategy and
+// schemaValidationEnforced take precedence over the namespace's.
+func TestSchemaTopicPolicies(t *testing.T) {
+	s := startServer(t, server.Options{})
+	client := newClient(t, s.BrokerURL())
+	admin := newAdmin(t, s)
+	ns := newNamespace(t, admin)
+	setStrategy(t, admin, ns, utils.SchemaCompatibilityStrategyFull)
+	topic := "persistent://" + ns + "/tp"
+	tn := topicName(t, topic)
+	if err := admin.Topics().Create(tn, 2); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := admin.Topics().GetSchemaCompatibilityStrategyApplied(tn, false); err != nil || st != "UNDEFINED" {
+		t.Fatalf("topic's own strategy: %v %v", st, err)
+	}
+	if st, err := admin.Topics().GetSchemaCompatibilityStrategy(tn); err != nil || st != "FULL" {
+		t.Fatalf("applied strategy: %v %v", st, err)
+	}
+	if err := avroProducer(client, topic, avroRecord(`{"name":"a","type":"string"}`)); err != nil {
+		t.Fatal(err)
+	}
+	changed := avroRecord(`{"name":"a","type":"int"}`)
+	if err := avroProducer(client, topic, changed); err == nil {
+		t.Fatal("incompatible change accepted under FULL")
+	}
+	if err := admin.Topics().SetSchemaCompatibilityStrategy(tn, utils.SchemaCompatibilityStrategyAlwaysCompatible); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := admin.Topics().GetSchemaCompatibilityStrategyApplied(tn, false); err != nil || st != "ALWAYS_COMPATIBLE" {
+		t.Fatalf("topic's own strategy: %v %v", st, err)
+	}
+	if err := avroProducer(client, topic+"-partition-1", changed); err != nil {
+		t.Fatalf("change under the topic's ALWAYS_COMPATIBLE: %v", err)
+	}
+	if err := admin.Topics().RemoveSchemaCompatibilityStrategy(tn); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := admin.Topics().GetSchemaCompatibilityStrategy(tn); err != nil || st != "FULL" {
+		t.Fatalf("applied strategy after remove: %v %v", st, err)
+	}
+	if err := admin.Topics().SetSchemaValidationEnforced(tn, true); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := admin.Topics().GetSchemaValidationEnforced(tn); err != nil || !on {
+		t.Fatalf("topic validation: %v %v", on, err)
+	}
+	if _, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic}); err == nil || !strings.Contains(err.Error(), "schema_validation_enforced") {
+		t.Fatalf("producer without schema on the enforcing topic: %v", err)
+	}
+	if err := admin.Topics().RemoveSchemaValidationEnforced(tn); err != nil {
+		t.Fatal(err)
+	}
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatalf("producer without schema after remove: %v", err)
+	}
+	p.Close()
+	expectHTTP(t, "PUT", restTopic(s.WebURL(), topic)+"/schemaCompatibilityStrategy", `"SIDEWAYS"`, 400)
 }

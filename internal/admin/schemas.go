@@ -28,10 +28,11 @@ func (s *Server) schemaRoutes(m *http.ServeMux) {
 	const ns = "/admin/v2/namespaces/{tenant}/{ns}/"
 	getStrategy := func(w http.ResponseWriter, r *http.Request) {
 		if p, ok := s.namespacePolicies(w, r); ok {
+			// The namespace's own value, UNDEFINED when unset, as Pulsar.
 			// A bare JSON string: pulsaradmin strips the quotes and
 			// parses the rest, a trailing newline included.
 			w.Header().Set("Content-Type", "application/json")
-			w.Write([]byte(strconv.Quote(string(schema.EffectiveStrategy(p)))))
+			w.Write([]byte(strconv.Quote(string(schema.NamespaceStrategy(p)))))
 		}
 	}
 	setStrategy := func(w http.ResponseWriter, r *http.Request) {
@@ -206,12 +207,18 @@ func (s *Server) getAllSchemas(w http.ResponseWriter, r *http.Request, t naming.
 	writeJSON(w, http.StatusOK, map[string]any{"getSchemaResponses": out})
 }
 
+// strategy is the strategy in force for t: the topic's, else the
+// namespace's, else the broker default.
 func (s *Server) strategy(r *http.Request, t naming.Topic) (schema.Strategy, error) {
 	p, err := s.meta.Namespace(r.Context(), t.Namespace)
 	if err != nil {
 		return "", err
 	}
-	return schema.EffectiveStrategy(p), nil
+	tp, err := s.meta.TopicPolicies(r.Context(), t)
+	if err != nil {
+		return "", err
+	}
+	return schema.EffectiveStrategy(tp.Over(p)), nil
 }
 
 // postSchema uploads a schema: a new version unless it equals a live one;
@@ -283,4 +290,53 @@ func (s *Server) schemaVersionOf(w http.ResponseWriter, r *http.Request, t namin
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"version": v})
+}
+
+// schemaStrategyTopicPolicy is a topic's schemaCompatibilityStrategy: GET
+// gives the topic's own (204 when unset), ?applied=true the one in force
+// (the topic's, else the namespace's, else the broker default FULL).
+var schemaStrategyTopicPolicy = topicPolicy{
+	what: "a schema compatibility strategy (a JSON string)",
+	get: func(tp *meta.TopicPolicies) any {
+		if tp.SchemaCompatibilityStrategy == "" {
+			return nil
+		}
+		return tp.SchemaCompatibilityStrategy
+	},
+	applied: func(p *meta.Policies) any { return schema.EffectiveStrategy(*p) },
+	set: func(tp *meta.TopicPolicies, _ meta.Policies, body []byte) error {
+		var name string
+		if err := decode(body, &name, "a schema compatibility strategy (a JSON string)"); err != nil {
+			return err
+		}
+		st, err := schema.ParseStrategy(name)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+		tp.SchemaCompatibilityStrategy = storedStrategy(st)
+		return nil
+	},
+	remove: func(tp *meta.TopicPolicies) { tp.SchemaCompatibilityStrategy = "" },
+	put:    true,
+}
+
+// schemaValidationTopicPolicy is a topic's schemaValidationEnforced.
+var schemaValidationTopicPolicy = topicPolicy{
+	what: "true or false",
+	get: func(tp *meta.TopicPolicies) any {
+		if tp.SchemaValidationEnforced == nil {
+			return nil
+		}
+		return *tp.SchemaValidationEnforced
+	},
+	applied: func(p *meta.Policies) any { return p.SchemaValidationEnforced },
+	set: func(tp *meta.TopicPolicies, _ meta.Policies, body []byte) error {
+		var v bool
+		if err := decode(body, &v, "true or false"); err != nil {
+			return err
+		}
+		tp.SchemaValidationEnforced = &v
+		return nil
+	},
+	remove: func(tp *meta.TopicPolicies) { tp.SchemaValidationEnforced = nil },
 }

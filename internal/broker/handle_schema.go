@@ -30,12 +30,17 @@ const schemaTimeout = 10 * time.Second
 // schemaPolicy reads the namespace's schema policies from the store, not
 // the cache: a policy just changed must apply to the next producer, and
 // creating producers and consumers is rare next to sending.
+// The topic's own policies take precedence.
 func (b *Broker) schemaPolicy(ctx context.Context, t naming.Topic) schema.Policy {
 	p, err := b.meta.Namespace(ctx, t.Namespace)
 	if err != nil {
 		p = b.policies(t.Namespace)
 	}
-	return schema.PolicyOf(p)
+	tp, err := b.meta.TopicPolicies(ctx, t)
+	if err != nil {
+		tp = b.topicPolicies(t)
+	}
+	return schema.PolicyOf(tp.Over(p))
 }
 
 // producerSchema decides the schema of a producer and returns its version

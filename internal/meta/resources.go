@@ -350,13 +350,15 @@ type TopicPolicies struct {
 	MaxProducerPerTopic         *int                    `json:"maxProducerPerTopic,omitempty"`
 	MaxConsumerPerTopic         *int                    `json:"maxConsumerPerTopic,omitempty"`
 	MaxConsumersPerSubscription *int                    `json:"maxConsumersPerSubscription,omitempty"`
+	SchemaCompatibilityStrategy string                  `json:"schemaCompatibilityStrategy,omitempty"`
+	SchemaValidationEnforced    *bool                   `json:"schemaValidationEnforced,omitempty"`
 }
 
 // IsEmpty reports whether no policy is set.
 func (tp TopicPolicies) IsEmpty() bool {
 	return len(tp.BacklogQuotaMap) == 0 && tp.Retention == nil && tp.DeduplicationEnabled == nil &&
 		tp.MessageTTLInSeconds == nil && tp.MaxProducerPerTopic == nil && tp.MaxConsumerPerTopic == nil &&
-		tp.MaxConsumersPerSubscription == nil
+		tp.MaxConsumersPerSubscription == nil && tp.SchemaCompatibilityStrategy == "" && tp.SchemaValidationEnforced == nil
 }
 
 // Over returns ns with the policies set on the topic taking precedence.
@@ -389,6 +391,12 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	if tp.MaxConsumersPerSubscription != nil {
 		p.MaxConsumersPerSubscription = tp.MaxConsumersPerSubscription
+	}
+	if tp.SchemaCompatibilityStrategy != "" {
+		p.SchemaCompatibilityStrategy = tp.SchemaCompatibilityStrategy
+	}
+	if tp.SchemaValidationEnforced != nil {
+		p.SchemaValidationEnforced = *tp.SchemaValidationEnforced
 	}
 	return p
 }
