@@ -542,6 +542,13 @@ func TestSchemaRESTBadInput(t *testing.T) {
 	}
 	expectHTTP(t, "POST", ns+"isAllowAutoUpdateSchema", `"yes"`, 400)
 	expectHTTP(t, "POST", ns+"schemaValidationEnforced", ``, 400)
+	// Pulsar's reasons, word for word.
+	if body := expectHTTP(t, "PUT", s.WebURL()+"/admin/v2/namespaces/public/nothere/schemaCompatibilityStrategy", `"FULL"`, 404); !strings.Contains(body, `"Namespace does not exist"`) {
+		t.Fatalf("missing namespace: %s", body)
+	}
+	if body := expectHTTP(t, "POST", s.WebURL()+"/admin/v2/namespaces/nobody/ns/isAllowAutoUpdateSchema", `true`, 404); !strings.Contains(body, `"Tenant does not exist"`) {
+		t.Fatalf("missing tenant: %s", body)
+	}
 	expectHTTP(t, "PUT", s.WebURL()+"/admin/v2/namespaces/public/bad-strategy", `{"schema_compatibility_strategy":"SIDEWAYS"}`, 400)
 }
 

@@ -83,7 +83,12 @@ func (s *Server) updatePolicies(w http.ResponseWriter, r *http.Request, fn func(
 	}
 	if err := s.meta.UpdateNamespace(r.Context(), ns, fn); err != nil {
 		if isNotFound(err) {
-			writeError(w, http.StatusNotFound, "namespace "+ns.String()+" does not exist")
+			// Pulsar's reasons, word for word (pulsaradmin's tests compare them).
+			reason := "Namespace does not exist"
+			if _, err := s.meta.Tenant(r.Context(), ns.Tenant); isNotFound(err) {
+				reason = "Tenant does not exist"
+			}
+			writeError(w, http.StatusNotFound, reason)
 			return
 		}
 		s.fail(w, err)
