@@ -44,7 +44,7 @@ test-etcd: testdeps
 	MB_TEST_METADATA_STORE=etcd $(GO) test -race -count=1 -timeout 20m ./test/; rc=$$?; \
 	echo "integration suite on etcd took $$(( $$(date +%s) - start )) s"; exit $$rc
 
-# Execution counts, not durations (about 20 s, 10 s and 10 s here): with a
+# Execution counts, not durations (about 20 s, 10 s, 10 s and 5 s here): with a
 # duration, Go 1.26's fuzz coordinator can fail a target with "context
 # deadline exceeded" as the time runs out (go.dev/issue/75804, fixed in 1.27).
 fuzz:
@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseMetadata -fuzztime=200000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=150000x ./internal/auth/token
 	$(GO) test -run='^$$' -fuzz=FuzzParseBasicUsers -fuzztime=30000x ./internal/auth
+	$(GO) test -run='^$$' -fuzz=FuzzSchemaDefinition -fuzztime=20000x ./internal/schema
 
 bench:
 	./bench/run.sh

@@ -32,6 +32,7 @@ import (
 	"github.com/messagebus/messagebus/internal/ledger/local"
 	"github.com/messagebus/messagebus/internal/ledger/memory"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/schema"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -323,7 +324,10 @@ func New(opts Options) (*Server, error) {
 		s.closeListeners()
 		return nil, err
 	}
+	// One registry for the binary protocol and the admin API.
+	schemas := schema.NewRegistry(res, schema.NewMetrics(reg))
 	s.broker = broker.New(broker.Config{
+		Schemas:                 schemas,
 		ClusterName:             opts.ClusterName,
 		ProducerNameGeneratorID: producerGenID,
 		AdvertisedURL:           s.advertisedBrokerURL(),
@@ -362,6 +366,7 @@ func New(opts Options) (*Server, error) {
 			RefusePlaintextCredentials: opts.Security.RefusePlaintextCredentials,
 			BrokerURLTLS:               s.advertisedBrokerTLSURL(),
 			WebURLTLS:                  s.WebTLSURL(),
+			Schemas:                    schemas,
 		}, res),
 		// Slow or idle clients must not hold connections forever; bodies are
 		// small (policies, access requests) except the pprof trace, which

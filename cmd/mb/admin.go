@@ -41,7 +41,7 @@ func newAdminCommand() *cobra.Command {
 	o := &adminOptions{}
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Manage clusters, tenants, namespaces, topics and subscriptions (like pulsar-admin)",
+		Short: "Manage clusters, tenants, namespaces, topics, subscriptions and schemas (like pulsar-admin)",
 		Long: `Manage the bus through its admin REST API, with pulsar-admin's sub-commands
 and arguments. On failure the command exits non-zero and prints the server's
 reason.
@@ -66,6 +66,7 @@ KEY VALUE rows in a stable order; --output json prints the server's JSON.`,
 		newNamespacesCommand(o),
 		newTopicsCommand(o),
 		newSubscriptionsCommand(o),
+		newSchemasCommand(o),
 	)
 	return cmd
 }

@@ -187,6 +187,7 @@ func newNamespacesCommand(o *adminOptions) *cobra.Command {
 			return c.api.Namespaces().RemoveMaxConsumersPerTopicWithContext(ctx, *ns)
 		}),
 	)
+	cmd.AddCommand(schemaPolicyCommands(o)...)
 	return cmd
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -65,6 +66,8 @@ type Config struct {
 	// lookups answer when TLS is on.
 	BrokerURLTLS string
 	WebURLTLS    string
+	// Schemas is the schema registry; nil: one over the admin's metadata.
+	Schemas *schema.Registry
 }
 
 // Broker is what the admin API needs of the broker (*broker.Broker).
@@ -102,9 +105,10 @@ const (
 
 // Server is the admin HTTP handler.
 type Server struct {
-	cfg  Config
-	meta *meta.Resources
-	mux  *http.ServeMux
+	cfg     Config
+	meta    *meta.Resources
+	mux     *http.ServeMux
+	schemas *schema.Registry
 }
 
 // New builds the handler.
@@ -112,7 +116,10 @@ func New(cfg Config, md *meta.Resources) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, meta: md, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, meta: md, mux: http.NewServeMux(), schemas: cfg.Schemas}
+	if s.schemas == nil {
+		s.schemas = schema.NewRegistry(md, nil)
+	}
 	s.routes()
 	return s
 }
@@ -138,6 +145,7 @@ func (s *Server) routes() {
 	s.tenantRoutes(m)
 	s.namespaceRoutes(m)
 	s.policyRoutes(m)
+	s.schemaRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
 		s.statsRoutes(m, d)

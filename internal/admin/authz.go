@@ -89,6 +89,10 @@ func classify(method, path string) requirement {
 			return topicRequirement(topicNeed(method, rest[3:]), seg[2], rest)
 		}
 	case "schemas":
+		if len(rest) >= 3 && read {
+			// Consumers with an http:// service URL read schemas to decode.
+			return topicRequirement(needLookup, naming.Persistent, rest)
+		}
 		if len(rest) >= 2 {
 			return requirement{need: needTenantAdmin, tenant: rest[0]}
 		}

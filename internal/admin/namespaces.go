@@ -9,6 +9,7 @@ import (
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 )
 
 func (s *Server) namespaceRoutes(m *http.ServeMux) {
@@ -87,12 +88,19 @@ type policiesJSON struct {
 	BacklogQuotaMap     map[string]meta.BacklogQuota `json:"backlog_quota_map"`
 	ReplicationClusters []string                     `json:"replication_clusters"`
 	Bundles             json.RawMessage              `json:"bundles"`
+	// Schema policies always show, with their defaults when unset.
+	SchemaCompatibilityStrategy string `json:"schema_compatibility_strategy"`
+	IsAllowAutoUpdateSchema     bool   `json:"is_allow_auto_update_schema"`
+	SchemaValidationEnforced    bool   `json:"schema_validation_enforced"`
 }
 
 var defaultBundles = json.RawMessage(`{"boundaries":["0x00000000","0xffffffff"],"numBundles":1}`)
 
 func policiesView(p meta.Policies) policiesJSON {
 	v := policiesJSON{Policies: p, BacklogQuotaMap: p.BacklogQuotaMap, ReplicationClusters: nonNil(p.ReplicationClusters), Bundles: p.BundlesData}
+	v.SchemaCompatibilityStrategy = string(schema.NamespaceStrategy(p))
+	v.IsAllowAutoUpdateSchema = schema.AutoUpdateAllowed(p)
+	v.SchemaValidationEnforced = p.SchemaValidationEnforced
 	if p.AuthPolicies != nil {
 		v.AuthPolicies = *p.AuthPolicies
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 )
 
 // Namespace policies are stored in meta.Policies; the broker applies them.
@@ -82,7 +83,12 @@ func (s *Server) updatePolicies(w http.ResponseWriter, r *http.Request, fn func(
 	}
 	if err := s.meta.UpdateNamespace(r.Context(), ns, fn); err != nil {
 		if isNotFound(err) {
-			writeError(w, http.StatusNotFound, "namespace "+ns.String()+" does not exist")
+			// Pulsar's reasons, word for word (pulsaradmin's tests compare them).
+			reason := "Namespace does not exist"
+			if _, err := s.meta.Tenant(r.Context(), ns.Tenant); isNotFound(err) {
+				reason = "Tenant does not exist"
+			}
+			writeError(w, http.StatusNotFound, reason)
 			return
 		}
 		s.fail(w, err)
@@ -364,6 +370,13 @@ func (s *Server) removeBacklogQuota(w http.ResponseWriter, r *http.Request) {
 
 // validatePolicies checks the values of the policies a namespace is created with.
 func validatePolicies(p *meta.Policies) error {
+	if p.SchemaCompatibilityStrategy != "" {
+		st, err := schema.ParseStrategy(p.SchemaCompatibilityStrategy)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "schema_compatibility_strategy: %v", err)
+		}
+		p.SchemaCompatibilityStrategy = storedStrategy(st)
+	}
 	if p.Retention != nil {
 		if err := validateRetention(p.Retention); err != nil {
 			return err

@@ -25,6 +25,7 @@ type topicPolicy struct {
 	applied func(p *meta.Policies) any       // the value in force
 	set     func(tp *meta.TopicPolicies, ns meta.Policies, body []byte) error
 	remove  func(tp *meta.TopicPolicies)
+	put     bool // also set with PUT (Pulsar uses PUT for some policies)
 }
 
 func (s *Server) topicPolicyRoutes(m *http.ServeMux, d string) {
@@ -38,6 +39,8 @@ func (s *Server) topicPolicyRoutes(m *http.ServeMux, d string) {
 		func(tp *meta.TopicPolicies) **int { return &tp.MaxConsumerPerTopic }, maxConsumers))
 	s.topicPolicy(m, d, topic+"maxConsumersPerSubscription", intTopicPolicy("maxConsumersPerSubscription",
 		func(tp *meta.TopicPolicies) **int { return &tp.MaxConsumersPerSubscription }, maxConsumersPerSub))
+	s.topicPolicy(m, d, topic+"schemaCompatibilityStrategy", schemaStrategyTopicPolicy)
+	s.topicPolicy(m, d, topic+"schemaValidationEnforced", schemaValidationTopicPolicy)
 	m.HandleFunc("GET "+topic+"backlogQuotaMap", s.topic(d, s.getTopicBacklogQuotaMap))
 	m.HandleFunc("POST "+topic+"backlogQuota", s.topic(d, s.setTopicBacklogQuota))
 	m.HandleFunc("DELETE "+topic+"backlogQuota", s.topic(d, s.removeTopicBacklogQuota))
@@ -61,7 +64,7 @@ func (s *Server) topicPolicy(m *http.ServeMux, d, path string, p topicPolicy) {
 		}
 		writeJSON(w, http.StatusOK, v)
 	}))
-	m.HandleFunc("POST "+path, s.topic(d, func(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	set := s.topic(d, func(w http.ResponseWriter, r *http.Request, t naming.Topic) {
 		var raw rawBody
 		// Pulsar takes the message TTL as a query parameter, every other value as the body.
 		if v, ok := r.URL.Query()["messageTTL"]; ok && strings.HasSuffix(path, "/messageTTL") {
@@ -70,7 +73,11 @@ func (s *Server) topicPolicy(m *http.ServeMux, d, path string, p topicPolicy) {
 			return
 		}
 		s.updateTopicPolicies(w, r, t, func(tp *meta.TopicPolicies, ns meta.Policies) error { return p.set(tp, ns, raw) })
-	}))
+	})
+	m.HandleFunc("POST "+path, set)
+	if p.put {
+		m.HandleFunc("PUT "+path, set)
+	}
 	m.HandleFunc("DELETE "+path, s.topic(d, func(w http.ResponseWriter, r *http.Request, t naming.Topic) {
 		s.updateTopicPolicies(w, r, t, func(tp *meta.TopicPolicies, _ meta.Policies) error {
 			p.remove(tp)

@@ -200,9 +200,13 @@ func (s *Server) deleteTopic(w http.ResponseWriter, r *http.Request, t naming.To
 		s.fail(w, err)
 		return
 	}
-	// A partition's policies are its partitioned topic's: they stay.
+	// A partition's policies and schema are its partitioned topic's: they stay.
 	if t.PartitionIndex() < 0 {
 		if err := s.meta.DeleteTopicPolicies(r.Context(), t); err != nil {
+			s.fail(w, err)
+			return
+		}
+		if err := s.schemas.DeleteTopic(r.Context(), t); err != nil {
 			s.fail(w, err)
 			return
 		}
@@ -332,6 +336,9 @@ func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bo
 		}
 	}
 	if err := s.meta.DeletePartitionedTopic(ctx, t); err != nil && !isNotFound(err) {
+		return err
+	}
+	if err := s.schemas.DeleteTopic(ctx, t); err != nil {
 		return err
 	}
 	return s.meta.DeleteTopicPolicies(ctx, t)

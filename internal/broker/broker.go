@@ -17,6 +17,7 @@ import (
 	"github.com/messagebus/messagebus/internal/loglimit"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -70,7 +71,9 @@ type Config struct {
 	// RefusePlaintextCreds refuses CONNECT with authentication data on a
 	// connection that is not TLS (handle_auth.go).
 	RefusePlaintextCreds bool
-	Logger               *slog.Logger
+	// Schemas is the schema registry; nil: one over the broker's metadata.
+	Schemas *schema.Registry
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -107,6 +110,7 @@ type Broker struct {
 	store   ledger.Store
 	meta    *meta.Resources
 	metrics *Metrics
+	schemas *schema.Registry
 
 	mu       sync.Mutex
 	topics   map[string]*Topic
@@ -140,10 +144,14 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		store:    store,
 		meta:     md,
 		metrics:  metrics,
+		schemas:  cfg.Schemas,
 		topics:   map[string]*Topic{},
 		conns:    map[*conn]struct{}{},
 		draining: make(chan struct{}),
 		stopBG:   make(chan struct{}),
+	}
+	if b.schemas == nil {
+		b.schemas = schema.NewRegistry(md, nil)
 	}
 	b.appendErrLog = loglimit.New(appendErrLogInterval)
 	b.pcache.m = map[string]meta.Policies{}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -33,6 +34,10 @@ func serverError(err error) pb.ServerError {
 		return pb.ServerError_ServiceNotReady
 	case errors.Is(err, meta.ErrNotFound):
 		return pb.ServerError_MetadataError
+	case schema.IsIncompatible(err), schema.IsInvalid(err):
+		return pb.ServerError_IncompatibleSchema
+	case errors.Is(err, schema.ErrNoSchema):
+		return pb.ServerError_TopicNotFound
 	}
 	var be *brokerError
 	if errors.As(err, &be) {

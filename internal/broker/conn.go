@@ -152,6 +152,10 @@ func (c *conn) handle(f *wire.Frame) error {
 		c.handleGetTopicsOfNamespace(cmd.GetGetTopicsOfNamespace())
 	case pb.BaseCommand_GET_LAST_MESSAGE_ID:
 		c.handleGetLastMessageID(cmd.GetGetLastMessageId())
+	case pb.BaseCommand_GET_SCHEMA:
+		c.handleGetSchema(cmd.GetGetSchema())
+	case pb.BaseCommand_GET_OR_CREATE_SCHEMA:
+		c.handleGetOrCreateSchema(cmd.GetGetOrCreateSchema())
 	default:
 		c.handleUnsupported(cmd)
 	}

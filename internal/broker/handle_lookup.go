@@ -33,6 +33,10 @@ func (c *conn) handleLookup(cmd *pb.CommandLookupTopic) {
 	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_LOOKUP_RESPONSE.Enum(), LookupTopicResponse: resp})
 }
 
+// transactionCoordinatorAssign is the topic whose partitions clients take
+// for transaction coordinators.
+const transactionCoordinatorAssign = "persistent://pulsar/system/transaction_coordinator_assign"
+
 // handlePartitionedMetadata reports the partition count (0 for a
 // non-partitioned topic). A topic in a namespace that does not exist fails
 // here, so clients get a clear error before creating producers or consumers.
@@ -52,6 +56,13 @@ func (c *conn) handlePartitionedMetadata(cmd *pb.CommandPartitionedTopicMetadata
 		fail(pb.ServerError_MetadataError, err.Error())
 	} else if !ok {
 		fail(pb.ServerError_TopicNotFound, "namespace "+t.Namespace.String()+" does not exist")
+	} else if t.String() == transactionCoordinatorAssign {
+		// Transactions are not supported: like a Pulsar broker with the
+		// coordinator disabled, report no coordinator partitions (never
+		// auto-created), so a client asking for transactions fails at once
+		// with "The broker doesn't enable the transaction coordinator".
+		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Success.Enum()
+		resp.Partitions = proto.Uint32(0)
 	} else if n, err := c.b.autoPartitions(ctx, t); err != nil {
 		fail(pb.ServerError_MetadataError, err.Error())
 	} else {

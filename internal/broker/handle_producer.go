@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
 )
@@ -19,6 +20,9 @@ type Producer struct {
 	// WaitForExclusive producer becomes ready; epoch the topic epoch held.
 	requestID uint64
 	epoch     uint64
+	// schemaVersion is the version of the producer's schema
+	// (schema.NoVersion: it brought none).
+	schemaVersion int64
 
 	// mu orders closing against sends: once closed is set no send is handed
 	// to the ledger, and inflight counts those that were.
@@ -88,7 +92,12 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		fail(err)
 		return
 	}
-	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c, requestID: reqID,
+	schemaVersion, err := c.producerSchema(name, cmd.GetSchema())
+	if err != nil {
+		fail(err)
+		return
+	}
+	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c, requestID: reqID, schemaVersion: schemaVersion,
 		client: newClientInfo(c, cmd.GetMetadata())}
 	if p.name == "" {
 		p.name = c.b.nextProducerName()
@@ -124,6 +133,9 @@ func (c *conn) writeProducerSuccess(reqID uint64, p *Producer, ready bool) {
 	}
 	if ready && p.epoch > 0 {
 		ps.TopicEpoch = proto.Uint64(p.epoch)
+	}
+	if p.schemaVersion != schema.NoVersion {
+		ps.SchemaVersion = schema.EncodeVersion(p.schemaVersion)
 	}
 	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_PRODUCER_SUCCESS.Enum(), ProducerSuccess: ps})
 }

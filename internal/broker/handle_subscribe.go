@@ -51,6 +51,10 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		fail(err)
 		return
 	}
+	if err := c.consumerSchema(t, name, cmd.GetSchema()); err != nil {
+		fail(err)
+		return
+	}
 	durable := cmd.Durable == nil || cmd.GetDurable()
 	s, err := t.getOrCreateSubscription(cmd.GetSubscription(), func() *Subscription {
 		return newSubscription(t, cmd.GetSubscription(), durable && t.ledger != nil, initialCursor(t, cmd))

@@ -85,6 +85,12 @@ type Policies struct {
 	MaxProducersPerTopic        *int                       `json:"max_producers_per_topic,omitempty"`
 	MaxConsumersPerTopic        *int                       `json:"max_consumers_per_topic,omitempty"`
 	MaxConsumersPerSubscription *int                       `json:"max_consumers_per_subscription,omitempty"`
+	// Schema policies (see internal/schema). An unset strategy is Pulsar's
+	// UNDEFINED (the broker default applies); auto update defaults to true
+	// and validation to false.
+	SchemaCompatibilityStrategy string `json:"schema_compatibility_strategy,omitempty"`
+	IsAllowAutoUpdateSchema     *bool  `json:"is_allow_auto_update_schema,omitempty"`
+	SchemaValidationEnforced    bool   `json:"schema_validation_enforced,omitempty"`
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.
@@ -319,7 +325,10 @@ func (r *Resources) DeleteNamespace(ctx context.Context, ns naming.Namespace) er
 	if err := r.Store.Delete(ctx, policiesPrefix+ns.String(), AnyVersion); err != nil {
 		return err
 	}
-	return r.deleteNamespaceTopicPolicies(ctx, ns)
+	if err := r.deleteNamespaceTopicPolicies(ctx, ns); err != nil {
+		return err
+	}
+	return r.deleteNamespaceSchemas(ctx, ns)
 }
 
 // Key prefixes of namespace policies and of topic policies (one record per
@@ -341,13 +350,15 @@ type TopicPolicies struct {
 	MaxProducerPerTopic         *int                    `json:"maxProducerPerTopic,omitempty"`
 	MaxConsumerPerTopic         *int                    `json:"maxConsumerPerTopic,omitempty"`
 	MaxConsumersPerSubscription *int                    `json:"maxConsumersPerSubscription,omitempty"`
+	SchemaCompatibilityStrategy string                  `json:"schemaCompatibilityStrategy,omitempty"`
+	SchemaValidationEnforced    *bool                   `json:"schemaValidationEnforced,omitempty"`
 }
 
 // IsEmpty reports whether no policy is set.
 func (tp TopicPolicies) IsEmpty() bool {
 	return len(tp.BacklogQuotaMap) == 0 && tp.Retention == nil && tp.DeduplicationEnabled == nil &&
 		tp.MessageTTLInSeconds == nil && tp.MaxProducerPerTopic == nil && tp.MaxConsumerPerTopic == nil &&
-		tp.MaxConsumersPerSubscription == nil
+		tp.MaxConsumersPerSubscription == nil && tp.SchemaCompatibilityStrategy == "" && tp.SchemaValidationEnforced == nil
 }
 
 // Over returns ns with the policies set on the topic taking precedence.
@@ -380,6 +391,12 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	if tp.MaxConsumersPerSubscription != nil {
 		p.MaxConsumersPerSubscription = tp.MaxConsumersPerSubscription
+	}
+	if tp.SchemaCompatibilityStrategy != "" {
+		p.SchemaCompatibilityStrategy = tp.SchemaCompatibilityStrategy
+	}
+	if tp.SchemaValidationEnforced != nil {
+		p.SchemaValidationEnforced = *tp.SchemaValidationEnforced
 	}
 	return p
 }

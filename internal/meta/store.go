@@ -1,6 +1,7 @@
 // Package meta is the metadata store: versioned key-value records with
 // compare-and-set, prefix listing and watches. It holds clusters, tenants,
-// namespaces and their policies, and partitioned-topic metadata. The embedded
+// namespaces and their policies, partitioned-topic metadata and topics' schema
+// versions (schemas.go). The embedded
 // implementation (Pebble) serves standalone mode; package meta/etcd keeps the
 // same records in etcd behind the same interface, and package meta/metatest
 // is the conformance suite both pass.

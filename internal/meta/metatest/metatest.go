@@ -37,6 +37,7 @@ func Run(t *testing.T, newLocation NewLocation) {
 	t.Run("WatchDeleteAndRevisions", func(t *testing.T) { testWatchDeleteAndRevisions(t, open(t)) })
 	t.Run("WatchEndsWithContext", func(t *testing.T) { testWatchEndsWithContext(t, open(t)) })
 	t.Run("BootstrapAndPersistence", func(t *testing.T) { testBootstrapAndPersistence(t, newLocation(t)) })
+	t.Run("SchemaRecords", func(t *testing.T) { testSchemaRecords(t, open(t)) })
 	t.Run("ProducerNameGeneratorIDPerStart", func(t *testing.T) { testGeneratorIDPerStart(t, newLocation(t)) })
 	t.Run("ProducerNameGeneratorIDAfterUpgrade", func(t *testing.T) { testGeneratorIDAfterUpgrade(t, open(t)) })
 	t.Run("NextCounterValueConcurrent", func(t *testing.T) { testNextCounterValueConcurrent(t, open(t)) })
@@ -372,4 +373,95 @@ func next(t *testing.T, events <-chan meta.Event) meta.Event {
 		t.Fatal("no event in 10 s")
 	}
 	return meta.Event{}
+}
+
+// testSchemaRecords: versions of a topic's schema are numbered 0, 1, ...
+// without gaps or duplicates even when written concurrently; a partition
+// shares its partitioned topic's versions; the same hash is one version.
+func testSchemaRecords(t *testing.T, s meta.Store) {
+	r := &meta.Resources{Store: s}
+	ctx := context.Background()
+	base, err := naming.ParseTopic("persistent://public/default/schemas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := naming.ParseTopic("persistent://public/default/schemas-other")
+	const writers = 8
+	var wg sync.WaitGroup
+	versions := make([]int64, writers)
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := meta.SchemaRecord{Type: "STRING", Hash: fmt.Sprint("h", i)}
+			versions[i], _, errs[i] = r.AddSchema(ctx, base.Partition(i%3), rec, nil)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(versions)
+	for i, v := range versions {
+		if v != int64(i) {
+			t.Fatalf("concurrent versions %v, want 0..%d", versions, writers-1)
+		}
+	}
+	v, created, err := r.AddSchema(ctx, base, meta.SchemaRecord{Type: "STRING", Hash: "h3"}, func([]meta.SchemaRecord) error {
+		return errors.New("check must not run for a known schema")
+	})
+	if err != nil || created {
+		t.Fatalf("re-adding a known hash: %d %v %v", v, created, err)
+	}
+	if _, _, err := r.AddSchema(ctx, other, meta.SchemaRecord{Type: "INT8", Hash: "x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	refuse := errors.New("refused")
+	if _, _, err := r.AddSchema(ctx, base, meta.SchemaRecord{Hash: "new"}, func([]meta.SchemaRecord) error { return refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("refused by check: %v", err)
+	}
+	// A deletion marker ends the live history; versions go on after it.
+	if v, _, err := r.AddSchema(ctx, base, meta.SchemaRecord{Deleted: true}, nil); err != nil || v != writers {
+		t.Fatalf("marker: %d %v", v, err)
+	}
+	all, err := r.SchemaVersions(ctx, base)
+	if err != nil || len(all) != writers+1 || len(meta.Live(all)) != 0 {
+		t.Fatalf("versions after marker: %d live %d %v", len(all), len(meta.Live(all)), err)
+	}
+	if v, created, err := r.AddSchema(ctx, base, meta.SchemaRecord{Type: "STRING", Hash: "h0"}, nil); err != nil || !created || v != writers+1 {
+		t.Fatalf("re-adding after the marker: %d %v %v", v, created, err)
+	}
+	if rec, err := r.SchemaVersion(ctx, base.Partition(1), 2); err != nil || rec.Version != 2 {
+		t.Fatalf("version 2 through a partition: %+v %v", rec, err)
+	}
+	if err := r.DeleteSchemas(ctx, base.Partition(0)); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := r.SchemaVersions(ctx, base); err != nil || len(all) != 0 {
+		t.Fatalf("after delete: %v %v", all, err)
+	}
+	if all, err := r.SchemaVersions(ctx, other); err != nil || len(all) != 1 {
+		t.Fatalf("a topic whose name extends the deleted one's lost its schema: %v %v", all, err)
+	}
+	// Deleting a namespace deletes its topics' schemas.
+	if err := r.CreateTenant(ctx, "st", meta.TenantInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	ns := naming.Namespace{Tenant: "st", Name: "ns"}
+	if err := r.CreateNamespace(ctx, ns, meta.Policies{}); err != nil {
+		t.Fatal(err)
+	}
+	inNS, _ := naming.ParseTopic("persistent://st/ns/t")
+	if _, _, err := r.AddSchema(ctx, inNS, meta.SchemaRecord{Hash: "a"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteNamespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := r.SchemaVersions(ctx, inNS); err != nil || len(all) != 0 {
+		t.Fatalf("schemas of a deleted namespace: %v %v", all, err)
+	}
 }
