@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// Requests and their contexts.
+//
+// Every request handler works under a context from requestCtx: it ends when
+// the connection closes or when Config.OperationTimeout passes, whichever
+// comes first. A request that runs out of time is answered with
+// ServiceNotReady (the client retries it), never left unanswered.
+//
+// Requests that read metadata or load topics (LOOKUP, PARTITIONED_METADATA,
+// PRODUCER, SUBSCRIBE, GET_TOPICS_OF_NAMESPACE) run on their own goroutine
+// (goRequest), so a slow namespace delays only its own requests, not the
+// sends and acks that follow on the same connection. The connection waits
+// for them before it releases its producers and consumers.
+
+// requestCtx returns the context of one request.
+func (c *conn) requestCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.b.cfg.OperationTimeout)
+}
+
+// goRequest runs fn on its own goroutine with a request context.
+func (c *conn) goRequest(fn func(ctx context.Context)) {
+	c.requests.Add(1)
+	go func() {
+		defer c.requests.Done()
+		ctx, cancel := c.requestCtx()
+		defer cancel()
+		fn(ctx)
+	}()
+}
+
+// requestError turns err into what the client is told once ctx ended: a
+// retriable ServiceNotReady naming the timeout.
+func requestError(ctx context.Context, err error) error {
+	switch ctx.Err() {
+	case context.DeadlineExceeded:
+		return wrapError(pb.ServerError_ServiceNotReady, fmt.Errorf("operation timed out: %w", err))
+	case context.Canceled:
+		return wrapError(pb.ServerError_ServiceNotReady, fmt.Errorf("request cancelled: %w", err))
+	}
+	return err
+}
+
+// countTimeout records a request that ran out of time.
+func (c *conn) countTimeout(ctx context.Context, command string) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		c.b.metrics.requestTimeouts.WithLabelValues(command).Inc()
+	}
+}
+
+// metadataError counts a failed metadata read and makes err retriable for
+// the client: the metadata store may be back at the next attempt. A missing
+// record is not a failure and is returned as it is.
+func (b *Broker) metadataError(op string, err error) error {
+	if err == nil || errors.Is(err, meta.ErrNotFound) {
+		return err
+	}
+	var be *brokerError
+	if errors.As(err, &be) {
+		return err
+	}
+	b.metrics.metadataErrors.WithLabelValues(op).Inc()
+	return wrapError(pb.ServerError_ServiceNotReady, fmt.Errorf("metadata unavailable: %w", err))
+}
