@@ -23,13 +23,16 @@ import (
 //
 // Concurrent misses of one record share one read (singleflight). The read
 // runs with the first caller's context values but not its cancellation, and
-// with ReadTimeout, so a caller that gives up does not fail the others.
+// with ReadTimeout, so a caller that gives up does not fail the others;
+// it ends when Run's context does.
 type PolicyCache struct {
 	r           *Resources
 	readTimeout time.Duration
 	flight      singleflight.Group
 
 	mu sync.Mutex
+	// life is Run's context: reads in flight end with it.
+	life context.Context
 	// gen counts invalidations: a value read while one happened may be
 	// stale and is not cached.
 	gen     uint64
@@ -67,6 +70,9 @@ func (c *PolicyCache) Resources() *Resources { return c.r }
 // is forgotten (read again at its next use) and a reset forgets everything.
 // Subscribers are told after each change.
 func (c *PolicyCache) Run(ctx context.Context) {
+	c.mu.Lock()
+	c.life = ctx
+	c.mu.Unlock()
 	for ch := range c.r.WatchPolicies(ctx) {
 		c.mu.Lock()
 		switch ch.Kind {
@@ -132,7 +138,7 @@ func (c *PolicyCache) TopicPolicies(ctx context.Context, t naming.Topic) (TopicP
 func cached[V any](c *PolicyCache, ctx context.Context, m map[string]V, key, flightKey string, read func(context.Context) (V, error)) (V, error) {
 	c.mu.Lock()
 	v, ok := m[key]
-	gen := c.gen
+	gen, life := c.gen, c.life
 	c.mu.Unlock()
 	if ok {
 		return v, nil
@@ -142,6 +148,9 @@ func cached[V any](c *PolicyCache, ctx context.Context, m map[string]V, key, fli
 	ch := c.flight.DoChan(strconv.FormatUint(gen, 10)+"/"+flightKey, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.readTimeout)
 		defer cancel()
+		if life != nil {
+			defer context.AfterFunc(life, cancel)()
+		}
 		v, err := read(rctx)
 		if err != nil {
 			return v, err

@@ -282,3 +282,10 @@ func (s *Store) List(ctx context.Context, prefix string) ([]meta.KV, error) {
 	}
 	return s.Store.List(ctx, prefix)
 }
+
+// TopicPolicies matches the record of t's policies (a partition's are its
+// partitioned topic's).
+func TopicPolicies(t naming.Topic) Match {
+	key := meta.TopicPoliciesKey(t)
+	return func(k string) bool { return k == key }
+}
