@@ -20,7 +20,7 @@ func (c *conn) handleLookup(ctx context.Context, cmd *pb.CommandLookupTopic) {
 		err = c.authorizeLookup(ctx, t)
 	}
 	if err != nil {
-		err = requestError(ctx, err)
+		err = lookupError(ctx, err)
 		c.countTimeout(ctx, "lookup")
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
 		resp.Error = serverError(err).Enum()
@@ -49,7 +49,7 @@ func (c *conn) handlePartitionedMetadata(ctx context.Context, cmd *pb.CommandPar
 	}
 	// A failed or timed-out metadata read is retriable (ServiceNotReady).
 	failErr := func(err error) {
-		err = requestError(ctx, err)
+		err = lookupError(ctx, err)
 		c.countTimeout(ctx, "partitioned_metadata")
 		fail(serverError(err), err.Error())
 	}

@@ -103,8 +103,8 @@ func TestConcurrentLoadsShareOneAttempt(t *testing.T) {
 	other, _ := naming.ParseTopic("persistent://public/default/failing-load")
 	remove = fb.faults.Inject(metafault.Rule{Match: metafault.TopicPolicies(other), Fail: true})
 	ctx := context.Background()
-	if _, err := fb.b.getTopic(ctx, other); serverError(err) != pb.ServerError_ServiceNotReady {
-		t.Fatalf("load with failing metadata: %v (code %v), want ServiceNotReady", err, serverError(err))
+	if _, err := fb.b.getTopic(ctx, other); serverError(err) != pb.ServerError_MetadataError {
+		t.Fatalf("load with failing metadata: %v (code %v), want MetadataError", err, serverError(err))
 	}
 	remove()
 	if _, err := fb.b.getTopic(ctx, other); err != nil {
@@ -238,7 +238,7 @@ func TestEnforcementSkipsRoundOnMetadataError(t *testing.T) {
 }
 
 // TestProducerPolicyReadFailureIsRetriable: a producer whose topic's
-// policies cannot be read is refused with ServiceNotReady, and the same
+// policies cannot be read is refused with MetadataError (retriable), and the same
 // request succeeds once the store is back.
 func TestProducerPolicyReadFailureIsRetriable(t *testing.T) {
 	fb := newFaultBroker(t, Config{})
@@ -247,8 +247,8 @@ func TestProducerPolicyReadFailureIsRetriable(t *testing.T) {
 	remove := fb.faults.Inject(metafault.Rule{Match: metafault.TopicPolicies(name), Fail: true})
 	ctx := context.Background()
 	cmd := &pb.CommandProducer{Topic: ptr(name.String()), ProducerId: ptr(uint64(1)), RequestId: ptr(uint64(1))}
-	if _, _, err := cn.createProducer(ctx, name, cmd); serverError(err) != pb.ServerError_ServiceNotReady {
-		t.Fatalf("producer with unreadable policies: %v (code %v), want ServiceNotReady", err, serverError(err))
+	if _, _, err := cn.createProducer(ctx, name, cmd); serverError(err) != pb.ServerError_MetadataError {
+		t.Fatalf("producer with unreadable policies: %v (code %v), want MetadataError", err, serverError(err))
 	}
 	remove()
 	if _, _, err := cn.createProducer(ctx, name, cmd); err != nil {

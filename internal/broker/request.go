@@ -13,8 +13,14 @@ import (
 //
 // Every request handler works under a context from requestCtx: it ends when
 // the connection closes or when Config.OperationTimeout passes, whichever
-// comes first. A request that runs out of time is answered with
-// ServiceNotReady (the client retries it), never left unanswered.
+// comes first. A request that runs out of time is answered, never left
+// unanswered: PRODUCER and SUBSCRIBE with ServiceNotReady (the client
+// retries), lookups with MetadataError. Lookups never get ServiceNotReady
+// for a metadata problem: on a lookup answer it makes the Go and Java
+// clients close the whole connection, and with it every producer and
+// consumer on it, which would spread one namespace's trouble to others.
+//
+// A metadata read that fails is MetadataError (retriable for the clients).
 //
 // Requests that read metadata or load topics (LOOKUP, PARTITIONED_METADATA,
 // PRODUCER, SUBSCRIBE, GET_TOPICS_OF_NAMESPACE) run on their own goroutine
@@ -57,9 +63,19 @@ func (c *conn) countTimeout(ctx context.Context, command string) {
 	}
 }
 
+// lookupError is requestError for lookup answers: MetadataError instead of
+// ServiceNotReady (see above).
+func lookupError(ctx context.Context, err error) error {
+	err = requestError(ctx, err)
+	if serverError(err) == pb.ServerError_ServiceNotReady {
+		return wrapError(pb.ServerError_MetadataError, err)
+	}
+	return err
+}
+
 // metadataError counts a failed metadata read and makes err retriable for
-// the client: the metadata store may be back at the next attempt. A missing
-// record is not a failure and is returned as it is.
+// the client (MetadataError): the metadata store may be back at the next
+// attempt. A missing record is not a failure and is returned as it is.
 func (b *Broker) metadataError(op string, err error) error {
 	if err == nil || errors.Is(err, meta.ErrNotFound) {
 		return err
@@ -69,5 +85,5 @@ func (b *Broker) metadataError(op string, err error) error {
 		return err
 	}
 	b.metrics.metadataErrors.WithLabelValues(op).Inc()
-	return wrapError(pb.ServerError_ServiceNotReady, fmt.Errorf("metadata unavailable: %w", err))
+	return wrapError(pb.ServerError_MetadataError, fmt.Errorf("metadata unavailable: %w", err))
 }

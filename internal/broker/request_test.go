@@ -172,7 +172,7 @@ func TestRequestTimesOutWithServiceNotReady(t *testing.T) {
 	c.send(lookupCmd(8, "persistent://public/slow/t"))
 	f = c.next()
 	cmd, _ = f.Command()
-	if r := cmd.GetPartitionMetadataResponse(); r.GetResponse() != pb.CommandPartitionedTopicMetadataResponse_Failed || r.GetError() != pb.ServerError_ServiceNotReady {
+	if r := cmd.GetPartitionMetadataResponse(); r.GetResponse() != pb.CommandPartitionedTopicMetadataResponse_Failed || r.GetError() != pb.ServerError_MetadataError {
 		t.Fatalf("answer to a lookup past the operation timeout: %v", r)
 	}
 }
