@@ -45,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 		{"CloseAndReopenLedger", false, testCloseAndReopenLedger},
 		{"DeleteAndIDs", false, testDeleteAndIDs},
 		{"StoreClose", false, testStoreClose},
+		{"CancelledContext", false, testCancelledContext},
 		{"Reopen", true, testReopen},
 		{"ReopenAfterDelete", true, testReopenAfterDelete},
 	}
@@ -581,5 +582,30 @@ func testReopenAfterDelete(t *testing.T, open func(*testing.T) ledger.Store) {
 	a = mustOpen(t, s, "a")
 	if a.ID() <= maxID || a.LastEntryID() != -1 {
 		t.Fatalf("recreated after reopen: id %d (deleted max %d) last %d", a.ID(), maxID, a.LastEntryID())
+	}
+}
+
+// testCancelledContext: calls that may go remote give up on an ended
+// context with its error, and leave the store usable.
+func testCancelledContext(t *testing.T, open func(*testing.T) ledger.Store) {
+	s := open(t)
+	defer closeStore(t, s)
+	l := mustOpen(t, s, "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Open(ctx, "d"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("open with a cancelled context: %v", err)
+	}
+	if _, err := l.Read(ctx, 0, 1, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("read with a cancelled context: %v", err)
+	}
+	if _, err := s.Topics(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("topics with a cancelled context: %v", err)
+	}
+	if err := s.Delete(ctx, "c"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("delete with a cancelled context: %v", err)
+	}
+	if _, err := l.Read(context.Background(), 0, 1, 1); err != nil {
+		t.Fatalf("read after the cancelled calls: %v", err)
 	}
 }
