@@ -259,7 +259,7 @@ func TestProducerPolicyReadFailureIsRetriable(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // testConn is a connection object with no socket, for calling handlers.
-func testConn(t *testing.T, b *Broker) *conn {
+func testConn(t testing.TB, b *Broker) *conn {
 	cn := &conn{b: b, log: b.log, producers: map[uint64]*Producer{}, consumers: map[uint64]*Consumer{},
 		creatingProducers: map[uint64]bool{}, creatingConsumers: map[uint64]bool{},
 		wsignal: make(chan struct{}, 1), closed: make(chan struct{})}
