@@ -92,7 +92,9 @@ func (s *Subscription) dispatch() bool {
 			continue
 		}
 		if err != nil {
-			s.topic.b.log.Error("dispatch read failed", "topic", s.topic.fullName, "subscription", s.name, "err", err)
+			if s.ctx.Err() == nil { // not the subscription stopping
+				s.topic.b.log.Error("dispatch read failed", "topic", s.topic.fullName, "subscription", s.name, "err", err)
+			}
 			return false
 		}
 		if len(entries) == 0 && from <= lastBefore {
@@ -175,6 +177,9 @@ func (s *Subscription) dispatchReplay() bool {
 	var gone []int64
 	for _, id := range ids {
 		es, err := l.Read(s.ctx, id, 1, 0)
+		if err != nil && s.ctx.Err() != nil {
+			break // stopping: the entries left are not gone
+		}
 		if err != nil && !errors.Is(err, ledger.ErrTrimmed) {
 			s.topic.b.log.Error("replay read failed", "topic", s.topic.fullName, "entry", id, "err", err)
 		}
