@@ -15,6 +15,7 @@ import (
 	"github.com/messagebus/messagebus/internal/meta/metafault"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/wire/pb"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // countingStore counts ledger opens.
@@ -109,6 +110,41 @@ func TestConcurrentLoadsShareOneAttempt(t *testing.T) {
 	remove()
 	if _, err := fb.b.getTopic(ctx, other); err != nil {
 		t.Fatalf("load after the store recovered: %v", err)
+	}
+	m := fb.b.metrics
+	if n := testutil.ToFloat64(m.metadataErrors.WithLabelValues("policies")); n != 1 {
+		t.Fatalf("mb_metadata_errors_total{op=policies} = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(m.loadsInflight); n != 0 {
+		t.Fatalf("mb_topic_loads_inflight = %v after the loads", n)
+	}
+	if n := testutil.CollectAndCount(m.loadSeconds); n != 2 {
+		t.Fatalf("mb_topic_load_seconds has %d series, want ok and error", n)
+	}
+}
+
+// TestLoadRacingShutdown: a load in flight when the broker shuts down
+// ends, closes the ledger it opened and hands no topic out.
+func TestLoadRacingShutdown(t *testing.T) {
+	fb := newFaultBroker(t, Config{})
+	name, _ := naming.ParseTopic("persistent://public/default/shutdown")
+	defer fb.faults.Inject(metafault.Rule{Match: metafault.TopicPolicies(name), Ops: []metafault.Op{metafault.OpGet}, Delay: time.Minute})()
+	got := make(chan error, 1)
+	go func() {
+		_, err := fb.b.getTopic(context.Background(), name)
+		got <- err
+	}()
+	waitFor(t, func() bool { return fb.faults.CallsMatching(metafault.OpGet, metafault.TopicPolicies(name)) > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := fb.b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err == nil {
+		t.Fatal("a load cut short by shutdown handed out a topic")
+	}
+	if n := len(fb.b.Topics()); n != 0 {
+		t.Fatalf("%d topics loaded after shutdown", n)
 	}
 }
 
@@ -229,6 +265,9 @@ func TestEnforcementSkipsRoundOnMetadataError(t *testing.T) {
 	h.topic.enforcePolicies(time.Now())
 	if md, first := s.markDelete(), h.topic.ledger.FirstEntryID(); md != 4 || first != 0 {
 		t.Fatalf("after a round with unreadable policies: mark-delete %d, first entry %d; want 4 and 0 (nothing done)", md, first)
+	}
+	if n := testutil.ToFloat64(fb.b.metrics.enforcementSkips); n != 1 {
+		t.Fatalf("mb_policy_enforcement_skipped_total = %v, want 1", n)
 	}
 	fb.faults.Heal()
 	h.topic.enforcePolicies(time.Now())

@@ -11,6 +11,7 @@ import (
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -168,6 +169,9 @@ func TestRequestTimesOutWithServiceNotReady(t *testing.T) {
 	cmd, _ := f.Command()
 	if f.Type != pb.BaseCommand_ERROR || cmd.GetError().GetError() != pb.ServerError_ServiceNotReady || cmd.GetError().GetRequestId() != 7 {
 		t.Fatalf("answer to a PRODUCER past the operation timeout: %v %v", f.Type, cmd.GetError())
+	}
+	if n := testutil.ToFloat64(fb.b.metrics.requestTimeouts.WithLabelValues("producer")); n != 1 {
+		t.Fatalf("mb_request_timeouts_total{command=producer} = %v, want 1", n)
 	}
 	c.send(lookupCmd(8, "persistent://public/slow/t"))
 	f = c.next()
