@@ -84,6 +84,8 @@ func (b *Broker) metadataError(op string, err error) error {
 	if errors.As(err, &be) {
 		return err
 	}
-	b.metrics.metadataErrors.WithLabelValues(op).Inc()
+	if !errors.Is(err, context.Canceled) { // the requester left: not the store's fault
+		b.metrics.metadataErrors.WithLabelValues(op).Inc()
+	}
 	return wrapError(pb.ServerError_MetadataError, fmt.Errorf("metadata unavailable: %w", err))
 }
