@@ -56,18 +56,17 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		fail(err)
 		return
 	}
+	// Only this (the read loop's) goroutine adds to creatingProducers, so
+	// what is read here holds until the id is marked below.
 	c.mu.Lock()
-	if _, creating := c.creatingProducers[cmd.GetProducerId()]; creating {
-		c.mu.Unlock()
+	_, creating := c.creatingProducers[cmd.GetProducerId()]
+	existing := c.producers[cmd.GetProducerId()]
+	c.mu.Unlock()
+	if creating {
 		// As Pulsar: the client retried before the first attempt ended.
 		fail(newError(pb.ServerError_ServiceNotReady, "producer is being created"))
 		return
 	}
-	existing := c.producers[cmd.GetProducerId()]
-	if existing == nil || existing.isClosed() {
-		c.creatingProducers[cmd.GetProducerId()] = true
-	}
-	c.mu.Unlock()
 	if existing != nil && !existing.isClosed() {
 		if existing.topic.fullName != name.String() {
 			fail(newError(pb.ServerError_ProducerBusy, "producer id already in use on this connection"))
@@ -77,6 +76,9 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		c.writeProducerSuccess(reqID, existing, true)
 		return
 	}
+	c.mu.Lock()
+	c.creatingProducers[cmd.GetProducerId()] = true
+	c.mu.Unlock()
 	c.goRequest(func(ctx context.Context) {
 		p, ready, err := c.createProducer(ctx, name, cmd)
 		c.mu.Lock()
