@@ -21,7 +21,7 @@ func (c *conn) handleLookup(ctx context.Context, cmd *pb.CommandLookupTopic) {
 	}
 	if err != nil {
 		err = lookupError(ctx, err)
-		c.countTimeout(ctx, "lookup")
+		c.countTimeout(ctx, "lookup", err)
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
 		resp.Error = serverError(err).Enum()
 		resp.Message = proto.String(err.Error())
@@ -50,7 +50,7 @@ func (c *conn) handlePartitionedMetadata(ctx context.Context, cmd *pb.CommandPar
 	// A failed or timed-out metadata read is retriable (ServiceNotReady).
 	failErr := func(err error) {
 		err = lookupError(ctx, err)
-		c.countTimeout(ctx, "partitioned_metadata")
+		c.countTimeout(ctx, "partitioned_metadata", err)
 		fail(serverError(err), err.Error())
 	}
 	if t, err := naming.ParseTopic(cmd.GetTopic()); err != nil {

@@ -95,7 +95,7 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		}
 		c.mu.Unlock()
 		if err != nil {
-			c.countTimeout(ctx, "producer")
+			c.countTimeout(ctx, "producer", err)
 			fail(requestError(ctx, err))
 			return
 		}

@@ -54,7 +54,7 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		c.mu.Unlock()
 		switch {
 		case err != nil:
-			c.countTimeout(ctx, "subscribe")
+			c.countTimeout(ctx, "subscribe", err)
 			fail(requestError(ctx, err))
 		case !live:
 			// CLOSE_CONSUMER came while it was being created.

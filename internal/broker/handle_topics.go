@@ -20,7 +20,7 @@ func (c *conn) handleGetTopicsOfNamespace(ctx context.Context, cmd *pb.CommandGe
 	}
 	if err := c.authorizeListTopics(ctx, ns); err != nil {
 		err = requestError(ctx, err)
-		c.countTimeout(ctx, "get_topics_of_namespace")
+		c.countTimeout(ctx, "get_topics_of_namespace", err)
 		c.writeCommand(errorCommand(cmd.GetRequestId(), serverError(err), err.Error()))
 		return
 	}
@@ -36,7 +36,7 @@ func (c *conn) handleGetTopicsOfNamespace(ctx context.Context, cmd *pb.CommandGe
 	topics, err := c.b.NamespaceTopics(ctx, ns, domains...)
 	if err != nil {
 		err = requestError(ctx, c.b.metadataError("topics", err))
-		c.countTimeout(ctx, "get_topics_of_namespace")
+		c.countTimeout(ctx, "get_topics_of_namespace", err)
 		c.writeCommand(errorCommand(cmd.GetRequestId(), serverError(err), err.Error()))
 		return
 	}

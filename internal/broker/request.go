@@ -44,21 +44,27 @@ func (c *conn) goRequest(fn func(ctx context.Context)) {
 	}()
 }
 
-// requestError turns err into what the client is told once ctx ended: a
-// retriable ServiceNotReady naming the timeout.
+// requestError turns err into what the client is told once ctx ended, or
+// once a deadline inside the request passed (a shared read's own deadline
+// may pass a moment before the request's): a retriable ServiceNotReady
+// naming the timeout.
 func requestError(ctx context.Context, err error) error {
-	switch ctx.Err() {
-	case context.DeadlineExceeded:
+	switch {
+	case timedOut(ctx, err):
 		return wrapError(pb.ServerError_ServiceNotReady, fmt.Errorf("operation timed out: %w", err))
-	case context.Canceled:
+	case ctx.Err() != nil:
 		return wrapError(pb.ServerError_ServiceNotReady, fmt.Errorf("request cancelled: %w", err))
 	}
 	return err
 }
 
+func timedOut(ctx context.Context, err error) bool {
+	return errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // countTimeout records a request that ran out of time.
-func (c *conn) countTimeout(ctx context.Context, command string) {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+func (c *conn) countTimeout(ctx context.Context, command string, err error) {
+	if timedOut(ctx, err) {
 		c.b.metrics.requestTimeouts.WithLabelValues(command).Inc()
 	}
 }
