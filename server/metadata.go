@@ -25,6 +25,9 @@ type Metadata struct {
 	// that verify etcd (empty: the system's) and a client certificate.
 	TLSEnabled                         bool
 	TLSCAFile, TLSCertFile, TLSKeyFile string
+	// Wrap, when set, wraps the opened store (tests inject faults with
+	// internal/meta/metafault); the server closes what Wrap returns.
+	Wrap func(meta.Store) meta.Store
 }
 
 // IsEmbedded reports whether the embedded store is chosen.

@@ -11,12 +11,11 @@ import (
 	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/auth/token"
-	"github.com/messagebus/messagebus/internal/meta"
 )
 
 // newAuthService builds authentication and authorization from the options;
 // nil when no provider is configured.
-func newAuthService(sec Security, res *meta.Resources, keys []access.SigningKey) (*auth.Service, error) {
+func newAuthService(sec Security, policies auth.PolicyReader, keys []access.SigningKey) (*auth.Service, error) {
 	if sec.AuthTokenSecretKey != "" && sec.AuthTokenPublicKey != "" {
 		return nil, errors.New("configure either a token secret key or a token public key, not both")
 	}
@@ -53,7 +52,7 @@ func newAuthService(sec Security, res *meta.Resources, keys []access.SigningKey)
 		TLS:           sec.TLSTrustCertsFile != "",
 		Superusers:    sec.SuperuserRoles,
 		AnonymousRole: sec.AnonymousRole,
-		Meta:          res,
+		Policies:      policies,
 	})
 	if a == nil && (len(sec.SuperuserRoles) > 0 || sec.AnonymousRole != "") {
 		return nil, errors.New("superuser or anonymous roles need an authentication provider (a token key, a TLS trust store or a basic auth conf)")

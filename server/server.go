@@ -66,6 +66,9 @@ type Options struct {
 	// PolicyCheckInterval is how often TTL, backlog quotas and retention are
 	// enforced (default 30s).
 	PolicyCheckInterval time.Duration
+	// OperationTimeout bounds each client request and topic load (default
+	// 30s); past it the client gets ServiceNotReady and retries.
+	OperationTimeout time.Duration
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int
@@ -144,8 +147,10 @@ type Server struct {
 	delayed *delayed.Store // nil when InMemory
 	broker  *broker.Broker
 	http    *http.Server
-	brokerL net.Listener
-	httpL   net.Listener
+	// stopPolicies ends the policy cache's watch.
+	stopPolicies context.CancelFunc
+	brokerL      net.Listener
+	httpL        net.Listener
 	// brokerTLSL and httpsL are nil unless TLS is configured; tlsConfig
 	// wraps them when serving.
 	brokerTLSL net.Listener
@@ -192,6 +197,10 @@ func New(opts Options) (*Server, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			if s.stopPolicies != nil {
+				s.stopPolicies()
+				s.wg.Wait()
+			}
 			s.closeStores()
 		}
 	}()
@@ -207,6 +216,9 @@ func New(opts Options) (*Server, error) {
 	md, embeddedMeta, err := s.openMetadata(reg)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Metadata.Wrap != nil {
+		md = opts.Metadata.Wrap(md)
 	}
 	s.meta = md
 	fsyncs := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -296,7 +308,17 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	authService, err := newAuthService(opts.Security, res, keys)
+	// One policy source for authorization and the broker (kept fresh by a
+	// watch until Shutdown).
+	policies := meta.NewPolicyCache(res, opts.OperationTimeout)
+	var policyCtx context.Context
+	policyCtx, s.stopPolicies = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		policies.Run(policyCtx)
+	}()
+	authService, err := newAuthService(opts.Security, policies, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +360,8 @@ func New(opts Options) (*Server, error) {
 		MaxMessageSize:          opts.MaxMessageSize,
 		KeepAliveInterval:       opts.KeepAliveInterval,
 		PolicyCheckInterval:     opts.PolicyCheckInterval,
+		OperationTimeout:        opts.OperationTimeout,
+		Policies:                policies,
 		DefaultRetentionMinutes: opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:  opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:    opts.DeduplicationEnabled,
@@ -468,6 +492,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
 		err = herr
 	}
+	s.stopPolicies()
 	s.wg.Wait()
 	if cerr := s.closeStores(); cerr != nil && err == nil {
 		err = cerr

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/auth/token"
-	"github.com/messagebus/messagebus/internal/meta"
 )
 
 // Method names, as clients send them in CONNECT's auth_method_name.
@@ -80,8 +79,10 @@ type Config struct {
 	// AnonymousRole is given to clients without credentials; when empty
 	// they are refused.
 	AnonymousRole string
-	// Meta holds tenants (admin roles) and namespace policies (grants).
-	Meta *meta.Resources
+	// Policies is where tenants (admin roles) and namespace policies
+	// (grants) are read: the broker's policy cache (meta.PolicyCache), so
+	// that authorization and policy enforcement share one source.
+	Policies PolicyReader
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }

@@ -16,9 +16,16 @@ const (
 	ActionFunctions = "functions"
 )
 
-// Grants are read from the metadata store on each check: checks happen on
-// lookups, producer and consumer creation and admin calls, never per message,
-// and the embedded store answers in microseconds.
+// PolicyReader reads tenants and namespace policies. meta.PolicyCache (the
+// broker's cache, kept fresh by a watch) and meta.Resources (a read per
+// call) both are one; a missing record is meta.ErrNotFound.
+type PolicyReader interface {
+	Tenant(ctx context.Context, name string) (meta.TenantInfo, error)
+	Namespace(ctx context.Context, ns naming.Namespace) (meta.Policies, error)
+}
+
+// Grants are read through Config.Policies on each check: checks happen on
+// lookups, producer and consumer creation and admin calls, never per message.
 
 // IsSuperuser reports whether role may do everything.
 func (s *Service) IsSuperuser(role string) bool {
@@ -31,7 +38,7 @@ func (s *Service) IsTenantAdmin(ctx context.Context, role, tenant string) (bool,
 	if s.IsSuperuser(role) {
 		return true, nil
 	}
-	ti, err := s.cfg.Meta.Tenant(ctx, tenant)
+	ti, err := s.cfg.Policies.Tenant(ctx, tenant)
 	if errors.Is(err, meta.ErrNotFound) {
 		return false, nil
 	}
@@ -110,7 +117,7 @@ func (s *Service) allowTopic(ctx context.Context, role string, t naming.Topic, a
 }
 
 func (s *Service) namespacePolicies(ctx context.Context, ns naming.Namespace) (meta.Policies, error) {
-	p, err := s.cfg.Meta.Namespace(ctx, ns)
+	p, err := s.cfg.Policies.Namespace(ctx, ns)
 	if errors.Is(err, meta.ErrNotFound) {
 		return meta.Policies{}, nil
 	}

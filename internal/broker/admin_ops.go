@@ -237,7 +237,7 @@ func (b *Broker) TopicExists(ctx context.Context, name naming.Topic) (bool, erro
 		return true, nil
 	}
 	if name.IsPersistent() {
-		stored, err := b.store.Topics()
+		stored, err := b.store.Topics(ctx)
 		if err != nil {
 			return false, err
 		}
@@ -322,15 +322,17 @@ func (b *Broker) HasClients(name naming.Topic) bool {
 // use, find a new empty topic).
 func (b *Broker) DeleteTopic(ctx context.Context, name naming.Topic, force bool) error {
 	full := name.String()
+	release := b.fence(full) // so that no client reloads the topic before its ledger is gone
+	defer release()
 	b.mu.Lock()
-	defer b.mu.Unlock() // held so that no client reloads the topic before its ledger is gone
 	t := b.topics[full]
+	b.mu.Unlock()
 	if t != nil {
 		if !force && t.hasClients() {
 			return fmt.Errorf("%w: %s", ErrTopicBusy, name)
 		}
 		subs := t.subscriptions()
-		if err := b.unloadLocked(full); err != nil {
+		if err := b.unloadFenced(full); err != nil {
 			return fmt.Errorf("close %s: %w", name, err)
 		}
 		for _, s := range subs {
@@ -349,7 +351,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name naming.Topic, force bool)
 		}
 		return nil
 	}
-	err := b.store.Delete(full)
+	err := b.store.Delete(ctx, full)
 	if errors.Is(err, ledger.ErrNotFound) {
 		if t != nil {
 			return nil
@@ -576,7 +578,7 @@ func (b *Broker) LastMessageID(ctx context.Context, name naming.Topic) (MessageI
 	}
 	id := MessageID{LedgerID: t.ledgerID, EntryID: t.ledger.LastEntryID(), Partition: name.PartitionIndex(), BatchIndex: -1}
 	if id.EntryID >= 0 {
-		if es, err := t.ledger.Read(id.EntryID, 1, 0); err == nil && len(es) == 1 {
+		if es, err := t.ledger.Read(ctx, id.EntryID, 1, 0); err == nil && len(es) == 1 {
 			if md, ok := entryMetadata(es[0].Data); ok && md.HasNumMessagesInBatch {
 				id.BatchIndex = md.NumMessagesInBatch - 1
 			}
@@ -592,7 +594,7 @@ func (b *Broker) MessageIDByTimestamp(ctx context.Context, name naming.Topic, ts
 	if err != nil {
 		return MessageID{}, err
 	}
-	id, err := findByPublishTime(t.ledger, uint64(max(ts, 0)))
+	id, err := findByPublishTime(ctx, t.ledger, uint64(max(ts, 0)))
 	if err != nil {
 		return MessageID{}, fmt.Errorf("search %s by publish time: %w", name, err)
 	}
@@ -611,15 +613,15 @@ func (b *Broker) ReadMessage(ctx context.Context, name naming.Topic, ledgerID, e
 	if ledgerID != t.ledgerID {
 		return Message{}, fmt.Errorf("%w: %s has no ledger %d", ErrMessageNotFound, name, ledgerID)
 	}
-	return readEntry(t, entryID)
+	return readEntry(ctx, t, entryID)
 }
 
-func readEntry(t *Topic, id int64) (Message, error) {
+func readEntry(ctx context.Context, t *Topic, id int64) (Message, error) {
 	notFound := fmt.Errorf("%w: entry %d:%d of %s", ErrMessageNotFound, t.ledgerID, id, t.fullName)
 	if id < 0 || id > t.ledger.LastEntryID() {
 		return Message{}, notFound
 	}
-	es, err := t.ledger.Read(id, 1, 0)
+	es, err := t.ledger.Read(ctx, id, 1, 0)
 	if errors.Is(err, ledger.ErrTrimmed) || err == nil && (len(es) == 0 || es[0].ID != id) {
 		return Message{}, notFound
 	}
@@ -793,7 +795,7 @@ func (b *Broker) ExpireMessages(ctx context.Context, name naming.Topic, sub stri
 	if err != nil {
 		return err
 	}
-	first, err := findByPublishTime(s.topic.ledger, uint64(max(time.Now().Add(-age).UnixMilli(), 0)))
+	first, err := findByPublishTime(ctx, s.topic.ledger, uint64(max(time.Now().Add(-age).UnixMilli(), 0)))
 	if err != nil {
 		return fmt.Errorf("search %s by publish time: %w", name, err)
 	}
@@ -821,7 +823,7 @@ func (b *Broker) ResetCursorToTime(ctx context.Context, name naming.Topic, sub s
 	if err != nil {
 		return err
 	}
-	next, err := findByPublishTime(s.topic.ledger, uint64(max(ts, 0)))
+	next, err := findByPublishTime(ctx, s.topic.ledger, uint64(max(ts, 0)))
 	if err != nil {
 		return fmt.Errorf("search %s by publish time: %w", name, err)
 	}
@@ -861,5 +863,5 @@ func (b *Broker) PeekMessage(ctx context.Context, name naming.Topic, sub string,
 	if id > last {
 		return Message{}, fmt.Errorf("%w: %s on %s has fewer than %d unacknowledged entries", ErrMessageNotFound, sub, name, n)
 	}
-	return readEntry(s.topic, id)
+	return readEntry(ctx, s.topic, id)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
@@ -170,7 +171,7 @@ func TestAdminTerminateRefusesProducersAndSurvivesReload(t *testing.T) {
 		t.Fatalf("terminate: %+v %v", id, err)
 	}
 	p := &Producer{name: "p", topic: h.topic, cn: h.cn}
-	if _, err := h.topic.addProducer(p, pb.ProducerAccessMode_Shared, nil); serverError(err) != pb.ServerError_TopicTerminatedError {
+	if _, err := h.topic.addProducer(p, pb.ProducerAccessMode_Shared, nil, meta.Policies{}); serverError(err) != pb.ServerError_TopicTerminatedError {
 		t.Fatalf("producer on a terminated topic: %v", err)
 	}
 	if err := h.b.UnloadTopic(name.String()); err != nil {

@@ -25,7 +25,15 @@ func (b *Broker) checkAutoCreate(ctx context.Context, name naming.Topic) error {
 
 // mayUse reports whether a topic exists or may be created implicitly.
 func (b *Broker) mayUse(ctx context.Context, name naming.Topic) (bool, error) {
-	o := b.policies(name.Namespace).AutoTopicCreationOverride
+	p, err := b.policies.Namespace(ctx, name.Namespace)
+	if err != nil {
+		// Unknown namespaces fail where the topic loads; others are retried.
+		if errors.Is(err, meta.ErrNotFound) {
+			return true, nil
+		}
+		return false, b.metadataError("namespace", err)
+	}
+	o := p.AutoTopicCreationOverride
 	if o == nil || o.AllowAutoTopicCreation {
 		return true, nil
 	}
@@ -44,7 +52,11 @@ func (b *Broker) autoPartitions(ctx context.Context, name naming.Topic) (int, er
 	if err != nil || n > 0 || name.PartitionIndex() >= 0 {
 		return n, err
 	}
-	o := b.policies(name.Namespace).AutoTopicCreationOverride
+	p, err := b.policies.Namespace(ctx, name.Namespace)
+	if err != nil {
+		return 0, err
+	}
+	o := p.AutoTopicCreationOverride
 	if o == nil || !o.AllowAutoTopicCreation || o.TopicType != "partitioned" || o.DefaultNumPartitions == nil || *o.DefaultNumPartitions <= 0 {
 		return 0, nil
 	}

@@ -16,9 +16,7 @@ import (
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/loglimit"
 	"github.com/messagebus/messagebus/internal/meta"
-	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/schema"
-	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
 // Config holds the broker's settings.
@@ -73,7 +71,15 @@ type Config struct {
 	RefusePlaintextCreds bool
 	// Schemas is the schema registry; nil: one over the broker's metadata.
 	Schemas *schema.Registry
-	Logger  *slog.Logger
+	// OperationTimeout bounds each client request (lookup, partitioned
+	// metadata, producer, subscribe, ...): past it the request is answered
+	// with ServiceNotReady, a retriable error (default 30s, as Pulsar's
+	// metadataStoreOperationTimeoutSeconds). It also bounds a topic load.
+	OperationTimeout time.Duration
+	// Policies is the policy source shared with authorization (auth.Config.
+	// Policies); nil: the broker keeps its own cache over the metadata store.
+	Policies *meta.PolicyCache
+	Logger   *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +88,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 5 << 20
+	}
+	if c.OperationTimeout <= 0 {
+		c.OperationTimeout = 30 * time.Second
 	}
 	if c.AuthRefreshTimeout <= 0 {
 		c.AuthRefreshTimeout = 30 * time.Second
@@ -112,8 +121,12 @@ type Broker struct {
 	metrics *Metrics
 	schemas *schema.Registry
 
+	// mu guards the maps below; it is never held across metadata or
+	// ledger calls (see load.go for how topics load and unload).
 	mu       sync.Mutex
 	topics   map[string]*Topic
+	loads    map[string]*topicLoad    // loads in flight, by full name
+	fences   map[string]chan struct{} // topics being unloaded or deleted
 	conns    map[*conn]struct{}
 	lns      []net.Listener
 	closing  bool
@@ -123,10 +136,15 @@ type Broker struct {
 	connWG      sync.WaitGroup
 	bgWG        sync.WaitGroup
 	stopBG      chan struct{}
-	stopWatch   context.CancelFunc
-	pcache      policyCache
+	loadWG      sync.WaitGroup
+	// ctx lives as long as the broker: loads, enforcement rounds and
+	// dispatch reads derive their contexts from it; stop ends it.
+	ctx  context.Context
+	stop context.CancelFunc
+	// policies is the policy source (Config.Policies or the broker's own).
+	policies *meta.PolicyCache
 	// policiesChanged wakes the policy loop when policies change.
-	policiesChanged chan struct{}
+	policiesChanged <-chan struct{}
 	// appendErrLog limits "append failed" to one line per interval: on a
 	// full disk every send fails, and clients resend.
 	appendErrLog *loglimit.Limiter
@@ -146,6 +164,8 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		metrics:  metrics,
 		schemas:  cfg.Schemas,
 		topics:   map[string]*Topic{},
+		loads:    map[string]*topicLoad{},
+		fences:   map[string]chan struct{}{},
 		conns:    map[*conn]struct{}{},
 		draining: make(chan struct{}),
 		stopBG:   make(chan struct{}),
@@ -154,15 +174,21 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		b.schemas = schema.NewRegistry(md, nil)
 	}
 	b.appendErrLog = loglimit.New(appendErrLogInterval)
-	b.pcache.m = map[string]meta.Policies{}
-	b.pcache.topics = map[string]meta.TopicPolicies{}
-	b.policiesChanged = make(chan struct{}, 1)
-	var watchCtx context.Context
-	watchCtx, b.stopWatch = context.WithCancel(context.Background())
-	b.bgWG.Add(3)
+	// The root of every context the broker makes for its own work.
+	b.ctx, b.stop = context.WithCancel(context.Background())
+	b.policies = cfg.Policies
+	if b.policies == nil {
+		b.policies = meta.NewPolicyCache(md, cfg.OperationTimeout)
+		b.bgWG.Add(1)
+		go func() {
+			defer b.bgWG.Done()
+			b.policies.Run(b.ctx)
+		}()
+	}
+	b.policiesChanged = b.policies.Subscribe()
+	b.bgWG.Add(2)
 	go b.cursorSaver()
 	go b.policyLoop()
-	go b.watchPolicies(watchCtx)
 	return b
 }
 
@@ -249,8 +275,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(b.stopBG)
-	b.stopWatch()
+	b.stop()
 	b.bgWG.Wait()
+	// Loads in flight end (their contexts are cancelled) and close what
+	// they opened: the broker is closing.
+	b.loadWG.Wait()
 
 	b.mu.Lock()
 	topics := make([]*Topic, 0, len(b.topics))
@@ -302,33 +331,6 @@ func (b *Broker) Topics() []string {
 		out[i] = t.fullName
 	}
 	return out
-}
-
-// getTopic returns the loaded topic, loading or creating it.
-func (b *Broker) getTopic(ctx context.Context, name naming.Topic) (*Topic, error) {
-	full := name.String()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closing {
-		return nil, errShuttingDown
-	}
-	if t, ok := b.topics[full]; ok {
-		return t, nil
-	}
-	ok, err := b.meta.NamespaceExists(ctx, name.Namespace)
-	if err != nil {
-		return nil, fmt.Errorf("check namespace %s: %w", name.Namespace, err)
-	}
-	if !ok {
-		return nil, newError(pb.ServerError_TopicNotFound, "namespace "+name.Namespace.String()+" does not exist")
-	}
-	t, err := newTopic(b, name)
-	if err != nil {
-		return nil, err
-	}
-	b.topics[full] = t
-	b.metrics.topics.Inc()
-	return t, nil
 }
 
 var errShuttingDown = errors.New("broker is shutting down")

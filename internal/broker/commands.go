@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 
 	"github.com/messagebus/messagebus/internal/meta"
@@ -32,16 +33,21 @@ func serverError(err error) pb.ServerError {
 		return pb.ServerError_InvalidTopicName
 	case errors.Is(err, errShuttingDown):
 		return pb.ServerError_ServiceNotReady
-	case errors.Is(err, meta.ErrNotFound):
-		return pb.ServerError_MetadataError
 	case schema.IsIncompatible(err), schema.IsInvalid(err):
 		return pb.ServerError_IncompatibleSchema
 	case errors.Is(err, schema.ErrNoSchema):
 		return pb.ServerError_TopicNotFound
 	}
+	// The code chosen where the error arose wins over what it wraps.
 	var be *brokerError
 	if errors.As(err, &be) {
 		return be.code
+	}
+	switch {
+	case errors.Is(err, meta.ErrNotFound):
+		return pb.ServerError_MetadataError
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return pb.ServerError_ServiceNotReady
 	}
 	return pb.ServerError_UnknownError
 }
@@ -50,11 +56,19 @@ func serverError(err error) pb.ServerError {
 type brokerError struct {
 	code pb.ServerError
 	msg  string
+	err  error // wrapped, when made by wrapError
 }
 
 func (e *brokerError) Error() string { return e.msg }
 
+func (e *brokerError) Unwrap() error { return e.err }
+
 func newError(code pb.ServerError, msg string) error { return &brokerError{code: code, msg: msg} }
+
+// wrapError gives err a wire error code; errors.Is still sees err.
+func wrapError(code pb.ServerError, err error) error {
+	return &brokerError{code: code, msg: err.Error(), err: err}
+}
 
 // requestID extracts the request id of commands that carry one.
 func requestID(cmd *pb.BaseCommand) (uint64, bool) {

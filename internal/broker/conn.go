@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -37,6 +38,18 @@ type conn struct {
 	mu        sync.Mutex
 	producers map[uint64]*Producer
 	consumers map[uint64]*Consumer
+	// creatingProducers and creatingConsumers hold the ids of PRODUCER and
+	// SUBSCRIBE requests in progress (request.go); a CLOSE_PRODUCER or
+	// CLOSE_CONSUMER meanwhile sets the value false, and the request then
+	// undoes what it did instead of answering success.
+	creatingProducers map[uint64]bool
+	creatingConsumers map[uint64]bool
+
+	// ctx ends when the connection closes; every request context derives
+	// from it. requests counts the requests running on their own goroutine.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	requests sync.WaitGroup
 
 	// inflight counts sends handed to the ledger and not yet answered;
 	// shutdown waits for it to reach zero.
@@ -61,7 +74,11 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		consumers: map[uint64]*Consumer{},
 		wsignal:   make(chan struct{}, 1),
 		closed:    make(chan struct{}),
+
+		creatingProducers: map[uint64]bool{},
+		creatingConsumers: map[uint64]bool{},
 	}
+	c.ctx, c.cancel = context.WithCancel(b.ctx)
 	c.reader = wire.NewReader(nc, b.cfg.MaxMessageSize+wire.FrameOverhead)
 	c.lastRead.Store(time.Now().UnixNano())
 	return c
@@ -76,6 +93,9 @@ func (c *conn) run() {
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		c.log.Info("connection closed", "err", err)
 	}
+	// Requests in progress end now: nobody is left to answer.
+	c.cancel()
+	c.requests.Wait()
 	// Answer every send already handed to the ledger before tearing down.
 	c.inflight.Wait()
 	c.stopAuthTimer()
@@ -127,9 +147,9 @@ func (c *conn) handle(f *wire.Frame) error {
 		c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_PONG.Enum(), Pong: &pb.CommandPong{}})
 	case pb.BaseCommand_PONG:
 	case pb.BaseCommand_LOOKUP:
-		c.handleLookup(cmd.GetLookupTopic())
+		c.goRequest(func(ctx context.Context) { c.handleLookup(ctx, cmd.GetLookupTopic()) })
 	case pb.BaseCommand_PARTITIONED_METADATA:
-		c.handlePartitionedMetadata(cmd.GetPartitionMetadata())
+		c.goRequest(func(ctx context.Context) { c.handlePartitionedMetadata(ctx, cmd.GetPartitionMetadata()) })
 	case pb.BaseCommand_PRODUCER:
 		c.handleProducer(cmd.GetProducer())
 	case pb.BaseCommand_CLOSE_PRODUCER:
@@ -149,13 +169,13 @@ func (c *conn) handle(f *wire.Frame) error {
 	case pb.BaseCommand_SEEK:
 		c.handleSeek(cmd.GetSeek())
 	case pb.BaseCommand_GET_TOPICS_OF_NAMESPACE:
-		c.handleGetTopicsOfNamespace(cmd.GetGetTopicsOfNamespace())
+		c.goRequest(func(ctx context.Context) { c.handleGetTopicsOfNamespace(ctx, cmd.GetGetTopicsOfNamespace()) })
 	case pb.BaseCommand_GET_LAST_MESSAGE_ID:
 		c.handleGetLastMessageID(cmd.GetGetLastMessageId())
 	case pb.BaseCommand_GET_SCHEMA:
-		c.handleGetSchema(cmd.GetGetSchema())
+		c.goRequest(func(ctx context.Context) { c.handleGetSchema(ctx, cmd.GetGetSchema()) })
 	case pb.BaseCommand_GET_OR_CREATE_SCHEMA:
-		c.handleGetOrCreateSchema(cmd.GetGetOrCreateSchema())
+		c.goRequest(func(ctx context.Context) { c.handleGetOrCreateSchema(ctx, cmd.GetGetOrCreateSchema()) })
 	default:
 		c.handleUnsupported(cmd)
 	}
@@ -213,6 +233,7 @@ func (c *conn) release() {
 
 func (c *conn) close() {
 	c.closeOnce.Do(func() {
+		c.cancel()
 		close(c.closed)
 		c.wmu.Lock()
 		c.wclosed = true

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,12 +37,16 @@ type dedupState struct {
 }
 
 // dedupEnabled reads the topic's effective deduplication policy.
-func (b *Broker) dedupEnabled(name naming.Topic) bool {
-	return *b.EffectivePolicies(name).DeduplicationEnabled
+func (b *Broker) dedupEnabled(ctx context.Context, name naming.Topic) (bool, error) {
+	p, err := b.EffectivePolicies(ctx, name)
+	if err != nil {
+		return false, b.metadataError("policies", err)
+	}
+	return *p.DeduplicationEnabled, nil
 }
 
 // recoverDedup rebuilds the state from the snapshot and the entries after it.
-func recoverDedup(l ledger.Ledger, snap *ledger.CursorState) (*dedupState, error) {
+func recoverDedup(ctx context.Context, l ledger.Ledger, snap *ledger.CursorState) (*dedupState, error) {
 	d := &dedupState{pushed: map[string]uint64{}, persisted: map[string]uint64{}, lastEntry: -1}
 	if snap != nil {
 		for name, v := range snap.Properties {
@@ -56,7 +61,7 @@ func recoverDedup(l ledger.Ledger, snap *ledger.CursorState) (*dedupState, error
 		from = first
 	}
 	for from <= l.LastEntryID() {
-		es, err := l.Read(from, 512, 8<<20)
+		es, err := l.Read(ctx, from, 512, 8<<20)
 		if err != nil {
 			return nil, err
 		}

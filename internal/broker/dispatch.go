@@ -82,7 +82,7 @@ func (s *Subscription) dispatch() bool {
 		s.mu.Unlock()
 
 		lastBefore := l.LastEntryID()
-		entries, err := l.Read(from, max, maxDispatchBytes)
+		entries, err := l.Read(s.ctx, from, max, maxDispatchBytes)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			s.mu.Lock()
 			if s.readGen == gen && s.readPos < l.FirstEntryID() {
@@ -92,7 +92,9 @@ func (s *Subscription) dispatch() bool {
 			continue
 		}
 		if err != nil {
-			s.topic.b.log.Error("dispatch read failed", "topic", s.topic.fullName, "subscription", s.name, "err", err)
+			if s.ctx.Err() == nil { // not the subscription stopping
+				s.topic.b.log.Error("dispatch read failed", "topic", s.topic.fullName, "subscription", s.name, "err", err)
+			}
 			return false
 		}
 		if len(entries) == 0 && from <= lastBefore {
@@ -174,7 +176,10 @@ func (s *Subscription) dispatchReplay() bool {
 	entries := make([]ledger.Entry, 0, len(ids))
 	var gone []int64
 	for _, id := range ids {
-		es, err := l.Read(id, 1, 0)
+		es, err := l.Read(s.ctx, id, 1, 0)
+		if err != nil && s.ctx.Err() != nil {
+			break // stopping: the entries left are not gone
+		}
 		if err != nil && !errors.Is(err, ledger.ErrTrimmed) {
 			s.topic.b.log.Error("replay read failed", "topic", s.topic.fullName, "entry", id, "err", err)
 		}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"time"
 
 	"github.com/messagebus/messagebus/internal/meta"
@@ -46,23 +47,35 @@ func (t *Topic) durableSubscriptions() []*Subscription {
 	return out
 }
 
+// enforcePolicies runs one round of TTL, backlog quota and retention on t.
+// When its policies cannot be read the round is skipped: the broker's
+// defaults (retention 0/0 deletes consumed data) must never stand in for a
+// policy a failing metadata store could not deliver. The next round retries.
 func (t *Topic) enforcePolicies(now time.Time) {
-	p := t.b.EffectivePolicies(t.name)
+	ctx, cancel := context.WithTimeout(t.b.ctx, t.b.cfg.OperationTimeout)
+	defer cancel()
+	p, err := t.b.EffectivePolicies(ctx, t.name)
+	if err != nil {
+		t.b.metadataError("policies", err)
+		t.b.metrics.enforcementSkips.Inc()
+		t.b.log.Warn("policy enforcement skipped: policies unreadable", "topic", t.fullName, "err", err)
+		return
+	}
 	subs := t.durableSubscriptions()
 	if ttl := p.MessageTTLInSeconds; ttl != nil && *ttl > 0 {
-		t.expireOlderThan(subs, now.Add(-time.Duration(*ttl)*time.Second))
+		t.expireOlderThan(ctx, subs, now.Add(-time.Duration(*ttl)*time.Second))
 	}
-	t.enforceBacklogQuota(p, subs, now)
-	t.enforceRetention(p, subs, now)
+	t.enforceBacklogQuota(ctx, p, subs, now)
+	t.enforceRetention(ctx, p, subs, now)
 }
 
 // expireOlderThan acknowledges, on every subscription, the entries published
 // before cutoff (message TTL moves cursors; it does not delete data).
-func (t *Topic) expireOlderThan(subs []*Subscription, cutoff time.Time) {
+func (t *Topic) expireOlderThan(ctx context.Context, subs []*Subscription, cutoff time.Time) {
 	if len(subs) == 0 {
 		return
 	}
-	first, err := findByPublishTime(t.ledger, uint64(cutoff.UnixMilli()))
+	first, err := findByPublishTime(ctx, t.ledger, uint64(cutoff.UnixMilli()))
 	if err != nil {
 		t.b.log.Error("message expiry", "topic", t.fullName, "err", err)
 		return
@@ -117,7 +130,7 @@ func (t *Topic) avgEntrySize() int64 {
 // producers (existing ones are closed and refused on reconnect) until the
 // backlog is back under quota; consumer_backlog_eviction moves the slowest
 // cursors until the backlog is under 90% of the quota.
-func (t *Topic) enforceBacklogQuota(p meta.Policies, subs []*Subscription, now time.Time) {
+func (t *Topic) enforceBacklogQuota(ctx context.Context, p meta.Policies, subs []*Subscription, now time.Time) {
 	var blocked error
 	last := t.ledger.LastEntryID()
 	avg := t.avgEntrySize()
@@ -143,11 +156,11 @@ func (t *Topic) enforceBacklogQuota(p meta.Policies, subs []*Subscription, now t
 		cutoff := now.Add(-time.Duration(q.LimitTime) * time.Second)
 		for _, s := range subs {
 			entries, oldest := s.backlog(last)
-			if entries == 0 || oldest < 0 || publishTime(t, oldest).After(cutoff) {
+			if entries == 0 || oldest < 0 || publishTime(ctx, t, oldest).After(cutoff) {
 				continue
 			}
 			if q.Policy == meta.BacklogPolicyConsumerBacklogEviction {
-				keepFrom, err := findByPublishTime(t.ledger, uint64(now.Add(-time.Duration(q.LimitTime*9/10)*time.Second).UnixMilli()))
+				keepFrom, err := findByPublishTime(ctx, t.ledger, uint64(now.Add(-time.Duration(q.LimitTime*9/10)*time.Second).UnixMilli()))
 				if err == nil {
 					s.ackBefore(keepFrom)
 				}
@@ -183,8 +196,8 @@ func quotaError(policy, topic, kind string) error {
 }
 
 // publishTime reads an entry's publish time (zero time when unreadable).
-func publishTime(t *Topic, id int64) time.Time {
-	es, err := t.ledger.Read(id, 1, 0)
+func publishTime(ctx context.Context, t *Topic, id int64) time.Time {
+	es, err := t.ledger.Read(ctx, id, 1, 0)
 	if err != nil || len(es) == 0 {
 		return time.Time{}
 	}
@@ -200,7 +213,7 @@ func publishTime(t *Topic, id int64) time.Time {
 // its size (either limit; -1 means unlimited, 0/0 deletes as soon as
 // consumed). Topics without durable subscriptions keep their data: nothing
 // says it was consumed (Pulsar would drop it at its next ledger roll-over).
-func (t *Topic) enforceRetention(p meta.Policies, subs []*Subscription, now time.Time) {
+func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*Subscription, now time.Time) {
 	if len(subs) == 0 {
 		return
 	}
@@ -222,7 +235,7 @@ func (t *Topic) enforceRetention(p meta.Policies, subs []*Subscription, now time
 	}
 	trim := first
 	if minutes >= 0 {
-		byTime, err := findByPublishTime(t.ledger, uint64(now.Add(-time.Duration(minutes)*time.Minute).UnixMilli()))
+		byTime, err := findByPublishTime(ctx, t.ledger, uint64(now.Add(-time.Duration(minutes)*time.Minute).UnixMilli()))
 		if err == nil {
 			trim = max(trim, min(byTime, consumed))
 		}

@@ -186,15 +186,16 @@ func methodLabel(m string) string {
 
 // authorize runs an authorization check for the connection's role. Lookups
 // must not leak whether a topic exists, so the check comes before any.
-func (c *conn) authorize(check func(ctx context.Context, a *auth.Service, role string) (bool, error), what string) error {
+func (c *conn) authorize(ctx context.Context, check func(ctx context.Context, a *auth.Service, role string) (bool, error), what string) error {
 	a := c.b.cfg.Auth
 	if !a.Enabled() {
 		return nil
 	}
 	role := c.role()
-	ok, err := check(context.Background(), a, role)
+	ok, err := check(ctx, a, role)
 	if err != nil {
-		return newError(pb.ServerError_AuthorizationError, "authorization check failed: "+err.Error())
+		// The grants could not be read: not a refusal, the client retries.
+		return requestError(ctx, c.b.metadataError("authorization", fmt.Errorf("authorization check failed: %w", err)))
 	}
 	if !ok {
 		return newError(pb.ServerError_AuthorizationError, fmt.Sprintf("role %q is not allowed to %s", role, what))
@@ -202,26 +203,26 @@ func (c *conn) authorize(check func(ctx context.Context, a *auth.Service, role s
 	return nil
 }
 
-func (c *conn) authorizeLookup(t naming.Topic) error {
-	return c.authorize(func(ctx context.Context, a *auth.Service, role string) (bool, error) {
+func (c *conn) authorizeLookup(ctx context.Context, t naming.Topic) error {
+	return c.authorize(ctx, func(ctx context.Context, a *auth.Service, role string) (bool, error) {
 		return a.CanLookup(ctx, role, t)
 	}, "look up "+t.String())
 }
 
-func (c *conn) authorizeProduce(t naming.Topic) error {
-	return c.authorize(func(ctx context.Context, a *auth.Service, role string) (bool, error) {
+func (c *conn) authorizeProduce(ctx context.Context, t naming.Topic) error {
+	return c.authorize(ctx, func(ctx context.Context, a *auth.Service, role string) (bool, error) {
 		return a.CanProduce(ctx, role, t)
 	}, "produce to "+t.String())
 }
 
-func (c *conn) authorizeConsume(t naming.Topic, sub string) error {
-	return c.authorize(func(ctx context.Context, a *auth.Service, role string) (bool, error) {
+func (c *conn) authorizeConsume(ctx context.Context, t naming.Topic, sub string) error {
+	return c.authorize(ctx, func(ctx context.Context, a *auth.Service, role string) (bool, error) {
 		return a.CanConsume(ctx, role, t, sub)
 	}, "consume from "+t.String())
 }
 
-func (c *conn) authorizeListTopics(ns naming.Namespace) error {
-	return c.authorize(func(ctx context.Context, a *auth.Service, role string) (bool, error) {
+func (c *conn) authorizeListTopics(ctx context.Context, ns naming.Namespace) error {
+	return c.authorize(ctx, func(ctx context.Context, a *auth.Service, role string) (bool, error) {
 		return a.CanListTopics(ctx, role, ns)
 	}, "list the topics of "+ns.String())
 }

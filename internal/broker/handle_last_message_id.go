@@ -22,9 +22,11 @@ func (c *conn) handleGetLastMessageID(cmd *pb.CommandGetLastMessageId) {
 	last := &pb.MessageIdData{LedgerId: proto.Uint64(uint64(t.ledgerID)), EntryId: proto.Uint64(noEntry)}
 	markDelete := &pb.MessageIdData{LedgerId: proto.Uint64(uint64(t.ledgerID)), EntryId: proto.Uint64(noEntry)}
 	if t.ledger != nil {
+		ctx, cancel := c.requestCtx()
+		defer cancel()
 		if id := t.ledger.LastEntryID(); id >= 0 {
 			last.EntryId = proto.Uint64(uint64(id))
-			if es, err := t.ledger.Read(id, 1, 0); err == nil && len(es) == 1 {
+			if es, err := t.ledger.Read(ctx, id, 1, 0); err == nil && len(es) == 1 {
 				if md, ok := entryMetadata(es[0].Data); ok && md.HasNumMessagesInBatch {
 					last.BatchIndex = proto.Int32(md.NumMessagesInBatch - 1)
 				}

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"errors"
 
+	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
@@ -11,13 +13,15 @@ import (
 // handleLookup answers authoritatively with this broker. proxy_through_service_url
 // makes the client keep using the address it dialled, so a wrong advertised
 // host name cannot break standalone setups.
-func (c *conn) handleLookup(cmd *pb.CommandLookupTopic) {
+func (c *conn) handleLookup(ctx context.Context, cmd *pb.CommandLookupTopic) {
 	resp := &pb.CommandLookupTopicResponse{RequestId: proto.Uint64(cmd.GetRequestId())}
 	t, err := naming.ParseTopic(cmd.GetTopic())
 	if err == nil {
-		err = c.authorizeLookup(t)
+		err = c.authorizeLookup(ctx, t)
 	}
 	if err != nil {
+		err = lookupError(ctx, err)
+		c.countTimeout(ctx, "lookup", err)
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
 		resp.Error = serverError(err).Enum()
 		resp.Message = proto.String(err.Error())
@@ -40,22 +44,27 @@ const transactionCoordinatorAssign = "persistent://pulsar/system/transaction_coo
 // handlePartitionedMetadata reports the partition count (0 for a
 // non-partitioned topic). A topic in a namespace that does not exist fails
 // here, so clients get a clear error before creating producers or consumers.
-func (c *conn) handlePartitionedMetadata(cmd *pb.CommandPartitionedTopicMetadata) {
+func (c *conn) handlePartitionedMetadata(ctx context.Context, cmd *pb.CommandPartitionedTopicMetadata) {
 	resp := &pb.CommandPartitionedTopicMetadataResponse{RequestId: proto.Uint64(cmd.GetRequestId())}
 	fail := func(code pb.ServerError, msg string) {
 		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Failed.Enum()
 		resp.Error = code.Enum()
 		resp.Message = proto.String(msg)
 	}
-	ctx := context.Background()
+	// A failed or timed-out metadata read is retriable (ServiceNotReady).
+	failErr := func(err error) {
+		err = lookupError(ctx, err)
+		c.countTimeout(ctx, "partitioned_metadata", err)
+		fail(serverError(err), err.Error())
+	}
 	if t, err := naming.ParseTopic(cmd.GetTopic()); err != nil {
 		fail(pb.ServerError_InvalidTopicName, err.Error())
-	} else if err := c.authorizeLookup(t); err != nil {
-		fail(serverError(err), err.Error())
-	} else if ok, err := c.b.meta.NamespaceExists(ctx, t.Namespace); err != nil {
-		fail(pb.ServerError_MetadataError, err.Error())
-	} else if !ok {
+	} else if err := c.authorizeLookup(ctx, t); err != nil {
+		failErr(err)
+	} else if _, err := c.b.policies.Namespace(ctx, t.Namespace); errors.Is(err, meta.ErrNotFound) {
 		fail(pb.ServerError_TopicNotFound, "namespace "+t.Namespace.String()+" does not exist")
+	} else if err != nil {
+		failErr(c.b.metadataError("namespace", err))
 	} else if t.String() == transactionCoordinatorAssign {
 		// Transactions are not supported: like a Pulsar broker with the
 		// coordinator disabled, report no coordinator partitions (never
@@ -64,7 +73,7 @@ func (c *conn) handlePartitionedMetadata(cmd *pb.CommandPartitionedTopicMetadata
 		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Success.Enum()
 		resp.Partitions = proto.Uint32(0)
 	} else if n, err := c.b.autoPartitions(ctx, t); err != nil {
-		fail(pb.ServerError_MetadataError, err.Error())
+		failErr(c.b.metadataError("partitioned_topic", err))
 	} else {
 		resp.Response = pb.CommandPartitionedTopicMetadataResponse_Success.Enum()
 		resp.Partitions = proto.Uint32(uint32(n))

@@ -57,24 +57,22 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		c.writeCommand(errorCommand(reqID, serverError(err), err.Error()))
 	}
 	name, err := naming.ParseTopic(cmd.GetTopic())
-	if err == nil {
-		err = c.authorizeProduce(name)
-	}
 	if err != nil {
 		fail(err)
 		return
 	}
+	// Only this (the read loop's) goroutine adds to creatingProducers, so
+	// what is read here holds until the id is marked below.
 	c.mu.Lock()
+	_, creating := c.creatingProducers[cmd.GetProducerId()]
 	existing := c.producers[cmd.GetProducerId()]
 	c.mu.Unlock()
-	if existing != nil && existing.isClosed() {
-		// Re-created after a broker-initiated close: the old one is done.
-		c.mu.Lock()
-		delete(c.producers, existing.id)
-		c.mu.Unlock()
-		existing = nil
+	if creating {
+		// As Pulsar: the client retried before the first attempt ended.
+		fail(newError(pb.ServerError_ServiceNotReady, "producer is being created"))
+		return
 	}
-	if existing != nil {
+	if existing != nil && !existing.isClosed() {
 		if existing.topic.fullName != name.String() {
 			fail(newError(pb.ServerError_ProducerBusy, "producer id already in use on this connection"))
 			return
@@ -83,43 +81,77 @@ func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 		c.writeProducerSuccess(reqID, existing, true)
 		return
 	}
-	if err := c.b.checkAutoCreate(context.Background(), name); err != nil {
-		fail(err)
-		return
+	c.mu.Lock()
+	c.creatingProducers[cmd.GetProducerId()] = true
+	c.mu.Unlock()
+	c.goRequest(func(ctx context.Context) {
+		p, ready, err := c.createProducer(ctx, name, cmd)
+		c.mu.Lock()
+		live := c.creatingProducers[cmd.GetProducerId()]
+		delete(c.creatingProducers, cmd.GetProducerId())
+		if err == nil && !live {
+			// CLOSE_PRODUCER came while it was being created.
+			if c.producers[p.id] == p {
+				delete(c.producers, p.id)
+			}
+			c.mu.Unlock()
+			p.topic.removeProducer(p)
+			return
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.countTimeout(ctx, "producer", err)
+			fail(requestError(ctx, err))
+			return
+		}
+		c.writeProducerSuccess(reqID, p, ready)
+	})
+}
+
+// createProducer authorizes, loads the topic and attaches the producer.
+func (c *conn) createProducer(ctx context.Context, name naming.Topic, cmd *pb.CommandProducer) (*Producer, bool, error) {
+	if err := c.authorizeProduce(ctx, name); err != nil {
+		return nil, false, err
 	}
-	t, err := c.b.getTopic(context.Background(), name)
+	c.mu.Lock()
+	if existing := c.producers[cmd.GetProducerId()]; existing != nil {
+		// Re-created after a broker-initiated close: the old one is done.
+		delete(c.producers, existing.id)
+	}
+	c.mu.Unlock()
+	if err := c.b.checkAutoCreate(ctx, name); err != nil {
+		return nil, false, err
+	}
+	t, err := c.b.getTopic(ctx, name)
 	if err != nil {
-		fail(err)
-		return
+		return nil, false, err
 	}
-	schemaVersion, err := c.producerSchema(name, cmd.GetSchema())
+	schemaVersion, err := c.producerSchema(ctx, name, cmd.GetSchema())
 	if err != nil {
-		fail(err)
-		return
+		return nil, false, err
 	}
-	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c, requestID: reqID, schemaVersion: schemaVersion,
-		client: newClientInfo(c, cmd.GetMetadata())}
+	p := &Producer{id: cmd.GetProducerId(), name: cmd.GetProducerName(), topic: t, cn: c, requestID: cmd.GetRequestId(),
+		schemaVersion: schemaVersion, client: newClientInfo(c, cmd.GetMetadata())}
 	if p.name == "" {
 		p.name = c.b.nextProducerName()
+	}
+	limits, err := c.b.effectivePolicies(ctx, t.name)
+	if err != nil {
+		return nil, false, err
 	}
 	// Registered on the connection first, so that a promotion of a waiting
 	// producer finds it and a disconnect releases it.
 	c.mu.Lock()
 	c.producers[p.id] = p
 	c.mu.Unlock()
-	ready, err := t.addProducer(p, cmd.GetProducerAccessMode(), cmd.TopicEpoch)
+	ready, err := t.addProducer(p, cmd.GetProducerAccessMode(), cmd.TopicEpoch, limits)
 	if err != nil {
 		c.mu.Lock()
 		delete(c.producers, p.id)
 		c.mu.Unlock()
-		fail(err)
-		return
+		return nil, false, err
 	}
-	if ready {
-		c.writeProducerSuccess(reqID, p, true)
-	} else {
-		c.writeProducerSuccess(reqID, p, false)
-	}
+	return p, ready, nil
 }
 
 // writeProducerSuccess answers PRODUCER. ready=false tells a
@@ -142,6 +174,13 @@ func (c *conn) writeProducerSuccess(reqID uint64, p *Producer, ready bool) {
 
 func (c *conn) handleCloseProducer(cmd *pb.CommandCloseProducer) {
 	c.mu.Lock()
+	if _, creating := c.creatingProducers[cmd.GetProducerId()]; creating {
+		// The creating request undoes itself when it ends.
+		c.creatingProducers[cmd.GetProducerId()] = false
+		c.mu.Unlock()
+		c.writeCommand(successCommand(cmd.GetRequestId()))
+		return
+	}
 	p := c.producers[cmd.GetProducerId()]
 	delete(c.producers, cmd.GetProducerId())
 	c.mu.Unlock()

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"time"
@@ -30,39 +31,46 @@ const schemaTimeout = 10 * time.Second
 // schemaPolicy reads the namespace's schema policies from the store, not
 // the cache: a policy just changed must apply to the next producer, and
 // creating producers and consumers is rare next to sending.
-// The topic's own policies take precedence.
-func (b *Broker) schemaPolicy(ctx context.Context, t naming.Topic) schema.Policy {
+// The topic's own policies take precedence. A failed read is an error,
+// never the defaults (which could let an incompatible schema in).
+func (b *Broker) schemaPolicy(ctx context.Context, t naming.Topic) (schema.Policy, error) {
 	p, err := b.meta.Namespace(ctx, t.Namespace)
 	if err != nil {
-		p = b.policies(t.Namespace)
+		return schema.Policy{}, b.metadataError("namespace", err)
 	}
 	tp, err := b.meta.TopicPolicies(ctx, t)
-	if err != nil {
-		tp = b.topicPolicies(t)
+	if errors.Is(err, meta.ErrNotFound) {
+		tp = meta.TopicPolicies{}
+	} else if err != nil {
+		return schema.Policy{}, b.metadataError("topic_policies", err)
 	}
-	return schema.PolicyOf(tp.Over(p))
+	return schema.PolicyOf(tp.Over(p)), nil
 }
 
 // producerSchema decides the schema of a producer and returns its version
 // (schema.NoVersion when it brought none).
-func (c *conn) producerSchema(t naming.Topic, s *pb.Schema) (int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), schemaTimeout)
+func (c *conn) producerSchema(ctx context.Context, t naming.Topic, s *pb.Schema) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, schemaTimeout)
 	defer cancel()
 	var info *schema.Info
 	if s != nil {
 		i := schema.FromProto(s)
 		info = &i
 	}
-	return c.b.schemas.ForProducer(ctx, t, info, c.b.schemaPolicy(ctx, t))
+	pol, err := c.b.schemaPolicy(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	return c.b.schemas.ForProducer(ctx, t, info, pol)
 }
 
 // consumerSchema decides the schema of a consumer; the topic is idle (its
 // schema may be set by the consumer) when it has no producer and no data.
-func (c *conn) consumerSchema(tp *Topic, t naming.Topic, s *pb.Schema) error {
+func (c *conn) consumerSchema(ctx context.Context, tp *Topic, t naming.Topic, s *pb.Schema) error {
 	if s == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), schemaTimeout)
+	ctx, cancel := context.WithTimeout(ctx, schemaTimeout)
 	defer cancel()
 	info := schema.FromProto(s)
 	tp.mu.Lock()
@@ -71,20 +79,22 @@ func (c *conn) consumerSchema(tp *Topic, t naming.Topic, s *pb.Schema) error {
 	if idle && tp.ledger != nil {
 		idle = tp.ledger.Entries() == 0
 	}
-	return c.b.schemas.ForConsumer(ctx, t, &info, c.b.schemaPolicy(ctx, t), idle)
+	pol, err := c.b.schemaPolicy(ctx, t)
+	if err != nil {
+		return err
+	}
+	return c.b.schemas.ForConsumer(ctx, t, &info, pol, idle)
 }
 
-func (c *conn) handleGetSchema(cmd *pb.CommandGetSchema) {
+func (c *conn) handleGetSchema(ctx context.Context, cmd *pb.CommandGetSchema) {
 	resp := &pb.CommandGetSchemaResponse{RequestId: proto.Uint64(cmd.GetRequestId())}
 	fail := func(code pb.ServerError, msg string) {
 		resp.ErrorCode = code.Enum()
 		resp.ErrorMessage = proto.String(msg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), schemaTimeout)
-	defer cancel()
 	t, err := naming.ParseTopic(cmd.GetTopic())
 	if err == nil {
-		err = c.authorizeLookup(t)
+		err = c.authorizeLookup(ctx, t)
 	}
 	if err != nil {
 		fail(serverError(err), err.Error())
@@ -111,17 +121,18 @@ func (c *conn) handleGetSchema(cmd *pb.CommandGetSchema) {
 	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_GET_SCHEMA_RESPONSE.Enum(), GetSchemaResponse: resp})
 }
 
-func (c *conn) handleGetOrCreateSchema(cmd *pb.CommandGetOrCreateSchema) {
+func (c *conn) handleGetOrCreateSchema(ctx context.Context, cmd *pb.CommandGetOrCreateSchema) {
 	resp := &pb.CommandGetOrCreateSchemaResponse{RequestId: proto.Uint64(cmd.GetRequestId())}
 	t, err := naming.ParseTopic(cmd.GetTopic())
 	if err == nil {
-		err = c.authorizeProduce(t)
+		err = c.authorizeProduce(ctx, t)
 	}
 	var v int64
 	if err == nil {
-		v, err = c.producerSchema(t, cmd.GetSchema())
+		v, err = c.producerSchema(ctx, t, cmd.GetSchema())
 	}
 	if err != nil {
+		err = requestError(ctx, err)
 		resp.ErrorCode = serverError(err).Enum()
 		resp.ErrorMessage = proto.String(err.Error())
 	} else if v != schema.NoVersion {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
@@ -20,13 +21,15 @@ func (c *conn) handleSeek(cmd *pb.CommandSeek) {
 		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_NotAllowedError, "seek is not supported on non-persistent topics"))
 		return
 	}
+	ctx, cancel := c.requestCtx()
+	defer cancel()
 	var target int64
 	switch {
 	case cmd.MessageId != nil:
 		target = seekTarget(t, cmd.GetMessageId())
 	case cmd.MessagePublishTime != nil:
 		var err error
-		if target, err = findByPublishTime(t.ledger, cmd.GetMessagePublishTime()); err != nil {
+		if target, err = findByPublishTime(ctx, t.ledger, cmd.GetMessagePublishTime()); err != nil {
 			c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_PersistenceError, "seek by time: "+err.Error()))
 			return
 		}
@@ -56,11 +59,11 @@ func seekTarget(t *Topic, mid *pb.MessageIdData) int64 {
 
 // findByPublishTime returns the first entry published at or after ts (ms),
 // by binary search: entries are appended in publish-time order.
-func findByPublishTime(l ledger.Ledger, ts uint64) (int64, error) {
+func findByPublishTime(ctx context.Context, l ledger.Ledger, ts uint64) (int64, error) {
 	lo, hi := l.FirstEntryID(), l.LastEntryID()+1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		es, err := l.Read(mid, 1, 0)
+		es, err := l.Read(ctx, mid, 1, 0)
 		if err != nil {
 			return 0, err
 		}

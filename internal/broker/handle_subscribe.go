@@ -23,13 +23,18 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		fail(newError(pb.ServerError_NotAllowedError, "empty subscription name"))
 		return
 	}
-	if err := c.authorizeConsume(name, cmd.GetSubscription()); err != nil {
-		fail(err)
+	c.mu.Lock()
+	_, creating := c.creatingConsumers[cmd.GetConsumerId()]
+	existing := c.consumers[cmd.GetConsumerId()]
+	if !creating && existing == nil {
+		c.creatingConsumers[cmd.GetConsumerId()] = true
+	}
+	c.mu.Unlock()
+	if creating {
+		// As Pulsar: the client retried before the first attempt ended.
+		fail(newError(pb.ServerError_ServiceNotReady, "consumer is being created"))
 		return
 	}
-	c.mu.Lock()
-	existing := c.consumers[cmd.GetConsumerId()]
-	c.mu.Unlock()
 	if existing != nil {
 		if existing.sub.topic.fullName == name.String() && existing.sub.name == cmd.GetSubscription() {
 			c.writeCommand(successCommand(reqID)) // a retried subscribe that succeeded
@@ -38,30 +43,57 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		}
 		return
 	}
-	if err := c.b.checkAutoCreate(context.Background(), name); err != nil {
-		fail(err)
-		return
+	c.goRequest(func(ctx context.Context) {
+		cs, err := c.createConsumer(ctx, name, cmd)
+		c.mu.Lock()
+		live := c.creatingConsumers[cmd.GetConsumerId()]
+		delete(c.creatingConsumers, cmd.GetConsumerId())
+		if err == nil && live {
+			c.consumers[cs.id] = cs
+		}
+		c.mu.Unlock()
+		switch {
+		case err != nil:
+			c.countTimeout(ctx, "subscribe", err)
+			fail(requestError(ctx, err))
+		case !live:
+			// CLOSE_CONSUMER came while it was being created.
+			cs.sub.removeConsumer(cs)
+		default:
+			c.writeCommand(successCommand(reqID))
+		}
+	})
+}
+
+// createConsumer authorizes, loads the topic and attaches the consumer to
+// its subscription.
+func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.CommandSubscribe) (*Consumer, error) {
+	if err := c.authorizeConsume(ctx, name, cmd.GetSubscription()); err != nil {
+		return nil, err
 	}
-	t, err := c.b.getTopic(context.Background(), name)
+	if err := c.b.checkAutoCreate(ctx, name); err != nil {
+		return nil, err
+	}
+	t, err := c.b.getTopic(ctx, name)
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
-	if err := t.checkConsumerLimits(); err != nil {
-		fail(err)
-		return
+	policies, err := c.b.effectivePolicies(ctx, name)
+	if err != nil {
+		return nil, err
 	}
-	if err := c.consumerSchema(t, name, cmd.GetSchema()); err != nil {
-		fail(err)
-		return
+	if err := t.checkConsumerLimits(policies); err != nil {
+		return nil, err
+	}
+	if err := c.consumerSchema(ctx, t, name, cmd.GetSchema()); err != nil {
+		return nil, err
 	}
 	durable := cmd.Durable == nil || cmd.GetDurable()
 	s, err := t.getOrCreateSubscription(cmd.GetSubscription(), func() *Subscription {
 		return newSubscription(t, cmd.GetSubscription(), durable && t.ledger != nil, initialCursor(t, cmd))
 	})
 	if err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	if props := cmd.GetSubscriptionProperties(); len(props) > 0 && s.durable {
 		s.mu.Lock()
@@ -74,15 +106,13 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		}
 		s.mu.Unlock()
 	}
-	if err := s.checkSubscriptionLimit(); err != nil {
-		fail(err)
-		return
+	if err := s.checkSubscriptionLimit(policies); err != nil {
+		return nil, err
 	}
 	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c,
 		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta(), client: newClientInfo(c, cmd.GetMetadata())}
 	if err := s.attach(cs, cmd.GetSubType()); err != nil {
-		fail(err)
-		return
+		return nil, err
 	}
 	c.b.metrics.consumers.Inc()
 	if s.durable {
@@ -93,10 +123,7 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		s.mu.Unlock()
 		s.saveCursor()
 	}
-	c.mu.Lock()
-	c.consumers[cs.id] = cs
-	c.mu.Unlock()
-	c.writeCommand(successCommand(reqID))
+	return cs, nil
 }
 
 // initialCursor is the cursor of a new subscription: at the end (latest) or
@@ -129,6 +156,13 @@ func initialCursor(t *Topic, cmd *pb.CommandSubscribe) *ledger.CursorState {
 
 func (c *conn) handleCloseConsumer(cmd *pb.CommandCloseConsumer) {
 	c.mu.Lock()
+	if _, creating := c.creatingConsumers[cmd.GetConsumerId()]; creating {
+		// The creating request undoes itself when it ends.
+		c.creatingConsumers[cmd.GetConsumerId()] = false
+		c.mu.Unlock()
+		c.writeCommand(successCommand(cmd.GetRequestId()))
+		return
+	}
 	cs := c.consumers[cmd.GetConsumerId()]
 	delete(c.consumers, cmd.GetConsumerId())
 	c.mu.Unlock()

@@ -12,13 +12,15 @@ import (
 
 // handleGetTopicsOfNamespace lists a namespace's topics for pattern
 // consumers; the client filters by its regex itself (filtered=false).
-func (c *conn) handleGetTopicsOfNamespace(cmd *pb.CommandGetTopicsOfNamespace) {
+func (c *conn) handleGetTopicsOfNamespace(ctx context.Context, cmd *pb.CommandGetTopicsOfNamespace) {
 	ns, err := naming.ParseNamespace(cmd.GetNamespace())
 	if err != nil {
 		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_InvalidTopicName, err.Error()))
 		return
 	}
-	if err := c.authorizeListTopics(ns); err != nil {
+	if err := c.authorizeListTopics(ctx, ns); err != nil {
+		err = requestError(ctx, err)
+		c.countTimeout(ctx, "get_topics_of_namespace", err)
 		c.writeCommand(errorCommand(cmd.GetRequestId(), serverError(err), err.Error()))
 		return
 	}
@@ -31,9 +33,11 @@ func (c *conn) handleGetTopicsOfNamespace(cmd *pb.CommandGetTopicsOfNamespace) {
 	default:
 		domains = []string{naming.Persistent, naming.NonPersistent}
 	}
-	topics, err := c.b.NamespaceTopics(context.Background(), ns, domains...)
+	topics, err := c.b.NamespaceTopics(ctx, ns, domains...)
 	if err != nil {
-		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_MetadataError, err.Error()))
+		err = requestError(ctx, c.b.metadataError("topics", err))
+		c.countTimeout(ctx, "get_topics_of_namespace", err)
+		c.writeCommand(errorCommand(cmd.GetRequestId(), serverError(err), err.Error()))
 		return
 	}
 	c.writeCommand(&pb.BaseCommand{
@@ -55,7 +59,7 @@ func (b *Broker) NamespaceTopics(ctx context.Context, ns naming.Namespace, domai
 	for _, d := range domains {
 		prefix := d + "://" + ns.String() + "/"
 		if d == naming.Persistent {
-			stored, err := b.store.Topics()
+			stored, err := b.store.Topics(ctx)
 			if err != nil {
 				return nil, err
 			}

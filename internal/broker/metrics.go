@@ -29,6 +29,12 @@ type Metrics struct {
 	publishLatency prometheus.Histogram
 	authSuccesses  *prometheus.CounterVec
 	authFailures   *prometheus.CounterVec
+	// Topic loads and metadata failures (load.go, request.go).
+	loadSeconds      *prometheus.HistogramVec
+	loadsInflight    prometheus.Gauge
+	metadataErrors   *prometheus.CounterVec
+	requestTimeouts  *prometheus.CounterVec
+	enforcementSkips prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (when not nil).
@@ -55,11 +61,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Successful authentications on the binary protocol (CONNECT and refreshes)."}, []string{"auth_method"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsar_authentication_failures_total",
 			Help: "Refused authentications on the binary protocol."}, []string{"auth_method"}),
+		loadSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mb_topic_load_seconds",
+			Help:    "Time to load a topic (namespace check, ledger open, deduplication replay), by result (ok, error).",
+			Buckets: prometheus.ExponentialBuckets(100e-6, 2, 20)}, []string{"result"}),
+		loadsInflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mb_topic_loads_inflight",
+			Help: "Topic loads in progress."}),
+		metadataErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_metadata_errors_total",
+			Help: "Metadata reads that failed on the broker's request and enforcement paths, by what was read."}, []string{"op"}),
+		requestTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_request_timeouts_total",
+			Help: "Client requests answered with ServiceNotReady because the operation timeout passed, by command."}, []string{"command"}),
+		enforcementSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_policy_enforcement_skipped_total",
+			Help: "Topic enforcement rounds (TTL, backlog quota, retention) skipped because the topic's policies could not be read."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
 			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.lostSkipped, m.appendErrors, m.publishLatency,
-			m.authSuccesses, m.authFailures)
+			m.authSuccesses, m.authFailures, m.loadSeconds, m.loadsInflight, m.metadataErrors, m.requestTimeouts,
+			m.enforcementSkips)
 	}
 	return m
 }

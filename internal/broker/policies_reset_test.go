@@ -58,23 +58,24 @@ func TestPolicyCacheReReadsOnReset(t *testing.T) {
 		ledgers.Close()
 	})
 	topic, _ := naming.ParseTopic("persistent://public/default/t")
-	if p := b.EffectivePolicies(topic); p.MaxProducersPerTopic != nil {
-		t.Fatalf("max producers before: %v", *p.MaxProducersPerTopic)
+	if p, err := b.EffectivePolicies(ctx, topic); err != nil || p.MaxProducersPerTopic != nil {
+		t.Fatalf("max producers before: %v %v", p.MaxProducersPerTopic, err)
 	}
 	two := 2
 	if err := res.UpdateNamespace(ctx, topic.Namespace, func(p *meta.Policies) error { p.MaxProducersPerTopic = &two; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if p := b.EffectivePolicies(topic); p.MaxProducersPerTopic != nil {
+	if p, _ := b.EffectivePolicies(ctx, topic); p.MaxProducersPerTopic != nil {
 		t.Fatal("the cache was refreshed without an event: the test proves nothing")
 	}
-	// Events are handed over unbuffered: once the third is taken, the
-	// broker has received the second, so it has handled the reset.
+	// Events are handed over unbuffered at each step (store watch, policy
+	// watch, cache): once the fourth is taken, the cache has received the
+	// second, so it has handled the reset.
 	store.events <- meta.Event{Type: meta.EventReset, Revision: 10}
-	for rev := range int64(2) {
-		store.events <- meta.Event{Type: meta.EventPut, KV: meta.KV{Key: "/admin/clusters/x"}, Revision: 11 + rev}
+	for rev := range int64(3) {
+		store.events <- meta.Event{Type: meta.EventPut, KV: meta.KV{Key: "/admin/policies/no-such-tenant"}, Revision: 11 + rev}
 	}
-	if p := b.EffectivePolicies(topic); p.MaxProducersPerTopic == nil || *p.MaxProducersPerTopic != 2 {
-		t.Fatalf("max producers after the reset: %v, want 2", p.MaxProducersPerTopic)
+	if p, err := b.EffectivePolicies(ctx, topic); err != nil || p.MaxProducersPerTopic == nil || *p.MaxProducersPerTopic != 2 {
+		t.Fatalf("max producers after the reset: %v %v, want 2", p.MaxProducersPerTopic, err)
 	}
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 
+	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -17,7 +18,9 @@ import (
 //
 // An exclusive producer that reconnects presents the epoch it held; if
 // another took the topic meanwhile it is fenced.
-func (t *Topic) addProducer(p *Producer, mode pb.ProducerAccessMode, epoch *uint64) (ready bool, err error) {
+// policies are the topic's effective policies, read by the caller (a read
+// may block, so not under t.mu).
+func (t *Topic) addProducer(p *Producer, mode pb.ProducerAccessMode, epoch *uint64, policies meta.Policies) (ready bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -26,7 +29,7 @@ func (t *Topic) addProducer(p *Producer, mode pb.ProducerAccessMode, epoch *uint
 	if _, ok := t.producers[p.name]; ok {
 		return false, newError(pb.ServerError_ProducerBusy, fmt.Sprintf("producer %q is already connected to %s", p.name, t.fullName))
 	}
-	if err := t.checkProducerLimits(); err != nil {
+	if err := t.checkProducerLimits(policies); err != nil {
 		return false, err
 	}
 	if err := t.checkTerminated(); err != nil {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"slices"
 	"sync"
 
@@ -42,9 +43,12 @@ type Subscription struct {
 	// and Key_Shared only); nil for other types and non-persistent topics.
 	delays delayTracker
 
-	wake chan struct{}
-	quit chan struct{}
-	done chan struct{}
+	// ctx ends when the subscription stops; its ledger reads use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wake   chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
 
 	out flowCounter // admin stats (admin_ops.go)
 }
@@ -68,6 +72,7 @@ func newSubscription(t *Topic, name string, durable bool, cursor *ledger.CursorS
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(t.b.ctx)
 	if cursor != nil {
 		s.readPos = cursor.NextUnacked(cursor.MarkDelete + 1)
 	}
@@ -170,6 +175,7 @@ func (s *Subscription) stop() {
 	s.stopped = true
 	running := s.running
 	s.mu.Unlock()
+	s.cancel()
 	close(s.quit)
 	if running {
 		<-s.done

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
@@ -46,7 +47,9 @@ type Topic struct {
 	terminated atomic.Bool
 }
 
-func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
+// newTopic opens a topic: its ledger, its durable subscriptions and its
+// deduplication state. ctx bounds the ledger and metadata calls.
+func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error) {
 	t := &Topic{
 		b:         b,
 		name:      name,
@@ -57,7 +60,11 @@ func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
 	if !name.IsPersistent() {
 		return t, nil
 	}
-	l, err := b.store.Open(t.fullName)
+	dedup, err := b.dedupEnabled(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	l, err := b.store.Open(ctx, t.fullName)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger of %s: %w", t.fullName, err)
 	}
@@ -77,8 +84,8 @@ func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
 		}
 		t.subs[n] = newSubscription(t, n, true, cursors[n])
 	}
-	if b.dedupEnabled(name) {
-		d, err := recoverDedup(l, cursors[dedupCursor])
+	if dedup {
+		d, err := recoverDedup(ctx, l, cursors[dedupCursor])
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("recover deduplication state of %s: %w", t.fullName, err)

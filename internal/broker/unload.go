@@ -4,20 +4,24 @@ package broker
 // CLOSE_PRODUCER / CLOSE_CONSUMER and reconnect through a fresh lookup, its
 // cursors are saved and its ledger closed. The next use loads it again.
 // Unloading a topic that is not loaded does nothing.
+// A load in flight is discarded.
 func (b *Broker) UnloadTopic(fullName string) error {
-	// Held throughout so the topic cannot be reloaded while its ledger closes.
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.unloadLocked(fullName)
+	// Fenced throughout so the topic cannot be reloaded while its ledger closes.
+	release := b.fence(fullName)
+	defer release()
+	return b.unloadFenced(fullName)
 }
 
-// unloadLocked is UnloadTopic with b.mu held (DeleteTopic keeps holding it).
-func (b *Broker) unloadLocked(fullName string) error {
+// unloadFenced is UnloadTopic for a caller that holds the topic's fence
+// (DeleteTopic keeps holding it).
+func (b *Broker) unloadFenced(fullName string) error {
+	b.mu.Lock()
 	t := b.topics[fullName]
+	delete(b.topics, fullName)
+	b.mu.Unlock()
 	if t == nil {
 		return nil
 	}
-	delete(b.topics, fullName)
 
 	t.mu.Lock()
 	t.closed = true

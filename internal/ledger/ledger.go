@@ -1,6 +1,9 @@
 package ledger
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // Errors returned by implementations.
 var (
@@ -16,15 +19,21 @@ type Entry struct {
 }
 
 // Store opens the ledgers of persistent topics.
+//
+// Calls that may go to remote storage (an object store, a metadata service)
+// take a context: an implementation gives up when it ends and returns its
+// error (context.Canceled or context.DeadlineExceeded, possibly wrapped).
+// The embedded implementations answer from local disk or memory and check
+// the context only before starting.
 type Store interface {
 	// Open opens (creating when missing) the ledger of a topic.
 	// Opening an open ledger returns the same instance.
-	Open(topic string) (Ledger, error)
+	Open(ctx context.Context, topic string) (Ledger, error)
 	// Delete removes a ledger, its entries and cursors. The ledger must be closed
 	// or it is closed first.
-	Delete(topic string) error
+	Delete(ctx context.Context, topic string) error
 	// Topics lists every ledger that exists.
-	Topics() ([]string, error)
+	Topics(ctx context.Context) ([]string, error)
 	// Close flushes cursors and closes every ledger.
 	Close() error
 }
@@ -45,8 +54,9 @@ type Ledger interface {
 	// Read returns entries with id >= from, in order, at most maxEntries and
 	// (beyond the first) at most maxBytes of data. Only durable entries are
 	// returned; an empty result means none is available yet. Reading below
-	// FirstEntryID returns ErrTrimmed.
-	Read(from int64, maxEntries, maxBytes int) ([]Entry, error)
+	// FirstEntryID returns ErrTrimmed. Entries not in memory may come from
+	// remote storage: ctx bounds the wait.
+	Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]Entry, error)
 	// FirstEntryID is the first entry not trimmed (LastEntryID+1 when empty).
 	FirstEntryID() int64
 	// LastEntryID is the id of the last durable entry, -1 when none was ever written.

@@ -7,6 +7,7 @@ package ledgertest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -44,6 +45,7 @@ func Run(t *testing.T, h Harness) {
 		{"CloseAndReopenLedger", false, testCloseAndReopenLedger},
 		{"DeleteAndIDs", false, testDeleteAndIDs},
 		{"StoreClose", false, testStoreClose},
+		{"CancelledContext", false, testCancelledContext},
 		{"Reopen", true, testReopen},
 		{"ReopenAfterDelete", true, testReopenAfterDelete},
 	}
@@ -107,7 +109,7 @@ func ReadAll(t testing.TB, l ledger.Ledger, from int64) []ledger.Entry {
 	t.Helper()
 	var all []ledger.Entry
 	for {
-		es, err := l.Read(from, 1000, 1<<20)
+		es, err := l.Read(context.Background(), from, 1000, 1<<20)
 		if err != nil {
 			t.Fatalf("read from %d: %v", from, err)
 		}
@@ -121,7 +123,7 @@ func ReadAll(t testing.TB, l ledger.Ledger, from int64) []ledger.Entry {
 
 func mustOpen(t *testing.T, s ledger.Store, topic string) ledger.Ledger {
 	t.Helper()
-	l, err := s.Open(topic)
+	l, err := s.Open(context.Background(), topic)
 	if err != nil {
 		t.Fatalf("open %s: %v", topic, err)
 	}
@@ -191,7 +193,7 @@ func testEmptyLedger(t *testing.T, open func(*testing.T) ledger.Store) {
 	if l.FirstEntryID() != 0 || l.LastEntryID() != -1 || l.Entries() != 0 || l.Size() != 0 {
 		t.Fatalf("first %d last %d entries %d size %d", l.FirstEntryID(), l.LastEntryID(), l.Entries(), l.Size())
 	}
-	es, err := l.Read(0, 10, 1<<20)
+	es, err := l.Read(context.Background(), 0, 10, 1<<20)
 	if err != nil || len(es) != 0 {
 		t.Fatalf("Read on empty ledger = %v, %v", es, err)
 	}
@@ -279,7 +281,7 @@ func testReadLimits(t *testing.T, open func(*testing.T) ledger.Store) {
 	}
 	check := func(from int64, maxEntries, maxBytes int, want []int64) {
 		t.Helper()
-		es, err := l.Read(from, maxEntries, maxBytes)
+		es, err := l.Read(context.Background(), from, maxEntries, maxBytes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +319,7 @@ func testChanged(t *testing.T, open func(*testing.T) ledger.Store) {
 	go func() {
 		for {
 			c := l.Changed()
-			if es, _ := l.Read(0, 10, 1<<20); len(es) > 0 {
+			if es, _ := l.Read(context.Background(), 0, 10, 1<<20); len(es) > 0 {
 				got <- es
 				return
 			}
@@ -360,7 +362,7 @@ func testTrim(t *testing.T, open func(*testing.T) ledger.Store) {
 	if l.FirstEntryID() != 4 || l.Entries() != 6 || l.Size() != 6*50 {
 		t.Fatalf("after Trim(4): first %d entries %d size %d", l.FirstEntryID(), l.Entries(), l.Size())
 	}
-	if _, err := l.Read(2, 10, 1<<20); !errors.Is(err, ledger.ErrTrimmed) {
+	if _, err := l.Read(context.Background(), 2, 10, 1<<20); !errors.Is(err, ledger.ErrTrimmed) {
 		t.Fatalf("Read below first: %v, want ErrTrimmed", err)
 	}
 	if es := ReadAll(t, l, 4); len(es) != 6 || es[0].ID != 4 {
@@ -446,7 +448,7 @@ func testCloseAndReopenLedger(t *testing.T, open func(*testing.T) ledger.Store) 
 	if r := Wait(t, AppendAsync(l, []byte("late"))); !errors.Is(r.Err, ledger.ErrClosed) {
 		t.Fatalf("append after close: %+v, want ErrClosed", r)
 	}
-	if _, err := l.Read(0, 1, 1); !errors.Is(err, ledger.ErrClosed) {
+	if _, err := l.Read(context.Background(), 0, 1, 1); !errors.Is(err, ledger.ErrClosed) {
 		t.Fatalf("read after close: %v, want ErrClosed", err)
 	}
 	if err := l.SaveCursor("x", ledger.NewCursorState(-1)); !errors.Is(err, ledger.ErrClosed) {
@@ -471,21 +473,21 @@ func testDeleteAndIDs(t *testing.T, open func(*testing.T) ledger.Store) {
 	}
 	MustAppend(t, a, []byte("1"))
 	a.SaveCursor("sub", ledger.NewCursorState(0))
-	topics, err := s.Topics()
+	topics, err := s.Topics(context.Background())
 	slices.Sort(topics)
 	if err != nil || !slices.Equal(topics, []string{"a", "b"}) {
 		t.Fatalf("Topics = %v, %v", topics, err)
 	}
-	if err := s.Delete("a"); err != nil {
+	if err := s.Delete(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Read(0, 1, 1); !errors.Is(err, ledger.ErrClosed) {
+	if _, err := a.Read(context.Background(), 0, 1, 1); !errors.Is(err, ledger.ErrClosed) {
 		t.Fatalf("read of a deleted ledger: %v, want ErrClosed", err)
 	}
-	if err := s.Delete("a"); !errors.Is(err, ledger.ErrNotFound) {
+	if err := s.Delete(context.Background(), "a"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("deleting a missing ledger: %v, want ErrNotFound", err)
 	}
-	topics, _ = s.Topics()
+	topics, _ = s.Topics(context.Background())
 	if !slices.Equal(topics, []string{"b"}) {
 		t.Fatalf("Topics after delete = %v", topics)
 	}
@@ -503,7 +505,7 @@ func testStoreClose(t *testing.T, open func(*testing.T) ledger.Store) {
 	l := mustOpen(t, s, "sc")
 	MustAppend(t, l, []byte("x"))
 	closeStore(t, s)
-	if _, err := s.Open("sc"); !errors.Is(err, ledger.ErrClosed) {
+	if _, err := s.Open(context.Background(), "sc"); !errors.Is(err, ledger.ErrClosed) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	if r := Wait(t, AppendAsync(l, []byte("y"))); !errors.Is(r.Err, ledger.ErrClosed) {
@@ -564,21 +566,46 @@ func testReopenAfterDelete(t *testing.T, open func(*testing.T) ledger.Store) {
 	MustAppend(t, a, []byte("old"))
 	b := mustOpen(t, s, "b")
 	maxID := b.ID()
-	if err := s.Delete("b"); err != nil {
+	if err := s.Delete(context.Background(), "b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete("a"); err != nil {
+	if err := s.Delete(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)
 	s = open(t)
 	defer closeStore(t, s)
-	topics, _ := s.Topics()
+	topics, _ := s.Topics(context.Background())
 	if len(topics) != 0 {
 		t.Fatalf("deleted ledgers back after reopen: %v", topics)
 	}
 	a = mustOpen(t, s, "a")
 	if a.ID() <= maxID || a.LastEntryID() != -1 {
 		t.Fatalf("recreated after reopen: id %d (deleted max %d) last %d", a.ID(), maxID, a.LastEntryID())
+	}
+}
+
+// testCancelledContext: calls that may go remote give up on an ended
+// context with its error, and leave the store usable.
+func testCancelledContext(t *testing.T, open func(*testing.T) ledger.Store) {
+	s := open(t)
+	defer closeStore(t, s)
+	l := mustOpen(t, s, "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Open(ctx, "d"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("open with a cancelled context: %v", err)
+	}
+	if _, err := l.Read(ctx, 0, 1, 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("read with a cancelled context: %v", err)
+	}
+	if _, err := s.Topics(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("topics with a cancelled context: %v", err)
+	}
+	if err := s.Delete(ctx, "c"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("delete with a cancelled context: %v", err)
+	}
+	if _, err := l.Read(context.Background(), 0, 1, 1); err != nil {
+		t.Fatalf("read after the cancelled calls: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -84,7 +85,7 @@ func BenchmarkReadCached(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		from := int64(i*100) % (n - 100)
-		es, err := l.Read(from, 100, 1<<20)
+		es, err := l.Read(context.Background(), from, 100, 1<<20)
 		if err != nil || len(es) != 100 {
 			b.Fatalf("read %d entries: %v", len(es), err)
 		}
@@ -108,7 +109,7 @@ func BenchmarkReadDisk(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		from := int64(i*100) % (n - 100)
-		es, err := l.Read(from, 100, 1<<20)
+		es, err := l.Read(context.Background(), from, 100, 1<<20)
 		if err != nil || len(es) != 100 {
 			b.Fatalf("read %d entries: %v", len(es), err)
 		}

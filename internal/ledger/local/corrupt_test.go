@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -104,7 +105,7 @@ func newCorruptionRun(t *testing.T, fs vfs.FS, rng *rand.Rand) *corruptionRun {
 			l := ls["a"]
 			l.Trim(l.LastEntryID() - 3)
 			r.log.trim("a", l.FirstEntryID())
-			if err := s.Delete("gone"); err != nil {
+			if err := s.Delete(context.Background(), "gone"); err != nil {
 				t.Fatal(err)
 			}
 			s.collectSegments()

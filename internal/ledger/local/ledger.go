@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,10 @@ func (h *handle) Append(data []byte, done func(entryID int64, err error)) {
 // Read implements ledger.Ledger. Tail entries come from the cache; older ones
 // are read from the journal and checked against their checksum. Entries lost
 // to corruption found at recovery are skipped.
-func (h *handle) Read(from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+func (h *handle) Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if h.closed.Load() {
 		return nil, ledger.ErrClosed
 	}

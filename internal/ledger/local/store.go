@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -215,7 +216,10 @@ func (s *Store) loadLedgers(st *registryState) map[int64]*ledgerState {
 }
 
 // Open implements ledger.Store.
-func (s *Store) Open(topic string) (ledger.Ledger, error) {
+func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.closed.Load() {
@@ -266,7 +270,10 @@ func (s *Store) closeHandlesLocked(hs ...*handle) error {
 
 // Delete implements ledger.Store. The ledger's records stay in the journal
 // until their segments are deleted; they are ignored from now on.
-func (s *Store) Delete(topic string) error {
+func (s *Store) Delete(ctx context.Context, topic string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.closed.Load() {
@@ -305,7 +312,10 @@ func (s *Store) Delete(topic string) error {
 }
 
 // Topics implements ledger.Store.
-func (s *Store) Topics() ([]string, error) {
+func (s *Store) Topics(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {

@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -47,7 +48,7 @@ func openStore(t testing.TB, opts Options) *Store {
 
 func openLedger(t testing.TB, s ledger.Store, topic string) ledger.Ledger {
 	t.Helper()
-	l, err := s.Open(topic)
+	l, err := s.Open(context.Background(), topic)
 	if err != nil {
 		t.Fatalf("open %s: %v", topic, err)
 	}
@@ -247,7 +248,7 @@ func TestSegmentDeletionAfterTrim(t *testing.T) {
 		t.Fatalf("idle after reopen: %d entries", len(es))
 	}
 	// Deleting the last ledger with old entries frees their segment.
-	if err := s.Delete("idle"); err != nil {
+	if err := s.Delete(context.Background(), "idle"); err != nil {
 		t.Fatal(err)
 	}
 	busy.Trim(201)
@@ -267,7 +268,7 @@ func TestDeletedLedgerIgnoredOnReplay(t *testing.T) {
 		ledgertest.MustAppend(t, a, ledgertest.Payload("a", i, 10))
 	}
 	oldID := a.ID()
-	if err := s.Delete("a"); err != nil {
+	if err := s.Delete(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}
 	a = openLedger(t, s, "a")
@@ -334,7 +335,7 @@ func TestReadSkipsCorruption(t *testing.T) {
 		return b
 	})
 	for range 2 {
-		es, err := l.Read(0, 10, 1<<20)
+		es, err := l.Read(context.Background(), 0, 10, 1<<20)
 		if err != nil || len(es) != 2 || es[0].ID != 0 || es[1].ID != 2 {
 			t.Fatalf("read around a damaged entry: %v %v", es, err)
 		}
@@ -375,7 +376,7 @@ func ExampleOpen() {
 		panic(err)
 	}
 	defer s.Close()
-	l, _ := s.Open("persistent://public/default/t")
+	l, _ := s.Open(context.Background(), "persistent://public/default/t")
 	done := make(chan int64)
 	l.Append([]byte("hello"), func(id int64, err error) { done <- id })
 	fmt.Println("durable entry", <-done)

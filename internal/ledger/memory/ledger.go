@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -56,7 +57,10 @@ func (l *memLedger) Append(buf []byte, done func(int64, error)) {
 	l.s.q.push(item{d: l.d, id: id, buf: buf, done: done})
 }
 
-func (l *memLedger) Read(from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+func (l *memLedger) Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if l.closed.Load() {
 		return nil, ledger.ErrClosed
 	}

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -27,7 +28,10 @@ func New() *Store {
 }
 
 // Open implements ledger.Store.
-func (s *Store) Open(topic string) (ledger.Ledger, error) {
+func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -48,7 +52,10 @@ func (s *Store) Open(topic string) (ledger.Ledger, error) {
 }
 
 // Delete implements ledger.Store.
-func (s *Store) Delete(topic string) error {
+func (s *Store) Delete(ctx context.Context, topic string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -70,7 +77,10 @@ func (s *Store) Delete(topic string) error {
 }
 
 // Topics implements ledger.Store.
-func (s *Store) Topics() ([]string, error) {
+func (s *Store) Topics(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

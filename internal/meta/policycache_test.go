@@ -1,0 +1,79 @@
+package meta_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/meta/metafault"
+	"github.com/messagebus/messagebus/internal/naming"
+)
+
+// TestPolicyCache: concurrent misses share one read, hits read nothing,
+// a change seen by the watch is read again, and errors are returned, not
+// cached.
+func TestPolicyCache(t *testing.T) {
+	md, err := meta.OpenEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	f := metafault.ForTest(t, md)
+	res := &meta.Resources{Store: f}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := res.Bootstrap(ctx, "standalone", meta.ClusterData{}); err != nil {
+		t.Fatal(err)
+	}
+	c := meta.NewPolicyCache(res, 0)
+	changed := c.Subscribe()
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	ns := naming.Namespace{Tenant: "public", Name: "default"}
+	match := metafault.NamespacePolicies(ns)
+	remove := f.Inject(metafault.Rule{Match: match, Ops: []metafault.Op{metafault.OpGet}, Delay: 200 * time.Millisecond})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Namespace(ctx, ns); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	remove()
+	if _, err := c.Namespace(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.CallsMatching(metafault.OpGet, match); n != 1 {
+		t.Fatalf("%d reads for 9 lookups of one namespace, want 1", n)
+	}
+
+	ttl := 5
+	if err := res.UpdateNamespace(ctx, ns, func(p *meta.Policies) error { p.MessageTTLInSeconds = &ttl; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change notification")
+	}
+	remove = f.Inject(metafault.Rule{Match: match, Ops: []metafault.Op{metafault.OpGet}, Fail: true})
+	if _, err := c.Namespace(ctx, ns); err == nil {
+		t.Fatal("a failed read after a change served the stale policies")
+	}
+	remove()
+	p, err := c.Namespace(ctx, ns)
+	if err != nil || p.MessageTTLInSeconds == nil || *p.MessageTTLInSeconds != 5 {
+		t.Fatalf("after the change: %v %v", p.MessageTTLInSeconds, err)
+	}
+	if _, err := c.Namespace(ctx, naming.Namespace{Tenant: "public", Name: "nope"}); err == nil {
+		t.Fatal("a missing namespace read without error")
+	}
+}
