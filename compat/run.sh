@@ -40,6 +40,10 @@ IT=$WORK/src/integration-tests
 go build -o "$WORK/mb" ./cmd/mb
 data=$WORK/data
 rm -rf "$data"
+if curl -s -o /dev/null http://127.0.0.1:8080/ || (exec 3<>/dev/tcp/127.0.0.1/6650) 2>/dev/null; then
+  echo "compat: something already listens on 127.0.0.1:8080 or :6650; the suite needs these ports" >&2
+  exit 1
+fi
 "$WORK/mb" standalone --data-dir "$data" \
   --broker-addr 127.0.0.1:6650 --http-addr 127.0.0.1:8080 \
   --broker-tls-addr 127.0.0.1:6651 --https-addr 127.0.0.1:8443 --advertised-address localhost \
@@ -55,6 +59,7 @@ for _ in $(seq 1 120); do
   kill -0 $broker 2>/dev/null || { cat "$WORK/broker.log"; echo "compat: mb standalone exited" >&2; exit 1; }
   sleep 0.5
 done
+kill -0 $broker 2>/dev/null || { cat "$WORK/broker.log"; echo "compat: mb standalone exited" >&2; exit 1; }
 
 # The permissions scripts/pulsar-test-service-start.sh sets up.
 admin() { "$WORK/mb" admin --admin-url http://127.0.0.1:8080 --auth-token "$(cat "$IT/tokens/admin-token")" "$@" >/dev/null; }
