@@ -344,6 +344,9 @@ func (b *Broker) DeleteTopic(ctx context.Context, name naming.Topic, force bool)
 		return nil
 	}
 	err := b.store.Delete(full)
+	if err == nil || errors.Is(err, ledger.ErrNotFound) {
+		b.deleteCompactedLedgers(full)
+	}
 	if errors.Is(err, ledger.ErrNotFound) {
 		if t != nil {
 			return nil

@@ -58,6 +58,9 @@ type Config struct {
 	// NamespaceLevelMetrics sums the per-topic metrics per namespace
 	// (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
 	NamespaceLevelMetrics bool
+	// CompactionCheckInterval is how often topics are checked against their
+	// compaction threshold (Pulsar's brokerServiceCompactionMonitorIntervalInSeconds).
+	CompactionCheckInterval time.Duration
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
@@ -88,6 +91,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PolicyCheckInterval <= 0 {
 		c.PolicyCheckInterval = 30 * time.Second
+	}
+	if c.CompactionCheckInterval <= 0 {
+		c.CompactionCheckInterval = time.Minute
 	}
 	if c.DispatchBatchEntries <= 0 {
 		c.DispatchBatchEntries = 256
@@ -148,7 +154,8 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 	b.policiesChanged = make(chan struct{}, 1)
 	var watchCtx context.Context
 	watchCtx, b.stopWatch = context.WithCancel(context.Background())
-	b.bgWG.Add(3)
+	b.bgWG.Add(4)
+	go b.compactionMonitor()
 	go b.cursorSaver()
 	go b.policyLoop()
 	go b.watchPolicies(watchCtx)

@@ -24,6 +24,9 @@ func (c *conn) handleSeek(cmd *pb.CommandSeek) {
 	switch {
 	case cmd.MessageId != nil:
 		target = seekTarget(t, cmd.GetMessageId())
+		if s.isReadCompacted() && int64(cmd.GetMessageId().GetLedgerId()) < t.ledgerID {
+			target = t.earliestEntry(true) // earliest: the compacted view's start
+		}
 	case cmd.MessagePublishTime != nil:
 		var err error
 		if target, err = findByPublishTime(t.ledger, cmd.GetMessagePublishTime()); err != nil {

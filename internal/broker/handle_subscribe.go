@@ -38,6 +38,12 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		}
 		return
 	}
+	if cmd.GetReadCompacted() {
+		if err := checkReadCompacted(name, cmd.GetSubType()); err != nil {
+			fail(err)
+			return
+		}
+	}
 	if err := c.b.checkAutoCreate(context.Background(), name); err != nil {
 		fail(err)
 		return
@@ -74,6 +80,9 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 		fail(err)
 		return
 	}
+	s.mu.Lock()
+	s.readCompacted = cmd.GetReadCompacted()
+	s.mu.Unlock()
 	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c,
 		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta()}
 	if err := s.attach(cs, cmd.GetSubType()); err != nil {
@@ -102,7 +111,7 @@ func initialCursor(t *Topic, cmd *pb.CommandSubscribe) *ledger.CursorState {
 		return ledger.NewCursorState(-1)
 	}
 	first, last := t.ledger.FirstEntryID(), t.ledger.LastEntryID()
-	earliest := ledger.NewCursorState(first - 1)
+	earliest := ledger.NewCursorState(t.earliestEntry(cmd.GetReadCompacted()) - 1)
 	latest := ledger.NewCursorState(last)
 	start := cmd.GetStartMessageId()
 	if start == nil || cmd.Durable == nil || cmd.GetDurable() {

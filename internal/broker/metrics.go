@@ -29,6 +29,7 @@ type Metrics struct {
 	publishLatency prometheus.Histogram
 	authSuccesses  *prometheus.CounterVec
 	authFailures   *prometheus.CounterVec
+	compaction     *compactionMetrics
 }
 
 // NewMetrics creates the collectors and registers them with reg (when not nil).
@@ -56,6 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulsar_authentication_failures_total",
 			Help: "Refused authentications on the binary protocol."}, []string{"auth_method"}),
 	}
+	m.compaction = newCompactionMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
 			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.lostSkipped, m.appendErrors, m.publishLatency,

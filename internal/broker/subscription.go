@@ -38,6 +38,9 @@ type Subscription struct {
 	dirty       bool
 	stopped     bool
 	running     bool
+	// readCompacted: the consumer reads the compacted view up to the
+	// horizon (dispatch_compacted.go).
+	readCompacted bool
 	// delays holds entries whose deliver_at_time is in the future (Shared
 	// and Key_Shared only); nil for other types and non-persistent topics.
 	delays delayTracker
@@ -130,6 +133,15 @@ func (s *Subscription) returnPending(c *Consumer, ids []int64) {
 		delete(s.pending, id)
 		s.disp.released(pe.consumer, id)
 		s.redelivered[id]++
+		if s.readCompacted {
+			// Exclusive or failover: rewind, as Pulsar's single-active-consumer
+			// dispatcher does, so the entry is read again from the view.
+			if id < s.readPos {
+				s.readPos = id
+				s.readGen++
+			}
+			return
+		}
 		s.addReplay(id)
 	}
 	if ids == nil {

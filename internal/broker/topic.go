@@ -44,6 +44,8 @@ type Topic struct {
 	bytesIn atomic.Int64
 	// terminated is set by TerminateTopic (admin_ops.go).
 	terminated atomic.Bool
+	// compaction is the compacted view and the compaction state (compaction.go).
+	compaction topicCompaction
 }
 
 func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
@@ -76,6 +78,10 @@ func newTopic(b *Broker, name naming.Topic) (*Topic, error) {
 			continue
 		}
 		t.subs[n] = newSubscription(t, n, true, cursors[n])
+	}
+	if err := t.loadCompaction(cursors[compactionCursor]); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("load compacted view of %s: %w", t.fullName, err)
 	}
 	if b.dedupEnabled(name) {
 		d, err := recoverDedup(l, cursors[dedupCursor])
@@ -217,6 +223,7 @@ func (t *Topic) close() error {
 	}
 	t.b.metrics.topics.Dec()
 	if t.ledger != nil {
+		t.closeCompaction()
 		t.saveDedup()
 		return t.ledger.Close()
 	}

@@ -85,6 +85,9 @@ type Policies struct {
 	MaxProducersPerTopic        *int                       `json:"max_producers_per_topic,omitempty"`
 	MaxConsumersPerTopic        *int                       `json:"max_consumers_per_topic,omitempty"`
 	MaxConsumersPerSubscription *int                       `json:"max_consumers_per_subscription,omitempty"`
+	// CompactionThreshold is the backlog in bytes beyond the last compaction
+	// that triggers one (0: never).
+	CompactionThreshold *int64 `json:"compaction_threshold,omitempty"`
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.
@@ -341,13 +344,14 @@ type TopicPolicies struct {
 	MaxProducerPerTopic         *int                    `json:"maxProducerPerTopic,omitempty"`
 	MaxConsumerPerTopic         *int                    `json:"maxConsumerPerTopic,omitempty"`
 	MaxConsumersPerSubscription *int                    `json:"maxConsumersPerSubscription,omitempty"`
+	CompactionThreshold         *int64                  `json:"compactionThreshold,omitempty"`
 }
 
 // IsEmpty reports whether no policy is set.
 func (tp TopicPolicies) IsEmpty() bool {
 	return len(tp.BacklogQuotaMap) == 0 && tp.Retention == nil && tp.DeduplicationEnabled == nil &&
 		tp.MessageTTLInSeconds == nil && tp.MaxProducerPerTopic == nil && tp.MaxConsumerPerTopic == nil &&
-		tp.MaxConsumersPerSubscription == nil
+		tp.MaxConsumersPerSubscription == nil && tp.CompactionThreshold == nil
 }
 
 // Over returns ns with the policies set on the topic taking precedence.
@@ -380,6 +384,9 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	if tp.MaxConsumersPerSubscription != nil {
 		p.MaxConsumersPerSubscription = tp.MaxConsumersPerSubscription
+	}
+	if tp.CompactionThreshold != nil {
+		p.CompactionThreshold = tp.CompactionThreshold
 	}
 	return p
 }
