@@ -65,6 +65,9 @@ type Options struct {
 	// PolicyCheckInterval is how often TTL, backlog quotas and retention are
 	// enforced (default 30s).
 	PolicyCheckInterval time.Duration
+	// CompactionCheckInterval is how often topics are checked against their
+	// compaction threshold (default 60s).
+	CompactionCheckInterval time.Duration
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int
@@ -323,6 +326,7 @@ func New(opts Options) (*Server, error) {
 		MaxMessageSize:          opts.MaxMessageSize,
 		KeepAliveInterval:       opts.KeepAliveInterval,
 		PolicyCheckInterval:     opts.PolicyCheckInterval,
+		CompactionCheckInterval: opts.CompactionCheckInterval,
 		DefaultRetentionMinutes: opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:  opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:    opts.DeduplicationEnabled,
