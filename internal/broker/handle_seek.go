@@ -33,6 +33,9 @@ func (c *conn) handleSeek(cmd *pb.CommandSeek) {
 			c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_PersistenceError, "seek by time: "+err.Error()))
 			return
 		}
+		if s.isReadCompacted() && target <= t.ledger.FirstEntryID() {
+			target = t.earliestEntry(true) // the view covers what retention trimmed
+		}
 	default:
 		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_NotAllowedError, "seek needs a message id or a publish time"))
 		return
