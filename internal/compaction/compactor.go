@@ -89,7 +89,7 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 		var mask []int64
 		kept := 0
 		for _, m := range p.messages {
-			if m.hasKey && !m.tombstone && latest[m.key] == (position{e.ID, int32(m.index)}) {
+			if pos, ok := latest[m.key]; ok && m.hasKey && !m.tombstone && pos == (position{e.ID, int32(m.index)}) {
 				if mask == nil {
 					mask = make([]int64, (max(len(p.smms), 1)+63)/64)
 				}

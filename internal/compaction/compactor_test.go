@@ -215,3 +215,16 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// A key deleted by a tombstone must not resurrect its message at entry 0,
+// index 0 (the zero position).
+func TestCompactTombstoneOfFirstMessage(t *testing.T) {
+	s := memory.New()
+	defer s.Close()
+	topic, _ := s.Open("persistent://t/n/x")
+	appendAll(t, topic, batch(t, pb.CompressionType_LZ4, msg{"a", "a1"}, msg{"b", "b1"}), single(msg{"a", ""}))
+	out, _ := compact(t, s, topic, nil, -1, "c1")
+	if got := viewOf(t, out); fmt.Sprint(got) != fmt.Sprint(map[string]string{"b": "0:1=b1"}) {
+		t.Fatalf("view %v", got)
+	}
+}
