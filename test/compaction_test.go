@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -151,6 +152,23 @@ func TestCompactionReadCompacted(t *testing.T) {
 	r2 := compactedReader(t, client, topic, pulsar.EarliestMessageID())
 	if kv := keysAndValues(readAll(t, r2)); kv != "a=a2" {
 		t.Fatalf("view after deleting c: %q", kv)
+	}
+	var stats struct {
+		Compaction struct {
+			LastCompactionRemovedEventCount int64
+			LastCompactionSucceedTimestamp  int64
+		}
+	}
+	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/stats", "", 200)), &stats); err != nil ||
+		stats.Compaction.LastCompactionSucceedTimestamp == 0 || stats.Compaction.LastCompactionRemovedEventCount != 2 {
+		t.Fatalf("compaction stats %+v (%v): want a success and 2 messages removed (c2 and its tombstone)", stats, err)
+	}
+	var internal struct {
+		CompactedLedger struct{ LedgerID, Entries int64 }
+	}
+	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/internalStats", "", 200)), &internal); err != nil ||
+		internal.CompactedLedger.LedgerID < 0 || internal.CompactedLedger.Entries != 1 {
+		t.Fatalf("internal stats compactedLedger %+v (%v)", internal.CompactedLedger, err)
 	}
 
 	// After the horizon the reader sees every message, tombstones and all.

@@ -79,6 +79,7 @@ type TopicStats struct {
 	Terminated       bool
 	Publishers       []PublisherStats
 	Subscriptions    map[string]SubscriptionStats
+	Compaction       CompactionStats // compaction.go
 }
 
 // PublisherStats describe one producer.
@@ -136,6 +137,7 @@ type InternalStats struct {
 	LostEntries int64
 	Terminated  bool
 	Cursors     map[string]CursorStats
+	Compaction  CompactionStats // compaction.go
 }
 
 // CursorStats describe a subscription's cursor. Positions are entry ids in
@@ -408,6 +410,7 @@ func (b *Broker) TopicStats(ctx context.Context, name naming.Topic) (TopicStats,
 	if t.ledger != nil {
 		st.StorageSize = t.ledger.Size()
 		st.Entries = t.ledger.Entries()
+		st.Compaction = t.compactionStats()
 	}
 	t.mu.Lock()
 	for _, p := range t.producers {
@@ -513,6 +516,7 @@ func (b *Broker) TopicInternalStats(ctx context.Context, name naming.Topic) (Int
 		Size:         l.Size(),
 		Terminated:   t.terminated.Load(),
 		Cursors:      map[string]CursorStats{},
+		Compaction:   t.compactionStats(),
 	}
 	if d, ok := l.(ledger.DamageReporter); ok {
 		st.LostEntries = d.LostEntries()

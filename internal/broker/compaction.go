@@ -59,10 +59,11 @@ type CompactionStats struct {
 	LastDurationMillis    int64
 	// Horizon is the last entry compacted (-1: none); Ledger the compacted
 	// ledger's name, its Entries and Size what it holds.
-	Horizon int64
-	Ledger  string
-	Entries int64
-	Size    int64
+	Horizon  int64
+	Ledger   string
+	LedgerID int64 // -1 when none
+	Entries  int64
+	Size     int64
 }
 
 // compactedView is a topic's compacted data: the compacted ledger (nil when
@@ -278,12 +279,19 @@ func (t *Topic) compactionStatus() CompactionStatus {
 	return CompactionStatus{Status: st, LastError: c.lastError}
 }
 
-// compactionStats returns the figures of the last compactions.
+// compactionStats returns the figures of the last compactions and of the
+// compacted view.
 func (t *Topic) compactionStats() CompactionStats {
 	c := &t.compaction
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stats
+	st := c.stats
+	c.mu.Unlock()
+	v := t.compactedView()
+	st.Horizon, st.Ledger, st.LedgerID, st.Entries, st.Size = v.horizon, v.name, -1, 0, 0
+	if v.l != nil {
+		st.LedgerID, st.Entries, st.Size = v.l.ID(), v.l.Entries(), v.l.Size()
+	}
+	return st
 }
 
 // closeCompaction stops a running compaction and closes the compacted
