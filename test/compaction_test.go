@@ -597,3 +597,66 @@ func TestTableViewAcrossKillNine(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactionHorizonPassesReader: a reader past the horizon, with
+// messages sent but not yet delivered to it (no permits), must still get the
+// tombstones and keyless messages when a compaction moves the horizon past
+// its position (apache/pulsar#26190), and a reader in the middle of the view
+// must not skip compacted data when the view is replaced (apache/pulsar#12522).
+func TestCompactionHorizonPassesReader(t *testing.T) {
+	s := startServer(t, server.Options{})
+	admin := newAdmin(t, s)
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i := 0; i < 10; i++ {
+		send(t, p, fmt.Sprint("k", i), "v1")
+	}
+	compactAndWait(t, admin, topic)
+	r, err := client.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: pulsar.EarliestMessageID(),
+		ReadCompacted: true, ReceiverQueueSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var first []pulsar.Message
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Read 3 of the view, then change the topic and compact again.
+	for i := 0; i < 3; i++ {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, m)
+	}
+	for i := 0; i < 10; i++ {
+		if i%2 == 0 {
+			send(t, p, fmt.Sprint("k", i), "") // deletes
+		} else {
+			send(t, p, fmt.Sprint("k", i), "v2")
+		}
+	}
+	compactAndWait(t, admin, topic)
+	rest := readAll(t, r)
+	model := map[string]string{}
+	for _, m := range append(first, rest...) {
+		if len(m.Payload()) == 0 {
+			delete(model, m.Key())
+		} else {
+			model[m.Key()] = string(m.Payload())
+		}
+	}
+	if len(model) != 5 {
+		t.Fatalf("reader's table after the horizon moved: %v (read %s | %s)", model, keysAndValues(first), keysAndValues(rest))
+	}
+	for k, v := range model {
+		if v != "v2" {
+			t.Fatalf("key %s: %s, want v2 (model %v)", k, v, model)
+		}
+	}
+}

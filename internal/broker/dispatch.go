@@ -82,8 +82,8 @@ func (s *Subscription) dispatch() bool {
 		readCompacted := s.readCompacted
 		s.mu.Unlock()
 		if readCompacted {
-			if v := s.topic.compactedView(); v.l != nil && from <= v.horizon {
-				if s.dispatchCompacted(v, from, gen) {
+			if v, end, ok := s.compactedRead(from, gen); ok {
+				if s.dispatchCompacted(v, from, gen, end) {
 					continue
 				}
 				return false

@@ -19,7 +19,52 @@ import (
 // view left out are skipped (and acknowledged for durable subscriptions, so
 // that they do not count as backlog). The view is looked up on every round,
 // so a horizon that moves while a reader is in the compacted part is
-// followed, never skipped.
+// followed, never skipped. A reader that has left the view for the topic
+// stays on the topic (leaveView).
+
+// compactedRead decides whether the next read, from topic entry from, is
+// from the compacted view, and up to which topic entry (end). A consumer
+// starts in the view it finds (inView) and reads views up to that view's
+// horizon only, then the topic: a later compaction whose horizon passes its
+// position must not move it into a view that lacks the tombstones of keys
+// it has already read (apache/pulsar#26190) — from the topic it gets them.
+// A consumer behind data retention trimmed reads the view up to the first
+// entry still stored.
+func (s *Subscription) compactedRead(from, gen int64) (*compactedView, int64, bool) {
+	v := s.topic.compactedView()
+	if v.l == nil {
+		s.leaveView(gen)
+		return nil, 0, false
+	}
+	first := s.topic.ledger.FirstEntryID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readGen != gen {
+		return nil, 0, false
+	}
+	if s.inView {
+		if s.viewEnd < 0 {
+			s.viewEnd = v.horizon
+		}
+		if end := min(v.horizon, s.viewEnd); from <= end {
+			return v, end, true
+		}
+		s.inView = false
+	}
+	if end := min(v.horizon, first-1); from <= end {
+		return v, end, true
+	}
+	return nil, 0, false
+}
+
+// leaveView records that the subscription reads the topic itself.
+func (s *Subscription) leaveView(gen int64) {
+	s.mu.Lock()
+	if s.readGen == gen {
+		s.inView = false
+	}
+	s.mu.Unlock()
+}
 
 // checkReadCompacted refuses read_compacted where Pulsar does.
 func checkReadCompacted(name naming.Topic, subType pb.CommandSubscribe_SubType) error {
@@ -41,9 +86,9 @@ func (t *Topic) earliestEntry(readCompacted bool) int64 {
 }
 
 // dispatchCompacted delivers entries of the compacted view v from topic
-// entry from on. It reports whether the dispatch loop should go on (false:
+// entry from on, up to topic entry end. It reports whether the dispatch loop should go on (false:
 // no consumer capacity, or a read failed).
-func (s *Subscription) dispatchCompacted(v *compactedView, from, gen int64) bool {
+func (s *Subscription) dispatchCompacted(v *compactedView, from, gen, end int64) bool {
 	max := s.topic.b.cfg.DispatchBatchEntries
 	cid, err := compaction.Seek(v.l, from)
 	var raws []ledger.Entry
@@ -74,6 +119,10 @@ func (s *Subscription) dispatchCompacted(v *compactedView, from, gen int64) bool
 		if e.ID < s.readPos {
 			continue
 		}
+		if e.ID > end {
+			s.skipCompacted(s.readPos, end+1)
+			return true
+		}
 		s.skipCompacted(s.readPos, e.ID)
 		if _, pending := s.pending[e.ID]; !pending && !s.cursor.IsAcked(e.ID) {
 			if s.deliverEntry(ledger.Entry{ID: e.ID, Data: e.Data}, e.Mask) == noConsumer {
@@ -86,7 +135,7 @@ func (s *Subscription) dispatchCompacted(v *compactedView, from, gen int64) bool
 		}
 	}
 	if len(raws) == 0 || raws[len(raws)-1].ID >= last {
-		s.skipCompacted(s.readPos, v.horizon+1) // the view ends here
+		s.skipCompacted(s.readPos, end+1) // the view ends here
 	}
 	return true
 }

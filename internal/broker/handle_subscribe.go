@@ -82,6 +82,7 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 	}
 	s.mu.Lock()
 	s.readCompacted = cmd.GetReadCompacted()
+	s.inView, s.viewEnd = s.readCompacted, -1
 	s.mu.Unlock()
 	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c,
 		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta()}

@@ -41,6 +41,12 @@ type Subscription struct {
 	// readCompacted: the consumer reads the compacted view up to the
 	// horizon (dispatch_compacted.go).
 	readCompacted bool
+	// inView: the consumer reads the compacted view while at or below the
+	// horizon; cleared once it reads the topic itself (dispatch_compacted.go).
+	inView bool
+	// viewEnd is the horizon of the view the consumer started in (-1: not
+	// yet); it reads views no further, then the topic.
+	viewEnd int64
 	// delays holds entries whose deliver_at_time is in the future (Shared
 	// and Key_Shared only); nil for other types and non-persistent topics.
 	delays delayTracker
@@ -326,6 +332,7 @@ func (s *Subscription) resetCursor(next int64) []*Consumer {
 	s.cursor.Properties = props
 	s.readPos = next
 	s.readGen++
+	s.inView, s.viewEnd = true, -1
 	s.pending = map[int64]pendingEntry{}
 	s.replay = nil
 	s.redelivered = map[int64]uint32{}
