@@ -272,7 +272,7 @@ func TestCompactionBatchedCompressed(t *testing.T) {
 							}
 						})
 				}
-				if err := p.Flush(); err != nil {
+				if err := p.FlushWithCtx(context.Background()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -520,7 +520,7 @@ func TestTableViewAcrossKillNine(t *testing.T) {
 					wg.Done()
 				})
 		}
-		p.Flush()
+		p.FlushWithCtx(context.Background())
 		wg.Wait()
 		if failed != nil {
 			t.Fatal(failed)

@@ -41,7 +41,7 @@ const (
 )
 
 // ErrCompactionRunning refuses a compaction while one runs on the topic.
-var ErrCompactionRunning = errors.New("Compaction already in progress")
+var ErrCompactionRunning = errors.New("compaction already in progress")
 
 // CompactionStatus is the state of a topic's last compaction.
 type CompactionStatus struct {
@@ -90,10 +90,6 @@ type topicCompaction struct {
 }
 
 func compactedPrefix(topic string) string { return compactedLedgerPrefix + topic + "/" }
-
-// isCompactedLedger reports whether a ledger name is a compacted ledger,
-// not a topic.
-func isCompactedLedger(name string) bool { return strings.HasPrefix(name, compactedLedgerPrefix) }
 
 // loadCompaction opens the compacted ledger the cursor names and deletes
 // the leftovers of interrupted compactions. Called by newTopic.

@@ -39,7 +39,7 @@ const (
 	readEntries = 1000
 	readBytes   = 8 << 20
 	// maxInFlight bounds the appends not yet durable.
-	maxInFlight = 512
+	maxInFlight = 4096
 )
 
 // position is a message's place in the topic.
