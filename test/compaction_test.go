@@ -163,6 +163,14 @@ func TestCompactionReadCompacted(t *testing.T) {
 		stats.Compaction.LastCompactionSucceedTimestamp == 0 || stats.Compaction.LastCompactionRemovedEventCount != 2 {
 		t.Fatalf("compaction stats %+v (%v): want a success and 2 messages removed (c2 and its tombstone)", stats, err)
 	}
+	metrics := expectHTTP(t, http.MethodGet, s.WebURL()+"/metrics", "", 200)
+	for _, want := range []string{`mb_compaction_runs_total{result="success"} 2`, "mb_compaction_duration_seconds_count 2",
+		"mb_compaction_removed_messages_total 7", "mb_compaction_kept_messages_total 3", "pulsar_compaction_compacted_entries_count{",
+		"pulsar_compaction_compacted_entries_size{"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 	var internal struct {
 		CompactedLedger struct{ LedgerID, Entries int64 }
 	}
@@ -584,6 +592,19 @@ func TestTableViewAcrossKillNine(t *testing.T) {
 	proc.kill(t)
 	proc = startProc(t, dir, proc.brokerPort, proc.httpPort)
 	check(proc.brokerURL, "after kill -9 during compaction")
+	// More crash points: a kill at several moments after the trigger. The
+	// delays only spread the crash over the compaction's steps; every
+	// outcome must give the same table.
+	for i, delay := range []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond} {
+		write(proc.brokerURL, 4+i)
+		if err := adminFor(proc.webURL).Topics().Compact(topicName(t, topic)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		proc.kill(t)
+		proc = startProc(t, dir, proc.brokerPort, proc.httpPort)
+		check(proc.brokerURL, fmt.Sprintf("after kill -9 %v into a compaction", delay))
+	}
 	compactAndWait(t, adminFor(proc.webURL), topic)
 	check(proc.brokerURL, "after compacting again")
 	// Compacted ledgers are not topics.
