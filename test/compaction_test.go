@@ -681,3 +681,30 @@ func TestCompactionHorizonPassesReader(t *testing.T) {
 		}
 	}
 }
+
+// TestCLICompaction: mb admin topics compact and compaction-status.
+func TestCLICompaction(t *testing.T) {
+	s := startServer(t, server.Options{})
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	send(t, p, "k", "v1")
+	send(t, p, "k", "v2")
+	if out := adminCLI(t, s, "topics", "compaction-status", topic).ok(t); strings.TrimSpace(out) != "NOT_RUN" {
+		t.Fatalf("status before: %q", out)
+	}
+	adminCLI(t, s, "topics", "compact", topic).ok(t)
+	if out := adminCLI(t, s, "topics", "compaction-status", "-w", topic).ok(t); strings.TrimSpace(out) != "SUCCESS" {
+		t.Fatalf("status after: %q", out)
+	}
+	var st struct{ Status, LastError string }
+	adminCLI(t, s, "-o", "json", "topics", "compaction-status", topic).jsonOf(t, &st)
+	if st.Status != "SUCCESS" {
+		t.Fatalf("json status %+v", st)
+	}
+	adminCLI(t, s, "topics", "compact", uniqueTopic(t)).fails(t, "topic not found")
+}
