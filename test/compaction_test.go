@@ -738,3 +738,32 @@ func TestCompactionConflict(t *testing.T) {
 	}
 	waitCompaction(t, admin, topic, utils.SUCCESS)
 }
+
+// TestTableViewShortTopicName: a short topic name (my-table meaning
+// persistent://public/default/my-table) works for the producer, the
+// compaction and the TableView, which Pulsar users once found broken.
+func TestTableViewShortTopicName(t *testing.T) {
+	s := startServer(t, server.Options{})
+	admin := newAdmin(t, s)
+	client := newClient(t, s.BrokerURL())
+	short := fmt.Sprintf("short-table-%d", time.Now().UnixNano())
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: short})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	send(t, p, "a", "1")
+	send(t, p, "b", "1")
+	send(t, p, "a", "2")
+	send(t, p, "b", "")
+	compactAndWait(t, admin, short)
+	tv, err := client.CreateTableView(pulsar.TableViewOptions{Topic: short, Schema: pulsar.NewStringSchema(nil),
+		SchemaValueType: reflect.TypeOf((*string)(nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tv.Close()
+	if v, _ := tv.Get("a").(*string); tv.Size() != 1 || v == nil || *v != "2" {
+		t.Fatalf("table view of %s: %v", short, tv.Entries())
+	}
+}
