@@ -69,6 +69,9 @@ type Options struct {
 	// OperationTimeout bounds each client request and topic load (default
 	// 30s); past it the client gets ServiceNotReady and retries.
 	OperationTimeout time.Duration
+	// CompactionCheckInterval is how often topics are checked against their
+	// compaction threshold (default 60s).
+	CompactionCheckInterval time.Duration
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int
@@ -362,6 +365,7 @@ func New(opts Options) (*Server, error) {
 		PolicyCheckInterval:     opts.PolicyCheckInterval,
 		OperationTimeout:        opts.OperationTimeout,
 		Policies:                policies,
+		CompactionCheckInterval: opts.CompactionCheckInterval,
 		DefaultRetentionMinutes: opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:  opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:    opts.DeduplicationEnabled,

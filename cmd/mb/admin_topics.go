@@ -140,6 +140,7 @@ func newTopicsCommand(o *adminOptions) *cobra.Command {
 		newPartitionedInternalStatsCommand(o),
 	)
 	cmd.AddCommand(topicPolicyCommands(o)...)
+	cmd.AddCommand(compactionCommands(o)...)
 	return cmd
 }
 

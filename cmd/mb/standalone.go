@@ -59,6 +59,7 @@ which wins over the file.`,
 	f.Bool("expose-topic-level-metrics", true, "label metrics by topic; false sums them per namespace (fewer series)")
 	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
 	f.Duration("operation-timeout", 30*time.Second, "bound on each client request (lookup, producer, subscribe, ...) and topic load; past it the request is answered with a retriable error (ServiceNotReady, MetadataError for lookups)")
+	f.Duration("compaction-check-interval", time.Minute, "how often topics are checked against their compaction threshold")
 	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
 	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
 	f.String("metadata-store", "", "metadata store: empty or embedded for the embedded store in <data-dir>/meta, or etcd://host:port[,host:port...]")
@@ -292,6 +293,7 @@ func runStandalone(v *viper.Viper) error {
 		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),
 		PolicyCheckInterval:     v.GetDuration("policy-check-interval"),
 		OperationTimeout:        v.GetDuration("operation-timeout"),
+		CompactionCheckInterval: v.GetDuration("compaction-check-interval"),
 		CheckpointInterval:      checkpointInterval,
 		CheckpointRetain:        v.GetInt("checkpoint-retain"),
 		HideTopicLevelMetrics:   !v.GetBool("expose-topic-level-metrics"),

@@ -146,8 +146,10 @@ func (s *Server) routes() {
 	s.namespaceRoutes(m)
 	s.policyRoutes(m)
 	s.schemaRoutes(m)
+	s.compactionThresholdRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
+		s.compactionRoutes(m, d)
 		s.statsRoutes(m, d)
 		s.subscriptionRoutes(m, d)
 		s.topicPolicyRoutes(m, d)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -51,7 +52,7 @@ func TestAdminDecompressEveryCodec(t *testing.T) {
 			t.Errorf("%s: %d bytes, %v", codec, len(got), err)
 		}
 	}
-	md := &pb.MessageMetadata{Compression: pb.CompressionType_LZ4.Enum(), UncompressedSize: proto.Uint32(maxUncompressedSize + 1)}
+	md := &pb.MessageMetadata{Compression: pb.CompressionType_LZ4.Enum(), UncompressedSize: proto.Uint32(wire.MaxUncompressedSize + 1)}
 	if _, err := decompress(md, []byte{1, 2, 3}); err == nil {
 		t.Error("an oversized uncompressed size was accepted")
 	}

@@ -1,30 +1,19 @@
 package admin
 
 import (
-	"bytes"
-	"compress/zlib"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
-
-// maxUncompressedSize bounds the payload a peek decompresses, whatever the
-// metadata claims.
-const maxUncompressedSize = 64 << 20
 
 // writeMessage answers a peek or get-by-id as Pulsar does: the payload,
 // decompressed, is the body (a batch stays in its wire layout, which the
@@ -104,58 +93,11 @@ func formatMillis(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
-var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxUncompressedSize))
-})
-
 // decompress undoes the payload compression of the metadata, with the
 // codecs and framing of Pulsar's clients. Encrypted payloads stay as they are.
 func decompress(md *pb.MessageMetadata, payload []byte) ([]byte, error) {
-	codec := md.GetCompression()
-	if codec == pb.CompressionType_NONE || len(md.EncryptionKeys) > 0 {
+	if len(md.EncryptionKeys) > 0 {
 		return payload, nil
 	}
-	size := int(md.GetUncompressedSize())
-	if size > maxUncompressedSize {
-		return nil, fmt.Errorf("uncompressed size %d exceeds %d bytes", size, maxUncompressedSize)
-	}
-	switch codec {
-	case pb.CompressionType_LZ4:
-		out := make([]byte, size)
-		n, err := lz4.UncompressBlock(payload, out)
-		if err != nil {
-			return nil, fmt.Errorf("lz4: %w", err)
-		}
-		return out[:n], nil
-	case pb.CompressionType_ZLIB:
-		r, err := zlib.NewReader(bytes.NewReader(payload))
-		if err != nil {
-			return nil, fmt.Errorf("zlib: %w", err)
-		}
-		out, err := io.ReadAll(io.LimitReader(r, maxUncompressedSize))
-		if err != nil {
-			return nil, fmt.Errorf("zlib: %w", err)
-		}
-		return out, nil
-	case pb.CompressionType_ZSTD:
-		d, err := zstdDecoder()
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		out, err := d.DecodeAll(payload, make([]byte, 0, size))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		return out, nil
-	case pb.CompressionType_SNAPPY:
-		if n, err := snappy.DecodedLen(payload); err != nil || n > maxUncompressedSize {
-			return nil, fmt.Errorf("snappy: bad or oversized block (%d bytes, %v)", n, err)
-		}
-		out, err := snappy.Decode(nil, payload)
-		if err != nil {
-			return nil, fmt.Errorf("snappy: %w", err)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("unknown compression %d", codec)
+	return wire.Decompress(md.GetCompression(), payload, int(md.GetUncompressedSize()))
 }

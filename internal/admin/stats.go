@@ -45,6 +45,15 @@ type topicStatsJSON struct {
 	Replication                        map[string]struct{}         `json:"replication"`
 	DeduplicationStatus                string                      `json:"deduplicationStatus"`
 	NonContiguousDeletedMessagesRanges int                         `json:"nonContiguousDeletedMessagesRanges"`
+	Compaction                         compactionStatsJSON         `json:"compaction"`
+}
+
+// compactionStatsJSON is Pulsar's CompactionStats of topic stats.
+type compactionStatsJSON struct {
+	LastCompactionRemovedEventCount   int64 `json:"lastCompactionRemovedEventCount"`
+	LastCompactionSucceedTimestamp    int64 `json:"lastCompactionSucceedTimestamp"`
+	LastCompactionFailedTimestamp     int64 `json:"lastCompactionFailedTimestamp"`
+	LastCompactionDurationTimeInMills int64 `json:"lastCompactionDurationTimeInMills"`
 }
 
 type publisherJSON struct {
@@ -139,6 +148,12 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 		Subscriptions:       map[string]subscriptionJSON{},
 		Replication:         map[string]struct{}{},
 		DeduplicationStatus: "Disabled",
+		Compaction: compactionStatsJSON{
+			LastCompactionRemovedEventCount:   st.Compaction.LastRemovedEventCount,
+			LastCompactionSucceedTimestamp:    st.Compaction.LastSucceedTimestamp,
+			LastCompactionFailedTimestamp:     st.Compaction.LastFailedTimestamp,
+			LastCompactionDurationTimeInMills: st.Compaction.LastDurationMillis,
+		},
 	}
 	if st.MsgRateIn > 0 {
 		v.AverageMsgSize = st.ThroughputIn / st.MsgRateIn
@@ -403,6 +418,9 @@ func internalStatsView(st broker.InternalStats) internalStatsJSON {
 		SchemaLedgers:        []ledgerJSON{},
 		CompactedLedger:      ledgerJSON{LedgerID: -1, Entries: -1, Size: -1},
 		LostEntries:          st.LostEntries,
+	}
+	if st.Compaction.LedgerID >= 0 && st.Compaction.Ledger != "" {
+		v.CompactedLedger = ledgerJSON{LedgerID: st.Compaction.LedgerID, Entries: st.Compaction.Entries, Size: st.Compaction.Size}
 	}
 	if st.Terminated {
 		v.State = "Terminated"

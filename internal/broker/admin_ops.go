@@ -79,6 +79,7 @@ type TopicStats struct {
 	Terminated       bool
 	Publishers       []PublisherStats
 	Subscriptions    map[string]SubscriptionStats
+	Compaction       CompactionStats // compaction.go
 }
 
 // PublisherStats describe one producer.
@@ -142,6 +143,7 @@ type InternalStats struct {
 	LostEntries int64
 	Terminated  bool
 	Cursors     map[string]CursorStats
+	Compaction  CompactionStats // compaction.go
 }
 
 // CursorStats describe a subscription's cursor. Positions are entry ids in
@@ -352,6 +354,9 @@ func (b *Broker) DeleteTopic(ctx context.Context, name naming.Topic, force bool)
 		return nil
 	}
 	err := b.store.Delete(ctx, full)
+	if err == nil || errors.Is(err, ledger.ErrNotFound) {
+		b.deleteCompactedLedgers(ctx, full)
+	}
 	if errors.Is(err, ledger.ErrNotFound) {
 		if t != nil {
 			return nil
@@ -413,6 +418,7 @@ func (b *Broker) TopicStats(ctx context.Context, name naming.Topic) (TopicStats,
 	if t.ledger != nil {
 		st.StorageSize = t.ledger.Size()
 		st.Entries = t.ledger.Entries()
+		st.Compaction = t.compactionStats()
 	}
 	t.mu.Lock()
 	for _, p := range t.producers {
@@ -521,6 +527,7 @@ func (b *Broker) TopicInternalStats(ctx context.Context, name naming.Topic) (Int
 		Size:         l.Size(),
 		Terminated:   t.terminated.Load(),
 		Cursors:      map[string]CursorStats{},
+		Compaction:   t.compactionStats(),
 	}
 	if d, ok := l.(ledger.DamageReporter); ok {
 		st.LostEntries = d.LostEntries()

@@ -149,7 +149,7 @@ func BenchmarkDispatchDeliverEntry(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				e := ledger.Entry{ID: int64(i), Data: data}
 				s.mu.Lock()
-				if s.deliverEntry(e) != delivered {
+				if s.deliverEntry(e, nil) != delivered {
 					b.Fatal("not delivered")
 				}
 				s.cursor.Ack(e.ID)
@@ -211,7 +211,7 @@ func BenchmarkDispatchAck(b *testing.B) {
 		b.StopTimer()
 		s.mu.Lock()
 		for id := done; id < done+n; id++ {
-			s.deliverEntry(ledger.Entry{ID: int64(id), Data: data})
+			s.deliverEntry(ledger.Entry{ID: int64(id), Data: data}, nil)
 		}
 		s.mu.Unlock()
 		db.drain()

@@ -57,6 +57,9 @@ type Config struct {
 	// NamespaceLevelMetrics sums the per-topic metrics per namespace
 	// (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
 	NamespaceLevelMetrics bool
+	// CompactionCheckInterval is how often topics are checked against their
+	// compaction threshold (Pulsar's brokerServiceCompactionMonitorIntervalInSeconds).
+	CompactionCheckInterval time.Duration
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
@@ -103,6 +106,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PolicyCheckInterval <= 0 {
 		c.PolicyCheckInterval = 30 * time.Second
+	}
+	if c.CompactionCheckInterval <= 0 {
+		c.CompactionCheckInterval = time.Minute
 	}
 	if c.DispatchBatchEntries <= 0 {
 		c.DispatchBatchEntries = 256
@@ -186,7 +192,8 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		}()
 	}
 	b.policiesChanged = b.policies.Subscribe()
-	b.bgWG.Add(2)
+	b.bgWG.Add(3)
+	go b.compactionMonitor()
 	go b.cursorSaver()
 	go b.policyLoop()
 	return b

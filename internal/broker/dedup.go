@@ -17,7 +17,9 @@ const (
 	dedupCursor          = internalCursorPrefix + "dedup"
 )
 
-func isInternalCursor(name string) bool { return strings.HasPrefix(name, internalCursorPrefix) }
+func isInternalCursor(name string) bool {
+	return strings.HasPrefix(name, internalCursorPrefix) || name == compactionCursor
+}
 
 // dedupState is a topic's producer deduplication: per producer name, the
 // highest sequence id handed to the ledger (pushed) and made durable

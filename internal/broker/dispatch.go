@@ -79,7 +79,16 @@ func (s *Subscription) dispatch() bool {
 		}
 		s.readPos = s.cursor.NextUnacked(s.readPos)
 		from, gen := s.readPos, s.readGen
+		readCompacted := s.readCompacted
 		s.mu.Unlock()
+		if readCompacted {
+			if v, end, ok := s.compactedRead(from, gen); ok {
+				if s.dispatchCompacted(v, from, gen, end) {
+					continue
+				}
+				return false
+			}
+		}
 
 		lastBefore := l.LastEntryID()
 		entries, err := l.Read(s.ctx, from, max, maxDispatchBytes)
@@ -126,7 +135,7 @@ func (s *Subscription) dispatch() bool {
 			if e.ID > s.readPos {
 				s.skipLost(s.readPos, e.ID) // ids Read skipped
 			}
-			if !s.cursor.IsAcked(e.ID) && s.deliverEntry(e) == noConsumer {
+			if !s.cursor.IsAcked(e.ID) && s.deliverEntry(e, nil) == noConsumer {
 				blocked = true
 				break
 			}
@@ -203,7 +212,7 @@ func (s *Subscription) dispatchReplay() bool {
 			progress = true
 			continue
 		}
-		switch s.deliverEntry(e) {
+		switch s.deliverEntry(e, nil) {
 		case noConsumer:
 			return progress
 		case keyBlocked:
@@ -238,9 +247,10 @@ const (
 	noConsumer                // no consumer can take anything now
 )
 
-// deliverEntry hands one entry to the consumer the dispatcher picks. Called
+// deliverEntry hands one entry to the consumer the dispatcher picks; mask,
+// when not nil, holds the batch indexes a compacted entry still has. Called
 // with s.mu held.
-func (s *Subscription) deliverEntry(e ledger.Entry) deliverOutcome {
+func (s *Subscription) deliverEntry(e ledger.Entry, mask []int64) deliverOutcome {
 	// The metadata lives in the subscription: passed by pointer through the
 	// dispatcher interface, a local would escape and cost an allocation per
 	// entry. deliverEntry runs with s.mu held.
@@ -260,6 +270,9 @@ func (s *Subscription) deliverEntry(e ledger.Entry) deliverOutcome {
 	}
 	n := int(md.NumMessagesInBatch)
 	ackSet := s.cursor.BatchPending(e.ID)
+	if mask != nil {
+		ackSet = maskAckSet(ackSet, mask)
+	}
 	if ackSet != nil {
 		n = 0
 		for _, w := range ackSet {

@@ -214,7 +214,8 @@ func publishTime(ctx context.Context, t *Topic, id int64) time.Time {
 // consumed). Topics without durable subscriptions keep their data: nothing
 // says it was consumed (Pulsar would drop it at its next ledger roll-over).
 func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*Subscription, now time.Time) {
-	if len(subs) == 0 {
+	view := t.compactedView() // the compaction cursor holds data back like a subscription
+	if len(subs) == 0 && view.l == nil {
 		return
 	}
 	minutes, sizeMB := t.b.retention(p)
@@ -226,6 +227,9 @@ func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*S
 		if md := s.markDelete(); md+1 < consumed {
 			consumed = md + 1
 		}
+	}
+	if view.l != nil {
+		consumed = min(consumed, view.horizon+1)
 	}
 	// The deduplication snapshot must not hold data back, but replaying
 	// from a trimmed position is fine: only newer entries matter then.

@@ -32,6 +32,16 @@ func (c *conn) handleGetLastMessageID(cmd *pb.CommandGetLastMessageId) {
 				}
 			}
 		}
+		if v := t.compactedView(); v.l != nil && cs.sub.isReadCompacted() && t.ledger.LastEntryID() <= v.horizon {
+			// Nothing after the horizon: the last message a read-compacted
+			// consumer gets is the view's (HasNext must not wait for a
+			// message compaction removed).
+			entry, index := t.lastCompactedMessage(ctx, v)
+			last.EntryId, last.BatchIndex = proto.Uint64(uint64(entry)), nil
+			if index >= 0 {
+				last.BatchIndex = proto.Int32(index)
+			}
+		}
 		markDelete.EntryId = proto.Uint64(uint64(cs.sub.markDelete()))
 	}
 	if idx := t.name.PartitionIndex(); idx >= 0 {

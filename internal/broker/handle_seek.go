@@ -27,11 +27,17 @@ func (c *conn) handleSeek(cmd *pb.CommandSeek) {
 	switch {
 	case cmd.MessageId != nil:
 		target = seekTarget(t, cmd.GetMessageId())
+		if s.isReadCompacted() && int64(cmd.GetMessageId().GetLedgerId()) < t.ledgerID {
+			target = t.earliestEntry(true) // earliest: the compacted view's start
+		}
 	case cmd.MessagePublishTime != nil:
 		var err error
 		if target, err = findByPublishTime(ctx, t.ledger, cmd.GetMessagePublishTime()); err != nil {
 			c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_PersistenceError, "seek by time: "+err.Error()))
 			return
+		}
+		if s.isReadCompacted() && target <= t.ledger.FirstEntryID() {
+			target = t.earliestEntry(true) // the view covers what retention trimmed
 		}
 	default:
 		c.writeCommand(errorCommand(cmd.GetRequestId(), pb.ServerError_NotAllowedError, "seek needs a message id or a publish time"))

@@ -68,6 +68,11 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 // createConsumer authorizes, loads the topic and attaches the consumer to
 // its subscription.
 func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.CommandSubscribe) (*Consumer, error) {
+	if cmd.GetReadCompacted() {
+		if err := checkReadCompacted(name, cmd.GetSubType()); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.authorizeConsume(ctx, name, cmd.GetSubscription()); err != nil {
 		return nil, err
 	}
@@ -109,6 +114,10 @@ func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.Co
 	if err := s.checkSubscriptionLimit(policies); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.readCompacted = cmd.GetReadCompacted()
+	s.inView, s.viewEnd = s.readCompacted, -1
+	s.mu.Unlock()
 	cs := &Consumer{id: cmd.GetConsumerId(), name: cmd.GetConsumerName(), sub: s, cn: c,
 		priority: cmd.GetPriorityLevel(), keyShared: cmd.GetKeySharedMeta(), client: newClientInfo(c, cmd.GetMetadata())}
 	if err := s.attach(cs, cmd.GetSubType()); err != nil {
@@ -133,7 +142,7 @@ func initialCursor(t *Topic, cmd *pb.CommandSubscribe) *ledger.CursorState {
 		return ledger.NewCursorState(-1)
 	}
 	first, last := t.ledger.FirstEntryID(), t.ledger.LastEntryID()
-	earliest := ledger.NewCursorState(first - 1)
+	earliest := ledger.NewCursorState(t.earliestEntry(cmd.GetReadCompacted()) - 1)
 	latest := ledger.NewCursorState(last)
 	start := cmd.GetStartMessageId()
 	if start == nil || cmd.Durable == nil || cmd.GetDurable() {

@@ -35,6 +35,7 @@ type Metrics struct {
 	metadataErrors   *prometheus.CounterVec
 	requestTimeouts  *prometheus.CounterVec
 	enforcementSkips prometheus.Counter
+	compaction       *compactionMetrics
 }
 
 // NewMetrics creates the collectors and registers them with reg (when not nil).
@@ -73,6 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		enforcementSkips: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_policy_enforcement_skipped_total",
 			Help: "Topic enforcement rounds (TTL, backlog quota, retention) skipped because the topic's policies could not be read."}),
 	}
+	m.compaction = newCompactionMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
 			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.lostSkipped, m.appendErrors, m.publishLatency,

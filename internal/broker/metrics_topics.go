@@ -19,6 +19,7 @@ type topicCollector struct {
 	inMsgs, inBytes, backlog, storage, producers, subscriptions, consumers *prometheus.Desc
 	outMsgs, outBytes, rateIn, rateOut, throughputIn, throughputOut        *prometheus.Desc
 	topics                                                                 *prometheus.Desc // per namespace only
+	compactedEntries, compactedSize                                        *prometheus.Desc
 
 	// Rates are Pulsar-style gauges: the change of the counters since the
 	// previous scrape, per second.
@@ -38,6 +39,7 @@ type topicSample struct {
 	backlog, storage, producers, subscriptions, consumers int64
 	rateIn, rateOut, throughputIn, throughputOut          float64
 	topics                                                int64
+	compactedEntries, compactedSize                       int64
 }
 
 func (s *topicSample) add(o topicSample) {
@@ -55,6 +57,8 @@ func (s *topicSample) add(o topicSample) {
 	s.throughputIn += o.throughputIn
 	s.throughputOut += o.throughputOut
 	s.topics += o.topics
+	s.compactedEntries += o.compactedEntries
+	s.compactedSize += o.compactedSize
 }
 
 // Collector returns the per-topic (or per-namespace) metrics collector;
@@ -82,6 +86,9 @@ func (b *Broker) Collector() prometheus.Collector {
 		throughputIn:  d("pulsar_throughput_in", "Bytes per second published, since the previous scrape."),
 		throughputOut: d("pulsar_throughput_out", "Bytes per second dispatched, since the previous scrape."),
 		prev:          map[*Topic]flowSample{},
+		compactedEntries: d("pulsar_compaction_compacted_entries_count",
+			"Entries in the topic's compacted view (compaction.go)."),
+		compactedSize: d("pulsar_compaction_compacted_entries_size", "Bytes in the topic's compacted view."),
 	}
 	if c.perNamespace {
 		c.topics = d("pulsar_topics_count", "Loaded topics of the namespace.")
@@ -91,7 +98,7 @@ func (b *Broker) Collector() prometheus.Collector {
 
 func (c *topicCollector) descs() []*prometheus.Desc {
 	ds := []*prometheus.Desc{c.inMsgs, c.inBytes, c.backlog, c.storage, c.producers, c.subscriptions, c.consumers,
-		c.outMsgs, c.outBytes, c.rateIn, c.rateOut, c.throughputIn, c.throughputOut}
+		c.outMsgs, c.outBytes, c.rateIn, c.rateOut, c.throughputIn, c.throughputOut, c.compactedEntries, c.compactedSize}
 	if c.topics != nil {
 		ds = append(ds, c.topics)
 	}
@@ -154,6 +161,9 @@ func (c *topicCollector) sample(t *Topic, now time.Time, seen map[*Topic]flowSam
 	}
 	if t.ledger != nil {
 		s.storage = t.ledger.Size()
+		if v := t.compactedView(); v.l != nil {
+			s.compactedEntries, s.compactedSize = v.l.Entries(), v.l.Size()
+		}
 	}
 	t.mu.Lock()
 	s.producers = int64(len(t.producers))
@@ -192,6 +202,8 @@ func (c *topicCollector) emit(ch chan<- prometheus.Metric, s topicSample, lv ...
 	gauge(c.rateOut, s.rateOut)
 	gauge(c.throughputIn, s.throughputIn)
 	gauge(c.throughputOut, s.throughputOut)
+	gauge(c.compactedEntries, float64(s.compactedEntries))
+	gauge(c.compactedSize, float64(s.compactedSize))
 	if c.topics != nil {
 		gauge(c.topics, float64(s.topics))
 	}

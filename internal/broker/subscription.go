@@ -39,6 +39,15 @@ type Subscription struct {
 	dirty       bool
 	stopped     bool
 	running     bool
+	// readCompacted: the consumer reads the compacted view up to the
+	// horizon (dispatch_compacted.go).
+	readCompacted bool
+	// inView: the consumer reads the compacted view while at or below the
+	// horizon; cleared once it reads the topic itself (dispatch_compacted.go).
+	inView bool
+	// viewEnd is the horizon of the view the consumer started in (-1: not
+	// yet); it reads views no further, then the topic.
+	viewEnd int64
 	// delays holds entries whose deliver_at_time is in the future (Shared
 	// and Key_Shared only); nil for other types and non-persistent topics.
 	delays delayTracker
@@ -135,6 +144,15 @@ func (s *Subscription) returnPending(c *Consumer, ids []int64) {
 		delete(s.pending, id)
 		s.disp.released(pe.consumer, id)
 		s.redelivered[id]++
+		if s.readCompacted {
+			// Exclusive or failover: rewind, as Pulsar's single-active-consumer
+			// dispatcher does, so the entry is read again from the view.
+			if id < s.readPos {
+				s.readPos = id
+				s.readGen++
+			}
+			return
+		}
 		s.addReplay(id)
 	}
 	if ids == nil {
@@ -320,6 +338,7 @@ func (s *Subscription) resetCursor(next int64) []*Consumer {
 	s.cursor.Properties = props
 	s.readPos = next
 	s.readGen++
+	s.inView, s.viewEnd = true, -1
 	s.pending = map[int64]pendingEntry{}
 	s.replay = nil
 	s.redelivered = map[int64]uint32{}

@@ -45,6 +45,8 @@ type Topic struct {
 	bytesIn atomic.Int64
 	// terminated is set by TerminateTopic (admin_ops.go).
 	terminated atomic.Bool
+	// compaction is the compacted view and the compaction state (compaction.go).
+	compaction topicCompaction
 }
 
 // newTopic opens a topic: its ledger, its durable subscriptions and its
@@ -83,6 +85,10 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 			continue
 		}
 		t.subs[n] = newSubscription(t, n, true, cursors[n])
+	}
+	if err := t.loadCompaction(ctx, cursors[compactionCursor]); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("load compacted view of %s: %w", t.fullName, err)
 	}
 	if dedup {
 		d, err := recoverDedup(ctx, l, cursors[dedupCursor])
@@ -224,6 +230,7 @@ func (t *Topic) close() error {
 	}
 	t.b.metrics.topics.Dec()
 	if t.ledger != nil {
+		t.closeCompaction()
 		t.saveDedup()
 		return t.ledger.Close()
 	}

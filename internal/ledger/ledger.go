@@ -95,3 +95,11 @@ type DamageReporter interface {
 	// LastEntryID lost to damaged storage.
 	LostEntries() int64
 }
+
+// CursorSyncer is implemented by ledgers that can make the cursors saved so
+// far durable on demand, for a caller that must not go on (e.g. delete data
+// a cursor no longer refers to) before its SaveCursor survives a crash.
+type CursorSyncer interface {
+	// SyncCursors persists every cursor saved before the call.
+	SyncCursors() error
+}

@@ -91,6 +91,9 @@ type Policies struct {
 	SchemaCompatibilityStrategy string `json:"schema_compatibility_strategy,omitempty"`
 	IsAllowAutoUpdateSchema     *bool  `json:"is_allow_auto_update_schema,omitempty"`
 	SchemaValidationEnforced    bool   `json:"schema_validation_enforced,omitempty"`
+	// CompactionThreshold is the backlog in bytes beyond the last compaction
+	// that triggers one (0: never).
+	CompactionThreshold *int64 `json:"compaction_threshold,omitempty"`
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.
@@ -352,13 +355,15 @@ type TopicPolicies struct {
 	MaxConsumersPerSubscription *int                    `json:"maxConsumersPerSubscription,omitempty"`
 	SchemaCompatibilityStrategy string                  `json:"schemaCompatibilityStrategy,omitempty"`
 	SchemaValidationEnforced    *bool                   `json:"schemaValidationEnforced,omitempty"`
+	CompactionThreshold         *int64                  `json:"compactionThreshold,omitempty"`
 }
 
 // IsEmpty reports whether no policy is set.
 func (tp TopicPolicies) IsEmpty() bool {
 	return len(tp.BacklogQuotaMap) == 0 && tp.Retention == nil && tp.DeduplicationEnabled == nil &&
 		tp.MessageTTLInSeconds == nil && tp.MaxProducerPerTopic == nil && tp.MaxConsumerPerTopic == nil &&
-		tp.MaxConsumersPerSubscription == nil && tp.SchemaCompatibilityStrategy == "" && tp.SchemaValidationEnforced == nil
+		tp.MaxConsumersPerSubscription == nil && tp.SchemaCompatibilityStrategy == "" && tp.SchemaValidationEnforced == nil &&
+		tp.CompactionThreshold == nil
 }
 
 // Over returns ns with the policies set on the topic taking precedence.
@@ -397,6 +402,9 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	if tp.SchemaValidationEnforced != nil {
 		p.SchemaValidationEnforced = *tp.SchemaValidationEnforced
+	}
+	if tp.CompactionThreshold != nil {
+		p.CompactionThreshold = tp.CompactionThreshold
 	}
 	return p
 }

@@ -196,3 +196,12 @@ func (s *Store) flush() error {
 	}
 	return nil
 }
+
+// SyncCursors implements ledger.CursorSyncer: one synced batch of every
+// dirty cursor of the store.
+func (h *handle) SyncCursors() error {
+	if h.closed.Load() {
+		return ledger.ErrClosed
+	}
+	return h.l.s.flush()
+}

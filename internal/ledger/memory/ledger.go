@@ -175,3 +175,6 @@ func (l *memLedger) Close() error {
 	l.s.mu.Unlock()
 	return nil
 }
+
+// SyncCursors implements ledger.CursorSyncer; memory has nothing to sync.
+func (l *memLedger) SyncCursors() error { return nil }

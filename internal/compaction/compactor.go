@@ -1,0 +1,230 @@
+package compaction
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+)
+
+// Input is what one compaction reads.
+type Input struct {
+	// Topic is the topic's ledger.
+	Topic ledger.Ledger
+	// Previous is the compacted ledger of the last compaction (nil: none)
+	// and PreviousHorizon its horizon (-1: none).
+	Previous        ledger.Ledger
+	PreviousHorizon int64
+	// Horizon is the last topic entry compacted, usually its LastEntryID
+	// when the compaction starts.
+	Horizon int64
+}
+
+// Result describes a finished compaction.
+type Result struct {
+	Horizon int64
+	// Entries and Bytes are what the compacted ledger holds.
+	Entries int64
+	Bytes   int64
+	// Kept and Removed count the messages read: kept in the view, or not
+	// (older values, tombstones, messages without a key).
+	Kept    int64
+	Removed int64
+}
+
+// readBatch is how many entries (and bytes) one read asks for.
+const (
+	readEntries = 1000
+	readBytes   = 8 << 20
+	// maxInFlight bounds the appends not yet durable.
+	maxInFlight = 4096
+)
+
+// position is a message's place in the topic.
+type position struct {
+	entry int64
+	index int32
+}
+
+// Compact writes the compacted view of in to out (an empty ledger) and
+// returns what it wrote. out is not closed; the caller makes the result
+// durable and deletes out on failure.
+func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
+	res := Result{Horizon: in.Horizon}
+	if in.Horizon <= in.PreviousHorizon && in.Previous != nil {
+		res.Horizon = in.PreviousHorizon
+		in.Horizon = in.PreviousHorizon
+	}
+	// Phase one: the latest position of every live key.
+	latest := map[string]position{}
+	err := forEachEntry(ctx, in, func(e Entry) error {
+		p, err := parseEntry(e, false)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		for _, m := range p.messages {
+			switch {
+			case !m.hasKey:
+			case m.tombstone:
+				delete(latest, m.key)
+			default:
+				latest[m.key] = position{e.ID, int32(m.index)}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+
+	// Phase two: copy the entries holding latest messages.
+	w := newWriter(out)
+	err = forEachEntry(ctx, in, func(e Entry) error {
+		p, err := parseEntry(e, true)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		var mask []int64
+		kept := 0
+		for _, m := range p.messages {
+			if pos, ok := latest[m.key]; ok && m.hasKey && !m.tombstone && pos == (position{e.ID, int32(m.index)}) {
+				if mask == nil {
+					mask = make([]int64, (max(len(p.smms), 1)+63)/64)
+				}
+				mask[m.index/64] |= 1 << (m.index % 64)
+				kept++
+			}
+		}
+		res.Kept += int64(kept)
+		res.Removed += int64(len(p.messages) - kept)
+		if kept == 0 {
+			return nil
+		}
+		data := e.Data
+		if !p.batch {
+			mask = nil
+		} else if kept < len(p.smms) {
+			if data, err = rebatch(p, mask); err != nil {
+				return fmt.Errorf("rebatch entry %d: %w", e.ID, err)
+			}
+		} else {
+			mask = nil // every message survives, none was removed before
+		}
+		b := EncodeEntry(Entry{ID: e.ID, Mask: mask, Data: data})
+		res.Entries++
+		res.Bytes += int64(len(b))
+		return w.append(ctx, b)
+	})
+	if werr := w.wait(); err == nil {
+		err = werr
+	}
+	return res, err
+}
+
+// forEachEntry calls fn with the previous compacted entries, then with the
+// topic's entries after the previous horizon up to the horizon.
+func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
+	if in.Previous != nil {
+		last := in.Previous.LastEntryID()
+		for from := int64(0); from <= last; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			es, err := in.Previous.Read(ctx, from, readEntries, readBytes)
+			if err != nil {
+				return fmt.Errorf("read compacted ledger %s: %w", in.Previous.Name(), err)
+			}
+			if len(es) == 0 {
+				break
+			}
+			for _, raw := range es {
+				e, err := DecodeEntry(raw.Data)
+				if err != nil {
+					return fmt.Errorf("compacted ledger %s entry %d: %w", in.Previous.Name(), raw.ID, err)
+				}
+				if err := fn(e); err != nil {
+					return err
+				}
+				from = raw.ID + 1
+			}
+		}
+	}
+	from := max(in.PreviousHorizon+1, in.Topic.FirstEntryID())
+	for from <= in.Horizon {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		es, err := in.Topic.Read(ctx, from, readEntries, readBytes)
+		if errors.Is(err, ledger.ErrTrimmed) {
+			from = in.Topic.FirstEntryID()
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read topic: %w", err)
+		}
+		if len(es) == 0 {
+			break // the rest was lost to storage damage
+		}
+		for _, raw := range es {
+			if raw.ID > in.Horizon {
+				return nil
+			}
+			if err := fn(Entry{ID: raw.ID, Data: raw.Data}); err != nil {
+				return err
+			}
+			from = raw.ID + 1
+		}
+	}
+	return nil
+}
+
+// writer appends to the compacted ledger with a bounded number of appends
+// in flight.
+type writer struct {
+	l     ledger.Ledger
+	slots chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	err   error
+}
+
+func newWriter(l ledger.Ledger) *writer {
+	return &writer{l: l, slots: make(chan struct{}, maxInFlight)}
+}
+
+func (w *writer) append(ctx context.Context, b []byte) error {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.mu.Lock()
+	err := w.err
+	w.mu.Unlock()
+	if err != nil {
+		<-w.slots
+		return err
+	}
+	w.wg.Add(1)
+	w.l.Append(b, func(_ int64, err error) {
+		if err != nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = fmt.Errorf("append to compacted ledger %s: %w", w.l.Name(), err)
+			}
+			w.mu.Unlock()
+		}
+		<-w.slots
+		w.wg.Done()
+	})
+	return nil
+}
+
+func (w *writer) wait() error {
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}

@@ -1,0 +1,124 @@
+package compaction
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// message is what compaction needs of one message of an entry.
+type message struct {
+	index  int
+	key    string
+	hasKey bool
+	// tombstone: keyed with an empty payload (or flagged null_value).
+	tombstone bool
+}
+
+// parsedEntry is an entry split into its messages.
+type parsedEntry struct {
+	batch    bool
+	messages []message // survivors of a previous compaction only
+	// for rebatching: the decoded batch (nil for a single message)
+	md      *pb.MessageMetadata
+	smms    [][]byte
+	payload [][]byte
+}
+
+// parseEntry splits e into its messages, skipping those a previous
+// compaction removed. keep asks for what rebatching needs.
+func parseEntry(e Entry, keep bool) (*parsedEntry, error) {
+	meta, payload, err := wire.SplitPayload(e.Data)
+	if err != nil {
+		return nil, err
+	}
+	var info wire.MetadataInfo
+	if err := wire.ParseMetadata(meta, &info); err != nil {
+		return nil, err
+	}
+	p := &parsedEntry{batch: info.HasNumMessagesInBatch}
+	if info.NumChunksFromMsg > 1 {
+		return p, nil // chunks of a large message: not kept (see README)
+	}
+	if !p.batch {
+		empty := len(payload) == 0 || (info.Compression != pb.CompressionType_NONE && info.UncompressedSize == 0)
+		if e.Survives(0) {
+			p.messages = append(p.messages, message{index: 0, key: string(info.PartitionKey),
+				hasKey: info.PartitionKey != nil, tombstone: empty || info.NullValue})
+		}
+		return p, nil
+	}
+	body, err := wire.Decompress(info.Compression, payload, int(info.UncompressedSize))
+	if err != nil {
+		return nil, fmt.Errorf("batch payload: %w", err)
+	}
+	if keep {
+		p.md = new(pb.MessageMetadata)
+		if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(meta, p.md); err != nil {
+			return nil, fmt.Errorf("message metadata: %w", err)
+		}
+	}
+	var smm pb.SingleMessageMetadata
+	err = wire.ForEachBatchMessage(body, int(info.NumMessagesInBatch), func(i int, raw, data []byte) error {
+		if keep {
+			p.smms = append(p.smms, raw)
+			p.payload = append(p.payload, data)
+		}
+		if !e.Survives(i) {
+			return nil
+		}
+		smm.Reset()
+		if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(raw, &smm); err != nil {
+			return fmt.Errorf("single message metadata %d: %w", i, err)
+		}
+		if smm.GetCompactedOut() {
+			return nil
+		}
+		p.messages = append(p.messages, message{index: i, key: smm.GetPartitionKey(), hasKey: smm.PartitionKey != nil,
+			tombstone: len(data) == 0 || smm.GetNullValue()})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// placeholder is the single message metadata of a removed batch message.
+var placeholder = func() []byte {
+	b, err := proto.Marshal(&pb.SingleMessageMetadata{PayloadSize: proto.Int32(0), CompactedOut: proto.Bool(true)})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// rebatch rewrites a batch with only the messages in mask, the others
+// replaced by empty compacted_out placeholders, recompressed with the
+// batch's codec; the rest of the metadata is kept.
+func rebatch(p *parsedEntry, mask []int64) ([]byte, error) {
+	var body []byte
+	for i, smm := range p.smms {
+		if mask[i/64]&(1<<(i%64)) != 0 {
+			body = binary.BigEndian.AppendUint32(body, uint32(len(smm)))
+			body = append(body, smm...)
+			body = append(body, p.payload[i]...)
+			continue
+		}
+		body = binary.BigEndian.AppendUint32(body, uint32(len(placeholder)))
+		body = append(body, placeholder...)
+	}
+	compressed, err := wire.Compress(p.md.GetCompression(), body)
+	if err != nil {
+		return nil, err
+	}
+	md := proto.CloneOf(p.md)
+	if md.UncompressedSize != nil || md.GetCompression() != pb.CompressionType_NONE {
+		md.UncompressedSize = proto.Uint32(uint32(len(body)))
+	}
+	return wire.BuildPayload(md, compressed), nil
+}
