@@ -495,7 +495,7 @@ func TestTableViewAcrossKillNine(t *testing.T) {
 	write := func(url string, round int) {
 		t.Helper()
 		client := newClient(t, url)
-		p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, CompressionType: pulsar.LZ4,
+		p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, Schema: pulsar.NewStringSchema(nil), CompressionType: pulsar.LZ4,
 			BatchingMaxMessages: 500})
 		if err != nil {
 			t.Fatal(err)
@@ -747,7 +747,7 @@ func TestTableViewShortTopicName(t *testing.T) {
 	admin := newAdmin(t, s)
 	client := newClient(t, s.BrokerURL())
 	short := fmt.Sprintf("short-table-%d", time.Now().UnixNano())
-	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: short})
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: short, Schema: pulsar.NewStringSchema(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,7 @@ func (u BasicUsers) check(user, password string) bool {
 // decoded HTTP Basic credentials).
 func (s *Service) authenticateBasic(userPass string) (Principal, error) {
 	if len(s.cfg.BasicUsers) == 0 {
-		return Principal{}, fmt.Errorf("%w: basic authentication is not configured (--basic-auth-conf)", ErrUnauthenticated)
+		return Principal{}, fmt.Errorf("%w: auth method \"basic\" is not supported on this server: basic authentication is not configured (--basic-auth-conf)", ErrUnauthenticated)
 	}
 	user, pass, ok := strings.Cut(userPass, ":")
 	if !ok || user == "" {
