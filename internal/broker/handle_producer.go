@@ -126,6 +126,9 @@ func (c *conn) createProducer(ctx context.Context, name naming.Topic, cmd *pb.Co
 	if err != nil {
 		return nil, false, err
 	}
+	if err := t.createInitialSubscription(cmd.GetInitialSubscriptionName()); err != nil {
+		return nil, false, err
+	}
 	schemaVersion, err := c.producerSchema(ctx, name, cmd.GetSchema())
 	if err != nil {
 		return nil, false, err

@@ -172,6 +172,29 @@ func (t *Topic) getOrCreateSubscription(name string, create func() *Subscription
 	return s, nil
 }
 
+// createInitialSubscription creates the durable subscription a producer
+// names in initial_subscription_name (a dead-letter topic's, so that what
+// is routed there is kept until someone reads it), at the earliest entry,
+// as Pulsar does; an existing one is left as it is.
+func (t *Topic) createInitialSubscription(name string) error {
+	if t.ledger == nil || name == "" {
+		return nil
+	}
+	created := false
+	s, err := t.getOrCreateSubscription(name, func() *Subscription {
+		created = true
+		return newSubscription(t, name, true, ledger.NewCursorState(t.ledger.FirstEntryID()-1))
+	})
+	if err != nil || !created {
+		return err
+	}
+	s.mu.Lock()
+	s.dirty = true
+	s.mu.Unlock()
+	s.saveCursor()
+	return nil
+}
+
 // removeSubscription forgets a subscription (unsubscribe, or the last reader left).
 func (t *Topic) removeSubscription(s *Subscription) {
 	t.mu.Lock()
