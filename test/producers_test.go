@@ -26,7 +26,8 @@ func TestProducerAccessModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mk(pulsar.ProducerAccessModeExclusive); err == nil || !strings.Contains(err.Error(), "ProducerBusy") {
+	if _, err := mk(pulsar.ProducerAccessModeExclusive); err == nil || !strings.Contains(err.Error(), "ProducerFenced") ||
+		!strings.Contains(err.Error(), "Topic has an existing exclusive producer: "+first.Name()) {
 		t.Fatalf("second exclusive producer: %v", err)
 	}
 	if _, err := mk(pulsar.ProducerAccessModeShared); err == nil || !strings.Contains(err.Error(), "ProducerBusy") {
@@ -287,4 +288,21 @@ func TestDeadLetterTopic(t *testing.T) {
 		t.Fatalf("DLQ got %q", m.Payload())
 	}
 	dlqConsumer.Ack(m)
+}
+
+// An Exclusive producer on a topic with shared producers is fenced, as in
+// Pulsar (not busy: the client must not retry it).
+func TestExclusiveProducerNextToShared(t *testing.T) {
+	s := startServer(t, server.Options{})
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	shared, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	_, err = client.CreateProducer(pulsar.ProducerOptions{Topic: topic, ProducerAccessMode: pulsar.ProducerAccessModeExclusive})
+	if err == nil || !strings.Contains(err.Error(), "ProducerFenced") || !strings.Contains(err.Error(), "Topic has existing shared producers") {
+		t.Fatalf("exclusive producer next to a shared one: %v", err)
+	}
 }

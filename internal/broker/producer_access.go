@@ -40,13 +40,18 @@ func (t *Topic) addProducer(p *Producer, mode pb.ProducerAccessMode, epoch *uint
 			fmt.Sprintf("producer %q was fenced: topic epoch is %d, not %d", p.name, t.epoch, *epoch))
 	}
 	switch mode {
+	// Pulsar's answers: a Shared producer next to an exclusive one is
+	// busy (it may retry); an Exclusive one is fenced (it must not).
 	case pb.ProducerAccessMode_Shared:
-		if t.exclusive != nil {
-			return false, newError(pb.ServerError_ProducerBusy, "topic "+t.fullName+" has an exclusive producer")
+		if t.exclusive != nil || len(t.waiting) > 0 {
+			return false, newError(pb.ServerError_ProducerBusy, "Topic has an existing exclusive producer: "+t.exclusiveName())
 		}
 	case pb.ProducerAccessMode_Exclusive:
+		if t.exclusive != nil || len(t.waiting) > 0 {
+			return false, newError(pb.ServerError_ProducerFenced, "Topic has an existing exclusive producer: "+t.exclusiveName())
+		}
 		if len(t.producers) > 0 {
-			return false, newError(pb.ServerError_ProducerBusy, "topic "+t.fullName+" already has producers")
+			return false, newError(pb.ServerError_ProducerFenced, "Topic has existing shared producers")
 		}
 		t.takeExclusive(p, epoch)
 	case pb.ProducerAccessMode_ExclusiveWithFencing:
@@ -68,6 +73,18 @@ func (t *Topic) addProducer(p *Producer, mode pb.ProducerAccessMode, epoch *uint
 	t.producers[p.name] = p
 	t.b.metrics.producers.Inc()
 	return true, nil
+}
+
+// exclusiveName names the exclusive producer (or the first waiting one).
+// Called with t.mu held.
+func (t *Topic) exclusiveName() string {
+	if t.exclusive != nil {
+		return t.exclusive.name
+	}
+	if len(t.waiting) > 0 {
+		return t.waiting[0].name
+	}
+	return ""
 }
 
 // takeExclusive records p as the exclusive holder. Called with t.mu held.
