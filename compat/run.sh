@@ -36,7 +36,8 @@ fi
 IT=$WORK/src/integration-tests
 
 # 2. The broker, with the suite CI broker's ports, certificates, token key,
-# superusers, anonymous role and 1 MiB message limit (integration-tests/conf/standalone.conf).
+# superusers, anonymous role, 1 MiB message limit and 5 s backlog-quota checks
+# (integration-tests/conf/standalone.conf).
 go build -o "$WORK/mb" ./cmd/mb
 data=$WORK/data
 rm -rf "$data"
@@ -50,7 +51,7 @@ fi
   --tls-cert-file "$IT/certs/broker-cert.pem" --tls-key-file "$IT/certs/broker-key.pem" \
   --tls-trust-certs-file "$IT/certs/cacert.pem" \
   --auth-token-secret-key "$IT/tokens/secret.key" --basic-auth-conf "$IT/conf/.htpasswd" \
-  --superuser-roles localhost,superUser,admin --anonymous-role anonymous --max-message-size 1048576 \
+  --superuser-roles localhost,superUser,admin --anonymous-role anonymous --max-message-size 1048576 --policy-check-interval 5s \
   --log-level warn >"$WORK/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null || true' EXIT

@@ -71,9 +71,6 @@ func (d *failoverDispatcher) elect(joined *Consumer) {
 	prev := d.active
 	d.active = next
 	if prev == next {
-		if joined != nil && joined != next {
-			announce(joined, false)
-		}
 		return
 	}
 	if prev != nil && d.s != nil {
@@ -81,8 +78,22 @@ func (d *failoverDispatcher) elect(joined *Consumer) {
 		d.s.returnPending(prev, nil)
 	}
 	for _, c := range d.cs {
-		if c == next || c == prev || c == joined {
+		// A joining consumer learns its state from joined, once its client
+		// knows it: clients drop an ACTIVE_CONSUMER_CHANGE that arrives
+		// before the SUBSCRIBE success.
+		if (c == next || c == prev) && c != joined {
 			announce(c, c == next)
+		}
+	}
+}
+
+// joined tells a consumer whose SUBSCRIBE was answered whether it is the
+// active one. Called with s.mu held.
+func (d *failoverDispatcher) joined(c *Consumer) {
+	for _, x := range d.cs {
+		if x == c {
+			announce(c, c == d.active)
+			return
 		}
 	}
 }

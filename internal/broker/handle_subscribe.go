@@ -61,6 +61,7 @@ func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 			cs.sub.removeConsumer(cs)
 		default:
 			c.writeCommand(successCommand(reqID))
+			cs.sub.confirmJoined(cs)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/wire"
@@ -86,6 +87,33 @@ func newSubscription(t *Topic, name string, durable bool, cursor *ledger.CursorS
 		s.readPos = cursor.NextUnacked(cursor.MarkDelete + 1)
 	}
 	return s
+}
+
+// joinedNotifyDelay is how long after its SUBSCRIBE success a failover
+// consumer is told whether it is active. The Go client registers a consumer
+// only after it has handled the success, on another goroutine, and drops an
+// ACTIVE_CONSUMER_CHANGE for a consumer it does not know yet; Pulsar
+// announces after activeConsumerFailoverDelayTimeMillis (1 s) for the same
+// reason.
+const joinedNotifyDelay = 500 * time.Millisecond
+
+// confirmJoined runs once c's SUBSCRIBE success was written: a failover
+// subscription then tells c (a moment later, see joinedNotifyDelay) whether
+// it is active.
+func (s *Subscription) confirmJoined(c *Consumer) {
+	s.mu.Lock()
+	_, failover := s.disp.(*failoverDispatcher)
+	s.mu.Unlock()
+	if !failover {
+		return
+	}
+	time.AfterFunc(joinedNotifyDelay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if d, ok := s.disp.(*failoverDispatcher); ok && !s.stopped {
+			d.joined(c)
+		}
+	})
 }
 
 // attach adds a consumer, choosing the dispatcher on the first one.
