@@ -107,3 +107,36 @@ type Security struct {
 	// default, as in Pulsar, whose plaintext ports take tokens.
 	RefusePlaintextCredentials bool
 }
+
+func (opts *Options) setDefaults() {
+	if opts.DataDir == "" {
+		opts.DataDir = "./data"
+	}
+	if opts.BrokerAddr == "" {
+		opts.BrokerAddr = ":6650"
+	}
+	if opts.HTTPAddr == "" {
+		opts.HTTPAddr = ":8080"
+	}
+	if opts.AdvertisedAddress == "" {
+		opts.AdvertisedAddress = "localhost"
+	}
+	if opts.ClusterName == "" {
+		opts.ClusterName = "standalone"
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 5 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.CheckpointRetain <= 0 {
+		opts.CheckpointRetain = DefaultCheckpointRetain
+	}
+	if opts.MinFreeDisk == "" {
+		opts.MinFreeDisk = DefaultMinFreeDisk
+	}
+}
