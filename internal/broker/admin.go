@@ -1,9 +1,12 @@
 package broker
 
-// Operations of the admin REST API: creating, deleting and terminating
-// topics, statistics, and acting on subscriptions (create at a position,
-// delete, skip, reset, expire, peek). Each acts on one topic or partition;
-// fanning out over the partitions of a partitioned topic is the caller's job.
+// Operations of the admin REST API, one file a concept: topic lifecycle
+// (admin_topics.go: exists, create, delete, terminate; unload is in
+// unload.go), statistics (admin_stats.go), subscriptions and their cursors
+// (admin_cursors.go: create, delete, skip, clear backlog, expire, reset) and
+// message reads (admin_messages.go: last id, id by time, get, peek). Each
+// acts on one topic or partition; fanning out over the partitions of a
+// partitioned topic is the caller's job. This file holds what they share.
 
 import (
 	"context"

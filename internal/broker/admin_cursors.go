@@ -1,5 +1,9 @@
 package broker
 
+// Subscriptions and their cursors for the admin API: listing, creating at
+// a position, deleting, and moving a cursor (skip, clear backlog, expire,
+// reset to an id or a time).
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,8 @@
 package broker
 
+// Message reads for the admin API: the last message id, the id at a time,
+// one message by id, and peeking at a subscription's next ones.
+
 import (
 	"context"
 	"errors"

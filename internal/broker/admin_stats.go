@@ -1,5 +1,8 @@
 package broker
 
+// Statistics for the admin API: a topic's stats (rates, producers,
+// subscriptions, consumers) and internal stats (ledger and cursors).
+
 import (
 	"context"
 	"sort"

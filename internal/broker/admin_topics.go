@@ -1,5 +1,9 @@
 package broker
 
+// Topic lifecycle for the admin API: whether a topic exists, creating,
+// deleting and terminating it (and refusing producers and sends on a
+// terminated one). Unloading is in unload.go.
+
 import (
 	"context"
 	"errors"

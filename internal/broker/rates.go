@@ -1,5 +1,8 @@
 package broker
 
+// Message and byte counters of producers, consumers and subscriptions, and
+// the rates derived from them for stats.
+
 import (
 	"sync"
 	"sync/atomic"
