@@ -27,7 +27,7 @@ type Producer struct {
 	closed   bool
 	inflight sync.WaitGroup
 
-	in     flowCounter // admin stats (admin_ops.go)
+	in     flowCounter // admin stats (rates.go)
 	client clientInfo
 }
 
