@@ -9,6 +9,23 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Producers.
+//
+//	PRODUCER (5): topic, producer_id, request_id, producer_name (generated
+//	  when empty), metadata, schema (handle_schema.go), producer_access_mode
+//	  and topic_epoch (producer_access.go). Answered PRODUCER_SUCCESS with
+//	  producer_name, last_sequence_id (deduplication), schema_version and
+//	  topic_epoch; producer_ready=false first for a queued WaitForExclusive
+//	  producer, then a second, ready answer. Errors: ProducerBusy,
+//	  ProducerFenced, TopicTerminatedError, AuthorizationError,
+//	  IncompatibleSchema, ProducerBlockedQuotaExceeded*, TopicNotFound
+//	  (auto-creation off), ServiceNotReady (a create still running, metadata
+//	  unavailable, timeout). A retried PRODUCER that succeeded is answered
+//	  again. Ignored: encrypted, epoch, user_provided_producer_name,
+//	  txn_enabled, initial_subscription_name.
+//	CLOSE_PRODUCER (15): SUCCESS, also for an unknown producer; the broker
+//	  sends its own CLOSE_PRODUCER when it unloads or deletes the topic.
+
 func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 	reqID := cmd.GetRequestId()
 	fail := func(err error) {
