@@ -13,16 +13,19 @@ import (
 //
 //	PRODUCER (5): topic, producer_id, request_id, producer_name (generated
 //	  when empty), metadata, schema (handle_schema.go), producer_access_mode
-//	  and topic_epoch (producer_access.go). Answered PRODUCER_SUCCESS with
-//	  producer_name, last_sequence_id (deduplication), schema_version and
-//	  topic_epoch; producer_ready=false first for a queued WaitForExclusive
-//	  producer, then a second, ready answer. Errors: ProducerBusy,
-//	  ProducerFenced, TopicTerminatedError, AuthorizationError,
+//	  and topic_epoch (producer_access.go), initial_subscription_name (a
+//	  durable subscription created at the earliest entry, as for dead-letter
+//	  topics). Answered PRODUCER_SUCCESS with producer_name,
+//	  last_sequence_id (deduplication), schema_version and topic_epoch;
+//	  producer_ready=false first for a queued WaitForExclusive producer, then
+//	  a second, ready answer. Errors: ProducerBusy (a Shared producer next
+//	  to an exclusive one, limits), ProducerFenced (an Exclusive one next to
+//	  any other, an old epoch), TopicTerminatedError, AuthorizationError,
 //	  IncompatibleSchema, ProducerBlockedQuotaExceeded*, TopicNotFound
 //	  (auto-creation off), ServiceNotReady (a create still running, metadata
 //	  unavailable, timeout). A retried PRODUCER that succeeded is answered
 //	  again. Ignored: encrypted, epoch, user_provided_producer_name,
-//	  txn_enabled, initial_subscription_name.
+//	  txn_enabled.
 //	CLOSE_PRODUCER (15): SUCCESS, also for an unknown producer; the broker
 //	  sends its own CLOSE_PRODUCER when it unloads or deletes the topic.
 
