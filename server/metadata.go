@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -32,6 +33,37 @@ type Metadata struct {
 
 // IsEmbedded reports whether the embedded store is chosen.
 func (m Metadata) IsEmbedded() bool { return m.Store == "" || m.Store == "embedded" }
+
+// openMetadataStore opens the metadata store, wrapped when Metadata.Wrap
+// is set, and checkpoints the embedded one (etcd keeps its own snapshots).
+func (s *Server) openMetadataStore(reg prometheus.Registerer) error {
+	md, embedded, err := s.openMetadata(reg)
+	if err != nil {
+		return err
+	}
+	if s.opts.Metadata.Wrap != nil {
+		md = s.opts.Metadata.Wrap(md)
+	}
+	s.meta = md
+	if s.ckpt != nil && embedded != nil {
+		s.ckpt.add(StoreMetadata, embedded.Checkpoint, reg)
+	}
+	return nil
+}
+
+// startPolicies starts the one policy source for authorization and the
+// broker, kept fresh by a watch until Shutdown.
+func (s *Server) startPolicies(res *meta.Resources) *meta.PolicyCache {
+	policies := meta.NewPolicyCache(res, s.opts.OperationTimeout)
+	var ctx context.Context
+	ctx, s.stopPolicies = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		policies.Run(ctx)
+	}()
+	return policies
+}
 
 // openMetadata opens the configured metadata store; embedded is non-nil
 // for the embedded one (which has checkpoints).

@@ -13,6 +13,19 @@ import (
 	"github.com/messagebus/messagebus/internal/auth/token"
 )
 
+// setupSecurity makes the authentication service (on when a provider is
+// configured) and the TLS configuration of the TLS listeners.
+func (s *Server) setupSecurity(policies auth.PolicyReader, keys []access.SigningKey) (*auth.Service, error) {
+	a, err := newAuthService(s.opts.Security, policies, keys)
+	if err != nil {
+		return nil, err
+	}
+	if s.tlsConfig, err = newTLSConfig(s.opts.Security); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // newAuthService builds authentication and authorization from the options;
 // nil when no provider is configured.
 func newAuthService(sec Security, policies auth.PolicyReader, keys []access.SigningKey) (*auth.Service, error) {

@@ -21,7 +21,7 @@ type Consumer struct {
 	// by sub.mu. It may go negative when a batch is larger than the permits left.
 	permits int
 
-	out    flowCounter // admin stats (admin_ops.go)
+	out    flowCounter // admin stats (rates.go)
 	client clientInfo
 }
 

@@ -5,6 +5,18 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Flow control, acknowledgements and redelivery.
+//
+//	FLOW (11): message_permits added to the consumer's permits.
+//	ACK (10): ack_type Individual or Cumulative (NotAllowedError on Shared
+//	  and Key_Shared subscriptions), message_id with ack_set (batch index
+//	  acks). With request_id (ack receipts) answered ACK_RESPONSE, with error
+//	  and message when refused (ConsumerNotFound); without, nothing.
+//	  Ignored: validation_error, properties, txnid_*. Acks on
+//	  non-persistent topics are accepted and do nothing.
+//	REDELIVER_UNACKNOWLEDGED_MESSAGES (20): message_ids (empty: all of the
+//	  consumer's unacknowledged messages). No answer.
+
 func (c *conn) consumer(id uint64) *Consumer {
 	c.mu.Lock()
 	defer c.mu.Unlock()

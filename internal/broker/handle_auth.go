@@ -14,6 +14,21 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Authentication and authorization of a connection.
+//
+//	CONNECT credentials: auth_method_name token, basic or tls (the client
+//	  certificate), or none (the anonymous role); refused with ERROR
+//	  AuthenticationError, also for any credentials on a plaintext listener
+//	  under --refuse-plaintext-credentials.
+//	AUTH_CHALLENGE (36): sent when a token expires, to clients that set
+//	  feature_flags.supports_auth_refresh; others are disconnected.
+//	AUTH_RESPONSE (37): fresh credentials for the same role, within
+//	  AuthRefreshTimeout; anything else is ERROR AuthenticationError and a
+//	  close.
+//	Authorization of LOOKUP, PARTITIONED_METADATA, PRODUCER, SUBSCRIBE and
+//	  GET_TOPICS_OF_NAMESPACE: AuthorizationError when refused,
+//	  ServiceNotReady (retriable) when the grants cannot be read.
+
 // connAuth is a connection's authentication state. Credentials that expire
 // are challenged at expiry (AUTH_CHALLENGE); a client that does not answer
 // with fresh, valid credentials for the same role within

@@ -7,6 +7,18 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Connection handshake.
+//
+//	CONNECT (2): protocol_version (negotiated down to maxProtocolVersion,
+//	  20), client_version (logged, shown in stats), auth_method_name and
+//	  auth_data (handle_auth.go), feature_flags.supports_auth_refresh.
+//	  Answered with exactly one CONNECTED (server_version, the negotiated
+//	  protocol_version, max_message_size, feature_flags.supports_auth_refresh
+//	  when authentication is on) or ERROR AuthenticationError and a close.
+//	  A second CONNECT gets ERROR NotAllowedError and a close.
+//	Ignored: original_principal, original_auth_data, original_auth_method
+//	  (proxies), proxy_to_broker_url, proxy_version.
+
 // serverVersion is reported in CONNECTED.
 const serverVersion = "MessageBus 0.1"
 

@@ -5,6 +5,15 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// The last message id, for readers' HasNext and seek by id.
+//
+//	GET_LAST_MESSAGE_ID (29): consumer_id, request_id. Answered
+//	  GET_LAST_MESSAGE_ID_RESPONSE with last_message_id (entry -1 when the
+//	  topic is empty; batch_index of the last message of a batch; partition)
+//	  and consumer_mark_delete_position; for a read-compacted consumer with
+//	  nothing past the compaction horizon, the compacted view's last message.
+//	  Error: ConsumerNotFound.
+
 // noEntry is entry id -1 as the uint64 the wire carries.
 const noEntry = ^uint64(0)
 

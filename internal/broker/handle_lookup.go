@@ -10,6 +10,19 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Topic lookup and partition metadata.
+//
+//	LOOKUP (23): topic; answered LOOKUP_RESPONSE Connect with this broker's
+//	  broker_service_url (and broker_service_url_tls when TLS is on),
+//	  authoritative=true and proxy_through_service_url=true; Failed with
+//	  AuthorizationError, InvalidTopicName or ServiceNotReady (metadata
+//	  unavailable or slow). Ignored: authoritative, advertised_listener_name.
+//	PARTITIONED_METADATA (21): topic; PARTITIONED_METADATA_RESPONSE with
+//	  partitions (0: not partitioned; auto-created per the namespace's policy),
+//	  Failed with TopicNotFound when the namespace does not exist,
+//	  InvalidTopicName, AuthorizationError or ServiceNotReady. The transaction
+//	  coordinator topic reports 0 partitions (transactions are off).
+
 // handleLookup answers authoritatively with this broker. proxy_through_service_url
 // makes the client keep using the address it dialled, so a wrong advertised
 // host name cannot break standalone setups.

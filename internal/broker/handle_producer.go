@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"sync"
 
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/schema"
@@ -10,46 +9,25 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Producer is one client producer attached to a topic.
-type Producer struct {
-	id    uint64
-	name  string
-	topic *Topic
-	cn    *conn
-	// requestID is the PRODUCER request's id, answered again when a
-	// WaitForExclusive producer becomes ready; epoch the topic epoch held.
-	requestID uint64
-	epoch     uint64
-	// schemaVersion is the version of the producer's schema
-	// (schema.NoVersion: it brought none).
-	schemaVersion int64
-
-	// mu orders closing against sends: once closed is set no send is handed
-	// to the ledger, and inflight counts those that were.
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
-
-	in     flowCounter // admin stats (admin_ops.go)
-	client clientInfo
-}
-
-// begin registers a send; false when the producer is closed by the broker.
-func (p *Producer) begin() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.inflight.Add(1)
-	return true
-}
-
-func (p *Producer) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
+// Producers.
+//
+//	PRODUCER (5): topic, producer_id, request_id, producer_name (generated
+//	  when empty), metadata, schema (handle_schema.go), producer_access_mode
+//	  and topic_epoch (producer_access.go), initial_subscription_name (a
+//	  durable subscription created at the earliest entry, as for dead-letter
+//	  topics). Answered PRODUCER_SUCCESS with producer_name,
+//	  last_sequence_id (deduplication), schema_version and topic_epoch;
+//	  producer_ready=false first for a queued WaitForExclusive producer, then
+//	  a second, ready answer. Errors: ProducerBusy (a Shared producer next
+//	  to an exclusive one, limits), ProducerFenced (an Exclusive one next to
+//	  any other, an old epoch), TopicTerminatedError, AuthorizationError,
+//	  IncompatibleSchema, ProducerBlockedQuotaExceeded*, TopicNotFound
+//	  (auto-creation off), ServiceNotReady (a create still running, metadata
+//	  unavailable, timeout). A retried PRODUCER that succeeded is answered
+//	  again. Ignored: encrypted, epoch, user_provided_producer_name,
+//	  txn_enabled.
+//	CLOSE_PRODUCER (15): SUCCESS, also for an unknown producer; the broker
+//	  sends its own CLOSE_PRODUCER when it unloads or deletes the topic.
 
 func (c *conn) handleProducer(cmd *pb.CommandProducer) {
 	reqID := cmd.GetRequestId()
@@ -191,20 +169,4 @@ func (c *conn) handleCloseProducer(cmd *pb.CommandCloseProducer) {
 		p.topic.removeProducer(p)
 	}
 	c.writeCommand(successCommand(cmd.GetRequestId()))
-}
-
-// closeByBroker is the broker-initiated close (topic unloaded or deleted).
-// As in Pulsar, CLOSE_PRODUCER goes out only after every send already handed
-// to the ledger is answered: a receipt arriving after the client re-created
-// the producer would be matched to the wrong message. Sends that arrive
-// meanwhile are dropped unanswered; the client resends them on the new producer.
-func (p *Producer) closeByBroker() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	p.inflight.Wait()
-	p.cn.writeCommand(&pb.BaseCommand{
-		Type:          pb.BaseCommand_CLOSE_PRODUCER.Enum(),
-		CloseProducer: &pb.CommandCloseProducer{ProducerId: proto.Uint64(p.id), RequestId: proto.Uint64(0)},
-	})
 }

@@ -6,6 +6,17 @@ import (
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
+// Seeking a subscription.
+//
+//	SEEK (28): message_id (older ledgers and Earliest: the first entry;
+//	  newer ones and Latest: the end) or message_publish_time (the first
+//	  entry published at or after it). Answered SUCCESS, then the
+//	  subscription's consumers are closed and subscribe again at the new
+//	  position. Errors: ConsumerNotFound, NotAllowedError (non-persistent
+//	  topic, neither field set), PersistenceError (reading for the time).
+//	  A read-compacted subscription seeking to the start goes to the
+//	  compacted view's start.
+
 // handleSeek resets the subscription's cursor to a message id or a publish
 // time, answers SUCCESS, then closes the subscription's consumers: the client
 // expects that and subscribes again, receiving from the new position.

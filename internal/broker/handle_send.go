@@ -9,6 +9,19 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Publishing.
+//
+//	SEND (6), parsed without allocating (wire.ParseSend): producer_id,
+//	  sequence_id, num_messages, highest_sequence_id (batches); the checksum
+//	  and MessageMetadata of the payload (chunking from it). Answered
+//	  SEND_RECEIPT (ledger id, entry id; -1:-1 for a deduplicated
+//	  duplicate) or SEND_ERROR: ChecksumError, NotAllowedError (malformed,
+//	  larger than the max message size; chunks are exempt),
+//	  TopicTerminatedError, PersistenceError (storage failure, disk full),
+//	  UnknownError (the same sequence id still being stored). A SEND for an
+//	  unknown producer closes the connection. Ignored: is_chunk and
+//	  marker (parsed; the metadata tells), txnid_*.
+
 // handleSend is the publish hot path. Failures that concern one message are
 // answered with SEND_ERROR and the connection keeps serving; a send for an
 // unknown producer is a protocol violation and closes the connection.

@@ -9,6 +9,25 @@ import (
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
+// Consumers and subscriptions.
+//
+//	SUBSCRIBE (4): topic, subscription, sub_type, consumer_id, request_id,
+//	  consumer_name, priority_level, durable (false: a reader's
+//	  non-durable subscription), start_message_id (readers),
+//	  initial_position, read_compacted, schema, key_shared_meta,
+//	  subscription_properties (kept on a new durable subscription), metadata.
+//	  Answered SUCCESS; errors ConsumerBusy (exclusive subscription taken, id
+//	  in use, consumer limits), ConsumerAssignError (Key_Shared),
+//	  NotAllowedError, AuthorizationError, IncompatibleSchema,
+//	  TopicNotFound (auto-creation off),
+//	  ServiceNotReady (a subscribe still running, metadata unavailable,
+//	  timeout). A retried SUBSCRIBE that succeeded is answered again.
+//	  Ignored: replicate_subscription_state, force_topic_creation (the
+//	  namespace policy decides), start_message_rollback_duration_sec.
+//	CLOSE_CONSUMER (16): SUCCESS, also for an unknown consumer.
+//	UNSUBSCRIBE (12): SUCCESS; ConsumerBusy while other consumers are
+//	  attached, ConsumerNotFound.
+
 func (c *conn) handleSubscribe(cmd *pb.CommandSubscribe) {
 	reqID := cmd.GetRequestId()
 	fail := func(err error) {

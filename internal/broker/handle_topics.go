@@ -10,6 +10,16 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// Listing a namespace's topics, for pattern consumers.
+//
+//	GET_TOPICS_OF_NAMESPACE (32): namespace, mode (PERSISTENT,
+//	  NON_PERSISTENT, ALL). Answered GET_TOPICS_OF_NAMESPACE_RESPONSE with
+//	  every topic and partition, filtered=false (the client applies its
+//	  pattern) and changed=true. Errors: InvalidTopicName,
+//	  AuthorizationError, ServiceNotReady. Ignored: topics_pattern,
+//	  topics_hash. WATCH_TOPIC_LIST (64) is not supported (ERROR
+//	  NotAllowedError, conn.go), so clients poll.
+
 // handleGetTopicsOfNamespace lists a namespace's topics for pattern
 // consumers; the client filters by its regex itself (filtered=false).
 func (c *conn) handleGetTopicsOfNamespace(ctx context.Context, cmd *pb.CommandGetTopicsOfNamespace) {

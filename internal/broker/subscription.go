@@ -60,7 +60,7 @@ type Subscription struct {
 	quit   chan struct{}
 	done   chan struct{}
 
-	out flowCounter // admin stats (admin_ops.go)
+	out flowCounter // admin stats (rates.go)
 }
 
 // pendingEntry is an entry delivered to a consumer and not yet acked.

@@ -43,7 +43,7 @@ type Topic struct {
 
 	msgIn   atomic.Int64
 	bytesIn atomic.Int64
-	// terminated is set by TerminateTopic (admin_ops.go).
+	// terminated is set by TerminateTopic (admin_topics.go).
 	terminated atomic.Bool
 	// compaction is the compacted view and the compaction state (compaction.go).
 	compaction topicCompaction

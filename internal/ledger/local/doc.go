@@ -51,6 +51,7 @@
 // and calls done callbacks holding no lock; the committer holds no lock while
 // writing.
 //
-// This package depends on ledger, ledger/vfs and Pebble; it must not import
-// wire, broker or anything that knows about Pulsar.
+// This package depends on ledger, ledger/vfs, Pebble and the Prometheus
+// client (metrics.go); it must not import wire, broker or anything that
+// knows about Pulsar.
 package local

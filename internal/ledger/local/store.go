@@ -60,6 +60,9 @@ type Options struct {
 	// OnPreallocSkipped, when set, is called each time the journal does not
 	// prepare a spare segment it wanted, with the reason (PreallocLowDisk).
 	OnPreallocSkipped func(reason string)
+	// Metrics, when set, records the journal's metrics and reports the
+	// store's gauges once it is open (metrics.go).
+	Metrics *Metrics
 
 	onFlush    func() // tests: called after each cursor flush that wrote something
 	onEvict    func() // tests: called after each run of the cache evictor
@@ -151,6 +154,7 @@ func Open(opts Options) (*Store, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	opts.Metrics.instrument(&opts)
 	s := &Store{
 		opts:        opts,
 		fs:          opts.FS,
@@ -195,6 +199,7 @@ func Open(opts Options) (*Store, error) {
 	go s.onKick(s.janitorKick, s.collectSegments)
 	go s.onKick(s.evictorKick, s.evict)
 	s.kickJanitor() // segments holding only deleted or trimmed entries
+	opts.Metrics.attach(s)
 	return s, nil
 }
 

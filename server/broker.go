@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/messagebus/messagebus/internal/auth"
+	"github.com/messagebus/messagebus/internal/broker"
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/schema"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// bootstrap writes the cluster's metadata on first start and returns the
+// broker's producer name generator id. It needs the listeners: the
+// cluster's record holds their URLs.
+func (s *Server) bootstrap(ctx context.Context, res *meta.Resources) (producerGenID int64, err error) {
+	// Before Bootstrap: whether a cluster exists yet tells a new store from
+	// one written before generator ids existed.
+	producerGenID, err = res.NextProducerNameGeneratorID(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("producer name generator: %w", err)
+	}
+	if err := res.Bootstrap(ctx, s.opts.ClusterName, meta.ClusterData{ServiceURL: s.WebURL(), BrokerServiceURL: s.advertisedBrokerURL()}); err != nil {
+		return 0, fmt.Errorf("bootstrap metadata: %w", err)
+	}
+	return producerGenID, nil
+}
+
+// newBroker makes the Pulsar protocol broker on the opened stores, with
+// the schema registry it shares with the admin API.
+func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, authService *auth.Service, producerGenID int64, reg prometheus.Registerer) *schema.Registry {
+	opts := s.opts
+	// One registry for the binary protocol and the admin API.
+	schemas := schema.NewRegistry(res, schema.NewMetrics(reg))
+	s.broker = broker.New(broker.Config{
+		Schemas:                 schemas,
+		ClusterName:             opts.ClusterName,
+		ProducerNameGeneratorID: producerGenID,
+		AdvertisedURL:           s.advertisedBrokerURL(),
+		AdvertisedTLSURL:        s.advertisedBrokerTLSURL(),
+		Auth:                    authService,
+		AuthRefreshTimeout:      opts.AuthRefreshTimeout,
+		RefusePlaintextCreds:    opts.Security.RefusePlaintextCredentials,
+		MaxMessageSize:          opts.MaxMessageSize,
+		KeepAliveInterval:       opts.KeepAliveInterval,
+		PolicyCheckInterval:     opts.PolicyCheckInterval,
+		OperationTimeout:        opts.OperationTimeout,
+		Policies:                policies,
+		CompactionCheckInterval: opts.CompactionCheckInterval,
+		DefaultRetentionMinutes: opts.DefaultRetentionMinutes,
+		DefaultRetentionSizeMB:  opts.DefaultRetentionSizeMB,
+		DeduplicationEnabled:    opts.DeduplicationEnabled,
+		NamespaceLevelMetrics:   opts.HideTopicLevelMetrics,
+		Delayed:                 s.delayed,
+		Logger:                  opts.Logger.With("component", "broker"),
+	}, s.store, res, broker.NewMetrics(reg))
+	reg.MustRegister(s.broker.Collector())
+	return schemas
+}

@@ -1,0 +1,48 @@
+package server
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/admin"
+	"github.com/messagebus/messagebus/internal/auth"
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/schema"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// newHTTP makes the HTTP server of the admin API, /metrics, health, the
+// access plane's REST API (when on) and pprof (when enabled).
+func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas *schema.Registry, gatherer prometheus.Gatherer) {
+	opts := s.opts
+	var accessREST http.Handler
+	if s.access != nil {
+		accessREST = s.access.HTTPHandler()
+	}
+	s.http = &http.Server{
+		Handler: admin.New(admin.Config{
+			ClusterName:                opts.ClusterName,
+			BrokerURL:                  s.advertisedBrokerURL(),
+			WebURL:                     s.WebURL(),
+			Logger:                     opts.Logger.With("component", "admin"),
+			Gatherer:                   gatherer,
+			Pprof:                      opts.EnablePprof,
+			Access:                     accessREST,
+			Ready:                      s.ready.Load,
+			Health:                     storeHealth(s.store),
+			Broker:                     s.broker,
+			Auth:                       authService,
+			RefusePlaintextCredentials: opts.Security.RefusePlaintextCredentials,
+			BrokerURLTLS:               s.advertisedBrokerTLSURL(),
+			WebURLTLS:                  s.WebTLSURL(),
+			Schemas:                    schemas,
+		}, res),
+		// Slow or idle clients must not hold connections forever; bodies are
+		// small (policies, access requests) except the pprof trace, which
+		// writes, not reads.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
