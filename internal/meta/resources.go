@@ -1,11 +1,13 @@
 package meta
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/messagebus/messagebus/internal/naming"
@@ -45,6 +47,36 @@ type BacklogQuota struct {
 	LimitSize int64  `json:"limitSize,omitempty"` // bytes
 	LimitTime int64  `json:"limitTime,omitempty"` // seconds
 	Policy    string `json:"policy,omitempty"`    // producer_request_hold | producer_exception | consumer_backlog_eviction
+}
+
+// UnmarshalJSON accepts the limits as numbers or as strings holding numbers,
+// as Pulsar (Jackson) does: its own tests send {"limit": "10240"}.
+func (q *BacklogQuota) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Limit     json.Number `json:"limit"`
+		LimitSize json.Number `json:"limitSize"`
+		LimitTime json.Number `json:"limitTime"`
+		Policy    string      `json:"policy"`
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&raw); err != nil {
+		return err
+	}
+	var err error
+	num := func(name string, n json.Number) int64 {
+		if n == "" || err != nil {
+			return 0
+		}
+		v, perr := strconv.ParseInt(string(n), 10, 64)
+		if perr != nil {
+			err = fmt.Errorf("backlog quota %s: %q is not an integer", name, string(n))
+		}
+		return v
+	}
+	*q = BacklogQuota{Limit: num("limit", raw.Limit), LimitSize: num("limitSize", raw.LimitSize),
+		LimitTime: num("limitTime", raw.LimitTime), Policy: raw.Policy}
+	return err
 }
 
 // Backlog quota types (keys of Policies.BacklogQuotaMap) and policies.

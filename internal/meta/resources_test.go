@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -28,5 +29,24 @@ func TestTopicPoliciesOverNamespace(t *testing.T) {
 	}
 	if ns.BacklogQuotaMap[BacklogQuotaDestinationStorage].LimitSize != 100 {
 		t.Fatal("Over modified the namespace's quotas")
+	}
+}
+
+func TestBacklogQuotaLimitsAsStrings(t *testing.T) {
+	for body, want := range map[string]BacklogQuota{
+		`{"limit": "10240", "policy": "producer_request_hold"}`:    {Limit: 10240, Policy: "producer_request_hold"},
+		`{"limitSize": 5, "limitTime": "60", "policy": "x"}`:       {LimitSize: 5, LimitTime: 60, Policy: "x"},
+		`{"limitSize": -1, "policy": "consumer_backlog_eviction"}`: {LimitSize: -1, Policy: "consumer_backlog_eviction"},
+	} {
+		var q BacklogQuota
+		if err := json.Unmarshal([]byte(body), &q); err != nil || q != want {
+			t.Errorf("%s: %+v %v, want %+v", body, q, err, want)
+		}
+	}
+	for _, body := range []string{`{"limit": "ten"}`, `{"limitSize": 1.5}`, `{"limit": true}`} {
+		var q BacklogQuota
+		if err := json.Unmarshal([]byte(body), &q); err == nil {
+			t.Errorf("%s accepted: %+v", body, q)
+		}
 	}
 }
