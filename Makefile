@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION := v0.6.1
 
-.PHONY: build run test testdeps lint unit test-etcd fuzz bench proto
+.PHONY: build run test testdeps lint unit test-etcd fuzz compat bench proto
 
 build:
 	$(GO) build -o bin/mb ./cmd/mb
@@ -14,7 +14,7 @@ run: build
 # integration suite again with the brokers' metadata in etcd, and bounded
 # fuzz runs; each step prints how long it took, so growth is seen.
 test:
-	@for t in testdeps lint unit test-etcd fuzz; do \
+	@for t in testdeps lint unit test-etcd fuzz compat; do \
 		start=$$(date +%s); \
 		$(MAKE) --no-print-directory $$t || exit 1; \
 		echo "== make $$t: $$(( $$(date +%s) - start )) s"; \
@@ -53,6 +53,13 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=150000x ./internal/auth/token
 	$(GO) test -run='^$$' -fuzz=FuzzParseBasicUsers -fuzztime=30000x ./internal/auth
 	$(GO) test -run='^$$' -fuzz=FuzzSchemaDefinition -fuzztime=20000x ./internal/schema
+
+# The official Go client's own tests (pulsar-client-go's pulsar and
+# pulsaradmin packages, pinned) against mb standalone configured like that
+# suite's CI broker on ports 6650/6651/8080/8443, one process per test
+# (about 8 min on 2 cores); writes docs/compatibility.md.
+compat:
+	./compat/run.sh
 
 bench:
 	./bench/run.sh
