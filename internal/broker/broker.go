@@ -193,8 +193,9 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 	}
 	b.policiesChanged = b.policies.Subscribe()
 	b.bgWG.Add(3)
-	go b.compactionMonitor()
-	go b.cursorSaver()
+	// Changed cursors go to the ledger, which persists them.
+	go b.everyTopic(b.cfg.CursorSaveInterval, (*Topic).saveCursors)
+	go b.everyTopic(b.cfg.CompactionCheckInterval, func(t *Topic) { t.checkCompactionThreshold(b.ctx) })
 	go b.policyLoop()
 	return b
 }
@@ -303,10 +304,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// cursorSaver hands changed cursors to the ledger, which persists them.
-func (b *Broker) cursorSaver() {
+// everyTopic runs fn on every loaded topic each interval until the broker
+// stops; it is one of the background goroutines bgWG counts.
+func (b *Broker) everyTopic(interval time.Duration, fn func(*Topic)) {
 	defer b.bgWG.Done()
-	tick := time.NewTicker(b.cfg.CursorSaveInterval)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -314,7 +316,7 @@ func (b *Broker) cursorSaver() {
 			return
 		case <-tick.C:
 			for _, t := range b.topicList() {
-				t.saveCursors()
+				fn(t)
 			}
 		}
 	}

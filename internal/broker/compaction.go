@@ -345,31 +345,15 @@ func (b *Broker) CompactionStatus(ctx context.Context, name naming.Topic) (Compa
 	return t.compactionStatus(), nil
 }
 
-// compactionMonitor starts the compaction of topics whose backlog beyond
-// the last compaction exceeds their compaction threshold, every
-// CompactionCheckInterval (Pulsar's brokerServiceCompactionMonitorIntervalInSeconds).
-func (b *Broker) compactionMonitor() {
-	defer b.bgWG.Done()
-	tick := time.NewTicker(b.cfg.CompactionCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-b.stopBG:
-			return
-		case <-tick.C:
-			for _, t := range b.topicList() {
-				if t.ledger != nil {
-					t.checkCompactionThreshold(b.ctx)
-				}
-			}
-		}
-	}
-}
-
-// checkCompactionThreshold starts a compaction when the bytes written after
+// checkCompactionThreshold, run on every topic each CompactionCheckInterval
+// (Pulsar's brokerServiceCompactionMonitorIntervalInSeconds), starts a
+// compaction when the bytes written after
 // the horizon exceed the threshold in force (topic, else namespace; 0 or
 // unset: never). When the policies cannot be read it does nothing this round.
 func (t *Topic) checkCompactionThreshold(ctx context.Context) {
+	if t.ledger == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, t.b.cfg.OperationTimeout)
 	defer cancel()
 	p, err := t.b.EffectivePolicies(ctx, t.name)
