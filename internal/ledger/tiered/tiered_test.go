@@ -73,7 +73,9 @@ func (e *env) ledger() *Ledger {
 	return l.(*Ledger)
 }
 
-func payload(id int64) []byte { return []byte(fmt.Sprintf("entry %d %s", id, strings.Repeat("p", int(id%50)))) }
+func payload(id int64) []byte {
+	return []byte(fmt.Sprintf("entry %d %s", id, strings.Repeat("p", int(id%50))))
+}
 
 func fill(t *testing.T, l ledger.Ledger, n int64) {
 	t.Helper()
