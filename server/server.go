@@ -97,6 +97,8 @@ type Options struct {
 
 	Security
 	Access Access
+	// Offload configures tiered storage (off by default).
+	Offload Offload
 }
 
 // Security configures authentication, authorization and TLS. Authentication
@@ -272,7 +274,10 @@ func New(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open storage: %w", withRestoreHint(err, opts.DataDir))
 		}
-		s.store = st
+		if s.store, err = s.withOffload(st, reg); err != nil {
+			st.Close()
+			return nil, err
+		}
 		if s.ckpt != nil {
 			s.ckpt.add(StoreIndex, st.CheckpointIndex, reg)
 		}

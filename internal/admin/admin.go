@@ -150,6 +150,7 @@ func (s *Server) routes() {
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
 		s.compactionRoutes(m, d)
+		s.offloadRoutes(m, d)
 		s.statsRoutes(m, d)
 		s.subscriptionRoutes(m, d)
 		s.topicPolicyRoutes(m, d)

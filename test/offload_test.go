@@ -1,0 +1,249 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+
+	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/testutil/s3test"
+	"github.com/messagebus/messagebus/server"
+)
+
+// offloadOptions configures tiered storage on gw, deleting local copies at
+// once.
+func offloadOptions(t *testing.T, gw *s3test.Gateway, bucket string) server.Offload {
+	gw.Bucket(t, bucket, nil)
+	return server.Offload{Driver: "s3", Bucket: bucket, Endpoint: gw.Endpoint, PathStyle: true, Prefix: "mb", DeletionLag: -1}
+}
+
+type sent struct {
+	id      pulsar.MessageID
+	payload string
+}
+
+func produceN(t *testing.T, client pulsar.Client, topic string, n int) []sent {
+	t.Helper()
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	out := make([]sent, n)
+	done := make(chan error, n)
+	for i := range n {
+		payload := fmt.Sprintf("message %d %s", i, strings.Repeat("x", i%300))
+		p.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: []byte(payload)}, func(id pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			out[i] = sent{id: id, payload: payload}
+			done <- err
+		})
+	}
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func offloadAndWait(t *testing.T, admin pulsaradmin.Client, topic string, before pulsar.MessageID, want utils.Status) utils.OffloadProcessStatus {
+	t.Helper()
+	tn := topicName(t, topic)
+	if err := admin.Topics().Offload(tn, utils.MessageID{LedgerID: before.LedgerID(), EntryID: before.EntryID(), PartitionIndex: -1}); err != nil {
+		t.Fatalf("offload: %v", err)
+	}
+	var st utils.OffloadProcessStatus
+	adminEventually(t, "offload to end", func() bool {
+		var err error
+		if st, err = admin.Topics().OffloadStatus(tn); err != nil {
+			t.Fatal(err)
+		}
+		return st.Status != utils.RUNNING
+	})
+	if st.Status != want {
+		t.Fatalf("offload ended %s (%q), want %s", st.Status, st.LastError, want)
+	}
+	return st
+}
+
+// readFrom reads n messages with a reader starting at start and checks them
+// against want.
+func readFrom(t *testing.T, client pulsar.Client, topic string, start pulsar.MessageID, inclusive bool, want []sent) {
+	t.Helper()
+	r, err := client.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: start, StartMessageIDInclusive: inclusive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, w := range want {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		m, err := r.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("reader: message %d of %d: %v", i, len(want), err)
+		}
+		checkMessage(t, m, w)
+	}
+}
+
+func checkMessage(t *testing.T, m pulsar.Message, w sent) {
+	t.Helper()
+	if string(m.Payload()) != w.payload || m.ID().LedgerID() != w.id.LedgerID() || m.ID().EntryID() != w.id.EntryID() {
+		t.Fatalf("got %d:%d %.20q, want %d:%d %.20q", m.ID().LedgerID(), m.ID().EntryID(), m.Payload(),
+			w.id.LedgerID(), w.id.EntryID(), w.payload)
+	}
+}
+
+// TestOffloadReadBackEveryWay: offload by the admin call, local copies
+// deleted, broker restarted; readers, seeks and a durable subscription get
+// every message back with its id.
+func TestOffloadReadBackEveryWay(t *testing.T) {
+	gw := s3test.Start(t)
+	dir := t.TempDir()
+	opts := server.Options{DataDir: dir, Offload: offloadOptions(t, gw, "readback")}
+	s := startServer(t, opts)
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	// A durable subscription with the whole topic as backlog.
+	c, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	const n = 3000
+	msgs := produceN(t, client, topic, n)
+	admin := newAdmin(t, s)
+	st := offloadAndWait(t, admin, topic, msgs[2000].id, utils.SUCCESS)
+	if st.FirstUnOffloadedMessage.EntryID != msgs[2000].id.EntryID() || st.FirstUnOffloadedMessage.LedgerID != msgs[0].id.LedgerID() {
+		t.Fatalf("first unoffloaded %+v, want entry %d", st.FirstUnOffloadedMessage, msgs[2000].id.EntryID())
+	}
+	// A second offload of the same range is a no-op that succeeds.
+	offloadAndWait(t, admin, topic, msgs[1000].id, utils.SUCCESS)
+	client.Close()
+
+	// Restart: cold cache, local copies gone.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	s = startServer(t, opts)
+	client = newClient(t, s.BrokerURL())
+
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+	readFrom(t, client, topic, msgs[777].id, true, msgs[777:])
+	readFrom(t, client, topic, msgs[1999].id, false, msgs[2000:])
+	if got := metricValue(t, s.WebURL(), "mb_offload_read_entries_total"); got < 2000 {
+		t.Fatalf("mb_offload_read_entries_total = %v: offloaded entries were not read from the object store", got)
+	}
+
+	// The durable subscription catches up through the offloaded range.
+	c, err = client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i, w := range msgs {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		m, err := c.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("subscription: message %d: %v", i, err)
+		}
+		checkMessage(t, m, w)
+		c.Ack(m)
+	}
+
+	// Seek by id and by publish time into offloaded data.
+	if err := c.Seek(msgs[500].id); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := c.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMessage(t, m, msgs[501]) // the Go client's seek skips the message it was given
+	// The publish times as stored: read the message at 1200 by a reader.
+	r, err := client.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: msgs[1200].id, StartMessageIDInclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := r.Next(ctx)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SeekByTime(at.PublishTime()); err != nil {
+		t.Fatal(err)
+	}
+	m, err = c.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.PublishTime().Equal(at.PublishTime()) || m.ID().EntryID() > msgs[1200].id.EntryID() {
+		t.Fatalf("seek by time %v: got entry %d published %v", at.PublishTime(), m.ID().EntryID(), m.PublishTime())
+	}
+}
+
+// TestOffloadStoreDownReportsErrorLosesNothing: with the object store
+// failing, the offload ends in ERROR with the store's error and every
+// message stays readable; once the store is back the offload succeeds.
+func TestOffloadStoreDownReportsErrorLosesNothing(t *testing.T) {
+	gw := s3test.Start(t)
+	var faulty *objstore.Faulty
+	opts := server.Options{Offload: offloadOptions(t, gw, "faults")}
+	opts.Offload.WrapObjects = func(s objstore.Store) objstore.Store {
+		faulty = objstore.NewFaulty(s, objstore.Faults{Seed: 11})
+		return faulty
+	}
+	s := startServer(t, opts)
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	msgs := produceN(t, client, topic, 500)
+	admin := newAdmin(t, s)
+	faulty.SetDown(true)
+	st := offloadAndWait(t, admin, topic, msgs[400].id, utils.ERROR)
+	if !strings.Contains(st.LastError, "injected") {
+		t.Fatalf("lastError %q does not tell the store's error", st.LastError)
+	}
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+	faulty.SetDown(false)
+	offloadAndWait(t, admin, topic, msgs[400].id, utils.SUCCESS)
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+}
+
+// TestOffloadAdminErrors: 409 while an offload runs, 400 without tiered
+// storage or without a message id.
+func TestOffloadAdminErrors(t *testing.T) {
+	s := startServer(t, server.Options{})
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	produceN(t, client, topic, 1)
+	url := restTopic(s.WebURL(), topic) + "/offload"
+	expectHTTP(t, http.MethodPut, url, `{"ledgerId":1,"entryId":1}`, http.StatusBadRequest)
+	expectHTTP(t, http.MethodGet, url, "", http.StatusBadRequest)
+
+	gw := s3test.Start(t)
+	opts := server.Options{Offload: offloadOptions(t, gw, "busy")}
+	opts.Offload.WrapObjects = func(s objstore.Store) objstore.Store {
+		return objstore.NewFaulty(s, objstore.Faults{Seed: 5, SlowRate: 1, SlowDelay: 500 * time.Millisecond})
+	}
+	s = startServer(t, opts)
+	client = newClient(t, s.BrokerURL())
+	msgs := produceN(t, client, topic, 10)
+	url = restTopic(s.WebURL(), topic) + "/offload"
+	expectHTTP(t, http.MethodGet, url, "", http.StatusOK) // NOT_RUN
+	expectHTTP(t, http.MethodPut, url, `{}`, http.StatusBadRequest)
+	body := fmt.Sprintf(`{"ledgerId":%d,"entryId":%d}`, msgs[9].id.LedgerID(), msgs[9].id.EntryID())
+	expectHTTP(t, http.MethodPut, url, body, http.StatusNoContent)
+	expectHTTP(t, http.MethodPut, url, body, http.StatusConflict)
+}
