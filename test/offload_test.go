@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/apache/pulsar-client-go/pulsaradmin"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 
 	"github.com/messagebus/messagebus/internal/objstore"
@@ -53,10 +54,15 @@ func produceN(t *testing.T, client pulsar.Client, topic string, n int) []sent {
 	return out
 }
 
-func offloadAndWait(t *testing.T, admin pulsaradmin.Client, topic string, before pulsar.MessageID, want utils.Status) utils.OffloadProcessStatus {
+// offloadID is the message id as pulsaradmin sends it; plus is added to the entry id.
+func offloadID(id pulsar.MessageID, plus int64) utils.MessageID {
+	return utils.MessageID{LedgerID: id.LedgerID(), EntryID: id.EntryID() + plus, PartitionIndex: -1}
+}
+
+func offloadAndWait(t *testing.T, admin pulsaradmin.Client, topic string, before utils.MessageID, want utils.Status) utils.OffloadProcessStatus {
 	t.Helper()
 	tn := topicName(t, topic)
-	if err := admin.Topics().Offload(tn, utils.MessageID{LedgerID: before.LedgerID(), EntryID: before.EntryID(), PartitionIndex: -1}); err != nil {
+	if err := admin.Topics().Offload(tn, before); err != nil {
 		t.Fatalf("offload: %v", err)
 	}
 	var st utils.OffloadProcessStatus
@@ -120,12 +126,12 @@ func TestOffloadReadBackEveryWay(t *testing.T) {
 	const n = 3000
 	msgs := produceN(t, client, topic, n)
 	admin := newAdmin(t, s)
-	st := offloadAndWait(t, admin, topic, msgs[2000].id, utils.SUCCESS)
+	st := offloadAndWait(t, admin, topic, offloadID(msgs[2000].id, 0), utils.SUCCESS)
 	if st.FirstUnOffloadedMessage.EntryID != msgs[2000].id.EntryID() || st.FirstUnOffloadedMessage.LedgerID != msgs[0].id.LedgerID() {
 		t.Fatalf("first unoffloaded %+v, want entry %d", st.FirstUnOffloadedMessage, msgs[2000].id.EntryID())
 	}
 	// A second offload of the same range is a no-op that succeeds.
-	offloadAndWait(t, admin, topic, msgs[1000].id, utils.SUCCESS)
+	offloadAndWait(t, admin, topic, offloadID(msgs[1000].id, 0), utils.SUCCESS)
 	client.Close()
 
 	// Restart: cold cache, local copies gone.
@@ -211,13 +217,13 @@ func TestOffloadStoreDownReportsErrorLosesNothing(t *testing.T) {
 	msgs := produceN(t, client, topic, 500)
 	admin := newAdmin(t, s)
 	faulty.SetDown(true)
-	st := offloadAndWait(t, admin, topic, msgs[400].id, utils.ERROR)
+	st := offloadAndWait(t, admin, topic, offloadID(msgs[400].id, 0), utils.ERROR)
 	if !strings.Contains(st.LastError, "injected") {
 		t.Fatalf("lastError %q does not tell the store's error", st.LastError)
 	}
 	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
 	faulty.SetDown(false)
-	offloadAndWait(t, admin, topic, msgs[400].id, utils.SUCCESS)
+	offloadAndWait(t, admin, topic, offloadID(msgs[400].id, 0), utils.SUCCESS)
 	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
 }
 
@@ -246,4 +252,60 @@ func TestOffloadAdminErrors(t *testing.T) {
 	body := fmt.Sprintf(`{"ledgerId":%d,"entryId":%d}`, msgs[9].id.LedgerID(), msgs[9].id.EntryID())
 	expectHTTP(t, http.MethodPut, url, body, http.StatusNoContent)
 	expectHTTP(t, http.MethodPut, url, body, http.StatusConflict)
+}
+
+// TestOffloadKillDuringOffload: a broker killed (SIGKILL) while an offload
+// writes its object restarts with every message readable; the next offload
+// adopts or rewrites the object and succeeds, leaving one object per range.
+func TestOffloadKillDuringOffload(t *testing.T) {
+	gw := s3test.Start(t)
+	objects := gw.Bucket(t, "kill", nil)
+	dir := t.TempDir()
+	args := []string{"--offload-driver", "s3", "--offload-bucket", "kill", "--offload-endpoint", gw.Endpoint,
+		"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0"}
+	p := startProc(t, dir, 0, 0, args...)
+	client := newClient(t, p.brokerURL)
+	topic := uniqueTopic(t)
+	msgs := produceN(t, client, topic, 20000)
+	admin, err := pulsaradmin.NewClient(&config.Config{WebServiceURL: p.webURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := topicName(t, topic)
+	last := msgs[len(msgs)-1].id
+	if err := admin.Topics().Offload(tn, offloadID(last, 1)); err != nil {
+		t.Fatal(err)
+	}
+	p.kill(t)
+	client.Close()
+
+	p = startProc(t, dir, p.brokerPort, p.httpPort, args...)
+	client = newClient(t, p.brokerURL)
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+	admin, err = pulsaradmin.NewClient(&config.Config{WebServiceURL: p.webURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := admin.Topics().OffloadStatus(tn); err != nil || (st.Status != utils.NOTRUN && st.Status != utils.SUCCESS) {
+		t.Fatalf("status after restart: %+v %v", st, err)
+	}
+	// The same range again: the object of the killed offload, if its PUT
+	// completed, is adopted (same key, same bytes).
+	st := offloadAndWait(t, admin, topic, offloadID(last, 1), utils.SUCCESS)
+	if st.FirstUnOffloadedMessage.EntryID != last.EntryID()+1 {
+		t.Fatalf("first unoffloaded %+v, want entry %d", st.FirstUnOffloadedMessage, last.EntryID()+1)
+	}
+	p.kill(t) // again, after the offload: the manifest and local trim survive
+	p = startProc(t, dir, p.brokerPort, p.httpPort, args...)
+	client = newClient(t, p.brokerURL)
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := objects.List(ctx, "mb/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || !strings.HasSuffix(list[0].Key, fmt.Sprintf("/0-%d", last.EntryID())) {
+		t.Fatalf("objects %v, want the one object of entries 0-%d", list, last.EntryID())
+	}
 }
