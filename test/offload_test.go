@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -129,6 +130,11 @@ func TestOffloadReadBackEveryWay(t *testing.T) {
 	st := offloadAndWait(t, admin, topic, offloadID(msgs[2000].id, 0), utils.SUCCESS)
 	if st.FirstUnOffloadedMessage.EntryID != msgs[2000].id.EntryID() || st.FirstUnOffloadedMessage.LedgerID != msgs[0].id.LedgerID() {
 		t.Fatalf("first unoffloaded %+v, want entry %d", st.FirstUnOffloadedMessage, msgs[2000].id.EntryID())
+	}
+	var stats struct{ OffloadedStorageSize, StorageSize int64 }
+	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/stats", "", http.StatusOK)), &stats); err != nil ||
+		stats.OffloadedStorageSize <= 0 || stats.StorageSize < stats.OffloadedStorageSize {
+		t.Fatalf("stats: offloadedStorageSize %d storageSize %d (%v)", stats.OffloadedStorageSize, stats.StorageSize, err)
 	}
 	// A second offload of the same range is a no-op that succeeds.
 	offloadAndWait(t, admin, topic, offloadID(msgs[1000].id, 0), utils.SUCCESS)

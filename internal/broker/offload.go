@@ -71,8 +71,12 @@ func (b *Broker) OffloadedSize(ctx context.Context, name naming.Topic) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	if o, ok := t.ledger.(ledger.Offloader); ok {
-		return o.OffloadedSize(), nil
+	return offloadedSize(t.ledger), nil
+}
+
+func offloadedSize(l ledger.Ledger) int64 {
+	if o, ok := l.(ledger.Offloader); ok {
+		return o.OffloadedSize()
 	}
-	return 0, nil
+	return 0
 }

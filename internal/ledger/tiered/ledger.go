@@ -187,9 +187,10 @@ func (l *Ledger) served(out []ledger.Entry, total int) []ledger.Entry {
 // leave the manifest, then the object store.
 func (l *Ledger) Trim(before int64) {
 	l.inner.Trim(before)
+	before = min(before, l.inner.LastEntryID()+1) // as the local ledger does
 	l.mu.Lock()
 	m := l.man
-	if len(m.Objects) == 0 || before <= m.TrimmedBefore {
+	if before <= m.TrimmedBefore {
 		l.mu.Unlock()
 		return
 	}
@@ -204,10 +205,14 @@ func (l *Ledger) Trim(before int64) {
 			next.Objects = append(next.Objects, o)
 		}
 	}
-	if err := next.save(l.s.o.Dir); err != nil {
-		l.mu.Unlock()
-		l.s.log.Error("trim offloaded entries: manifest not saved; retried at the next trim", "ledger", l.Name(), "err", err)
-		return
+	// Without objects the trim point is only kept in memory, for an offload
+	// in progress (the local ledger persists its own).
+	if len(m.Objects) > 0 {
+		if err := next.save(l.s.o.Dir); err != nil {
+			l.mu.Unlock()
+			l.s.log.Error("trim offloaded entries: manifest not saved; retried at the next trim", "ledger", l.Name(), "err", err)
+			return
+		}
 	}
 	l.man = &next
 	l.mu.Unlock()

@@ -181,10 +181,15 @@ func (l *Ledger) storeOnce(ctx context.Context, key string, obj []byte) error {
 	return l.s.o.Objects.Put(ctx, key, obj, true)
 }
 
-// record adds o to the manifest, durably.
+// record adds o to the manifest, durably. An object whose entries were all
+// trimmed during the offload is deleted instead.
 func (l *Ledger) record(o objectEntry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if o.Last < l.man.TrimmedBefore {
+		l.s.deleteObjects([]objectEntry{o})
+		return nil
+	}
 	next := *l.man
 	next.Objects = append(append([]objectEntry(nil), l.man.Objects...), o)
 	if err := next.save(l.s.o.Dir); err != nil {
