@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/ledger/object"
 )
 
 // Ledger is a ledger whose oldest entries may live in the object store.
@@ -131,9 +132,8 @@ func (l *Ledger) Read(ctx context.Context, from int64, maxEntries, maxBytes int)
 		if i == len(objs) {
 			continue // past the objects: local (raced with a local deletion)
 		}
-		out, err := l.readObject(ctx, objs[i], from, maxEntries, maxBytes)
+		out, err := l.readObjectRetrying(ctx, objs[i], from, maxEntries, maxBytes)
 		if err != nil {
-			l.s.o.Metrics.readErrors.Inc()
 			return nil, fmt.Errorf("tiered: %s: read offloaded entry %d: %w", l.Name(), from, err)
 		}
 		if len(out) == 0 && objs[i].Last+1 < localFirst {
@@ -141,6 +141,32 @@ func (l *Ledger) Read(ctx context.Context, from int64, maxEntries, maxBytes int)
 			continue
 		}
 		return out, nil
+	}
+}
+
+// readObjectRetrying is readObject retried with backoff while the object
+// store fails, until ctx ends: a reader of offloaded entries gets them late
+// rather than an error. A corrupt object is not retried.
+func (l *Ledger) readObjectRetrying(ctx context.Context, o objectEntry, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		opCtx, cancel := context.WithTimeout(ctx, l.s.o.OpTimeout)
+		out, err := l.readObject(opCtx, o, from, maxEntries, maxBytes)
+		cancel()
+		if err == nil {
+			return out, nil
+		}
+		l.s.o.Metrics.readErrors.Inc()
+		if errors.Is(err, object.ErrCorrupt) || ctx.Err() != nil {
+			return nil, err
+		}
+		l.s.log.Warn("read of offloaded entries failed; retrying", "ledger", l.Name(), "entry", from, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, err
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/local"
 	"github.com/messagebus/messagebus/internal/ledger/object"
@@ -226,15 +228,34 @@ func TestOffloadFailureLeavesErrorAndLosesNothing(t *testing.T) {
 	}
 	readAll(t, l, 0, 500)
 
-	// Reads of offloaded data while the store is down fail (the caller
-	// retries), and succeed once it is back.
+	// Reads of offloaded data while the store is down are retried until
+	// their context ends, and succeed once it is back.
 	e.reopen() // cold cache
 	l = e.ledger()
 	faulty.SetDown(true)
-	if _, err := l.Read(context.Background(), 0, 10, 1000); err == nil {
-		t.Fatal("read with the store down succeeded")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := l.Read(ctx, 0, 10, 1000)
+	cancel()
+	if !errors.Is(err, objstore.ErrInjected) {
+		t.Fatalf("read with the store down until the deadline: %v", err)
+	}
+	failed := testutil.ToFloat64(e.st.o.Metrics.readErrors)
+	type result struct {
+		es  []ledger.Entry
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		es, err := l.Read(context.Background(), 0, 10, 1000)
+		got <- result{es, err}
+	}()
+	for testutil.ToFloat64(e.st.o.Metrics.readErrors) == failed { // the read is waiting for the store
+		time.Sleep(5 * time.Millisecond)
 	}
 	faulty.SetDown(false)
+	if r := <-got; r.err != nil || len(r.es) == 0 || r.es[0].ID != 0 {
+		t.Fatalf("read once the store is back: %d entries, %v", len(r.es), r.err)
+	}
 	readAll(t, l, 0, 500)
 }
 
