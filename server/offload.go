@@ -55,7 +55,7 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		s3, err := objstore.NewS3(ctx, objstore.S3Options{Bucket: o.Bucket, Region: o.Region, Endpoint: o.Endpoint,
-			PathStyle: o.PathStyle, Metrics: objstore.NewMetrics(reg), Logger: s.log.With("component", "objstore")})
+			PathStyle: o.PathStyle, Metrics: objstore.NewMetrics(reg)})
 		if err != nil {
 			return nil, err
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -37,7 +36,6 @@ type S3Options struct {
 	MaxAttempts int
 	MaxBackoff  time.Duration
 	Metrics     *Metrics // nil: not measured
-	Logger      *slog.Logger
 }
 
 // S3 is a Store on an S3 bucket. Credentials come from the AWS SDK's
