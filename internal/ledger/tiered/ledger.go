@@ -22,6 +22,8 @@ type Ledger struct {
 	status  ledger.OffloadStatus
 	running bool
 	timer   *time.Timer // local deletion after the lag
+	// stopOffload cancels the running (or last) offload and waits for it.
+	stopOffload func()
 }
 
 var (
@@ -247,15 +249,27 @@ func (l *Ledger) Trim(before int64) {
 	}
 }
 
-// Close implements ledger.Ledger.
+// Close implements ledger.Ledger. A running offload is stopped first: the
+// next handle of the ledger reads the manifest it left.
 func (l *Ledger) Close() error {
-	l.stopTimer()
+	l.halt()
 	l.s.mu.Lock()
 	if l.s.open[l.Name()] == l {
 		delete(l.s.open, l.Name())
 	}
 	l.s.mu.Unlock()
 	return l.inner.Close()
+}
+
+// halt stops the running offload (waiting for it) and the deletion timer.
+func (l *Ledger) halt() {
+	l.mu.Lock()
+	stop := l.stopOffload
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	l.stopTimer()
 }
 
 func (l *Ledger) stopTimer() {

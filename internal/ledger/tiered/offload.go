@@ -30,10 +30,15 @@ func (l *Ledger) Offload(before int64) error {
 	l.running = true
 	l.status.Status = ledger.OffloadRunning
 	l.status.LastError = ""
+	ctx, cancel := context.WithCancel(l.s.ctx)
+	done := make(chan struct{})
+	l.stopOffload = func() { cancel(); <-done }
 	l.s.bg.Add(1)
 	go func() {
 		defer l.s.bg.Done()
-		err := l.offload(l.s.ctx, before)
+		defer close(done)
+		defer cancel()
+		err := l.offload(ctx, before)
 		l.mu.Lock()
 		l.running = false
 		l.status.FirstUnoffloaded = l.man.end()

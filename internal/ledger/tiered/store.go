@@ -120,7 +120,7 @@ func (s *Store) Delete(ctx context.Context, topic string) error {
 	delete(s.open, topic)
 	s.mu.Unlock()
 	if l != nil {
-		l.stopTimer()
+		l.halt()
 		m, _ = loadManifest(s.o.Dir, topic, l.inner.ID())
 	} else if topics, err := s.inner.Topics(ctx); err == nil && slices.Contains(topics, topic) {
 		if in, err := s.inner.Open(ctx, topic); err == nil { // closed by Delete
