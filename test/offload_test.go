@@ -315,3 +315,30 @@ func TestOffloadKillDuringOffload(t *testing.T) {
 		t.Fatalf("objects %v, want the one object of entries 0-%d", list, last.EntryID())
 	}
 }
+
+// TestCLIOffload: mb admin topics offload and offload-status.
+func TestCLIOffload(t *testing.T) {
+	gw := s3test.Start(t)
+	s := startServer(t, server.Options{Offload: offloadOptions(t, gw, "cli")})
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	msgs := produceN(t, client, topic, 100)
+	if out := adminCLI(t, s, "topics", "offload-status", topic).ok(t); !strings.HasPrefix(out, "NOT_RUN") {
+		t.Fatalf("status before: %q", out)
+	}
+	adminCLI(t, s, "topics", "offload", "-m", fmt.Sprintf("%d:%d", msgs[60].id.LedgerID(), msgs[60].id.EntryID()), topic).ok(t)
+	want := fmt.Sprintf("SUCCESS (first entry not offloaded: %d:%d)", msgs[60].id.LedgerID(), msgs[60].id.EntryID())
+	if out := adminCLI(t, s, "topics", "offload-status", "-w", topic).ok(t); strings.TrimSpace(out) != want {
+		t.Fatalf("status after: %q, want %q", out, want)
+	}
+	adminCLI(t, s, "topics", "offload", topic).ok(t) // everything
+	var st struct {
+		Status                  string
+		FirstUnoffloadedMessage struct{ LedgerID, EntryID int64 }
+	}
+	adminCLI(t, s, "-o", "json", "topics", "offload-status", "-w", topic).jsonOf(t, &st)
+	if st.Status != "SUCCESS" || st.FirstUnoffloadedMessage.EntryID != msgs[99].id.EntryID()+1 {
+		t.Fatalf("json status %+v", st)
+	}
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+}
