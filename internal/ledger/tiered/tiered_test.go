@@ -335,3 +335,31 @@ func TestOffloadWhileRunningIsRefused(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestLocalDeletionWaitsForTheLag(t *testing.T) {
+	e, _ := newEnv(t, nil)
+	e.opts.DeletionLag = 400 * time.Millisecond
+	e.reopen()
+	l := e.ledger()
+	fill(t, l, 300)
+	if err := l.Offload(200); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitStatus(t, l); st.Status != ledger.OffloadSuccess {
+		t.Fatalf("status %+v", st)
+	}
+	if f := l.inner.FirstEntryID(); f != 0 {
+		t.Fatalf("local entries deleted before the lag: first %d", f)
+	}
+	// A restart before the lag passed keeps the deadline.
+	e.reopen()
+	l = e.ledger()
+	deadline := time.Now().Add(10 * time.Second)
+	for l.inner.FirstEntryID() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("local entries still there 10 s after the lag: first %d", l.inner.FirstEntryID())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	readAll(t, l, 0, 300)
+}
