@@ -342,3 +342,69 @@ func TestCLIOffload(t *testing.T) {
 	}
 	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
 }
+
+// TestOffloadNamespacePolicies: offload_threshold 0 offloads on its own,
+// offload_deletion_lag_ms 0 deletes local copies at once (the broker's lag
+// is 4 h); the policy endpoints answer as Pulsar's.
+func TestOffloadNamespacePolicies(t *testing.T) {
+	gw := s3test.Start(t)
+	opts := server.Options{Offload: offloadOptions(t, gw, "policies"), PolicyCheckInterval: 50 * time.Millisecond}
+	opts.Offload.DeletionLag = 0 // the default, 4 h
+	s := startServer(t, opts)
+	admin := newAdmin(t, s)
+	ns := newNamespace(t, admin)
+	n := nsName(t, ns)
+	for _, get := range []func(utils.NameSpaceName) (int64, error){admin.Namespaces().GetOffloadThreshold, admin.Namespaces().GetOffloadThresholdInSeconds} {
+		if v, err := get(n); err != nil || v != -1 {
+			t.Fatalf("unset threshold: %d %v, want -1", v, err)
+		}
+	}
+	expectHTTP(t, http.MethodGet, s.WebURL()+"/admin/v2/namespaces/"+ns+"/offloadDeletionLagMs", "", http.StatusNoContent)
+	expectHTTP(t, http.MethodPut, s.WebURL()+"/admin/v2/namespaces/"+ns+"/offloadThreshold", "-2", http.StatusPreconditionFailed)
+	expectHTTP(t, http.MethodPut, s.WebURL()+"/admin/v2/namespaces/"+ns+"/offloadDeletionLagMs", `"x"`, http.StatusBadRequest)
+
+	client := newClient(t, s.BrokerURL())
+	topic := "persistent://" + ns + "/policy-offload"
+	msgs := produceN(t, client, topic, 300)
+	if err := admin.Namespaces().SetOffloadDeleteLag(n, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := admin.Namespaces().GetOffloadDeleteLag(n); err != nil || v != 0 {
+		t.Fatalf("deletion lag %d %v", v, err)
+	}
+	if err := admin.Namespaces().SetOffloadThreshold(n, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := admin.Namespaces().GetOffloadThreshold(n); err != nil || v != 0 {
+		t.Fatalf("threshold %d %v", v, err)
+	}
+	tn := topicName(t, topic)
+	adminEventually(t, "the policy's offload", func() bool {
+		st, err := admin.Topics().OffloadStatus(tn)
+		return err == nil && st.Status == utils.SUCCESS && st.FirstUnOffloadedMessage.EntryID == msgs[299].id.EntryID()+1
+	})
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+	if got := metricValue(t, s.WebURL(), "mb_offload_read_entries_total"); got < 300 {
+		t.Fatalf("mb_offload_read_entries_total = %v: local copies were not deleted at once", got)
+	}
+	if err := admin.Namespaces().ClearOffloadDeleteLag(n); err != nil {
+		t.Fatal(err)
+	}
+	expectHTTP(t, http.MethodGet, s.WebURL()+"/admin/v2/namespaces/"+ns+"/offloadDeletionLagMs", "", http.StatusNoContent)
+
+	// By age: offload_threshold_in_seconds 0 offloads every entry published so far.
+	ns2 := newNamespace(t, admin)
+	if err := admin.Namespaces().SetOffloadThresholdInSeconds(nsName(t, ns2), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := admin.Namespaces().GetOffloadThresholdInSeconds(nsName(t, ns2)); err != nil || v != 0 {
+		t.Fatalf("threshold in seconds %d %v", v, err)
+	}
+	topic2 := "persistent://" + ns2 + "/age-offload"
+	msgs2 := produceN(t, client, topic2, 50)
+	adminEventually(t, "the age policy's offload", func() bool {
+		st, err := admin.Topics().OffloadStatus(topicName(t, topic2))
+		return err == nil && st.Status == utils.SUCCESS && st.FirstUnOffloadedMessage.EntryID == msgs2[49].id.EntryID()+1
+	})
+	readFrom(t, client, topic2, pulsar.EarliestMessageID(), false, msgs2)
+}

@@ -147,6 +147,7 @@ func (s *Server) routes() {
 	s.policyRoutes(m)
 	s.schemaRoutes(m)
 	s.compactionThresholdRoutes(m)
+	s.offloadPolicyRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
 		s.compactionRoutes(m, d)

@@ -192,7 +192,8 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		}()
 	}
 	b.policiesChanged = b.policies.Subscribe()
-	b.bgWG.Add(3)
+	b.bgWG.Add(4)
+	go b.offloadMonitor()
 	go b.compactionMonitor()
 	go b.cursorSaver()
 	go b.policyLoop()

@@ -49,6 +49,11 @@ func (b *Broker) Offload(ctx context.Context, name naming.Topic, ledgerID, entry
 	case ledgerID > id:
 		before = t.ledger.LastEntryID() + 1
 	}
+	p, err := b.EffectivePolicies(ctx, name)
+	if err != nil {
+		return err
+	}
+	applyDeletionLag(o, p)
 	if err := o.Offload(max(0, before)); err != nil {
 		return fmt.Errorf("offload %s: %w", name, err)
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"time"
 )
 
 // ErrOffloadRunning is returned by Offload while an offload of the ledger runs.
@@ -33,4 +34,8 @@ type Offloader interface {
 	OffloadStatus() OffloadStatus
 	// OffloadedSize is the bytes of entry data held in the object store.
 	OffloadedSize() int64
+	// SetDeletionLag sets how long offloaded entries stay local (0: delete
+	// at once; negative: the store's default), for the entries offloaded
+	// and the ones to come.
+	SetDeletionLag(d time.Duration)
 }

@@ -24,6 +24,22 @@ type Ledger struct {
 	timer   *time.Timer // local deletion after the lag
 	// stopOffload cancels the running (or last) offload and waits for it.
 	stopOffload func()
+	lag         *time.Duration // set by SetDeletionLag; nil: the store's
+}
+
+// SetDeletionLag implements ledger.Offloader.
+func (l *Ledger) SetDeletionLag(d time.Duration) {
+	l.mu.Lock()
+	changed := l.lag == nil && d >= 0 || l.lag != nil && (d < 0 || *l.lag != d)
+	if d < 0 {
+		l.lag = nil
+	} else {
+		l.lag = &d
+	}
+	l.mu.Unlock()
+	if changed {
+		l.scheduleLocalDeletion()
+	}
 }
 
 var (
@@ -295,6 +311,9 @@ func (l *Ledger) scheduleLocalDeletion() {
 	}
 	now := time.Now().UnixMilli()
 	lag := max(0, l.s.o.DeletionLag.Milliseconds())
+	if l.lag != nil {
+		lag = l.lag.Milliseconds()
+	}
 	local := l.inner.FirstEntryID()
 	upTo, wait := int64(-1), int64(-1)
 	for _, o := range l.man.Objects {
