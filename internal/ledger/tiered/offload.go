@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -39,6 +40,9 @@ func (l *Ledger) Offload(before int64) error {
 		defer close(done)
 		defer cancel()
 		err := l.offload(ctx, before)
+		if err == nil {
+			l.collectOrphans(ctx)
+		}
 		l.mu.Lock()
 		l.running = false
 		l.status.FirstUnoffloaded = l.man.end()
@@ -202,4 +206,33 @@ func (l *Ledger) record(o objectEntry) error {
 	}
 	l.man = &next
 	return nil
+}
+
+// collectOrphans deletes the objects of the ledger no manifest entry lists
+// (left by an offload interrupted between its PUT and its manifest write,
+// for a range no later offload adopted). Only an offload writes objects of
+// the ledger, and none runs while this does.
+func (l *Ledger) collectOrphans(ctx context.Context) {
+	prefix := strings.TrimSuffix(l.s.objectKey(l.Name(), l.ID(), 0, 0), "0-0")
+	lctx, cancel := context.WithTimeout(ctx, l.s.o.OpTimeout)
+	list, err := l.s.o.Objects.List(lctx, prefix)
+	cancel()
+	if err != nil {
+		l.s.log.Warn("offload: listing objects to collect orphans", "ledger", l.Name(), "err", err)
+		return
+	}
+	listed := map[string]bool{}
+	for _, o := range l.manifest().Objects {
+		listed[o.Key] = true
+	}
+	var orphans []objectEntry
+	for _, o := range list {
+		if !listed[o.Key] {
+			orphans = append(orphans, objectEntry{Key: o.Key})
+		}
+	}
+	if len(orphans) > 0 {
+		l.s.log.Info("offload: deleting objects no manifest lists", "ledger", l.Name(), "objects", len(orphans))
+		l.s.deleteObjects(orphans)
+	}
 }

@@ -363,3 +363,44 @@ func TestLocalDeletionWaitsForTheLag(t *testing.T) {
 	}
 	readAll(t, l, 0, 300)
 }
+
+func TestOrphanObjectsAreCollected(t *testing.T) {
+	e, _ := newEnv(t, nil)
+	l := e.ledger()
+	fill(t, l, 100)
+	ctx := context.Background()
+	orphan := e.st.objectKey(topic, l.ID(), 50, 120) // a range no offload will write
+	if err := e.objects.Put(ctx, orphan, []byte("left by a crash"), true); err != nil {
+		t.Fatal(err)
+	}
+	other := e.st.objectKey(topic+"-other", l.ID()+1, 0, 9) // another ledger's: not touched
+	if err := e.objects.Put(ctx, other, []byte("x"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Offload(40); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitStatus(t, l); st.Status != ledger.OffloadSuccess {
+		t.Fatalf("status %+v", st)
+	}
+	want := strings.Join([]string{other, e.st.objectKey(topic, l.ID(), 0, 39)}, " ") // in key order
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := e.objects.List(ctx, "mb/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, o := range list {
+			keys = append(keys, o.Key)
+		}
+		if strings.Join(keys, " ") == want {
+			break
+		}
+		if time.Now().After(deadline) { // deletion runs in the background
+			t.Fatalf("objects %v, want %v", keys, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	readAll(t, l, 0, 100)
+}
