@@ -156,6 +156,17 @@ func TestOffloadReadBackEveryWay(t *testing.T) {
 		t.Fatalf("mb_offload_read_entries_total = %v: offloaded entries were not read from the object store", got)
 	}
 
+	// Peek reads the subscription's first messages from the object store.
+	peeked, err := newAdmin(t, s).Subscriptions().PeekMessages(topicName(t, topic), "sub", 3)
+	if err != nil || len(peeked) != 3 {
+		t.Fatalf("peek: %d messages, %v", len(peeked), err)
+	}
+	for i, m := range peeked {
+		if string(m.Payload) != msgs[i].payload || m.MessageID.EntryID != msgs[i].id.EntryID() {
+			t.Fatalf("peek %d: %d %.20q, want %d %.20q", i, m.MessageID.EntryID, m.Payload, msgs[i].id.EntryID(), msgs[i].payload)
+		}
+	}
+
 	// The durable subscription catches up through the offloaded range.
 	c, err = client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "sub"})
 	if err != nil {
@@ -407,4 +418,54 @@ func TestOffloadNamespacePolicies(t *testing.T) {
 		return err == nil && st.Status == utils.SUCCESS && st.FirstUnOffloadedMessage.EntryID == msgs2[49].id.EntryID()+1
 	})
 	readFrom(t, client, topic2, pulsar.EarliestMessageID(), false, msgs2)
+}
+
+// TestOffloadPartitionedTopic: the admin calls on a partitioned topic act on
+// every partition; a consumer from earliest gets every message back.
+func TestOffloadPartitionedTopic(t *testing.T) {
+	gw := s3test.Start(t)
+	s := startServer(t, server.Options{Offload: offloadOptions(t, gw, "partitioned")})
+	admin := newAdmin(t, s)
+	topic := uniqueTopic(t)
+	tn := topicName(t, topic)
+	if err := admin.Topics().Create(tn, 2); err != nil {
+		t.Fatal(err)
+	}
+	client := newClient(t, s.BrokerURL())
+	msgs := produceN(t, client, topic, 200)
+	if err := admin.Topics().Offload(tn, utils.Latest); err != nil {
+		t.Fatal(err)
+	}
+	adminEventually(t, "offload of both partitions", func() bool {
+		st, err := admin.Topics().OffloadStatus(tn)
+		return err == nil && st.Status == utils.SUCCESS
+	})
+	for p := range 2 {
+		st, err := admin.Topics().OffloadStatus(topicName(t, fmt.Sprintf("%s-partition-%d", topic, p)))
+		if err != nil || st.Status != utils.SUCCESS || st.FirstUnOffloadedMessage.EntryID == 0 {
+			t.Fatalf("partition %d: %+v %v", p, st, err)
+		}
+	}
+	c, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "all",
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := map[string]bool{}
+	for _, m := range msgs {
+		want[m.payload] = true
+	}
+	for range msgs {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		m, err := c.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want[string(m.Payload())] {
+			t.Fatalf("unexpected or repeated message %.20q", m.Payload())
+		}
+		delete(want, string(m.Payload()))
+	}
 }
