@@ -35,7 +35,11 @@ type Gateway struct {
 // Binary finds the gateway: $VERSITYGW, else versitygw in $GOPATH/bin, else
 // on PATH.
 func Binary() (string, error) {
+	install := fmt.Errorf("the Versity S3 gateway is not installed: run `make testdeps` or `go install github.com/versity/versitygw/cmd/versitygw@%s`", Version)
 	if p := os.Getenv("VERSITYGW"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("VERSITYGW=%s: %w; %w", p, err, install)
+		}
 		return p, nil
 	}
 	gopath, err := exec.Command("go", "env", "GOPATH").Output()
@@ -48,7 +52,7 @@ func Binary() (string, error) {
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("the Versity S3 gateway is not installed: run `make testdeps` or `go install github.com/versity/versitygw/cmd/versitygw@%s`", Version)
+	return "", install
 }
 
 // Start runs a gateway on a loopback port over a temporary directory (the
