@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/object"
@@ -18,12 +19,20 @@ type blockCache struct {
 	objects objstore.Store
 	m       *Metrics
 
-	mu      sync.Mutex
-	max     int64
-	size    int64
-	lru     *list.List // of *cachedBlock, most recent at the front
-	blocks  map[blockKey]*list.Element
-	indexes map[string]*object.Index
+	mu       sync.Mutex
+	max      int64
+	size     int64
+	lru      *list.List // of *cachedBlock, most recent at the front
+	blocks   map[blockKey]*list.Element
+	indexes  map[string]*object.Index
+	inflight map[blockKey]*fetch // blocks being read: readers of one wait for it
+}
+
+// fetch is a block read in progress; done is closed when entries/err are set.
+type fetch struct {
+	done    chan struct{}
+	entries []ledger.Entry
+	err     error
 }
 
 type blockKey struct {
@@ -39,7 +48,7 @@ type cachedBlock struct {
 
 func newBlockCache(objects objstore.Store, max int64, m *Metrics) *blockCache {
 	return &blockCache{objects: objects, m: m, max: max, lru: list.New(),
-		blocks: map[blockKey]*list.Element{}, indexes: map[string]*object.Index{}}
+		blocks: map[blockKey]*list.Element{}, indexes: map[string]*object.Index{}, inflight: map[blockKey]*fetch{}}
 }
 
 // index returns the index of object o, reading it (header and tail) once.
@@ -87,7 +96,8 @@ func (c *blockCache) corrupt(key string, err error) error {
 }
 
 // block returns the entries of block b of object key, from the cache or
-// read with one ranged GET and verified.
+// read with one ranged GET and verified; concurrent readers of the same
+// block share one GET.
 func (c *blockCache) block(ctx context.Context, key string, b object.BlockMeta) ([]ledger.Entry, error) {
 	k := blockKey{key, b.Off}
 	c.mu.Lock()
@@ -97,8 +107,50 @@ func (c *blockCache) block(ctx context.Context, key string, b object.BlockMeta) 
 		c.m.cacheHits.Inc()
 		return e.Value.(*cachedBlock).entries, nil
 	}
+	if f, ok := c.inflight[k]; ok {
+		c.mu.Unlock()
+		c.m.cacheHits.Inc()
+		select {
+		case <-f.done:
+			return f.entries, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &fetch{done: make(chan struct{})}
+	c.inflight[k] = f
 	c.mu.Unlock()
 	c.m.cacheMisses.Inc()
+	f.entries, f.err = c.read(ctx, key, b)
+	c.mu.Lock()
+	delete(c.inflight, k)
+	if f.err == nil {
+		c.addLocked(k, b.Len, f.entries)
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.entries, f.err
+}
+
+// prefetch reads block b into the cache in the background unless it is
+// cached or being read (read-ahead for sequential readers).
+func (c *blockCache) prefetch(ctx context.Context, key string, b object.BlockMeta, timeout time.Duration, spawn func(func()) bool) {
+	k := blockKey{key, b.Off}
+	c.mu.Lock()
+	_, cached := c.blocks[k]
+	_, reading := c.inflight[k]
+	c.mu.Unlock()
+	if cached || reading {
+		return
+	}
+	spawn(func() {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		c.block(ctx, key, b) // an error is met again by the reader, which retries
+	})
+}
+
+func (c *blockCache) read(ctx context.Context, key string, b object.BlockMeta) ([]ledger.Entry, error) {
 	data, err := c.objects.Get(ctx, key, b.Off, b.Len)
 	if err != nil {
 		return nil, err
@@ -107,19 +159,21 @@ func (c *blockCache) block(ctx context.Context, key string, b object.BlockMeta) 
 	if err != nil {
 		return nil, c.corrupt(key, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.blocks[k]; !ok && b.Len <= c.max {
-		c.blocks[k] = c.lru.PushFront(&cachedBlock{k: k, size: b.Len, entries: entries})
-		c.size += b.Len
-		for c.size > c.max {
-			old := c.lru.Remove(c.lru.Back()).(*cachedBlock)
-			delete(c.blocks, old.k)
-			c.size -= old.size
-		}
+	return entries, nil
+}
+
+func (c *blockCache) addLocked(k blockKey, size int64, entries []ledger.Entry) {
+	if _, ok := c.blocks[k]; ok || size > c.max {
+		return
+	}
+	c.blocks[k] = c.lru.PushFront(&cachedBlock{k: k, size: size, entries: entries})
+	c.size += size
+	for c.size > c.max {
+		old := c.lru.Remove(c.lru.Back()).(*cachedBlock)
+		delete(c.blocks, old.k)
+		c.size -= old.size
 	}
 	c.m.cacheBytes.Set(float64(c.size))
-	return entries, nil
 }
 
 // forget drops what is cached of object key (deleted).

@@ -200,6 +200,9 @@ func (l *Ledger) readObject(ctx context.Context, o objectEntry, from int64, maxE
 		total int
 	)
 	for b := x.Find(from); b < len(x.Blocks) && len(out) < maxEntries; b++ {
+		if b+1 < len(x.Blocks) { // read-ahead: the next block is likely next
+			c.prefetch(l.s.ctx, o.Key, x.Blocks[b+1], l.s.o.OpTimeout, l.s.spawn)
+		}
 		entries, err := c.block(ctx, o.Key, x.Blocks[b])
 		if err != nil {
 			if len(out) > 0 {

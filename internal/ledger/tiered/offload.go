@@ -34,9 +34,7 @@ func (l *Ledger) Offload(before int64) error {
 	ctx, cancel := context.WithCancel(l.s.ctx)
 	done := make(chan struct{})
 	l.stopOffload = func() { cancel(); <-done }
-	l.s.bg.Add(1)
-	go func() {
-		defer l.s.bg.Done()
+	started := l.s.spawn(func() {
 		defer close(done)
 		defer cancel()
 		err := l.offload(ctx, before)
@@ -58,7 +56,14 @@ func (l *Ledger) Offload(before int64) error {
 		if err == nil {
 			l.scheduleLocalDeletion()
 		}
-	}()
+	})
+	if !started {
+		cancel()
+		close(done)
+		l.running = false
+		l.status.Status = ledger.OffloadNotRun
+		return ledger.ErrClosed
+	}
 	return nil
 }
 

@@ -50,6 +50,8 @@ type Store struct {
 	ctx   context.Context // ends at Close: stops offloads and timers
 	stop  context.CancelFunc
 	bg    sync.WaitGroup
+	bgMu  sync.Mutex // orders spawn's Add before Close's Wait
+	done  bool       // Close began: no new background work
 
 	mu   sync.Mutex
 	open map[string]*Ledger
@@ -143,9 +145,7 @@ func (s *Store) Delete(ctx context.Context, topic string) error {
 // deleteObjects deletes objects no manifest lists any more, in the
 // background.
 func (s *Store) deleteObjects(objs []objectEntry) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
+	s.spawn(func() {
 		for _, o := range objs {
 			s.cache.forget(o.Key)
 			ctx, cancel := context.WithTimeout(s.ctx, s.o.OpTimeout)
@@ -154,7 +154,7 @@ func (s *Store) deleteObjects(objs []objectEntry) {
 			}
 			cancel()
 		}
-	}()
+	})
 }
 
 // Topics implements ledger.Store.
@@ -164,6 +164,9 @@ func (s *Store) Topics(ctx context.Context) ([]string, error) { return s.inner.T
 // one is resumed by the next offload call) and the inner store closes.
 func (s *Store) Close() error {
 	s.stop()
+	s.bgMu.Lock()
+	s.done = true
+	s.bgMu.Unlock()
 	s.mu.Lock()
 	for _, l := range s.open {
 		l.stopTimer()
@@ -192,4 +195,20 @@ func (s *Store) objectKey(topic string, ledgerID, first, last int64) string {
 		key = s.o.Prefix + "/" + key
 	}
 	return key
+}
+
+// spawn runs fn in the background, counted in s.bg, unless the store is
+// closing; it reports whether fn was started.
+func (s *Store) spawn(fn func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.done {
+		return false
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		fn()
+	}()
+	return true
 }
