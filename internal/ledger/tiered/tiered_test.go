@@ -404,3 +404,40 @@ func TestOrphanObjectsAreCollected(t *testing.T) {
 	}
 	readAll(t, l, 0, 100)
 }
+
+func TestConcurrentReadersShareBlockReads(t *testing.T) {
+	var faulty *objstore.Faulty
+	e, _ := newEnv(t, func(s objstore.Store) objstore.Store {
+		faulty = objstore.NewFaulty(s, objstore.Faults{Seed: 9})
+		return faulty
+	})
+	e.opts.MaxObjectBytes = 1 << 20 // one object of several blocks
+	e.reopen()
+	l := e.ledger()
+	fill(t, l, 400)
+	if err := l.Offload(400); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitStatus(t, l); st.Status != ledger.OffloadSuccess {
+		t.Fatalf("status %+v", st)
+	}
+	e.reopen() // cold cache
+	l = e.ledger()
+	faulty.SetFaults(objstore.Faults{SlowRate: 1, SlowDelay: 20 * time.Millisecond})
+	done := make(chan struct{})
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			readAll(t, l, 0, 400)
+		}()
+	}
+	<-done
+	<-done
+	x, err := e.st.cache.index(context.Background(), l.manifest().Objects[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if misses := testutil.ToFloat64(e.st.o.Metrics.cacheMisses); misses != float64(len(x.Blocks)) {
+		t.Fatalf("%v block reads from the store for %d blocks and two readers", misses, len(x.Blocks))
+	}
+}
