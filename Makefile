@@ -1,6 +1,8 @@
 # MessageBus build and test entry points. `make test` is what CI runs.
 GO ?= go
 STATICCHECK_VERSION := v0.6.1
+# The S3 server of the tiered-storage tests (internal/ledger/tiered).
+VERSITYGW_VERSION := v1.8.0
 
 .PHONY: build run test testdeps lint unit test-etcd fuzz compat bench proto
 
@@ -21,13 +23,16 @@ test:
 	done
 
 # What the tests run besides Go: the OpenID provider of the access tests
-# (npm oidc-provider on node), installed when missing so that a fresh clone
+# (npm oidc-provider on node) and the Versity S3 gateway of the tiered-storage
+# tests (in $GOPATH/bin), installed when missing so that a fresh clone
 # needs nothing but `make test`.
 OIDC_DIR := internal/testutil/oidcprovider
 testdeps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the access tests need Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)"; exit 1; }
 	@test -f $(OIDC_DIR)/node_modules/.package-lock.json && cmp -s $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json || { \
 		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund && cp $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json; }
+	@$(GO) version -m "$$($(GO) env GOPATH)/bin/versitygw" 2>/dev/null | grep -q 'mod.*github.com/versity/versitygw.*$(VERSITYGW_VERSION)' || \
+		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -53,6 +58,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=150000x ./internal/auth/token
 	$(GO) test -run='^$$' -fuzz=FuzzParseBasicUsers -fuzztime=30000x ./internal/auth
 	$(GO) test -run='^$$' -fuzz=FuzzSchemaDefinition -fuzztime=20000x ./internal/schema
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=100000x ./internal/ledger/object
 
 # The official Go client's own tests (pulsar-client-go's pulsar and
 # pulsaradmin packages, pinned) against mb standalone configured like that

@@ -64,6 +64,8 @@ type Options struct {
 
 	Security
 	Access Access
+	// Offload configures tiered storage (off by default).
+	Offload Offload
 }
 
 // Security configures authentication, authorization and TLS. Authentication

@@ -44,7 +44,10 @@ func (s *Server) openStorage(reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("open storage: %w", withRestoreHint(err, opts.DataDir))
 	}
-	s.store = st
+	if s.store, err = s.withOffload(st, reg); err != nil { // offload.go
+		st.Close()
+		return err
+	}
 	if s.ckpt != nil {
 		s.ckpt.add(StoreIndex, st.CheckpointIndex, reg)
 	}

@@ -141,6 +141,7 @@ func newTopicsCommand(o *adminOptions) *cobra.Command {
 	)
 	cmd.AddCommand(topicPolicyCommands(o)...)
 	cmd.AddCommand(compactionCommands(o)...)
+	cmd.AddCommand(offloadCommands(o)...)
 	return cmd
 }
 

@@ -40,6 +40,7 @@ which wins over the file.`,
 		},
 	}
 	f := cmd.Flags()
+	addOffloadFlags(f)
 	f.String("config", "", "config file (YAML, JSON or TOML)")
 	f.String("data-dir", "./data", "directory for messages, cursors and metadata")
 	f.String("broker-addr", ":6650", "listen address of the Pulsar binary protocol")
@@ -258,6 +259,10 @@ func runStandalone(v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
+	offload, err := offloadOptionsFrom(v)
+	if err != nil {
+		return err
+	}
 	metadata, err := metadataOptionsFrom(v)
 	if err != nil {
 		return err
@@ -316,7 +321,8 @@ func runStandalone(v *viper.Viper) error {
 			TLSRequireClientCert:       v.GetBool("tls-require-client-cert"),
 			RefusePlaintextCredentials: v.GetBool("refuse-plaintext-credentials"),
 		},
-		Access: access,
+		Access:  access,
+		Offload: offload,
 	})
 	if err != nil {
 		return err

@@ -147,9 +147,11 @@ func (s *Server) routes() {
 	s.policyRoutes(m)
 	s.schemaRoutes(m)
 	s.compactionThresholdRoutes(m)
+	s.offloadPolicyRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
 		s.compactionRoutes(m, d)
+		s.offloadRoutes(m, d)
 		s.statsRoutes(m, d)
 		s.subscriptionRoutes(m, d)
 		s.topicPolicyRoutes(m, d)

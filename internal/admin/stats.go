@@ -135,19 +135,20 @@ func nonNilMap(m map[string]string) map[string]string {
 
 func topicStatsView(st broker.TopicStats) topicStatsJSON {
 	v := topicStatsJSON{
-		MsgRateIn:           st.MsgRateIn,
-		MsgThroughputIn:     st.ThroughputIn,
-		MsgRateOut:          st.MsgRateOut,
-		MsgThroughputOut:    st.ThroughputOut,
-		BytesInCounter:      st.BytesIn,
-		MsgInCounter:        st.MsgIn,
-		BytesOutCounter:     st.BytesOut,
-		MsgOutCounter:       st.MsgOut,
-		StorageSize:         st.StorageSize,
-		Publishers:          []publisherJSON{},
-		Subscriptions:       map[string]subscriptionJSON{},
-		Replication:         map[string]struct{}{},
-		DeduplicationStatus: "Disabled",
+		MsgRateIn:            st.MsgRateIn,
+		MsgThroughputIn:      st.ThroughputIn,
+		MsgRateOut:           st.MsgRateOut,
+		MsgThroughputOut:     st.ThroughputOut,
+		BytesInCounter:       st.BytesIn,
+		MsgInCounter:         st.MsgIn,
+		BytesOutCounter:      st.BytesOut,
+		MsgOutCounter:        st.MsgOut,
+		StorageSize:          st.StorageSize,
+		OffloadedStorageSize: st.OffloadedSize,
+		Publishers:           []publisherJSON{},
+		Subscriptions:        map[string]subscriptionJSON{},
+		Replication:          map[string]struct{}{},
+		DeduplicationStatus:  "Disabled",
 		Compaction: compactionStatsJSON{
 			LastCompactionRemovedEventCount:   st.Compaction.LastRemovedEventCount,
 			LastCompactionSucceedTimestamp:    st.Compaction.LastSucceedTimestamp,
@@ -286,6 +287,7 @@ func addStats(sum *topicStatsJSON, p topicStatsJSON) {
 	sum.BytesOutCounter += p.BytesOutCounter
 	sum.MsgOutCounter += p.MsgOutCounter
 	sum.StorageSize += p.StorageSize
+	sum.OffloadedStorageSize += p.OffloadedStorageSize
 	sum.BacklogSize += p.BacklogSize
 	sum.NonContiguousDeletedMessagesRanges += p.NonContiguousDeletedMessagesRanges
 	sum.Publishers = append(sum.Publishers, p.Publishers...)

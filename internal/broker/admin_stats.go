@@ -26,6 +26,7 @@ type TopicStats struct {
 	ThroughputOut    float64
 	StorageSize      int64
 	Entries          int64
+	OffloadedSize    int64 // bytes of entries in the object store (tiered storage)
 	Deduplication    bool
 	Terminated       bool
 	Publishers       []PublisherStats
@@ -126,6 +127,7 @@ func (b *Broker) TopicStats(ctx context.Context, name naming.Topic) (TopicStats,
 	if t.ledger != nil {
 		st.StorageSize = t.ledger.Size()
 		st.Entries = t.ledger.Entries()
+		st.OffloadedSize = offloadedSize(t.ledger)
 		st.Compaction = t.compactionStats()
 	}
 	t.mu.Lock()

@@ -192,10 +192,11 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		}()
 	}
 	b.policiesChanged = b.policies.Subscribe()
-	b.bgWG.Add(3)
+	b.bgWG.Add(4)
 	// Changed cursors go to the ledger, which persists them.
 	go b.everyTopic(b.cfg.CursorSaveInterval, (*Topic).saveCursors)
 	go b.everyTopic(b.cfg.CompactionCheckInterval, func(t *Topic) { t.checkCompactionThreshold(b.ctx) })
+	go b.everyTopic(b.cfg.PolicyCheckInterval, func(t *Topic) { t.checkOffloadPolicies(b.ctx) })
 	go b.policyLoop()
 	return b
 }

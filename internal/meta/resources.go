@@ -126,6 +126,13 @@ type Policies struct {
 	// CompactionThreshold is the backlog in bytes beyond the last compaction
 	// that triggers one (0: never).
 	CompactionThreshold *int64 `json:"compaction_threshold,omitempty"`
+	// Tiered storage: offload when the data not yet offloaded exceeds
+	// OffloadThreshold bytes, or entries older than
+	// OffloadThresholdInSeconds (-1 or unset: never; 0: as soon as possible);
+	// offloaded entries stay local OffloadDeletionLagMs (unset: the broker's).
+	OffloadThreshold          *int64 `json:"offload_threshold,omitempty"`
+	OffloadThresholdInSeconds *int64 `json:"offload_threshold_in_seconds,omitempty"`
+	OffloadDeletionLagMs      *int64 `json:"offload_deletion_lag_ms,omitempty"`
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.

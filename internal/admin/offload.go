@@ -1,0 +1,142 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/messagebus/messagebus/internal/broker"
+	"github.com/messagebus/messagebus/internal/naming"
+)
+
+// Offload endpoints, as Pulsar's:
+//
+//	PUT .../{topic}/offload   body: a MessageId {"ledgerId","entryId"}; starts
+//	                          offloading the entries before it: 204; 409 while
+//	                          one runs; 400 when tiered storage is off
+//	GET .../{topic}/offload   OffloadProcessStatus {"status","lastError",
+//	                          "firstUnoffloadedMessage"}
+//
+// On a partitioned topic both act on every partition (the message id's
+// entry applies to each); the status is the most telling one (ERROR, then
+// RUNNING, NOT_RUN, SUCCESS) with the first error met.
+
+type offloadBroker interface {
+	Offload(ctx context.Context, name naming.Topic, ledgerID, entryID int64) error
+	OffloadStatus(ctx context.Context, name naming.Topic) (broker.OffloadStatus, error)
+}
+
+func (s *Server) offloadRoutes(m *http.ServeMux, d string) {
+	if d != naming.Persistent {
+		return
+	}
+	topic := "/admin/v2/" + d + "/{tenant}/{ns}/{topic}/"
+	m.HandleFunc("PUT "+topic+"offload", s.topic(d, s.triggerOffload))
+	m.HandleFunc("GET "+topic+"offload", s.topic(d, s.offloadStatus))
+}
+
+func (s *Server) offloadBroker(w http.ResponseWriter) (offloadBroker, bool) {
+	b, ok := s.broker(w)
+	if !ok {
+		return nil, false
+	}
+	ob, ok := b.(offloadBroker)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "offload is not supported by this broker")
+	}
+	return ob, ok
+}
+
+// offloadRequestJSON is Pulsar's MessageIdImpl as pulsaradmin sends it.
+type offloadRequestJSON struct {
+	LedgerID       *int64 `json:"ledgerId"`
+	EntryID        *int64 `json:"entryId"`
+	PartitionIndex int    `json:"partitionIndex"`
+}
+
+func (s *Server) triggerOffload(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	var id offloadRequestJSON
+	if !requireBody(w, r, maxValueBytes, &id, `a message id {"ledgerId":..,"entryId":..}`) {
+		return
+	}
+	if id.LedgerID == nil || id.EntryID == nil {
+		writeError(w, http.StatusBadRequest, `request body must be a message id {"ledgerId":..,"entryId":..}`)
+		return
+	}
+	b, ok := s.offloadBroker(w)
+	if !ok {
+		return
+	}
+	ts, err := s.partitions(r.Context(), t)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	busy := false
+	for _, p := range ts {
+		err := b.Offload(r.Context(), p, *id.LedgerID, *id.EntryID)
+		switch {
+		case errors.Is(err, broker.ErrOffloadRunning):
+			busy = true
+		case errors.Is(err, broker.ErrOffloadNotConfigured):
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		case err != nil:
+			s.fail(w, err)
+			return
+		}
+	}
+	if busy {
+		writeError(w, http.StatusConflict, "Offload already running")
+		return
+	}
+	noContent(w)
+}
+
+type offloadMessageIDJSON struct {
+	LedgerID       int64 `json:"ledgerId"`
+	EntryID        int64 `json:"entryId"`
+	PartitionIndex int   `json:"partitionIndex"`
+}
+
+// offloadStatusJSON is Pulsar's OffloadProcessStatus.
+type offloadStatusJSON struct {
+	Status                  string               `json:"status"`
+	LastError               string               `json:"lastError"`
+	FirstUnoffloadedMessage offloadMessageIDJSON `json:"firstUnoffloadedMessage"`
+}
+
+func (s *Server) offloadStatus(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	b, ok := s.offloadBroker(w)
+	if !ok {
+		return
+	}
+	ts, err := s.partitions(r.Context(), t)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rank := map[string]int{"SUCCESS": 0, "NOT_RUN": 1, "RUNNING": 2, "ERROR": 3}
+	var out offloadStatusJSON
+	for i, p := range ts {
+		st, err := b.OffloadStatus(r.Context(), p)
+		if errors.Is(err, broker.ErrOffloadNotConfigured) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if i == 0 || rank[st.Status] > rank[out.Status] {
+			out.Status = st.Status
+		}
+		if out.LastError == "" {
+			out.LastError = st.LastError
+		}
+		if i == 0 {
+			out.FirstUnoffloadedMessage = offloadMessageIDJSON{LedgerID: st.LedgerID, EntryID: st.FirstUnoffloaded, PartitionIndex: -1}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,91 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/meta"
+)
+
+// applyDeletionLag gives the ledger the namespace's deletion lag (unset:
+// the broker's).
+func applyDeletionLag(o ledger.Offloader, p meta.Policies) {
+	if p.OffloadDeletionLagMs != nil {
+		o.SetDeletionLag(time.Duration(*p.OffloadDeletionLagMs) * time.Millisecond)
+	} else {
+		o.SetDeletionLag(-1)
+	}
+}
+
+// checkOffloadPolicies, run on every topic each PolicyCheckInterval (as
+// Pulsar checks them on ledger rollover), starts an offload when the data not offloaded
+// exceeds offload_threshold bytes (keeping about that much local), or
+// entries are older than offload_threshold_in_seconds. When the policies
+// cannot be read it does nothing this round.
+func (t *Topic) checkOffloadPolicies(ctx context.Context) {
+	if t.ledger == nil {
+		return
+	}
+	o, ok := t.ledger.(ledger.Offloader)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.b.cfg.OperationTimeout)
+	defer cancel()
+	p, err := t.b.EffectivePolicies(ctx, t.name)
+	if err != nil {
+		t.b.metrics.enforcementSkips.Inc()
+		return
+	}
+	applyDeletionLag(o, p)
+	st := o.OffloadStatus()
+	if st.Status == ledger.OffloadRunning {
+		return
+	}
+	last := t.ledger.LastEntryID()
+	before := int64(-1)
+	if n := p.OffloadThreshold; n != nil && *n >= 0 {
+		if pending := t.ledger.Size() - o.OffloadedSize(); pending > *n {
+			keep := int64(0)
+			if avg := t.avgEntrySize(); avg > 0 {
+				keep = *n / avg
+			}
+			before = max(before, last+1-keep)
+		}
+	}
+	if secs := p.OffloadThresholdInSeconds; secs != nil && *secs >= 0 {
+		ts := time.Now().Add(-time.Duration(*secs) * time.Second).UnixMilli()
+		if id, err := firstPublishedAtOrAfter(ctx, t.ledger, max(st.FirstUnoffloaded, t.ledger.FirstEntryID()), uint64(ts)); err == nil {
+			before = max(before, id)
+		}
+	}
+	if before > st.FirstUnoffloaded {
+		if err := o.Offload(before); err != nil && err != ledger.ErrOffloadRunning {
+			t.b.log.Warn("offload by policy not started", "topic", t.fullName, "err", err)
+		}
+	}
+}
+
+// firstPublishedAtOrAfter is findByPublishTime searching from entry lo
+// (the first entry not offloaded), so that it reads local entries only.
+func firstPublishedAtOrAfter(ctx context.Context, l ledger.Ledger, lo int64, ts uint64) (int64, error) {
+	hi := l.LastEntryID() + 1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		es, err := l.Read(ctx, mid, 1, 0)
+		if err != nil {
+			return 0, err
+		}
+		if len(es) == 0 {
+			hi = mid
+			continue
+		}
+		if md, ok := entryMetadata(es[0].Data); ok && md.PublishTime >= ts {
+			hi = mid
+		} else {
+			lo = es[0].ID + 1
+		}
+	}
+	return lo, nil
+}

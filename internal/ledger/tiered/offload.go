@@ -1,0 +1,243 @@
+package tiered
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/ledger/object"
+	"github.com/messagebus/messagebus/internal/objstore"
+)
+
+// putAttempts is how many times an offload tries to store one object
+// (the S3 client retries each call on its own as well).
+const putAttempts = 4
+
+// Offload implements ledger.Offloader: it offloads the entries with id <
+// before (at most the last durable one) in the background.
+func (l *Ledger) Offload(before int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running {
+		return ledger.ErrOffloadRunning
+	}
+	if l.s.ctx.Err() != nil {
+		return ledger.ErrClosed
+	}
+	l.running = true
+	l.status.Status = ledger.OffloadRunning
+	l.status.LastError = ""
+	ctx, cancel := context.WithCancel(l.s.ctx)
+	done := make(chan struct{})
+	l.stopOffload = func() { cancel(); <-done }
+	started := l.s.spawn(func() {
+		defer close(done)
+		defer cancel()
+		err := l.offload(ctx, before)
+		if err == nil {
+			l.collectOrphans(ctx)
+		}
+		l.mu.Lock()
+		l.running = false
+		l.status.FirstUnoffloaded = l.man.end()
+		if err != nil {
+			l.status.Status = ledger.OffloadError
+			l.status.LastError = err.Error()
+			l.s.o.Metrics.offloadErrors.Inc()
+			l.s.log.Warn("offload failed", "ledger", l.Name(), "err", err)
+		} else {
+			l.status.Status = ledger.OffloadSuccess
+		}
+		l.mu.Unlock()
+		if err == nil {
+			l.scheduleLocalDeletion()
+		}
+	})
+	if !started {
+		cancel()
+		close(done)
+		l.running = false
+		l.status.Status = ledger.OffloadNotRun
+		return ledger.ErrClosed
+	}
+	return nil
+}
+
+// OffloadStatus implements ledger.Offloader.
+func (l *Ledger) OffloadStatus() ledger.OffloadStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.status
+	if !l.running {
+		st.FirstUnoffloaded = l.man.end()
+	}
+	return st
+}
+
+// offload writes objects of at most MaxObjectBytes of entry data from the
+// first entry not offloaded up to before, recording each in the manifest
+// once stored.
+func (l *Ledger) offload(ctx context.Context, before int64) error {
+	before = min(before, l.inner.LastEntryID()+1)
+	for {
+		m := l.manifest()
+		start := max(m.end(), l.inner.FirstEntryID(), m.TrimmedBefore)
+		if start >= before {
+			return nil
+		}
+		entries, bytesIn, err := l.collect(ctx, start, before)
+		if errors.Is(err, ledger.ErrTrimmed) {
+			continue // trimmed meanwhile: start again from the new first entry
+		}
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil // the rest was lost locally: nothing to offload
+		}
+		last := entries[len(entries)-1].ID
+		h := object.Header{LedgerID: l.ID(), First: start, Last: last}
+		obj, err := object.Encode(h, entries, l.s.o.BlockSize)
+		if err != nil {
+			return err
+		}
+		key := l.s.objectKey(l.Name(), l.ID(), start, last)
+		if err := l.store(ctx, key, obj); err != nil {
+			return err
+		}
+		if err := l.record(objectEntry{Key: key, First: start, Last: last, Size: int64(len(obj)),
+			Bytes: bytesIn, Entries: int64(len(entries)), OffloadedAtMs: time.Now().UnixMilli()}); err != nil {
+			return err
+		}
+		l.s.o.Metrics.offloadedBytes.Add(float64(bytesIn))
+		l.s.o.Metrics.offloadedObjects.Inc()
+		l.mu.Lock()
+		l.status.FirstUnoffloaded = last + 1
+		l.mu.Unlock()
+	}
+}
+
+// collect reads the local entries from start up to before (exclusive), at
+// most MaxObjectBytes of data (at least one entry).
+func (l *Ledger) collect(ctx context.Context, start, before int64) ([]ledger.Entry, int64, error) {
+	var (
+		out   []ledger.Entry
+		total int64
+	)
+	for from := start; from < before && total < int64(l.s.o.MaxObjectBytes); {
+		batch, err := l.inner.Read(ctx, from, int(min(before-from, 1024)), l.s.o.MaxObjectBytes-int(total))
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(batch) == 0 {
+			break
+		}
+		for _, e := range batch {
+			if e.ID >= before {
+				return out, total, nil
+			}
+			out = append(out, e)
+			total += int64(len(e.Data))
+		}
+		from = batch[len(batch)-1].ID + 1
+	}
+	return out, total, nil
+}
+
+// store writes obj under key once: an object already there (left by an
+// interrupted offload) is adopted when identical, else replaced, since no
+// manifest lists it.
+func (l *Ledger) store(ctx context.Context, key string, obj []byte) error {
+	var err error
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err = l.storeOnce(ctx, key, obj)
+		if err == nil || attempt == putAttempts || ctx.Err() != nil {
+			break
+		}
+		l.s.log.Info("offload: storing an object failed; retrying", "key", key, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+		backoff *= 2
+	}
+	if err != nil {
+		return fmt.Errorf("store object %s: %w", key, err)
+	}
+	return nil
+}
+
+func (l *Ledger) storeOnce(ctx context.Context, key string, obj []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, l.s.o.OpTimeout)
+	defer cancel()
+	err := l.s.o.Objects.Put(ctx, key, obj, true)
+	if !errors.Is(err, objstore.ErrExists) {
+		return err
+	}
+	old, err := l.s.o.Objects.Get(ctx, key, 0, -1)
+	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+		return err
+	}
+	if bytes.Equal(old, obj) {
+		l.s.log.Info("offload: adopted the object of an interrupted offload", "key", key)
+		return nil
+	}
+	l.s.log.Warn("offload: replacing an unreferenced object that differs", "key", key, "size", len(old))
+	l.s.cache.forget(key)
+	if err := l.s.o.Objects.Delete(ctx, key); err != nil {
+		return err
+	}
+	return l.s.o.Objects.Put(ctx, key, obj, true)
+}
+
+// record adds o to the manifest, durably. An object whose entries were all
+// trimmed during the offload is deleted instead.
+func (l *Ledger) record(o objectEntry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if o.Last < l.man.TrimmedBefore {
+		l.s.deleteObjects([]objectEntry{o})
+		return nil
+	}
+	next := *l.man
+	next.Objects = append(append([]objectEntry(nil), l.man.Objects...), o)
+	if err := next.save(l.s.o.Dir); err != nil {
+		return err
+	}
+	l.man = &next
+	return nil
+}
+
+// collectOrphans deletes the objects of the ledger no manifest entry lists
+// (left by an offload interrupted between its PUT and its manifest write,
+// for a range no later offload adopted). Only an offload writes objects of
+// the ledger, and none runs while this does.
+func (l *Ledger) collectOrphans(ctx context.Context) {
+	prefix := strings.TrimSuffix(l.s.objectKey(l.Name(), l.ID(), 0, 0), "0-0")
+	lctx, cancel := context.WithTimeout(ctx, l.s.o.OpTimeout)
+	list, err := l.s.o.Objects.List(lctx, prefix)
+	cancel()
+	if err != nil {
+		l.s.log.Warn("offload: listing objects to collect orphans", "ledger", l.Name(), "err", err)
+		return
+	}
+	listed := map[string]bool{}
+	for _, o := range l.manifest().Objects {
+		listed[o.Key] = true
+	}
+	var orphans []objectEntry
+	for _, o := range list {
+		if !listed[o.Key] {
+			orphans = append(orphans, objectEntry{Key: o.Key})
+		}
+	}
+	if len(orphans) > 0 {
+		l.s.log.Info("offload: deleting objects no manifest lists", "ledger", l.Name(), "objects", len(orphans))
+		l.s.deleteObjects(orphans)
+	}
+}

@@ -1,0 +1,214 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/objstore"
+)
+
+// DefaultDeletionLag is how long offloaded entries stay on local disk, as
+// Pulsar's managedLedgerOffloadDeletionLagMs (4 hours).
+const DefaultDeletionLag = 4 * time.Hour
+
+// Options configure a tiered Store.
+type Options struct {
+	Objects objstore.Store
+	// Prefix of every object key (no trailing slash needed).
+	Prefix string
+	// Dir holds the manifests (one small file per ledger with offloaded data).
+	Dir string
+	// DeletionLag: offloaded entries are deleted locally this long after
+	// their offload (0: DefaultDeletionLag; negative: at once).
+	DeletionLag time.Duration
+	// BlockSize of segment objects (0: object.DefaultBlock) and the most
+	// entry data in one object (0: 64 MiB).
+	BlockSize      int
+	MaxObjectBytes int
+	// CacheBytes is the block cache's budget (0: 64 MiB).
+	CacheBytes int64
+	// OpTimeout bounds each object-store call (0: 30 s).
+	OpTimeout time.Duration
+	Metrics   *Metrics // nil: not registered
+	Logger    *slog.Logger
+}
+
+// Store is a ledger.Store whose ledgers can offload to an object store.
+type Store struct {
+	inner ledger.Store
+	o     Options
+	cache *blockCache
+	log   *slog.Logger
+	ctx   context.Context // ends at Close: stops offloads and timers
+	stop  context.CancelFunc
+	bg    sync.WaitGroup
+	bgMu  sync.Mutex // orders spawn's Add before Close's Wait
+	done  bool       // Close began: no new background work
+
+	mu   sync.Mutex
+	open map[string]*Ledger
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// New wraps inner.
+func New(inner ledger.Store, o Options) (*Store, error) {
+	if o.Objects == nil {
+		return nil, errors.New("tiered: an object store is required")
+	}
+	if o.DeletionLag == 0 {
+		o.DeletionLag = DefaultDeletionLag
+	}
+	if o.MaxObjectBytes <= 0 {
+		o.MaxObjectBytes = 64 << 20
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.OpTimeout <= 0 {
+		o.OpTimeout = objstore.DefaultTimeout
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Prefix = strings.Trim(o.Prefix, "/")
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
+	s := &Store{inner: inner, o: o, cache: newBlockCache(o.Objects, o.CacheBytes, o.Metrics),
+		log: o.Logger, open: map[string]*Ledger{}}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Open implements ledger.Store.
+func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
+	in, err := s.inner.Open(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.open[topic]; l != nil && l.inner == in {
+		return l, nil
+	}
+	m, err := loadManifest(s.o.Dir, topic, in.ID())
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{s: s, inner: in, man: m, status: ledger.OffloadStatus{Status: ledger.OffloadNotRun, FirstUnoffloaded: m.end()}}
+	s.open[topic] = l
+	l.scheduleLocalDeletion()
+	return l, nil
+}
+
+// Delete implements ledger.Store: the ledger, its manifest, then its
+// objects (best effort: one left behind is an orphan).
+func (s *Store) Delete(ctx context.Context, topic string) error {
+	var m *manifest
+	s.mu.Lock()
+	l := s.open[topic]
+	delete(s.open, topic)
+	s.mu.Unlock()
+	if l != nil {
+		l.halt()
+		m, _ = loadManifest(s.o.Dir, topic, l.inner.ID())
+	} else if topics, err := s.inner.Topics(ctx); err == nil && slices.Contains(topics, topic) {
+		if in, err := s.inner.Open(ctx, topic); err == nil { // closed by Delete
+			m, _ = loadManifest(s.o.Dir, topic, in.ID())
+		}
+	}
+	if err := s.inner.Delete(ctx, topic); err != nil {
+		return err
+	}
+	if m == nil || len(m.Objects) == 0 {
+		return nil
+	}
+	if err := removeManifest(s.o.Dir, m.LedgerID); err != nil {
+		return fmt.Errorf("tiered: delete manifest: %w", err)
+	}
+	s.deleteObjects(m.Objects)
+	return nil
+}
+
+// deleteObjects deletes objects no manifest lists any more, in the
+// background.
+func (s *Store) deleteObjects(objs []objectEntry) {
+	s.spawn(func() {
+		for _, o := range objs {
+			s.cache.forget(o.Key)
+			ctx, cancel := context.WithTimeout(s.ctx, s.o.OpTimeout)
+			if err := s.o.Objects.Delete(ctx, o.Key); err != nil {
+				s.log.Warn("delete offloaded object; it stays as an orphan", "key", o.Key, "err", err)
+			}
+			cancel()
+		}
+	})
+}
+
+// Topics implements ledger.Store.
+func (s *Store) Topics(ctx context.Context) ([]string, error) { return s.inner.Topics(ctx) }
+
+// Close implements ledger.Store: offloads in progress stop (an interrupted
+// one is resumed by the next offload call) and the inner store closes.
+func (s *Store) Close() error {
+	s.stop()
+	s.bgMu.Lock()
+	s.done = true
+	s.bgMu.Unlock()
+	s.mu.Lock()
+	for _, l := range s.open {
+		l.stopTimer()
+	}
+	s.mu.Unlock()
+	s.bg.Wait()
+	return s.inner.Close()
+}
+
+// Health implements ledger.HealthReporter when the inner store does.
+func (s *Store) Health() []string {
+	if hr, ok := s.inner.(ledger.HealthReporter); ok {
+		return hr.Health()
+	}
+	return nil
+}
+
+// objectKey is <prefix>/<tenant>/<ns>/<topic>/<ledger>/<first>-<last>.
+func (s *Store) objectKey(topic string, ledgerID, first, last int64) string {
+	name := topic
+	if i := strings.Index(name, "://"); i >= 0 {
+		name = name[i+3:]
+	}
+	key := fmt.Sprintf("%s/%d/%d-%d", name, ledgerID, first, last)
+	if s.o.Prefix != "" {
+		key = s.o.Prefix + "/" + key
+	}
+	return key
+}
+
+// spawn runs fn in the background, counted in s.bg, unless the store is
+// closing; it reports whether fn was started.
+func (s *Store) spawn(fn func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.done {
+		return false
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		fn()
+	}()
+	return true
+}

@@ -1,0 +1,124 @@
+// Package s3test runs the Versity S3 gateway (a real S3 server over a
+// directory) for tests. The binary is installed by `make testdeps`; when it
+// is missing the test fails with the install command.
+package s3test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/objstore"
+)
+
+// Version is the gateway version the tests are written against.
+const Version = "v1.8.0"
+
+// Credentials of the gateway's root user.
+const (
+	AccessKey = "mbtestaccess"
+	SecretKey = "mbtestsecret0123456789"
+)
+
+// Gateway is a running gateway.
+type Gateway struct {
+	Endpoint string // http://127.0.0.1:port
+	Dir      string // its posix backing directory
+}
+
+// Binary finds the gateway: $VERSITYGW, else versitygw in $GOPATH/bin, else
+// on PATH.
+func Binary() (string, error) {
+	install := fmt.Errorf("the Versity S3 gateway is not installed: run `make testdeps` or `go install github.com/versity/versitygw/cmd/versitygw@%s`", Version)
+	if p := os.Getenv("VERSITYGW"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("VERSITYGW=%s: %w; %w", p, err, install)
+		}
+		return p, nil
+	}
+	gopath, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	return "", install
+}
+
+// Start runs a gateway on a loopback port over a temporary directory (the
+// test's temp dir: its posix backend needs xattrs, which ext4 has) until
+// the test ends. The credentials are set in the environment (AWS_*) so that
+// the SDK's default chain finds them.
+func Start(t testing.TB) *Gateway {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start versitygw: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("versitygw exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("versitygw not listening on %s after 20 s: %s", addr, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", SecretKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	return &Gateway{Endpoint: "http://" + addr, Dir: dir}
+}
+
+// Bucket makes an S3 store on a new bucket of g.
+func (g *Gateway) Bucket(t testing.TB, name string, m *objstore.Metrics) *objstore.S3 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := objstore.NewS3(ctx, objstore.S3Options{Bucket: name, Endpoint: g.Endpoint, PathStyle: true, Metrics: m,
+		MaxAttempts: 3, MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
