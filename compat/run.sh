@@ -5,8 +5,9 @@
 # `mb standalone`, configured like that suite's CI broker, one process per
 # test, and writes docs/compatibility.md.
 #
-# Exit status: 0 when every test passes or fails only as compat/expected.tsv
-# says it may; 1 when a test not listed there fails twice in a row.
+# Exit status: 0 when every `pulsar` test passes or fails only as
+# compat/expected.tsv says it may; 1 when a `pulsar` test not listed there
+# fails twice in a row. `pulsaradmin` failures are reported, not fatal.
 #
 # Environment: COMPAT_RUN (a go test -run pattern limiting the tests, default
 # all), COMPAT_TIMEOUT (per test, default 180s), COMPAT_OUT (report path,
@@ -82,7 +83,7 @@ done <"$ROOT/compat/expected.tsv"
 
 results=$WORK/results
 : >"$results"
-pass=0 fail=0 xfail=0 total=0 unexpected=()
+pass=0 fail=0 xfail=0 reported=0 total=0 unexpected=()
 # run_suite SUITE BINARY DIR: every test of one package, its results
 # appended to $results under SUITE.
 run_suite() {
@@ -106,7 +107,9 @@ run_suite() {
     total=$((total + 1))
     case $outcome in
       pass) pass=$((pass + 1)) ;;
-      *) if [ -n "$reason" ]; then xfail=$((xfail + 1)); else fail=$((fail + 1)); unexpected+=("$suite.$t"); fi ;;
+      *) if [ -n "$reason" ]; then xfail=$((xfail + 1))
+         elif [ "$suite" = pulsar ]; then fail=$((fail + 1)); unexpected+=("$suite.$t")
+         else reported=$((reported + 1)); fi ;;
     esac
     last=""
     if [ $outcome = fail ] && [ -z "$reason" ]; then
@@ -131,7 +134,9 @@ run_suite pulsaradmin "$WORK/pulsaradmin.test" "$WORK/src/pulsaradmin/pkg/admin"
   echo "with namespace \`private/auth\` granting \`token-principal\`). Tests that restart the broker"
   echo "(\`$SKIP\`) are not run. Pattern: \`$RUN_PATTERN\`."
   echo
-  echo "**$pass of $total pass**; $xfail fail as expected (reasons below); $fail fail unexpectedly."
+  echo "**$pass of $total pass**; $xfail fail as expected (reasons below); $fail \`pulsar\` tests fail unexpectedly;"
+  echo "$reported \`pulsaradmin\` tests fail (reported, not failing the run: mostly admin endpoints MessageBus does not"
+  echo "implement yet, named in the first error)."
   echo
   echo "| package | test | result | seconds | reason / first error |"
   echo "|---|---|---|---|---|"
@@ -142,7 +147,7 @@ run_suite pulsaradmin "$WORK/pulsaradmin.test" "$WORK/src/pulsaradmin/pkg/admin"
     echo "| $suite | \`$t\` | $r | $secs | ${reason}${last} |"
   done <"$results"
 } >"$OUT"
-echo "compat: $pass/$total passed, $xfail expected failures, $fail unexpected failures in $(( $(date +%s) - started )) s; report in $OUT"
+echo "compat: $pass/$total passed, $xfail expected failures, $reported pulsaradmin failures reported, $fail unexpected failures in $(( $(date +%s) - started )) s; report in $OUT"
 if [ $fail -gt 0 ]; then
   echo "compat: unexpected failures: ${unexpected[*]}" >&2
   echo "compat: logs in $WORK" >&2
