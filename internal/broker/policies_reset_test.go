@@ -62,7 +62,10 @@ func TestPolicyCacheReReadsOnReset(t *testing.T) {
 		t.Fatalf("max producers before: %v %v", p.MaxProducersPerTopic, err)
 	}
 	two := 2
-	if err := res.UpdateNamespace(ctx, topic.Namespace, func(p *meta.Policies) error { p.MaxProducersPerTopic = &two; return nil }); err != nil {
+	// Another process changes the policy: a write past this broker's
+	// Resources, which only the watch would tell it about.
+	other := &meta.Resources{Store: md}
+	if err := other.UpdateNamespace(ctx, topic.Namespace, func(p *meta.Policies) error { p.MaxProducersPerTopic = &two; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := b.EffectivePolicies(ctx, topic); p.MaxProducersPerTopic != nil {

@@ -49,18 +49,23 @@ const maxCachedTopicPolicies = 100000
 const DefaultPolicyReadTimeout = 30 * time.Second
 
 // NewPolicyCache returns an empty cache over r. Run keeps it fresh; until
-// Run has started, changes may be missed.
+// Run has started, changes made by other processes may be missed. r's
+// Store is wrapped so that writes through r invalidate the cache at once;
+// call it before r is shared with goroutines.
 func NewPolicyCache(r *Resources, readTimeout time.Duration) *PolicyCache {
 	if readTimeout <= 0 {
 		readTimeout = DefaultPolicyReadTimeout
 	}
-	return &PolicyCache{
+	c := &PolicyCache{
 		r:           r,
 		readTimeout: readTimeout,
 		tenants:     map[string]TenantInfo{},
 		ns:          map[string]Policies{},
 		topics:      map[string]TopicPolicies{},
 	}
+	// Writes through r (the admin API, the broker) reach the cache at once.
+	r.Store = notifyingStore{Store: r.Store, after: c.written}
+	return c
 }
 
 // Resources returns the records the cache reads.
@@ -74,29 +79,66 @@ func (c *PolicyCache) Run(ctx context.Context) {
 	c.life = ctx
 	c.mu.Unlock()
 	for ch := range c.r.WatchPolicies(ctx) {
-		c.mu.Lock()
-		switch ch.Kind {
-		case PolicyReset:
-			clear(c.tenants)
-			clear(c.ns)
-			clear(c.topics)
-		case TenantChanged:
-			delete(c.tenants, ch.Tenant)
-		case NamespaceChanged:
-			delete(c.ns, ch.Namespace.String())
-		case TopicPoliciesChanged:
-			delete(c.topics, TopicPoliciesKey(ch.Topic))
-		}
-		c.gen++
-		subs := c.subs
-		c.mu.Unlock()
-		for _, s := range subs {
-			select {
-			case s <- struct{}{}:
-			default: // one pending wake-up is enough
-			}
+		c.apply(ch)
+	}
+}
+
+// apply forgets what ch changed and wakes the subscribers.
+func (c *PolicyCache) apply(ch PolicyChange) {
+	c.mu.Lock()
+	switch ch.Kind {
+	case PolicyReset:
+		clear(c.tenants)
+		clear(c.ns)
+		clear(c.topics)
+	case TenantChanged:
+		delete(c.tenants, ch.Tenant)
+	case NamespaceChanged:
+		delete(c.ns, ch.Namespace.String())
+	case TopicPoliciesChanged:
+		delete(c.topics, TopicPoliciesKey(ch.Topic))
+	}
+	c.gen++
+	subs := c.subs
+	c.mu.Unlock()
+	for _, s := range subs {
+		select {
+		case s <- struct{}{}:
+		default: // one pending wake-up is enough
 		}
 	}
+}
+
+// written is called after a write through the cache's Resources succeeded:
+// the record is forgotten at once, so this process reads its own writes (a
+// grant is in force for the next producer, as in Pulsar, whose metadata
+// cache is updated by its own writes), without waiting for the watch.
+func (c *PolicyCache) written(key string) {
+	if ch, ok := policyChange(Event{Type: EventPut, KV: KV{Key: key}}); ok {
+		c.apply(ch)
+	}
+}
+
+// notifyingStore calls after once a Put or Delete succeeded.
+type notifyingStore struct {
+	Store
+	after func(key string)
+}
+
+func (n notifyingStore) Put(ctx context.Context, key string, value []byte, expected int64) (int64, error) {
+	v, err := n.Store.Put(ctx, key, value, expected)
+	if err == nil {
+		n.after(key)
+	}
+	return v, err
+}
+
+func (n notifyingStore) Delete(ctx context.Context, key string, expected int64) error {
+	err := n.Store.Delete(ctx, key, expected)
+	if err == nil {
+		n.after(key)
+	}
+	return err
 }
 
 // Subscribe returns a channel that receives a value after policies change

@@ -77,3 +77,42 @@ func TestPolicyCache(t *testing.T) {
 		t.Fatal("a missing namespace read without error")
 	}
 }
+
+// silentWatchStore never reports a change: what the cache learns, it
+// learns from writes through its own Resources.
+type silentWatchStore struct{ *meta.Embedded }
+
+func (silentWatchStore) Watch(ctx context.Context, _ string) <-chan meta.Event {
+	ch := make(chan meta.Event)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch
+}
+
+// A write through the cache's Resources is read back at once, without
+// waiting for the watch (a grant is in force for the next producer).
+func TestPolicyCacheReadsItsOwnWrites(t *testing.T) {
+	md, err := meta.OpenEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { md.Close() })
+	res := &meta.Resources{Store: silentWatchStore{md}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := res.Bootstrap(ctx, "standalone", meta.ClusterData{}); err != nil {
+		t.Fatal(err)
+	}
+	c := meta.NewPolicyCache(res, time.Second)
+	go c.Run(ctx)
+	ns := naming.Namespace{Tenant: "public", Name: "default"}
+	if p, err := c.Namespace(ctx, ns); err != nil || p.MaxProducersPerTopic != nil {
+		t.Fatalf("before: %+v %v", p, err)
+	}
+	two := 2
+	if err := res.UpdateNamespace(ctx, ns, func(p *meta.Policies) error { p.MaxProducersPerTopic = &two; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Namespace(ctx, ns); err != nil || p.MaxProducersPerTopic == nil || *p.MaxProducersPerTopic != 2 {
+		t.Fatalf("after the write: %+v %v", p.MaxProducersPerTopic, err)
+	}
+}
