@@ -276,6 +276,8 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusPreconditionFailed, err.Error())
 	case errors.Is(err, broker.ErrNotAllowed):
 		writeError(w, http.StatusMethodNotAllowed, err.Error())
+	case errors.Is(err, broker.ErrOffloadNotConfigured):
+		writeError(w, http.StatusBadRequest, err.Error())
 	default:
 		s.internalError(w, err)
 	}

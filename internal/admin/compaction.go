@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/messagebus/messagebus/internal/broker"
@@ -57,28 +56,7 @@ func (s *Server) triggerCompaction(w http.ResponseWriter, r *http.Request, t nam
 	if !ok {
 		return
 	}
-	ts, err := s.partitions(r.Context(), t)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	busy := false
-	for _, p := range ts {
-		err := b.Compact(r.Context(), p)
-		if errors.Is(err, broker.ErrCompactionRunning) {
-			busy = true
-			continue
-		}
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
-	}
-	if busy {
-		writeError(w, http.StatusConflict, "Compaction already in progress")
-		return
-	}
-	noContent(w)
+	s.startOnPartitions(w, r, t, broker.ErrCompactionRunning, "Compaction already in progress", b.Compact)
 }
 
 // compactionStatusJSON is Pulsar's LongRunningProcessStatus.
@@ -97,22 +75,16 @@ func (s *Server) compactionStatus(w http.ResponseWriter, r *http.Request, t nami
 		s.fail(w, err)
 		return
 	}
-	rank := map[string]int{broker.CompactionSuccess: 0, broker.CompactionNotRun: 1, broker.CompactionRunning: 2, broker.CompactionError: 3}
-	var out broker.CompactionStatus
+	var out processStatus
 	for i, p := range ts {
 		st, err := b.CompactionStatus(r.Context(), p)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		if i == 0 || rank[st.Status] > rank[out.Status] {
-			out.Status = st.Status
-		}
-		if out.LastError == "" {
-			out.LastError = st.LastError
-		}
+		out.add(i, st.Status, st.LastError)
 	}
-	writeJSON(w, http.StatusOK, compactionStatusJSON{Status: out.Status, LastError: out.LastError})
+	writeJSON(w, http.StatusOK, compactionStatusJSON{Status: out.status, LastError: out.lastError})
 }
 
 // compactionThresholdRoutes registers the namespace policy; Pulsar sets it

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/messagebus/messagebus/internal/broker"
@@ -67,30 +66,9 @@ func (s *Server) triggerOffload(w http.ResponseWriter, r *http.Request, t naming
 	if !ok {
 		return
 	}
-	ts, err := s.partitions(r.Context(), t)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	busy := false
-	for _, p := range ts {
-		err := b.Offload(r.Context(), p, *id.LedgerID, *id.EntryID)
-		switch {
-		case errors.Is(err, broker.ErrOffloadRunning):
-			busy = true
-		case errors.Is(err, broker.ErrOffloadNotConfigured):
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		case err != nil:
-			s.fail(w, err)
-			return
-		}
-	}
-	if busy {
-		writeError(w, http.StatusConflict, "Offload already running")
-		return
-	}
-	noContent(w)
+	s.startOnPartitions(w, r, t, broker.ErrOffloadRunning, "Offload already running", func(ctx context.Context, p naming.Topic) error {
+		return b.Offload(ctx, p, *id.LedgerID, *id.EntryID)
+	})
 }
 
 type offloadMessageIDJSON struct {
@@ -116,27 +94,19 @@ func (s *Server) offloadStatus(w http.ResponseWriter, r *http.Request, t naming.
 		s.fail(w, err)
 		return
 	}
-	rank := map[string]int{"SUCCESS": 0, "NOT_RUN": 1, "RUNNING": 2, "ERROR": 3}
+	var merged processStatus
 	var out offloadStatusJSON
 	for i, p := range ts {
 		st, err := b.OffloadStatus(r.Context(), p)
-		if errors.Is(err, broker.ErrOffloadNotConfigured) {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		if i == 0 || rank[st.Status] > rank[out.Status] {
-			out.Status = st.Status
-		}
-		if out.LastError == "" {
-			out.LastError = st.LastError
-		}
+		merged.add(i, st.Status, st.LastError)
 		if i == 0 {
 			out.FirstUnoffloadedMessage = offloadMessageIDJSON{LedgerID: st.LedgerID, EntryID: st.FirstUnoffloaded, PartitionIndex: -1}
 		}
 	}
+	out.Status, out.LastError = merged.status, merged.lastError
 	writeJSON(w, http.StatusOK, out)
 }
