@@ -77,7 +77,13 @@ func seekTarget(t *Topic, mid *pb.MessageIdData) int64 {
 // findByPublishTime returns the first entry published at or after ts (ms),
 // by binary search: entries are appended in publish-time order.
 func findByPublishTime(ctx context.Context, l ledger.Ledger, ts uint64) (int64, error) {
-	lo, hi := l.FirstEntryID(), l.LastEntryID()+1
+	return findByPublishTimeFrom(ctx, l, l.FirstEntryID(), ts)
+}
+
+// findByPublishTimeFrom is findByPublishTime searching from entry lo on
+// (offload uses it to read local entries only).
+func findByPublishTimeFrom(ctx context.Context, l ledger.Ledger, lo int64, ts uint64) (int64, error) {
+	hi := l.LastEntryID() + 1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		es, err := l.Read(ctx, mid, 1, 0)
@@ -91,7 +97,8 @@ func findByPublishTime(ctx context.Context, l ledger.Ledger, ts uint64) (int64, 
 		if md, ok := entryMetadata(es[0].Data); ok && md.PublishTime >= ts {
 			hi = mid
 		} else {
-			lo = mid + 1
+			// Entries between mid and es[0].ID are lost: none to probe.
+			lo = es[0].ID + 1
 		}
 	}
 	return lo, nil

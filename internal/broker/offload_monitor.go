@@ -56,7 +56,7 @@ func (t *Topic) checkOffloadPolicies(ctx context.Context) {
 	}
 	if secs := p.OffloadThresholdInSeconds; secs != nil && *secs >= 0 {
 		ts := time.Now().Add(-time.Duration(*secs) * time.Second).UnixMilli()
-		if id, err := firstPublishedAtOrAfter(ctx, t.ledger, max(st.FirstUnoffloaded, t.ledger.FirstEntryID()), uint64(ts)); err == nil {
+		if id, err := findByPublishTimeFrom(ctx, t.ledger, max(st.FirstUnoffloaded, t.ledger.FirstEntryID()), uint64(ts)); err == nil {
 			before = max(before, id)
 		}
 	}
@@ -65,27 +65,4 @@ func (t *Topic) checkOffloadPolicies(ctx context.Context) {
 			t.b.log.Warn("offload by policy not started", "topic", t.fullName, "err", err)
 		}
 	}
-}
-
-// firstPublishedAtOrAfter is findByPublishTime searching from entry lo
-// (the first entry not offloaded), so that it reads local entries only.
-func firstPublishedAtOrAfter(ctx context.Context, l ledger.Ledger, lo int64, ts uint64) (int64, error) {
-	hi := l.LastEntryID() + 1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		es, err := l.Read(ctx, mid, 1, 0)
-		if err != nil {
-			return 0, err
-		}
-		if len(es) == 0 {
-			hi = mid
-			continue
-		}
-		if md, ok := entryMetadata(es[0].Data); ok && md.PublishTime >= ts {
-			hi = mid
-		} else {
-			lo = es[0].ID + 1
-		}
-	}
-	return lo, nil
 }
