@@ -45,6 +45,14 @@ type Options struct {
 	DefaultRetentionSizeMB  int64
 	// DeduplicationEnabled is the default for namespaces without a policy.
 	DeduplicationEnabled bool
+	// Defaults of the limit policies for namespaces and topics without
+	// one (0: no limit; `mb standalone` defaults the first two to Pulsar's
+	// 50000 and 200000). See broker.Config.
+	MaxUnackedMessagesPerConsumer     int
+	MaxUnackedMessagesPerSubscription int
+	MaxSubscriptionsPerTopic          int
+	MaxTopicsPerNamespace             int
+	SubscriptionExpirationTimeMinutes int
 	// HideTopicLevelMetrics emits the per-topic metrics summed per namespace,
 	// without the topic label (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
 	HideTopicLevelMetrics bool

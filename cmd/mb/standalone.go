@@ -57,6 +57,11 @@ which wins over the file.`,
 	f.Int("default-retention-time-minutes", 0, "retention of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Int64("default-retention-size-mb", 0, "retention size of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Bool("deduplication-enabled", false, "deduplicate producers' resends in namespaces without a policy")
+	f.Int("max-unacked-messages-per-consumer", 50000, "unacknowledged messages a Shared or Key_Shared consumer may hold before dispatch to it pauses, for namespaces and topics without a policy (0: no limit)")
+	f.Int("max-unacked-messages-per-subscription", 200000, "unacknowledged messages a Shared or Key_Shared subscription may hold before its dispatch pauses, for namespaces and topics without a policy (0: no limit)")
+	f.Int("max-subscriptions-per-topic", 0, "subscriptions a topic may have, for namespaces and topics without a policy (0: no limit)")
+	f.Int("max-topics-per-namespace", 0, "topics (partitions counted) a namespace may have, for namespaces without a policy (0: no limit)")
+	f.Int("subscription-expiration-time-minutes", 0, "delete durable subscriptions without consumers for this long, for namespaces without a policy (0: never)")
 	f.Bool("expose-topic-level-metrics", true, "label metrics by topic; false sums them per namespace (fewer series)")
 	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
 	f.Duration("operation-timeout", 30*time.Second, "bound on each client request (lookup, producer, subscribe, ...) and topic load; past it the request is answered with a retriable error (ServiceNotReady, MetadataError for lookups)")
@@ -282,29 +287,34 @@ func runStandalone(v *viper.Viper) error {
 		debug.SetGCPercent(200)
 	}
 	s, err := server.New(server.Options{
-		DataDir:                 v.GetString("data-dir"),
-		BrokerAddr:              v.GetString("broker-addr"),
-		HTTPAddr:                v.GetString("http-addr"),
-		AdvertisedAddress:       v.GetString("advertised-address"),
-		ClusterName:             v.GetString("cluster-name"),
-		MaxMessageSize:          v.GetInt("max-message-size"),
-		JournalSegmentSize:      v.GetInt64("journal-segment-size"),
-		NoJournalPreallocation:  !v.GetBool("journal-preallocate"),
-		MinFreeDisk:             v.GetString("min-free-disk"),
-		CacheBytes:              v.GetInt64("cache-size"),
-		CacheTotalBytes:         v.GetInt64("cache-total-size"),
-		DefaultRetentionMinutes: v.GetInt("default-retention-time-minutes"),
-		DefaultRetentionSizeMB:  v.GetInt64("default-retention-size-mb"),
-		DeduplicationEnabled:    v.GetBool("deduplication-enabled"),
-		PolicyCheckInterval:     v.GetDuration("policy-check-interval"),
-		OperationTimeout:        v.GetDuration("operation-timeout"),
-		CompactionCheckInterval: v.GetDuration("compaction-check-interval"),
-		CheckpointInterval:      checkpointInterval,
-		CheckpointRetain:        v.GetInt("checkpoint-retain"),
-		HideTopicLevelMetrics:   !v.GetBool("expose-topic-level-metrics"),
-		EnablePprof:             v.GetBool("enable-pprof"),
-		Logger:                  log,
-		Metadata:                metadata,
+		DataDir:                           v.GetString("data-dir"),
+		BrokerAddr:                        v.GetString("broker-addr"),
+		HTTPAddr:                          v.GetString("http-addr"),
+		AdvertisedAddress:                 v.GetString("advertised-address"),
+		ClusterName:                       v.GetString("cluster-name"),
+		MaxMessageSize:                    v.GetInt("max-message-size"),
+		JournalSegmentSize:                v.GetInt64("journal-segment-size"),
+		NoJournalPreallocation:            !v.GetBool("journal-preallocate"),
+		MinFreeDisk:                       v.GetString("min-free-disk"),
+		CacheBytes:                        v.GetInt64("cache-size"),
+		CacheTotalBytes:                   v.GetInt64("cache-total-size"),
+		DefaultRetentionMinutes:           v.GetInt("default-retention-time-minutes"),
+		DefaultRetentionSizeMB:            v.GetInt64("default-retention-size-mb"),
+		DeduplicationEnabled:              v.GetBool("deduplication-enabled"),
+		MaxUnackedMessagesPerConsumer:     v.GetInt("max-unacked-messages-per-consumer"),
+		MaxUnackedMessagesPerSubscription: v.GetInt("max-unacked-messages-per-subscription"),
+		MaxSubscriptionsPerTopic:          v.GetInt("max-subscriptions-per-topic"),
+		MaxTopicsPerNamespace:             v.GetInt("max-topics-per-namespace"),
+		SubscriptionExpirationTimeMinutes: v.GetInt("subscription-expiration-time-minutes"),
+		PolicyCheckInterval:               v.GetDuration("policy-check-interval"),
+		OperationTimeout:                  v.GetDuration("operation-timeout"),
+		CompactionCheckInterval:           v.GetDuration("compaction-check-interval"),
+		CheckpointInterval:                checkpointInterval,
+		CheckpointRetain:                  v.GetInt("checkpoint-retain"),
+		HideTopicLevelMetrics:             !v.GetBool("expose-topic-level-metrics"),
+		EnablePprof:                       v.GetBool("enable-pprof"),
+		Logger:                            log,
+		Metadata:                          metadata,
 		Security: server.Security{
 			AuthTokenSecretKey:         v.GetString("auth-token-secret-key"),
 			AuthTokenPublicKey:         v.GetString("auth-token-public-key"),

@@ -75,6 +75,7 @@ type Broker interface {
 	UnloadTopic(fullName string) error
 	NamespaceTopics(ctx context.Context, ns naming.Namespace, domains ...string) ([]string, error)
 	TopicExists(ctx context.Context, name naming.Topic) (bool, error)
+	CheckTopicQuota(ctx context.Context, name naming.Topic, partitions int) error
 	CreateTopic(ctx context.Context, name naming.Topic) error
 	DeleteTopic(ctx context.Context, name naming.Topic, force bool) error
 	HasClients(name naming.Topic) bool
@@ -272,7 +273,8 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, broker.ErrTopicExists), errors.Is(err, broker.ErrSubscriptionExists), errors.Is(err, meta.ErrExists):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, broker.ErrTopicBusy), errors.Is(err, broker.ErrSubscriptionBusy), errors.Is(err, naming.ErrInvalid):
+	case errors.Is(err, broker.ErrTopicBusy), errors.Is(err, broker.ErrSubscriptionBusy), errors.Is(err, naming.ErrInvalid),
+		errors.Is(err, broker.ErrTooManyTopics):
 		writeError(w, http.StatusPreconditionFailed, err.Error())
 	case errors.Is(err, broker.ErrNotAllowed):
 		writeError(w, http.StatusMethodNotAllowed, err.Error())

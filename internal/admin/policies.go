@@ -30,6 +30,8 @@ func (s *Server) policyRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET "+ns+"permissions", s.getPermissions)
 	m.HandleFunc("POST "+ns+"permissions/{role}", s.grantPermission)
 	m.HandleFunc("DELETE "+ns+"permissions/{role}", s.revokePermission)
+	s.limitPolicyRoutes(m, ns)
+	s.ratePolicyRoutes(m, ns)
 	m.HandleFunc("GET "+ns+"replication", s.getReplication)
 	m.HandleFunc("POST "+ns+"replication", s.setReplication)
 }
@@ -282,7 +284,7 @@ func intPolicySetter(field func(*meta.Policies) **int, name string) policySetter
 			return err
 		}
 		if n < 0 {
-			return errorf(http.StatusPreconditionFailed, "%s must be 0 or more, not %d", name, n)
+			return errorf(http.StatusPreconditionFailed, "%s must be 0 or more", name) // Pulsar's words; pulsaradmin compares them
 		}
 		*field(p) = &n
 		return nil
@@ -400,7 +402,10 @@ func validatePolicies(p *meta.Policies) error {
 		}
 	}
 	for name, v := range map[string]*int{"max_producers_per_topic": p.MaxProducersPerTopic,
-		"max_consumers_per_topic": p.MaxConsumersPerTopic, "max_consumers_per_subscription": p.MaxConsumersPerSubscription} {
+		"max_consumers_per_topic": p.MaxConsumersPerTopic, "max_consumers_per_subscription": p.MaxConsumersPerSubscription,
+		"max_unacked_messages_per_consumer": p.MaxUnackedMessagesPerConsumer, "max_unacked_messages_per_subscription": p.MaxUnackedMessagesPerSubscription,
+		"max_subscriptions_per_topic": p.MaxSubscriptionsPerTopic, "max_topics_per_namespace": p.MaxTopicsPerNamespace,
+		"subscription_expiration_time_minutes": p.SubscriptionExpirationTimeMinutes} {
 		if v != nil && *v < 0 {
 			return errorf(http.StatusPreconditionFailed, "%s must be 0 or more, not %d", name, *v)
 		}

@@ -193,6 +193,7 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 			ConsumersAfterMarkDeletePosition:   map[string]string{},
 			NonContiguousDeletedMessagesRanges: ss.AckedRanges,
 			SubscriptionProperties:             ss.Properties,
+			BlockedSubscriptionOnUnackedMsgs:   ss.BlockedOnUnacked,
 		}
 		if sv.SubscriptionProperties == nil {
 			sv.SubscriptionProperties = map[string]string{}
@@ -203,6 +204,7 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 				MsgOutCounter: c.MsgOut, ConsumerName: c.Name, AvailablePermits: c.Permits,
 				UnackedMessages: c.Unacked, PriorityLevel: c.Priority, Address: c.Address, Metadata: nonNilMap(c.Metadata),
 				ClientVersion: c.ClientVersion, ConnectedSince: statsTime(c.ConnectedSince),
+				BlockedConsumerOnUnackedMsgs: c.BlockedOnUnacked,
 			})
 		}
 		v.Subscriptions[name] = sv

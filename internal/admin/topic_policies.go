@@ -41,6 +41,8 @@ func (s *Server) topicPolicyRoutes(m *http.ServeMux, d string) {
 		func(tp *meta.TopicPolicies) **int { return &tp.MaxConsumersPerSubscription }, maxConsumersPerSub))
 	s.topicPolicy(m, d, topic+"schemaCompatibilityStrategy", schemaStrategyTopicPolicy)
 	s.topicPolicy(m, d, topic+"schemaValidationEnforced", schemaValidationTopicPolicy)
+	s.topicLimitPolicyRoutes(m, d, topic)
+	s.topicRatePolicyRoutes(m, d, topic)
 	m.HandleFunc("GET "+topic+"backlogQuotaMap", s.topic(d, s.getTopicBacklogQuotaMap))
 	m.HandleFunc("POST "+topic+"backlogQuota", s.topic(d, s.setTopicBacklogQuota))
 	m.HandleFunc("DELETE "+topic+"backlogQuota", s.topic(d, s.removeTopicBacklogQuota))
@@ -254,7 +256,7 @@ func intTopicPolicy(name string, field func(*meta.TopicPolicies) **int, nsField 
 				return err
 			}
 			if n < 0 {
-				return errorf(http.StatusPreconditionFailed, "%s must be 0 or more, not %d", name, n)
+				return errorf(http.StatusPreconditionFailed, "%s must be 0 or more", name) // Pulsar's words; pulsaradmin compares them
 			}
 			*field(tp) = &n
 			return nil

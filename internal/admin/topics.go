@@ -127,7 +127,7 @@ func (s *Server) listPartitioned(w http.ResponseWriter, r *http.Request, domain 
 }
 
 // createTopic creates a non-partitioned topic. The optional body holds
-// topic properties, which are accepted and not kept.
+// the topic's properties (kept with its policies, see policies_limits.go).
 func (s *Server) createTopic(w http.ResponseWriter, r *http.Request, t naming.Topic) {
 	b, ok := s.broker(w)
 	if !ok {
@@ -153,11 +153,34 @@ func (s *Server) createTopic(w http.ResponseWriter, r *http.Request, t naming.To
 		writeError(w, http.StatusConflict, "topic "+t.String()+" already exists as a partitioned topic")
 		return
 	}
+	if err := b.CheckTopicQuota(ctx, t, 0); err != nil {
+		s.fail(w, err)
+		return
+	}
 	if err := b.CreateTopic(ctx, t); err != nil {
 		s.fail(w, err)
 		return
 	}
+	if !s.keepProperties(w, r, t, props) {
+		return
+	}
 	noContent(w)
+}
+
+// keepProperties stores the properties given at a topic's creation.
+func (s *Server) keepProperties(w http.ResponseWriter, r *http.Request, t naming.Topic, props map[string]string) bool {
+	if len(props) == 0 {
+		return true
+	}
+	err := s.meta.UpdateTopicPolicies(r.Context(), t, func(tp *meta.TopicPolicies) error {
+		tp.Properties = mergeProperties(tp.Properties, props)
+		return nil
+	})
+	if err != nil {
+		s.fail(w, err)
+		return false
+	}
+	return true
 }
 
 // checkPartitionName applies Pulsar's rule for names ending in
@@ -216,28 +239,29 @@ func (s *Server) deleteTopic(w http.ResponseWriter, r *http.Request, t naming.To
 
 // partitionCount decodes a partitions body: a number, or Pulsar's
 // partitioned-topic metadata object {"partitions": n, "properties": {...}}.
-func partitionCount(w http.ResponseWriter, r *http.Request) (int, bool) {
+func partitionCount(w http.ResponseWriter, r *http.Request) (int, map[string]string, bool) {
 	var raw json.RawMessage
 	if !requireBody(w, r, maxValueBytes, &raw, "the number of partitions") {
-		return 0, false
+		return 0, nil, false
 	}
 	var n int
 	if err := json.Unmarshal(raw, &n); err == nil {
-		return n, true
+		return n, nil, true
 	}
 	var md struct {
-		Partitions *int `json:"partitions"`
+		Partitions *int              `json:"partitions"`
+		Properties map[string]string `json:"properties"`
 	}
 	if err := json.Unmarshal(raw, &md); err != nil || md.Partitions == nil {
 		writeError(w, http.StatusBadRequest, "request body must be the number of partitions or {\"partitions\": n}")
-		return 0, false
+		return 0, nil, false
 	}
-	return *md.Partitions, true
+	return *md.Partitions, md.Properties, true
 }
 
 // putPartitions creates (PUT) or grows (POST) a partitioned topic.
 func (s *Server) putPartitions(w http.ResponseWriter, r *http.Request, t naming.Topic, create bool) {
-	n, ok := partitionCount(w, r)
+	n, props, ok := partitionCount(w, r)
 	if !ok {
 		return
 	}
@@ -282,8 +306,17 @@ func (s *Server) putPartitions(w http.ResponseWriter, r *http.Request, t naming.
 			return
 		}
 	}
+	if s.cfg.Broker != nil {
+		if err := s.cfg.Broker.CheckTopicQuota(ctx, t, n-cur); err != nil {
+			s.fail(w, err)
+			return
+		}
+	}
 	if err := s.meta.PutPartitionedTopic(ctx, t, n, create); err != nil {
 		s.metaError(w, err, "partitioned topic "+t.String())
+		return
+	}
+	if create && !s.keepProperties(w, r, t, props) {
 		return
 	}
 	noContent(w)

@@ -83,7 +83,7 @@ func (b *Broker) CreateSubscription(ctx context.Context, name naming.Topic, sub 
 		return err
 	}
 	created := false
-	s, err := t.getOrCreateSubscription(sub, func() *Subscription {
+	s, err := t.getOrCreateSubscription(sub, 0, func() *Subscription {
 		created = true
 		return newSubscription(t, sub, true, ledger.NewCursorState(positionOf(t, id, false)-1))
 	})

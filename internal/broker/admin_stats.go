@@ -62,8 +62,10 @@ type SubscriptionStats struct {
 	ThroughputOut  float64
 	ActiveConsumer string
 	AckedRanges    int
-	Properties     map[string]string
-	Consumers      []ConsumerStats
+	// BlockedOnUnacked: dispatch paused at maxUnackedMessagesPerSubscription.
+	BlockedOnUnacked bool
+	Properties       map[string]string
+	Consumers        []ConsumerStats
 }
 
 // ConsumerStats describe one consumer.
@@ -76,11 +78,13 @@ type ConsumerStats struct {
 	ConnectedSince time.Time
 	Permits        int
 	Unacked        int
-	Priority       int32
-	MsgOut         int64
-	BytesOut       int64
-	MsgRateOut     float64
-	ThroughputOut  float64
+	// BlockedOnUnacked: dispatch to it paused at maxUnackedMessagesPerConsumer.
+	BlockedOnUnacked bool
+	Priority         int32
+	MsgOut           int64
+	BytesOut         int64
+	MsgRateOut       float64
+	ThroughputOut    float64
 }
 
 // InternalStats describe a topic's ledger and cursors.
@@ -191,6 +195,7 @@ func (s *Subscription) stats(now time.Time) SubscriptionStats {
 		unacked[pe.consumer] += pe.messages
 		ss.Unacked += int64(pe.messages)
 	}
+	ss.BlockedOnUnacked = s.unackedBlocked
 	if s.disp == nil {
 		return ss
 	}
@@ -207,7 +212,7 @@ func (s *Subscription) stats(now time.Time) SubscriptionStats {
 	for _, c := range s.disp.consumers() {
 		cs := ConsumerStats{ID: c.id, Name: c.name, Address: remoteAddr(c.cn), Permits: c.permits,
 			ClientVersion: c.client.version, Metadata: c.client.metadata, ConnectedSince: c.client.connectedSince,
-			Unacked: unacked[c], Priority: c.priority, MsgOut: c.out.msgs.Load(), BytesOut: c.out.bytes.Load()}
+			Unacked: unacked[c], BlockedOnUnacked: c.unackedBlocked, Priority: c.priority, MsgOut: c.out.msgs.Load(), BytesOut: c.out.bytes.Load()}
 		cs.MsgRateOut, cs.ThroughputOut = c.out.rates(now)
 		ss.Consumers = append(ss.Consumers, cs)
 	}

@@ -20,6 +20,28 @@ func (b *Broker) checkAutoCreate(ctx context.Context, name naming.Topic) error {
 	if !ok {
 		return newError(pb.ServerError_TopicNotFound, autoCreateRefusal(name))
 	}
+	return b.checkImplicitTopicQuota(ctx, name)
+}
+
+// checkImplicitTopicQuota applies max_topics_per_namespace to a topic a
+// producer or consumer would create. Partitions are counted when their
+// partitioned topic is created.
+func (b *Broker) checkImplicitTopicQuota(ctx context.Context, name naming.Topic) error {
+	if name.PartitionIndex() >= 0 {
+		return nil
+	}
+	if limit, err := b.topicLimit(ctx, name.Namespace); err != nil || limit <= 0 {
+		return err
+	}
+	if exists, err := b.TopicExists(ctx, name); err != nil || exists {
+		return err
+	}
+	if err := b.CheckTopicQuota(ctx, name, 0); err != nil {
+		if errors.Is(err, ErrTooManyTopics) {
+			return newError(pb.ServerError_NotAllowedError, err.Error())
+		}
+		return err
+	}
 	return nil
 }
 

@@ -37,6 +37,16 @@ type Config struct {
 	AdvertisedTLSURL string
 	// MaxMessageSize bounds a message's headers and payload; CONNECTED reports it.
 	MaxMessageSize int
+	// Defaults of the limit policies for namespaces and topics that set
+	// none (0: no limit): unacked messages per Shared/Key_Shared consumer
+	// and subscription (unacked.go), subscriptions per topic, topics per
+	// namespace, and the minutes after which a durable subscription
+	// without consumers is deleted.
+	MaxUnackedMessagesPerConsumer     int
+	MaxUnackedMessagesPerSubscription int
+	MaxSubscriptionsPerTopic          int
+	MaxTopicsPerNamespace             int
+	SubscriptionExpirationTimeMinutes int
 	// KeepAliveInterval is how often idle connections are pinged; a connection
 	// silent for two intervals is dropped.
 	KeepAliveInterval time.Duration

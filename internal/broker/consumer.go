@@ -20,6 +20,13 @@ type Consumer struct {
 	// permits is how many more messages the client asked for (FLOW); guarded
 	// by sub.mu. It may go negative when a batch is larger than the permits left.
 	permits int
+	// unacked counts messages delivered and not yet acknowledged on a
+	// Shared or Key_Shared subscription; at maxUnacked (0: no limit) the
+	// consumer is blocked until it acks down to half (unacked.go). Guarded
+	// by sub.mu.
+	unacked        int
+	maxUnacked     int
+	unackedBlocked bool
 
 	out    flowCounter // admin stats (rates.go)
 	client clientInfo

@@ -27,11 +27,18 @@ func (s *Subscription) run() {
 		}
 		var due <-chan time.Time
 		s.mu.Lock()
+		var wakeAt time.Time
 		if s.delays != nil {
 			if at, ok := s.delays.next(); ok {
-				timer.Reset(time.Until(time.UnixMilli(at)))
-				due = timer.C
+				wakeAt = time.UnixMilli(at)
 			}
+		}
+		if s.throttledUntil.After(time.Now()) && (wakeAt.IsZero() || s.throttledUntil.Before(wakeAt)) {
+			wakeAt = s.throttledUntil
+		}
+		if !wakeAt.IsZero() {
+			timer.Reset(time.Until(wakeAt))
+			due = timer.C
 		}
 		s.mu.Unlock()
 		select {
@@ -59,6 +66,16 @@ func (s *Subscription) dispatch() bool {
 	for {
 		s.mu.Lock()
 		if s.stopped || !s.hasCapacity() {
+			s.mu.Unlock()
+			return false
+		}
+		now := time.Now()
+		if s.throttledUntil.After(now) {
+			s.mu.Unlock()
+			return false // run wakes at throttledUntil
+		}
+		s.throttledUntil = time.Time{}
+		if s.throttled() {
 			s.mu.Unlock()
 			return false
 		}
@@ -91,7 +108,8 @@ func (s *Subscription) dispatch() bool {
 		}
 
 		lastBefore := l.LastEntryID()
-		entries, err := l.Read(s.ctx, from, max, maxDispatchBytes)
+		n, size := s.readBudget(max)
+		entries, err := l.Read(s.ctx, from, n, size)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			s.mu.Lock()
 			if s.readGen == gen && s.readPos < l.FirstEntryID() {
@@ -226,11 +244,11 @@ func (s *Subscription) dispatchReplay() bool {
 
 // hasCapacity reports whether some consumer has permits. Called with s.mu held.
 func (s *Subscription) hasCapacity() bool {
-	if s.disp == nil {
+	if s.disp == nil || s.unackedBlocked {
 		return false
 	}
 	for _, c := range s.disp.consumers() {
-		if c.permits > 0 {
+		if c.available() {
 			return true
 		}
 	}
@@ -281,6 +299,8 @@ func (s *Subscription) deliverEntry(e ledger.Entry, mask []int64) deliverOutcome
 	}
 	c.permits -= n
 	s.pending[e.ID] = pendingEntry{consumer: c, messages: n, batchSize: int(md.NumMessagesInBatch)}
+	s.countDelivered(c, n)
+	s.countDispatched(n, len(e.Data))
 	s.disp.delivered(c, e.ID, md)
 	c.cn.writeMessage(c.id, s.topic.ledgerID, e.ID, s.redelivered[e.ID], ackSet, e.Data)
 	s.countOut(c, n, len(e.Data))

@@ -106,7 +106,7 @@ func (d *sharedDispatcher) next(int64, *wire.MetadataInfo) (*Consumer, bool) {
 	n := len(d.cs)
 	for i := 0; i < n; i++ {
 		c := d.cs[(d.rr+i)%n]
-		if c.permits > 0 {
+		if c.available() {
 			d.rr = (d.rr + i + 1) % n
 			return c, false
 		}

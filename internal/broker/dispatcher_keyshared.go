@@ -331,7 +331,7 @@ func (d *keySharedDispatcher) owner(h uint16) *Consumer {
 // anyPermits reports whether some consumer can take an entry at all.
 func (d *keySharedDispatcher) anyPermits() bool {
 	for _, c := range d.cs {
-		if c.permits > 0 {
+		if c.available() {
 			return true
 		}
 	}
@@ -346,7 +346,7 @@ func (d *keySharedDispatcher) next(id int64, md *wire.MetadataInfo) (*Consumer, 
 	h := stickyKeyHash(md)
 	d.lastID, d.lastHash = id, h
 	c := d.owner(h)
-	if c != nil && c.permits > 0 && !d.mustWait(h, c, id) {
+	if c != nil && c.available() && !d.mustWait(h, c, id) {
 		return c, false
 	}
 	if !d.tracking() {
@@ -470,7 +470,7 @@ func (d *keySharedDispatcher) replayable(replay []int64, max int) []int64 {
 			b, seen := blocked[h]
 			if !seen {
 				c := d.owner(h)
-				b = c == nil || c.permits <= 0
+				b = c == nil || !c.available()
 				if !b && !d.outOfOrder {
 					if st := d.hashes[h]; st != nil {
 						for _, hd := range st.holders {

@@ -235,7 +235,7 @@ type ksHarness struct {
 func newKSHarness(t *testing.T, batchEntries int) *ksHarness {
 	h := newHarness(t)
 	h.b.cfg.DispatchBatchEntries = batchEntries
-	s, _ := h.topic.getOrCreateSubscription("ks", func() *Subscription {
+	s, _ := h.topic.getOrCreateSubscription("ks", 0, func() *Subscription {
 		return newSubscription(h.topic, "ks", true, initialCursor(h.topic, &pb.CommandSubscribe{
 			InitialPosition: pb.CommandSubscribe_Earliest.Enum()}))
 	})

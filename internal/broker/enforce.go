@@ -26,6 +26,7 @@ func (b *Broker) policyLoop() {
 			return
 		case <-b.policiesChanged:
 			b.reloadForDeduplication()
+			b.refreshLimits()
 		case now := <-tick.C:
 			for _, t := range b.topicList() {
 				if t.ledger != nil {
@@ -61,6 +62,8 @@ func (t *Topic) enforcePolicies(now time.Time) {
 		t.b.log.Warn("policy enforcement skipped: policies unreadable", "topic", t.fullName, "err", err)
 		return
 	}
+	t.applyLimits(p)
+	t.expireSubscriptions(ctx, p, now)
 	subs := t.durableSubscriptions()
 	if ttl := p.MessageTTLInSeconds; ttl != nil && *ttl > 0 {
 		t.expireOlderThan(ctx, subs, now.Add(-time.Duration(*ttl)*time.Second))

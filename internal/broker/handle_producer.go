@@ -120,6 +120,7 @@ func (c *conn) createProducer(ctx context.Context, name naming.Topic, cmd *pb.Co
 	if err != nil {
 		return nil, false, err
 	}
+	t.applyRates(limits)
 	// Registered on the connection first, so that a promotion of a waiting
 	// producer finds it and a disconnect releases it.
 	c.mu.Lock()

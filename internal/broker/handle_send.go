@@ -60,6 +60,16 @@ func (c *conn) handleSend(f *wire.Frame) error {
 			fmt.Sprintf("message of %d bytes exceeds the max message size of %d bytes", size, c.b.cfg.MaxMessageSize))
 		return nil
 	}
+	if lim := p.topic.maxMessageSize.Load(); lim > 0 && int64(len(meta)+len(payload)) > lim && md.NumChunksFromMsg <= 1 {
+		c.b.metrics.limits.refused.WithLabelValues("max_message_size").Inc()
+		// Pulsar's words, then the numbers.
+		c.sendError(sf, pb.ServerError_NotAllowedError,
+			fmt.Sprintf("Exceed maximum message size: message of %d bytes, the topic's maxMessageSize is %d bytes", len(meta)+len(payload), lim))
+		return nil
+	}
+	if !c.throttlePublish(p.topic, max(int(md.NumMessagesInBatch), 1), len(hp)) {
+		return nil
+	}
 	if !p.begin() {
 		c.log.Debug("dropping send for a producer closed by the broker", "producer", p.name, "sequence_id", sf.SequenceID)
 		return nil

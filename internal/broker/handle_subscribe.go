@@ -110,11 +110,15 @@ func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.Co
 	if err := t.checkConsumerLimits(policies); err != nil {
 		return nil, err
 	}
+	t.applyRates(policies)
+	if err := t.checkSubscribeRate(c, cmd.GetConsumerName()); err != nil {
+		return nil, err
+	}
 	if err := c.consumerSchema(ctx, t, name, cmd.GetSchema()); err != nil {
 		return nil, err
 	}
 	durable := cmd.Durable == nil || cmd.GetDurable()
-	s, err := t.getOrCreateSubscription(cmd.GetSubscription(), func() *Subscription {
+	s, err := t.getOrCreateSubscription(cmd.GetSubscription(), valueOrInt(policies.MaxSubscriptionsPerTopic, c.b.cfg.MaxSubscriptionsPerTopic), func() *Subscription {
 		return newSubscription(t, cmd.GetSubscription(), durable && t.ledger != nil, initialCursor(t, cmd))
 	})
 	if err != nil {
@@ -143,6 +147,9 @@ func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.Co
 	if err := s.attach(cs, cmd.GetSubType()); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.setUnackedLimits(cs, policies)
+	s.mu.Unlock()
 	c.b.metrics.consumers.Inc()
 	if s.durable {
 		// Make a new subscription durable at once: it exists from now on even

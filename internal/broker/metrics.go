@@ -36,6 +36,7 @@ type Metrics struct {
 	requestTimeouts  *prometheus.CounterVec
 	enforcementSkips prometheus.Counter
 	compaction       *compactionMetrics
+	limits           *limitsMetrics
 }
 
 // NewMetrics creates the collectors and registers them with reg (when not nil).
@@ -75,6 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Topic enforcement rounds (TTL, backlog quota, retention) skipped because the topic's policies could not be read."}),
 	}
 	m.compaction = newCompactionMetrics(reg)
+	m.limits = newLimitsMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
 			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.lostSkipped, m.appendErrors, m.publishLatency,

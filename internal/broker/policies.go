@@ -52,6 +52,7 @@ func (b *Broker) WithDefaults(p meta.Policies) meta.Policies {
 		enabled := b.cfg.DeduplicationEnabled
 		p.DeduplicationEnabled = &enabled
 	}
+	b.limitDefaults(&p)
 	if _, ok := p.BacklogQuotaMap[meta.BacklogQuotaDestinationStorage]; !ok {
 		// Pulsar's default: no limit (backlogQuotaDefaultLimitBytes -1).
 		m := make(map[string]meta.BacklogQuota, len(p.BacklogQuotaMap)+1)

@@ -52,6 +52,20 @@ type Subscription struct {
 	// delays holds entries whose deliver_at_time is in the future (Shared
 	// and Key_Shared only); nil for other types and non-persistent topics.
 	delays delayTracker
+	// unacked counts the messages pending on all consumers of a Shared or
+	// Key_Shared subscription; at maxUnacked (0: no limit) dispatch stops
+	// until they are acked down to half (unacked.go).
+	unacked        int
+	maxUnacked     int
+	unackedBlocked bool
+	// lastActive is when the subscription was created or loaded or last
+	// had a consumer join or leave (subscription expiration, limits.go).
+	lastActive time.Time
+	// throttle is the subscription's own dispatch rate (nil: none); while
+	// a rate is in debt dispatch waits until throttledUntil
+	// (throttle_policies.go).
+	throttle       *throttle
+	throttledUntil time.Time
 
 	// ctx ends when the subscription stops; its ledger reads use it.
 	ctx    context.Context
@@ -78,11 +92,13 @@ func newSubscription(t *Topic, name string, durable bool, cursor *ledger.CursorS
 		cursor:      cursor,
 		pending:     map[int64]pendingEntry{},
 		redelivered: map[int64]uint32{},
+		lastActive:  time.Now(),
 		wake:        make(chan struct{}, 1),
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(t.b.ctx)
+	s.throttle = t.newSubscriptionThrottle()
 	if cursor != nil {
 		s.readPos = cursor.NextUnacked(cursor.MarkDelete + 1)
 	}
@@ -138,6 +154,7 @@ func (s *Subscription) attach(c *Consumer, subType pb.CommandSubscribe_SubType) 
 	if err := s.disp.add(c); err != nil {
 		return err
 	}
+	s.lastActive = time.Now()
 	if !s.running && s.topic.ledger != nil {
 		s.running = true
 		go s.run()
@@ -155,6 +172,7 @@ func (s *Subscription) removeConsumer(c *Consumer) {
 	}
 	s.disp.remove(c)
 	s.returnPending(c, nil)
+	s.lastActive = time.Now()
 	last := len(s.disp.consumers()) == 0
 	s.mu.Unlock()
 	s.topic.b.metrics.consumers.Dec()
@@ -171,6 +189,7 @@ func (s *Subscription) returnPending(c *Consumer, ids []int64) {
 	move := func(id int64, pe pendingEntry) {
 		delete(s.pending, id)
 		s.disp.released(pe.consumer, id)
+		s.countReleased(pe.consumer, pe.messages)
 		s.redelivered[id]++
 		if s.readCompacted {
 			// Exclusive or failover: rewind, as Pulsar's single-active-consumer
@@ -291,6 +310,7 @@ func (s *Subscription) forget(id int64) {
 	if pe, ok := s.pending[id]; ok {
 		delete(s.pending, id)
 		s.disp.released(pe.consumer, id)
+		s.countReleased(pe.consumer, pe.messages)
 	}
 	delete(s.redelivered, id)
 }
@@ -357,6 +377,7 @@ func (s *Subscription) resetCursor(next int64) []*Consumer {
 	s.mu.Lock()
 	for id, pe := range s.pending {
 		s.disp.released(pe.consumer, id)
+		s.countReleased(pe.consumer, pe.messages)
 	}
 	if s.delays != nil {
 		s.delays.reset()

@@ -67,7 +67,7 @@ func (h *harness) publish(n int) {
 
 func (h *harness) subscribe(subType pb.CommandSubscribe_SubType) (*Subscription, *Consumer) {
 	h.t.Helper()
-	s, _ := h.topic.getOrCreateSubscription("s", func() *Subscription {
+	s, _ := h.topic.getOrCreateSubscription("s", 0, func() *Subscription {
 		return newSubscription(h.topic, "s", true, initialCursor(h.topic, &pb.CommandSubscribe{
 			InitialPosition: pb.CommandSubscribe_Earliest.Enum()}))
 	})

@@ -22,6 +22,11 @@ type Topic struct {
 	fullName string
 	ledger   ledger.Ledger // nil for non-persistent topics
 	ledgerID int64
+	// maxMessageSize is the topic's maxMessageSize policy in bytes (0: the
+	// broker's limit only); limits.go keeps it current.
+	maxMessageSize atomic.Int64
+	// rates are the topic's throttles (throttle_policies.go).
+	rates topicRates
 
 	mu        sync.Mutex
 	producers map[string]*Producer // by producer name
@@ -158,7 +163,7 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 
 // getOrCreateSubscription returns the named subscription, creating it with
 // create when missing.
-func (t *Topic) getOrCreateSubscription(name string, create func() *Subscription) (*Subscription, error) {
+func (t *Topic) getOrCreateSubscription(name string, limit int, create func() *Subscription) (*Subscription, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -166,6 +171,10 @@ func (t *Topic) getOrCreateSubscription(name string, create func() *Subscription
 	}
 	if s, ok := t.subs[name]; ok {
 		return s, nil
+	}
+	if limit > 0 && len(t.subs) >= limit {
+		// Pulsar's NotAllowedException, word for word.
+		return nil, newError(pb.ServerError_NotAllowedError, "Exceed the maximum number of subscriptions of the topic: "+t.fullName)
 	}
 	s := create()
 	t.subs[name] = s
@@ -181,7 +190,7 @@ func (t *Topic) createInitialSubscription(name string) error {
 		return nil
 	}
 	created := false
-	s, err := t.getOrCreateSubscription(name, func() *Subscription {
+	s, err := t.getOrCreateSubscription(name, 0, func() *Subscription {
 		created = true
 		return newSubscription(t, name, true, ledger.NewCursorState(t.ledger.FirstEntryID()-1))
 	})

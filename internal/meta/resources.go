@@ -133,6 +133,32 @@ type Policies struct {
 	OffloadThreshold          *int64 `json:"offload_threshold,omitempty"`
 	OffloadThresholdInSeconds *int64 `json:"offload_threshold_in_seconds,omitempty"`
 	OffloadDeletionLagMs      *int64 `json:"offload_deletion_lag_ms,omitempty"`
+	// Limits (policies_limits.go). Unset: the broker's default; 0: no limit.
+	MaxUnackedMessagesPerConsumer     *int `json:"max_unacked_messages_per_consumer,omitempty"`
+	MaxUnackedMessagesPerSubscription *int `json:"max_unacked_messages_per_subscription,omitempty"`
+	MaxSubscriptionsPerTopic          *int `json:"max_subscriptions_per_topic,omitempty"`
+	MaxTopicsPerNamespace             *int `json:"max_topics_per_namespace,omitempty"`
+	// SubscriptionExpirationTimeMinutes: a durable subscription without
+	// consumers for this long is deleted (unset: the broker's; 0: never).
+	SubscriptionExpirationTimeMinutes *int `json:"subscription_expiration_time_minutes,omitempty"`
+	// MaxMessageSize exists on topics only in Pulsar; here it is the
+	// topic's value carried through Over (unset: the broker's).
+	MaxMessageSize *int `json:"-"`
+	// Stored and returned, not acted on: there are no bookies.
+	Persistence         *PersistencePolicies `json:"persistence,omitempty"`
+	BookieAffinityGroup *BookieAffinityGroup `json:"bookie_affinity_group,omitempty"`
+	Properties          map[string]string    `json:"properties,omitempty"`
+	// Rates per cluster (policies_rates.go); the replicator's is stored only.
+	PublishMaxMessageRate    map[string]PublishRate   `json:"publishMaxMessageRate,omitempty"`
+	TopicDispatchRateMap     map[string]DispatchRate  `json:"topicDispatchRate,omitempty"`
+	SubscriptionDispatchRate map[string]DispatchRate  `json:"subscriptionDispatchRate,omitempty"`
+	ClusterSubscribeRate     map[string]SubscribeRate `json:"clusterSubscribeRate,omitempty"`
+	ReplicatorDispatchRate   map[string]DispatchRate  `json:"replicatorDispatchRate,omitempty"`
+	// A topic's own rates, carried through Over.
+	TopicPublishRate              *PublishRate   `json:"-"`
+	TopicDispatchRate             *DispatchRate  `json:"-"`
+	TopicSubscriptionDispatchRate *DispatchRate  `json:"-"`
+	TopicSubscribeRate            *SubscribeRate `json:"-"`
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.
@@ -395,14 +421,29 @@ type TopicPolicies struct {
 	SchemaCompatibilityStrategy string                  `json:"schemaCompatibilityStrategy,omitempty"`
 	SchemaValidationEnforced    *bool                   `json:"schemaValidationEnforced,omitempty"`
 	CompactionThreshold         *int64                  `json:"compactionThreshold,omitempty"`
+	// Limits (policies_limits.go).
+	MaxUnackedMessagesOnConsumer     *int                 `json:"maxUnackedMessagesOnConsumer,omitempty"`
+	MaxUnackedMessagesOnSubscription *int                 `json:"maxUnackedMessagesOnSubscription,omitempty"`
+	MaxSubscriptionsPerTopic         *int                 `json:"maxSubscriptionsPerTopic,omitempty"`
+	MaxMessageSize                   *int                 `json:"maxMessageSize,omitempty"`
+	Persistence                      *PersistencePolicies `json:"persistence,omitempty"`
+	// Properties are the topic's properties (Pulsar keeps them with the
+	// managed ledger; here with the topic's policies, so a partitioned
+	// topic's partitions share them).
+	Properties map[string]string `json:"properties,omitempty"`
+	// Rates (policies_rates.go); the replicator's is stored only.
+	PublishRate              *PublishRate   `json:"publishRate,omitempty"`
+	DispatchRate             *DispatchRate  `json:"dispatchRate,omitempty"`
+	SubscriptionDispatchRate *DispatchRate  `json:"subscriptionDispatchRate,omitempty"`
+	SubscribeRate            *SubscribeRate `json:"subscribeRate,omitempty"`
+	ReplicatorDispatchRate   *DispatchRate  `json:"replicatorDispatchRate,omitempty"`
 }
 
-// IsEmpty reports whether no policy is set.
+// IsEmpty reports whether no policy is set. Every field is omitempty, so an
+// empty record encodes as {} (and a new field cannot be forgotten here).
 func (tp TopicPolicies) IsEmpty() bool {
-	return len(tp.BacklogQuotaMap) == 0 && tp.Retention == nil && tp.DeduplicationEnabled == nil &&
-		tp.MessageTTLInSeconds == nil && tp.MaxProducerPerTopic == nil && tp.MaxConsumerPerTopic == nil &&
-		tp.MaxConsumersPerSubscription == nil && tp.SchemaCompatibilityStrategy == "" && tp.SchemaValidationEnforced == nil &&
-		tp.CompactionThreshold == nil
+	b, err := json.Marshal(tp)
+	return err == nil && string(b) == "{}"
 }
 
 // Over returns ns with the policies set on the topic taking precedence.
@@ -445,6 +486,8 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	if tp.CompactionThreshold != nil {
 		p.CompactionThreshold = tp.CompactionThreshold
 	}
+	tp.limitsOver(&p)
+	tp.ratesOver(&p)
 	return p
 }
 
