@@ -18,6 +18,8 @@ import (
 // one and at every enforcement round.
 
 // ErrTooManyTopics refuses a topic beyond the namespace's maxTopicsPerNamespace.
+//
+//lint:ignore ST1005 Pulsar's words, which clients and tests compare
 var ErrTooManyTopics = errors.New("Exceed maximum number of topics in namespace")
 
 // refreshLimits applies the current limit policies to every loaded topic.
