@@ -395,6 +395,31 @@ type TopicPolicies struct {
 	SchemaCompatibilityStrategy string                  `json:"schemaCompatibilityStrategy,omitempty"`
 	SchemaValidationEnforced    *bool                   `json:"schemaValidationEnforced,omitempty"`
 	CompactionThreshold         *int64                  `json:"compactionThreshold,omitempty"`
+	OffloadPolicies             *OffloadPolicies        `json:"offloadPolicies,omitempty"`
+}
+
+// OffloadPolicies are a topic's offload overrides, in the JSON of Pulsar's
+// OffloadPoliciesImpl. The three thresholds override the namespace's
+// offload_threshold, offload_threshold_in_seconds and
+// offload_deletion_lag_ms when set (null: inherited). The driver fields
+// are kept and answered back, but every topic uses the broker's store.
+type OffloadPolicies struct {
+	ThresholdInBytes    *int64 `json:"managedLedgerOffloadThresholdInBytes,omitempty"`
+	ThresholdInSeconds  *int64 `json:"managedLedgerOffloadThresholdInSeconds,omitempty"`
+	DeletionLagInMillis *int64 `json:"managedLedgerOffloadDeletionLagInMillis,omitempty"`
+	Driver              string `json:"managedLedgerOffloadDriver,omitempty"`
+	Bucket              string `json:"managedLedgerOffloadBucket,omitempty"`
+	Region              string `json:"managedLedgerOffloadRegion,omitempty"`
+	ServiceEndpoint     string `json:"managedLedgerOffloadServiceEndpoint,omitempty"`
+	S3Bucket            string `json:"s3ManagedLedgerOffloadBucket,omitempty"`
+	S3Region            string `json:"s3ManagedLedgerOffloadRegion,omitempty"`
+	S3ServiceEndpoint   string `json:"s3ManagedLedgerOffloadServiceEndpoint,omitempty"`
+	MaxThreads          *int   `json:"managedLedgerOffloadMaxThreads,omitempty"`
+	// AutoTriggerSizeThresholdBytes is the broker.conf name of the
+	// threshold in bytes, sent by pulsar-client-go: read as
+	// ThresholdInBytes when that is absent.
+	AutoTriggerSizeThresholdBytes *int64 `json:"managedLedgerOffloadAutoTriggerSizeThresholdBytes,omitempty"`
+	ReadPriority                  string `json:"managedLedgerOffloadedReadPriority,omitempty"`
 }
 
 // IsEmpty reports whether no policy is set.
@@ -402,7 +427,7 @@ func (tp TopicPolicies) IsEmpty() bool {
 	return len(tp.BacklogQuotaMap) == 0 && tp.Retention == nil && tp.DeduplicationEnabled == nil &&
 		tp.MessageTTLInSeconds == nil && tp.MaxProducerPerTopic == nil && tp.MaxConsumerPerTopic == nil &&
 		tp.MaxConsumersPerSubscription == nil && tp.SchemaCompatibilityStrategy == "" && tp.SchemaValidationEnforced == nil &&
-		tp.CompactionThreshold == nil
+		tp.CompactionThreshold == nil && tp.OffloadPolicies == nil
 }
 
 // Over returns ns with the policies set on the topic taking precedence.
@@ -444,6 +469,17 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	if tp.CompactionThreshold != nil {
 		p.CompactionThreshold = tp.CompactionThreshold
+	}
+	if o := tp.OffloadPolicies; o != nil {
+		if o.ThresholdInBytes != nil {
+			p.OffloadThreshold = o.ThresholdInBytes
+		}
+		if o.ThresholdInSeconds != nil {
+			p.OffloadThresholdInSeconds = o.ThresholdInSeconds
+		}
+		if o.DeletionLagInMillis != nil {
+			p.OffloadDeletionLagMs = o.DeletionLagInMillis
+		}
 	}
 	return p
 }
