@@ -137,6 +137,19 @@ func TestOffloadReadBackEveryWay(t *testing.T) {
 		stats.OffloadedStorageSize <= 0 || stats.StorageSize < stats.OffloadedStorageSize {
 		t.Fatalf("stats: offloadedStorageSize %d storageSize %d (%v)", stats.OffloadedStorageSize, stats.StorageSize, err)
 	}
+	var internal struct {
+		OffloadedStorageSize int64
+		Ledgers              []struct {
+			LedgerID, Entries, Size int64
+			Offloaded               bool
+		}
+	}
+	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/internalStats", "", http.StatusOK)), &internal); err != nil ||
+		internal.OffloadedStorageSize != stats.OffloadedStorageSize || len(internal.Ledgers) != 2 ||
+		!internal.Ledgers[0].Offloaded || internal.Ledgers[0].Entries != 2000 || internal.Ledgers[0].Size != stats.OffloadedStorageSize ||
+		internal.Ledgers[1].Offloaded || internal.Ledgers[1].Entries != n-2000 || internal.Ledgers[0].LedgerID != msgs[0].id.LedgerID() {
+		t.Fatalf("internal stats: %+v (%v)", internal, err)
+	}
 	// A second offload of the same range is a no-op that succeeds.
 	offloadAndWait(t, admin, topic, offloadID(msgs[1000].id, 0), utils.SUCCESS)
 	client.Close()

@@ -129,6 +129,15 @@ func (l *Ledger) OffloadedSize() int64 {
 	return n
 }
 
+// OffloadedEntries implements ledger.Offloader.
+func (l *Ledger) OffloadedEntries() int64 {
+	n := int64(0)
+	for _, o := range l.manifest().Objects {
+		n += o.Entries
+	}
+	return n
+}
+
 // Read implements ledger.Ledger: entries below the local first entry come
 // from the object store (one object per call at most).
 func (l *Ledger) Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
