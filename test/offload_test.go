@@ -559,3 +559,46 @@ func TestOffloadTopicPolicies(t *testing.T) {
 	}
 	expectHTTP(t, http.MethodGet, url, "", http.StatusNoContent)
 }
+
+// TestOffloadCompactedLedger: the compacted ledger is offloaded with the
+// topic once the offload passes the compaction horizon; read-compacted
+// readers then get the view from the object store.
+func TestOffloadCompactedLedger(t *testing.T) {
+	gw := s3test.Start(t)
+	s := startServer(t, server.Options{Offload: offloadOptions(t, gw, "compacted")})
+	admin := newAdmin(t, s)
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var last pulsar.MessageID
+	for i := range 100 {
+		last = send(t, p, fmt.Sprint("k", i%10), fmt.Sprint(i))
+	}
+	compactAndWait(t, admin, topic)
+	offloadAndWait(t, admin, topic, offloadID(last, 1), utils.SUCCESS)
+	var internal struct {
+		CompactedLedger struct {
+			Entries   int64
+			Offloaded bool
+		}
+	}
+	adminEventually(t, "the compacted ledger offloaded", func() bool {
+		return json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/internalStats", "", http.StatusOK)), &internal) == nil &&
+			internal.CompactedLedger.Offloaded
+	})
+	if internal.CompactedLedger.Entries != 10 {
+		t.Fatalf("compacted ledger: %+v, want 10 entries", internal.CompactedLedger)
+	}
+	before := metricValue(t, s.WebURL(), "mb_offload_read_entries_total")
+	got := readAll(t, compactedReader(t, client, topic, pulsar.EarliestMessageID()))
+	if kv := keysAndValues(got); kv != "k0=90 k1=91 k2=92 k3=93 k4=94 k5=95 k6=96 k7=97 k8=98 k9=99" {
+		t.Fatalf("compacted view: %q", kv)
+	}
+	if read := metricValue(t, s.WebURL(), "mb_offload_read_entries_total") - before; read < 10 {
+		t.Fatalf("%v entries read from the object store, want the 10 of the compacted ledger", read)
+	}
+}

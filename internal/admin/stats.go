@@ -441,7 +441,8 @@ func internalStatsView(st broker.InternalStats) internalStatsJSON {
 		OffloadedStorageSize: st.OffloadedSize,
 	}
 	if st.Compaction.LedgerID >= 0 && st.Compaction.Ledger != "" {
-		v.CompactedLedger = ledgerJSON{LedgerID: st.Compaction.LedgerID, Entries: st.Compaction.Entries, Size: st.Compaction.Size}
+		v.CompactedLedger = ledgerJSON{LedgerID: st.Compaction.LedgerID, Entries: st.Compaction.Entries, Size: st.Compaction.Size,
+			Offloaded: st.Compaction.Offloaded}
 	}
 	if st.Terminated {
 		v.State = "Terminated"

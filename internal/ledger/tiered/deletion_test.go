@@ -200,3 +200,15 @@ func TestOrphansCollectedAtOpen(t *testing.T) {
 	eventually(t, "collected", func() bool { return !exists(t, e.objects, orphan) })
 	readAll(t, l, 0, 100)
 }
+
+func TestObjectKeys(t *testing.T) {
+	s := &Store{o: Options{Prefix: "mb"}}
+	for name, want := range map[string]string{
+		"persistent://public/default/orders":                "mb/public/default/orders/3/0-9",
+		"__compacted/persistent://public/default/orders/12": "mb/public/default/orders/__compacted/12/3/0-9",
+	} {
+		if got := s.objectKey(name, 3, 0, 9); got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
+	}
+}

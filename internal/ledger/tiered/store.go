@@ -188,10 +188,20 @@ func (s *Store) Health() []string {
 }
 
 // objectKey is <prefix>/<tenant>/<ns>/<topic>/<ledger>/<first>-<last>.
+// A ledger the broker keeps for a topic under a name of its own,
+// "<kind>/persistent://<tenant>/<ns>/<topic>/<rest>" (the compacted
+// ledgers: "__compacted/.../<seq>"), goes under the topic's key as
+// <topic>/<kind>/<rest>/<ledger>/..., apart from the topic ledger's keys.
 func (s *Store) objectKey(topic string, ledgerID, first, last int64) string {
 	name := topic
 	if i := strings.Index(name, "://"); i >= 0 {
+		kind, _, internal := strings.Cut(name[:i], "/")
 		name = name[i+3:]
+		if internal {
+			if parts := strings.SplitN(name, "/", 4); len(parts) == 4 {
+				name = strings.Join(parts[:3], "/") + "/" + kind + "/" + parts[3]
+			}
+		}
 	}
 	key := fmt.Sprintf("%s/%d/%d-%d", name, ledgerID, first, last)
 	if s.o.Prefix != "" {
