@@ -71,7 +71,8 @@ func TestOffloadBenchmark(t *testing.T) {
 	}
 	restart(caches[0])
 	localRate, localMB := benchCatchUp(t, client, topic, n, size)
-	t.Logf("catch-up from local disk: %.0f msg/s, %.1f MB/s", localRate, localMB)
+	hwm, _ := procMemory(t, p.cmd.Process.Pid)
+	t.Logf("catch-up from local disk: %.0f msg/s, %.1f MB/s; broker peak RSS %.0f MiB", localRate, localMB, float64(hwm)/(1<<20))
 
 	// Offload while publishing, then publish as long without.
 	admin := newProcAdmin(t, p)
