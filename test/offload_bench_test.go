@@ -173,7 +173,7 @@ func benchWrite(t *testing.T, client pulsar.Client, topic string, n, size int) p
 			}
 		})
 	}
-	if err := p.Flush(); err != nil {
+	if err := p.FlushWithCtx(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if errs > 0 {
@@ -251,7 +251,7 @@ func benchPublish(t *testing.T, client pulsar.Client, topic string, size, rate i
 			mu.Unlock()
 		})
 	}
-	if err := p.Flush(); err != nil {
+	if err := p.FlushWithCtx(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	el := time.Since(start)

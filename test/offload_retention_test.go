@@ -79,7 +79,7 @@ func TestOffloadRetentionAcrossTiers(t *testing.T) {
 			}
 		})
 	}
-	if err := prod.Flush(); err != nil {
+	if err := prod.FlushWithCtx(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	prod.Close()
