@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -38,6 +39,8 @@ import (
 // (deletion lag 0); for each cache budget, restart the broker (cold block
 // cache), evict the gateway's files from the page cache and catch up again,
 // now from the object store only, reading the broker's peak RSS after.
+// MB_OFFLOAD_BENCH_PROFILE=file saves the broker's CPU profile of the first
+// 2 s of the offload; MB_S3TEST_DIR puts the gateway's files elsewhere.
 func TestOffloadBenchmark(t *testing.T) {
 	if os.Getenv("MB_OFFLOAD_BENCH") != "1" {
 		t.Skip("set MB_OFFLOAD_BENCH=1 to run the tiered storage benchmark")
@@ -52,7 +55,7 @@ func TestOffloadBenchmark(t *testing.T) {
 	dir := t.TempDir()
 	args := func(cache string) []string {
 		return []string{"--offload-driver", "s3", "--offload-bucket", "bench", "--offload-endpoint", gw.Endpoint,
-			"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--offload-cache-size", cache}
+			"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--offload-cache-size", cache, "--enable-pprof"}
 	}
 	p := startProc(t, dir, 0, 0, args(caches[0])...)
 	topic := "persistent://public/default/offload-bench"
@@ -78,6 +81,24 @@ func TestOffloadBenchmark(t *testing.T) {
 	admin := newProcAdmin(t, p)
 	pubTopic := topic + "-publish"
 	offloaded := make(chan time.Duration, 1)
+	if out := os.Getenv("MB_OFFLOAD_BENCH_PROFILE"); out != "" {
+		// The broker's CPU profile of the first 2 s of the offload.
+		go func() {
+			resp, err := http.Get(p.webURL + "/debug/pprof/profile?seconds=2")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(out)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
 	go func() {
 		t0 := time.Now()
 		if err := admin.Topics().Offload(topicName(t, topic), offloadID(last, 1)); err != nil {
