@@ -85,6 +85,7 @@ func (l *Ledger) OffloadStatus() ledger.OffloadStatus {
 // once stored.
 func (l *Ledger) offload(ctx context.Context, before int64) error {
 	before = min(before, l.inner.LastEntryID()+1)
+	var buf []byte // the object being written, reused for the next
 	for {
 		m := l.manifest()
 		start := max(m.end(), l.inner.FirstEntryID(), m.TrimmedBefore)
@@ -103,7 +104,7 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 		}
 		last := entries[len(entries)-1].ID
 		h := object.Header{LedgerID: l.ID(), First: start, Last: last}
-		obj, err := object.Encode(h, entries, l.s.o.BlockSize)
+		obj, err := object.EncodeTo(buf, h, entries, l.s.o.BlockSize)
 		if err != nil {
 			return err
 		}
@@ -118,6 +119,7 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 			Bytes: bytesIn, Entries: int64(len(entries)), OffloadedAtMs: time.Now().UnixMilli()}); err != nil {
 			return err
 		}
+		buf = obj
 		l.s.o.Metrics.offloadedBytes.Add(float64(bytesIn))
 		l.s.o.Metrics.offloadedObjects.Inc()
 		l.mu.Lock()
