@@ -119,13 +119,18 @@ func TestOffloadBenchmark(t *testing.T) {
 		}
 		offloaded <- time.Since(t0)
 	}()
+	fsync0 := fsyncBuckets(t, p.webURL)
 	withRate, withP99, took := benchPublish(t, client, pubTopic, size, rate, offloaded, 0)
+	fsync1 := fsyncBuckets(t, p.webURL)
 	var st struct{ OffloadedStorageSize int64 }
 	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(p.webURL, topic)+"/stats", "", http.StatusOK)), &st); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("offload: %d bytes in %.1f s: %.1f MB/s", st.OffloadedStorageSize, took.Seconds(), float64(st.OffloadedStorageSize)/1e6/took.Seconds())
 	withoutRate, withoutP99, _ := benchPublish(t, client, pubTopic, size, rate, nil, took)
+	fsync2 := fsyncBuckets(t, p.webURL)
+	t.Logf("journal fsync p99 (mb_journal_fsync_seconds, bucket bound): %.1f ms while offloading, %.1f ms without",
+		1000*bucketP99(fsync0, fsync1), 1000*bucketP99(fsync1, fsync2))
 	t.Logf("publish while offloading: %.0f msg/s, p99 %.1f ms; without: %.0f msg/s, p99 %.1f ms (%.1f s each)",
 		withRate, ms(withP99), withoutRate, ms(withoutP99), took.Seconds())
 	adminEventually(t, "local copies deleted", func() bool {
@@ -330,4 +335,46 @@ func procMemory(t *testing.T, pid int) (hwm, rss int64) {
 		}
 	}
 	return hwm, rss
+}
+
+// fsyncBuckets reads the cumulative buckets of mb_journal_fsync_seconds.
+func fsyncBuckets(t *testing.T, webURL string) map[float64]float64 {
+	t.Helper()
+	out := map[float64]float64{}
+	for _, line := range strings.Split(expectHTTP(t, http.MethodGet, webURL+"/metrics", "", http.StatusOK), "\n") {
+		rest, ok := strings.CutPrefix(line, `mb_journal_fsync_seconds_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		bound, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(strings.TrimSpace(count), 64)
+		if err1 == nil && err2 == nil {
+			out[bound] = n
+		}
+	}
+	return out
+}
+
+// bucketP99 is the upper bound of the bucket holding the 99th percentile
+// of the observations between two readings.
+func bucketP99(a, b map[float64]float64) float64 {
+	bounds := make([]float64, 0, len(b))
+	for le := range b {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 {
+		return 0
+	}
+	total := b[bounds[len(bounds)-1]] - a[bounds[len(bounds)-1]]
+	for _, le := range bounds {
+		if b[le]-a[le] >= 0.99*total {
+			return le
+		}
+	}
+	return bounds[len(bounds)-1]
 }
