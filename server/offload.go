@@ -69,9 +69,12 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		Prefix:      o.Prefix,
 		Dir:         filepath.Join(s.opts.DataDir, "offload"),
 		DeletionLag: o.DeletionLag,
-		CacheBytes:  o.CacheBytes,
-		OpTimeout:   s.opts.OperationTimeout,
-		Metrics:     tiered.NewMetrics(reg),
-		Logger:      s.log.With("component", "offload"),
+		// The broker sets each topic's lag when it loads the topic; this
+		// covers a failed policy read.
+		DeferDeletionAtOpen: 5 * time.Minute,
+		CacheBytes:          o.CacheBytes,
+		OpTimeout:           s.opts.OperationTimeout,
+		Metrics:             tiered.NewMetrics(reg),
+		Logger:              s.log.With("component", "offload"),
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,19 @@ func TestOffloadReadBackEveryWay(t *testing.T) {
 	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/stats", "", http.StatusOK)), &stats); err != nil ||
 		stats.OffloadedStorageSize <= 0 || stats.StorageSize < stats.OffloadedStorageSize {
 		t.Fatalf("stats: offloadedStorageSize %d storageSize %d (%v)", stats.OffloadedStorageSize, stats.StorageSize, err)
+	}
+	var internal struct {
+		OffloadedStorageSize int64
+		Ledgers              []struct {
+			LedgerID, Entries, Size int64
+			Offloaded               bool
+		}
+	}
+	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/internalStats", "", http.StatusOK)), &internal); err != nil ||
+		internal.OffloadedStorageSize != stats.OffloadedStorageSize || len(internal.Ledgers) != 2 ||
+		!internal.Ledgers[0].Offloaded || internal.Ledgers[0].Entries != 2000 || internal.Ledgers[0].Size != stats.OffloadedStorageSize ||
+		internal.Ledgers[1].Offloaded || internal.Ledgers[1].Entries != n-2000 || internal.Ledgers[0].LedgerID != msgs[0].id.LedgerID() {
+		t.Fatalf("internal stats: %+v (%v)", internal, err)
 	}
 	// A second offload of the same range is a no-op that succeeds.
 	offloadAndWait(t, admin, topic, offloadID(msgs[1000].id, 0), utils.SUCCESS)
@@ -467,5 +481,124 @@ func TestOffloadPartitionedTopic(t *testing.T) {
 			t.Fatalf("unexpected or repeated message %.20q", m.Payload())
 		}
 		delete(want, string(m.Payload()))
+	}
+}
+
+// TestOffloadTopicPolicies: a topic's offloadPolicies override the
+// namespace's thresholds and deletion lag, both ways, and the endpoint
+// answers as Pulsar's (pulsaradmin's Set/Get/RemoveOffloadPolicies).
+func TestOffloadTopicPolicies(t *testing.T) {
+	gw := s3test.Start(t)
+	opts := server.Options{Offload: offloadOptions(t, gw, "topic-policies"), PolicyCheckInterval: 50 * time.Millisecond}
+	opts.Offload.DeletionLag = 0 // the default, 4 h
+	s := startServer(t, opts)
+	admin := newAdmin(t, s)
+	ns := newNamespace(t, admin)
+	client := newClient(t, s.BrokerURL())
+	on, off, plain := "persistent://"+ns+"/on", "persistent://"+ns+"/off", "persistent://"+ns+"/plain"
+	msgsOn := produceN(t, client, on, 200)
+	produceN(t, client, off, 50)
+	produceN(t, client, plain, 50)
+	tnOn, tnOff, tnPlain := topicName(t, on), topicName(t, off), topicName(t, plain)
+
+	if p, err := admin.Topics().GetOffloadPolicies(tnOn); err != nil || p != nil {
+		t.Fatalf("unset: %+v %v, want nil", p, err)
+	}
+	url := restTopic(s.WebURL(), on) + "/offloadPolicies"
+	expectHTTP(t, http.MethodGet, url, "", http.StatusNoContent)
+	expectHTTP(t, http.MethodPost, url, `{"managedLedgerOffloadThresholdInBytes":-2}`, http.StatusPreconditionFailed)
+	expectHTTP(t, http.MethodPost, url, `{"managedLedgerOffloadDeletionLagInMillis":-1}`, http.StatusPreconditionFailed)
+	expectHTTP(t, http.MethodPost, url, `{"managedLedgerOffloadDriver":"google-cloud-storage"}`, http.StatusPreconditionFailed)
+	expectHTTP(t, http.MethodPost, url, `[1]`, http.StatusBadRequest)
+	expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), uniqueTopic(t))+"/offloadPolicies", "", http.StatusNotFound)
+
+	// The namespace will offload at once; "off" opts out with -1.
+	if err := admin.Topics().SetOffloadPolicies(tnOff, utils.OffloadPolicies{ManagedLedgerOffloadThresholdInBytes: -1}); err != nil {
+		t.Fatal(err)
+	}
+	// "on": a 1-byte threshold (everything) and a 1 ms deletion lag, where
+	// the broker's lag is 4 h.
+	want := utils.OffloadPolicies{ManagedLedgerOffloadDriver: "aws-s3", ManagedLedgerOffloadThresholdInBytes: 1,
+		ManagedLedgerOffloadDeletionLagInMillis: 1}
+	if err := admin.Topics().SetOffloadPolicies(tnOn, want); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := admin.Topics().GetOffloadPolicies(tnOn); err != nil || p == nil || !reflect.DeepEqual(*p, want) {
+		t.Fatalf("get: %+v %v, want %+v", p, err, want)
+	}
+	if err := admin.Namespaces().SetOffloadThreshold(nsName(t, ns), 0); err != nil {
+		t.Fatal(err)
+	}
+	var applied struct {
+		Bytes   int64 `json:"managedLedgerOffloadThresholdInBytes"`
+		Seconds int64 `json:"managedLedgerOffloadThresholdInSeconds"`
+	}
+	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), off)+"/offloadPolicies?applied=true", "", http.StatusOK)), &applied); err != nil ||
+		applied.Bytes != -1 || applied.Seconds != -1 {
+		t.Fatalf("applied on off: %+v %v", applied, err)
+	}
+	adminEventually(t, "the topic policy's offload", func() bool {
+		st, err := admin.Topics().OffloadStatus(tnOn)
+		return err == nil && st.Status == utils.SUCCESS && st.FirstUnOffloadedMessage.EntryID == msgsOn[199].id.EntryID()+1
+	})
+	readFrom(t, client, on, pulsar.EarliestMessageID(), false, msgsOn)
+	if got := metricValue(t, s.WebURL(), "mb_offload_read_entries_total"); got < 200 {
+		t.Fatalf("mb_offload_read_entries_total = %v: the topic's deletion lag was not applied", got)
+	}
+	// A round of the monitor after "off" existed offloads "plain" (the
+	// namespace's policy) and leaves "off" alone.
+	adminEventually(t, "the namespace policy's offload", func() bool {
+		st, err := admin.Topics().OffloadStatus(tnPlain)
+		return err == nil && st.Status == utils.SUCCESS
+	})
+	if st, err := admin.Topics().OffloadStatus(tnOff); err != nil || st.Status != utils.NOTRUN {
+		t.Fatalf("topic with threshold -1: %+v %v, want NOT_RUN", st, err)
+	}
+	if err := admin.Topics().RemoveOffloadPolicies(tnOn); err != nil {
+		t.Fatal(err)
+	}
+	expectHTTP(t, http.MethodGet, url, "", http.StatusNoContent)
+}
+
+// TestOffloadCompactedLedger: the compacted ledger is offloaded with the
+// topic once the offload passes the compaction horizon; read-compacted
+// readers then get the view from the object store.
+func TestOffloadCompactedLedger(t *testing.T) {
+	gw := s3test.Start(t)
+	s := startServer(t, server.Options{Offload: offloadOptions(t, gw, "compacted")})
+	admin := newAdmin(t, s)
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var last pulsar.MessageID
+	for i := range 100 {
+		last = send(t, p, fmt.Sprint("k", i%10), fmt.Sprint(i))
+	}
+	compactAndWait(t, admin, topic)
+	offloadAndWait(t, admin, topic, offloadID(last, 1), utils.SUCCESS)
+	var internal struct {
+		CompactedLedger struct {
+			Entries   int64
+			Offloaded bool
+		}
+	}
+	adminEventually(t, "the compacted ledger offloaded", func() bool {
+		return json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, restTopic(s.WebURL(), topic)+"/internalStats", "", http.StatusOK)), &internal) == nil &&
+			internal.CompactedLedger.Offloaded
+	})
+	if internal.CompactedLedger.Entries != 10 {
+		t.Fatalf("compacted ledger: %+v, want 10 entries", internal.CompactedLedger)
+	}
+	before := metricValue(t, s.WebURL(), "mb_offload_read_entries_total")
+	got := readAll(t, compactedReader(t, client, topic, pulsar.EarliestMessageID()))
+	if kv := keysAndValues(got); kv != "k0=90 k1=91 k2=92 k3=93 k4=94 k5=95 k6=96 k7=97 k8=98 k9=99" {
+		t.Fatalf("compacted view: %q", kv)
+	}
+	if read := metricValue(t, s.WebURL(), "mb_offload_read_entries_total") - before; read < 10 {
+		t.Fatalf("%v entries read from the object store, want the 10 of the compacted ledger", read)
 	}
 }

@@ -32,6 +32,7 @@ func (s *Server) offloadRoutes(m *http.ServeMux, d string) {
 	topic := "/admin/v2/" + d + "/{tenant}/{ns}/{topic}/"
 	m.HandleFunc("PUT "+topic+"offload", s.topic(d, s.triggerOffload))
 	m.HandleFunc("GET "+topic+"offload", s.topic(d, s.offloadStatus))
+	s.topicPolicy(m, d, topic+"offloadPolicies", offloadPoliciesPolicy)
 }
 
 func (s *Server) offloadBroker(w http.ResponseWriter) (offloadBroker, bool) {

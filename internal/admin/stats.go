@@ -334,6 +334,9 @@ type internalStatsJSON struct {
 	CompactedLedger        ledgerJSON            `json:"compactedLedger"`
 	// LostEntries is MessageBus's own: entries lost to damaged storage.
 	LostEntries int64 `json:"lostEntries"`
+	// OffloadedStorageSize (as in topic stats): bytes of entries in the
+	// object store.
+	OffloadedStorageSize int64 `json:"offloadedStorageSize"`
 }
 
 type ledgerJSON struct {
@@ -408,6 +411,21 @@ func (s *Server) partitionedInternalStats(w http.ResponseWriter, r *http.Request
 	writeJSON(w, http.StatusOK, out)
 }
 
+// ledgersView lists the topic's ledger as Pulsar's internal stats do, one
+// element per tier: a topic has one ledger (message ids keep its id), so
+// its entries in the object store are shown as a first element with
+// "offloaded": true, and the entries only on local disk as a second (the
+// only one when nothing is offloaded).
+func ledgersView(st broker.InternalStats) []ledgerJSON {
+	if st.OffloadedEntries == 0 {
+		return []ledgerJSON{{LedgerID: st.LedgerID, Entries: st.Entries, Size: st.Size}}
+	}
+	return []ledgerJSON{
+		{LedgerID: st.LedgerID, Entries: st.OffloadedEntries, Size: st.OffloadedSize, Offloaded: true},
+		{LedgerID: st.LedgerID, Entries: max(0, st.Entries-st.OffloadedEntries), Size: max(0, st.Size-st.OffloadedSize)},
+	}
+}
+
 func internalStatsView(st broker.InternalStats) internalStatsJSON {
 	v := internalStatsJSON{
 		EntriesAddedCounter:  st.LastEntryID + 1,
@@ -417,14 +435,16 @@ func internalStatsView(st broker.InternalStats) internalStatsJSON {
 		CurrentLedgerSize:    st.Size,
 		LastConfirmedEntry:   position(st.LedgerID, st.LastEntryID),
 		State:                "LedgerOpened",
-		Ledgers:              []ledgerJSON{{LedgerID: st.LedgerID, Entries: st.Entries, Size: st.Size}},
+		Ledgers:              ledgersView(st),
 		Cursors:              map[string]cursorJSON{},
 		SchemaLedgers:        []ledgerJSON{},
 		CompactedLedger:      ledgerJSON{LedgerID: -1, Entries: -1, Size: -1},
 		LostEntries:          st.LostEntries,
+		OffloadedStorageSize: st.OffloadedSize,
 	}
 	if st.Compaction.LedgerID >= 0 && st.Compaction.Ledger != "" {
-		v.CompactedLedger = ledgerJSON{LedgerID: st.Compaction.LedgerID, Entries: st.Compaction.Entries, Size: st.Compaction.Size}
+		v.CompactedLedger = ledgerJSON{LedgerID: st.Compaction.LedgerID, Entries: st.Compaction.Entries, Size: st.Compaction.Size,
+			Offloaded: st.Compaction.Offloaded}
 	}
 	if st.Terminated {
 		v.State = "Terminated"

@@ -97,9 +97,13 @@ type InternalStats struct {
 	// LostEntries counts the entries between FirstEntryID and LastEntryID
 	// lost to damaged storage (ledger.DamageReporter).
 	LostEntries int64
-	Terminated  bool
-	Cursors     map[string]CursorStats
-	Compaction  CompactionStats // compaction.go
+	// OffloadedEntries and OffloadedSize are the entries (and their
+	// bytes) held in the object store (tiered storage).
+	OffloadedEntries int64
+	OffloadedSize    int64
+	Terminated       bool
+	Cursors          map[string]CursorStats
+	Compaction       CompactionStats // compaction.go
 }
 
 // CursorStats describe a subscription's cursor. Positions are entry ids in
@@ -246,6 +250,9 @@ func (b *Broker) TopicInternalStats(ctx context.Context, name naming.Topic) (Int
 	}
 	if d, ok := l.(ledger.DamageReporter); ok {
 		st.LostEntries = d.LostEntries()
+	}
+	if o, ok := l.(ledger.Offloader); ok {
+		st.OffloadedEntries, st.OffloadedSize = o.OffloadedEntries(), o.OffloadedSize()
 	}
 	for _, s := range t.subscriptions() {
 		cs := s.cursorStats(st.LastEntryID)

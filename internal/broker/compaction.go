@@ -64,6 +64,8 @@ type CompactionStats struct {
 	LedgerID int64 // -1 when none
 	Entries  int64
 	Size     int64
+	// Offloaded: every entry of the compacted ledger is in the object store.
+	Offloaded bool
 }
 
 // compactedView is a topic's compacted data: the compacted ledger (nil when
@@ -286,6 +288,9 @@ func (t *Topic) compactionStats() CompactionStats {
 	st.Horizon, st.Ledger, st.LedgerID, st.Entries, st.Size = v.horizon, v.name, -1, 0, 0
 	if v.l != nil {
 		st.LedgerID, st.Entries, st.Size = v.l.ID(), v.l.Entries(), v.l.Size()
+		if o, ok := v.l.(ledger.Offloader); ok {
+			st.Offloaded = st.Entries > 0 && o.OffloadedEntries() >= st.Entries
+		}
 	}
 	return st
 }

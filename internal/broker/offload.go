@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 )
 
@@ -57,7 +58,29 @@ func (b *Broker) Offload(ctx context.Context, name naming.Topic, ledgerID, entry
 	if err := o.Offload(max(0, before)); err != nil {
 		return fmt.Errorf("offload %s: %w", name, err)
 	}
+	t.offloadCompacted(before, p)
 	return nil
+}
+
+// offloadCompacted offloads the whole compacted ledger (written once per
+// compaction, never appended to) when the topic's offload reaches past its
+// horizon: everything the compacted view summarises then lives in the
+// object store. A failure is logged; the next offload tries again.
+func (t *Topic) offloadCompacted(before int64, p meta.Policies) {
+	v := t.compactedView()
+	if v.l == nil || before <= v.horizon {
+		return
+	}
+	o, ok := v.l.(ledger.Offloader)
+	if !ok {
+		return
+	}
+	applyDeletionLag(o, p)
+	if end := v.l.LastEntryID() + 1; end > 0 && o.OffloadStatus().FirstUnoffloaded < end {
+		if err := o.Offload(end); err != nil && !errors.Is(err, ledger.ErrOffloadRunning) {
+			t.b.log.Warn("offload of the compacted ledger not started", "topic", t.fullName, "ledger", v.name, "err", err)
+		}
+	}
 }
 
 // OffloadStatus reports the last offload of a topic since it was loaded.

@@ -40,6 +40,7 @@ func (t *Topic) checkOffloadPolicies(ctx context.Context) {
 	}
 	applyDeletionLag(o, p)
 	st := o.OffloadStatus()
+	t.offloadCompacted(st.FirstUnoffloaded, p)
 	if st.Status == ledger.OffloadRunning {
 		return
 	}

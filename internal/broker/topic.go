@@ -77,6 +77,12 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 	}
 	t.ledger = l
 	t.ledgerID = l.ID()
+	if o, ok := l.(ledger.Offloader); ok {
+		// Deletions of offloaded data wait for the topic's deletion lag.
+		if p, err := b.EffectivePolicies(ctx, name); err == nil {
+			applyDeletionLag(o, p)
+		}
+	}
 	// Durable subscriptions outlive their consumers: bring them back with their cursors.
 	names := make([]string, 0)
 	cursors := l.Cursors()

@@ -34,6 +34,8 @@ type Offloader interface {
 	OffloadStatus() OffloadStatus
 	// OffloadedSize is the bytes of entry data held in the object store.
 	OffloadedSize() int64
+	// OffloadedEntries is the number of entries held in the object store.
+	OffloadedEntries() int64
 	// SetDeletionLag sets how long offloaded entries stay local (0: delete
 	// at once; negative: the store's default), for the entries offloaded
 	// and the ones to come.

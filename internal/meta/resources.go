@@ -432,11 +432,36 @@ type TopicPolicies struct {
 	// topic's partitions share them).
 	Properties map[string]string `json:"properties,omitempty"`
 	// Rates (policies_rates.go); the replicator's is stored only.
-	PublishRate              *PublishRate   `json:"publishRate,omitempty"`
-	DispatchRate             *DispatchRate  `json:"dispatchRate,omitempty"`
-	SubscriptionDispatchRate *DispatchRate  `json:"subscriptionDispatchRate,omitempty"`
-	SubscribeRate            *SubscribeRate `json:"subscribeRate,omitempty"`
-	ReplicatorDispatchRate   *DispatchRate  `json:"replicatorDispatchRate,omitempty"`
+	PublishRate              *PublishRate     `json:"publishRate,omitempty"`
+	DispatchRate             *DispatchRate    `json:"dispatchRate,omitempty"`
+	SubscriptionDispatchRate *DispatchRate    `json:"subscriptionDispatchRate,omitempty"`
+	SubscribeRate            *SubscribeRate   `json:"subscribeRate,omitempty"`
+	ReplicatorDispatchRate   *DispatchRate    `json:"replicatorDispatchRate,omitempty"`
+	OffloadPolicies          *OffloadPolicies `json:"offloadPolicies,omitempty"`
+}
+
+// OffloadPolicies are a topic's offload overrides, in the JSON of Pulsar's
+// OffloadPoliciesImpl. The three thresholds override the namespace's
+// offload_threshold, offload_threshold_in_seconds and
+// offload_deletion_lag_ms when set (null: inherited). The driver fields
+// are kept and answered back, but every topic uses the broker's store.
+type OffloadPolicies struct {
+	ThresholdInBytes    *int64 `json:"managedLedgerOffloadThresholdInBytes,omitempty"`
+	ThresholdInSeconds  *int64 `json:"managedLedgerOffloadThresholdInSeconds,omitempty"`
+	DeletionLagInMillis *int64 `json:"managedLedgerOffloadDeletionLagInMillis,omitempty"`
+	Driver              string `json:"managedLedgerOffloadDriver,omitempty"`
+	Bucket              string `json:"managedLedgerOffloadBucket,omitempty"`
+	Region              string `json:"managedLedgerOffloadRegion,omitempty"`
+	ServiceEndpoint     string `json:"managedLedgerOffloadServiceEndpoint,omitempty"`
+	S3Bucket            string `json:"s3ManagedLedgerOffloadBucket,omitempty"`
+	S3Region            string `json:"s3ManagedLedgerOffloadRegion,omitempty"`
+	S3ServiceEndpoint   string `json:"s3ManagedLedgerOffloadServiceEndpoint,omitempty"`
+	MaxThreads          *int   `json:"managedLedgerOffloadMaxThreads,omitempty"`
+	// AutoTriggerSizeThresholdBytes is the broker.conf name of the
+	// threshold in bytes, sent by pulsar-client-go: read as
+	// ThresholdInBytes when that is absent.
+	AutoTriggerSizeThresholdBytes *int64 `json:"managedLedgerOffloadAutoTriggerSizeThresholdBytes,omitempty"`
+	ReadPriority                  string `json:"managedLedgerOffloadedReadPriority,omitempty"`
 }
 
 // IsEmpty reports whether no policy is set. Every field is omitempty, so an
@@ -488,6 +513,17 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	tp.limitsOver(&p)
 	tp.ratesOver(&p)
+	if o := tp.OffloadPolicies; o != nil {
+		if o.ThresholdInBytes != nil {
+			p.OffloadThreshold = o.ThresholdInBytes
+		}
+		if o.ThresholdInSeconds != nil {
+			p.OffloadThresholdInSeconds = o.ThresholdInSeconds
+		}
+		if o.DeletionLagInMillis != nil {
+			p.OffloadDeletionLagMs = o.DeletionLagInMillis
+		}
+	}
 	return p
 }
 

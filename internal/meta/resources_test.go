@@ -50,3 +50,19 @@ func TestBacklogQuotaLimitsAsStrings(t *testing.T) {
 		}
 	}
 }
+
+func TestTopicOffloadPoliciesOverNamespace(t *testing.T) {
+	bytes, secs, lag, off := int64(100), int64(60), int64(0), int64(-1)
+	ns := Policies{OffloadThreshold: &bytes, OffloadThresholdInSeconds: &secs, OffloadDeletionLagMs: &lag}
+	var tp TopicPolicies
+	if err := json.Unmarshal([]byte(`{"offloadPolicies":{"managedLedgerOffloadThresholdInBytes":-1,"managedLedgerOffloadDriver":"aws-s3"}}`), &tp); err != nil {
+		t.Fatal(err)
+	}
+	p := tp.Over(ns)
+	if *p.OffloadThreshold != off || *p.OffloadThresholdInSeconds != 60 || *p.OffloadDeletionLagMs != 0 {
+		t.Fatalf("merged: bytes %d seconds %d lag %d", *p.OffloadThreshold, *p.OffloadThresholdInSeconds, *p.OffloadDeletionLagMs)
+	}
+	if tp.IsEmpty() || *ns.OffloadThreshold != 100 {
+		t.Fatal("IsEmpty, or Over modified the namespace")
+	}
+}

@@ -159,6 +159,23 @@ func (s *S3) Get(ctx context.Context, key string, off, length int64) (data []byt
 		return nil, fmt.Errorf("objstore: get %s: %w", key, err)
 	}
 	defer out.Body.Close()
+	// Read into a buffer of the body's size: io.ReadAll's growth would
+	// leave up to twice the bytes allocated, which the block cache keeps.
+	size := length
+	if size < 0 && out.ContentLength != nil {
+		size = *out.ContentLength
+	}
+	if size >= 0 {
+		data = make([]byte, size)
+		var n int
+		if n, err = io.ReadFull(out.Body, data); err != nil {
+			return nil, fmt.Errorf("objstore: get %s: %d bytes at %d: read body: got %d: %w", key, size, off, n, err)
+		}
+		if extra, _ := out.Body.Read(make([]byte, 1)); extra > 0 {
+			return nil, fmt.Errorf("objstore: get %s: %d bytes at %d: the body is longer", key, size, off)
+		}
+		return data, nil
+	}
 	data, err = io.ReadAll(out.Body)
 	if err != nil {
 		return nil, fmt.Errorf("objstore: get %s: read body: %w", key, err)

@@ -84,6 +84,13 @@ func (x *Index) Find(id int64) int {
 // Encode builds the object of entries (ascending ids within [first, last])
 // of ledger ledgerID, cutting blocks at about blockSize bytes (0: DefaultBlock).
 func Encode(h Header, entries []ledger.Entry, blockSize int) ([]byte, error) {
+	return EncodeTo(nil, h, entries, blockSize)
+}
+
+// EncodeTo is Encode into dst's storage when it is large enough (dst's
+// contents are overwritten), so that an offload writing many objects does
+// not allocate (and zero) a new buffer of tens of MiB for each.
+func EncodeTo(dst []byte, h Header, entries []ledger.Entry, blockSize int) ([]byte, error) {
 	if blockSize <= 0 {
 		blockSize = DefaultBlock
 	}
@@ -94,7 +101,14 @@ func Encode(h Header, entries []ledger.Entry, blockSize int) ([]byte, error) {
 	for _, e := range entries {
 		size += entryHeadSize + len(e.Data)
 	}
-	buf := make([]byte, HeaderSize, size+blockMetaSize*(size/blockSize+1))
+	need := size + blockMetaSize*(size/blockSize+1)
+	var buf []byte
+	if cap(dst) >= need {
+		buf = dst[:HeaderSize]
+		clear(buf)
+	} else {
+		buf = make([]byte, HeaderSize, need)
+	}
 	copy(buf, magic)
 	binary.BigEndian.PutUint16(buf[4:], Version)
 	binary.BigEndian.PutUint64(buf[8:], uint64(h.LedgerID))

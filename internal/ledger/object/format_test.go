@@ -104,3 +104,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodeToReusesBuffer: encoding into a used, large enough buffer gives
+// the bytes Encode gives, in that buffer.
+func TestEncodeToReusesBuffer(t *testing.T) {
+	h := Header{LedgerID: 7, First: 10, Last: 509}
+	es := sample(10, 509, nil)
+	want, err := Encode(h, es, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirty := bytes.Repeat([]byte{0xff}, 2*len(want))
+	got, err := EncodeTo(dirty, h, es, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) || &got[0] != &dirty[0] {
+		t.Fatalf("EncodeTo: equal %v, same buffer %v", bytes.Equal(got, want), &got[0] == &dirty[0])
+	}
+	if small, err := EncodeTo(make([]byte, 10), h, es, 1000); err != nil || !bytes.Equal(small, want) {
+		t.Fatalf("EncodeTo a small buffer: %v", err)
+	}
+}

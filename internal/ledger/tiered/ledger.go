@@ -24,13 +24,19 @@ type Ledger struct {
 	timer   *time.Timer // local deletion after the lag
 	// stopOffload cancels the running (or last) offload and waits for it.
 	stopOffload func()
-	lag         *time.Duration // set by SetDeletionLag; nil: the store's
+	lag         *time.Duration  // set by SetDeletionLag; nil: the store's
+	deleting    map[string]bool // keys of Deleting being deleted now
+	lagSet      bool            // deletions may run (Options.DeferDeletionAtOpen)
+	// offloadMu is held by whatever writes or collects the ledger's
+	// objects (an offload, the orphan collection at open).
+	offloadMu sync.Mutex
 }
 
 // SetDeletionLag implements ledger.Offloader.
 func (l *Ledger) SetDeletionLag(d time.Duration) {
 	l.mu.Lock()
-	changed := l.lag == nil && d >= 0 || l.lag != nil && (d < 0 || *l.lag != d)
+	changed := l.lag == nil && d >= 0 || l.lag != nil && (d < 0 || *l.lag != d) || !l.lagSet
+	l.lagSet = true
 	if d < 0 {
 		l.lag = nil
 	} else {
@@ -129,6 +135,15 @@ func (l *Ledger) OffloadedSize() int64 {
 	return n
 }
 
+// OffloadedEntries implements ledger.Offloader.
+func (l *Ledger) OffloadedEntries() int64 {
+	n := int64(0)
+	for _, o := range l.manifest().Objects {
+		n += o.Entries
+	}
+	return n
+}
+
 // Read implements ledger.Ledger: entries below the local first entry come
 // from the object store (one object per call at most).
 func (l *Ledger) Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
@@ -151,6 +166,9 @@ func (l *Ledger) Read(ctx context.Context, from int64, maxEntries, maxBytes int)
 			continue // past the objects: local (raced with a local deletion)
 		}
 		out, err := l.readObjectRetrying(ctx, objs[i], from, maxEntries, maxBytes)
+		if err != nil && !l.manifest().serves(objs[i].Key) {
+			continue // trimmed and deleted meanwhile: ErrTrimmed or the next object
+		}
 		if err != nil {
 			return nil, fmt.Errorf("tiered: %s: read offloaded entry %d: %w", l.Name(), from, err)
 		}
@@ -175,7 +193,7 @@ func (l *Ledger) readObjectRetrying(ctx context.Context, o objectEntry, from int
 			return out, nil
 		}
 		l.s.o.Metrics.readErrors.Inc()
-		if errors.Is(err, object.ErrCorrupt) || ctx.Err() != nil {
+		if errors.Is(err, object.ErrCorrupt) || ctx.Err() != nil || !l.manifest().serves(o.Key) {
 			return nil, err
 		}
 		l.s.log.Warn("read of offloaded entries failed; retrying", "ledger", l.Name(), "entry", from, "err", err)
@@ -190,6 +208,10 @@ func (l *Ledger) readObjectRetrying(ctx context.Context, o objectEntry, from int
 
 // readObject reads entries >= from of object o, block by block.
 func (l *Ledger) readObject(ctx context.Context, o objectEntry, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	if !l.s.holds.hold(o.Key) {
+		return nil, errGone
+	}
+	defer l.s.holds.release(o.Key)
 	c := l.s.cache
 	x, err := c.index(ctx, o)
 	if err != nil {
@@ -231,7 +253,8 @@ func (l *Ledger) served(out []ledger.Entry, total int) []ledger.Entry {
 }
 
 // Trim implements ledger.Ledger. Objects whose entries are all trimmed
-// leave the manifest, then the object store.
+// move to the manifest's Deleting list, durably, and are deleted from the
+// object store after the deletion lag (scheduleLocalDeletion).
 func (l *Ledger) Trim(before int64) {
 	l.inner.Trim(before)
 	before = min(before, l.inner.LastEntryID()+1) // as the local ledger does
@@ -244,10 +267,12 @@ func (l *Ledger) Trim(before int64) {
 	next := *m
 	next.TrimmedBefore = before
 	next.Objects = nil
-	var gone []objectEntry
+	next.Deleting = append([]objectEntry(nil), m.Deleting...)
+	now := time.Now().UnixMilli()
 	for _, o := range m.Objects {
 		if o.Last < before {
-			gone = append(gone, o)
+			o.TrimmedAtMs = now
+			next.Deleting = append(next.Deleting, o)
 		} else {
 			next.Objects = append(next.Objects, o)
 		}
@@ -261,10 +286,11 @@ func (l *Ledger) Trim(before int64) {
 			return
 		}
 	}
+	moved := len(next.Deleting) > len(m.Deleting)
 	l.man = &next
 	l.mu.Unlock()
-	if len(gone) > 0 {
-		l.s.deleteObjects(gone)
+	if moved {
+		l.scheduleLocalDeletion()
 	}
 }
 
@@ -301,10 +327,14 @@ func (l *Ledger) stopTimer() {
 }
 
 // scheduleLocalDeletion trims the local ledger below the offloaded entries
-// whose deletion lag has passed, and sets a timer for the others.
+// whose deletion lag has passed, deletes from the store the trimmed objects
+// whose lag has passed, and sets a timer for the others.
 func (l *Ledger) scheduleLocalDeletion() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.lagSet {
+		return // the deferral's timer calls again
+	}
 	if l.timer != nil {
 		l.timer.Stop()
 		l.timer = nil
@@ -313,9 +343,12 @@ func (l *Ledger) scheduleLocalDeletion() {
 		return
 	}
 	now := time.Now().UnixMilli()
-	lag := max(0, l.s.o.DeletionLag.Milliseconds())
-	if l.lag != nil {
-		lag = l.lag.Milliseconds()
+	lag := l.deletionLagMs()
+	due, objWait := l.dueDeletions(now, lag)
+	if len(due) > 0 && !l.s.spawn(func() { l.deleteTrimmed(due) }) {
+		for _, o := range due {
+			delete(l.deleting, o.Key)
+		}
 	}
 	local := l.inner.FirstEntryID()
 	upTo, wait := int64(-1), int64(-1)
@@ -333,7 +366,10 @@ func (l *Ledger) scheduleLocalDeletion() {
 	if upTo > local {
 		l.inner.Trim(upTo)
 	}
+	if objWait >= 0 && (wait < 0 || objWait < wait) {
+		wait = objWait
+	}
 	if wait >= 0 {
-		l.timer = time.AfterFunc(time.Duration(wait)*time.Millisecond, l.scheduleLocalDeletion)
+		l.timer = timerAfter(wait, l.scheduleLocalDeletion)
 	}
 }

@@ -21,6 +21,12 @@ type manifest struct {
 	// even when an object still holds them.
 	TrimmedBefore int64         `json:"trimmedBefore"`
 	Objects       []objectEntry `json:"objects"`
+	// Deleting lists objects whose entries were all trimmed: no longer
+	// served, deleted from the store once the deletion lag has passed since
+	// TrimmedAtMs (then dropped from this list).
+	Deleting []objectEntry `json:"deleting,omitempty"`
+
+	onDisk bool // the file exists (loaded or saved)
 }
 
 // objectEntry is one segment object: entries [First, Last] (some ids may
@@ -35,6 +41,8 @@ type objectEntry struct {
 	// OffloadedAtMs is when the manifest first listed it (Unix ms): the
 	// deletion lag counts from there.
 	OffloadedAtMs int64 `json:"offloadedAtMs"`
+	// TrimmedAtMs is when retention trimmed all its entries (in Deleting).
+	TrimmedAtMs int64 `json:"trimmedAtMs,omitempty"`
 }
 
 func manifestPath(dir string, ledgerID int64) string {
@@ -58,6 +66,7 @@ func loadManifest(dir, topic string, ledgerID int64) (*manifest, error) {
 		return nil, fmt.Errorf("tiered: manifest %s: version %d of ledger %d, want version %d of ledger %d",
 			manifestPath(dir, ledgerID), m.Version, m.LedgerID, manifestVersion, ledgerID)
 	}
+	m.onDisk = true
 	return &m, nil
 }
 
@@ -90,6 +99,7 @@ func (m *manifest) save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("tiered: write manifest: %w", err)
 	}
+	m.onDisk = true
 	return nil
 }
 
@@ -107,6 +117,32 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// listed reports whether key is in Objects or Deleting: an object the
+// manifest still accounts for, not an orphan.
+func (m *manifest) listed(key string) bool {
+	for _, o := range m.Objects {
+		if o.Key == key {
+			return true
+		}
+	}
+	for _, o := range m.Deleting {
+		if o.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// serves reports whether key is an object whose entries are served.
+func (m *manifest) serves(key string) bool {
+	for _, o := range m.Objects {
+		if o.Key == key {
+			return o.Last >= m.TrimmedBefore
+		}
+	}
+	return false
 }
 
 // end is the id after the last offloaded entry (0 when none).

@@ -15,6 +15,8 @@ type Metrics struct {
 	cacheHits        prometheus.Counter
 	cacheMisses      prometheus.Counter
 	cacheBytes       prometheus.Gauge
+	deletedObjects   prometheus.Counter
+	deleteErrors     prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg (when not nil).
@@ -32,12 +34,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		corrupt:          c("mb_offload_corrupt_objects_total", "Segment objects (or blocks) that failed their checksum: never served."),
 		cacheHits:        c("mb_offload_cache_hits_total", "Block reads answered by the block cache."),
 		cacheMisses:      c("mb_offload_cache_misses_total", "Block reads that went to the object store."),
+		deletedObjects:   c("mb_offload_deleted_objects_total", "Segment objects deleted from the object store (trimmed by retention, orphans, deleted topics)."),
+		deleteErrors:     c("mb_offload_delete_errors_total", "Deletions of segment objects that failed (retried, or left as orphans)."),
 		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mb_offload_cache_bytes",
 			Help: "Bytes of object blocks held by the block cache."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.offloadedBytes, m.offloadedObjects, m.offloadErrors, m.readEntries, m.readBytes,
-			m.readErrors, m.corrupt, m.cacheHits, m.cacheMisses, m.cacheBytes)
+			m.readErrors, m.corrupt, m.cacheHits, m.cacheMisses, m.cacheBytes, m.deletedObjects, m.deleteErrors)
 	}
 	return m
 }

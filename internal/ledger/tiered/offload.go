@@ -37,10 +37,12 @@ func (l *Ledger) Offload(before int64) error {
 	started := l.s.spawn(func() {
 		defer close(done)
 		defer cancel()
+		l.offloadMu.Lock()
 		err := l.offload(ctx, before)
 		if err == nil {
 			l.collectOrphans(ctx)
 		}
+		l.offloadMu.Unlock()
 		l.mu.Lock()
 		l.running = false
 		l.status.FirstUnoffloaded = l.man.end()
@@ -83,6 +85,7 @@ func (l *Ledger) OffloadStatus() ledger.OffloadStatus {
 // once stored.
 func (l *Ledger) offload(ctx context.Context, before int64) error {
 	before = min(before, l.inner.LastEntryID()+1)
+	var buf []byte // the object being written, reused for the next
 	for {
 		m := l.manifest()
 		start := max(m.end(), l.inner.FirstEntryID(), m.TrimmedBefore)
@@ -101,11 +104,14 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 		}
 		last := entries[len(entries)-1].ID
 		h := object.Header{LedgerID: l.ID(), First: start, Last: last}
-		obj, err := object.Encode(h, entries, l.s.o.BlockSize)
+		obj, err := object.EncodeTo(buf, h, entries, l.s.o.BlockSize)
 		if err != nil {
 			return err
 		}
 		key := l.s.objectKey(l.Name(), l.ID(), start, last)
+		if err := l.ensureManifestFile(); err != nil {
+			return err
+		}
 		if err := l.store(ctx, key, obj); err != nil {
 			return err
 		}
@@ -113,6 +119,7 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 			Bytes: bytesIn, Entries: int64(len(entries)), OffloadedAtMs: time.Now().UnixMilli()}); err != nil {
 			return err
 		}
+		buf = obj
 		l.s.o.Metrics.offloadedBytes.Add(float64(bytesIn))
 		l.s.o.Metrics.offloadedObjects.Inc()
 		l.mu.Lock()
@@ -195,6 +202,22 @@ func (l *Ledger) storeOnce(ctx context.Context, key string, obj []byte) error {
 	return l.s.o.Objects.Put(ctx, key, obj, true)
 }
 
+// ensureManifestFile writes the (empty) manifest before the ledger's first
+// object, so that after a crash the collection at open finds its orphans.
+func (l *Ledger) ensureManifestFile() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.man.onDisk {
+		return nil
+	}
+	next := *l.man
+	if err := next.save(l.s.o.Dir); err != nil {
+		return err
+	}
+	l.man = &next
+	return nil
+}
+
 // record adds o to the manifest, durably. An object whose entries were all
 // trimmed during the offload is deleted instead.
 func (l *Ledger) record(o objectEntry) error {
@@ -226,13 +249,10 @@ func (l *Ledger) collectOrphans(ctx context.Context) {
 		l.s.log.Warn("offload: listing objects to collect orphans", "ledger", l.Name(), "err", err)
 		return
 	}
-	listed := map[string]bool{}
-	for _, o := range l.manifest().Objects {
-		listed[o.Key] = true
-	}
+	m := l.manifest()
 	var orphans []objectEntry
 	for _, o := range list {
-		if !listed[o.Key] {
+		if !m.listed(o.Key) {
 			orphans = append(orphans, objectEntry{Key: o.Key})
 		}
 	}

@@ -29,6 +29,11 @@ type Options struct {
 	// DeletionLag: offloaded entries are deleted locally this long after
 	// their offload (0: DefaultDeletionLag; negative: at once).
 	DeletionLag time.Duration
+	// DeferDeletionAtOpen: a ledger just opened deletes nothing (local
+	// entries, trimmed objects) until SetDeletionLag is called or this long
+	// has passed, so that a lag set per topic by policy is the one applied
+	// after a restart. 0: not deferred.
+	DeferDeletionAtOpen time.Duration
 	// BlockSize of segment objects (0: object.DefaultBlock) and the most
 	// entry data in one object (0: 64 MiB).
 	BlockSize      int
@@ -46,6 +51,7 @@ type Store struct {
 	inner ledger.Store
 	o     Options
 	cache *blockCache
+	holds *holds // reads in progress per object: deletion waits for them
 	log   *slog.Logger
 	ctx   context.Context // ends at Close: stops offloads and timers
 	stop  context.CancelFunc
@@ -87,7 +93,7 @@ func New(inner ledger.Store, o Options) (*Store, error) {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	s := &Store{inner: inner, o: o, cache: newBlockCache(o.Objects, o.CacheBytes, o.Metrics),
-		log: o.Logger, open: map[string]*Ledger{}}
+		holds: newHolds(), log: o.Logger, open: map[string]*Ledger{}}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -107,9 +113,21 @@ func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Ledger{s: s, inner: in, man: m, status: ledger.OffloadStatus{Status: ledger.OffloadNotRun, FirstUnoffloaded: m.end()}}
+	l := &Ledger{s: s, inner: in, man: m, deleting: map[string]bool{},
+		status: ledger.OffloadStatus{Status: ledger.OffloadNotRun, FirstUnoffloaded: m.end()}}
 	s.open[topic] = l
-	l.scheduleLocalDeletion()
+	if d := s.o.DeferDeletionAtOpen; d > 0 {
+		l.timer = time.AfterFunc(d, func() {
+			l.mu.Lock()
+			l.lagSet = true
+			l.mu.Unlock()
+			l.scheduleLocalDeletion()
+		})
+	} else {
+		l.lagSet = true
+		l.scheduleLocalDeletion()
+	}
+	l.collectOrphansAtOpen()
 	return l, nil
 }
 
@@ -132,29 +150,14 @@ func (s *Store) Delete(ctx context.Context, topic string) error {
 	if err := s.inner.Delete(ctx, topic); err != nil {
 		return err
 	}
-	if m == nil || len(m.Objects) == 0 {
+	if m == nil || !m.onDisk {
 		return nil
 	}
 	if err := removeManifest(s.o.Dir, m.LedgerID); err != nil {
 		return fmt.Errorf("tiered: delete manifest: %w", err)
 	}
-	s.deleteObjects(m.Objects)
+	s.deleteObjects(append(append([]objectEntry(nil), m.Objects...), m.Deleting...))
 	return nil
-}
-
-// deleteObjects deletes objects no manifest lists any more, in the
-// background.
-func (s *Store) deleteObjects(objs []objectEntry) {
-	s.spawn(func() {
-		for _, o := range objs {
-			s.cache.forget(o.Key)
-			ctx, cancel := context.WithTimeout(s.ctx, s.o.OpTimeout)
-			if err := s.o.Objects.Delete(ctx, o.Key); err != nil {
-				s.log.Warn("delete offloaded object; it stays as an orphan", "key", o.Key, "err", err)
-			}
-			cancel()
-		}
-	})
 }
 
 // Topics implements ledger.Store.
@@ -185,10 +188,20 @@ func (s *Store) Health() []string {
 }
 
 // objectKey is <prefix>/<tenant>/<ns>/<topic>/<ledger>/<first>-<last>.
+// A ledger the broker keeps for a topic under a name of its own,
+// "<kind>/persistent://<tenant>/<ns>/<topic>/<rest>" (the compacted
+// ledgers: "__compacted/.../<seq>"), goes under the topic's key as
+// <topic>/<kind>/<rest>/<ledger>/..., apart from the topic ledger's keys.
 func (s *Store) objectKey(topic string, ledgerID, first, last int64) string {
 	name := topic
 	if i := strings.Index(name, "://"); i >= 0 {
+		kind, _, internal := strings.Cut(name[:i], "/")
 		name = name[i+3:]
+		if internal {
+			if parts := strings.SplitN(name, "/", 4); len(parts) == 4 {
+				name = strings.Join(parts[:3], "/") + "/" + kind + "/" + parts[3]
+			}
+		}
 	}
 	key := fmt.Sprintf("%s/%d/%d-%d", name, ledgerID, first, last)
 	if s.o.Prefix != "" {

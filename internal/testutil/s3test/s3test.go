@@ -56,8 +56,8 @@ func Binary() (string, error) {
 }
 
 // Start runs a gateway on a loopback port over a temporary directory (the
-// test's temp dir: its posix backend needs xattrs, which ext4 has) until
-// the test ends. The credentials are set in the environment (AWS_*) so that
+// test's temp dir, or one under $MB_S3TEST_DIR: its posix backend needs
+// xattrs, which ext4 has) until the test ends. The credentials are set in the environment (AWS_*) so that
 // the SDK's default chain finds them.
 func Start(t testing.TB) *Gateway {
 	t.Helper()
@@ -66,6 +66,14 @@ func Start(t testing.TB) *Gateway {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if base := os.Getenv("MB_S3TEST_DIR"); base != "" {
+		// Elsewhere than the test's files, e.g. another disk or a tmpfs
+		// with xattrs, for benchmarks that must not share a disk.
+		if dir, err = os.MkdirTemp(base, "versitygw-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
