@@ -45,7 +45,7 @@ func (c *Config) setDefaults() {
 // Runtime compiles modules and instantiates them. It is safe for concurrent
 // use; close it after its instances.
 type Runtime struct {
-	cfg   Config
+	cfg Config
 	rt  wazero.Runtime
 }
 

@@ -215,4 +215,3 @@ func TestState(t *testing.T) {
 		t.Fatalf("incr of a non-counter: %v", err)
 	}
 }
-
