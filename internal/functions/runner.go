@@ -42,7 +42,9 @@ func newRunner(ctx context.Context, m *Manager, rec Record, code []byte) (*runne
 		limits.MaxMemory = cfg.Resources.RAM
 	}
 	if cfg.TimeoutMs != nil && *cfg.TimeoutMs > 0 {
-		limits.CallTimeout = time.Duration(*cfg.TimeoutMs) * time.Millisecond
+		if d := time.Duration(*cfg.TimeoutMs) * time.Millisecond; limits.CallTimeout <= 0 || d < limits.CallTimeout {
+			limits.CallTimeout = d
+		}
 	}
 	rt, err := wasm.NewRuntime(ctx, limits)
 	if err != nil {
