@@ -127,11 +127,11 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 type functionFlags struct {
 	fnName
 	configFile, inputs, topicsPattern, output, logTopic, guarantees, subName, subPosition, subType string
-	userConfig, wasm, goFile, jar, py, deadLetter, className                                      string
-	parallelism, maxRetries                                                                       int
-	timeoutMs, ram, disk                                                                          int64
-	cpu                                                                                           float64
-	retainOrdering, retainKeyOrdering, cleanupSubscription                                        bool
+	userConfig, wasm, goFile, jar, py, deadLetter, className                                       string
+	parallelism, maxRetries                                                                        int
+	timeoutMs, ram, disk                                                                           int64
+	cpu                                                                                            float64
+	retainOrdering, retainKeyOrdering, cleanupSubscription                                         bool
 }
 
 func functionUploadCommand(o *adminOptions, verb string) *cobra.Command {
