@@ -123,6 +123,16 @@ func TestFunctionIdentityThroughBroker(t *testing.T) {
 // triggerHTTP posts pulsar-admin's trigger form and returns the body.
 func triggerHTTP(t *testing.T, url, value, topic string) string {
 	t.Helper()
+	return triggerWith(t, url, "", value, topic)
+}
+
+func triggerHTTPAuth(t *testing.T, url, token, value string) string {
+	t.Helper()
+	return triggerWith(t, url, token, value, "")
+}
+
+func triggerWith(t *testing.T, url, token, value, topic string) string {
+	t.Helper()
 	var body bytes.Buffer
 	w := multipart.NewWriter(&body)
 	w.WriteField("data", value)
@@ -130,7 +140,12 @@ func triggerHTTP(t *testing.T, url, value, topic string) string {
 		w.WriteField("topic", topic)
 	}
 	w.Close()
-	resp, err := http.Post(url, w.FormDataContentType(), &body)
+	req, _ := http.NewRequest("POST", url, &body)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
