@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/messagebus/messagebus/pkg/function/abi"
 	"github.com/tetratelabs/wazero"
@@ -68,15 +67,16 @@ type Instance struct {
 }
 
 // generation is one instantiation of the module with its own context, so
-// that a late timer can only cancel the generation it was armed for.
+// that the watchdog can only cancel the generation it found overdue.
 type generation struct {
-	ctx      context.Context
-	cancel   context.CancelFunc
-	mod      api.Module
-	handle   api.Function
-	stack    []uint64
-	timer    *time.Timer
-	running  atomic.Bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	mod    api.Module
+	handle api.Function
+	stack  []uint64
+	// started is when the running call began (watchdog clock), 0 between
+	// calls; the runtime's watchdog cancels ctx when it is overdue.
+	started  atomic.Int64
 	timedOut atomic.Bool
 }
 
@@ -100,13 +100,7 @@ func (in *Instance) Start() error {
 	in.stop()
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), instanceKey{}, in))
 	g := &generation{ctx: ctx, cancel: cancel, stack: make([]uint64, 1)}
-	g.timer = time.AfterFunc(time.Hour, func() {
-		if g.running.Load() {
-			g.timedOut.Store(true)
-			g.cancel()
-		}
-	})
-	g.timer.Stop()
+	in.m.r.watch(g)
 	out := &lineWriter{log: in.env.Log}
 	cfg := wazero.NewModuleConfig().WithName("").
 		WithStdout(out).WithStderr(out).
@@ -116,10 +110,11 @@ func (in *Instance) Start() error {
 	} else {
 		cfg = cfg.WithStartFunctions()
 	}
-	g.arm(in.m.r.cfg.CallTimeout)
+	g.arm()
 	mod, err := in.m.r.rt.InstantiateModule(ctx, in.m.compiled, cfg)
 	g.disarm()
 	if err != nil {
+		in.m.r.unwatch(g)
 		cancel()
 		if g.timedOut.Load() {
 			return fmt.Errorf("%w: instantiating the module took longer than %v", ErrTimeout, in.m.r.cfg.CallTimeout)
@@ -132,6 +127,7 @@ func (in *Instance) Start() error {
 		res, err := v.Call(ctx)
 		if err != nil || len(res) != 1 || uint32(res[0]) != abi.Version {
 			mod.Close(context.Background())
+			in.m.r.unwatch(g)
 			cancel()
 			return fmt.Errorf("%w: module ABI version %v (err %v), want %d", ErrBadModule, res, err, abi.Version)
 		}
@@ -140,15 +136,8 @@ func (in *Instance) Start() error {
 	return nil
 }
 
-func (g *generation) arm(d time.Duration) {
-	g.running.Store(true)
-	g.timer.Reset(d)
-}
-
-func (g *generation) disarm() {
-	g.running.Store(false)
-	g.timer.Stop()
-}
+func (g *generation) arm()    { g.started.Store(watchClock()) }
+func (g *generation) disarm() { g.started.Store(0) }
 
 // stop tears the current generation down.
 func (in *Instance) stop() {
@@ -157,7 +146,7 @@ func (in *Instance) stop() {
 		return
 	}
 	in.gen = nil
-	g.timer.Stop()
+	in.m.r.unwatch(g)
 	g.cancel()
 	if g.mod != nil {
 		g.mod.Close(context.Background())
@@ -187,7 +176,7 @@ func (in *Instance) Call(msg *abi.Message) ([]abi.Output, error) {
 	in.failMsg = ""
 	in.hostErr = nil
 	g.stack[0] = uint64(len(in.input))
-	g.arm(in.m.r.cfg.CallTimeout)
+	g.arm()
 	err := g.handle.CallWithStack(g.ctx, g.stack)
 	g.disarm()
 	in.scratch = nil

@@ -47,6 +47,10 @@ func (c *Config) setDefaults() {
 type Runtime struct {
 	cfg Config
 	rt  wazero.Runtime
+
+	mu        sync.Mutex
+	gens      map[*generation]struct{} // instantiated generations (watchdog.go)
+	stopWatch chan struct{}            // closes the watchdog; nil when none runs
 }
 
 // NewRuntime makes a runtime with the WASI and MessageBus host modules.
@@ -64,7 +68,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		WithMemoryLimitPages(pages).
 		WithCloseOnContextDone(true).
 		WithCompilationCache(cache)
-	r := &Runtime{cfg: cfg, rt: wazero.NewRuntimeWithConfig(ctx, rc)}
+	r := &Runtime{cfg: cfg, rt: wazero.NewRuntimeWithConfig(ctx, rc), gens: map[*generation]struct{}{}}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
 		r.Close(ctx)
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
@@ -81,6 +85,12 @@ func (r *Runtime) Config() Config { return r.cfg }
 
 // Close releases the runtime, its compiled modules and any instance left.
 func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.stopWatch != nil {
+		close(r.stopWatch)
+		r.stopWatch = nil
+	}
+	r.mu.Unlock()
 	return r.rt.Close(ctx)
 }
 
