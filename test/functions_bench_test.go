@@ -67,7 +67,7 @@ func BenchmarkFunctionIdentityThroughput(b *testing.B) {
 				}
 			})
 		}
-		if err := p.Flush(); err != nil {
+		if err := p.FlushWithCtx(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		p.Close()

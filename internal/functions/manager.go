@@ -419,9 +419,5 @@ func (m *Manager) PutState(ctx context.Context, fqfn string, sv StateValue) erro
 
 // isText reports whether b is printable UTF-8 (shown as stringValue).
 func isText(b []byte) bool {
-	s := string(b)
-	if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0xfffd }) {
-		return true
-	}
-	return false
+	return !strings.ContainsFunc(string(b), func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0xfffd })
 }

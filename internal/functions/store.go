@@ -63,8 +63,6 @@ var ErrExists = errors.New("function already exists")
 
 type store struct{ meta meta.Store }
 
-func fnPath(tenant, ns, name string) string { return tenant + "/" + ns + "/" + name }
-
 func (s store) get(ctx context.Context, fqfn string) (Record, int64, error) {
 	kv, err := s.meta.Get(ctx, prefixConfig+fqfn)
 	if errors.Is(err, meta.ErrNotFound) {
