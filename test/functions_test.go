@@ -183,7 +183,10 @@ func TestFunctionFilterDeadLetters(t *testing.T) {
 	in, out := uniqueTopic(t), uniqueTopic(t)+"-out"
 	outCons := subscribeEarliest(t, c, out)
 	dlqCons := subscribeEarliest(t, c, in+"-DLQ")
-	if err := admin.Functions().CreateFunc(functionConfig(t, "filter", in, out), moduleFile(t, "../examples/functions/filter")); err != nil {
+	logCons := subscribeEarliest(t, c, in+"-log")
+	cfg := functionConfig(t, "filter", in, out)
+	cfg.LogTopic = in + "-log"
+	if err := admin.Functions().CreateFunc(cfg, moduleFile(t, "../examples/functions/filter")); err != nil {
 		t.Fatal(err)
 	}
 	produceStrings(t, c, in, `{"id":"1"}`, `garbage`, `{"id":"2"}`)
@@ -191,6 +194,14 @@ func TestFunctionFilterDeadLetters(t *testing.T) {
 	bad := receiveN(t, dlqCons, 1, 10*time.Second)
 	if string(good[1].Payload()) != `{"id":"2"}` || string(bad[0].Payload()) != "garbage" || bad[0].Properties()["error"] == "" {
 		t.Fatalf("good %q, bad %q %v", good[1].Payload(), bad[0].Payload(), bad[0].Properties())
+	}
+	// The function's log lines reach its log topic, from a trigger too.
+	if got := triggerHTTP(t, s.WebURL()+"/admin/v3/functions/public/default/filter/trigger", "junk", ""); got != "junk" {
+		t.Fatalf("trigger answered %q", got)
+	}
+	logs := receiveN(t, logCons, 2, 10*time.Second)
+	if !strings.Contains(string(logs[0].Payload()), "dead-lettering") || logs[0].Properties()["fqfn"] != "public/default/filter" {
+		t.Fatalf("log line %q %v", logs[0].Payload(), logs[0].Properties())
 	}
 }
 

@@ -21,5 +21,7 @@
 // (acknowledgement per processing guarantee, effectively-once sequence
 // ids), status.go (status and stats), metrics.go.
 //
-// Lock order: Manager.mu -> runner.mu -> instanceRunner.mu.
+// Lock order: Manager.mu -> runner.triggerMu -> runner.mu -> instance.mu
+// (no lock is held across a call into the broker but runner.mu, which
+// guards creating producers).
 package functions

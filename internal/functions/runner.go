@@ -31,8 +31,12 @@ type runner struct {
 	mu        sync.Mutex
 	instances []*instance
 	producers map[string]pulsar.Producer // by topic, for ATMOST/ATLEAST_ONCE
-	trigger   *wasm.Instance
 	logSink   *logSink
+
+	// triggerMu serializes trigger calls on their own instance; it is not
+	// mu, which the function's log (publishing to its log topic) takes.
+	triggerMu sync.Mutex
+	trigger   *wasm.Instance
 }
 
 func newRunner(ctx context.Context, m *Manager, rec Record, code []byte) (*runner, error) {
@@ -163,16 +167,18 @@ func (r *runner) stopInstances(unsubscribe bool, ids ...int) {
 // close stops everything and releases the runtime.
 func (r *runner) close(unsubscribe bool) {
 	r.stopInstances(unsubscribe)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.producers {
-		p.Close()
-	}
-	r.producers = map[string]pulsar.Producer{}
+	r.triggerMu.Lock()
 	if r.trigger != nil {
 		r.trigger.Close()
 		r.trigger = nil
 	}
+	r.triggerMu.Unlock()
+	r.mu.Lock()
+	for _, p := range r.producers {
+		p.Close()
+	}
+	r.producers = map[string]pulsar.Producer{}
+	r.mu.Unlock()
 	r.rt.Close(context.Background())
 }
 
@@ -313,14 +319,13 @@ func (r *runner) triggerCall(ctx context.Context, topic string, value []byte) ([
 			return nil, &BadRequestError{Msg: fmt.Sprintf("topic %s is not an input of function %s", topic, r.fqfn)}
 		}
 	}
-	r.mu.Lock()
+	r.triggerMu.Lock()
 	if r.trigger == nil {
 		r.trigger = r.mod.NewInstance(r.env(r.log.With("instance", "trigger")))
 	}
-	inst := r.trigger
-	outs, err := inst.Call(&abi.Message{Topic: topic, Payload: value, PublishTime: nowMillis()})
+	outs, err := r.trigger.Call(&abi.Message{Topic: topic, Payload: value, PublishTime: nowMillis()})
 	outs = append([]abi.Output(nil), outs...)
-	r.mu.Unlock()
+	r.triggerMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
