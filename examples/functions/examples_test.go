@@ -81,8 +81,10 @@ func TestIdentity(t *testing.T) {
 
 func TestRoute(t *testing.T) {
 	in, _ := instance(t, "route", `{"routes":{"eu":"persistent://public/default/orders-eu"},"source":"shop"}`)
-	out, err := in.Call(&abi.Message{Topic: "t", Key: "eu:42", Payload: []byte("order")})
-	if err != nil || len(out) != 1 || out[0].Topic != "persistent://public/default/orders-eu" ||
+	// A long payload: reading the user config must not overwrite the input.
+	out, err := in.Call(&abi.Message{Topic: "t", Key: "eu:42", Payload: []byte("order with a payload longer than the config")})
+	if err != nil || len(out) != 1 || out[0].Topic != "persistent://public/default/orders-eu" || out[0].Key != "eu:42" ||
+		string(out[0].Payload) != "order with a payload longer than the config" ||
 		out[0].Properties["region"] != "eu" || out[0].Properties["source"] != "shop" {
 		t.Fatalf("eu: %+v, %v", out, err)
 	}

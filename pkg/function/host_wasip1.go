@@ -51,18 +51,23 @@ func bytesPtr(b []byte) unsafe.Pointer {
 }
 
 // scratch is reused across calls: inputs are copied out of it by the decoder.
-var scratch []byte
+// input holds the current message (the decoded Message points into it);
+// scratch takes every other read (state values, the user config), so
+// that reading them never overwrites the message being handled.
+var input, scratch []byte
 
-func readScratch(n int64) []byte {
-	if int64(cap(scratch)) < n {
-		scratch = make([]byte, n)
+func readInto(buf *[]byte, n int64) []byte {
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
 	}
-	b := scratch[:n]
+	b := (*buf)[:n]
 	if n > 0 {
 		hostScratchRead(bytesPtr(b), int32(n))
 	}
 	return b
 }
+
+func readScratch(n int64) []byte { return readInto(&scratch, n) }
 
 func scratchError() error { return errors.New(string(readScratchAll())) }
 
@@ -82,7 +87,7 @@ func handle(n int32) (res int32) {
 		failWith("function.Handle was not called in init()")
 		return abi.ResultFailed
 	}
-	msg, ok := decodeInput(readScratch(int64(n)))
+	msg, ok := decodeInput(readInto(&input, int64(n)))
 	if !ok {
 		failWith("decode input: malformed record")
 		return abi.ResultFailed
