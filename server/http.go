@@ -13,11 +13,15 @@ import (
 
 // newHTTP makes the HTTP server of the admin API, /metrics, health, the
 // access plane's REST API (when on) and pprof (when enabled).
-func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas *schema.Registry, gatherer prometheus.Gatherer) {
+func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas *schema.Registry, gatherer prometheus.Gatherer, functionsOff string) {
 	opts := s.opts
 	var accessREST http.Handler
 	if s.access != nil {
 		accessREST = s.access.HTTPHandler()
+	}
+	var fns admin.Functions
+	if s.functions != nil { // a nil *Manager must not become a non-nil interface
+		fns = s.functions
 	}
 	s.http = &http.Server{
 		Handler: admin.New(admin.Config{
@@ -36,6 +40,8 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 			BrokerURLTLS:               s.advertisedBrokerTLSURL(),
 			WebURLTLS:                  s.WebTLSURL(),
 			Schemas:                    schemas,
+			Functions:                  fns,
+			FunctionsUnavailable:       functionsOff,
 		}, res),
 		// Slow or idle clients must not hold connections forever; bodies are
 		// small (policies, access requests) except the pprof trace, which

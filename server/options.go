@@ -74,6 +74,8 @@ type Options struct {
 	Access Access
 	// Offload configures tiered storage (off by default).
 	Offload Offload
+	// Functions configures the function worker (on by default).
+	Functions Functions
 }
 
 // Security configures authentication, authorization and TLS. Authentication

@@ -25,6 +25,7 @@ import (
 	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/delayed"
+	"github.com/messagebus/messagebus/internal/functions"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,7 +56,8 @@ type Server struct {
 	grpcL      net.Listener
 	access     *access.Service
 	stopAccess context.CancelFunc
-	ckpt       *checkpoints // nil when checkpoints are off
+	ckpt       *checkpoints       // nil when checkpoints are off
+	functions  *functions.Manager // nil when the worker is off
 	ready      atomic.Bool
 	wg         sync.WaitGroup
 	errc       chan error
@@ -107,7 +109,11 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	schemas := s.newBroker(res, policies, authService, producerGenID, reg) // broker.go
-	s.newHTTP(res, authService, schemas, reg)                              // http.go
+	fnOff, err := s.newFunctions(res, authService, reg)                    // functions.go
+	if err != nil {
+		return nil, err
+	}
+	s.newHTTP(res, authService, schemas, reg, fnOff) // http.go
 	if s.ckpt != nil {
 		s.ckpt.takeAll(s) // the stores just opened whole: keep that state
 		s.ckpt.start(s)
@@ -118,6 +124,9 @@ func New(opts Options) (*Server, error) {
 
 // abort undoes a New that failed part way.
 func (s *Server) abort() {
+	if s.functions != nil {
+		s.functions.Close()
+	}
 	s.closeListeners()
 	if s.stopPolicies != nil {
 		s.stopPolicies()
@@ -186,6 +195,7 @@ func (s *Server) Start() {
 			s.errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
+	s.startFunctions()
 	s.ready.Store(true)
 	s.log.Info("MessageBus standalone ready", "broker", s.BrokerURL(), "http", s.WebURL(),
 		"broker_tls", s.BrokerTLSURL(), "https", s.WebTLSURL(), "auth", s.broker.AuthEnabled(), "data_dir", s.opts.DataDir, "metadata", s.metadataName())
@@ -206,6 +216,9 @@ func (s *Server) Err() <-chan error { return s.errc }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.shutdownAccess(ctx)
+	if s.functions != nil {
+		s.functions.Close() // its consumers leave before the broker stops
+	}
 	err := s.broker.Shutdown(ctx)
 	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
 		err = herr

@@ -53,13 +53,7 @@ KEY VALUE rows in a stable order; --output json prints the server's JSON.`,
 			return o.validate()
 		},
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.url, "admin-url", envOr("MB_ADMIN_URL", defaultAdminURL), "admin REST API URL (env MB_ADMIN_URL)")
-	pf.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
-	pf.StringVar(&o.token, "auth-token", "", "bearer token sent with every request (env MB_AUTH_TOKEN)")
-	pf.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the bearer token (env MB_AUTH_TOKEN_FILE)")
-	pf.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a request after this long")
-	o.tls.register(pf)
+	o.register(cmd)
 	cmd.AddCommand(
 		newClustersCommand(o),
 		newTenantsCommand(o),
@@ -69,6 +63,18 @@ KEY VALUE rows in a stable order; --output json prints the server's JSON.`,
 		newSchemasCommand(o),
 	)
 	return cmd
+}
+
+// register adds the flags shared by every admin command (mb admin, mb
+// functions) to cmd.
+func (o *adminOptions) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.url, "admin-url", envOr("MB_ADMIN_URL", defaultAdminURL), "admin REST API URL (env MB_ADMIN_URL)")
+	pf.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
+	pf.StringVar(&o.token, "auth-token", "", "bearer token sent with every request (env MB_AUTH_TOKEN)")
+	pf.StringVar(&o.tokenFile, "auth-token-file", "", "file holding the bearer token (env MB_AUTH_TOKEN_FILE)")
+	pf.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a request after this long")
+	o.tls.register(pf)
 }
 
 func envOr(key, def string) string {

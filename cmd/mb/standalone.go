@@ -112,6 +112,10 @@ which wins over the file.`,
 	f.String("vault-mount", "secret", "Vault KV v2 mount")
 	f.String("vault-prefix", "messagebus", "path prefix of delivered tokens")
 	f.Duration("vault-refresh-interval", time.Minute, "how often delivered tokens are checked")
+	f.Bool("functions-worker-enabled", true, "run the function worker (/admin/v3/functions, mb functions)")
+	f.String("function-max-memory", "128MiB", "memory cap of each function instance (WebAssembly linear memory): bytes with an optional unit (64MiB)")
+	f.Duration("function-call-timeout", 5*time.Second, "time budget of one function call; past it the call is interrupted, the message negatively acknowledged and the instance restarted")
+	f.String("function-auth-token", "", "token of the function worker's role when authentication is on (it consumes inputs and produces outputs; a superuser role, typically); env MB_FUNCTION_AUTH_TOKEN")
 	f.Bool("enable-pprof", false, "serve Go's CPU, heap and allocation profiles at /debug/pprof/ on the HTTP port")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
@@ -268,6 +272,10 @@ func runStandalone(v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
+	fnOpts, err := functionOptionsFrom(v)
+	if err != nil {
+		return err
+	}
 	metadata, err := metadataOptionsFrom(v)
 	if err != nil {
 		return err
@@ -331,8 +339,9 @@ func runStandalone(v *viper.Viper) error {
 			TLSRequireClientCert:       v.GetBool("tls-require-client-cert"),
 			RefusePlaintextCredentials: v.GetBool("refuse-plaintext-credentials"),
 		},
-		Access:  access,
-		Offload: offload,
+		Access:    access,
+		Offload:   offload,
+		Functions: fnOpts,
 	})
 	if err != nil {
 		return err
@@ -354,4 +363,24 @@ func runStandalone(v *viper.Viper) error {
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// functionOptionsFrom reads the function worker's flags.
+func functionOptionsFrom(v *viper.Viper) (server.Functions, error) {
+	mem, err := parseSize(v.GetString("function-max-memory"))
+	if err != nil {
+		return server.Functions{}, fmt.Errorf("--function-max-memory: %w", err)
+	}
+	if mem < 64<<10 {
+		return server.Functions{}, fmt.Errorf("--function-max-memory %s: at least 64KiB (one WebAssembly page)", v.GetString("function-max-memory"))
+	}
+	if v.GetDuration("function-call-timeout") <= 0 {
+		return server.Functions{}, fmt.Errorf("--function-call-timeout must be positive")
+	}
+	return server.Functions{
+		Disabled:    !v.GetBool("functions-worker-enabled"),
+		MaxMemory:   mem,
+		CallTimeout: v.GetDuration("function-call-timeout"),
+		AuthToken:   v.GetString("function-auth-token"),
+	}, nil
 }

@@ -68,6 +68,10 @@ type Config struct {
 	WebURLTLS    string
 	// Schemas is the schema registry; nil: one over the admin's metadata.
 	Schemas *schema.Registry
+	// Functions serves /admin/v3/functions (functions.go); while nil those
+	// endpoints answer 503 with FunctionsUnavailable as the reason.
+	Functions            Functions
+	FunctionsUnavailable string
 }
 
 // Broker is what the admin API needs of the broker (*broker.Broker).
@@ -149,6 +153,7 @@ func (s *Server) routes() {
 	s.schemaRoutes(m)
 	s.compactionThresholdRoutes(m)
 	s.offloadPolicyRoutes(m)
+	s.functionRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
 		s.compactionRoutes(m, d)

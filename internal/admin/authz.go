@@ -16,7 +16,8 @@ import (
 // check: what a path needs is decided here, in one place, and anything not
 // recognised needs a superuser. The rules follow Pulsar's: superusers do
 // everything; a tenant's admins manage its namespaces, policies, topics and
-// subscriptions; other roles may read a topic's metadata and stats with a
+// subscriptions and functions (as do roles with the functions grant on the
+// namespace); other roles may read a topic's metadata and stats with a
 // produce or consume grant, and act on subscriptions with a consume grant.
 
 // need is what a request requires of the caller's role.
@@ -30,6 +31,7 @@ const (
 	needListTopics // tenant admin, or a produce/consume grant on the namespace
 	needLookup     // tenant admin, or produce or consume on the topic
 	needConsume    // tenant admin, or consume on the topic (and subscription)
+	needFunctions  // tenant admin, or the functions grant on the namespace
 )
 
 // requirement is the outcome of classifying a request.
@@ -57,6 +59,9 @@ func classify(method, path string) requirement {
 	}
 	if len(seg) >= 6 && seg[0] == "lookup" && seg[1] == "v2" && seg[2] == "topic" {
 		return topicRequirement(needLookup, seg[3], seg[4:])
+	}
+	if len(seg) >= 5 && seg[0] == "admin" && (seg[1] == "v3" || seg[1] == "v2") && seg[2] == "functions" {
+		return namespaceRequirement(needFunctions, seg[3:])
 	}
 	if len(seg) < 3 || seg[0] != "admin" || seg[1] != "v2" {
 		return requirement{need: needSuperuser}
@@ -192,6 +197,8 @@ func (s *Server) allowed(ctx context.Context, a *auth.Service, role string, req 
 		return a.CanLookup(ctx, role, req.topic)
 	case needConsume:
 		return a.CanConsume(ctx, role, req.topic, req.sub)
+	case needFunctions:
+		return a.CanManageFunctions(ctx, role, req.ns)
 	case needSuperuser:
 		return a.IsSuperuser(role), nil
 	}

@@ -86,6 +86,22 @@ func (s *Service) CanListTopics(ctx context.Context, role string, ns naming.Name
 	return slices.Contains(grants, ActionProduce) || slices.Contains(grants, ActionConsume), nil
 }
 
+// CanManageFunctions reports whether role may manage ns's functions: its
+// tenant's admins and roles granted the functions action on the namespace.
+func (s *Service) CanManageFunctions(ctx context.Context, role string, ns naming.Namespace) (bool, error) {
+	if s == nil {
+		return true, nil
+	}
+	if ok, err := s.IsTenantAdmin(ctx, role, ns.Tenant); ok || err != nil {
+		return ok, err
+	}
+	p, err := s.namespacePolicies(ctx, ns)
+	if err != nil || p.AuthPolicies == nil {
+		return false, err
+	}
+	return slices.Contains(p.AuthPolicies.NamespaceAuth[role], ActionFunctions), nil
+}
+
 func (s *Service) allowTopic(ctx context.Context, role string, t naming.Topic, action, subscription string) (bool, error) {
 	if s == nil {
 		return true, nil

@@ -1,0 +1,423 @@
+package functions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	plog "github.com/apache/pulsar-client-go/pulsar/log"
+	"github.com/messagebus/messagebus/internal/functions/wasm"
+	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ManagerConfig configures the worker.
+type ManagerConfig struct {
+	Meta meta.Store
+	// BrokerURL is the node's own pulsar:// URL; AuthToken the worker's
+	// token when authentication is on.
+	BrokerURL string
+	AuthToken string
+	// MaxMemory and CallTimeout are the sandbox limits of every instance
+	// (a function's resources.ram and timeoutMs may lower them).
+	MaxMemory   int64
+	CallTimeout time.Duration
+	// DedupEnabled reports whether a namespace deduplicates producers
+	// (EFFECTIVELY_ONCE needs it on its output).
+	DedupEnabled func(ctx context.Context, ns naming.Namespace) (bool, error)
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+	// WorkerID names this node in status answers.
+	WorkerID string
+}
+
+// Manager runs the functions stored in the metadata store and serves the
+// admin API's functions calls.
+type Manager struct {
+	cfg     ManagerConfig
+	log     *slog.Logger
+	store   store
+	client  pulsar.Client
+	metrics *metrics
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	closed  bool
+}
+
+// BadRequestError is a problem with what the caller sent (400).
+type BadRequestError struct{ Msg string }
+
+func (e *BadRequestError) Error() string { return e.Msg }
+
+func badRequest(format string, a ...any) error {
+	return &BadRequestError{Msg: fmt.Sprintf(format, a...)}
+}
+
+// NewManager makes the worker; Start runs the stored functions.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxMemory <= 0 {
+		cfg.MaxMemory = wasm.DefaultMaxMemory
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = wasm.DefaultCallTimeout
+	}
+	opts := pulsar.ClientOptions{URL: cfg.BrokerURL, OperationTimeout: 30 * time.Second,
+		Logger: plog.NewLoggerWithSlog(cfg.Logger.With("component", "functions-client"))}
+	if cfg.AuthToken != "" {
+		opts.Authentication = pulsar.NewAuthenticationToken(cfg.AuthToken)
+	}
+	client, err := pulsar.NewClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("functions worker client: %w", err)
+	}
+	return &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
+		metrics: newMetrics(cfg.Registerer), runners: map[string]*runner{}}, nil
+}
+
+// Start runs every stored function that is not stopped. A function whose
+// code cannot be loaded is logged and left out; the others run.
+func (m *Manager) Start(ctx context.Context) error {
+	recs, err := m.store.list(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list functions: %w", err)
+	}
+	for _, rec := range recs {
+		if err := m.apply(ctx, rec); err != nil {
+			m.log.Error("function not started", "function", rec.Config.FQFN(), "error", err)
+		}
+	}
+	return nil
+}
+
+// Close stops every function (their subscriptions stay).
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	runners := m.runners
+	m.runners = map[string]*runner{}
+	m.mu.Unlock()
+	for _, r := range runners {
+		r.close(false)
+	}
+	m.client.Close()
+}
+
+// apply makes the running state match rec: it replaces the function's
+// runner (with new code and config) and starts it unless stopped.
+func (m *Manager) apply(ctx context.Context, rec Record) error {
+	fqfn := rec.Config.FQFN()
+	code, err := m.store.code(ctx, fqfn, rec.Code)
+	if err != nil {
+		return err
+	}
+	r, err := newRunner(ctx, m, rec, code)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		r.close(false)
+		return errors.New("functions worker is closed")
+	}
+	old := m.runners[fqfn]
+	m.runners[fqfn] = r
+	m.mu.Unlock()
+	if old != nil {
+		old.close(false)
+	}
+	if !rec.Stopped {
+		r.startInstances()
+	}
+	return nil
+}
+
+func (m *Manager) runner(fqfn string) *runner {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runners[fqfn]
+}
+
+// check validates cfg and, for EFFECTIVELY_ONCE, its output namespace.
+func (m *Manager) check(ctx context.Context, cfg *Config) error {
+	if err := cfg.normalize(); err != nil {
+		return &BadRequestError{Msg: err.Error()}
+	}
+	if cfg.ProcessingGuarantees == EffectivelyOnce && cfg.Output != "" && m.cfg.DedupEnabled != nil {
+		t, _ := naming.ParseTopic(cfg.Output)
+		on, err := m.cfg.DedupEnabled(ctx, t.Namespace)
+		if err != nil {
+			return err
+		}
+		if !on {
+			return badRequest("EFFECTIVELY_ONCE needs deduplication on the output's namespace %s: enable it (pulsar-admin namespaces set-deduplication %s --enable)", t.Namespace, t.Namespace)
+		}
+	}
+	return nil
+}
+
+// Create stores a new function and starts it.
+func (m *Manager) Create(ctx context.Context, cfg Config, code []byte) error {
+	if err := m.check(ctx, &cfg); err != nil {
+		return err
+	}
+	if len(code) == 0 {
+		return badRequest("function package is missing: upload the module as the multipart part \"data\"")
+	}
+	if len(code) > MaxModuleSize {
+		return badRequest("function module of %d bytes: at most %d", len(code), MaxModuleSize)
+	}
+	fqfn := cfg.FQFN()
+	if _, _, err := m.store.get(ctx, fqfn); err == nil {
+		return ErrExists
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := m.validateModule(ctx, code); err != nil {
+		return err
+	}
+	now := nowMillis()
+	rec := Record{Config: cfg, Version: now, CreateTime: now, UpdateTime: now}
+	ref, err := m.store.putCode(ctx, fqfn, rec.Version, code)
+	if err != nil {
+		return err
+	}
+	rec.Code = ref
+	if err := m.store.put(ctx, rec, meta.NotExists); err != nil {
+		m.store.deleteCode(ctx, fqfn, -1)
+		return err
+	}
+	m.log.Info("function created", "function", fqfn, "inputs", cfg.Inputs, "pattern", cfg.TopicsPattern, "output", cfg.Output,
+		"guarantee", cfg.ProcessingGuarantees, "parallelism", cfg.Parallelism, "module_bytes", len(code))
+	return m.apply(ctx, rec)
+}
+
+// validateModule compiles code once to refuse a bad module before storing it.
+func (m *Manager) validateModule(ctx context.Context, code []byte) error {
+	rt, err := wasm.NewRuntime(ctx, wasm.Config{MaxMemory: m.cfg.MaxMemory, CallTimeout: m.cfg.CallTimeout})
+	if err != nil {
+		return err
+	}
+	defer rt.Close(ctx)
+	if _, err := rt.Compile(ctx, code); err != nil {
+		return &BadRequestError{Msg: err.Error()}
+	}
+	return nil
+}
+
+// Update changes a function's config (fields left out keep their values)
+// and, when code is not nil, its module; the instances are restarted.
+func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
+	fqfn := upd.FQFN()
+	rec, version, err := m.store.get(ctx, fqfn)
+	if err != nil {
+		return err
+	}
+	if upd.SubName != "" && upd.SubName != rec.Config.SubName {
+		return badRequest("subscription name cannot be changed (%q)", rec.Config.SubName)
+	}
+	cfg := rec.Config
+	cfg.merge(&upd)
+	if err := m.check(ctx, &cfg); err != nil {
+		return err
+	}
+	rec.Config = cfg
+	rec.UpdateTime = nowMillis()
+	if code != nil {
+		if len(code) > MaxModuleSize {
+			return badRequest("function module of %d bytes: at most %d", len(code), MaxModuleSize)
+		}
+		if err := m.validateModule(ctx, code); err != nil {
+			return err
+		}
+		rec.Version = max(rec.Version+1, rec.UpdateTime)
+		if rec.Code, err = m.store.putCode(ctx, fqfn, rec.Version, code); err != nil {
+			return err
+		}
+	}
+	if err := m.store.put(ctx, rec, version); err != nil {
+		if errors.Is(err, meta.ErrBadVersion) {
+			return fmt.Errorf("function %s changed during the update: %w", fqfn, ErrConflict)
+		}
+		return err
+	}
+	if err := m.store.deleteCode(ctx, fqfn, rec.Code.Generation); err != nil {
+		m.log.Warn("old function code not removed", "function", fqfn, "error", err)
+	}
+	m.log.Info("function updated", "function", fqfn, "new_code", code != nil)
+	return m.apply(ctx, rec)
+}
+
+// ErrConflict is a concurrent change (409).
+var ErrConflict = errors.New("conflict")
+
+// Delete stops a function, removes its subscription (unless
+// cleanupSubscription is false), its code and its state.
+func (m *Manager) Delete(ctx context.Context, fqfn string) error {
+	rec, _, err := m.store.get(ctx, fqfn)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	r := m.runners[fqfn]
+	delete(m.runners, fqfn)
+	m.mu.Unlock()
+	if r != nil {
+		r.close(rec.Config.cleanupSubscription())
+	}
+	if err := m.store.delete(ctx, fqfn); err != nil {
+		return err
+	}
+	if err := m.store.deleteCode(ctx, fqfn, -1); err != nil {
+		m.log.Warn("function code not removed", "function", fqfn, "error", err)
+	}
+	if err := newState(m.cfg.Meta, fqfn).deleteAll(ctx); err != nil {
+		m.log.Warn("function state not removed", "function", fqfn, "error", err)
+	}
+	m.metrics.forget(&rec.Config)
+	m.log.Info("function deleted", "function", fqfn)
+	return nil
+}
+
+// Get returns a function's config.
+func (m *Manager) Get(ctx context.Context, fqfn string) (Config, error) {
+	rec, _, err := m.store.get(ctx, fqfn)
+	return rec.Config, err
+}
+
+// List returns the names of a namespace's functions.
+func (m *Manager) List(ctx context.Context, ns naming.Namespace) ([]string, error) {
+	recs, err := m.store.list(ctx, ns.Tenant+"/"+ns.Name+"/")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(recs))
+	for _, r := range recs {
+		names = append(names, r.Config.Name)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// SetRunning starts (run) or stops one instance (instance >= 0) or all;
+// stopping or starting all is remembered across restarts.
+func (m *Manager) SetRunning(ctx context.Context, fqfn string, instance int, run bool) error {
+	rec, version, err := m.store.get(ctx, fqfn)
+	if err != nil {
+		return err
+	}
+	if instance >= rec.Config.Parallelism {
+		return &NotFoundError{Msg: fmt.Sprintf("function %s has no instance %d (parallelism %d)", fqfn, instance, rec.Config.Parallelism)}
+	}
+	if instance < 0 && rec.Stopped == !run {
+		// Nothing to remember; still make the instances match.
+	} else if instance < 0 {
+		rec.Stopped = !run
+		if err := m.store.put(ctx, rec, version); err != nil {
+			return err
+		}
+	}
+	r := m.runner(fqfn)
+	if r == nil {
+		if !run {
+			return nil
+		}
+		return m.apply(ctx, rec)
+	}
+	ids := []int{}
+	if instance >= 0 {
+		ids = append(ids, instance)
+	}
+	if run {
+		r.startInstances(ids...)
+	} else {
+		r.stopInstances(false, ids...)
+	}
+	return nil
+}
+
+// Restart restarts one instance or all.
+func (m *Manager) Restart(ctx context.Context, fqfn string, instance int) error {
+	if err := m.SetRunning(ctx, fqfn, instance, false); err != nil {
+		return err
+	}
+	return m.SetRunning(ctx, fqfn, instance, true)
+}
+
+// NotFoundError is a missing instance or key (404).
+type NotFoundError struct{ Msg string }
+
+func (e *NotFoundError) Error() string { return e.Msg }
+
+// Trigger runs the function once on value (as if it arrived on topic, ""
+// for its first input), publishes the outputs and returns the first one.
+func (m *Manager) Trigger(ctx context.Context, fqfn, topic string, value []byte) ([]byte, error) {
+	if _, _, err := m.store.get(ctx, fqfn); err != nil {
+		return nil, err
+	}
+	r := m.runner(fqfn)
+	if r == nil {
+		return nil, fmt.Errorf("function %s is not loaded on this worker (see the log)", fqfn)
+	}
+	return r.triggerCall(ctx, topic, value)
+}
+
+// State reads one state key.
+func (m *Manager) State(ctx context.Context, fqfn, key string) (StateValue, error) {
+	if _, _, err := m.store.get(ctx, fqfn); err != nil {
+		return StateValue{}, err
+	}
+	v, version, err := newState(m.cfg.Meta, fqfn).getVersion(ctx, key)
+	if errors.Is(err, meta.ErrNotFound) {
+		return StateValue{}, &NotFoundError{Msg: fmt.Sprintf("key %q does not exist in the state of %s", key, fqfn)}
+	}
+	if err != nil {
+		return StateValue{}, err
+	}
+	sv := StateValue{Key: key, Version: version}
+	switch {
+	case len(v) == 8 && !isText(v):
+		n, _ := wasm.DecodeCounter(v)
+		sv.NumberValue = &n
+	case isText(v):
+		sv.StringValue = string(v)
+	default:
+		sv.ByteValue = v
+	}
+	return sv, nil
+}
+
+// PutState writes one state key: NumberValue as a counter, else
+// StringValue or ByteValue.
+func (m *Manager) PutState(ctx context.Context, fqfn string, sv StateValue) error {
+	if _, _, err := m.store.get(ctx, fqfn); err != nil {
+		return err
+	}
+	if sv.Key == "" {
+		return badRequest("state key is empty")
+	}
+	v := []byte(sv.StringValue)
+	switch {
+	case sv.NumberValue != nil:
+		v = wasm.EncodeCounter(*sv.NumberValue)
+	case sv.ByteValue != nil:
+		v = sv.ByteValue
+	}
+	return newState(m.cfg.Meta, fqfn).Put(ctx, sv.Key, v)
+}
+
+// isText reports whether b is printable UTF-8 (shown as stringValue).
+func isText(b []byte) bool {
+	return !strings.ContainsFunc(string(b), func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' || r == 0xfffd })
+}

@@ -1,0 +1,193 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+)
+
+// JSON shapes of Pulsar's FunctionStatus and FunctionStats, as pulsar-admin
+// prints them.
+
+// FunctionStatus answers .../status.
+type FunctionStatus struct {
+	NumInstances int              `json:"numInstances"`
+	NumRunning   int              `json:"numRunning"`
+	Instances    []InstanceStatus `json:"instances"`
+}
+
+// InstanceStatus is one instance in FunctionStatus.
+type InstanceStatus struct {
+	InstanceID int                `json:"instanceId"`
+	Status     InstanceStatusData `json:"status"`
+}
+
+// InstanceStatusData is what Pulsar's FunctionInstanceStatusData holds.
+type InstanceStatusData struct {
+	Running                  bool             `json:"running"`
+	Error                    string           `json:"error"`
+	NumRestarts              int64            `json:"numRestarts"`
+	NumReceived              int64            `json:"numReceived"`
+	NumSuccessfullyProcessed int64            `json:"numSuccessfullyProcessed"`
+	NumUserExceptions        int64            `json:"numUserExceptions"`
+	LatestUserExceptions     []ExceptionEntry `json:"latestUserExceptions"`
+	NumSystemExceptions      int64            `json:"numSystemExceptions"`
+	LatestSystemExceptions   []ExceptionEntry `json:"latestSystemExceptions"`
+	AverageLatency           float64          `json:"averageLatency"`
+	LastInvocationTime       int64            `json:"lastInvocationTime"`
+	WorkerID                 string           `json:"workerId"`
+}
+
+// ExceptionEntry is one recent failure.
+type ExceptionEntry struct {
+	ExceptionString string `json:"exceptionString"`
+	TimestampMs     int64  `json:"timestampMs"`
+}
+
+// FunctionStats answers .../stats.
+type FunctionStats struct {
+	ReceivedTotal              int64           `json:"receivedTotal"`
+	ProcessedSuccessfullyTotal int64           `json:"processedSuccessfullyTotal"`
+	SystemExceptionsTotal      int64           `json:"systemExceptionsTotal"`
+	UserExceptionsTotal        int64           `json:"userExceptionsTotal"`
+	AvgProcessLatency          float64         `json:"avgProcessLatency"`
+	LastInvocation             int64           `json:"lastInvocation"`
+	Instances                  []InstanceStats `json:"instances"`
+}
+
+// InstanceStats is one instance in FunctionStats.
+type InstanceStats struct {
+	InstanceID int          `json:"instanceId"`
+	Metrics    InstanceData `json:"metrics"`
+}
+
+// InstanceData is Pulsar's FunctionInstanceStatsData (the totals).
+type InstanceData struct {
+	ReceivedTotal              int64             `json:"receivedTotal"`
+	ProcessedSuccessfullyTotal int64             `json:"processedSuccessfullyTotal"`
+	SystemExceptionsTotal      int64             `json:"systemExceptionsTotal"`
+	UserExceptionsTotal        int64             `json:"userExceptionsTotal"`
+	AvgProcessLatency          float64           `json:"avgProcessLatency"`
+	LastInvocation             int64             `json:"lastInvocation"`
+	UserMetrics                map[string]string `json:"userMetrics"`
+}
+
+// StateValue is Pulsar's FunctionState: a counter has NumberValue set.
+type StateValue struct {
+	Key         string `json:"key"`
+	StringValue string `json:"stringValue,omitempty"`
+	ByteValue   []byte `json:"byteValue,omitempty"`
+	NumberValue *int64 `json:"numberValue,omitempty"`
+	Version     int64  `json:"version"`
+}
+
+// instancesOf returns the function's record and its instances (nil for a
+// stopped one).
+func (m *Manager) instancesOf(ctx context.Context, fqfn string) (Record, []*instance, error) {
+	rec, _, err := m.store.get(ctx, fqfn)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	insts := make([]*instance, rec.Config.Parallelism)
+	if r := m.runner(fqfn); r != nil {
+		r.mu.Lock()
+		copy(insts, r.instances)
+		r.mu.Unlock()
+	}
+	return rec, insts, nil
+}
+
+func pick[T any](all []T, instance int, fqfn string) ([]T, error) {
+	if instance < 0 {
+		return all, nil
+	}
+	if instance >= len(all) {
+		return nil, &NotFoundError{Msg: fmt.Sprintf("function %s has no instance %d", fqfn, instance)}
+	}
+	return all[instance : instance+1], nil
+}
+
+// Status reports every instance (instance < 0) or one.
+func (m *Manager) Status(ctx context.Context, fqfn string, instance int) (FunctionStatus, error) {
+	_, insts, err := m.instancesOf(ctx, fqfn)
+	if err != nil {
+		return FunctionStatus{}, err
+	}
+	st := FunctionStatus{NumInstances: len(insts), Instances: []InstanceStatus{}}
+	for id, i := range insts {
+		s := InstanceStatus{InstanceID: id, Status: InstanceStatusData{WorkerID: m.cfg.WorkerID,
+			LatestUserExceptions: []ExceptionEntry{}, LatestSystemExceptions: []ExceptionEntry{}}}
+		if i == nil {
+			s.Status.Error = "stopped"
+		} else {
+			d := &s.Status
+			d.Running = i.running.Load()
+			if d.Running {
+				st.NumRunning++
+			}
+			d.NumRestarts = i.restarts.Load()
+			d.NumReceived = i.received.Load()
+			d.NumSuccessfullyProcessed = i.processed.Load()
+			d.NumUserExceptions = i.userExceptions.Load()
+			d.NumSystemExceptions = i.sysExceptions.Load()
+			d.AverageLatency = avgMillis(i)
+			d.LastInvocationTime = i.lastInvocation.Load()
+			i.mu.Lock()
+			d.Error = i.lastError
+			d.LatestUserExceptions = append(d.LatestUserExceptions, i.userErrs...)
+			d.LatestSystemExceptions = append(d.LatestSystemExceptions, i.sysErrs...)
+			i.mu.Unlock()
+		}
+		st.Instances = append(st.Instances, s)
+	}
+	st.Instances, err = pick(st.Instances, instance, fqfn)
+	return st, err
+}
+
+func avgMillis(i *instance) float64 {
+	calls := i.processed.Load() + i.userExceptions.Load() + i.sysExceptions.Load()
+	if calls == 0 {
+		return 0
+	}
+	return float64(i.latencyNanos.Load()) / float64(calls) / 1e6
+}
+
+// Stats reports the totals of every instance (instance < 0) or one.
+func (m *Manager) Stats(ctx context.Context, fqfn string, instance int) (FunctionStats, error) {
+	_, insts, err := m.instancesOf(ctx, fqfn)
+	if err != nil {
+		return FunctionStats{}, err
+	}
+	all := make([]InstanceStats, 0, len(insts))
+	for id, i := range insts {
+		s := InstanceStats{InstanceID: id, Metrics: InstanceData{UserMetrics: map[string]string{}}}
+		if i != nil {
+			d := &s.Metrics
+			d.ReceivedTotal = i.received.Load()
+			d.ProcessedSuccessfullyTotal = i.processed.Load()
+			d.UserExceptionsTotal = i.userExceptions.Load()
+			d.SystemExceptionsTotal = i.sysExceptions.Load()
+			d.AvgProcessLatency = avgMillis(i)
+			d.LastInvocation = i.lastInvocation.Load()
+		}
+		all = append(all, s)
+	}
+	sel, err := pick(all, instance, fqfn)
+	if err != nil {
+		return FunctionStats{}, err
+	}
+	st := FunctionStats{Instances: sel}
+	var lat float64
+	for _, s := range sel {
+		d := s.Metrics
+		st.ReceivedTotal += d.ReceivedTotal
+		st.ProcessedSuccessfullyTotal += d.ProcessedSuccessfullyTotal
+		st.UserExceptionsTotal += d.UserExceptionsTotal
+		st.SystemExceptionsTotal += d.SystemExceptionsTotal
+		st.LastInvocation = max(st.LastInvocation, d.LastInvocation)
+		lat += d.AvgProcessLatency
+	}
+	if len(sel) > 0 {
+		st.AvgProcessLatency = lat / float64(len(sel))
+	}
+	return st, nil
+}

@@ -1,0 +1,270 @@
+//go:build wasip1
+
+package function
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"unsafe"
+
+	"github.com/messagebus/messagebus/pkg/function/abi"
+)
+
+//go:wasmimport mb scratch_read
+func hostScratchRead(ptr unsafe.Pointer, n int32) int32
+
+//go:wasmimport mb emit
+func hostEmit(ptr unsafe.Pointer, n int32) int32
+
+//go:wasmimport mb fail
+func hostFail(ptr unsafe.Pointer, n int32)
+
+//go:wasmimport mb log
+func hostLog(level int32, ptr unsafe.Pointer, n int32)
+
+//go:wasmimport mb user_config
+func hostUserConfig() int32
+
+//go:wasmimport mb state_get
+func hostStateGet(kptr unsafe.Pointer, klen int32) int64
+
+//go:wasmimport mb state_put
+func hostStatePut(kptr unsafe.Pointer, klen int32, vptr unsafe.Pointer, vlen int32) int32
+
+//go:wasmimport mb state_delete
+func hostStateDelete(kptr unsafe.Pointer, klen int32) int32
+
+//go:wasmimport mb state_incr
+func hostStateIncr(kptr unsafe.Pointer, klen int32, delta int64, out unsafe.Pointer) int32
+
+func strPtr(s string) unsafe.Pointer { return unsafe.Pointer(unsafe.StringData(s)) }
+
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
+
+// scratch is reused across calls: inputs are copied out of it by the decoder.
+// input holds the current message (the decoded Message points into it);
+// scratch takes every other read (state values, the user config), so
+// that reading them never overwrites the message being handled.
+var input, scratch []byte
+
+func readInto(buf *[]byte, n int64) []byte {
+	if int64(cap(*buf)) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if n > 0 {
+		hostScratchRead(bytesPtr(b), int32(n))
+	}
+	return b
+}
+
+func readScratch(n int64) []byte { return readInto(&scratch, n) }
+
+func scratchError() error { return errors.New(string(readScratchAll())) }
+
+func readScratchAll() []byte {
+	// An error text is short; 4 KiB is what the host writes at most.
+	b := make([]byte, 4096)
+	n := hostScratchRead(bytesPtr(b), int32(len(b)))
+	return b[:n]
+}
+
+//go:wasmexport mb_abi_version
+func abiVersion() int32 { return abi.Version }
+
+//go:wasmexport mb_handle
+func handle(n int32) (res int32) {
+	if handler == nil {
+		failWith("function.Handle was not called in init()")
+		return abi.ResultFailed
+	}
+	msg, ok := decodeInput(readInto(&input, int64(n)))
+	if !ok {
+		failWith("decode input: malformed record")
+		return abi.ResultFailed
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			failWith(fmt.Sprint("panic: ", p))
+			res = abi.ResultFailed
+		}
+	}()
+	if err := handler(theContext, msg); err != nil {
+		failWith(err.Error())
+		return abi.ResultFailed
+	}
+	return abi.ResultOK
+}
+
+// props is the input's property map, cleared and refilled per message.
+var props = map[string]string{}
+
+// decodeInput reads an abi.Message record without allocating: strings and
+// the payload point into b, which the next message overwrites (hence
+// Message's rule that a handler copies what it keeps). Allocation is what
+// costs most in a Go module: its garbage collector only runs inside calls.
+func decodeInput(b []byte) (Message, bool) {
+	d := rd{b: b}
+	var m Message
+	m.Topic = d.str()
+	m.Key = d.str()
+	ev := d.i64()
+	m.PublishTime = time.UnixMilli(d.i64())
+	if ev != 0 {
+		m.EventTime = time.UnixMilli(ev)
+	}
+	m.MessageID = d.str()
+	np := d.u32()
+	if np > 0 {
+		clear(props)
+		for i := uint32(0); i < np && !d.bad; i++ {
+			k := d.str()
+			props[k] = d.str()
+		}
+		m.Properties = props
+	}
+	if pl := d.take(d.u32()); len(pl) > 0 {
+		m.Payload = pl
+	}
+	return m, !d.bad && len(d.b) == 0
+}
+
+type rd struct {
+	b   []byte
+	bad bool
+}
+
+func (d *rd) take(n uint32) []byte {
+	if d.bad || uint64(n) > uint64(len(d.b)) {
+		d.bad = true
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *rd) u32() uint32 {
+	if v := d.take(4); len(v) == 4 {
+		return binary.LittleEndian.Uint32(v)
+	}
+	return 0
+}
+
+func (d *rd) i64() int64 {
+	if v := d.take(8); len(v) == 8 {
+		return int64(binary.LittleEndian.Uint64(v))
+	}
+	return 0
+}
+
+func (d *rd) str() string {
+	v := d.take(d.u32())
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&v[0], len(v))
+}
+
+func failWith(s string) { hostFail(strPtr(s), int32(len(s))) }
+
+// callContext is stateless: outputs go to the host as they are published
+// (the host drops them if the handler then fails), through one reused
+// encoding buffer.
+type callContext struct{}
+
+var (
+	theContext Context = callContext{}
+	outBuf     []byte
+)
+
+func (callContext) Publish(topic string, m Message) error {
+	o := abi.Output{Topic: topic, Key: m.Key, Properties: m.Properties, Payload: m.Payload}
+	if !m.EventTime.IsZero() {
+		o.EventTime = m.EventTime.UnixMilli()
+	}
+	outBuf = abi.AppendOutput(outBuf[:0], &o)
+	if hostEmit(bytesPtr(outBuf), int32(len(outBuf))) != 0 {
+		return scratchError()
+	}
+	return nil
+}
+
+func (callContext) State() State { return hostState{} }
+
+var logger = slog.New(hostHandler{})
+
+func (callContext) Log() *slog.Logger { return logger }
+
+func (callContext) UserConfig() map[string]any {
+	if userConfig == nil {
+		userConfig = decodeUserConfig(readScratch(int64(hostUserConfig())))
+	}
+	return userConfig
+}
+
+type hostState struct{}
+
+func (hostState) Get(key string) ([]byte, bool, error) {
+	n := hostStateGet(strPtr(key), int32(len(key)))
+	switch {
+	case n == abi.NotFound:
+		return nil, false, nil
+	case n < 0:
+		return nil, false, scratchError()
+	}
+	return append([]byte(nil), readScratch(n)...), true, nil
+}
+
+func (hostState) Put(key string, value []byte) error {
+	if hostStatePut(strPtr(key), int32(len(key)), bytesPtr(value), int32(len(value))) != 0 {
+		return scratchError()
+	}
+	return nil
+}
+
+func (hostState) Delete(key string) error {
+	if hostStateDelete(strPtr(key), int32(len(key))) != 0 {
+		return scratchError()
+	}
+	return nil
+}
+
+func (hostState) Incr(key string, delta int64) (int64, error) {
+	var out [8]byte
+	if hostStateIncr(strPtr(key), int32(len(key)), delta, unsafe.Pointer(&out[0])) != 0 {
+		return 0, scratchError()
+	}
+	return int64(binary.LittleEndian.Uint64(out[:])), nil
+}
+
+// hostHandler formats records as text and hands them to the host's log.
+type hostHandler struct{ attrs []slog.Attr }
+
+func (h hostHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h hostHandler) Handle(_ context.Context, r slog.Record) error {
+	s := r.Message
+	add := func(a slog.Attr) bool { s += " " + a.String(); return true }
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	hostLog(int32(r.Level), strPtr(s), int32(len(s)))
+	return nil
+}
+
+func (h hostHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return hostHandler{attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+}
+
+func (h hostHandler) WithGroup(string) slog.Handler { return h }
