@@ -41,6 +41,7 @@ func (s *Server) topicPolicyRoutes(m *http.ServeMux, d string) {
 		func(tp *meta.TopicPolicies) **int { return &tp.MaxConsumersPerSubscription }, maxConsumersPerSub))
 	s.topicPolicy(m, d, topic+"schemaCompatibilityStrategy", schemaStrategyTopicPolicy)
 	s.topicPolicy(m, d, topic+"schemaValidationEnforced", schemaValidationTopicPolicy)
+	s.replicationTopicRoutes(m, d)
 	m.HandleFunc("GET "+topic+"backlogQuotaMap", s.topic(d, s.getTopicBacklogQuotaMap))
 	m.HandleFunc("POST "+topic+"backlogQuota", s.topic(d, s.setTopicBacklogQuota))
 	m.HandleFunc("DELETE "+topic+"backlogQuota", s.topic(d, s.removeTopicBacklogQuota))
