@@ -545,4 +545,3 @@ func (s *Server) getReplication(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, nonNil(p.ReplicationClusters))
 }
-
