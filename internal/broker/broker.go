@@ -82,7 +82,11 @@ type Config struct {
 	// Policies is the policy source shared with authorization (auth.Config.
 	// Policies); nil: the broker keeps its own cache over the metadata store.
 	Policies *meta.PolicyCache
-	Logger   *slog.Logger
+	// ReplicatorRoles may publish replicated messages (replicated_from
+	// set), besides superusers: the roles other clusters' replicators
+	// authenticate as.
+	ReplicatorRoles []string
+	Logger          *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -192,7 +196,8 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		}()
 	}
 	b.policiesChanged = b.policies.Subscribe()
-	b.bgWG.Add(4)
+	b.bgWG.Add(5)
+	go b.resumeReplication()
 	// Changed cursors go to the ledger, which persists them.
 	go b.everyTopic(b.cfg.CursorSaveInterval, (*Topic).saveCursors)
 	go b.everyTopic(b.cfg.CompactionCheckInterval, func(t *Topic) { t.checkCompactionThreshold(b.ctx) })

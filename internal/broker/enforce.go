@@ -26,12 +26,14 @@ func (b *Broker) policyLoop() {
 			return
 		case <-b.policiesChanged:
 			b.reloadForDeduplication()
+			b.syncAllReplication()
 		case now := <-tick.C:
 			for _, t := range b.topicList() {
 				if t.ledger != nil {
 					t.enforcePolicies(now)
 				}
 			}
+			b.syncAllReplication()
 		}
 	}
 }
@@ -215,7 +217,8 @@ func publishTime(ctx context.Context, t *Topic, id int64) time.Time {
 // says it was consumed (Pulsar would drop it at its next ledger roll-over).
 func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*Subscription, now time.Time) {
 	view := t.compactedView() // the compaction cursor holds data back like a subscription
-	if len(subs) == 0 && view.l == nil {
+	reps := t.replicators()   // and so do replication cursors
+	if len(subs) == 0 && view.l == nil && len(reps) == 0 {
 		return
 	}
 	minutes, sizeMB := t.b.retention(p)
@@ -230,6 +233,9 @@ func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*S
 	}
 	if view.l != nil {
 		consumed = min(consumed, view.horizon+1)
+	}
+	for _, r := range reps {
+		consumed = min(consumed, r.MarkDelete()+1)
 	}
 	// The deduplication snapshot must not hold data back, but replaying
 	// from a trimmed position is fine: only newer entries matter then.

@@ -60,11 +60,23 @@ func (c *conn) handleSend(f *wire.Frame) error {
 			fmt.Sprintf("message of %d bytes exceeds the max message size of %d bytes", size, c.b.cfg.MaxMessageSize))
 		return nil
 	}
+	var rs *replSource
+	if md.ReplicatedFrom != nil {
+		if !c.mayReplicate() {
+			c.sendError(sf, pb.ServerError_NotAllowedError, fmt.Sprintf(
+				"role %q may not publish replicated messages (replicated_from set): only superusers and replicator roles (--replicator-roles) may", c.role()))
+			return nil
+		}
+		if rs, err = replicatedSource(meta); err != nil {
+			c.sendError(sf, pb.ServerError_NotAllowedError, "malformed replicated message: "+err.Error())
+			return nil
+		}
+	}
 	if !p.begin() {
 		c.log.Debug("dropping send for a producer closed by the broker", "producer", p.name, "sequence_id", sf.SequenceID)
 		return nil
 	}
-	p.topic.publish(p, &sf, hp)
+	p.topic.publish(p, &sf, hp, rs)
 	return nil
 }
 

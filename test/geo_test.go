@@ -1,0 +1,77 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/messagebus/messagebus/server"
+)
+
+func startGeoServer(t *testing.T, name string) geoCluster {
+	t.Helper()
+	s := startServer(t, server.Options{ClusterName: name})
+	return geoCluster{name: name, brokerURL: s.BrokerURL(), webURL: s.WebURL()}
+}
+
+// Two clusters, both directions: messages keep key, properties, event time
+// and order; they arrive marked replicated_from; replicate_to restricts one
+// message; stats show the links.
+func TestGeoReplicationTwoClusters(t *testing.T) {
+	a, b := startGeoServer(t, "a"), startGeoServer(t, "b")
+	geoLink(t, "public/geo", "", a, b)
+	topic := "persistent://public/geo/two"
+
+	ca := newClient(t, a.brokerURL)
+	defer ca.Close()
+	prod, err := ca.CreateProducer(pulsar.ProducerOptions{Topic: topic, BatchingMaxMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	sent := map[string][]string{}
+	et := time.UnixMilli(1_700_000_000_000)
+	for i := 0; i < 100; i++ {
+		key := fmt.Sprintf("k%d", i%5)
+		v := fmt.Sprintf("a-%d", i)
+		sent[key] = append(sent[key], v)
+		prod.SendAsync(context.Background(), &pulsar.ProducerMessage{Key: key, Payload: []byte(v),
+			Properties: map[string]string{"i": fmt.Sprint(i)}, EventTime: et}, func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	// Only for a: never sent to b.
+	if _, err := prod.Send(context.Background(), &pulsar.ProducerMessage{Key: "local", Payload: []byte("only-a"), ReplicationClusters: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := receiveAll(t, b.brokerURL, topic, "s", 100, 2*time.Second)
+	checkExactlyOnceInOrder(t, "b", got, sent)
+	for _, m := range got {
+		if m.from != "a" || m.props["i"] == "" || !m.eventTime.Equal(et) {
+			t.Fatalf("replicated message lost its metadata: %+v", m)
+		}
+	}
+	adminEventually(t, "a's link to b drained", func() bool {
+		st := replicationStats(t, a.webURL, topic)["b"]
+		return st.Connected && st.ReplicationBacklog == 0 && st.MsgOutCounter == 100
+	})
+
+	// And back: what b's producers write reaches a; what a replicated to b
+	// does not come back.
+	cb := newClient(t, b.brokerURL)
+	defer cb.Close()
+	pb, err := cb.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pb.Close()
+	if _, err := pb.Send(context.Background(), &pulsar.ProducerMessage{Key: "k", Payload: []byte("b-0")}); err != nil {
+		t.Fatal(err)
+	}
+	gotA := receiveAll(t, a.brokerURL, topic, "s", 102, time.Second)
+	checkExactlyOnceInOrder(t, "a", gotA, map[string][]string{"k0": sent["k0"], "k1": sent["k1"], "k2": sent["k2"], "k3": sent["k3"], "k4": sent["k4"], "local": {"only-a"}, "k": {"b-0"}})
+}
