@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,4 +76,40 @@ func TestGeoReplicationTwoClusters(t *testing.T) {
 	}
 	gotA := receiveAll(t, a.brokerURL, topic, "s", 102, time.Second)
 	checkExactlyOnceInOrder(t, "a", gotA, map[string][]string{"k0": sent["k0"], "k1": sent["k1"], "k2": sent["k2"], "k3": sent["k3"], "k4": sent["k4"], "local": {"only-a"}, "k": {"b-0"}})
+}
+
+// A partitioned topic replicates partition by partition; the remote topic
+// is created with the same partition count.
+func TestGeoReplicationPartitioned(t *testing.T) {
+	a, b := startGeoServer(t, "a"), startGeoServer(t, "b")
+	geoLink(t, "public/geo", "", a, b)
+	topic := "persistent://public/geo/parts"
+	expectHTTP(t, "PUT", restTopic(a.webURL, topic)+"/partitions", "3", http.StatusNoContent)
+
+	ca := newClient(t, a.brokerURL)
+	defer ca.Close()
+	prod, err := ca.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	sent := map[string][]string{}
+	for i := 0; i < 60; i++ {
+		key := fmt.Sprintf("k%d", i%6)
+		v := fmt.Sprintf("v-%d", i)
+		sent[key] = append(sent[key], v)
+		if _, err := prod.Send(context.Background(), &pulsar.ProducerMessage{Key: key, Payload: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := receiveAll(t, b.brokerURL, topic, "s", 60, 2*time.Second)
+	checkExactlyOnceInOrder(t, "b", got, sent)
+	if body := expectHTTP(t, "GET", restTopic(b.webURL, topic)+"/partitions", "", http.StatusOK); !strings.Contains(body, `"partitions":3`) {
+		t.Fatalf("b's partitioned metadata: %s", body)
+	}
+	// The partitioned stats sum the partitions' links.
+	adminEventually(t, "partitioned replication stats", func() bool {
+		code, body := httpDo(t, "GET", restTopic(a.webURL, topic)+"/partitioned-stats", "")
+		return code == http.StatusOK && strings.Contains(body, `"replication":{"b":{`) && strings.Contains(body, `"msgOutCounter":60`)
+	})
 }

@@ -72,6 +72,16 @@ func (t *Topic) syncReplication() {
 		}()
 		return
 	}
+	partitions := 0
+	if len(want) > 0 && t.name.PartitionIndex() >= 0 {
+		ctx, cancel := context.WithTimeout(t.b.ctx, t.b.cfg.OperationTimeout)
+		partitions, err = t.b.meta.PartitionedTopic(ctx, t.name.Partitioned())
+		cancel()
+		if err != nil {
+			t.b.metadataError("partitioned topic", err)
+			return
+		}
+	}
 	r := &t.repl
 	r.mu.Lock()
 	if r.stopped {
@@ -91,7 +101,7 @@ func (t *Topic) syncReplication() {
 			if r.byRemote == nil {
 				r.byRemote = map[string]*replication.Replicator{}
 			}
-			r.byRemote[remote] = t.startReplicator(remote)
+			r.byRemote[remote] = t.startReplicator(remote, partitions)
 		}
 	}
 	r.mu.Unlock()
@@ -105,8 +115,9 @@ func (t *Topic) syncReplication() {
 }
 
 // startReplicator starts the replicator to remote from its cursor, which
-// is created at the end of the topic when missing.
-func (t *Topic) startReplicator(remote string) *replication.Replicator {
+// is created at the end of the topic when missing. partitions is the
+// partition count of the partitioned topic t belongs to (0: none).
+func (t *Topic) startReplicator(remote string, partitions int) *replication.Replicator {
 	cursor := replication.CursorPrefix + remote
 	start := t.ledger.LastEntryID()
 	if st := t.ledger.Cursors()[cursor]; st != nil {
@@ -115,13 +126,19 @@ func (t *Topic) startReplicator(remote string) *replication.Replicator {
 		t.b.log.Error("create replication cursor", "topic", t.fullName, "remote_cluster", remote, "err", err)
 	}
 	b := t.b
+	base := ""
+	if partitions > 0 {
+		base = t.name.Partitioned().String()
+	}
 	return replication.Start(replication.Config{
-		Topic:         t.fullName,
-		LocalCluster:  b.cfg.ClusterName,
-		RemoteCluster: remote,
-		LedgerID:      t.ledgerID,
-		Source:        t.ledger,
-		Start:         start,
+		Topic:            t.fullName,
+		LocalCluster:     b.cfg.ClusterName,
+		RemoteCluster:    remote,
+		LedgerID:         t.ledgerID,
+		Source:           t.ledger,
+		Start:            start,
+		Partitions:       partitions,
+		PartitionedTopic: base,
 		Save: func(md int64) {
 			if err := t.ledger.SaveCursor(cursor, ledger.NewCursorState(md)); err != nil {
 				b.log.Error("save replication cursor", "topic", t.fullName, "remote_cluster", remote, "err", err)

@@ -23,6 +23,10 @@ type Endpoint struct {
 	// empty for none).
 	AuthMethod string
 	AuthData   []byte
+	// ServiceURL is the remote's admin API (https when brokerClientTlsEnabled
+	// and it has one), used to create partitioned topics; HTTPTLS its TLS.
+	ServiceURL string
+	HTTPTLS    *tls.Config
 }
 
 // EndpointOf derives the endpoint of a registered cluster: its TLS broker
@@ -65,6 +69,11 @@ func EndpointOf(name string, c meta.ClusterData) (Endpoint, error) {
 	if u.Port() == "" {
 		ep.Addr += map[string]string{"pulsar": ":6650", "pulsar+ssl": ":6651"}[u.Scheme]
 	}
+	ep.ServiceURL = c.ServiceURL
+	if (c.BrokerClientTLSEnabled || ep.ServiceURL == "") && c.ServiceURLTls != "" {
+		ep.ServiceURL = c.ServiceURLTls
+	}
+	ep.HTTPTLS = httpTLS(ep.TLS)
 	ep.AuthMethod, ep.AuthData, err = credentials(c.AuthenticationPlugin, c.AuthenticationParameters)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("cluster %s: %w", name, err)

@@ -42,7 +42,11 @@ type Config struct {
 	// LedgerID is the source ledger's id, the first half of the source
 	// position sent with each entry.
 	LedgerID int64
-	Source   Source
+	// PartitionedTopic and Partitions are set for a partition of a
+	// partitioned topic: the remote must have it partitioned too.
+	PartitionedTopic string
+	Partitions       int
+	Source           Source
 	// Start is the cursor's mark-delete position: the last entry sent (or
 	// passed over); sending starts after it.
 	Start int64
@@ -201,6 +205,12 @@ func (r *Replicator) session(saved *int64) error {
 	if err != nil {
 		cancel()
 		return fmt.Errorf("resolve cluster %s: %w", r.cfg.RemoteCluster, err)
+	}
+	if r.cfg.Partitions > 0 {
+		if err := ensurePartitioned(dctx, ep, r.cfg.PartitionedTopic, r.cfg.Partitions); err != nil {
+			cancel()
+			return err
+		}
 	}
 	name := CursorPrefix + r.cfg.LocalCluster + "-->" + r.cfg.RemoteCluster
 	l, err := dialLink(dctx, ep, r.cfg.Topic, name)
