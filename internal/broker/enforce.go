@@ -217,10 +217,12 @@ func publishTime(ctx context.Context, t *Topic, id int64) time.Time {
 // says it was consumed (Pulsar would drop it at its next ledger roll-over).
 func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*Subscription, now time.Time) {
 	view := t.compactedView() // the compaction cursor holds data back like a subscription
-	reps := t.replicators()   // and so do replication cursors
-	if len(subs) == 0 && view.l == nil && len(reps) == 0 {
+	if len(subs) == 0 && view.l == nil {
 		return
 	}
+	// Replication cursors hold data back too, but never release it alone:
+	// replicating an entry does not mean this cluster's consumers had it.
+	reps := t.replicators()
 	minutes, sizeMB := t.b.retention(p)
 	if minutes < 0 && sizeMB < 0 {
 		return
