@@ -37,6 +37,10 @@ func (c *conn) handleSend(f *wire.Frame) error {
 		c.writeCommand(errorCommand(0, pb.ServerError_NotAllowedError, fmt.Sprintf("send for unknown producer %d", sf.ProducerID)))
 		return errors.New("send for unknown producer")
 	}
+	if p.streamBroken.Load() {
+		c.sendError(sf, pb.ServerError_UnknownError, errStreamBroken)
+		return nil
+	}
 	hp := f.HeadersAndPayload
 	if err := wire.VerifyChecksum(hp); err != nil {
 		c.b.metrics.checksumErrors.Inc()
@@ -62,6 +66,7 @@ func (c *conn) handleSend(f *wire.Frame) error {
 	}
 	var rs *replSource
 	if md.ReplicatedFrom != nil {
+		p.sentReplicated.Store(true)
 		if !c.mayReplicate() {
 			c.sendError(sf, pb.ServerError_NotAllowedError, fmt.Sprintf(
 				"role %q may not publish replicated messages (replicated_from set): only superusers and replicator roles (--replicator-roles) may", c.role()))
@@ -81,6 +86,7 @@ func (c *conn) handleSend(f *wire.Frame) error {
 }
 
 func (c *conn) sendError(sf wire.SendFields, code pb.ServerError, msg string) {
+	c.breakReplicationStream(sf.ProducerID)
 	c.writeCommand(&pb.BaseCommand{
 		Type: pb.BaseCommand_SEND_ERROR.Enum(),
 		SendError: &pb.CommandSendError{

@@ -27,6 +27,13 @@ import (
 //     being stored gets SEND_ERROR (the replicator reconnects and resends).
 //     Producer deduplication does not apply to it.
 //
+//   - Sends on one producer form a stream: once one is refused (SEND_ERROR
+//     for any reason, including a failed append), every later send of that
+//     producer is refused without being stored, so a replicator that
+//     resends from the refused entry never finds a later one stored before
+//     it (which deduplication would otherwise take as covering it). This
+//     holds for every producer that sends replicated messages.
+//
 // The state per source cluster is the highest source position stored
 // (positions arrive in increasing order from one replicator). A position
 // whose append failed is remembered, so its resend is stored even when a
@@ -71,6 +78,19 @@ func replicatedSource(meta []byte) (*replSource, error) {
 		}
 	}
 	return nil, fmt.Errorf("replicated message from %s has no %s property", md.GetReplicatedFrom(), replication.SourcePositionProperty)
+}
+
+const errStreamBroken = "an earlier send of this producer was refused, so this one is not stored: reconnect and resend from the refused one"
+
+// breakReplicationStream marks the producer's stream broken when it has
+// sent replicated messages.
+func (c *conn) breakReplicationStream(producerID uint64) {
+	c.mu.Lock()
+	p := c.producers[producerID]
+	c.mu.Unlock()
+	if p != nil && (p.sentReplicated.Load() || strings.HasPrefix(p.name, replication.CursorPrefix)) {
+		p.streamBroken.Store(true)
+	}
 }
 
 // mayReplicate reports whether the connection's role may send replicated
@@ -210,16 +230,22 @@ func (t *Topic) saveReplDedup() {
 		d.mu.Unlock()
 		return
 	}
-	st := ledger.NewCursorState(d.lastEntry)
-	st.Properties = make(map[string]string, len(d.persisted))
-	for c, p := range d.persisted {
-		st.Properties[c] = p.String()
-	}
+	st := snapshotState(d)
 	d.dirty = false
 	d.mu.Unlock()
 	if err := t.ledger.SaveCursor(replDedupCursor, st); err != nil {
 		t.b.log.Error("save replication deduplication snapshot", "topic", t.fullName, "err", err)
 	}
+}
+
+// snapshotState encodes the state as its cursor; d.mu held.
+func snapshotState(d *replDedupState) *ledger.CursorState {
+	st := ledger.NewCursorState(d.lastEntry)
+	st.Properties = make(map[string]string, len(d.persisted))
+	for c, p := range d.persisted {
+		st.Properties[c] = p.String()
+	}
+	return st
 }
 
 // refuseReplicated answers a replicated send the topic does not take; it

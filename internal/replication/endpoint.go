@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -106,7 +107,7 @@ func credentials(plugin, params string) (string, []byte, error) {
 	case strings.HasPrefix(params, "token:"):
 		tok = strings.TrimPrefix(params, "token:")
 	case strings.HasPrefix(params, "file:"):
-		b, err := os.ReadFile(strings.TrimPrefix(strings.TrimPrefix(params, "file:"), "//"))
+		b, err := readTokenFile(strings.TrimPrefix(strings.TrimPrefix(params, "file:"), "//"))
 		if err != nil {
 			return "", nil, fmt.Errorf("authenticationParameters: %w", err)
 		}
@@ -118,4 +119,23 @@ func credentials(plugin, params string) (string, []byte, error) {
 		return "", nil, errors.New("authenticationParameters hold no token")
 	}
 	return "token", []byte(tok), nil
+}
+
+// maxTokenFile bounds a token file: a token is a few KiB at most.
+const maxTokenFile = 64 << 10
+
+func readTokenFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxTokenFile {
+		return nil, fmt.Errorf("token file %s is larger than %d bytes", path, maxTokenFile)
+	}
+	return b, nil
 }
