@@ -39,10 +39,10 @@ func geoProduce(t *testing.T, c geoCluster, topic string, from, to int, sent map
 			}
 		})
 		if i%50 == 49 {
-			p.Flush()
+			p.FlushWithCtx(context.Background())
 		}
 	}
-	p.Flush()
+	p.FlushWithCtx(context.Background())
 	wg.Wait()
 }
 
