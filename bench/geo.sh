@@ -41,6 +41,7 @@ for h in $A_H $B_H; do
   adm $h tenants update public --allowed-clusters a,b
   adm $h namespaces create public/geo
   adm $h namespaces set-retention public/geo --size -1 --time -1
+  adm $h namespaces set-clusters public/geo --clusters a,b
 done
 adm $A_H namespaces create public/local
 

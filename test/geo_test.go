@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +113,46 @@ func TestGeoReplicationPartitioned(t *testing.T) {
 		code, body := httpDo(t, "GET", restTopic(a.webURL, topic)+"/partitioned-stats", "")
 		return code == http.StatusOK && strings.Contains(body, `"replication":{"b":{`) && strings.Contains(body, `"msgOutCounter":60`)
 	})
+}
+
+// A cut between two clusters (both links pointed at a closed port) with
+// traffic in both directions: each side's backlog for the other grows, and
+// both converge once the links are restored.
+func TestGeoReplicationCutHeals(t *testing.T) {
+	a, b := startGeoServer(t, "a"), startGeoServer(t, "b")
+	geoLink(t, "public/geo", "", a, b)
+	topic := "persistent://public/geo/cut"
+	dead := fmt.Sprintf("pulsar://127.0.0.1:%d", freePort(t))
+	point := func(on geoCluster, name, brokerURL, webURL string) {
+		expectHTTP(t, "POST", on.webURL+"/admin/v2/clusters/"+name, fmt.Sprintf(`{"serviceUrl":%q,"brokerServiceUrl":%q}`, webURL, brokerURL), http.StatusNoContent)
+	}
+	sent := map[string][]string{}
+	var mu sync.Mutex
+	geoProduce(t, a, topic, 0, 50, sent, &mu)
+	geoProduce(t, b, topic, 0, 50, sent, &mu)
+	point(a, "b", dead, b.webURL)
+	point(b, "a", dead, a.webURL)
+	sides := []struct {
+		c      geoCluster
+		remote string
+	}{{a, "b"}, {b, "a"}}
+	// A replicator reads its remote's registration again within 5 s.
+	for _, side := range sides {
+		adminEventually(t, side.c.name+"'s link down", func() bool {
+			return !replicationStats(t, side.c.webURL, topic)[side.remote].Connected
+		})
+	}
+	geoProduce(t, a, topic, 50, 300, sent, &mu)
+	geoProduce(t, b, topic, 50, 300, sent, &mu)
+	for _, side := range sides {
+		if st := replicationStats(t, side.c.webURL, topic)[side.remote]; st.Connected || st.ReplicationBacklog == 0 {
+			t.Fatalf("%s -> %s while cut: %+v", side.c.name, side.remote, st)
+		}
+	}
+	point(a, "b", b.brokerURL, b.webURL)
+	point(b, "a", a.brokerURL, a.webURL)
+	for _, c := range []geoCluster{a, b} {
+		got := receiveAll(t, c.brokerURL, topic, "check", 600, 2*time.Second)
+		checkExactlyOnceInOrder(t, c.name, got, sent)
+	}
 }

@@ -68,6 +68,10 @@ type Config struct {
 	MaxPending     int
 	MaxPendingSize int
 	SaveInterval   time.Duration
+	// EndpointCheckInterval is how often a connected replicator reads the
+	// remote's registration again; when it changed (address, credentials,
+	// TLS) the link reconnects with the new one.
+	EndpointCheckInterval time.Duration
 }
 
 const (
@@ -78,6 +82,7 @@ const (
 	defaultMaxPending     = 1000
 	defaultMaxPendingSize = 16 << 20
 	defaultSaveInterval   = 100 * time.Millisecond
+	defaultEndpointCheck  = 5 * time.Second
 	readBatch             = 256
 	readBatchBytes        = 4 << 20
 	sendTimeout           = 30 * time.Second
@@ -94,6 +99,7 @@ func (c *Config) setDefaults() {
 	def(&c.MinBackoff, defaultMinBackoff)
 	def(&c.MaxBackoff, defaultMaxBackoff)
 	def(&c.SaveInterval, defaultSaveInterval)
+	def(&c.EndpointCheckInterval, defaultEndpointCheck)
 	if c.MaxPending <= 0 {
 		c.MaxPending = defaultMaxPending
 	}
@@ -233,6 +239,8 @@ func (r *Replicator) session(saved *int64) error {
 	lastSave := time.Now()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	check := time.NewTicker(r.cfg.EndpointCheckInterval)
+	defer check.Stop()
 
 	advance := func() {
 		for len(pending) > 0 && !pending[0].send {
@@ -306,6 +314,10 @@ func (r *Replicator) session(saved *int64) error {
 		case <-l.done:
 			return l.err
 		case <-wake:
+		case <-check.C:
+			if err := r.endpointChanged(ep); err != nil {
+				return err
+			}
 		case <-timer.C:
 			if len(pending) > 0 && time.Since(pending[0].since) >= r.cfg.ReceiptTimeout {
 				return fmt.Errorf("no receipt for entry %d within %v", pending[0].id, r.cfg.ReceiptTimeout)
@@ -377,4 +389,23 @@ func cut(v string) (string, string, bool) {
 		}
 	}
 	return "", "", false
+}
+
+// endpointChanged reads the remote's registration again and says whether
+// it differs from ep, the one in use.
+func (r *Replicator) endpointChanged(ep Endpoint) error {
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+	defer cancel()
+	now, err := r.cfg.Endpoint(ctx)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
+		return nil // keep a working link; the next attempt reports it
+	}
+	if now.Addr != ep.Addr || now.AuthMethod != ep.AuthMethod || string(now.AuthData) != string(ep.AuthData) ||
+		(now.TLS == nil) != (ep.TLS == nil) || now.ServiceURL != ep.ServiceURL {
+		return fmt.Errorf("cluster %s's registration changed: reconnecting with it", r.cfg.RemoteCluster)
+	}
+	return nil
 }
