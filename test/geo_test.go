@@ -156,3 +156,65 @@ func TestGeoReplicationCutHeals(t *testing.T) {
 		checkExactlyOnceInOrder(t, c.name, got, sent)
 	}
 }
+
+// A replicated subscription's progress follows to the other cluster: half
+// consumed in a, the consumer that fails over to b starts where a left off,
+// and nothing is skipped.
+func TestGeoReplicatedSubscription(t *testing.T) {
+	a, b := startGeoServer(t, "a"), startGeoServer(t, "b")
+	geoLink(t, "public/geo", "", a, b)
+	topic := "persistent://public/geo/subs"
+	ca := newClient(t, a.brokerURL)
+	defer ca.Close()
+	opts := pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "rs", ReplicateSubscriptionState: true, AckGroupingOptions: &pulsar.AckGroupingOptions{MaxSize: 1}}
+	cons, err := ca.Subscribe(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := ca.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := 0; i < 100; i++ {
+		if _, err := prod.Send(context.Background(), &pulsar.ProducerMessage{Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := cons.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cons.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons.Close()
+	adminEventually(t, "b's subscription at a's position", func() bool {
+		code, body := httpDo(t, "GET", restTopic(b.webURL, topic)+"/stats", "")
+		return code == http.StatusOK && strings.Contains(body, `"rs":{`) && strings.Contains(body, `"msgBacklog":50,`)
+	})
+	cb := newClient(t, b.brokerURL)
+	defer cb.Close()
+	opts.SubscriptionInitialPosition = pulsar.SubscriptionPositionEarliest
+	consB, err := cb.Subscribe(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consB.Close()
+	for want := 50; want < 100; want++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := consB.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("waiting for %d: %v", want, err)
+		}
+		if got := string(m.Payload()); got != fmt.Sprint(want) {
+			t.Fatalf("b delivered %s, want %d", got, want)
+		}
+		consB.Ack(m)
+	}
+}

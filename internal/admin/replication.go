@@ -8,6 +8,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/replication"
 )
 
 // Replication clusters decide where a topic's messages are replicated
@@ -16,6 +17,8 @@ import (
 // registered (412) and allowed by the tenant (403), as in Pulsar.
 
 func (s *Server) replicationTopicRoutes(m *http.ServeMux, d string) {
+	m.HandleFunc("POST /admin/v2/"+d+"/{tenant}/{ns}/{topic}/subscription/{sub}/"+replication.SubscriptionPath,
+		s.topic(d, s.applyReplicatedSubscription))
 	path := "/admin/v2/" + d + "/{tenant}/{ns}/{topic}/replication"
 	m.HandleFunc("GET "+path, s.topic(d, s.getTopicReplication))
 	m.HandleFunc("POST "+path, s.topic(d, s.setTopicReplication))
@@ -112,4 +115,35 @@ func (s *Server) setTopicReplication(w http.ResponseWriter, r *http.Request, t n
 		tp.ReplicationClusters = clusters
 		return nil
 	})
+}
+
+// applyReplicatedSubscription takes another cluster's watermarks of a
+// replicated subscription (replication.SubscriptionUpdate) and answers
+// {"markDeleteEntryId": n}, the subscription's mark-delete entry after it.
+// Sent by the replicators of the other clusters; it needs the consume
+// permission on the topic.
+func (s *Server) applyReplicatedSubscription(w http.ResponseWriter, r *http.Request, t naming.Topic) {
+	b, ok := s.broker(w)
+	if !ok {
+		return
+	}
+	var u replication.SubscriptionUpdate
+	if !requireBody(w, r, maxValueBytes, &u, `{"positions": {"<cluster>": "<ledgerId>:<entryId>"}}`) {
+		return
+	}
+	marks := make(map[string][2]int64, len(u.Positions))
+	for c, v := range u.Positions {
+		l, e, err := replication.ParseSourcePosition(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		marks[c] = [2]int64{l, e}
+	}
+	md, err := b.ApplyReplicatedSubscription(r.Context(), t, r.PathValue("sub"), marks)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"markDeleteEntryId": md})
 }

@@ -196,8 +196,9 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		}()
 	}
 	b.policiesChanged = b.policies.Subscribe()
-	b.bgWG.Add(5)
+	b.bgWG.Add(6)
 	go b.resumeReplication()
+	go b.everyTopic(replicatedSubscriptionInterval, (*Topic).replicateSubscriptions)
 	// Changed cursors go to the ledger, which persists them.
 	go b.everyTopic(b.cfg.CursorSaveInterval, (*Topic).saveCursors)
 	go b.everyTopic(b.cfg.CompactionCheckInterval, func(t *Topic) { t.checkCompactionThreshold(b.ctx) })

@@ -38,6 +38,7 @@ type Topic struct {
 	// the topic replicates. repl holds its replicators (replication.go).
 	replDedup *replDedupState
 	repl      topicReplication
+	replSubs  replicatedSubs // replicated_subs.go
 	// quotaBlocked refuses producers while the backlog quota is exceeded.
 	quotaBlocked error
 
@@ -92,6 +93,7 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 		}
 		t.subs[n] = newSubscription(t, n, true, cursors[n])
 	}
+	t.loadReplicatedSubs(cursors)
 	if err := t.loadCompaction(ctx, cursors[compactionCursor]); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("load compacted view of %s: %w", t.fullName, err)

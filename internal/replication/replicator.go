@@ -126,6 +126,11 @@ type Replicator struct {
 	skipped    atomic.Int64
 	rate       rateSampler
 
+	subMu      sync.Mutex
+	subUpdates map[string]map[string]string
+	subSignal  chan struct{}
+	subWG      sync.WaitGroup
+
 	mu             sync.Mutex
 	lastErr        string
 	lastErrAt      time.Time
@@ -136,11 +141,13 @@ type Replicator struct {
 // Start runs a replicator until Stop.
 func Start(cfg Config) *Replicator {
 	cfg.setDefaults()
-	r := &Replicator{cfg: cfg, done: make(chan struct{})}
+	r := &Replicator{cfg: cfg, done: make(chan struct{}), subSignal: make(chan struct{}, 1)}
 	r.log = cfg.Logger.With("topic", cfg.Topic, "remote_cluster", cfg.RemoteCluster)
 	r.markDelete.Store(cfg.Start)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	go r.run()
+	r.subWG.Add(1)
+	go r.subscriptionLoop()
 	return r
 }
 
@@ -148,6 +155,7 @@ func Start(cfg Config) *Replicator {
 func (r *Replicator) Stop() {
 	r.cancel()
 	<-r.done
+	r.subWG.Wait()
 }
 
 // Remote is the remote cluster's name.
