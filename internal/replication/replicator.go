@@ -233,6 +233,8 @@ func (r *Replicator) session(saved *int64) error {
 		return err
 	}
 	defer l.close()
+	// Stop must not wait for a write stuck on a slow remote.
+	defer context.AfterFunc(r.ctx, l.close)()
 	r.mu.Lock()
 	r.connectedSince, r.remoteAddr = time.Now(), ep.Addr
 	r.mu.Unlock()
