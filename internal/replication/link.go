@@ -152,18 +152,32 @@ func (l *link) write(cmd *pb.BaseCommand, hp []byte) error {
 	return err
 }
 
-// send queues one entry; its receipt arrives on receipts.
-func (l *link) send(seq uint64, numMessages int32, hp []byte) error {
+// appendSend appends the SEND frame of one entry to buf; flush writes
+// what was appended. Receipts arrive on receipts.
+func appendSend(buf []byte, seq uint64, numMessages int32, hp []byte) []byte {
+	return wire.AppendPayloadCommand(buf, &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: &pb.CommandSend{
+		ProducerId:  proto.Uint64(producerID),
+		SequenceId:  proto.Uint64(seq),
+		NumMessages: proto.Int32(numMessages),
+	}}, hp)
+}
+
+// flush writes frames (one write for many sends: a syscall per entry
+// would bound unbatched replication).
+func (l *link) flush(frames []byte) error {
 	select {
 	case <-l.done:
 		return l.err
 	default:
 	}
-	return l.write(&pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: &pb.CommandSend{
-		ProducerId:  proto.Uint64(producerID),
-		SequenceId:  proto.Uint64(seq),
-		NumMessages: proto.Int32(numMessages),
-	}}, hp)
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.nc.SetWriteDeadline(time.Now().Add(sendTimeout))
+	if _, err := l.nc.Write(frames); err != nil {
+		l.fail(fmt.Errorf("write: %w", err))
+		return err
+	}
+	return nil
 }
 
 // readLoop turns the remote's frames into receipts until the link fails.

@@ -245,6 +245,7 @@ func (r *Replicator) session(saved *int64) error {
 	next := r.markDelete.Load() + 1
 	var pending []pendingEntry
 	var seq uint64
+	var frames []byte // the SEND frames of one read, written at once
 	pendingBytes := 0
 	lastSave := time.Now()
 	timer := time.NewTimer(time.Hour)
@@ -267,8 +268,10 @@ func (r *Replicator) session(saved *int64) error {
 	}
 	for {
 		changed := src.Changed()
-		// Fill the window.
-		for len(pending) < r.cfg.MaxPending && pendingBytes < r.cfg.MaxPendingSize && next <= src.LastEntryID() {
+		// Fill the window, once it is at most half full: refilling it one
+		// entry per receipt would cost a read and a write per entry.
+		refill := len(pending) <= r.cfg.MaxPending/2 && pendingBytes <= r.cfg.MaxPendingSize/2
+		for refill && len(pending) < r.cfg.MaxPending && pendingBytes < r.cfg.MaxPendingSize && next <= src.LastEntryID() {
 			if first := src.FirstEntryID(); next < first {
 				// Retention deleted entries before they were replicated:
 				// they cannot be sent. Said loudly; the rest goes on.
@@ -287,6 +290,7 @@ func (r *Replicator) session(saved *int64) error {
 			if len(es) == 0 {
 				break
 			}
+			frames = frames[:0]
 			for _, e := range es {
 				hp, msgs, ok, err := r.prepare(e)
 				if err != nil {
@@ -297,13 +301,16 @@ func (r *Replicator) session(saved *int64) error {
 				if ok {
 					seq++
 					pe.seq = seq
-					if err := l.send(seq, int32(msgs), hp); err != nil {
-						return err
-					}
+					frames = appendSend(frames, seq, int32(msgs), hp)
 					pendingBytes += len(hp)
 				}
 				pending = append(pending, pe)
 				next = e.ID + 1
+			}
+			if len(frames) > 0 {
+				if err := l.flush(frames); err != nil {
+					return err
+				}
 			}
 		}
 		advance()
@@ -333,17 +340,25 @@ func (r *Replicator) session(saved *int64) error {
 				return fmt.Errorf("no receipt for entry %d within %v", pending[0].id, r.cfg.ReceiptTimeout)
 			}
 		case rc := <-l.receipts:
-			// Receipts come in send order; anything else is a broken link.
-			if len(pending) == 0 || !pending[0].send || pending[0].seq != rc.seq {
-				return fmt.Errorf("receipt for sequence id %d out of order", rc.seq)
+			// Take every receipt already there, then refill.
+			for more := true; more; {
+				// Receipts come in send order; anything else is a broken link.
+				if len(pending) == 0 || !pending[0].send || pending[0].seq != rc.seq {
+					return fmt.Errorf("receipt for sequence id %d out of order", rc.seq)
+				}
+				head := pending[0]
+				pending = pending[1:]
+				pendingBytes -= head.size
+				r.markDelete.Store(head.id)
+				r.msgsOut.Add(int64(head.msgs))
+				r.bytesOut.Add(int64(head.size))
+				advance()
+				select {
+				case rc = <-l.receipts:
+				default:
+					more = false
+				}
 			}
-			head := pending[0]
-			pending = pending[1:]
-			pendingBytes -= head.size
-			r.markDelete.Store(head.id)
-			r.msgsOut.Add(int64(head.msgs))
-			r.bytesOut.Add(int64(head.size))
-			advance()
 		}
 	}
 }
