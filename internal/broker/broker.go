@@ -155,6 +155,10 @@ type Broker struct {
 	policies *meta.PolicyCache
 	// policiesChanged wakes the policy loop when policies change.
 	policiesChanged <-chan struct{}
+	// clusterCache holds remote clusters' registrations for replicators
+	// (replication.go); clusterMu guards it and is a leaf.
+	clusterMu    sync.Mutex
+	clusterCache map[string]clusterCacheEntry
 	// appendErrLog limits "append failed" to one line per interval: on a
 	// full disk every send fails, and clients resend.
 	appendErrLog *loglimit.Limiter

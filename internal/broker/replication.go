@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/replication"
 )
@@ -145,7 +146,7 @@ func (t *Topic) startReplicator(remote string, partitions int) *replication.Repl
 			}
 		},
 		Endpoint: func(ctx context.Context) (replication.Endpoint, error) {
-			cd, err := b.meta.Cluster(ctx, remote)
+			cd, err := b.clusterData(ctx, remote)
 			if err != nil {
 				return replication.Endpoint{}, err
 			}
@@ -251,4 +252,35 @@ func (b *Broker) resumeTopicReplication(full string) {
 // replicatesBeyond reports whether clusters names local and another one.
 func replicatesBeyond(clusters []string, local string) bool {
 	return len(clusters) > 1 && slices.Contains(clusters, local)
+}
+
+// clusterCacheTTL bounds how stale a remote cluster's registration may be
+// when a replicator reads it: every replicator of every topic reads it
+// every few seconds, and they share one read per cluster per TTL.
+const clusterCacheTTL = time.Second
+
+type clusterCacheEntry struct {
+	data meta.ClusterData
+	at   time.Time
+}
+
+// clusterData reads a cluster's registration, through a short cache.
+func (b *Broker) clusterData(ctx context.Context, name string) (meta.ClusterData, error) {
+	b.clusterMu.Lock()
+	e, ok := b.clusterCache[name]
+	b.clusterMu.Unlock()
+	if ok && time.Since(e.at) < clusterCacheTTL {
+		return e.data, nil
+	}
+	cd, err := b.meta.Cluster(ctx, name)
+	if err != nil {
+		return cd, err
+	}
+	b.clusterMu.Lock()
+	if b.clusterCache == nil {
+		b.clusterCache = map[string]clusterCacheEntry{}
+	}
+	b.clusterCache[name] = clusterCacheEntry{data: cd, at: time.Now()}
+	b.clusterMu.Unlock()
+	return cd, nil
 }
