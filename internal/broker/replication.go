@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -225,28 +226,32 @@ func (b *Broker) resumeReplication() {
 		return
 	}
 	for _, full := range names {
-		if b.ctx.Err() != nil {
+		if b.ctx.Err() != nil || !b.resumeTopicReplication(full) {
 			return
 		}
-		b.resumeTopicReplication(full)
 	}
 }
 
-// resumeTopicReplication loads topic full when its policies replicate it.
-func (b *Broker) resumeTopicReplication(full string) {
+// resumeTopicReplication loads topic full when its policies replicate it;
+// false once the broker shuts down.
+func (b *Broker) resumeTopicReplication(full string) bool {
 	name, err := naming.ParseTopic(full)
 	if err != nil || !name.IsPersistent() {
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.OperationTimeout)
 	defer cancel()
 	p, err := b.EffectivePolicies(ctx, name)
 	if err != nil || !replicatesBeyond(p.ReplicationClusters, b.cfg.ClusterName) {
-		return
+		return true
 	}
-	if _, err := b.getTopic(ctx, name); err != nil && b.ctx.Err() == nil {
+	if _, err := b.getTopic(ctx, name); err != nil {
+		if errors.Is(err, errShuttingDown) || b.ctx.Err() != nil {
+			return false
+		}
 		b.log.Warn("load topic to resume replication", "topic", full, "err", err)
 	}
+	return true
 }
 
 // replicatesBeyond reports whether clusters names local and another one.
