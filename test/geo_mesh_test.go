@@ -120,3 +120,33 @@ func TestGeoFullMeshKill9(t *testing.T) {
 		}
 	}
 }
+
+// A restarted broker resumes replication on its own: no client touches the
+// topic after the restart, and the remote never had it loaded.
+func TestGeoReplicationResumesAfterRestart(t *testing.T) {
+	skipOnEtcd(t)
+	type node struct {
+		dir                  string
+		brokerPort, httpPort int
+		p                    *proc
+		c                    geoCluster
+	}
+	mk := func(name string) *node {
+		n := &node{dir: t.TempDir(), brokerPort: freePort(t), httpPort: freePort(t)}
+		n.p = startProc(t, n.dir, n.brokerPort, n.httpPort, "--cluster-name", name)
+		n.c = geoCluster{name: name, brokerURL: n.p.brokerURL, webURL: n.p.webURL}
+		return n
+	}
+	a, b := mk("a"), mk("b")
+	geoLink(t, "public/geo", "", a.c, b.c)
+	b.p.kill(t)
+	topic := "persistent://public/geo/resume"
+	sent := map[string][]string{}
+	var mu sync.Mutex
+	geoProduce(t, a.c, topic, 0, 50, sent, &mu)
+	a.p.kill(t)
+	b.p = startProc(t, b.dir, b.brokerPort, b.httpPort, "--cluster-name", "b")
+	a.p = startProc(t, a.dir, a.brokerPort, a.httpPort, "--cluster-name", "a")
+	got := receiveAll(t, b.c.brokerURL, topic, "check", 50, 2*time.Second)
+	checkExactlyOnceInOrder(t, "b", got, sent)
+}

@@ -126,6 +126,12 @@ func (t *Topic) startReplicator(remote string, partitions int) *replication.Repl
 		start = st.MarkDelete
 	} else if err := t.ledger.SaveCursor(cursor, ledger.NewCursorState(start)); err != nil {
 		t.b.log.Error("create replication cursor", "topic", t.fullName, "remote_cluster", remote, "err", err)
+	} else if cs, ok := t.ledger.(ledger.CursorSyncer); ok {
+		// Durable now: a cursor lost to a crash would be created again at
+		// the end of the topic, past what was written meanwhile.
+		if err := cs.SyncCursors(); err != nil {
+			t.b.log.Error("persist replication cursor", "topic", t.fullName, "remote_cluster", remote, "err", err)
+		}
 	}
 	b := t.b
 	base := ""
@@ -242,7 +248,11 @@ func (b *Broker) resumeTopicReplication(full string) bool {
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.OperationTimeout)
 	defer cancel()
 	p, err := b.EffectivePolicies(ctx, name)
-	if err != nil || !replicatesBeyond(p.ReplicationClusters, b.cfg.ClusterName) {
+	if err != nil {
+		b.log.Warn("read policies to resume replication", "topic", full, "err", err)
+		return true
+	}
+	if !replicatesBeyond(p.ReplicationClusters, b.cfg.ClusterName) {
 		return true
 	}
 	if _, err := b.getTopic(ctx, name); err != nil {
