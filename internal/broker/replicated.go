@@ -125,6 +125,28 @@ func newReplDedup() *replDedupState {
 	return &replDedupState{pushed: map[string]replPos{}, persisted: map[string]replPos{}, failed: map[string]map[replPos]bool{}, lastEntry: -1}
 }
 
+// openReplDedup returns the state of a topic: recovered from its snapshot,
+// or, for a topic that has none (it never replicated: replicated sends are
+// refused without the state), a new one covering every entry so far, made
+// durable before the topic takes any replicated send, so that a topic with a
+// long history needs no replay.
+func openReplDedup(ctx context.Context, l ledger.Ledger, snap *ledger.CursorState) (*replDedupState, error) {
+	if snap != nil {
+		return recoverReplDedup(ctx, l, snap)
+	}
+	d := newReplDedup()
+	d.lastEntry = l.LastEntryID()
+	if err := l.SaveCursor(replDedupCursor, snapshotState(d)); err != nil {
+		return nil, err
+	}
+	if cs, ok := l.(ledger.CursorSyncer); ok {
+		if err := cs.SyncCursors(); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
 // recoverReplDedup rebuilds the state from its snapshot and the entries after it.
 func recoverReplDedup(ctx context.Context, l ledger.Ledger, snap *ledger.CursorState) (*replDedupState, error) {
 	d := newReplDedup()

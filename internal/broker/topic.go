@@ -107,7 +107,7 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 		t.dedup = d
 	}
 	if replicatesBeyond(p.ReplicationClusters, b.cfg.ClusterName) || cursors[replDedupCursor] != nil {
-		d, err := recoverReplDedup(ctx, l, cursors[replDedupCursor])
+		d, err := openReplDedup(ctx, l, cursors[replDedupCursor])
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("recover replication deduplication state of %s: %w", t.fullName, err)
