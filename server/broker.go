@@ -58,8 +58,9 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		SubscriptionExpirationTimeMinutes: opts.SubscriptionExpirationTimeMinutes,
 		NamespaceLevelMetrics:             opts.HideTopicLevelMetrics,
 		Delayed:                           s.delayed,
+		ReplicatorRoles:                   opts.Security.ReplicatorRoles,
 		Logger:                            opts.Logger.With("component", "broker"),
 	}, s.store, res, broker.NewMetrics(reg))
-	reg.MustRegister(s.broker.Collector())
+	reg.MustRegister(s.broker.Collector(), s.broker.ReplicationCollector())
 	return schemas
 }

@@ -95,6 +95,11 @@ type Security struct {
 	AuthTokenRoleClaim string
 	// SuperuserRoles may do everything.
 	SuperuserRoles []string
+	// ReplicatorRoles may publish replicated messages (geo-replication's
+	// replicated_from), besides superusers: the roles the other clusters'
+	// replicators authenticate as. Their producers still need the produce
+	// permission on the replicated namespaces (superusers have it).
+	ReplicatorRoles []string
 	// AnonymousRole is given to clients without credentials; empty refuses them.
 	AnonymousRole string
 	// AuthRefreshTimeout is how long a client has to send fresh credentials

@@ -54,6 +54,7 @@ func runProduce(args []string) {
 	warmup := fs.Duration("warmup", 3*time.Second, "warm-up before measuring")
 	msgRate := fs.Float64("rate", 0, "total target rate in msg/s, spread evenly over the topics (0 = as fast as possible)")
 	consume := fs.Bool("consume", false, "also consume with a tailing consumer per topic (end-to-end latency)")
+	consumeURL := fs.String("consume-url", "", "consume from this broker instead of --url (geo-replication: end-to-end latency across clusters)")
 	maxPending := fs.Int("max-pending", 10000, "max pending messages per producer")
 	receiverQueue := fs.Int("receiver-queue", 10000, "consumer receiver queue size")
 	batchDelay := fs.Duration("batch-delay", time.Millisecond, "producer batching max publish delay")
@@ -63,6 +64,11 @@ func runProduce(args []string) {
 
 	client := newClient(*url)
 	defer client.Close()
+	consumerClient := client
+	if *consumeURL != "" {
+		consumerClient = newClient(*consumeURL)
+		defer consumerClient.Close()
+	}
 
 	var measuring atomic.Bool
 	pub, e2e := newRecorder(), newRecorder()
@@ -79,7 +85,7 @@ func runProduce(args []string) {
 	parallel(*topics, 16, func(i int) {
 		topic := fmt.Sprintf("%s-%d", *prefix, i)
 		if *consume {
-			c, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "bench", ReceiverQueueSize: *receiverQueue})
+			c, err := consumerClient.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "bench", ReceiverQueueSize: *receiverQueue})
 			if err != nil {
 				fatal(fmt.Errorf("subscribe %s: %w", topic, err))
 			}

@@ -188,6 +188,24 @@ func newNamespacesCommand(o *adminOptions) *cobra.Command {
 		}),
 	)
 	cmd.AddCommand(schemaPolicyCommands(o)...)
+	cmd.AddCommand(newSetClustersCommand(o),
+		nsCommand(o, "get-clusters", "Show the clusters a namespace replicates to", func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+			cs, err := c.api.Namespaces().GetNamespaceReplicationClustersWithContext(ctx, ns.String())
+			if err != nil {
+				return err
+			}
+			return c.out.list(c.last(), cs)
+		}))
+	return cmd
+}
+
+func newSetClustersCommand(o *adminOptions) *cobra.Command {
+	var clusters []string
+	cmd := nsCommand(o, "set-clusters", "Replicate a namespace's topics to these clusters (geo-replication)", func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+		return c.api.Namespaces().SetNamespaceReplicationClustersWithContext(ctx, ns.String(), clusters)
+	})
+	cmd.Flags().StringSliceVarP(&clusters, "clusters", "c", nil, "comma-separated clusters, the local one included (e.g. a,b,c)")
+	cmd.MarkFlagRequired("clusters")
 	return cmd
 }
 

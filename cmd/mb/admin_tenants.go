@@ -8,37 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newClustersCommand(o *adminOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "clusters", Short: "List and inspect clusters"}
-	cmd.AddCommand(
-		&cobra.Command{
-			Use:   "list",
-			Short: "List clusters",
-			Args:  cobra.NoArgs,
-			RunE: o.run(func(ctx context.Context, c *adminClient, _ []string) error {
-				cs, err := c.api.Clusters().ListWithContext(ctx)
-				if err != nil {
-					return err
-				}
-				return c.out.list(c.last(), cs)
-			}),
-		},
-		&cobra.Command{
-			Use:   "get CLUSTER",
-			Short: "Show a cluster's configuration",
-			Args:  cobra.ExactArgs(1),
-			RunE: o.run(func(ctx context.Context, c *adminClient, args []string) error {
-				data, err := c.api.Clusters().GetWithContext(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return c.out.object(c.last(), data)
-			}),
-		},
-	)
-	return cmd
-}
-
 func newTenantsCommand(o *adminOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "tenants", Short: "Manage tenants"}
 	cmd.AddCommand(

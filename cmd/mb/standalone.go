@@ -82,6 +82,7 @@ which wins over the file.`,
 	f.String("auth-token-role-claim", "sub", "token claim that holds the role")
 	f.String("basic-auth-conf", "", "turn on basic authentication (user and password, as Pulsar's basicAuthConf): a file of user:hash lines ($apr1$, bcrypt, $1$/$5$/$6$), given as a path, a file: or data: URL, or base64 content")
 	f.String("superuser-roles", "", "comma-separated roles that may do everything")
+	f.String("replicator-roles", "", "comma-separated roles that may publish geo-replicated messages (replicated_from), besides superusers")
 	f.String("anonymous-role", "", "role given to clients without credentials (unset: they are refused)")
 	f.Duration("auth-refresh-timeout", 30*time.Second, "how long a client has to send fresh credentials after its own expire")
 	f.String("broker-tls-addr", "", "listen address of the Pulsar binary protocol over TLS (pulsar+ssl)")
@@ -329,6 +330,7 @@ func runStandalone(v *viper.Viper) error {
 			AuthTokenRoleClaim:         v.GetString("auth-token-role-claim"),
 			BasicAuthConf:              v.GetString("basic-auth-conf"),
 			SuperuserRoles:             stringList(v, "superuser-roles"),
+			ReplicatorRoles:            stringList(v, "replicator-roles"),
 			AnonymousRole:              v.GetString("anonymous-role"),
 			AuthRefreshTimeout:         v.GetDuration("auth-refresh-timeout"),
 			BrokerTLSAddr:              v.GetString("broker-tls-addr"),

@@ -98,6 +98,7 @@ type Broker interface {
 	ResetCursor(ctx context.Context, name naming.Topic, sub string, at broker.MessageID, exclusive bool) error
 	ResetCursorToTime(ctx context.Context, name naming.Topic, sub string, ts int64) error
 	PeekMessage(ctx context.Context, name naming.Topic, sub string, n int64) (broker.Message, error)
+	ApplyReplicatedSubscription(ctx context.Context, name naming.Topic, sub string, watermarks map[string][2]int64) (int64, error)
 	// WithDefaults completes policies with the broker's defaults.
 	WithDefaults(p meta.Policies) meta.Policies
 }

@@ -550,26 +550,3 @@ func (s *Server) getReplication(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, nonNil(p.ReplicationClusters))
 }
-
-// setReplication sets the clusters of a namespace; each must exist.
-func (s *Server) setReplication(w http.ResponseWriter, r *http.Request) {
-	var clusters []string
-	if !requireBody(w, r, maxValueBytes, &clusters, "a list of clusters") {
-		return
-	}
-	known, err := s.meta.Clusters(r.Context())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	for _, c := range clusters {
-		if !slices.Contains(known, c) {
-			writeError(w, http.StatusPreconditionFailed, "cluster "+c+" does not exist")
-			return
-		}
-	}
-	s.updatePolicies(w, r, func(p *meta.Policies) error {
-		p.ReplicationClusters = clusters
-		return nil
-	})
-}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/messagebus/messagebus/internal/replication"
 	"time"
 
 	"errors"
@@ -26,26 +27,26 @@ func (s *Server) statsRoutes(m *http.ServeMux, d string) {
 // fields MessageBus has values for and the others at their neutral value.
 
 type topicStatsJSON struct {
-	MsgRateIn                          float64                     `json:"msgRateIn"`
-	MsgThroughputIn                    float64                     `json:"msgThroughputIn"`
-	MsgRateOut                         float64                     `json:"msgRateOut"`
-	MsgThroughputOut                   float64                     `json:"msgThroughputOut"`
-	BytesInCounter                     int64                       `json:"bytesInCounter"`
-	MsgInCounter                       int64                       `json:"msgInCounter"`
-	BytesOutCounter                    int64                       `json:"bytesOutCounter"`
-	MsgOutCounter                      int64                       `json:"msgOutCounter"`
-	AverageMsgSize                     float64                     `json:"averageMsgSize"`
-	MsgChunkPublished                  bool                        `json:"msgChunkPublished"`
-	StorageSize                        int64                       `json:"storageSize"`
-	BacklogSize                        int64                       `json:"backlogSize"`
-	OffloadedStorageSize               int64                       `json:"offloadedStorageSize"`
-	Publishers                         []publisherJSON             `json:"publishers"`
-	WaitingPublishers                  int                         `json:"waitingPublishers"`
-	Subscriptions                      map[string]subscriptionJSON `json:"subscriptions"`
-	Replication                        map[string]struct{}         `json:"replication"`
-	DeduplicationStatus                string                      `json:"deduplicationStatus"`
-	NonContiguousDeletedMessagesRanges int                         `json:"nonContiguousDeletedMessagesRanges"`
-	Compaction                         compactionStatsJSON         `json:"compaction"`
+	MsgRateIn                          float64                      `json:"msgRateIn"`
+	MsgThroughputIn                    float64                      `json:"msgThroughputIn"`
+	MsgRateOut                         float64                      `json:"msgRateOut"`
+	MsgThroughputOut                   float64                      `json:"msgThroughputOut"`
+	BytesInCounter                     int64                        `json:"bytesInCounter"`
+	MsgInCounter                       int64                        `json:"msgInCounter"`
+	BytesOutCounter                    int64                        `json:"bytesOutCounter"`
+	MsgOutCounter                      int64                        `json:"msgOutCounter"`
+	AverageMsgSize                     float64                      `json:"averageMsgSize"`
+	MsgChunkPublished                  bool                         `json:"msgChunkPublished"`
+	StorageSize                        int64                        `json:"storageSize"`
+	BacklogSize                        int64                        `json:"backlogSize"`
+	OffloadedStorageSize               int64                        `json:"offloadedStorageSize"`
+	Publishers                         []publisherJSON              `json:"publishers"`
+	WaitingPublishers                  int                          `json:"waitingPublishers"`
+	Subscriptions                      map[string]subscriptionJSON  `json:"subscriptions"`
+	Replication                        map[string]replication.Stats `json:"replication"`
+	DeduplicationStatus                string                       `json:"deduplicationStatus"`
+	NonContiguousDeletedMessagesRanges int                          `json:"nonContiguousDeletedMessagesRanges"`
+	Compaction                         compactionStatsJSON          `json:"compaction"`
 }
 
 // compactionStatsJSON is Pulsar's CompactionStats of topic stats.
@@ -147,7 +148,7 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 		OffloadedStorageSize: st.OffloadedSize,
 		Publishers:           []publisherJSON{},
 		Subscriptions:        map[string]subscriptionJSON{},
-		Replication:          map[string]struct{}{},
+		Replication:          map[string]replication.Stats{},
 		DeduplicationStatus:  "Disabled",
 		Compaction: compactionStatsJSON{
 			LastCompactionRemovedEventCount:   st.Compaction.LastRemovedEventCount,
@@ -161,6 +162,9 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 	}
 	if st.Deduplication {
 		v.DeduplicationStatus = "Enabled"
+	}
+	for remote, rs := range st.Replication {
+		v.Replication[remote] = rs
 	}
 	var avgEntry int64
 	if st.Entries > 0 {
@@ -295,6 +299,25 @@ func addStats(sum *topicStatsJSON, p topicStatsJSON) {
 	sum.Publishers = append(sum.Publishers, p.Publishers...)
 	if p.DeduplicationStatus == "Enabled" {
 		sum.DeduplicationStatus = p.DeduplicationStatus
+	}
+	for remote, pr := range p.Replication {
+		sr, ok := sum.Replication[remote]
+		if !ok {
+			sum.Replication[remote] = pr
+			continue
+		}
+		// A partitioned topic's link is connected when every partition's is.
+		sr.MsgRateOut += pr.MsgRateOut
+		sr.MsgThroughputOut += pr.MsgThroughputOut
+		sr.MsgOutCounter += pr.MsgOutCounter
+		sr.BytesOutCounter += pr.BytesOutCounter
+		sr.ReplicationBacklog += pr.ReplicationBacklog
+		sr.Connected = sr.Connected && pr.Connected
+		sr.ReplicationDelayInSeconds = max(sr.ReplicationDelayInSeconds, pr.ReplicationDelayInSeconds)
+		if pr.LastErrorTimestamp > sr.LastErrorTimestamp {
+			sr.LastError, sr.LastErrorTimestamp = pr.LastError, pr.LastErrorTimestamp
+		}
+		sum.Replication[remote] = sr
 	}
 	for name, ps := range p.Subscriptions {
 		ss, ok := sum.Subscriptions[name]

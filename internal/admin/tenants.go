@@ -11,31 +11,12 @@ import (
 )
 
 func (s *Server) tenantRoutes(m *http.ServeMux) {
-	m.HandleFunc("GET /admin/v2/clusters", s.listClusters)
-	m.HandleFunc("GET /admin/v2/clusters/{cluster}", s.getCluster)
+	s.clusterRoutes(m)
 	m.HandleFunc("GET /admin/v2/tenants", s.listTenants)
 	m.HandleFunc("GET /admin/v2/tenants/{tenant}", s.getTenant)
 	m.HandleFunc("PUT /admin/v2/tenants/{tenant}", s.createTenant)
 	m.HandleFunc("POST /admin/v2/tenants/{tenant}", s.updateTenant)
 	m.HandleFunc("DELETE /admin/v2/tenants/{tenant}", s.deleteTenant)
-}
-
-func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
-	cs, err := s.meta.Clusters(r.Context())
-	if err != nil {
-		s.metaError(w, err, "clusters")
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(cs))
-}
-
-func (s *Server) getCluster(w http.ResponseWriter, r *http.Request) {
-	c, err := s.meta.Cluster(r.Context(), r.PathValue("cluster"))
-	if err != nil {
-		s.metaError(w, err, "cluster "+r.PathValue("cluster"))
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {

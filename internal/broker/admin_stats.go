@@ -5,6 +5,7 @@ package broker
 
 import (
 	"context"
+	"github.com/messagebus/messagebus/internal/replication"
 	"sort"
 	"time"
 
@@ -32,6 +33,8 @@ type TopicStats struct {
 	Publishers       []PublisherStats
 	Subscriptions    map[string]SubscriptionStats
 	Compaction       CompactionStats // compaction.go
+	// Replication is the state of the topic's replicators by remote cluster.
+	Replication map[string]replication.Stats
 }
 
 // PublisherStats describe one producer.
@@ -137,6 +140,7 @@ func (b *Broker) TopicStats(ctx context.Context, name naming.Topic) (TopicStats,
 		st.Entries = t.ledger.Entries()
 		st.OffloadedSize = offloadedSize(t.ledger)
 		st.Compaction = t.compactionStats()
+		st.Replication = t.replicationStats(now)
 	}
 	t.mu.Lock()
 	for _, p := range t.producers {

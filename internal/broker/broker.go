@@ -92,7 +92,11 @@ type Config struct {
 	// Policies is the policy source shared with authorization (auth.Config.
 	// Policies); nil: the broker keeps its own cache over the metadata store.
 	Policies *meta.PolicyCache
-	Logger   *slog.Logger
+	// ReplicatorRoles may publish replicated messages (replicated_from
+	// set), besides superusers: the roles other clusters' replicators
+	// authenticate as.
+	ReplicatorRoles []string
+	Logger          *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -161,6 +165,10 @@ type Broker struct {
 	policies *meta.PolicyCache
 	// policiesChanged wakes the policy loop when policies change.
 	policiesChanged <-chan struct{}
+	// clusterCache holds remote clusters' registrations for replicators
+	// (replication.go); clusterMu guards it and is a leaf.
+	clusterMu    sync.Mutex
+	clusterCache map[string]clusterCacheEntry
 	// appendErrLog limits "append failed" to one line per interval: on a
 	// full disk every send fails, and clients resend.
 	appendErrLog *loglimit.Limiter
@@ -202,7 +210,9 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		}()
 	}
 	b.policiesChanged = b.policies.Subscribe()
-	b.bgWG.Add(4)
+	b.bgWG.Add(6)
+	go b.resumeReplication()
+	go b.everyTopic(replicatedSubscriptionInterval, (*Topic).replicateSubscriptions)
 	// Changed cursors go to the ledger, which persists them.
 	go b.everyTopic(b.cfg.CursorSaveInterval, (*Topic).saveCursors)
 	go b.everyTopic(b.cfg.CompactionCheckInterval, func(t *Topic) { t.checkCompactionThreshold(b.ctx) })

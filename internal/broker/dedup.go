@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/naming"
 )
 
 // Cursors whose names start with internalCursorPrefix hold broker state,
@@ -36,15 +35,6 @@ type dedupState struct {
 	persisted map[string]uint64
 	lastEntry int64 // last entry reflected in persisted
 	dirty     bool
-}
-
-// dedupEnabled reads the topic's effective deduplication policy.
-func (b *Broker) dedupEnabled(ctx context.Context, name naming.Topic) (bool, error) {
-	p, err := b.EffectivePolicies(ctx, name)
-	if err != nil {
-		return false, b.metadataError("policies", err)
-	}
-	return *p.DeduplicationEnabled, nil
 }
 
 // recoverDedup rebuilds the state from the snapshot and the entries after it.

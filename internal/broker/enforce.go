@@ -27,12 +27,14 @@ func (b *Broker) policyLoop() {
 		case <-b.policiesChanged:
 			b.reloadForDeduplication()
 			b.refreshLimits()
+			b.syncAllReplication()
 		case now := <-tick.C:
 			for _, t := range b.topicList() {
 				if t.ledger != nil {
 					t.enforcePolicies(now)
 				}
 			}
+			b.syncAllReplication()
 		}
 	}
 }
@@ -221,6 +223,9 @@ func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*S
 	if len(subs) == 0 && view.l == nil {
 		return
 	}
+	// Replication cursors hold data back too, but never release it alone:
+	// replicating an entry does not mean this cluster's consumers had it.
+	reps := t.replicators()
 	minutes, sizeMB := t.b.retention(p)
 	if minutes < 0 && sizeMB < 0 {
 		return
@@ -233,6 +238,9 @@ func (t *Topic) enforceRetention(ctx context.Context, p meta.Policies, subs []*S
 	}
 	if view.l != nil {
 		consumed = min(consumed, view.horizon+1)
+	}
+	for _, r := range reps {
+		consumed = min(consumed, r.MarkDelete()+1)
 	}
 	// The deduplication snapshot must not hold data back, but replaying
 	// from a trimmed position is fine: only newer entries matter then.

@@ -37,6 +37,10 @@ func (c *conn) handleSend(f *wire.Frame) error {
 		c.writeCommand(errorCommand(0, pb.ServerError_NotAllowedError, fmt.Sprintf("send for unknown producer %d", sf.ProducerID)))
 		return errors.New("send for unknown producer")
 	}
+	if p.streamBroken.Load() {
+		c.sendError(sf, pb.ServerError_UnknownError, errStreamBroken)
+		return nil
+	}
 	hp := f.HeadersAndPayload
 	if err := wire.VerifyChecksum(hp); err != nil {
 		c.b.metrics.checksumErrors.Inc()
@@ -67,6 +71,19 @@ func (c *conn) handleSend(f *wire.Frame) error {
 			fmt.Sprintf("Exceed maximum message size: message of %d bytes, the topic's maxMessageSize is %d bytes", len(meta)+len(payload), lim))
 		return nil
 	}
+	var rs *replSource
+	if md.ReplicatedFrom != nil {
+		p.sentReplicated.Store(true)
+		if !c.mayReplicate() {
+			c.sendError(sf, pb.ServerError_NotAllowedError, fmt.Sprintf(
+				"role %q may not publish replicated messages (replicated_from set): only superusers and replicator roles (--replicator-roles) may", c.role()))
+			return nil
+		}
+		if rs, err = replicatedSource(meta); err != nil {
+			c.sendError(sf, pb.ServerError_NotAllowedError, "malformed replicated message: "+err.Error())
+			return nil
+		}
+	}
 	if !c.throttlePublish(p.topic, max(int(md.NumMessagesInBatch), 1), len(hp)) {
 		return nil
 	}
@@ -74,11 +91,12 @@ func (c *conn) handleSend(f *wire.Frame) error {
 		c.log.Debug("dropping send for a producer closed by the broker", "producer", p.name, "sequence_id", sf.SequenceID)
 		return nil
 	}
-	p.topic.publish(p, &sf, hp)
+	p.topic.publish(p, &sf, hp, rs)
 	return nil
 }
 
 func (c *conn) sendError(sf wire.SendFields, code pb.ServerError, msg string) {
+	c.breakReplicationStream(sf.ProducerID)
 	c.writeCommand(&pb.BaseCommand{
 		Type: pb.BaseCommand_SEND_ERROR.Enum(),
 		SendError: &pb.CommandSendError{

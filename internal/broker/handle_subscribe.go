@@ -22,7 +22,8 @@ import (
 //	  TopicNotFound (auto-creation off),
 //	  ServiceNotReady (a subscribe still running, metadata unavailable,
 //	  timeout). A retried SUBSCRIBE that succeeded is answered again.
-//	  Ignored: replicate_subscription_state, force_topic_creation (the
+//	  replicate_subscription_state marks a durable subscription replicated
+//	  (replicated_subs.go). Ignored: force_topic_creation (the
 //	  namespace policy decides), start_message_rollback_duration_sec.
 //	CLOSE_CONSUMER (16): SUCCESS, also for an unknown consumer.
 //	UNSUBSCRIBE (12): SUCCESS; ConsumerBusy while other consumers are
@@ -137,6 +138,9 @@ func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.Co
 	}
 	if err := s.checkSubscriptionLimit(policies); err != nil {
 		return nil, err
+	}
+	if cmd.GetReplicateSubscriptionState() {
+		t.markReplicated(s)
 	}
 	s.mu.Lock()
 	s.readCompacted = cmd.GetReadCompacted()

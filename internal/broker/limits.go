@@ -65,7 +65,8 @@ func (t *Topic) applyLimits(p meta.Policies) {
 // expireSubscriptions deletes the durable subscriptions that have had no
 // consumer for the namespace's subscription_expiration_time_minutes (as
 // Pulsar's subscriptionExpirationTimeMinutes; 0: never). Internal
-// subscriptions (names starting with "__", such as compaction's) are kept.
+// subscriptions (names starting with "__", such as compaction's) and
+// replication cursors are kept.
 func (t *Topic) expireSubscriptions(ctx context.Context, p meta.Policies, now time.Time) {
 	minutes := valueOrInt(p.SubscriptionExpirationTimeMinutes, t.b.cfg.SubscriptionExpirationTimeMinutes)
 	if minutes <= 0 {
@@ -73,7 +74,7 @@ func (t *Topic) expireSubscriptions(ctx context.Context, p meta.Policies, now ti
 	}
 	cutoff := now.Add(-time.Duration(minutes) * time.Minute)
 	for _, s := range t.durableSubscriptions() {
-		if strings.HasPrefix(s.name, "__") {
+		if strings.HasPrefix(s.name, "__") || isReplicationCursor(s.name) {
 			continue
 		}
 		s.mu.Lock()

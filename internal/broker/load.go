@@ -124,6 +124,9 @@ func (b *Broker) load(name naming.Topic, ld *topicLoad) {
 		}
 	}
 	b.metrics.loadSeconds.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	if t != nil && err == nil {
+		t.syncReplication()
+	}
 	ld.t, ld.err = t, err
 	close(ld.done)
 }

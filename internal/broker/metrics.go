@@ -24,11 +24,14 @@ type Metrics struct {
 	bytesOut       prometheus.Counter
 	msgDropped     prometheus.Counter
 	checksumErrors prometheus.Counter
-	lostSkipped    prometheus.Counter
-	appendErrors   prometheus.Counter
-	publishLatency prometheus.Histogram
-	authSuccesses  *prometheus.CounterVec
-	authFailures   *prometheus.CounterVec
+	// replicationErrors counts failed replication attempts (dial,
+	// handshake, refused or unanswered sends) per remote cluster.
+	replicationErrors *prometheus.CounterVec
+	lostSkipped       prometheus.Counter
+	appendErrors      prometheus.Counter
+	publishLatency    prometheus.Histogram
+	authSuccesses     *prometheus.CounterVec
+	authFailures      *prometheus.CounterVec
 	// Topic loads and metadata failures (load.go, request.go).
 	loadSeconds      *prometheus.HistogramVec
 	loadsInflight    prometheus.Gauge
@@ -52,6 +55,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytesOut:       prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_out_bytes_total", Help: "Bytes written to client connections."}),
 		msgDropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_nonpersistent_dropped_messages_total", Help: "Non-persistent messages no consumer could take."}),
 		checksumErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_checksum_errors_total", Help: "Sends refused for a bad checksum."}),
+		replicationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_replication_errors_total",
+			Help: "Failed geo-replication attempts (connect, authentication, refused or unanswered sends), per remote cluster."}, []string{"remote_cluster"}),
 		lostSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_subscription_lost_entries_skipped_total",
 			Help: "Entries lost to damaged storage that subscriptions acknowledged to move past them."}),
 		appendErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_persistence_errors_total",
@@ -79,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.limits = newLimitsMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
-			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.lostSkipped, m.appendErrors, m.publishLatency,
+			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.replicationErrors, m.lostSkipped, m.appendErrors, m.publishLatency,
 			m.authSuccesses, m.authFailures, m.loadSeconds, m.loadsInflight, m.metadataErrors, m.requestTimeouts,
 			m.enforcementSkips)
 	}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
@@ -29,6 +30,12 @@ type Producer struct {
 
 	in     flowCounter // admin stats (rates.go)
 	client clientInfo
+
+	// streamBroken is set on a replicator's producer (replicated.go) once
+	// one of its sends was refused: the sends after it are refused too.
+	streamBroken atomic.Bool
+	// sentReplicated is set at its first replicated send.
+	sentReplicated atomic.Bool
 }
 
 // begin registers a send; false when the producer is closed by the broker.

@@ -39,6 +39,11 @@ type Topic struct {
 	epoch     uint64
 
 	dedup *dedupState // nil when deduplication is off
+	// replDedup deduplicates replicated sends (replicated.go); nil unless
+	// the topic replicates. repl holds its replicators (replication.go).
+	replDedup *replDedupState
+	repl      topicReplication
+	replSubs  replicatedSubs // replicated_subs.go
 	// quotaBlocked refuses producers while the backlog quota is exceeded.
 	quotaBlocked error
 
@@ -67,10 +72,12 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 	if !name.IsPersistent() {
 		return t, nil
 	}
-	dedup, err := b.dedupEnabled(ctx, name)
+	p, err := b.EffectivePolicies(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, b.metadataError("policies", err)
 	}
+	dedup := *p.DeduplicationEnabled
+	t.repl.clusters = p.ReplicationClusters
 	l, err := b.store.Open(ctx, t.fullName)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger of %s: %w", t.fullName, err)
@@ -92,11 +99,12 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 	sort.Strings(names)
 	t.terminated.Store(cursors[terminatedCursor] != nil)
 	for _, n := range names {
-		if isInternalCursor(n) {
+		if isInternalCursor(n) || isReplicationCursor(n) {
 			continue
 		}
 		t.subs[n] = newSubscription(t, n, true, cursors[n])
 	}
+	t.loadReplicatedSubs(cursors)
 	if err := t.loadCompaction(ctx, cursors[compactionCursor]); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("load compacted view of %s: %w", t.fullName, err)
@@ -109,12 +117,20 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 		}
 		t.dedup = d
 	}
+	if replicatesBeyond(p.ReplicationClusters, b.cfg.ClusterName) || cursors[replDedupCursor] != nil {
+		d, err := openReplDedup(ctx, l, cursors[replDedupCursor])
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("recover replication deduplication state of %s: %w", t.fullName, err)
+		}
+		t.replDedup = d
+	}
 	return t, nil
 }
 
 // publish stores (or, for non-persistent topics, dispatches) one SEND and
 // answers it with a receipt once durable. The caller did p.begin().
-func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
+func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte, rs *replSource) {
 	if t.refuseTerminated(p, sf) {
 		return
 	}
@@ -136,7 +152,22 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 	if sf.HasHighestSequenceID && sf.HighestSequenceID > seq {
 		seq = sf.HighestSequenceID
 	}
-	if t.dedup != nil {
+	if rs != nil {
+		if t.refuseReplicated(p, sf, rs) {
+			p.inflight.Done()
+			return
+		}
+		switch t.replDedup.check(rs) {
+		case dedupDuplicate:
+			c.sendReceipt(sf, -1, -1)
+			p.inflight.Done()
+			return
+		case dedupInFlight:
+			c.sendError(*sf, pb.ServerError_UnknownError, "the entry of this source position is still being stored")
+			p.inflight.Done()
+			return
+		}
+	} else if t.dedup != nil {
 		switch t.dedup.check(p.name, seq) {
 		case dedupDuplicate:
 			// Stored before: answer as Pulsar does, without storing it again.
@@ -156,7 +187,9 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte) {
 		defer c.inflight.Done()
 		defer p.inflight.Done()
 		t.b.metrics.publishLatency.Observe(time.Since(start).Seconds())
-		if t.dedup != nil {
+		if rs != nil {
+			t.replDedup.stored(rs, entryID, err)
+		} else if t.dedup != nil {
 			t.dedup.stored(p.name, seq, entryID, err)
 		}
 		if err != nil {
@@ -251,6 +284,7 @@ func (t *Topic) saveCursors() {
 		s.saveCursor()
 	}
 	t.saveDedup()
+	t.saveReplDedup()
 }
 
 // close stops the dispatchers, saves cursors and closes the ledger.
@@ -268,8 +302,10 @@ func (t *Topic) close() error {
 	}
 	t.b.metrics.topics.Dec()
 	if t.ledger != nil {
+		t.stopReplication()
 		t.closeCompaction()
 		t.saveDedup()
+		t.saveReplDedup()
 		return t.ledger.Close()
 	}
 	return nil

@@ -23,12 +23,6 @@ const (
 // ErrExists is returned when creating something that already exists.
 var ErrExists = errors.New("meta: already exists")
 
-// ClusterData is the JSON of a cluster, as Pulsar's admin API shows it.
-type ClusterData struct {
-	ServiceURL       string `json:"serviceUrl,omitempty"`
-	BrokerServiceURL string `json:"brokerServiceUrl,omitempty"`
-}
-
 // TenantInfo is the JSON of a tenant.
 type TenantInfo struct {
 	AdminRoles      []string `json:"adminRoles"`
@@ -214,23 +208,6 @@ func (r *Resources) children(ctx context.Context, prefix string) ([]string, erro
 	return out, nil
 }
 
-// Cluster returns a cluster's data.
-func (r *Resources) Cluster(ctx context.Context, name string) (ClusterData, error) {
-	var c ClusterData
-	_, err := r.getJSON(ctx, clustersPrefix+name, &c)
-	return c, err
-}
-
-// PutCluster creates or replaces a cluster.
-func (r *Resources) PutCluster(ctx context.Context, name string, c ClusterData) error {
-	return r.putJSON(ctx, clustersPrefix+name, c, AnyVersion)
-}
-
-// Clusters lists cluster names.
-func (r *Resources) Clusters(ctx context.Context) ([]string, error) {
-	return r.children(ctx, clustersPrefix)
-}
-
 // Tenant returns a tenant's info.
 func (r *Resources) Tenant(ctx context.Context, name string) (TenantInfo, error) {
 	var t TenantInfo
@@ -328,7 +305,7 @@ func (r *Resources) PartitionedTopics(ctx context.Context, ns naming.Namespace, 
 // Bootstrap creates the cluster, the public tenant and public/default namespace
 // when missing, as a standalone Pulsar does on first start.
 func (r *Resources) Bootstrap(ctx context.Context, cluster string, cd ClusterData) error {
-	if err := r.PutCluster(ctx, cluster, cd); err != nil {
+	if err := r.bootstrapCluster(ctx, cluster, cd); err != nil {
 		return err
 	}
 	for _, t := range []string{naming.DefaultTenant, "pulsar"} {
@@ -438,6 +415,9 @@ type TopicPolicies struct {
 	SubscribeRate            *SubscribeRate   `json:"subscribeRate,omitempty"`
 	ReplicatorDispatchRate   *DispatchRate    `json:"replicatorDispatchRate,omitempty"`
 	OffloadPolicies          *OffloadPolicies `json:"offloadPolicies,omitempty"`
+	// ReplicationClusters replaces the namespace's replication_clusters
+	// for this topic (Pulsar's topic-level replicationClusters).
+	ReplicationClusters []string `json:"replicationClusters,omitempty"`
 }
 
 // OffloadPolicies are a topic's offload overrides, in the JSON of Pulsar's
@@ -486,6 +466,9 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	if tp.Retention != nil {
 		p.Retention = tp.Retention
+	}
+	if len(tp.ReplicationClusters) > 0 {
+		p.ReplicationClusters = tp.ReplicationClusters
 	}
 	if tp.DeduplicationEnabled != nil {
 		p.DeduplicationEnabled = tp.DeduplicationEnabled

@@ -1,0 +1,33 @@
+// Package replication is geo-replication's sending side: one Replicator per
+// (topic, remote cluster) reads the topic's entries from its ledger in
+// order, from the position of its durable cursor pulsar.repl.<remote>, and
+// sends them to the same topic on the remote cluster's broker with
+// replicated_from set to the local cluster and the source position in the
+// property __MSG_PROP_REPL_SOURCE_POSITION ("ledgerId:entryId", Pulsar's
+// name), by which the remote deduplicates.
+//
+// The replicator speaks the Pulsar binary protocol through its own small
+// producer (link.go) built on package wire, not through the official Go
+// client: the client rebuilds every message it sends (new metadata, its own
+// batching and compression) and offers no way to set replicated_from or to
+// send a stored entry as it is. Sending the entry's own payload bytes keeps
+// batches, compression, keys, properties, event times, schema versions and
+// chunk fields exactly as the source stored them; only the metadata gains
+// replicated_from and the source position.
+//
+// Guarantees, and how:
+//   - In order, never skipped: entries are sent in id order on one
+//     connection; the cursor moves only over entries whose receipt came
+//     back (or that are not to be sent: replicated_from already set, a
+//     replicate_to list without the remote, markers), in order. On any
+//     failure (dial, handshake, SEND_ERROR, a receipt out of order or
+//     overdue, a read error) the connection is closed and sending resumes
+//     from the entry after the cursor.
+//   - Exactly once into the remote: a resend after a reconnect carries the
+//     same source position; the remote broker stores each (source cluster,
+//     position) once (broker/replicated.go).
+//   - No loops: entries that arrived by replication are never sent on.
+//
+// It depends on ledger (entries), meta (the remote cluster's record) and
+// wire (the protocol); it knows nothing of the broker.
+package replication

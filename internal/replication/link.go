@@ -1,0 +1,228 @@
+package replication
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
+)
+
+// link is one connection to a remote broker carrying one producer: the
+// replicator's sending half. Sends are pipelined; receipts come back on
+// receipts in send order. Any failure ends the link (err then says why);
+// a link is never reused after that.
+type link struct {
+	nc       net.Conn
+	reader   *wire.Reader
+	maxSize  int
+	wmu      sync.Mutex
+	receipts chan receipt
+	done     chan struct{}
+	errOnce  sync.Once
+	err      error
+}
+
+// receipt is the remote's answer to one send, by sequence id.
+type receipt struct {
+	seq      uint64
+	ledgerID int64 // -1 with entryID -1: a duplicate the remote already stored
+	entryID  int64
+}
+
+const (
+	clientVersion   = "messagebus-replicator"
+	protocolVersion = 20
+	producerID      = 1
+)
+
+// dialLink connects to ep, authenticates and creates a producer on topic.
+// ctx bounds the whole handshake.
+func dialLink(ctx context.Context, ep Endpoint, topic, producerName string) (*link, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", ep.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", ep.Addr, err)
+	}
+	if ep.TLS != nil {
+		tc := tls.Client(nc, ep.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", ep.Addr, err)
+		}
+		nc = tc
+	}
+	l := &link{nc: nc, reader: wire.NewReader(nc, 0), receipts: make(chan receipt, 1024), done: make(chan struct{})}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	if err := l.handshake(ep, topic, producerName); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	go l.readLoop()
+	return l, nil
+}
+
+func (l *link) handshake(ep Endpoint, topic, producerName string) error {
+	connect := &pb.CommandConnect{
+		ClientVersion:   proto.String(clientVersion),
+		ProtocolVersion: proto.Int32(protocolVersion),
+	}
+	if ep.AuthMethod != "" {
+		connect.AuthMethodName = proto.String(ep.AuthMethod)
+		connect.AuthData = ep.AuthData
+	}
+	if err := l.write(&pb.BaseCommand{Type: pb.BaseCommand_CONNECT.Enum(), Connect: connect}, nil); err != nil {
+		return fmt.Errorf("send CONNECT: %w", err)
+	}
+	cmd, err := l.next()
+	if err != nil {
+		return fmt.Errorf("await CONNECTED: %w", err)
+	}
+	switch cmd.GetType() {
+	case pb.BaseCommand_CONNECTED:
+		l.maxSize = int(cmd.GetConnected().GetMaxMessageSize())
+		if l.maxSize > 0 {
+			l.reader.SetMaxFrameSize(l.maxSize + 10<<10)
+		}
+	case pb.BaseCommand_ERROR:
+		return fmt.Errorf("connection refused: %v: %s", cmd.GetError().GetError(), cmd.GetError().GetMessage())
+	default:
+		return fmt.Errorf("unexpected %v in answer to CONNECT", cmd.GetType())
+	}
+	prod := &pb.CommandProducer{
+		Topic:        proto.String(topic),
+		ProducerId:   proto.Uint64(producerID),
+		RequestId:    proto.Uint64(1),
+		ProducerName: proto.String(producerName),
+	}
+	if err := l.write(&pb.BaseCommand{Type: pb.BaseCommand_PRODUCER.Enum(), Producer: prod}, nil); err != nil {
+		return fmt.Errorf("send PRODUCER: %w", err)
+	}
+	for {
+		cmd, err := l.next()
+		if err != nil {
+			return fmt.Errorf("await PRODUCER_SUCCESS: %w", err)
+		}
+		switch cmd.GetType() {
+		case pb.BaseCommand_PRODUCER_SUCCESS:
+			if cmd.GetProducerSuccess().GetProducerReady() {
+				return nil
+			}
+		case pb.BaseCommand_ERROR:
+			return fmt.Errorf("producer refused on %s: %v: %s", topic, cmd.GetError().GetError(), cmd.GetError().GetMessage())
+		case pb.BaseCommand_PING:
+			l.write(&pb.BaseCommand{Type: pb.BaseCommand_PONG.Enum(), Pong: &pb.CommandPong{}}, nil)
+		}
+	}
+}
+
+// next reads one frame and decodes its command.
+func (l *link) next() (*pb.BaseCommand, error) {
+	f, err := l.reader.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	return f.Command()
+}
+
+func (l *link) write(cmd *pb.BaseCommand, hp []byte) error {
+	var b []byte
+	if hp == nil {
+		b = wire.AppendCommand(nil, cmd)
+	} else {
+		b = wire.AppendPayloadCommand(nil, cmd, hp)
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.nc.SetWriteDeadline(time.Now().Add(sendTimeout))
+	_, err := l.nc.Write(b)
+	if err != nil {
+		l.fail(fmt.Errorf("write: %w", err))
+	}
+	return err
+}
+
+// appendSend appends the SEND frame of one entry to buf; flush writes
+// what was appended. Receipts arrive on receipts.
+func appendSend(buf []byte, seq uint64, numMessages int32, hp []byte) []byte {
+	return wire.AppendPayloadCommand(buf, &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: &pb.CommandSend{
+		ProducerId:  proto.Uint64(producerID),
+		SequenceId:  proto.Uint64(seq),
+		NumMessages: proto.Int32(numMessages),
+	}}, hp)
+}
+
+// flush writes frames (one write for many sends: a syscall per entry
+// would bound unbatched replication).
+func (l *link) flush(frames []byte) error {
+	select {
+	case <-l.done:
+		return l.err
+	default:
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.nc.SetWriteDeadline(time.Now().Add(sendTimeout))
+	if _, err := l.nc.Write(frames); err != nil {
+		l.fail(fmt.Errorf("write: %w", err))
+		return err
+	}
+	return nil
+}
+
+// readLoop turns the remote's frames into receipts until the link fails.
+func (l *link) readLoop() {
+	for {
+		cmd, err := l.next()
+		if err != nil {
+			l.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		switch cmd.GetType() {
+		case pb.BaseCommand_SEND_RECEIPT:
+			r := cmd.GetSendReceipt()
+			rc := receipt{seq: r.GetSequenceId(), ledgerID: int64(r.GetMessageId().GetLedgerId()), entryID: int64(r.GetMessageId().GetEntryId())}
+			select {
+			case l.receipts <- rc:
+			case <-l.done:
+				return
+			}
+		case pb.BaseCommand_SEND_ERROR:
+			e := cmd.GetSendError()
+			l.fail(fmt.Errorf("send refused by the remote: %v: %s", e.GetError(), e.GetMessage()))
+			return
+		case pb.BaseCommand_CLOSE_PRODUCER:
+			l.fail(errors.New("the remote closed the producer"))
+			return
+		case pb.BaseCommand_ERROR:
+			l.fail(fmt.Errorf("remote error: %v: %s", cmd.GetError().GetError(), cmd.GetError().GetMessage()))
+			return
+		case pb.BaseCommand_PING:
+			l.write(&pb.BaseCommand{Type: pb.BaseCommand_PONG.Enum(), Pong: &pb.CommandPong{}}, nil)
+		case pb.BaseCommand_AUTH_CHALLENGE:
+			l.fail(errors.New("the remote asked for fresh credentials; reconnecting with the cluster's current ones"))
+			return
+		}
+	}
+}
+
+// fail ends the link with err (the first error wins).
+func (l *link) fail(err error) {
+	l.errOnce.Do(func() {
+		l.err = err
+		close(l.done)
+		l.nc.Close()
+	})
+}
+
+func (l *link) close() { l.fail(errors.New("link closed")) }
