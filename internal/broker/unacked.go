@@ -52,6 +52,7 @@ func (s *Subscription) countReleased(c *Consumer, n int) {
 	s.unacked = max(s.unacked-n, 0)
 	if c.unackedBlocked && c.unacked <= c.maxUnacked/2 {
 		c.unackedBlocked = false
+		s.signal() // acks do not wake dispatch otherwise
 	}
 	s.checkUnackedBlock()
 }
@@ -65,6 +66,7 @@ func (s *Subscription) checkUnackedBlock() {
 		s.topic.b.metrics.limits.unackedBlocked.WithLabelValues("subscription").Inc()
 	case s.unackedBlocked && (s.maxUnacked <= 0 || s.unacked <= s.maxUnacked/2):
 		s.unackedBlocked = false
+		s.signal()
 	}
 }
 
