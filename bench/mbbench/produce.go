@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,7 @@ func runProduce(args []string) {
 	receiverQueue := fs.Int("receiver-queue", 10000, "consumer receiver queue size")
 	batchDelay := fs.Duration("batch-delay", time.Millisecond, "producer batching max publish delay")
 	metricsURL := fs.String("metrics-url", "", "the broker's /metrics: report its own publish latency and fsync times over the window")
+	keys := fs.Int("keys", 0, "give each message a key from a space of this many (0: no key), e.g. to fill a topic for compaction")
 	prefix := fs.String("topic-prefix", fmt.Sprintf("persistent://public/default/bench-%d", time.Now().UnixNano()), "topic name prefix")
 	fs.Parse(args)
 
@@ -135,9 +137,15 @@ func runProduce(args []string) {
 		go func() {
 			defer wg.Done()
 			defer p.Close()
+			n := 0
 			for ctx.Err() == nil {
 				if limiter != nil && limiter.Wait(ctx) != nil {
 					break
+				}
+				var key string
+				if *keys > 0 {
+					key = strconv.Itoa(n % *keys)
+					n++
 				}
 				payload := shared
 				start := time.Now()
@@ -147,7 +155,7 @@ func runProduce(args []string) {
 				}
 				// Not ctx: messages still queued at the end complete instead
 				// of failing (and logging) when the run stops.
-				p.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: payload},
+				p.SendAsync(context.Background(), &pulsar.ProducerMessage{Payload: payload, Key: key},
 					func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 						if err != nil {
 							errs.Add(1)
