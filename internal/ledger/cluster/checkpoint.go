@@ -93,7 +93,7 @@ func (l *cledger) commitOps(ctx context.Context, ops []clientv3.Op) error {
 	s := l.s
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
-	resp, err := s.c.Txn(cctx).If(l.fence.cmp(), clientv3.Compare(clientv3.CreateRevision(l.topicKey), "=", l.id)).
+	resp, err := s.c.Txn(cctx).If(l.fence.Cmp(), clientv3.Compare(clientv3.CreateRevision(l.topicKey), "=", l.id)).
 		Then(ops...).Commit()
 	s.m.txns.Inc()
 	if err != nil {

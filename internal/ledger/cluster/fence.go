@@ -27,7 +27,8 @@ type Fence struct {
 	Rev int64
 }
 
-func (f Fence) cmp() clientv3.Cmp {
+// Cmp is the guard "the owner key still has the token's create revision".
+func (f Fence) Cmp() clientv3.Cmp {
 	return clientv3.Compare(clientv3.CreateRevision(f.Key), "=", f.Rev)
 }
 

@@ -266,7 +266,7 @@ func (w *walWriter) commitIndex(key string, groups []*group) []*group {
 		cmps := make([]clientv3.Cmp, 0, 2*len(groups))
 		ops := make([]clientv3.Op, 0, len(groups))
 		for _, g := range groups {
-			cmps = append(cmps, g.l.fence.cmp(),
+			cmps = append(cmps, g.l.fence.Cmp(),
 				clientv3.Compare(clientv3.CreateRevision(g.l.topicKey), "=", g.l.id))
 			ops = append(ops, clientv3.OpPut(s.keys.index(g.l.id, g.entry.First), mustJSON(g.entry)))
 		}
