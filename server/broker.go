@@ -59,7 +59,16 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		NamespaceLevelMetrics:             opts.HideTopicLevelMetrics,
 		Delayed:                           s.delayed,
 		Logger:                            opts.Logger.With("component", "broker"),
+		Ownership:                         s.brokerOwnership(),
 	}, s.store, res, broker.NewMetrics(reg))
 	reg.MustRegister(s.broker.Collector())
 	return schemas
+}
+
+// brokerOwnership is cluster mode's ownership, nil (not a typed nil) standalone.
+func (s *Server) brokerOwnership() broker.Ownership {
+	if s.owner == nil {
+		return nil
+	}
+	return ownership{s.owner}
 }

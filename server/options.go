@@ -74,6 +74,8 @@ type Options struct {
 	Access Access
 	// Offload configures tiered storage (off by default).
 	Offload Offload
+	// Cluster turns on cluster mode (cluster.go); nil: standalone.
+	Cluster *Cluster
 }
 
 // Security configures authentication, authorization and TLS. Authentication

@@ -24,9 +24,11 @@ import (
 
 	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/internal/broker"
+	"github.com/messagebus/messagebus/internal/cluster"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/meta/etcd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -38,6 +40,8 @@ type Server struct {
 	log     *slog.Logger
 	meta    meta.Store
 	store   ledger.Store
+	etcd    *etcd.Store      // the metadata store when it is etcd
+	owner   *cluster.Manager // cluster mode's ownership; nil standalone
 	delayed *delayed.Store // nil when InMemory
 	broker  *broker.Broker
 	http    *http.Server
@@ -99,6 +103,11 @@ func New(opts Options) (*Server, error) {
 	if err := s.listen(); err != nil { // security.go
 		return nil, err
 	}
+	if opts.Cluster != nil {
+		if err := s.openCluster(reg); err != nil { // cluster.go
+			return nil, err
+		}
+	}
 	producerGenID, err := s.bootstrap(context.Background(), res) // broker.go
 	if err != nil {
 		return nil, err
@@ -118,6 +127,9 @@ func New(opts Options) (*Server, error) {
 
 // abort undoes a New that failed part way.
 func (s *Server) abort() {
+	if s.owner != nil {
+		s.owner.Close()
+	}
 	s.closeListeners()
 	if s.stopPolicies != nil {
 		s.stopPolicies()
@@ -206,7 +218,15 @@ func (s *Server) Err() <-chan error { return s.errc }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.shutdownAccess(ctx)
-	err := s.broker.Shutdown(ctx)
+	var err error
+	if s.owner != nil {
+		// Hand the bundles over: their topics are unloaded here and their
+		// owner keys deleted, so other brokers take them at once.
+		err = s.owner.Close()
+	}
+	if berr := s.broker.Shutdown(ctx); berr != nil && err == nil {
+		err = berr
+	}
 	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
 		err = herr
 	}

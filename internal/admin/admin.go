@@ -68,6 +68,8 @@ type Config struct {
 	WebURLTLS    string
 	// Schemas is the schema registry; nil: one over the admin's metadata.
 	Schemas *schema.Registry
+	// Cluster answers cluster mode's endpoints and topic redirects (cluster.go); nil in standalone.
+	Cluster Cluster
 }
 
 // Broker is what the admin API needs of the broker (*broker.Broker).
@@ -164,6 +166,9 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, ok := s.authorize(w, r)
 	if !ok {
+		return
+	}
+	if s.serveCluster(w, r) {
 		return
 	}
 	h, pattern := s.mux.Handler(r)

@@ -92,7 +92,10 @@ type Config struct {
 	// Policies is the policy source shared with authorization (auth.Config.
 	// Policies); nil: the broker keeps its own cache over the metadata store.
 	Policies *meta.PolicyCache
-	Logger   *slog.Logger
+	// Ownership answers lookups in cluster mode (cluster.go); nil: this
+	// broker serves every topic.
+	Ownership Ownership
+	Logger    *slog.Logger
 }
 
 func (c *Config) setDefaults() {

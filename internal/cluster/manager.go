@@ -220,8 +220,11 @@ func (m *Manager) run() {
 
 func (m *Manager) publishLoad() {
 	m.mu.Lock()
-	lease, n := m.lease, len(m.owned)
+	lease, n, closed := m.lease, len(m.owned), m.closed
 	m.mu.Unlock()
+	if closed {
+		return
+	}
 	ctx, cancel := context.WithTimeout(m.ctx, m.o.CallTimeout)
 	defer cancel()
 	if _, err := m.c.Put(ctx, m.brokerKey(m.o.ID), m.infoJSON(n), clientv3.WithLease(lease)); err != nil && m.ctx.Err() == nil {
@@ -311,7 +314,10 @@ func (m *Manager) Lookup(ctx context.Context, ns, topic string, authoritative bo
 		}
 		return Answer{Broker: owner}, nil
 	}
-	if !authoritative {
+	m.mu.Lock()
+	closing := m.closed
+	m.mu.Unlock()
+	if !authoritative || closing {
 		target, err := m.leastLoaded(ctx)
 		if err != nil {
 			return Answer{}, err
@@ -354,6 +360,15 @@ func (m *Manager) leastLoaded(ctx context.Context) (BrokerInfo, error) {
 	bs, err := m.Brokers(ctx)
 	if err != nil {
 		return BrokerInfo{}, err
+	}
+	m.mu.Lock()
+	closing := m.closed
+	m.mu.Unlock()
+	if closing { // handing over: never choose this broker
+		bs = slices.DeleteFunc(bs, func(b BrokerInfo) bool { return b.ID == m.o.ID })
+		if len(bs) == 0 {
+			return BrokerInfo{}, errors.New("cluster: this broker is shutting down and no other broker is live")
+		}
 	}
 	if len(bs) == 0 {
 		return m.Self(), nil
@@ -470,21 +485,28 @@ func (m *Manager) Unload(ctx context.Context, b Bundle) (bool, error) {
 // Close hands every bundle over (unloads its topics and deletes its owner
 // key, so other brokers take it at once), then deregisters.
 func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true // lookups stop choosing this broker
+	lease := m.lease
+	m.mu.Unlock()
 	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), m.o.CallTimeout)
+	defer cancel()
+	if _, err := m.c.Delete(ctx, m.brokerKey(m.o.ID)); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: deregister: %w", err))
+	}
 	for _, b := range m.Owned() {
 		if _, err := m.Unload(context.Background(), b); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	m.mu.Lock()
-	m.closed = true
-	lease := m.lease
-	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), m.o.CallTimeout)
 	if _, err := m.c.Revoke(ctx, lease); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: revoke lease: %w", err))
 	}
-	cancel()
 	m.cancel()
 	<-m.done
 	return errors.Join(errs...)
