@@ -42,7 +42,7 @@ type Server struct {
 	store   ledger.Store
 	etcd    *etcd.Store      // the metadata store when it is etcd
 	owner   *cluster.Manager // cluster mode's ownership; nil standalone
-	delayed *delayed.Store // nil when InMemory
+	delayed *delayed.Store   // nil when InMemory
 	broker  *broker.Broker
 	http    *http.Server
 	// stopPolicies ends the policy cache's watch.
