@@ -71,8 +71,8 @@ func BundleOf(ns, topic string, n int) Bundle {
 // and checks it is one of the namespace's n bundles.
 func ParseBundle(ns, name string, n int) (Bundle, error) {
 	lo, hi, ok := strings.Cut(name, "_")
-	if !ok {
-		return Bundle{}, fmt.Errorf("invalid bundle range %q: want 0x<lo>_0x<hi>", name)
+	if !ok || len(lo) != 10 || len(hi) != 10 {
+		return Bundle{}, fmt.Errorf("invalid bundle range %q: want 0x<8 hex digits>_0x<8 hex digits>", name)
 	}
 	l, err1 := strconv.ParseUint(strings.TrimPrefix(lo, "0x"), 16, 64)
 	h, err2 := strconv.ParseUint(strings.TrimPrefix(hi, "0x"), 16, 64)

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,4 +182,25 @@ func aLease(t *testing.T, c *clientv3.Client, prefix, id string) clientv3.LeaseI
 		t.Fatalf("broker key of %s: %v", id, err)
 	}
 	return clientv3.LeaseID(r.Kvs[0].Lease)
+}
+
+// FuzzParseBundle: any input is a bundle of the namespace or an error,
+// and a parsed bundle names itself.
+func FuzzParseBundle(f *testing.F) {
+	for _, s := range []string{"0x00000000_0x40000000", "0xc0000000_0xffffffff", "0x_0x", "_", "0x1_0x2_0x3", "0xffffffffffffffffff_0x0"} {
+		f.Add(s, 4)
+	}
+	f.Fuzz(func(t *testing.T, s string, n int) {
+		n = n%64 + 1
+		if n < 1 {
+			n = -n + 1
+		}
+		b, err := cluster.ParseBundle("t/ns", s, n)
+		if err != nil {
+			return
+		}
+		if b.Name() != strings.ToLower(s) && b.Name() != s {
+			t.Fatalf("ParseBundle(%q) = %s", s, b.Name())
+		}
+	})
 }
