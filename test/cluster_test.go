@@ -55,8 +55,12 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 }
 
 func (c *testCluster) launch(i int, extra []string) *proc {
+	return c.launchAt(i, freePort(c.t), freePort(c.t), extra)
+}
+
+// launchAt starts broker i on the given ports (a restart keeps its ports).
+func (c *testCluster) launchAt(i, bp, hp int, extra []string) *proc {
 	t := c.t
-	bp, hp := freePort(t), freePort(t)
 	p := &proc{dataDir: t.TempDir(), brokerPort: bp, httpPort: hp,
 		brokerURL: fmt.Sprintf("pulsar://127.0.0.1:%d", bp), webURL: fmt.Sprintf("http://127.0.0.1:%d", hp),
 		exited: make(chan struct{}), stderr: &syncBuffer{}}
