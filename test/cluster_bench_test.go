@@ -98,7 +98,7 @@ func benchProduce(t *testing.T, c *testCluster, client pulsar.Client, size, rate
 						mu.Unlock()
 					})
 			}
-			p.Flush()
+			p.FlushWithCtx(context.Background())
 		}()
 	}
 	wg.Wait()

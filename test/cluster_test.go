@@ -332,7 +332,7 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
-					p.Flush()
+					p.FlushWithCtx(context.Background())
 					return
 				default:
 				}
