@@ -105,6 +105,12 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 	st, err := ledgercluster.New(context.Background(), ledgercluster.Options{
 		Client: s.etcd.Client(), Prefix: prefix, Objects: objects, ObjectPrefix: c.Prefix, Broker: id,
 		Fence: func(_ context.Context, topic string) (ledgercluster.Fence, error) {
+			// A compacted ledger (__compacted/<topic>/<n>) is fenced with its topic.
+			if rest, ok := strings.CutPrefix(topic, "__compacted/"); ok {
+				if i := strings.LastIndex(rest, "/"); i > 0 {
+					topic = rest[:i]
+				}
+			}
 			t, err := naming.ParseTopic(topic)
 			if err != nil {
 				return ledgercluster.Fence{}, err
