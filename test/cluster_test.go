@@ -184,6 +184,14 @@ func TestClusterProduceConsumeAnyBroker(t *testing.T) {
 	if len(brokers) != 3 {
 		t.Fatalf("brokers = %v", brokers)
 	}
+	out, err := exec.Command(mbBinary, "admin", "--admin-url", c.brokers[0].webURL, "brokers", "list", "standalone").CombinedOutput()
+	if err != nil || len(strings.Fields(string(out))) != 3 {
+		t.Fatalf("mb admin brokers list: %v: %s", err, out)
+	}
+	out, err = exec.Command(mbBinary, "admin", "--admin-url", c.brokers[0].webURL, "namespaces", "bundles", "public/default").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "0xc0000000") {
+		t.Fatalf("mb admin namespaces bundles: %v: %s", err, out)
+	}
 	var bundles struct {
 		Boundaries []string `json:"boundaries"`
 		NumBundles int      `json:"numBundles"`
