@@ -4,7 +4,7 @@ STATICCHECK_VERSION := v0.6.1
 # The S3 server of the tiered-storage tests (internal/ledger/tiered).
 VERSITYGW_VERSION := v1.8.0
 
-.PHONY: build run test testdeps lint unit test-etcd fuzz compat bench proto
+.PHONY: build run test testdeps lint unit test-etcd test-cluster fuzz compat bench proto
 
 build:
 	$(GO) build -o bin/mb ./cmd/mb
@@ -49,6 +49,12 @@ test-etcd: testdeps
 	MB_TEST_METADATA_STORE=etcd $(GO) test -race -count=1 -timeout 20m ./test/; rc=$$?; \
 	echo "integration suite on etcd took $$(( $$(date +%s) - start )) s"; exit $$rc
 
+# Only the cluster-mode tests (3 etcd members, the Versity gateway, 3 mb
+# broker processes; kill -9, SIGSTOP and SIGTERM of a topic's owner under
+# load). `make unit` runs them too (about 2.5 min under -race).
+test-cluster: testdeps
+	$(GO) test -race -count=1 -timeout 10m -run 'TestCluster' ./test/ ./internal/cluster/ ./internal/ledger/cluster/
+
 # Execution counts, not durations (about 20 s, 10 s, 10 s and 5 s here): with a
 # duration, Go 1.26's fuzz coordinator can fail a target with "context
 # deadline exceeded" as the time runs out (go.dev/issue/75804, fixed in 1.27).
@@ -58,6 +64,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=150000x ./internal/auth/token
 	$(GO) test -run='^$$' -fuzz=FuzzParseBasicUsers -fuzztime=30000x ./internal/auth
 	$(GO) test -run='^$$' -fuzz=FuzzSchemaDefinition -fuzztime=20000x ./internal/schema
+	$(GO) test -run='^$$' -fuzz=FuzzParseBundle -fuzztime=50000x ./internal/cluster
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=100000x ./internal/ledger/object
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeOutput -fuzztime=100000x ./pkg/function/abi
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=100000x ./pkg/function/abi

@@ -60,7 +60,16 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		Delayed:                           s.delayed,
 		ReplicatorRoles:                   opts.Security.ReplicatorRoles,
 		Logger:                            opts.Logger.With("component", "broker"),
+		Ownership:                         s.brokerOwnership(),
 	}, s.store, res, broker.NewMetrics(reg))
 	reg.MustRegister(s.broker.Collector(), s.broker.ReplicationCollector())
 	return schemas
+}
+
+// brokerOwnership is cluster mode's ownership, nil (not a typed nil) standalone.
+func (s *Server) brokerOwnership() broker.Ownership {
+	if s.owner == nil {
+		return nil
+	}
+	return ownership{s.owner}
 }

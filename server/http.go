@@ -42,6 +42,7 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 			Schemas:                    schemas,
 			Functions:                  fns,
 			FunctionsUnavailable:       functionsOff,
+			Cluster:                    s.adminCluster(),
 		}, res),
 		// Slow or idle clients must not hold connections forever; bodies are
 		// small (policies, access requests) except the pprof trace, which
@@ -51,4 +52,12 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// adminCluster is cluster mode's admin hooks, nil (not a typed nil) standalone.
+func (s *Server) adminCluster() admin.Cluster {
+	if s.owner == nil {
+		return nil
+	}
+	return adminCluster{s.owner}
 }

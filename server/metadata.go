@@ -98,5 +98,6 @@ func (s *Server) openMetadata(reg prometheus.Registerer) (store meta.Store, embe
 	if err != nil {
 		return nil, nil, fmt.Errorf("metadata store: %w", err)
 	}
+	s.etcd = st
 	return st, nil, nil
 }

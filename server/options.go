@@ -76,6 +76,8 @@ type Options struct {
 	Offload Offload
 	// Functions configures the function worker (on by default).
 	Functions Functions
+	// Cluster turns on cluster mode (cluster.go); nil: standalone.
+	Cluster *Cluster
 }
 
 // Security configures authentication, authorization and TLS. Authentication

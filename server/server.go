@@ -24,10 +24,12 @@ import (
 
 	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/internal/broker"
+	"github.com/messagebus/messagebus/internal/cluster"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/functions"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/meta/etcd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
@@ -39,7 +41,9 @@ type Server struct {
 	log     *slog.Logger
 	meta    meta.Store
 	store   ledger.Store
-	delayed *delayed.Store // nil when InMemory
+	etcd    *etcd.Store      // the metadata store when it is etcd
+	owner   *cluster.Manager // cluster mode's ownership; nil standalone
+	delayed *delayed.Store   // nil when InMemory
 	broker  *broker.Broker
 	http    *http.Server
 	// stopPolicies ends the policy cache's watch.
@@ -101,6 +105,11 @@ func New(opts Options) (*Server, error) {
 	if err := s.listen(); err != nil { // security.go
 		return nil, err
 	}
+	if opts.Cluster != nil {
+		if err := s.openCluster(reg); err != nil { // cluster.go
+			return nil, err
+		}
+	}
 	producerGenID, err := s.bootstrap(context.Background(), res) // broker.go
 	if err != nil {
 		return nil, err
@@ -126,6 +135,9 @@ func New(opts Options) (*Server, error) {
 func (s *Server) abort() {
 	if s.functions != nil {
 		s.functions.Close()
+	}
+	if s.owner != nil {
+		s.owner.Close()
 	}
 	s.closeListeners()
 	if s.stopPolicies != nil {
@@ -219,7 +231,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.functions != nil {
 		s.functions.Close() // its consumers leave before the broker stops
 	}
-	err := s.broker.Shutdown(ctx)
+	var err error
+	if s.owner != nil {
+		// Hand the bundles over: their topics are unloaded here and their
+		// owner keys deleted, so other brokers take them at once.
+		err = s.owner.Close()
+	}
+	if berr := s.broker.Shutdown(ctx); berr != nil && err == nil {
+		err = berr
+	}
 	if herr := s.http.Shutdown(ctx); herr != nil && err == nil {
 		err = herr
 	}

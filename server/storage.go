@@ -27,6 +27,9 @@ func (s *Server) openStorage(reg prometheus.Registerer) error {
 	if err != nil {
 		return fmt.Errorf("min free disk: %w", err)
 	}
+	if opts.Cluster != nil {
+		return nil // cluster.go opens the store once the listeners are bound
+	}
 	if opts.InMemory {
 		s.store = memory.New()
 		return nil

@@ -61,6 +61,7 @@ KEY VALUE rows in a stable order; --output json prints the server's JSON.`,
 		newTopicsCommand(o),
 		newSubscriptionsCommand(o),
 		newSchemasCommand(o),
+		newBrokersCommand(o),
 	)
 	return cmd
 }

@@ -51,6 +51,7 @@ func camelAliases(aliases map[string]string) func(*pflag.FlagSet, string) pflag.
 
 func newNamespacesCommand(o *adminOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "namespaces", Short: "Manage namespaces and their policies"}
+	cmd.AddCommand(namespaceBundleCommands(o)...)
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "list TENANT",

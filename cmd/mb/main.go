@@ -1,6 +1,8 @@
 // Command mb is MessageBus: a Pulsar-compatible message bus in one binary.
 //
 //	mb standalone            run a single-node broker with embedded storage
+//	mb broker                run one broker of a cluster (etcd + S3)
+//	mb cluster dev           run a local cluster: etcd members, S3 gateway, brokers
 //	mb verify                check a stopped broker's data dir (read-only)
 package main
 
@@ -29,6 +31,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newStandaloneCommand())
+	root.AddCommand(newBrokerCommand())
+	root.AddCommand(newClusterCommand())
 	root.AddCommand(newAdminCommand())
 	root.AddCommand(newFunctionsCommand())
 	root.AddCommand(newProduceCommand())

@@ -36,7 +36,7 @@ which wins over the file.`,
 			if err := loadConfig(cmd, v); err != nil {
 				return err
 			}
-			return runStandalone(v)
+			return runServer(v, nil)
 		},
 	}
 	f := cmd.Flags()
@@ -256,7 +256,8 @@ func metadataOptionsFrom(v *viper.Viper) (server.Metadata, error) {
 	return m, nil
 }
 
-func runStandalone(v *viper.Viper) error {
+// runServer runs mb standalone, or mb broker when cluster is set.
+func runServer(v *viper.Viper, cluster *server.Cluster) error {
 	log, err := newLogger(v.GetString("log-level"), v.GetString("log-format"))
 	if err != nil {
 		return err
@@ -344,6 +345,7 @@ func runStandalone(v *viper.Viper) error {
 		Access:    access,
 		Offload:   offload,
 		Functions: fnOpts,
+		Cluster:   cluster,
 	})
 	if err != nil {
 		return err

@@ -72,6 +72,8 @@ type Config struct {
 	// endpoints answer 503 with FunctionsUnavailable as the reason.
 	Functions            Functions
 	FunctionsUnavailable string
+	// Cluster answers cluster mode's endpoints and topic redirects (cluster.go); nil in standalone.
+	Cluster Cluster
 }
 
 // Broker is what the admin API needs of the broker (*broker.Broker).
@@ -170,6 +172,9 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, ok := s.authorize(w, r)
 	if !ok {
+		return
+	}
+	if s.serveCluster(w, r) {
 		return
 	}
 	h, pattern := s.mux.Handler(r)

@@ -20,6 +20,11 @@ func (b *Broker) appendFailed(t *Topic, c *conn, sf *wire.SendFields, err error)
 	if ok, suppressed := b.appendErrLog.Allow(); ok {
 		b.log.Error("append failed", "topic", t.fullName, "err", err, "suppressed", suppressed)
 	}
+	if o := b.cfg.Ownership; o != nil && !o.Owns(t.name.Namespace.String(), t.fullName) {
+		// Fenced (another broker took the bundle): stop serving the topic so
+		// its clients look it up again.
+		go b.UnloadTopic(t.fullName)
+	}
 	reason := "message not stored: " + err.Error()
 	if errors.Is(err, ledger.ErrDiskFull) {
 		reason = err.Error()

@@ -96,7 +96,10 @@ type Config struct {
 	// set), besides superusers: the roles other clusters' replicators
 	// authenticate as.
 	ReplicatorRoles []string
-	Logger          *slog.Logger
+	// Ownership answers lookups in cluster mode (cluster.go); nil: this
+	// broker serves every topic.
+	Ownership Ownership
+	Logger    *slog.Logger
 }
 
 func (c *Config) setDefaults() {

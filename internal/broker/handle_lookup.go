@@ -16,7 +16,13 @@ import (
 //	  broker_service_url (and broker_service_url_tls when TLS is on),
 //	  authoritative=true and proxy_through_service_url=true; Failed with
 //	  AuthorizationError, InvalidTopicName or ServiceNotReady (metadata
-//	  unavailable or slow). Ignored: authoritative, advertised_listener_name.
+//	  unavailable or slow). Ignored: advertised_listener_name.
+//	  In cluster mode (persistent topics): Connect with the bundle owner's
+//	  URL (this broker or another), authoritative=true,
+//	  proxy_through_service_url=false; for an unowned bundle assigned to
+//	  another broker, Redirect to it with authoritative=true (it then takes
+//	  the bundle), as Pulsar. The request's authoritative flag makes this
+//	  broker take an unowned bundle itself.
 //	PARTITIONED_METADATA (21): topic; PARTITIONED_METADATA_RESPONSE with
 //	  partitions (0: not partitioned; auto-created per the namespace's policy),
 //	  Failed with TopicNotFound when the namespace does not exist,
@@ -38,6 +44,8 @@ func (c *conn) handleLookup(ctx context.Context, cmd *pb.CommandLookupTopic) {
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
 		resp.Error = serverError(err).Enum()
 		resp.Message = proto.String(err.Error())
+	} else if o := c.b.cfg.Ownership; o != nil && t.IsPersistent() {
+		c.lookupCluster(ctx, o, t, cmd.GetAuthoritative(), resp)
 	} else {
 		resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
 		resp.BrokerServiceUrl = proto.String(c.b.cfg.AdvertisedURL)
@@ -92,4 +100,26 @@ func (c *conn) handlePartitionedMetadata(ctx context.Context, cmd *pb.CommandPar
 		resp.Partitions = proto.Uint32(uint32(n))
 	}
 	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_PARTITIONED_METADATA_RESPONSE.Enum(), PartitionMetadataResponse: resp})
+}
+
+// lookupCluster answers a lookup with the owner of the topic's bundle.
+func (c *conn) lookupCluster(ctx context.Context, o Ownership, t naming.Topic, authoritative bool, resp *pb.CommandLookupTopicResponse) {
+	ans, err := o.Lookup(ctx, t.Namespace.String(), t.String(), authoritative)
+	if err != nil {
+		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
+		resp.Error = pb.ServerError_ServiceNotReady.Enum()
+		resp.Message = proto.String(err.Error())
+		return
+	}
+	url := ans.PulsarURL
+	if ans.Self {
+		url = c.b.cfg.AdvertisedURL
+	}
+	resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
+	if ans.Assign {
+		resp.Response = pb.CommandLookupTopicResponse_Redirect.Enum()
+	}
+	resp.BrokerServiceUrl = proto.String(url)
+	resp.Authoritative = proto.Bool(true)
+	resp.ProxyThroughServiceUrl = proto.Bool(false)
 }

@@ -133,6 +133,9 @@ func (b *Broker) load(name naming.Topic, ld *topicLoad) {
 
 // loadTopic checks the namespace and opens the topic.
 func (b *Broker) loadTopic(ctx context.Context, name naming.Topic) (*Topic, error) {
+	if err := b.checkOwner(name); err != nil {
+		return nil, err
+	}
 	if _, err := b.policies.Namespace(ctx, name.Namespace); err != nil {
 		if errors.Is(err, meta.ErrNotFound) {
 			return nil, newError(pb.ServerError_TopicNotFound, "namespace "+name.Namespace.String()+" does not exist")

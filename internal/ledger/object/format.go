@@ -278,3 +278,29 @@ func Decode(obj []byte) (*Index, []ledger.Entry, error) {
 	}
 	return x, out, nil
 }
+
+// AppendBlock appends one block of entries (ascending ids) to buf, in the
+// block format of segment objects, and returns buf and the block's metadata
+// (Off is where it starts in buf). Cluster mode's WAL objects are runs of
+// such blocks, one per topic, located by metadata kept outside the object.
+func AppendBlock(buf []byte, entries []ledger.Entry) ([]byte, BlockMeta, error) {
+	if len(entries) == 0 {
+		return buf, BlockMeta{}, fmt.Errorf("object: empty block")
+	}
+	b := BlockMeta{Off: int64(len(buf)), First: entries[0].ID}
+	prev := entries[0].ID - 1
+	for _, e := range entries {
+		if e.ID <= prev {
+			return buf, BlockMeta{}, fmt.Errorf("object: entry %d out of order", e.ID)
+		}
+		prev = e.ID
+		buf = binary.BigEndian.AppendUint64(buf, uint64(e.ID))
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(e.Data)))
+		buf = append(buf, e.Data...)
+		b.Last = e.ID
+		b.Entries++
+	}
+	b.Len = int64(len(buf)) - b.Off
+	b.CRC = crc(buf[b.Off:])
+	return buf, b, nil
+}

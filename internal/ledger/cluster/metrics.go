@@ -1,0 +1,38 @@
+package cluster
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics of the cluster ledger store.
+type Metrics struct {
+	walFlushes    prometheus.Counter
+	walBytes      prometheus.Counter
+	walEntries    prometheus.Counter
+	walErrors     prometheus.Counter
+	txns          prometheus.Counter
+	fenced        prometheus.Counter
+	flushSeconds  prometheus.Histogram
+	cursorCommits prometheus.Counter
+}
+
+// NewMetrics makes the metrics and registers them with reg (when not nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	m := &Metrics{
+		walFlushes:    c("mb_cluster_wal_objects_total", "WAL objects written and committed (one etcd transaction each)."),
+		walBytes:      c("mb_cluster_wal_bytes_total", "Bytes of WAL objects written."),
+		walEntries:    c("mb_cluster_wal_entries_total", "Entries committed through WAL objects."),
+		walErrors:     c("mb_cluster_wal_errors_total", "WAL PUTs or index transactions that failed (retried until the commit timeout)."),
+		txns:          c("mb_cluster_etcd_txns_total", "etcd transactions issued by the cluster ledger store."),
+		fenced:        c("mb_cluster_fenced_total", "Topics whose commit was refused because another broker owns them."),
+		cursorCommits: c("mb_cluster_cursor_checkpoints_total", "Cursor and trim checkpoints committed to etcd."),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mb_cluster_wal_commit_seconds",
+			Help:    "Time from a WAL object's cut to its index commit (PUT + etcd transaction).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.walFlushes, m.walBytes, m.walEntries, m.walErrors, m.txns, m.fenced, m.cursorCommits, m.flushSeconds)
+	}
+	return m
+}

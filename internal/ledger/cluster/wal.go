@@ -1,0 +1,361 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/ledger/object"
+	"github.com/messagebus/messagebus/internal/objstore"
+)
+
+// walItem is one append waiting for its group commit.
+type walItem struct {
+	l    *cledger
+	e    ledger.Entry
+	done func(int64, error)
+}
+
+// walWriter cuts the appends of every ledger into WAL objects and commits
+// them one after the other (so each ledger's entries commit in id order).
+type walWriter struct {
+	s *Store
+
+	mu      sync.Mutex
+	batch   []walItem
+	bytes   int
+	stopped bool
+
+	kick chan struct{} // a batch started
+	full chan struct{} // the batch reached WALMaxBytes (or a Close waits)
+	quit chan struct{}
+	seq  int64
+}
+
+func newWALWriter(s *Store) *walWriter {
+	return &walWriter{s: s, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), quit: make(chan struct{})}
+}
+
+func (w *walWriter) enqueue(it walItem) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		it.l.completed(1)
+		it.done(-1, ledger.ErrClosed)
+		return
+	}
+	w.batch = append(w.batch, it)
+	w.bytes += len(it.e.Data)
+	first, full := len(w.batch) == 1, w.bytes >= w.s.o.WALMaxBytes
+	w.mu.Unlock()
+	if first {
+		signal(w.kick)
+	}
+	if full {
+		signal(w.full)
+	}
+}
+
+// kickNow cuts the current batch without waiting for WALMaxDelay.
+func (w *walWriter) kickNow() { signal(w.kick); signal(w.full) }
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (w *walWriter) stop() {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return
+	}
+	w.stopped = true
+	w.mu.Unlock()
+	close(w.quit)
+}
+
+func (w *walWriter) run() {
+	for {
+		select {
+		case <-w.kick:
+		case <-w.quit:
+			w.flushRest()
+			return
+		}
+		t := time.NewTimer(w.s.o.WALMaxDelay)
+		select {
+		case <-t.C:
+		case <-w.full:
+		case <-w.quit:
+		}
+		t.Stop()
+		w.mu.Lock()
+		b := w.batch
+		w.batch, w.bytes = nil, 0
+		w.mu.Unlock()
+		if len(b) > 0 {
+			w.commit(b)
+		}
+	}
+}
+
+func (w *walWriter) flushRest() {
+	w.mu.Lock()
+	b := w.batch
+	w.batch, w.bytes = nil, 0
+	w.mu.Unlock()
+	if len(b) > 0 {
+		w.commit(b)
+	}
+}
+
+// group is one ledger's part of a batch.
+type group struct {
+	l     *cledger
+	items []walItem
+	meta  object.BlockMeta
+	entry indexEntry
+}
+
+// commit writes the batch as WAL objects of at most MaxTopicsPerWAL topics.
+func (w *walWriter) commit(batch []walItem) {
+	var groups []*group
+	byLedger := map[*cledger]*group{}
+	for _, it := range batch {
+		g := byLedger[it.l]
+		if g == nil {
+			g = &group{l: it.l}
+			byLedger[it.l] = g
+			groups = append(groups, g)
+		}
+		g.items = append(g.items, it)
+	}
+	for len(groups) > 0 {
+		n := min(len(groups), w.s.o.MaxTopicsPerWAL)
+		w.commitObject(groups[:n])
+		groups = groups[n:]
+	}
+}
+
+// commitObject writes one WAL object and commits its index entries, then
+// runs the callbacks: success for the committed groups, the error for the
+// others.
+func (w *walWriter) commitObject(groups []*group) {
+	s := w.s
+	start := time.Now()
+	live := groups[:0:0]
+	for _, g := range groups {
+		if err := g.l.failure(); err != nil {
+			finish(g, err)
+			continue
+		}
+		live = append(live, g)
+	}
+	if len(live) == 0 {
+		return
+	}
+	buf := make([]byte, walHeaderSize, walHeaderSize+w.size(live))
+	copy(buf, walMagic)
+	binary.BigEndian.PutUint16(buf[4:], walVersion)
+	var err error
+	entries := make([]ledger.Entry, 0, 64)
+	for _, g := range live {
+		entries = entries[:0]
+		for _, it := range g.items {
+			entries = append(entries, it.e)
+		}
+		if buf, g.meta, err = object.AppendBlock(buf, entries); err != nil {
+			failAll(live, fmt.Errorf("cluster ledger: encode WAL block: %w", err))
+			return
+		}
+	}
+	key, err := w.put(buf)
+	if err != nil {
+		failAll(live, err)
+		return
+	}
+	s.m.walBytes.Add(float64(len(buf)))
+	live = w.commitIndex(key, live)
+	s.m.flushSeconds.Observe(time.Since(start).Seconds())
+	for _, g := range live {
+		entries := make([]ledger.Entry, len(g.items))
+		for i, it := range g.items {
+			entries[i] = it.e
+		}
+		s.cache.Add(key, g.meta, entries)
+		g.l.committed(g.entry)
+		s.m.walEntries.Add(float64(len(g.items)))
+		finish(g, nil)
+	}
+	if len(live) > 0 {
+		s.m.walFlushes.Inc()
+	}
+}
+
+func (w *walWriter) size(groups []*group) int {
+	n := 0
+	for _, g := range groups {
+		for _, it := range g.items {
+			n += 12 + len(it.e.Data)
+		}
+	}
+	return n
+}
+
+// put writes buf as the next WAL object, retrying transient errors until
+// CommitTimeout; a key that exists (a previous run with the same epoch)
+// moves on to the next sequence number.
+func (w *walWriter) put(buf []byte) (string, error) {
+	s := w.s
+	deadline := time.Now().Add(s.o.CommitTimeout)
+	backoff := 50 * time.Millisecond
+	for {
+		w.seq++
+		key := fmt.Sprintf("%s/wal/%s/%016x/%016x", s.o.ObjectPrefix, s.o.Broker, uint64(s.o.Epoch), w.seq)
+		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
+		err := s.o.Objects.Put(ctx, key, buf, true)
+		cancel()
+		switch {
+		case err == nil:
+			return key, nil
+		case errors.Is(err, objstore.ErrExists):
+			continue
+		}
+		s.m.walErrors.Inc()
+		if time.Now().Add(backoff).After(deadline) {
+			return "", fmt.Errorf("cluster ledger: write WAL object %s: %w", key, err)
+		}
+		s.log.Warn("cluster ledger: WAL object write failed; retrying", "key", key, "err", err)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// ctxOrBackground is the context of calls that must finish what was
+// started even while the store closes (commits of accepted appends).
+func (s *Store) ctxOrBackground() context.Context { return context.Background() }
+
+// commitIndex appends the index entries of groups in one etcd transaction
+// guarded by each topic's fencing token and topic record. Groups whose
+// guard fails are failed with ErrFenced and the rest retried; it returns the
+// committed groups.
+func (w *walWriter) commitIndex(key string, groups []*group) []*group {
+	s := w.s
+	for _, g := range groups {
+		g.l.mu.Lock()
+		cum := g.l.cum
+		g.l.mu.Unlock()
+		for _, it := range g.items {
+			cum += int64(len(it.e.Data))
+		}
+		g.entry = indexEntry{V: indexVersion, WAL: key, Off: g.meta.Off, Len: g.meta.Len, First: g.meta.First,
+			Last: g.meta.Last, N: g.meta.Entries, CRC: g.meta.CRC, Cum: cum}
+	}
+	deadline := time.Now().Add(s.o.CommitTimeout)
+	backoff := 50 * time.Millisecond
+	for len(groups) > 0 {
+		cmps := make([]clientv3.Cmp, 0, 2*len(groups))
+		ops := make([]clientv3.Op, 0, len(groups))
+		for _, g := range groups {
+			cmps = append(cmps, g.l.fence.Cmp(),
+				clientv3.Compare(clientv3.CreateRevision(g.l.topicKey), "=", g.l.id))
+			ops = append(ops, clientv3.OpPut(s.keys.index(g.l.id, g.entry.First), mustJSON(g.entry)))
+		}
+		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
+		resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		cancel()
+		s.m.txns.Inc()
+		if err == nil && resp.Succeeded {
+			return groups
+		}
+		if err == nil {
+			// Some guard failed: find which and commit the others.
+			groups, err = w.dropFenced(groups)
+			if err == nil {
+				continue
+			}
+		}
+		// The outcome is unknown: the puts are idempotent, so retry.
+		s.m.walErrors.Inc()
+		if time.Now().Add(backoff).After(deadline) {
+			failAll(groups, fmt.Errorf("cluster ledger: commit index of WAL object %s: %w", key, err))
+			return nil
+		}
+		s.log.Warn("cluster ledger: index commit failed; retrying", "wal", key, "err", err)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
+	return nil
+}
+
+// dropFenced fails the groups whose token or topic record changed and
+// returns the others.
+func (w *walWriter) dropFenced(groups []*group) ([]*group, error) {
+	s := w.s
+	ops := make([]clientv3.Op, 0, 2*len(groups))
+	for _, g := range groups {
+		ops = append(ops, clientv3.OpGet(g.l.fence.Key, clientv3.WithKeysOnly()),
+			clientv3.OpGet(g.l.topicKey, clientv3.WithKeysOnly()))
+	}
+	ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
+	resp, err := s.c.Txn(ctx).Then(ops...).Commit()
+	cancel()
+	s.m.txns.Inc()
+	if err != nil {
+		return groups, err
+	}
+	rev := func(i int) int64 {
+		kvs := resp.Responses[i].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			return 0
+		}
+		return kvs[0].CreateRevision
+	}
+	keep := groups[:0:0]
+	for i, g := range groups {
+		owner, topic := rev(2*i), rev(2*i+1)
+		switch {
+		case owner != g.l.fence.Rev:
+			s.m.fenced.Inc()
+			err := fmt.Errorf("%w: %s (token %d, owner key %s now has revision %d)", ErrFenced, g.l.name, g.l.fence.Rev, g.l.fence.Key, owner)
+			s.log.Warn("cluster ledger: fenced", "topic", g.l.name, "err", err)
+			g.l.fail(err)
+			finish(g, err)
+		case topic != g.l.id:
+			err := fmt.Errorf("%w: %s was deleted", ledger.ErrClosed, g.l.name)
+			g.l.fail(err)
+			finish(g, err)
+		default:
+			keep = append(keep, g)
+		}
+	}
+	return keep, nil
+}
+
+func failAll(groups []*group, err error) {
+	for _, g := range groups {
+		g.l.fail(err)
+		finish(g, err)
+	}
+}
+
+// finish runs the callbacks of a group in id order.
+func finish(g *group, err error) {
+	for _, it := range g.items {
+		if err != nil {
+			it.done(-1, err)
+		} else {
+			it.done(it.e.ID, nil)
+		}
+	}
+	g.l.completed(len(g.items))
+}
