@@ -323,7 +323,7 @@ async function messageView(url) {
     let parts;
     try { parts = splitBatch(bytes, n); } catch (e) { parts = null; box.append(h('p', { class: 'err' }, 'batch not readable: ' + e.message)); }
     if (parts) {
-      box.append(table(['', ''], [...common, ['batch', `${n} messages`]].filter(([, v]) => v)));
+      box.append(table(['', ''], [...common, ['batch', n === 1 ? '1 message' : `${n} messages`]].filter(([, v]) => v)));
       parts.forEach((m, i) => box.append(h('h3', {}, `message ${i} of the batch`), payloadView(m.payload, [['key', m.md.key], ['event time', m.md.eventTime],
         ['sequence id', m.md.sequenceId], ['properties', fmtProps(m.md.properties)]])));
       return box;

@@ -79,6 +79,7 @@ export function drawChart(canvas, series, colors) {
   c.strokeStyle = '#d5dae0'; c.lineWidth = 1;
   c.beginPath(); c.moveTo(0, hgt - 0.5); c.lineTo(w, hgt - 0.5); c.stroke();
   c.fillStyle = '#5b6470'; c.font = '11px system-ui'; c.fillText(fmtRate(max), 4, 12);
+  canvas.dataset.points = Math.max(0, ...series.map((s) => s.points.length));
   series.forEach((s, i) => {
     const n = s.max;
     c.strokeStyle = colors[i]; c.lineWidth = 2; c.beginPath();
@@ -88,5 +89,6 @@ export function drawChart(canvas, series, colors) {
       if (j === 0) c.moveTo(x, y); else c.lineTo(x, y);
     });
     c.stroke();
+    if (s.points.length === 1) { c.fillStyle = colors[i]; c.fillRect(w - 4, hgt - 4 - (s.points[0] / max) * (hgt - 16), 4, 4); }
   });
 }
