@@ -52,7 +52,8 @@ func classify(method, path string) requirement {
 	if openPaths[strings.TrimSuffix(path, "/")] {
 		return requirement{need: needNothing}
 	}
-	if (method == http.MethodGet || method == http.MethodHead) && (path == "/console" || strings.HasPrefix(path, console.Prefix)) {
+	if (method == http.MethodGet || method == http.MethodHead) && (path == "/console" || strings.HasPrefix(path, console.Prefix)) &&
+		!strings.Contains(path, "..") && !strings.Contains(path, "//") {
 		// The console's static files hold nothing secret; what the page
 		// reads, it reads with the user's token.
 		return requirement{need: needNothing}
