@@ -23,14 +23,20 @@ test:
 	done
 
 # What the tests run besides Go: the OpenID provider of the access tests
-# (npm oidc-provider on node) and the Versity S3 gateway of the tiered-storage
+# (npm oidc-provider on node), playwright-core and Chromium for the console's
+# browser test, and the Versity S3 gateway of the tiered-storage
 # tests (in $GOPATH/bin), installed when missing so that a fresh clone
 # needs nothing but `make test`.
 OIDC_DIR := internal/testutil/oidcprovider
+# The console's browser test: playwright-core (npm) driving Debian's Chromium.
+CONSOLE_DIR := test/testdata/console
 testdeps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the access tests need Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)"; exit 1; }
 	@test -f $(OIDC_DIR)/node_modules/.package-lock.json && cmp -s $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json || { \
 		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund && cp $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json; }
+	@test -f $(CONSOLE_DIR)/node_modules/.package-lock.json && cmp -s $(CONSOLE_DIR)/package-lock.json $(CONSOLE_DIR)/node_modules/.installed-lock.json || { \
+		npm ci --prefix $(CONSOLE_DIR) --no-audit --no-fund && cp $(CONSOLE_DIR)/package-lock.json $(CONSOLE_DIR)/node_modules/.installed-lock.json; }
+	@test -x "$${MB_CHROMIUM:-/usr/bin/chromium}" || echo "note: no Chromium, the console's browser test will skip (apt-get install -y chromium, or set MB_CHROMIUM)"
 	@$(GO) version -m "$$($(GO) env GOPATH)/bin/versitygw" 2>/dev/null | grep -q 'mod.*github.com/versity/versitygw.*$(VERSITYGW_VERSION)' || \
 		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 

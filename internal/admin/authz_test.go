@@ -13,6 +13,12 @@ func TestClassify(t *testing.T) {
 		{"GET", "/healthz", needNothing, "", ""},
 		{"GET", "/metrics", needNothing, "", ""},
 		{"GET", "/admin/v2/brokers/health", needNothing, "", ""},
+		// The console's static files are public; its API calls are not.
+		{"GET", "/console", needNothing, "", ""},
+		{"GET", "/console/app.js", needNothing, "", ""},
+		{"POST", "/console/app.js", needSuperuser, "", ""},
+		{"GET", "/consolex", needSuperuser, "", ""},
+		{"GET", "/console/../admin/v2/tenants", needSuperuser, "", ""},
 		{"GET", "/debug/pprof/heap", needSuperuser, "", ""},
 		{"GET", "/admin/v2/clusters", needAuthenticated, "", ""},
 		{"PUT", "/admin/v2/clusters/x", needSuperuser, "", ""},

@@ -362,3 +362,10 @@ func (s *Store) Health() []string {
 }
 
 var _ ledger.HealthReporter = (*Store)(nil)
+
+// DiskSpace returns the bytes available and the size of the file system
+// holding the journal, as statfs tells them now (for the metrics: alerts
+// on a disk nearly full fire before sends are refused).
+func (s *Store) DiskSpace() (free, total uint64, err error) {
+	return s.journal.space.stat()
+}

@@ -32,6 +32,10 @@ var (
 		"Journal records of ledgers the index does not know: never served; their segments are kept.", nil, nil)
 	diskFullDesc = prometheus.NewDesc("mb_storage_disk_full",
 		"1 while sends are refused for lack of disk space (below --min-free-disk, or the file system full), else 0.", nil, nil)
+	diskFreeDesc = prometheus.NewDesc("mb_storage_disk_free_bytes",
+		"Bytes available to the broker on the file system of its data directory.", nil, nil)
+	diskTotalDesc = prometheus.NewDesc("mb_storage_disk_total_bytes",
+		"Size of the file system of the broker's data directory.", nil, nil)
 )
 
 // NewMetrics makes the collectors; fsyncBuckets bound the group-commit
@@ -60,7 +64,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.entries.Describe(ch)
 	m.segments.Describe(ch)
 	m.preallocSkipped.Describe(ch)
-	for _, d := range []*prometheus.Desc{cacheBytesDesc, corruptRecordsDesc, lostEntriesDesc, quarantinedDesc, diskFullDesc} {
+	for _, d := range []*prometheus.Desc{cacheBytesDesc, corruptRecordsDesc, lostEntriesDesc, quarantinedDesc, diskFullDesc, diskFreeDesc, diskTotalDesc} {
 		ch <- d
 	}
 }
@@ -85,6 +89,10 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(lostEntriesDesc, prometheus.CounterValue, float64(d.LostEntries))
 	ch <- prometheus.MustNewConstMetric(quarantinedDesc, prometheus.GaugeValue, float64(d.QuarantinedRecords))
 	ch <- prometheus.MustNewConstMetric(diskFullDesc, prometheus.GaugeValue, full)
+	if free, total, err := st.DiskSpace(); err == nil {
+		ch <- prometheus.MustNewConstMetric(diskFreeDesc, prometheus.GaugeValue, float64(free))
+		ch <- prometheus.MustNewConstMetric(diskTotalDesc, prometheus.GaugeValue, float64(total))
+	}
 }
 
 // instrument makes the journal's callbacks record into m, after calling
