@@ -76,6 +76,8 @@ type Options struct {
 	Offload Offload
 	// Functions configures the function worker (on by default).
 	Functions Functions
+	// Connectors configures the connectors worker (on by default).
+	Connectors Connectors
 }
 
 // Security configures authentication, authorization and TLS. Authentication

@@ -31,6 +31,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newStandaloneCommand())
 	root.AddCommand(newAdminCommand())
 	root.AddCommand(newFunctionsCommand())
+	root.AddCommand(newConnectorsCommand())
 	root.AddCommand(newProduceCommand())
 	root.AddCommand(newConsumeCommand())
 	root.AddCommand(newTokensCommand())

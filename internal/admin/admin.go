@@ -72,6 +72,10 @@ type Config struct {
 	// endpoints answer 503 with FunctionsUnavailable as the reason.
 	Functions            Functions
 	FunctionsUnavailable string
+	// Connectors serves /admin/v3/sources and /admin/v3/sinks
+	// (connectors.go); while nil they answer 503 with ConnectorsUnavailable.
+	Connectors            Connectors
+	ConnectorsUnavailable string
 }
 
 // Broker is what the admin API needs of the broker (*broker.Broker).
@@ -154,6 +158,7 @@ func (s *Server) routes() {
 	s.compactionThresholdRoutes(m)
 	s.offloadPolicyRoutes(m)
 	s.functionRoutes(m)
+	s.connectorRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
 		s.compactionRoutes(m, d)
