@@ -29,6 +29,7 @@ test:
 OIDC_DIR := internal/testutil/oidcprovider
 testdeps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the access tests need Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)"; exit 1; }
+	@test -x /usr/lib/postgresql/15/bin/pg_ctl || command -v pg_ctl >/dev/null || { echo "the Postgres CDC connector tests need PostgreSQL 15 (apt-get install -y postgresql-15)"; exit 1; }
 	@test -f $(OIDC_DIR)/node_modules/.package-lock.json && cmp -s $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json || { \
 		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund && cp $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json; }
 	@$(GO) version -m "$$($(GO) env GOPATH)/bin/versitygw" 2>/dev/null | grep -q 'mod.*github.com/versity/versitygw.*$(VERSITYGW_VERSION)' || \

@@ -31,11 +31,13 @@ type SourceEnv struct {
 	Instance    int
 	Parallelism int
 	// TopicName is the config's topicName ("" for sources that choose).
-	TopicName   string
-	Log         *slog.Logger
-	Checkpoints Checkpoints
-	send        func(ctx context.Context, r *Record, done func(error))
-	flush       func() error
+	TopicName string
+	// Tenant, Namespace and Name are the connector's.
+	Tenant, Namespace, Name string
+	Log                     *slog.Logger
+	Checkpoints             Checkpoints
+	send                    func(ctx context.Context, r *Record, done func(error))
+	flush                   func() error
 }
 
 // Send publishes r asynchronously; done is called once with the receipt's

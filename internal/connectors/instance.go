@@ -149,6 +149,7 @@ func (i *instance) sourceSession(ctx context.Context) error {
 		return p, nil
 	}
 	env := &SourceEnv{Instance: i.id, Parallelism: r.rec.Config.Parallelism, TopicName: r.rec.Config.TopicName,
+		Tenant: r.rec.Config.Tenant, Namespace: r.rec.Config.Namespace, Name: r.rec.Config.Name,
 		Log: i.log, Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSource, r.rec.Config.FQN(), i.id)}
 	env.send = func(ctx context.Context, rec *Record, done func(error)) {
 		i.took()
