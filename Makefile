@@ -3,6 +3,7 @@ GO ?= go
 STATICCHECK_VERSION := v0.6.1
 # The S3 server of the tiered-storage tests (internal/ledger/tiered).
 VERSITYGW_VERSION := v1.8.0
+GOAWS_VERSION ?= v0.5.4
 
 .PHONY: build run test testdeps lint unit test-etcd fuzz compat bench proto
 
@@ -23,9 +24,11 @@ test:
 	done
 
 # What the tests run besides Go: the OpenID provider of the access tests
-# (npm oidc-provider on node) and the Versity S3 gateway of the tiered-storage
-# tests (in $GOPATH/bin), installed when missing so that a fresh clone
-# needs nothing but `make test`.
+# (npm oidc-provider on node), the Versity S3 gateway of the tiered-storage
+# tests (in $GOPATH/bin) and goaws (SQS/SNS) of the connector tests (in
+# $GOPATH/lib/goaws-VERSION/cmd), installed when missing so that a fresh
+# clone needs nothing but `make test`; PostgreSQL 15 comes from Debian
+# (.ci/run installs it).
 OIDC_DIR := internal/testutil/oidcprovider
 testdeps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the access tests need Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)"; exit 1; }
@@ -34,6 +37,8 @@ testdeps:
 		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund && cp $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json; }
 	@$(GO) version -m "$$($(GO) env GOPATH)/bin/versitygw" 2>/dev/null | grep -q 'mod.*github.com/versity/versitygw.*$(VERSITYGW_VERSION)' || \
 		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	@test -x "$$($(GO) env GOPATH)/lib/goaws-$(GOAWS_VERSION)/cmd" || \
+		GOBIN="$$($(GO) env GOPATH)/lib/goaws-$(GOAWS_VERSION)" $(GO) install github.com/Admiral-Piett/goaws/app/cmd@$(GOAWS_VERSION)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
