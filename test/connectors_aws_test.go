@@ -3,8 +3,8 @@ package test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
