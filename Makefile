@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=100000x ./internal/ledger/object
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeOutput -fuzztime=100000x ./pkg/function/abi
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=100000x ./pkg/function/abi
+	$(GO) test -run='^$$' -fuzz=FuzzConnectorConfig -fuzztime=20000x ./internal/connectors
 
 # The official Go client's own tests (pulsar-client-go's pulsar and
 # pulsaradmin packages, pinned) against mb standalone configured like that
