@@ -16,7 +16,7 @@ import (
 
 // Server is a running test cluster.
 type Server struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	Port int
 	bin  string
@@ -36,7 +36,7 @@ func findBin() (string, error) {
 
 // Start makes and starts a cluster; it is stopped and removed at the end
 // of the test.
-func Start(t *testing.T) *Server {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	bin, err := findBin()
 	if err != nil {
