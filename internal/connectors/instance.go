@@ -181,7 +181,10 @@ func (i *instance) sourceSession(ctx context.Context) error {
 		}
 		pmu.Unlock()
 		for _, p := range ps {
-			if err := p.Flush(); err != nil {
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := p.FlushWithCtx(fctx)
+			cancel()
+			if err != nil {
 				return err
 			}
 		}
