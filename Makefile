@@ -3,6 +3,7 @@ GO ?= go
 STATICCHECK_VERSION := v0.6.1
 # The S3 server of the tiered-storage tests (internal/ledger/tiered).
 VERSITYGW_VERSION := v1.8.0
+GOAWS_VERSION ?= v0.5.4
 
 .PHONY: build run test testdeps lint unit test-etcd test-cluster fuzz compat bench proto
 
@@ -24,14 +25,17 @@ test:
 
 # What the tests run besides Go: the OpenID provider of the access tests
 # (npm oidc-provider on node), playwright-core and Chromium for the console's
-# browser test, and the Versity S3 gateway of the tiered-storage
-# tests (in $GOPATH/bin), installed when missing so that a fresh clone
-# needs nothing but `make test`.
+# browser test, the Versity S3 gateway of the tiered-storage tests (in
+# $GOPATH/bin) and goaws (SQS/SNS) of the connector tests (in
+# $GOPATH/lib/goaws-VERSION/cmd), installed when missing so that a fresh
+# clone needs nothing but `make test`; PostgreSQL 15 comes from Debian
+# (.ci/run installs it).
 OIDC_DIR := internal/testutil/oidcprovider
 # The console's browser test: playwright-core (npm) driving Debian's Chromium.
 CONSOLE_DIR := test/testdata/console
 testdeps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the access tests need Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)"; exit 1; }
+	@test -x /usr/lib/postgresql/15/bin/pg_ctl || command -v pg_ctl >/dev/null || { echo "the Postgres CDC connector tests need PostgreSQL 15 (apt-get install -y postgresql-15)"; exit 1; }
 	@test -f $(OIDC_DIR)/node_modules/.package-lock.json && cmp -s $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json || { \
 		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund && cp $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json; }
 	@test -f $(CONSOLE_DIR)/node_modules/.package-lock.json && cmp -s $(CONSOLE_DIR)/package-lock.json $(CONSOLE_DIR)/node_modules/.installed-lock.json || { \
@@ -39,6 +43,8 @@ testdeps:
 	@test -x "$${MB_CHROMIUM:-/usr/bin/chromium}" || echo "note: no Chromium, the console's browser test will skip (apt-get install -y chromium, or set MB_CHROMIUM)"
 	@$(GO) version -m "$$($(GO) env GOPATH)/bin/versitygw" 2>/dev/null | grep -q 'mod.*github.com/versity/versitygw.*$(VERSITYGW_VERSION)' || \
 		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	@test -x "$$($(GO) env GOPATH)/lib/goaws-$(GOAWS_VERSION)/cmd" || \
+		GOBIN="$$($(GO) env GOPATH)/lib/goaws-$(GOAWS_VERSION)" $(GO) install github.com/Admiral-Piett/goaws/app/cmd@$(GOAWS_VERSION)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -76,6 +82,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=100000x ./pkg/function/abi
 	$(GO) test -run='^$$' -fuzz=FuzzParseSourcePosition -fuzztime=50000x ./internal/replication
 	$(GO) test -run='^$$' -fuzz=FuzzCredentials -fuzztime=20000x ./internal/replication
+	$(GO) test -run='^$$' -fuzz=FuzzConnectorConfig -fuzztime=20000x ./internal/connectors
 
 # The official Go client's own tests (pulsar-client-go's pulsar and
 # pulsaradmin packages, pinned) against mb standalone configured like that

@@ -13,7 +13,7 @@ import (
 
 // newHTTP makes the HTTP server of the admin API, /metrics, health, the
 // access plane's REST API (when on) and pprof (when enabled).
-func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas *schema.Registry, gatherer prometheus.Gatherer, functionsOff string) {
+func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas *schema.Registry, gatherer prometheus.Gatherer, functionsOff, connectorsOff string) {
 	opts := s.opts
 	var accessREST http.Handler
 	if s.access != nil {
@@ -22,6 +22,10 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 	var fns admin.Functions
 	if s.functions != nil { // a nil *Manager must not become a non-nil interface
 		fns = s.functions
+	}
+	var conns admin.Connectors
+	if s.connectors != nil {
+		conns = s.connectors
 	}
 	s.http = &http.Server{
 		Handler: admin.New(admin.Config{
@@ -43,6 +47,8 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 			Functions:                  fns,
 			FunctionsUnavailable:       functionsOff,
 			Cluster:                    s.adminCluster(),
+			Connectors:                 conns,
+			ConnectorsUnavailable:      connectorsOff,
 		}, res),
 		// Slow or idle clients must not hold connections forever; bodies are
 		// small (policies, access requests) except the pprof trace, which

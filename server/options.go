@@ -78,6 +78,8 @@ type Options struct {
 	Functions Functions
 	// Cluster turns on cluster mode (cluster.go); nil: standalone.
 	Cluster *Cluster
+	// Connectors configures the connectors worker (on by default).
+	Connectors Connectors
 }
 
 // Security configures authentication, authorization and TLS. Authentication

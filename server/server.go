@@ -25,6 +25,7 @@ import (
 	"github.com/messagebus/messagebus/internal/access"
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/cluster"
+	"github.com/messagebus/messagebus/internal/connectors"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/functions"
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -60,8 +61,9 @@ type Server struct {
 	grpcL      net.Listener
 	access     *access.Service
 	stopAccess context.CancelFunc
-	ckpt       *checkpoints       // nil when checkpoints are off
-	functions  *functions.Manager // nil when the worker is off
+	ckpt       *checkpoints        // nil when checkpoints are off
+	functions  *functions.Manager  // nil when the worker is off
+	connectors *connectors.Manager // nil when the worker is off
 	ready      atomic.Bool
 	wg         sync.WaitGroup
 	errc       chan error
@@ -122,7 +124,11 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.newHTTP(res, authService, schemas, reg, fnOff) // http.go
+	connOff, err := s.newConnectors(authService, reg) // connectors.go
+	if err != nil {
+		return nil, err
+	}
+	s.newHTTP(res, authService, schemas, reg, fnOff, connOff) // http.go
 	if s.ckpt != nil {
 		s.ckpt.takeAll(s) // the stores just opened whole: keep that state
 		s.ckpt.start(s)
@@ -138,6 +144,9 @@ func (s *Server) abort() {
 	}
 	if s.owner != nil {
 		s.owner.Close()
+	}
+	if s.connectors != nil {
+		s.connectors.Close()
 	}
 	s.closeListeners()
 	if s.stopPolicies != nil {
@@ -208,6 +217,7 @@ func (s *Server) Start() {
 		}
 	}()
 	s.startFunctions()
+	s.startConnectors()
 	s.ready.Store(true)
 	s.log.Info("MessageBus standalone ready", "broker", s.BrokerURL(), "http", s.WebURL(),
 		"broker_tls", s.BrokerTLSURL(), "https", s.WebTLSURL(), "auth", s.broker.AuthEnabled(), "data_dir", s.opts.DataDir, "metadata", s.metadataName())
@@ -230,6 +240,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownAccess(ctx)
 	if s.functions != nil {
 		s.functions.Close() // its consumers leave before the broker stops
+	}
+	if s.connectors != nil {
+		s.connectors.Close() // likewise its producers and consumers
 	}
 	var err error
 	if s.owner != nil {

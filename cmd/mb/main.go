@@ -35,6 +35,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newClusterCommand())
 	root.AddCommand(newAdminCommand())
 	root.AddCommand(newFunctionsCommand())
+	root.AddCommand(newConnectorsCommand())
 	root.AddCommand(newProduceCommand())
 	root.AddCommand(newConsumeCommand())
 	root.AddCommand(newTokensCommand())

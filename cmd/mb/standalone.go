@@ -113,6 +113,7 @@ which wins over the file.`,
 	f.String("vault-mount", "secret", "Vault KV v2 mount")
 	f.String("vault-prefix", "messagebus", "path prefix of delivered tokens")
 	f.Duration("vault-refresh-interval", time.Minute, "how often delivered tokens are checked")
+	f.Bool("connectors-enabled", true, "run the connectors worker (/admin/v3/sources, /admin/v3/sinks, mb connectors); it uses --function-auth-token")
 	f.Bool("functions-worker-enabled", true, "run the function worker (/admin/v3/functions, mb functions)")
 	f.String("function-max-memory", "128MiB", "memory cap of each function instance (WebAssembly linear memory): bytes with an optional unit (64MiB)")
 	f.Duration("function-call-timeout", 5*time.Second, "time budget of one function call; past it the call is interrupted, the message negatively acknowledged and the instance restarted")
@@ -342,10 +343,11 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 			TLSRequireClientCert:       v.GetBool("tls-require-client-cert"),
 			RefusePlaintextCredentials: v.GetBool("refuse-plaintext-credentials"),
 		},
-		Access:    access,
-		Offload:   offload,
-		Functions: fnOpts,
-		Cluster:   cluster,
+		Access:     access,
+		Offload:    offload,
+		Functions:  fnOpts,
+		Connectors: server.Connectors{Disabled: !v.GetBool("connectors-enabled")},
+		Cluster:    cluster,
 	})
 	if err != nil {
 		return err

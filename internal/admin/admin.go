@@ -75,6 +75,10 @@ type Config struct {
 	FunctionsUnavailable string
 	// Cluster answers cluster mode's endpoints and topic redirects (cluster.go); nil in standalone.
 	Cluster Cluster
+	// Connectors serves /admin/v3/sources and /admin/v3/sinks
+	// (connectors.go); while nil they answer 503 with ConnectorsUnavailable.
+	Connectors            Connectors
+	ConnectorsUnavailable string
 }
 
 // Broker is what the admin API needs of the broker (*broker.Broker).
@@ -161,6 +165,7 @@ func (s *Server) routes() {
 	s.compactionThresholdRoutes(m)
 	s.offloadPolicyRoutes(m)
 	s.functionRoutes(m)
+	s.connectorRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {
 		s.topicRoutes(m, d)
 		s.compactionRoutes(m, d)

@@ -70,6 +70,16 @@ func classify(method, path string) requirement {
 	if len(seg) >= 5 && seg[0] == "admin" && (seg[1] == "v3" || seg[1] == "v2") && seg[2] == "functions" {
 		return namespaceRequirement(needFunctions, seg[3:])
 	}
+	if len(seg) >= 3 && seg[0] == "admin" && (seg[1] == "v3" || seg[1] == "v2") && (seg[2] == "sources" || seg[2] == "sinks") {
+		// Connectors are managed as functions are (Pulsar IO runs them in
+		// the functions worker): tenant admins or the functions grant.
+		if len(seg) == 4 && seg[3] == "builtin"+seg[2] {
+			return requirement{need: needAuthenticated}
+		}
+		if len(seg) >= 5 {
+			return namespaceRequirement(needFunctions, seg[3:])
+		}
+	}
 	if len(seg) < 3 || seg[0] != "admin" || seg[1] != "v2" {
 		return requirement{need: needSuperuser}
 	}

@@ -11,6 +11,12 @@ func TestClassify(t *testing.T) {
 		tenant, sub  string
 	}{
 		{"GET", "/healthz", needNothing, "", ""},
+		{"POST", "/admin/v3/sources/acme/app/pg", needFunctions, "acme", ""},
+		{"GET", "/admin/v3/sinks/acme/app", needFunctions, "acme", ""},
+		{"POST", "/admin/v3/sinks/acme/app/lake/0/restart", needFunctions, "acme", ""},
+		{"GET", "/admin/v3/sources/builtinsources", needAuthenticated, "", ""},
+		{"GET", "/admin/v3/sinks/builtinsinks", needAuthenticated, "", ""},
+		{"GET", "/admin/v3/sources/acme", needSuperuser, "", ""},
 		{"GET", "/metrics", needNothing, "", ""},
 		{"GET", "/admin/v2/brokers/health", needNothing, "", ""},
 		// The console's static files are public; its API calls are not.

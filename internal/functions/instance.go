@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/messagebus/messagebus/internal/functions/wasm"
+	"github.com/messagebus/messagebus/internal/supervise"
 	"github.com/messagebus/messagebus/pkg/function/abi"
 )
 
@@ -72,31 +73,20 @@ func (i *instance) recordError(user bool, err error) {
 	}
 }
 
-// run runs sessions until the instance is stopped.
+// run runs sessions until the instance is stopped (supervise.Loop restarts
+// a failed one with backoff).
 func (i *instance) run() {
 	defer close(i.done)
-	backoff := 100 * time.Millisecond
-	for {
-		started := time.Now()
+	supervise.Loop(i.ctx, func(context.Context) error {
 		err := i.session()
 		i.running.Store(false)
-		if i.ctx.Err() != nil {
-			return
-		}
+		return err
+	}, func(err error, backoff time.Duration) {
 		i.recordError(false, err)
 		i.restarts.Add(1)
 		i.metrics.restarts.Inc()
 		i.log.Warn("function instance failed; restarting", "error", err, "backoff", backoff)
-		if time.Since(started) > time.Minute {
-			backoff = 100 * time.Millisecond
-		}
-		select {
-		case <-i.ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
+	})
 }
 
 func (i *instance) session() error {

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
-	plog "github.com/apache/pulsar-client-go/pulsar/log"
 	"github.com/messagebus/messagebus/internal/functions/wasm"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/supervise"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -72,14 +72,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = wasm.DefaultCallTimeout
 	}
-	opts := pulsar.ClientOptions{URL: cfg.BrokerURL, OperationTimeout: 30 * time.Second,
-		Logger: plog.NewLoggerWithSlog(cfg.Logger.With("component", "functions-client"))}
-	if cfg.AuthToken != "" {
-		opts.Authentication = pulsar.NewAuthenticationToken(cfg.AuthToken)
-	}
-	client, err := pulsar.NewClient(opts)
+	client, err := supervise.NewClient(cfg.BrokerURL, cfg.AuthToken, cfg.Logger.With("component", "functions-client"))
 	if err != nil {
-		return nil, fmt.Errorf("functions worker client: %w", err)
+		return nil, fmt.Errorf("functions %w", err)
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
 		metrics: newMetrics(cfg.Registerer), runners: map[string]*runner{}}, nil

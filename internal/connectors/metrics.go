@@ -1,0 +1,54 @@
+package connectors
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are per connector instance, labelled kind (source|sink),
+// connector (tenant/ns/name), type and instance.
+type metrics struct {
+	in, out, errors, restarts *prometheus.CounterVec
+	lastReceived              *prometheus.GaugeVec
+}
+
+var labels = []string{"kind", "connector", "type", "instance"}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_connector_records_in_total",
+			Help: "Records a connector took in: read from the external system (source) or from topics (sink)."}, labels),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_connector_records_out_total",
+			Help: "Records a connector delivered: stored by the broker (source) or written and acknowledged (sink)."}, labels),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_connector_errors_total",
+			Help: "Failed sends, writes and sessions of a connector."}, labels),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_connector_restarts_total",
+			Help: "Sessions of a connector instance restarted after a failure."}, labels),
+		lastReceived: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mb_connector_last_received_timestamp_seconds",
+			Help: "When a connector instance last took in a record (Unix seconds)."}, labels),
+	}
+	if reg != nil {
+		reg.MustRegister(m.in, m.out, m.errors, m.restarts, m.lastReceived)
+	}
+	return m
+}
+
+type instanceMetrics struct {
+	in, out, errors, restarts prometheus.Counter
+	lastReceived              prometheus.Gauge
+}
+
+func (m *metrics) instance(kind Kind, c *Config, id int) instanceMetrics {
+	l := prometheus.Labels{"kind": string(kind), "connector": c.FQN(), "type": c.Type(), "instance": strconv.Itoa(id)}
+	return instanceMetrics{in: m.in.With(l), out: m.out.With(l), errors: m.errors.With(l),
+		restarts: m.restarts.With(l), lastReceived: m.lastReceived.With(l)}
+}
+
+func (m *metrics) forget(kind Kind, c *Config) {
+	l := prometheus.Labels{"kind": string(kind), "connector": c.FQN()}
+	for _, v := range []*prometheus.CounterVec{m.in, m.out, m.errors, m.restarts} {
+		v.DeletePartialMatch(l)
+	}
+	m.lastReceived.DeletePartialMatch(l)
+}

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/messagebus/messagebus/internal/auth"
+	"github.com/messagebus/messagebus/internal/connectors"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Connectors configures the connectors worker (internal/connectors). Its
+// client uses the function worker's token (Functions.AuthToken) when
+// authentication is on.
+type Connectors struct {
+	// Disabled turns the worker off; /admin/v3/sources and /sinks then
+	// answer 503.
+	Disabled bool
+}
+
+// newConnectors makes the worker; it returns why it is off, if it is.
+func (s *Server) newConnectors(authService *auth.Service, reg prometheus.Registerer) (string, error) {
+	if s.opts.Connectors.Disabled {
+		return "connectors are disabled on this node (--connectors-enabled=false)", nil
+	}
+	token := s.opts.Functions.AuthToken
+	if authService.Enabled() && token == "" {
+		return "the connectors worker needs the worker token (--function-auth-token) on a node with authentication", nil
+	}
+	m, err := connectors.NewManager(connectors.ManagerConfig{
+		Meta:       s.meta,
+		BrokerURL:  s.BrokerURL(),
+		AuthToken:  token,
+		Registerer: reg,
+		Logger:     s.log.With("component", "connectors"),
+		WorkerID:   s.advertisedBrokerURL(),
+	})
+	if err != nil {
+		return "", err
+	}
+	s.connectors = m
+	return "", nil
+}
+
+// startConnectors runs the stored connectors in the background.
+func (s *Server) startConnectors() {
+	if s.connectors == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.connectors.Start(ctx); err != nil {
+			s.log.Error("connectors worker did not start", "error", err)
+		}
+	}()
+}
