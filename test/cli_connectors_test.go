@@ -70,13 +70,3 @@ func TestConnectorsCLI(t *testing.T) {
 		t.Fatalf("get missing: exit %d %s", bad.code, bad.stderr)
 	}
 }
-
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}

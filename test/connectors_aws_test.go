@@ -126,7 +126,7 @@ func TestSQSSourceAndSNSSQSSinks(t *testing.T) {
 				return false
 			}
 			var st struct{ NumWrittenToSink int64 }
-			decodeJSON(resp, &st)
+			decodeResponse(resp, &st)
 			if st.NumWrittenToSink != n {
 				return false
 			}
@@ -135,7 +135,7 @@ func TestSQSSourceAndSNSSQSSinks(t *testing.T) {
 	})
 }
 
-func decodeJSON(resp *http.Response, v any) {
+func decodeResponse(resp *http.Response, v any) {
 	defer resp.Body.Close()
 	json.NewDecoder(resp.Body).Decode(v)
 }
