@@ -52,13 +52,13 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 unit: testdeps
-	$(GO) test -race -timeout 20m ./...
+	$(GO) test -race -timeout 40m ./...
 
 # The integration suite (test/) once more, every broker keeping its metadata
 # in an etcd v3.7 member the test process runs (about 4 min on 2 cores).
 test-etcd: testdeps
 	@start=$$(date +%s); \
-	MB_TEST_METADATA_STORE=etcd $(GO) test -race -count=1 -timeout 20m ./test/; rc=$$?; \
+	MB_TEST_METADATA_STORE=etcd $(GO) test -race -count=1 -timeout 40m ./test/; rc=$$?; \
 	echo "integration suite on etcd took $$(( $$(date +%s) - start )) s"; exit $$rc
 
 # Only the cluster-mode tests (3 etcd members, the Versity gateway, 3 mb
