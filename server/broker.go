@@ -56,6 +56,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		MaxSubscriptionsPerTopic:          opts.MaxSubscriptionsPerTopic,
 		MaxTopicsPerNamespace:             opts.MaxTopicsPerNamespace,
 		SubscriptionExpirationTimeMinutes: opts.SubscriptionExpirationTimeMinutes,
+		NoAutoSubscriptionCreation:        opts.NoAutoSubscriptionCreation,
 		NamespaceLevelMetrics:             opts.HideTopicLevelMetrics,
 		Delayed:                           s.delayed,
 		ReplicatorRoles:                   opts.Security.ReplicatorRoles,

@@ -53,6 +53,9 @@ type Options struct {
 	MaxSubscriptionsPerTopic          int
 	MaxTopicsPerNamespace             int
 	SubscriptionExpirationTimeMinutes int
+	// NoAutoSubscriptionCreation refuses SUBSCRIBE to a durable
+	// subscription that does not exist, where no policy allows it.
+	NoAutoSubscriptionCreation bool
 	// HideTopicLevelMetrics emits the per-topic metrics summed per namespace,
 	// without the topic label (Pulsar's exposeTopicLevelMetricsInPrometheus=false).
 	HideTopicLevelMetrics bool

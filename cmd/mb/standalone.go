@@ -62,6 +62,7 @@ which wins over the file.`,
 	f.Int("max-subscriptions-per-topic", 0, "subscriptions a topic may have, for namespaces and topics without a policy (0: no limit)")
 	f.Int("max-topics-per-namespace", 0, "topics (partitions counted) a namespace may have, for namespaces without a policy (0: no limit)")
 	f.Int("subscription-expiration-time-minutes", 0, "delete durable subscriptions without consumers for this long, for namespaces without a policy (0: never)")
+	f.Bool("allow-auto-subscription-creation", true, "let a consumer create a durable subscription that does not exist, for namespaces and topics without an autoSubscriptionCreation policy (false: SUBSCRIBE fails with SubscriptionNotFound \"Subscription does not exist\")")
 	f.Bool("expose-topic-level-metrics", true, "label metrics by topic; false sums them per namespace (fewer series)")
 	f.Duration("policy-check-interval", 30*time.Second, "how often message TTL, backlog quotas and retention are enforced")
 	f.Duration("operation-timeout", 30*time.Second, "bound on each client request (lookup, producer, subscribe, ...) and topic load; past it the request is answered with a retriable error (ServiceNotReady, MetadataError for lookups)")
@@ -317,6 +318,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		MaxSubscriptionsPerTopic:          v.GetInt("max-subscriptions-per-topic"),
 		MaxTopicsPerNamespace:             v.GetInt("max-topics-per-namespace"),
 		SubscriptionExpirationTimeMinutes: v.GetInt("subscription-expiration-time-minutes"),
+		NoAutoSubscriptionCreation:        !v.GetBool("allow-auto-subscription-creation"),
 		PolicyCheckInterval:               v.GetDuration("policy-check-interval"),
 		OperationTimeout:                  v.GetDuration("operation-timeout"),
 		CompactionCheckInterval:           v.GetDuration("compaction-check-interval"),

@@ -158,6 +158,7 @@ func (s *Server) routes() {
 	// The web console: static files; its calls carry the user's token.
 	m.Handle("GET /console/", console.Handler())
 	m.Handle("GET /console", console.Handler())
+	s.brokerRoutes(m)
 	s.tenantRoutes(m)
 	s.namespaceRoutes(m)
 	s.policyRoutes(m)

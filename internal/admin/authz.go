@@ -9,6 +9,7 @@ import (
 
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/console"
+	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 )
 
@@ -196,6 +197,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (*http.Reques
 		return r, false
 	}
 	if !ok {
+		if s.missingTenant(r.Context(), req) {
+			// As Pulsar's tenant-admin check: a tenant that does not exist
+			// is reported as such, before any permission is weighed.
+			writeError(w, http.StatusNotFound, "Tenant does not exist")
+			return r, false
+		}
 		writeError(w, http.StatusForbidden, "role "+strconv.Quote(p.Role)+" is not authorized to "+r.Method+" "+r.URL.Path)
 		return r, false
 	}
@@ -220,4 +227,19 @@ func (s *Server) allowed(ctx context.Context, a *auth.Service, role string, req 
 		return a.IsSuperuser(role), nil
 	}
 	return false, errors.New("unknown authorization requirement")
+}
+
+// missingTenant reports whether a request refused on a tenant-admin kind of
+// need names a tenant that does not exist.
+func (s *Server) missingTenant(ctx context.Context, req requirement) bool {
+	switch req.need {
+	case needTenantAdmin, needListTopics, needFunctions:
+	default:
+		return false
+	}
+	if req.tenant == "" {
+		return false
+	}
+	_, err := s.meta.Tenant(ctx, req.tenant)
+	return errors.Is(err, meta.ErrNotFound)
 }

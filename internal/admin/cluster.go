@@ -41,7 +41,7 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	switch {
-	case seg[2] == "brokers" && len(seg) == 4 && seg[3] != "health" && r.Method == http.MethodGet:
+	case seg[2] == "brokers" && len(seg) == 4 && !brokersPaths[seg[3]] && r.Method == http.MethodGet:
 		bs, err := c.Brokers(r.Context())
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/messagebus/messagebus/internal/meta"
 )
@@ -38,6 +39,9 @@ func (s *Server) int64Policy(m *http.ServeMux, path, what string, least int64, u
 		var n int64
 		if err := decode(body, &n, what); err != nil {
 			return err
+		}
+		if n < least && strings.HasSuffix(path, "/offloadThresholdInSeconds") {
+			return errorf(http.StatusPreconditionFailed, "Invalid value for offloadThresholdInSecond") // Pulsar's words
 		}
 		if n < least {
 			return errorf(http.StatusPreconditionFailed, "%s must be %d or more, not %d", path[len("/admin/v2/namespaces/{tenant}/{ns}/"):], least, n)

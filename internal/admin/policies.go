@@ -32,6 +32,7 @@ func (s *Server) policyRoutes(m *http.ServeMux) {
 	m.HandleFunc("DELETE "+ns+"permissions/{role}", s.revokePermission)
 	s.limitPolicyRoutes(m, ns)
 	s.ratePolicyRoutes(m, ns)
+	s.deliveryPolicyRoutes(m, ns)
 	m.HandleFunc("GET "+ns+"replication", s.getReplication)
 	m.HandleFunc("POST "+ns+"replication", s.setReplication)
 }
@@ -244,18 +245,23 @@ func validateAutoTopicCreation(o *meta.AutoTopicCreationOverride) error {
 	if !o.AllowAutoTopicCreation {
 		return nil
 	}
+	// Pulsar's words (ValidateResult of its AutoTopicCreationOverride);
+	// pulsaradmin's tests compare them.
+	const bad = "Invalid configuration for autoTopicCreationOverride. the detail is "
 	switch o.TopicType {
 	case "partitioned":
-		if o.DefaultNumPartitions == nil || *o.DefaultNumPartitions <= 0 {
-			return errorf(http.StatusPreconditionFailed, "invalid auto topic creation override: partitioned topics need defaultNumPartitions > 0")
+		if o.DefaultNumPartitions == nil {
+			return errorf(http.StatusPreconditionFailed, "%s[defaultNumPartitions] cannot be null when the type is partitioned.", bad)
+		}
+		if *o.DefaultNumPartitions < 1 {
+			return errorf(http.StatusPreconditionFailed, "%s[defaultNumPartitions] cannot be less than 1 for partition type.", bad)
 		}
 	case "non-partitioned":
-		if o.DefaultNumPartitions != nil && *o.DefaultNumPartitions != 0 {
-			return errorf(http.StatusPreconditionFailed, "invalid auto topic creation override: non-partitioned topics take no defaultNumPartitions")
+		if o.DefaultNumPartitions != nil {
+			return errorf(http.StatusPreconditionFailed, "%s[defaultNumPartitions] is not allowed to be set when the type is non-partition.", bad)
 		}
-		o.DefaultNumPartitions = nil
 	default:
-		return errorf(http.StatusPreconditionFailed, "invalid auto topic creation override: topicType must be partitioned or non-partitioned, not %q", o.TopicType)
+		return errorf(http.StatusPreconditionFailed, "%s[topicType] must be partitioned or non-partitioned, not %q.", bad, o.TopicType)
 	}
 	return nil
 }

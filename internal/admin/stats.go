@@ -47,6 +47,8 @@ type topicStatsJSON struct {
 	DeduplicationStatus                string                       `json:"deduplicationStatus"`
 	NonContiguousDeletedMessagesRanges int                          `json:"nonContiguousDeletedMessagesRanges"`
 	Compaction                         compactionStatsJSON          `json:"compaction"`
+	TopicCreationTimeStamp             int64                        `json:"topicCreationTimeStamp"`
+	LastPublishTimeStamp               int64                        `json:"lastPublishTimeStamp"`
 }
 
 // compactionStatsJSON is Pulsar's CompactionStats of topic stats.
@@ -117,6 +119,7 @@ type consumerJSON struct {
 	ConnectedSince               string            `json:"connectedSince"`
 	ClientVersion                string            `json:"clientVersion"`
 	Metadata                     map[string]string `json:"metadata"`
+	LastConsumedFlowTimestamp    int64             `json:"lastConsumedFlowTimestamp"`
 }
 
 // statsTime formats a time as Pulsar's stats do (ISO 8601 with offset).
@@ -150,6 +153,7 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 		Subscriptions:        map[string]subscriptionJSON{},
 		Replication:          map[string]replication.Stats{},
 		DeduplicationStatus:  "Disabled",
+		LastPublishTimeStamp: st.LastPublish,
 		Compaction: compactionStatsJSON{
 			LastCompactionRemovedEventCount:   st.Compaction.LastRemovedEventCount,
 			LastCompactionSucceedTimestamp:    st.Compaction.LastSucceedTimestamp,
@@ -159,6 +163,9 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 	}
 	if st.MsgRateIn > 0 {
 		v.AverageMsgSize = st.ThroughputIn / st.MsgRateIn
+	}
+	if !st.LoadedAt.IsZero() {
+		v.TopicCreationTimeStamp = st.LoadedAt.UnixMilli()
 	}
 	if st.Deduplication {
 		v.DeduplicationStatus = "Enabled"
@@ -208,7 +215,7 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 				MsgOutCounter: c.MsgOut, ConsumerName: c.Name, AvailablePermits: c.Permits,
 				UnackedMessages: c.Unacked, PriorityLevel: c.Priority, Address: c.Address, Metadata: nonNilMap(c.Metadata),
 				ClientVersion: c.ClientVersion, ConnectedSince: statsTime(c.ConnectedSince),
-				BlockedConsumerOnUnackedMsgs: c.BlockedOnUnacked,
+				BlockedConsumerOnUnackedMsgs: c.BlockedOnUnacked, LastConsumedFlowTimestamp: c.LastFlow,
 			})
 		}
 		v.Subscriptions[name] = sv
@@ -228,7 +235,25 @@ func (s *Server) topicStats(w http.ResponseWriter, r *http.Request, t naming.Top
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, topicStatsView(st))
+	v := topicStatsView(st)
+	excludeClients(r, &v)
+	writeJSON(w, http.StatusOK, v)
+}
+
+// excludeClients drops the publishers (?excludePublishers=true) and the
+// subscriptions' consumers (?excludeConsumers=true), as Pulsar's
+// GetStatsOptions.
+func excludeClients(r *http.Request, v *topicStatsJSON) {
+	q := r.URL.Query()
+	if q.Get("excludePublishers") == "true" {
+		v.Publishers = []publisherJSON{}
+	}
+	if q.Get("excludeConsumers") == "true" {
+		for name, sv := range v.Subscriptions {
+			sv.Consumers = []consumerJSON{}
+			v.Subscriptions[name] = sv
+		}
+	}
 }
 
 // partitionedStatsJSON is Pulsar's PartitionedTopicStats: the sum over the
@@ -269,6 +294,7 @@ func (s *Server) partitionedStats(w http.ResponseWriter, r *http.Request, t nami
 			return
 		}
 		pv := topicStatsView(st)
+		excludeClients(r, &pv)
 		addStats(&sum, pv)
 		if perPartition {
 			out.Partitions[p.String()] = pv
@@ -296,6 +322,10 @@ func addStats(sum *topicStatsJSON, p topicStatsJSON) {
 	sum.OffloadedStorageSize += p.OffloadedStorageSize
 	sum.BacklogSize += p.BacklogSize
 	sum.NonContiguousDeletedMessagesRanges += p.NonContiguousDeletedMessagesRanges
+	if c := p.TopicCreationTimeStamp; c > 0 && (sum.TopicCreationTimeStamp == 0 || c < sum.TopicCreationTimeStamp) {
+		sum.TopicCreationTimeStamp = c
+	}
+	sum.LastPublishTimeStamp = max(sum.LastPublishTimeStamp, p.LastPublishTimeStamp)
 	sum.Publishers = append(sum.Publishers, p.Publishers...)
 	if p.DeduplicationStatus == "Enabled" {
 		sum.DeduplicationStatus = p.DeduplicationStatus

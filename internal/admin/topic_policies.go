@@ -43,6 +43,7 @@ func (s *Server) topicPolicyRoutes(m *http.ServeMux, d string) {
 	s.topicPolicy(m, d, topic+"schemaValidationEnforced", schemaValidationTopicPolicy)
 	s.topicLimitPolicyRoutes(m, d, topic)
 	s.topicRatePolicyRoutes(m, d, topic)
+	s.topicDeliveryPolicyRoutes(m, d, topic)
 	s.replicationTopicRoutes(m, d)
 	m.HandleFunc("GET "+topic+"backlogQuotaMap", s.topic(d, s.getTopicBacklogQuotaMap))
 	m.HandleFunc("POST "+topic+"backlogQuota", s.topic(d, s.setTopicBacklogQuota))

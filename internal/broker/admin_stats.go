@@ -30,6 +30,8 @@ type TopicStats struct {
 	OffloadedSize    int64 // bytes of entries in the object store (tiered storage)
 	Deduplication    bool
 	Terminated       bool
+	LoadedAt         time.Time // when this broker loaded the topic
+	LastPublish      int64     // unix millis of the last publish, 0: none
 	Publishers       []PublisherStats
 	Subscriptions    map[string]SubscriptionStats
 	Compaction       CompactionStats // compaction.go
@@ -88,6 +90,7 @@ type ConsumerStats struct {
 	BytesOut         int64
 	MsgRateOut       float64
 	ThroughputOut    float64
+	LastFlow         int64 // unix millis of the last FLOW
 }
 
 // InternalStats describe a topic's ledger and cursors.
@@ -133,6 +136,8 @@ func (b *Broker) TopicStats(ctx context.Context, name naming.Topic) (TopicStats,
 		BytesIn:       t.bytesIn.Load(),
 		Deduplication: t.dedup != nil,
 		Terminated:    t.terminated.Load(),
+		LoadedAt:      t.loadedAt,
+		LastPublish:   t.lastPublish.Load(),
 		Subscriptions: map[string]SubscriptionStats{},
 	}
 	if t.ledger != nil {
@@ -220,7 +225,7 @@ func (s *Subscription) stats(now time.Time) SubscriptionStats {
 	for _, c := range s.disp.consumers() {
 		cs := ConsumerStats{ID: c.id, Name: c.name, Address: remoteAddr(c.cn), Permits: c.permits,
 			ClientVersion: c.client.version, Metadata: c.client.metadata, ConnectedSince: c.client.connectedSince,
-			Unacked: unacked[c], BlockedOnUnacked: c.unackedBlocked, Priority: c.priority, MsgOut: c.out.msgs.Load(), BytesOut: c.out.bytes.Load()}
+			Unacked: unacked[c], BlockedOnUnacked: c.unackedBlocked, Priority: c.priority, MsgOut: c.out.msgs.Load(), BytesOut: c.out.bytes.Load(), LastFlow: c.lastFlow.Load()}
 		cs.MsgRateOut, cs.ThroughputOut = c.out.rates(now)
 		ss.Consumers = append(ss.Consumers, cs)
 	}

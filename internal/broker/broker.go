@@ -47,6 +47,10 @@ type Config struct {
 	MaxSubscriptionsPerTopic          int
 	MaxTopicsPerNamespace             int
 	SubscriptionExpirationTimeMinutes int
+	// NoAutoSubscriptionCreation refuses a SUBSCRIBE to a subscription that
+	// does not exist, where no policy allows it (Pulsar's
+	// allowAutoSubscriptionCreation=false).
+	NoAutoSubscriptionCreation bool
 	// KeepAliveInterval is how often idle connections are pinged; a connection
 	// silent for two intervals is dropped.
 	KeepAliveInterval time.Duration
@@ -137,12 +141,16 @@ func (c *Config) setDefaults() {
 
 // Broker serves the Pulsar binary protocol.
 type Broker struct {
-	cfg     Config
-	log     *slog.Logger
-	store   ledger.Store
-	meta    *meta.Resources
-	metrics *Metrics
-	schemas *schema.Registry
+	cfg Config
+	// dyn are the settings the dynamic configuration may change
+	// (dynconfig.go); dynFlags their values from the flags.
+	dyn      dynamicConfig
+	dynFlags map[string]string
+	log      *slog.Logger
+	store    ledger.Store
+	meta     *meta.Resources
+	metrics  *Metrics
+	schemas  *schema.Registry
 
 	// mu guards the maps below; it is never held across metadata or
 	// ledger calls (see load.go for how topics load and unload).
@@ -201,6 +209,7 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		b.schemas = schema.NewRegistry(md, nil)
 	}
 	b.appendErrLog = loglimit.New(appendErrLogInterval)
+	b.initDynamic()
 	// The root of every context the broker makes for its own work.
 	b.ctx, b.stop = context.WithCancel(context.Background())
 	b.policies = cfg.Policies

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/messagebus/messagebus/internal/wire"
@@ -10,6 +11,8 @@ import (
 
 // Consumer is one client consumer attached to a subscription.
 type Consumer struct {
+	// lastFlow is the unix millis of the consumer's last FLOW (stats).
+	lastFlow atomic.Int64
 	id       uint64
 	name     string
 	sub      *Subscription

@@ -274,7 +274,7 @@ func (s *Subscription) deliverEntry(e ledger.Entry, mask []int64) deliverOutcome
 	// entry. deliverEntry runs with s.mu held.
 	s.md, _ = entryMetadata(e.Data)
 	md := &s.md
-	if s.delays != nil && md.HasDeliverAtTime && md.DeliverAtTime > time.Now().UnixMilli() {
+	if s.delays != nil && md.HasDeliverAtTime && md.DeliverAtTime > time.Now().UnixMilli() && !s.topic.delivery.delayedOff.Load() {
 		s.delays.add(e.ID, md.DeliverAtTime)
 		return deferred
 	}

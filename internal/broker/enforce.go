@@ -20,6 +20,7 @@ func (b *Broker) policyLoop() {
 	defer b.bgWG.Done()
 	tick := time.NewTicker(b.cfg.PolicyCheckInterval)
 	defer tick.Stop()
+	b.reloadDynamic()
 	for {
 		select {
 		case <-b.stopBG:
@@ -29,6 +30,7 @@ func (b *Broker) policyLoop() {
 			b.refreshLimits()
 			b.syncAllReplication()
 		case now := <-tick.C:
+			b.reloadDynamic()
 			for _, t := range b.topicList() {
 				if t.ledger != nil {
 					t.enforcePolicies(now)

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
 )
@@ -25,6 +27,7 @@ func (c *conn) consumer(id uint64) *Consumer {
 
 func (c *conn) handleFlow(cmd *pb.CommandFlow) {
 	if cs := c.consumer(cmd.GetConsumerId()); cs != nil {
+		cs.lastFlow.Store(time.Now().UnixMilli())
 		cs.sub.flow(cs, cmd.GetMessagePermits())
 	}
 }

@@ -71,6 +71,10 @@ func (c *conn) handleSend(f *wire.Frame) error {
 			fmt.Sprintf("Exceed maximum message size: message of %d bytes, the topic's maxMessageSize is %d bytes", len(meta)+len(payload), lim))
 		return nil
 	}
+	if err := p.topic.delivery.checkDelay(&md); err != nil {
+		c.sendError(sf, pb.ServerError_NotAllowedError, err.Error())
+		return nil
+	}
 	var rs *replSource
 	if md.ReplicatedFrom != nil {
 		p.sentReplicated.Store(true)

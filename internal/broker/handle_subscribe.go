@@ -112,6 +112,7 @@ func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.Co
 		return nil, err
 	}
 	t.applyRates(policies)
+	t.applyDelivery(policies)
 	if err := t.checkSubscribeRate(c, cmd.GetConsumerName()); err != nil {
 		return nil, err
 	}
@@ -119,7 +120,11 @@ func (c *conn) createConsumer(ctx context.Context, name naming.Topic, cmd *pb.Co
 		return nil, err
 	}
 	durable := cmd.Durable == nil || cmd.GetDurable()
-	s, err := t.getOrCreateSubscription(cmd.GetSubscription(), valueOrInt(policies.MaxSubscriptionsPerTopic, c.b.cfg.MaxSubscriptionsPerTopic), func() *Subscription {
+	if durable && t.ledger != nil && !c.b.autoSubscriptionCreation(policies) && !t.hasSubscription(cmd.GetSubscription()) {
+		// Pulsar's SubscriptionNotFoundException, word for word.
+		return nil, newError(pb.ServerError_SubscriptionNotFound, "Subscription does not exist")
+	}
+	s, err := t.getOrCreateSubscription(cmd.GetSubscription(), valueOrInt(policies.MaxSubscriptionsPerTopic, int(c.b.dyn.maxSubscriptionsPerTopic.Load())), func() *Subscription {
 		return newSubscription(t, cmd.GetSubscription(), durable && t.ledger != nil, initialCursor(t, cmd))
 	})
 	if err != nil {

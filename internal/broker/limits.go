@@ -41,6 +41,7 @@ func (b *Broker) refreshLimits() {
 func (t *Topic) applyLimits(p meta.Policies) {
 	t.maxMessageSize.Store(int64(valueOrInt(p.MaxMessageSize, 0)))
 	t.applyRates(p)
+	t.applyDelivery(p)
 	for _, s := range t.subscriptions() {
 		s.mu.Lock()
 		unblocked := false
@@ -68,7 +69,7 @@ func (t *Topic) applyLimits(p meta.Policies) {
 // subscriptions (names starting with "__", such as compaction's) and
 // replication cursors are kept.
 func (t *Topic) expireSubscriptions(ctx context.Context, p meta.Policies, now time.Time) {
-	minutes := valueOrInt(p.SubscriptionExpirationTimeMinutes, t.b.cfg.SubscriptionExpirationTimeMinutes)
+	minutes := valueOrInt(p.SubscriptionExpirationTimeMinutes, int(t.b.dyn.subscriptionExpirationMinutes.Load()))
 	if minutes <= 0 {
 		return
 	}
@@ -124,7 +125,7 @@ func (b *Broker) topicLimit(ctx context.Context, ns naming.Namespace) (int, erro
 		}
 		return 0, b.metadataError("namespace", err)
 	}
-	return valueOrInt(p.MaxTopicsPerNamespace, b.cfg.MaxTopicsPerNamespace), nil
+	return valueOrInt(p.MaxTopicsPerNamespace, int(b.dyn.maxTopicsPerNamespace.Load())), nil
 }
 
 // limitDefaults completes p with the broker's defaults of the limit
@@ -135,10 +136,10 @@ func (b *Broker) limitDefaults(p *meta.Policies) {
 			*v = &d
 		}
 	}
-	def(&p.MaxUnackedMessagesPerConsumer, b.cfg.MaxUnackedMessagesPerConsumer)
-	def(&p.MaxUnackedMessagesPerSubscription, b.cfg.MaxUnackedMessagesPerSubscription)
-	def(&p.MaxSubscriptionsPerTopic, b.cfg.MaxSubscriptionsPerTopic)
-	def(&p.MaxTopicsPerNamespace, b.cfg.MaxTopicsPerNamespace)
-	def(&p.SubscriptionExpirationTimeMinutes, b.cfg.SubscriptionExpirationTimeMinutes)
+	def(&p.MaxUnackedMessagesPerConsumer, int(b.dyn.maxUnackedPerConsumer.Load()))
+	def(&p.MaxUnackedMessagesPerSubscription, int(b.dyn.maxUnackedPerSubscription.Load()))
+	def(&p.MaxSubscriptionsPerTopic, int(b.dyn.maxSubscriptionsPerTopic.Load()))
+	def(&p.MaxTopicsPerNamespace, int(b.dyn.maxTopicsPerNamespace.Load()))
+	def(&p.SubscriptionExpirationTimeMinutes, int(b.dyn.subscriptionExpirationMinutes.Load()))
 	def(&p.MaxMessageSize, b.cfg.MaxMessageSize)
 }

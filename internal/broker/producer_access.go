@@ -30,6 +30,7 @@ func (t *Topic) addProducer(p *Producer, mode pb.ProducerAccessMode, epoch *uint
 		return false, newError(pb.ServerError_ProducerBusy, fmt.Sprintf("producer %q is already connected to %s", p.name, t.fullName))
 	}
 	t.maxMessageSize.Store(int64(valueOrInt(policies.MaxMessageSize, 0)))
+	t.applyDelivery(policies)
 	if err := t.checkProducerLimits(policies); err != nil {
 		return false, err
 	}

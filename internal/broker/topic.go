@@ -27,6 +27,8 @@ type Topic struct {
 	maxMessageSize atomic.Int64
 	// rates are the topic's throttles (throttle_policies.go).
 	rates topicRates
+	// delivery is the topic's delayed delivery policy (delivery.go).
+	delivery topicDelivery
 
 	mu        sync.Mutex
 	producers map[string]*Producer // by producer name
@@ -57,6 +59,10 @@ type Topic struct {
 	terminated atomic.Bool
 	// compaction is the compacted view and the compaction state (compaction.go).
 	compaction topicCompaction
+	// loadedAt is when this broker loaded the topic (its stats'
+	// topicCreationTimeStamp); lastPublish the unix millis of the last SEND.
+	loadedAt    time.Time
+	lastPublish atomic.Int64
 }
 
 // newTopic opens a topic: its ledger, its durable subscriptions and its
@@ -68,6 +74,7 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 		fullName:  name.String(),
 		producers: map[string]*Producer{},
 		subs:      map[string]*Subscription{},
+		loadedAt:  time.Now(),
 	}
 	if !name.IsPersistent() {
 		return t, nil
@@ -138,6 +145,7 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte, rs *replSou
 	p.in.add(int(n), len(hp))
 	t.msgIn.Add(n)
 	t.bytesIn.Add(int64(len(hp)))
+	t.lastPublish.Store(time.Now().UnixMilli())
 	t.b.metrics.msgIn.Add(float64(n))
 	t.b.metrics.bytesIn.Add(float64(len(hp)))
 	c := p.cn

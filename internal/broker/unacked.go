@@ -23,8 +23,8 @@ func (s *Subscription) setUnackedLimits(c *Consumer, p meta.Policies) {
 	if !isShared(s.subType) {
 		return
 	}
-	c.maxUnacked = valueOrInt(p.MaxUnackedMessagesPerConsumer, s.topic.b.cfg.MaxUnackedMessagesPerConsumer)
-	s.maxUnacked = valueOrInt(p.MaxUnackedMessagesPerSubscription, s.topic.b.cfg.MaxUnackedMessagesPerSubscription)
+	c.maxUnacked = valueOrInt(p.MaxUnackedMessagesPerConsumer, int(s.topic.b.dyn.maxUnackedPerConsumer.Load()))
+	s.maxUnacked = valueOrInt(p.MaxUnackedMessagesPerSubscription, int(s.topic.b.dyn.maxUnackedPerSubscription.Load()))
 	s.checkUnackedBlock()
 }
 

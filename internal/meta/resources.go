@@ -153,6 +153,8 @@ type Policies struct {
 	TopicDispatchRate             *DispatchRate  `json:"-"`
 	TopicSubscriptionDispatchRate *DispatchRate  `json:"-"`
 	TopicSubscribeRate            *SubscribeRate `json:"-"`
+	// Subscription creation and delayed delivery (policies_delivery.go).
+	DeliveryPolicies
 }
 
 // PartitionedTopicMetadata is the JSON of a partitioned topic.
@@ -418,6 +420,8 @@ type TopicPolicies struct {
 	// ReplicationClusters replaces the namespace's replication_clusters
 	// for this topic (Pulsar's topic-level replicationClusters).
 	ReplicationClusters []string `json:"replicationClusters,omitempty"`
+	// Subscription creation and delayed delivery (policies_delivery.go).
+	TopicDeliveryPolicies
 }
 
 // OffloadPolicies are a topic's offload overrides, in the JSON of Pulsar's
@@ -496,6 +500,7 @@ func (tp TopicPolicies) Over(ns Policies) Policies {
 	}
 	tp.limitsOver(&p)
 	tp.ratesOver(&p)
+	tp.deliveryOver(&p)
 	if o := tp.OffloadPolicies; o != nil {
 		if o.ThresholdInBytes != nil {
 			p.OffloadThreshold = o.ThresholdInBytes
