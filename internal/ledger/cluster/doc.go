@@ -11,7 +11,7 @@
 // transaction succeeded. A writer whose token no longer matches (another
 // broker owns the topic) fails its appends with ErrFenced and never commits.
 //
-// Reads go through tiered storage's block cache: a WAL object is a header
+// Reads go through ledger/object's block cache: a WAL object is a header
 // and one block per topic in the segment-object block format, located by the
 // index entry. Cursors and trims are checkpointed in etcd in batches, under
 // the same guard. docs/cluster.md documents keys, values and versions.

@@ -12,15 +12,14 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/ledger/tiered"
-	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/ledger/object"
 )
 
 // Options configure a Store.
 type Options struct {
 	Client       *clientv3.Client // etcd
 	Prefix       string           // etcd key prefix; default /mb/cluster/
-	Objects      objstore.Store   // where WAL objects go
+	Objects      object.Objects   // where WAL objects go (an objstore.Store)
 	ObjectPrefix string           // object key prefix; default "mb"
 	Broker       string           // this broker's id, in WAL keys and owner keys (required)
 	// Epoch tells runs of one broker id apart in WAL keys; default: the lease id.
@@ -53,7 +52,7 @@ type Store struct {
 	c     *clientv3.Client
 	keys  keys
 	lease clientv3.LeaseID
-	cache *tiered.BlockCache
+	cache *object.BlockCache
 	m     *Metrics
 	log   *slog.Logger
 
@@ -115,7 +114,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Store{o: o, c: o.Client, keys: keys{o.Prefix}, lease: o.Lease, m: o.Metrics, log: o.Logger,
-		cache: tiered.NewBlockCache(o.Objects, o.CacheBytes, nil), ctx: sctx, cancel: cancel,
+		cache: object.NewBlockCache(o.Objects, o.CacheBytes, object.CacheMetrics{}), ctx: sctx, cancel: cancel,
 		ledgers: map[string]*cledger{}}
 	if s.lease == 0 && o.Fence == nil {
 		cctx, ccancel := s.callCtx(ctx)

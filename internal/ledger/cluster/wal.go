@@ -12,7 +12,6 @@ import (
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/object"
-	"github.com/messagebus/messagebus/internal/objstore"
 )
 
 // walItem is one append waiting for its group commit.
@@ -227,7 +226,7 @@ func (w *walWriter) put(buf []byte) (string, error) {
 		switch {
 		case err == nil:
 			return key, nil
-		case errors.Is(err, objstore.ErrExists):
+		case errors.Is(err, object.ErrObjectExists):
 			continue
 		}
 		s.m.walErrors.Inc()
