@@ -35,6 +35,8 @@ type Cluster struct {
 	// WALMaxDelay and WALMaxBytes cut group commits (defaults 5 ms, 4 MiB).
 	WALMaxDelay time.Duration
 	WALMaxBytes int
+	// WALMaxInflight bounds the WAL objects written at once (default 4).
+	WALMaxInflight int
 	// LeaseTTL is the broker's etcd lease: its bundles move this long after
 	// it dies (default 10 s).
 	LeaseTTL time.Duration
@@ -118,7 +120,7 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 			return m.Fence(t.Namespace.String(), topic)
 		},
 		WALMaxDelay: c.WALMaxDelay, WALMaxBytes: c.WALMaxBytes, CacheBytes: c.CacheBytes,
-		CallTimeout: s.opts.OperationTimeout, Metrics: ledgercluster.NewMetrics(reg),
+		WALMaxInflight: c.WALMaxInflight, CallTimeout: s.opts.OperationTimeout, Metrics: ledgercluster.NewMetrics(reg),
 		Logger: s.log.With("component", "ledger"),
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ type Metrics struct {
 	fenced        prometheus.Counter
 	flushSeconds  prometheus.Histogram
 	cursorCommits prometheus.Counter
+	walInflight   prometheus.Gauge
 }
 
 // NewMetrics makes the metrics and registers them with reg (when not nil).
@@ -27,12 +28,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		txns:          c("mb_cluster_etcd_txns_total", "etcd transactions issued by the cluster ledger store."),
 		fenced:        c("mb_cluster_fenced_total", "Topics whose commit was refused because another broker owns them."),
 		cursorCommits: c("mb_cluster_cursor_checkpoints_total", "Cursor and trim checkpoints committed to etcd."),
+		walInflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mb_cluster_wal_inflight",
+			Help: "WAL objects being written or waiting for their index commit (at most --wal-max-inflight)."}),
 		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mb_cluster_wal_commit_seconds",
 			Help:    "Time from a WAL object's cut to its index commit (PUT + etcd transaction).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.walFlushes, m.walBytes, m.walEntries, m.walErrors, m.txns, m.fenced, m.cursorCommits, m.flushSeconds)
+		reg.MustRegister(m.walFlushes, m.walBytes, m.walEntries, m.walErrors, m.txns, m.fenced, m.cursorCommits, m.flushSeconds, m.walInflight)
 	}
 	return m
 }

@@ -37,10 +37,14 @@ type Options struct {
 	WALMaxDelay     time.Duration // default 5 ms
 	WALMaxBytes     int           // default 4 MiB
 	MaxTopicsPerWAL int           // default 60 (etcd's --max-txn-ops is 128: 2 compares per topic)
-	CacheBytes      int64         // block cache; default 64 MiB
-	CursorFlush     time.Duration // cursor and trim checkpoint interval; default 1 s
-	CallTimeout     time.Duration // one etcd or S3 call; default 10 s
-	CommitTimeout   time.Duration // retries of one WAL commit before its appends fail; default 30 s
+	// WALMaxInflight bounds the WAL objects being written at once (their
+	// index transactions still commit one at a time, in order); default 4,
+	// 1 writes one object at a time.
+	WALMaxInflight int
+	CacheBytes     int64         // block cache; default 64 MiB
+	CursorFlush    time.Duration // cursor and trim checkpoint interval; default 1 s
+	CallTimeout    time.Duration // one etcd or S3 call; default 10 s
+	CommitTimeout  time.Duration // retries of one WAL commit before its appends fail; default 30 s
 
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -99,6 +103,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	def(&o.CommitTimeout, 30*time.Second)
 	if o.WALMaxBytes <= 0 {
 		o.WALMaxBytes = 4 << 20
+	}
+	if o.WALMaxInflight <= 0 {
+		o.WALMaxInflight = 4
 	}
 	if o.MaxTopicsPerWAL <= 0 {
 		o.MaxTopicsPerWAL = 60

@@ -73,6 +73,8 @@ func TestCluster(t *testing.T) {
 	t.Run("ObjectStoreFaults", func(t *testing.T) { testFaults(t, e) })
 	t.Run("ReadFromObjects", func(t *testing.T) { testReadFromObjects(t, e) })
 	t.Run("CursorCheckpoint", func(t *testing.T) { testCursorCheckpoint(t, e) })
+	t.Run("Pipeline", func(t *testing.T) { testPipeline(t, e) })
+	t.Run("PipelineGap", func(t *testing.T) { testPipelineGap(t, e) })
 }
 
 // testFenced: a broker whose lease expired (a pause longer than the TTL)
