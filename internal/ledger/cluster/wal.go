@@ -332,12 +332,16 @@ func (w *walWriter) commitIndex(key string, groups []*group) []*group {
 	backoff := 50 * time.Millisecond
 	for len(groups) > 0 {
 		cmps := make([]clientv3.Cmp, 0, 2*len(groups))
-		ops := make([]clientv3.Op, 0, len(groups))
+		ops := make([]clientv3.Op, 0, len(groups)+1)
+		refs := walRefs{V: walRefsVersion, Refs: make([]walRef, 0, len(groups))}
 		for _, g := range groups {
 			cmps = append(cmps, g.l.fence.Cmp(),
 				clientv3.Compare(clientv3.CreateRevision(g.l.topicKey), "=", g.l.id))
 			ops = append(ops, clientv3.OpPut(s.keys.index(g.l.id, g.entry.First), mustJSON(g.entry)))
+			refs.Refs = append(refs.Refs, walRef{L: g.l.id, F: g.entry.First})
 		}
+		// The reference record tells garbage collection what points into the object.
+		ops = append(ops, clientv3.OpPut(s.keys.walRefs(key), mustJSON(refs)))
 		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
 		resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		cancel()
