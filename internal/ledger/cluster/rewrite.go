@@ -170,6 +170,11 @@ func (l *cledger) rewriteOnce(ctx context.Context, before time.Time) (bool, erro
 	}
 	l.ckMu.Lock()
 	defer l.ckMu.Unlock()
+	if l.isClosed() {
+		// Close checkpoints under ckMu after marking the ledger closed: a
+		// swap now could follow a reopening's read of the index.
+		return false, nil
+	}
 	cctx, cancel := s.callCtx(ctx)
 	resp, err := s.c.Txn(cctx).If(l.fence.Cmp(),
 		clientv3.Compare(clientv3.CreateRevision(l.topicKey), "=", l.id),
@@ -235,6 +240,12 @@ func (l *cledger) swapped(seg indexEntry) {
 	ni := make([]indexEntry, 0, len(l.index)-(j-i)+1)
 	ni = append(append(append(ni, l.index[:i]...), seg), l.index[j:]...)
 	l.index = ni
+}
+
+func (l *cledger) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 func (l *cledger) markPending() {

@@ -328,20 +328,26 @@ func (w *walWriter) commitIndex(key string, groups []*group) []*group {
 		g.entry = indexEntry{V: indexVersion, WAL: key, Off: g.meta.Off, Len: g.meta.Len, First: g.meta.First,
 			Last: g.meta.Last, N: g.meta.Entries, CRC: g.meta.CRC, Cum: cum}
 	}
+	// The reference record tells garbage collection what may point into the
+	// object. It lists every group of the first attempt, also on retries
+	// with fewer groups: an attempt whose outcome was unknown may have
+	// committed a group that a later attempt finds fenced.
+	refs := walRefs{V: walRefsVersion, Refs: make([]walRef, 0, len(groups))}
+	for _, g := range groups {
+		refs.Refs = append(refs.Refs, walRef{L: g.l.id, F: g.entry.First})
+	}
+	refsJSON := mustJSON(refs)
 	deadline := time.Now().Add(s.o.CommitTimeout)
 	backoff := 50 * time.Millisecond
 	for len(groups) > 0 {
 		cmps := make([]clientv3.Cmp, 0, 2*len(groups))
 		ops := make([]clientv3.Op, 0, len(groups)+1)
-		refs := walRefs{V: walRefsVersion, Refs: make([]walRef, 0, len(groups))}
 		for _, g := range groups {
 			cmps = append(cmps, g.l.fence.Cmp(),
 				clientv3.Compare(clientv3.CreateRevision(g.l.topicKey), "=", g.l.id))
 			ops = append(ops, clientv3.OpPut(s.keys.index(g.l.id, g.entry.First), mustJSON(g.entry)))
-			refs.Refs = append(refs.Refs, walRef{L: g.l.id, F: g.entry.First})
 		}
-		// The reference record tells garbage collection what points into the object.
-		ops = append(ops, clientv3.OpPut(s.keys.walRefs(key), mustJSON(refs)))
+		ops = append(ops, clientv3.OpPut(s.keys.walRefs(key), refsJSON))
 		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
 		resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		cancel()
