@@ -35,6 +35,12 @@ type Cluster struct {
 	// WALMaxDelay and WALMaxBytes cut group commits (defaults 5 ms, 4 MiB).
 	WALMaxDelay time.Duration
 	WALMaxBytes int
+	// WALMaxInflight bounds the WAL objects written at once (default 4).
+	WALMaxInflight int
+	// RewriteEvery and GCEvery: how often WAL data is rewritten into
+	// segment objects and unreferenced WAL objects deleted (defaults 30 s
+	// and 1 min; negative: never).
+	RewriteEvery, GCEvery time.Duration
 	// LeaseTTL is the broker's etcd lease: its bundles move this long after
 	// it dies (default 10 s).
 	LeaseTTL time.Duration
@@ -118,6 +124,7 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 			return m.Fence(t.Namespace.String(), topic)
 		},
 		WALMaxDelay: c.WALMaxDelay, WALMaxBytes: c.WALMaxBytes, CacheBytes: c.CacheBytes,
+		WALMaxInflight: c.WALMaxInflight, RewriteInterval: c.RewriteEvery, GCInterval: c.GCEvery,
 		CallTimeout: s.opts.OperationTimeout, Metrics: ledgercluster.NewMetrics(reg),
 		Logger: s.log.With("component", "ledger"),
 	})

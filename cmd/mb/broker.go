@@ -43,6 +43,9 @@ dies, after --lease-ttl. See README "Cluster mode".`
 	f.String("broker-id", "", "this broker's id in the cluster (default: advertised-address:broker port)")
 	f.Duration("wal-max-delay", 5*time.Millisecond, "longest wait of an append before its group commit is cut")
 	f.Int("wal-max-bytes", 4<<20, "group commit size that cuts a WAL object at once, in bytes")
+	f.Duration("wal-rewrite-interval", 30*time.Second, "how often WAL data older than this is rewritten into per-topic segment objects (0: never)")
+	f.Duration("wal-gc-interval", time.Minute, "how often WAL objects nothing points into any more are deleted (0: never)")
+	f.Int("wal-max-inflight", 4, "WAL objects written at once (their etcd commits stay in order); 1 writes one at a time")
 	f.Duration("lease-ttl", 10*time.Second, "etcd lease of this broker: its bundles move to other brokers this long after it dies")
 	f.Int("bundles", 4, "bundles (hash ranges) per namespace; must be the same on every broker")
 	f.Int64("wal-cache-size", 64<<20, "bytes of WAL object blocks cached in memory")
@@ -63,6 +66,10 @@ func clusterOptionsFrom(v *viper.Viper) (*server.Cluster, error) {
 		LeaseTTL:    v.GetDuration("lease-ttl"),
 		Bundles:     v.GetInt("bundles"),
 		CacheBytes:  v.GetInt64("wal-cache-size"),
+
+		WALMaxInflight: v.GetInt("wal-max-inflight"),
+		RewriteEvery:   zeroNever(v.GetDuration("wal-rewrite-interval")),
+		GCEvery:        zeroNever(v.GetDuration("wal-gc-interval")),
 	}
 	switch {
 	case c.Storage != "s3":
@@ -73,10 +80,23 @@ func clusterOptionsFrom(v *viper.Viper) (*server.Cluster, error) {
 		return nil, fmt.Errorf("mb broker needs --metadata-store etcd://host:port[,host:port...]")
 	case c.WALMaxDelay <= 0 || c.WALMaxBytes <= 0:
 		return nil, fmt.Errorf("--wal-max-delay and --wal-max-bytes must be positive")
+	case c.WALMaxInflight < 1 || c.WALMaxInflight > 64:
+		return nil, fmt.Errorf("--wal-max-inflight must be between 1 and 64")
+	case v.GetDuration("wal-rewrite-interval") < 0 || v.GetDuration("wal-gc-interval") < 0:
+		return nil, fmt.Errorf("--wal-rewrite-interval and --wal-gc-interval must not be negative (0: never)")
 	case c.LeaseTTL < 2*time.Second:
 		return nil, fmt.Errorf("--lease-ttl must be at least 2s")
 	case c.Bundles < 1 || c.Bundles > 1024:
 		return nil, fmt.Errorf("--bundles must be between 1 and 1024")
 	}
 	return c, nil
+}
+
+// zeroNever maps a flag's 0 ("never") to the server's negative interval
+// (its 0 is the default).
+func zeroNever(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -42,6 +42,8 @@ func (s *Store) checkpointLoop() {
 // transactions guarded by its fencing token; what fails stays dirty.
 func (l *cledger) checkpoint(ctx context.Context) error {
 	s := l.s
+	l.ckMu.Lock()
+	defer l.ckMu.Unlock()
 	l.mu.Lock()
 	if len(l.dirty) == 0 && !l.trimDirty {
 		l.mu.Unlock()
@@ -51,6 +53,10 @@ func (l *cledger) checkpoint(ctx context.Context) error {
 	l.dirty = map[string][]byte{}
 	trim := l.trimDirty
 	l.trimDirty = false
+	var garbage []string
+	if trim {
+		garbage, l.segGarbage = l.segGarbage, nil
+	}
 	rec := topicRecord{V: topicVersion, First: l.first, TrimmedBytes: l.trimmedBytes}
 	keepFrom := l.first
 	if n := len(l.index); n > 0 {
@@ -62,6 +68,11 @@ func (l *cledger) checkpoint(ctx context.Context) error {
 	if trim {
 		ops = append(ops, clientv3.OpPut(l.topicKey, mustJSON(rec)),
 			clientv3.OpDelete(s.keys.indexDir(l.id), clientv3.WithRange(s.keys.index(l.id, keepFrom))))
+		// Trimmed segment objects become pending records in the same
+		// transaction; the rewrite pass deletes them (rewrite.go).
+		for _, key := range garbage {
+			ops = append(ops, clientv3.OpPut(s.keys.pending(l.id, key), ""))
+		}
 	}
 	for name, b := range dirty {
 		if b == nil {
@@ -84,7 +95,11 @@ func (l *cledger) checkpoint(ctx context.Context) error {
 			}
 		}
 		l.trimDirty = l.trimDirty || trim
+		l.segGarbage = append(garbage, l.segGarbage...)
 		l.mu.Unlock()
+	}
+	if err == nil && len(garbage) > 0 {
+		l.markPending()
 	}
 	return err
 }

@@ -10,8 +10,16 @@
 // record; the append callbacks (the broker's receipts) run only after that
 // transaction succeeded. A writer whose token no longer matches (another
 // broker owns the topic) fails its appends with ErrFenced and never commits.
+// Up to WALMaxInflight objects are written at once; their transactions run
+// in cut order (wal.go).
 //
-// Reads go through tiered storage's block cache: a WAL object is a header
+// In the background the owner rewrites each topic's WAL data into segment
+// objects (ledger/object format) and swaps them into the index with a
+// guarded transaction (rewrite.go); WAL objects nothing points into any
+// more are deleted through the reference records their commits wrote
+// (gc.go).
+//
+// Reads go through ledger/object's block cache: a WAL object is a header
 // and one block per topic in the segment-object block format, located by the
 // index entry. Cursors and trims are checkpointed in etcd in batches, under
 // the same guard. docs/cluster.md documents keys, values and versions.

@@ -2,13 +2,16 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/ledger/object"
 )
 
 // cledger is one topic's ledger: the committed index in memory, appends
@@ -35,6 +38,14 @@ type cledger struct {
 	cursors      map[string]*ledger.CursorState
 	dirty        map[string][]byte // encoded cursors to checkpoint
 	trimDirty    bool
+	// committedAt is when the index entry starting at an id was committed by
+	// this process (absent: before it, so old enough to rewrite).
+	committedAt  map[int64]time.Time
+	segGarbage   []string // segment objects trimmed, not yet pending records
+	pendingDirty bool     // pending records may exist: the rewrite pass cleans them
+	// ckMu orders checkpoints and rewrite swaps of the ledger, so that the
+	// index in memory and in etcd agree when either computes its keys.
+	ckMu sync.Mutex
 }
 
 var _ ledger.Ledger = (*cledger)(nil)
@@ -72,6 +83,7 @@ func (l *cledger) Append(data []byte, done func(int64, error)) {
 func (l *cledger) committed(e indexEntry) {
 	l.mu.Lock()
 	l.index = append(l.index, e)
+	l.committedAt[e.First] = time.Now()
 	l.last, l.cum = e.Last, e.Cum
 	close(l.changed)
 	l.changed = make(chan struct{})
@@ -106,40 +118,90 @@ func (l *cledger) failure() error {
 
 // Read implements ledger.Ledger.
 func (l *cledger) Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	for attempt := 0; ; attempt++ {
+		out, at, err := l.read(ctx, from, maxEntries, maxBytes)
+		// An object deleted under the read (its data rewritten and the WAL
+		// object collected, or trimmed): the index in memory has moved on.
+		if err != nil && attempt < 3 && errors.Is(err, object.ErrObjectNotFound) && !l.holds(at) {
+			continue
+		}
+		return out, err
+	}
+}
+
+func (l *cledger) read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, indexEntry, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, indexEntry{}, err
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return nil, ledger.ErrClosed
+		return nil, indexEntry{}, ledger.ErrClosed
 	}
 	if from < l.first {
 		l.mu.Unlock()
-		return nil, ledger.ErrTrimmed
+		return nil, indexEntry{}, ledger.ErrTrimmed
 	}
 	i := sort.Search(len(l.index), func(i int) bool { return l.index[i].Last >= from })
 	idx := l.index[i:]
 	l.mu.Unlock()
 	var out []ledger.Entry
 	bytes := 0
-	for _, e := range idx {
-		es, err := l.s.cache.Block(ctx, e.WAL, e.meta())
-		if err != nil {
-			return nil, fmt.Errorf("cluster ledger: read %s entries %d-%d: %w", l.name, e.First, e.Last, err)
-		}
+	// add takes the entries of one block; false: the read is full.
+	add := func(es []ledger.Entry) bool {
 		for _, en := range es {
 			if en.ID < from {
 				continue
 			}
 			if len(out) >= maxEntries || (len(out) > 0 && bytes+len(en.Data) > maxBytes) {
-				return out, nil
+				return false
 			}
 			out = append(out, en)
 			bytes += len(en.Data)
 		}
+		return true
 	}
-	return out, nil
+	for _, e := range idx {
+		fail := func(err error) ([]ledger.Entry, indexEntry, error) {
+			return nil, e, fmt.Errorf("cluster ledger: read %s entries %d-%d: %w", l.name, e.First, e.Last, err)
+		}
+		if e.Seg == "" {
+			es, err := l.s.cache.Block(ctx, e.WAL, e.meta())
+			if err != nil {
+				return fail(err)
+			}
+			if !add(es) {
+				return out, e, nil
+			}
+			continue
+		}
+		x, err := l.s.cache.Index(ctx, e.ref())
+		if err != nil {
+			return fail(err)
+		}
+		for b := x.Find(from); b < len(x.Blocks); b++ {
+			es, err := l.s.cache.Block(ctx, e.Seg, x.Blocks[b])
+			if err != nil {
+				return fail(err)
+			}
+			if !add(es) {
+				return out, e, nil
+			}
+		}
+	}
+	return out, indexEntry{}, nil
+}
+
+// holds reports whether the index in memory still has e.
+func (l *cledger) holds(e indexEntry) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, x := range l.index {
+		if x.First == e.First && x.Seg == e.Seg && x.WAL == e.WAL {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *cledger) FirstEntryID() int64 {
@@ -174,6 +236,12 @@ func (l *cledger) Trim(before int64) {
 	l.trimmedBytes = l.bytesBefore(before)
 	l.trimDirty = true
 	i := sort.Search(len(l.index), func(i int) bool { return l.index[i].Last >= before })
+	for _, e := range l.index[:i] {
+		delete(l.committedAt, e.First)
+		if e.Seg != "" {
+			l.segGarbage = append(l.segGarbage, e.Seg)
+		}
+	}
 	l.index = l.index[i:]
 }
 
@@ -190,7 +258,7 @@ func (l *cledger) bytesBefore(id int64) int64 {
 	}
 	e := l.index[i]
 	start := e.Cum
-	if es, ok := l.s.cache.Cached(e.WAL, e.meta()); ok {
+	if es, ok := l.s.cache.Cached(e.WAL, e.meta()); ok && e.Seg == "" {
 		for _, en := range es {
 			start -= int64(len(en.Data))
 		}

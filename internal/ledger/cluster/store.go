@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -12,15 +13,14 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/ledger/tiered"
-	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/ledger/object"
 )
 
 // Options configure a Store.
 type Options struct {
 	Client       *clientv3.Client // etcd
 	Prefix       string           // etcd key prefix; default /mb/cluster/
-	Objects      objstore.Store   // where WAL objects go
+	Objects      object.Objects   // where WAL objects go (an objstore.Store)
 	ObjectPrefix string           // object key prefix; default "mb"
 	Broker       string           // this broker's id, in WAL keys and owner keys (required)
 	// Epoch tells runs of one broker id apart in WAL keys; default: the lease id.
@@ -38,10 +38,24 @@ type Options struct {
 	WALMaxDelay     time.Duration // default 5 ms
 	WALMaxBytes     int           // default 4 MiB
 	MaxTopicsPerWAL int           // default 60 (etcd's --max-txn-ops is 128: 2 compares per topic)
-	CacheBytes      int64         // block cache; default 64 MiB
-	CursorFlush     time.Duration // cursor and trim checkpoint interval; default 1 s
-	CallTimeout     time.Duration // one etcd or S3 call; default 10 s
-	CommitTimeout   time.Duration // retries of one WAL commit before its appends fail; default 30 s
+	// WALMaxInflight bounds the WAL objects being written at once (their
+	// index transactions still commit one at a time, in order); default 4,
+	// 1 writes one object at a time.
+	WALMaxInflight int
+	CacheBytes     int64         // block cache; default 64 MiB
+	CursorFlush    time.Duration // cursor and trim checkpoint interval; default 1 s
+	CallTimeout    time.Duration // one etcd or S3 call; default 10 s
+	CommitTimeout  time.Duration // retries of one WAL commit before its appends fail; default 30 s
+
+	// RewriteInterval: every interval, the WAL data of open ledgers
+	// committed more than one interval ago is rewritten into segment
+	// objects (rewrite.go); default 30 s, negative: never.
+	RewriteInterval   time.Duration
+	SegmentMaxBytes   int64 // bytes of entry data per segment object; default 64 MiB
+	SegmentBlockBytes int   // block size in segment objects; default 4 MiB
+	// GCInterval: every interval, WAL objects nothing points into are
+	// deleted (gc.go); default 1 min, negative: never.
+	GCInterval time.Duration
 
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -53,7 +67,7 @@ type Store struct {
 	c     *clientv3.Client
 	keys  keys
 	lease clientv3.LeaseID
-	cache *tiered.BlockCache
+	cache *object.BlockCache
 	m     *Metrics
 	log   *slog.Logger
 
@@ -66,6 +80,10 @@ type Store struct {
 	ledgers map[string]*cledger
 
 	w *walWriter
+
+	rewriteMu sync.Mutex // one rewrite pass at a time
+	gcMu      sync.Mutex // one collection pass at a time
+	crashHook func(point string) bool
 
 	loops sync.WaitGroup
 }
@@ -98,8 +116,20 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	def(&o.CursorFlush, time.Second)
 	def(&o.CallTimeout, 10*time.Second)
 	def(&o.CommitTimeout, 30*time.Second)
+	if o.RewriteInterval == 0 {
+		o.RewriteInterval = 30 * time.Second
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = time.Minute
+	}
+	if o.SegmentMaxBytes <= 0 {
+		o.SegmentMaxBytes = 64 << 20
+	}
 	if o.WALMaxBytes <= 0 {
 		o.WALMaxBytes = 4 << 20
+	}
+	if o.WALMaxInflight <= 0 {
+		o.WALMaxInflight = 4
 	}
 	if o.MaxTopicsPerWAL <= 0 {
 		o.MaxTopicsPerWAL = 60
@@ -115,7 +145,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Store{o: o, c: o.Client, keys: keys{o.Prefix}, lease: o.Lease, m: o.Metrics, log: o.Logger,
-		cache: tiered.NewBlockCache(o.Objects, o.CacheBytes, nil), ctx: sctx, cancel: cancel,
+		cache: object.NewBlockCache(o.Objects, o.CacheBytes, object.CacheMetrics{}), ctx: sctx, cancel: cancel,
 		ledgers: map[string]*cledger{}}
 	if s.lease == 0 && o.Fence == nil {
 		cctx, ccancel := s.callCtx(ctx)
@@ -146,6 +176,14 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	s.loops.Add(2)
 	go func() { defer s.loops.Done(); s.w.run() }()
 	go func() { defer s.loops.Done(); s.checkpointLoop() }()
+	if o.RewriteInterval > 0 {
+		s.loops.Add(1)
+		go func() { defer s.loops.Done(); s.rewriteLoop() }()
+	}
+	if o.GCInterval > 0 {
+		s.loops.Add(1)
+		go func() { defer s.loops.Done(); s.gcLoop() }()
+	}
 	return s, nil
 }
 
@@ -203,7 +241,7 @@ func (s *Store) load(ctx context.Context, topic string) (*cledger, error) {
 		return nil, fmt.Errorf("cluster ledger: open %s: %w", topic, err)
 	}
 	l := &cledger{s: s, name: topic, topicKey: tk, changed: make(chan struct{}), last: -1,
-		cursors: map[string]*ledger.CursorState{}, dirty: map[string][]byte{}}
+		cursors: map[string]*ledger.CursorState{}, dirty: map[string][]byte{}, committedAt: map[int64]time.Time{}}
 	if resp.Succeeded {
 		l.id = resp.Header.Revision
 	} else {
@@ -231,7 +269,7 @@ func (s *Store) load(ctx context.Context, topic string) (*cledger, error) {
 	}
 	for _, kv := range ir.Kvs {
 		var e indexEntry
-		if err := decodeJSON(kv.Value, "index entry "+string(kv.Key), indexVersion, &e); err != nil {
+		if err := decodeIndex(kv.Value, string(kv.Key), &e); err != nil {
 			return nil, err
 		}
 		l.index = append(l.index, e)
@@ -245,6 +283,11 @@ func (s *Store) load(ctx context.Context, topic string) (*cledger, error) {
 	}
 	l.first = min(max(l.first, 0), l.last+1)
 	l.next = l.last + 1
+	pr, err := s.c.Get(cctx, s.keys.pendingDir(l.id), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return nil, fmt.Errorf("cluster ledger: read pending objects of %s: %w", topic, err)
+	}
+	l.pendingDirty = pr.Count > 0 // a crashed rewrite or trim: the next pass cleans up
 	cr, err := s.c.Get(cctx, s.keys.cursorDir(l.id), clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("cluster ledger: read cursors of %s: %w", topic, err)
@@ -285,9 +328,14 @@ func (s *Store) Delete(ctx context.Context, topic string) error {
 		return fmt.Errorf("%w: %s", ledger.ErrNotFound, topic)
 	}
 	id := gr.Kvs[0].CreateRevision
+	segs, err := s.segmentsOf(cctx, id)
+	if err != nil {
+		return fmt.Errorf("cluster ledger: delete %s: %w", topic, err)
+	}
 	ops := []clientv3.Op{clientv3.OpDelete(tk),
 		clientv3.OpDelete(s.keys.indexDir(id), clientv3.WithPrefix()),
-		clientv3.OpDelete(s.keys.cursorDir(id), clientv3.WithPrefix())}
+		clientv3.OpDelete(s.keys.cursorDir(id), clientv3.WithPrefix()),
+		clientv3.OpDelete(s.keys.pendingDir(id), clientv3.WithPrefix())}
 	if s.o.Fence == nil {
 		ops = append(ops, clientv3.OpDelete(s.keys.owner(topic)))
 	}
@@ -299,8 +347,46 @@ func (s *Store) Delete(ctx context.Context, topic string) error {
 	if !resp.Succeeded {
 		return fmt.Errorf("%w: %s (deleted concurrently)", ledger.ErrNotFound, topic)
 	}
-	// WAL objects are shared by topics and never deleted here (see docs/cluster.md).
+	// WAL objects are shared by topics: garbage collection deletes them once
+	// no index entry points into them (gc.go). Segment objects are the
+	// topic's own (a failure here leaves an orphan, logged).
+	for _, key := range segs {
+		if err := s.deleteObject(ctx, key); err != nil {
+			s.log.Warn("cluster ledger: segment object of a deleted topic left behind", "topic", topic, "err", err)
+			continue
+		}
+		s.m.segmentsDeleted.Inc()
+	}
 	return nil
+}
+
+// segmentsOf lists the segment objects of ledger id: in its index and in
+// its pending records.
+func (s *Store) segmentsOf(ctx context.Context, id int64) ([]string, error) {
+	ir, err := s.c.Get(ctx, s.keys.indexDir(id), clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, kv := range ir.Kvs {
+		var e indexEntry
+		if err := decodeIndex(kv.Value, string(kv.Key), &e); err != nil {
+			return nil, err
+		}
+		if e.Seg != "" {
+			out = append(out, e.Seg)
+		}
+	}
+	pr, err := s.c.Get(ctx, s.keys.pendingDir(id), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range pr.Kvs {
+		if key, err := url.PathUnescape(strings.TrimPrefix(string(kv.Key), s.keys.pendingDir(id))); err == nil {
+			out = append(out, key)
+		}
+	}
+	return out, nil
 }
 
 // Topics implements ledger.Store.

@@ -66,6 +66,24 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceRewrite runs the conformance suite with the WAL rewrite
+// and collection running every few milliseconds, under the suite's reads,
+// trims and reopenings.
+func TestConformanceRewrite(t *testing.T) {
+	e := newEnv(t)
+	ledgertest.Run(t, ledgertest.Harness{
+		Durable: true,
+		Storage: func(t *testing.T) func(*testing.T) ledger.Store {
+			p := e.prefix()
+			return func(t *testing.T) ledger.Store {
+				return e.open(t, p, "b1", e.objects, func(o *cluster.Options) {
+					o.RewriteInterval, o.GCInterval = 5*time.Millisecond, 7*time.Millisecond
+				})
+			}
+		},
+	})
+}
+
 func TestCluster(t *testing.T) {
 	e := newEnv(t)
 	t.Run("Fenced", func(t *testing.T) { testFenced(t, e) })
@@ -73,6 +91,11 @@ func TestCluster(t *testing.T) {
 	t.Run("ObjectStoreFaults", func(t *testing.T) { testFaults(t, e) })
 	t.Run("ReadFromObjects", func(t *testing.T) { testReadFromObjects(t, e) })
 	t.Run("CursorCheckpoint", func(t *testing.T) { testCursorCheckpoint(t, e) })
+	t.Run("Pipeline", func(t *testing.T) { testPipeline(t, e) })
+	t.Run("PipelineGap", func(t *testing.T) { testPipelineGap(t, e) })
+	t.Run("Rewrite", func(t *testing.T) { testRewrite(t, e) })
+	t.Run("RewriteCrash", func(t *testing.T) { testRewriteCrash(t, e) })
+	t.Run("TrimCollect", func(t *testing.T) { testTrimCollect(t, e) })
 }
 
 // testFenced: a broker whose lease expired (a pause longer than the TTL)

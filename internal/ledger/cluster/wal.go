@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/object"
-	"github.com/messagebus/messagebus/internal/objstore"
 )
 
 // walItem is one append waiting for its group commit.
@@ -23,7 +23,10 @@ type walItem struct {
 }
 
 // walWriter cuts the appends of every ledger into WAL objects and commits
-// them one after the other (so each ledger's entries commit in id order).
+// them through a pipeline: up to WALMaxInflight objects are written (PUT)
+// at once, but their index transactions run one after the other in cut
+// order, so each ledger's entries commit, and its receipts run, in id order,
+// and every commit is still guarded by the fencing tokens.
 type walWriter struct {
 	s *Store
 
@@ -35,11 +38,18 @@ type walWriter struct {
 	kick chan struct{} // a batch started
 	full chan struct{} // the batch reached WALMaxBytes (or a Close waits)
 	quit chan struct{}
-	seq  int64
+	seq  atomic.Int64
+
+	slots    chan struct{}  // one per WAL object in flight
+	prev     chan struct{}  // closed when the last launched object's commit finished
+	inflight sync.WaitGroup // launched objects not finished
 }
 
 func newWALWriter(s *Store) *walWriter {
-	return &walWriter{s: s, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), quit: make(chan struct{})}
+	prev := make(chan struct{})
+	close(prev)
+	return &walWriter{s: s, kick: make(chan struct{}, 1), full: make(chan struct{}, 1), quit: make(chan struct{}),
+		slots: make(chan struct{}, s.o.WALMaxInflight), prev: prev}
 }
 
 func (w *walWriter) enqueue(it walItem) {
@@ -89,6 +99,7 @@ func (w *walWriter) run() {
 		case <-w.kick:
 		case <-w.quit:
 			w.flushRest()
+			w.inflight.Wait()
 			return
 		}
 		t := time.NewTimer(w.s.o.WALMaxDelay)
@@ -126,7 +137,8 @@ type group struct {
 	entry indexEntry
 }
 
-// commit writes the batch as WAL objects of at most MaxTopicsPerWAL topics.
+// commit launches the batch as WAL objects of at most MaxTopicsPerWAL
+// topics, each once a pipeline slot is free.
 func (w *walWriter) commit(batch []walItem) {
 	var groups []*group
 	byLedger := map[*cledger]*group{}
@@ -141,52 +153,80 @@ func (w *walWriter) commit(batch []walItem) {
 	}
 	for len(groups) > 0 {
 		n := min(len(groups), w.s.o.MaxTopicsPerWAL)
-		w.commitObject(groups[:n])
+		w.launch(groups[:n])
 		groups = groups[n:]
 	}
 }
 
-// commitObject writes one WAL object and commits its index entries, then
-// runs the callbacks: success for the committed groups, the error for the
-// others.
-func (w *walWriter) commitObject(groups []*group) {
+// launch starts the commit of one WAL object after the previous one (in
+// cut order), waiting for a free slot first: while all slots are busy,
+// appends gather in the next batch.
+func (w *walWriter) launch(groups []*group) {
+	w.slots <- struct{}{}
+	w.s.m.walInflight.Inc()
+	prev, done := w.prev, make(chan struct{})
+	w.prev = done
+	w.inflight.Add(1)
+	go func() {
+		defer w.inflight.Done()
+		w.commitObject(groups, prev)
+		close(done)
+		<-w.slots
+		w.s.m.walInflight.Dec()
+	}()
+}
+
+// commitObject writes one WAL object, waits for the commit of the object
+// cut before it (prev closed), commits its index entries, then runs the
+// callbacks: success for the committed groups, the error for the others.
+func (w *walWriter) commitObject(groups []*group, prev <-chan struct{}) {
 	s := w.s
 	start := time.Now()
 	live := groups[:0:0]
 	for _, g := range groups {
-		if err := g.l.failure(); err != nil {
-			finish(g, err)
+		if g.l.failure() == nil {
+			live = append(live, g)
+		}
+	}
+	var (
+		key string
+		n   int
+		err error
+	)
+	if len(live) > 0 {
+		var buf []byte
+		if buf, err = w.encode(live); err == nil {
+			key, err = w.put(buf)
+			n = len(buf)
+		}
+	}
+	<-prev
+	// Callbacks run from here on, after those of the previous object. A
+	// ledger whose earlier object failed (or was fenced) while this one was
+	// being written must not commit later ids over the gap: failures are
+	// sticky, so filtering again catches it.
+	ok := groups[:0:0]
+	for _, g := range groups {
+		if ferr := g.l.failure(); ferr != nil {
+			finish(g, ferr)
 			continue
 		}
-		live = append(live, g)
+		ok = append(ok, g) // ok is a subset of live
 	}
-	if len(live) == 0 {
+	switch {
+	case err != nil:
+		failAll(ok, err)
+		return
+	case key == "":
+		return
+	case len(ok) == 0:
+		w.discard(key)
 		return
 	}
-	buf := make([]byte, walHeaderSize, walHeaderSize+w.size(live))
-	copy(buf, walMagic)
-	binary.BigEndian.PutUint16(buf[4:], walVersion)
-	var err error
-	entries := make([]ledger.Entry, 0, 64)
-	for _, g := range live {
-		entries = entries[:0]
-		for _, it := range g.items {
-			entries = append(entries, it.e)
-		}
-		if buf, g.meta, err = object.AppendBlock(buf, entries); err != nil {
-			failAll(live, fmt.Errorf("cluster ledger: encode WAL block: %w", err))
-			return
-		}
-	}
-	key, err := w.put(buf)
-	if err != nil {
-		failAll(live, err)
-		return
-	}
-	s.m.walBytes.Add(float64(len(buf)))
-	live = w.commitIndex(key, live)
+	s.m.walBytes.Add(float64(n))
+	committed := w.commitIndex(key, ok)
 	s.m.flushSeconds.Observe(time.Since(start).Seconds())
-	for _, g := range live {
+	for _, g := range committed {
 		entries := make([]ledger.Entry, len(g.items))
 		for i, it := range g.items {
 			entries[i] = it.e
@@ -196,8 +236,37 @@ func (w *walWriter) commitObject(groups []*group) {
 		s.m.walEntries.Add(float64(len(g.items)))
 		finish(g, nil)
 	}
-	if len(live) > 0 {
+	if len(committed) > 0 {
 		s.m.walFlushes.Inc()
+	}
+}
+
+// encode lays out the blocks of groups as one WAL object.
+func (w *walWriter) encode(groups []*group) ([]byte, error) {
+	buf := make([]byte, walHeaderSize, walHeaderSize+w.size(groups))
+	copy(buf, walMagic)
+	binary.BigEndian.PutUint16(buf[4:], walVersion)
+	var err error
+	entries := make([]ledger.Entry, 0, 64)
+	for _, g := range groups {
+		entries = entries[:0]
+		for _, it := range g.items {
+			entries = append(entries, it.e)
+		}
+		if buf, g.meta, err = object.AppendBlock(buf, entries); err != nil {
+			return nil, fmt.Errorf("cluster ledger: encode WAL block: %w", err)
+		}
+	}
+	return buf, nil
+}
+
+// discard deletes a WAL object no index entry can reference (none of its
+// topics may commit), so it does not wait for garbage collection.
+func (w *walWriter) discard(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.s.o.CallTimeout)
+	defer cancel()
+	if err := w.s.o.Objects.Delete(ctx, key); err != nil {
+		w.s.log.Warn("cluster ledger: delete of an uncommitted WAL object failed", "key", key, "err", err)
 	}
 }
 
@@ -219,15 +288,14 @@ func (w *walWriter) put(buf []byte) (string, error) {
 	deadline := time.Now().Add(s.o.CommitTimeout)
 	backoff := 50 * time.Millisecond
 	for {
-		w.seq++
-		key := fmt.Sprintf("%s/wal/%s/%016x/%016x", s.o.ObjectPrefix, s.o.Broker, uint64(s.o.Epoch), w.seq)
+		key := fmt.Sprintf("%s/wal/%s/%016x/%016x", s.o.ObjectPrefix, s.o.Broker, uint64(s.o.Epoch), w.seq.Add(1))
 		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
 		err := s.o.Objects.Put(ctx, key, buf, true)
 		cancel()
 		switch {
 		case err == nil:
 			return key, nil
-		case errors.Is(err, objstore.ErrExists):
+		case errors.Is(err, object.ErrObjectExists):
 			continue
 		}
 		s.m.walErrors.Inc()
@@ -260,16 +328,26 @@ func (w *walWriter) commitIndex(key string, groups []*group) []*group {
 		g.entry = indexEntry{V: indexVersion, WAL: key, Off: g.meta.Off, Len: g.meta.Len, First: g.meta.First,
 			Last: g.meta.Last, N: g.meta.Entries, CRC: g.meta.CRC, Cum: cum}
 	}
+	// The reference record tells garbage collection what may point into the
+	// object. It lists every group of the first attempt, also on retries
+	// with fewer groups: an attempt whose outcome was unknown may have
+	// committed a group that a later attempt finds fenced.
+	refs := walRefs{V: walRefsVersion, Refs: make([]walRef, 0, len(groups))}
+	for _, g := range groups {
+		refs.Refs = append(refs.Refs, walRef{L: g.l.id, F: g.entry.First})
+	}
+	refsJSON := mustJSON(refs)
 	deadline := time.Now().Add(s.o.CommitTimeout)
 	backoff := 50 * time.Millisecond
 	for len(groups) > 0 {
 		cmps := make([]clientv3.Cmp, 0, 2*len(groups))
-		ops := make([]clientv3.Op, 0, len(groups))
+		ops := make([]clientv3.Op, 0, len(groups)+1)
 		for _, g := range groups {
 			cmps = append(cmps, g.l.fence.Cmp(),
 				clientv3.Compare(clientv3.CreateRevision(g.l.topicKey), "=", g.l.id))
 			ops = append(ops, clientv3.OpPut(s.keys.index(g.l.id, g.entry.First), mustJSON(g.entry)))
 		}
+		ops = append(ops, clientv3.OpPut(s.keys.walRefs(key), refsJSON))
 		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
 		resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		cancel()

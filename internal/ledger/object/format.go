@@ -16,6 +16,11 @@
 // stored it (client bytes untouched). A reader fetches the trailer, then the
 // index, then only the blocks it needs (ranged reads), and verifies every
 // checksum: a mismatch is an error, never data.
+//
+// The package also holds what every reader of object blocks shares: the
+// Objects interface ledger backends reach an object store through, and the
+// size-bounded BlockCache. It depends on ledger and objstore only, never on
+// a ledger backend (tiered, cluster) that uses it.
 package object
 
 import (

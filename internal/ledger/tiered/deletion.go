@@ -75,7 +75,7 @@ func (h *holds) done(key string) {
 func (s *Store) deleteObject(ctx context.Context, key string) error {
 	s.holds.drain(key)
 	defer s.holds.done(key)
-	s.cache.forget(key)
+	s.cache.Forget(key)
 	ctx, cancel := context.WithTimeout(ctx, s.o.OpTimeout)
 	defer cancel()
 	if err := s.o.Objects.Delete(ctx, key); err != nil {

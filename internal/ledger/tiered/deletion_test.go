@@ -87,7 +87,7 @@ func TestDeletionWaitsForReader(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	first := l.manifest().Objects[0]
-	e.st.cache.forget(first.Key) // the read must go to the store
+	e.st.cache.Forget(first.Key) // the read must go to the store
 
 	g.close()
 	type result struct {

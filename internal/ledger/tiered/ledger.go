@@ -213,7 +213,7 @@ func (l *Ledger) readObject(ctx context.Context, o objectEntry, from int64, maxE
 	}
 	defer l.s.holds.release(o.Key)
 	c := l.s.cache
-	x, err := c.index(ctx, o)
+	x, err := c.Index(ctx, o.ref())
 	if err != nil {
 		return nil, err
 	}
@@ -223,9 +223,9 @@ func (l *Ledger) readObject(ctx context.Context, o objectEntry, from int64, maxE
 	)
 	for b := x.Find(from); b < len(x.Blocks) && len(out) < maxEntries; b++ {
 		if b+1 < len(x.Blocks) { // read-ahead: the next block is likely next
-			c.prefetch(l.s.ctx, o.Key, x.Blocks[b+1], l.s.o.OpTimeout, l.s.spawn)
+			c.Prefetch(l.s.ctx, o.Key, x.Blocks[b+1], l.s.o.OpTimeout, l.s.spawn)
 		}
-		entries, err := c.block(ctx, o.Key, x.Blocks[b])
+		entries, err := c.Block(ctx, o.Key, x.Blocks[b])
 		if err != nil {
 			if len(out) > 0 {
 				break // serve what was read; the next read retries

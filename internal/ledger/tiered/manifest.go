@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/messagebus/messagebus/internal/ledger/object"
 )
 
 // manifestVersion is the version of the manifest file format.
@@ -43,6 +45,11 @@ type objectEntry struct {
 	OffloadedAtMs int64 `json:"offloadedAtMs"`
 	// TrimmedAtMs is when retention trimmed all its entries (in Deleting).
 	TrimmedAtMs int64 `json:"trimmedAtMs,omitempty"`
+}
+
+// ref names o for the block cache.
+func (o objectEntry) ref() object.ObjectRef {
+	return object.ObjectRef{Key: o.Key, Size: o.Size, First: o.First, Last: o.Last}
 }
 
 func manifestPath(dir string, ledgerID int64) string {

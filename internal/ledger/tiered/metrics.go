@@ -1,6 +1,10 @@
 package tiered
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/messagebus/messagebus/internal/ledger/object"
+)
 
 // Metrics of tiered storage (the object store's own calls are measured by
 // objstore.Metrics).
@@ -44,4 +48,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.readErrors, m.corrupt, m.cacheHits, m.cacheMisses, m.cacheBytes, m.deletedObjects, m.deleteErrors)
 	}
 	return m
+}
+
+// cache is the part of m the block cache updates.
+func (m *Metrics) cache() object.CacheMetrics {
+	return object.CacheMetrics{Hits: m.cacheHits, Misses: m.cacheMisses, Corrupt: m.corrupt, Bytes: m.cacheBytes}
 }

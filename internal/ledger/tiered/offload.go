@@ -195,7 +195,7 @@ func (l *Ledger) storeOnce(ctx context.Context, key string, obj []byte) error {
 		return nil
 	}
 	l.s.log.Warn("offload: replacing an unreferenced object that differs", "key", key, "size", len(old))
-	l.s.cache.forget(key)
+	l.s.cache.Forget(key)
 	if err := l.s.o.Objects.Delete(ctx, key); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/ledger/object"
 	"github.com/messagebus/messagebus/internal/objstore"
 )
 
@@ -50,7 +51,7 @@ type Options struct {
 type Store struct {
 	inner ledger.Store
 	o     Options
-	cache *blockCache
+	cache *object.BlockCache
 	holds *holds // reads in progress per object: deletion waits for them
 	log   *slog.Logger
 	ctx   context.Context // ends at Close: stops offloads and timers
@@ -92,7 +93,7 @@ func New(inner ledger.Store, o Options) (*Store, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
-	s := &Store{inner: inner, o: o, cache: newBlockCache(o.Objects, o.CacheBytes, o.Metrics),
+	s := &Store{inner: inner, o: o, cache: object.NewBlockCache(o.Objects, o.CacheBytes, o.Metrics.cache()),
 		holds: newHolds(), log: o.Logger, open: map[string]*Ledger{}}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil

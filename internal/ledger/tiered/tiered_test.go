@@ -433,7 +433,7 @@ func TestConcurrentReadersShareBlockReads(t *testing.T) {
 	}
 	<-done
 	<-done
-	x, err := e.st.cache.index(context.Background(), l.manifest().Objects[0])
+	x, err := e.st.cache.Index(context.Background(), l.manifest().Objects[0].ref())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package tiered
+package object
 
 import (
 	"container/list"
@@ -8,23 +8,21 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/ledger/object"
-	"github.com/messagebus/messagebus/internal/objstore"
 )
 
 // blockCache keeps decoded blocks of segment objects, least recently used
 // first out, within a byte budget shared by every ledger of the store, and
 // the (small) indexes of the objects read.
 type blockCache struct {
-	objects objstore.Store
-	m       *Metrics
+	objects Objects
+	m       CacheMetrics
 
 	mu       sync.Mutex
 	max      int64
 	size     int64
 	lru      *list.List // of *cachedBlock, most recent at the front
 	blocks   map[blockKey]*list.Element
-	indexes  map[string]*object.Index
+	indexes  map[string]*Index
 	inflight map[blockKey]*fetch // blocks being read: readers of one wait for it
 }
 
@@ -46,25 +44,25 @@ type cachedBlock struct {
 	entries []ledger.Entry
 }
 
-func newBlockCache(objects objstore.Store, max int64, m *Metrics) *blockCache {
+func newBlockCache(objects Objects, max int64, m CacheMetrics) *blockCache {
 	return &blockCache{objects: objects, m: m, max: max, lru: list.New(),
-		blocks: map[blockKey]*list.Element{}, indexes: map[string]*object.Index{}, inflight: map[blockKey]*fetch{}}
+		blocks: map[blockKey]*list.Element{}, indexes: map[string]*Index{}, inflight: map[blockKey]*fetch{}}
 }
 
 // index returns the index of object o, reading it (header and tail) once.
-func (c *blockCache) index(ctx context.Context, o objectEntry) (*object.Index, error) {
+func (c *blockCache) index(ctx context.Context, o ObjectRef) (*Index, error) {
 	c.mu.Lock()
 	x := c.indexes[o.Key]
 	c.mu.Unlock()
 	if x != nil {
 		return x, nil
 	}
-	tailLen := min(o.Size-object.HeaderSize, 64<<10)
+	tailLen := min(o.Size-HeaderSize, 64<<10)
 	tail, err := c.objects.Get(ctx, o.Key, o.Size-tailLen, tailLen)
 	if err != nil {
 		return nil, err
 	}
-	t, err := object.DecodeTrailer(tail[len(tail)-object.TrailerSize:], o.Size)
+	t, err := DecodeTrailer(tail[len(tail)-TrailerSize:], o.Size)
 	if err != nil {
 		return nil, c.corrupt(o.Key, err)
 	}
@@ -74,11 +72,11 @@ func (c *blockCache) index(ctx context.Context, o objectEntry) (*object.Index, e
 	} else if idx, err = c.objects.Get(ctx, o.Key, t.IndexOff, t.IndexLen); err != nil {
 		return nil, err
 	}
-	header, err := c.objects.Get(ctx, o.Key, 0, object.HeaderSize)
+	header, err := c.objects.Get(ctx, o.Key, 0, HeaderSize)
 	if err != nil {
 		return nil, err
 	}
-	if x, err = object.DecodeIndex(header, idx, t); err != nil {
+	if x, err = DecodeIndex(header, idx, t); err != nil {
 		return nil, c.corrupt(o.Key, err)
 	}
 	if x.Header.First != o.First || x.Header.Last != o.Last {
@@ -91,25 +89,25 @@ func (c *blockCache) index(ctx context.Context, o objectEntry) (*object.Index, e
 }
 
 func (c *blockCache) corrupt(key string, err error) error {
-	c.m.corrupt.Inc()
+	c.m.Corrupt.Inc()
 	return fmt.Errorf("tiered: object %s: %w", key, err)
 }
 
 // block returns the entries of block b of object key, from the cache or
 // read with one ranged GET and verified; concurrent readers of the same
 // block share one GET.
-func (c *blockCache) block(ctx context.Context, key string, b object.BlockMeta) ([]ledger.Entry, error) {
+func (c *blockCache) block(ctx context.Context, key string, b BlockMeta) ([]ledger.Entry, error) {
 	k := blockKey{key, b.Off}
 	c.mu.Lock()
 	if e, ok := c.blocks[k]; ok {
 		c.lru.MoveToFront(e)
 		c.mu.Unlock()
-		c.m.cacheHits.Inc()
+		c.m.Hits.Inc()
 		return e.Value.(*cachedBlock).entries, nil
 	}
 	if f, ok := c.inflight[k]; ok {
 		c.mu.Unlock()
-		c.m.cacheHits.Inc()
+		c.m.Hits.Inc()
 		select {
 		case <-f.done:
 			return f.entries, f.err
@@ -120,7 +118,7 @@ func (c *blockCache) block(ctx context.Context, key string, b object.BlockMeta) 
 	f := &fetch{done: make(chan struct{})}
 	c.inflight[k] = f
 	c.mu.Unlock()
-	c.m.cacheMisses.Inc()
+	c.m.Misses.Inc()
 	f.entries, f.err = c.read(ctx, key, b)
 	c.mu.Lock()
 	delete(c.inflight, k)
@@ -134,7 +132,7 @@ func (c *blockCache) block(ctx context.Context, key string, b object.BlockMeta) 
 
 // prefetch reads block b into the cache in the background unless it is
 // cached or being read (read-ahead for sequential readers).
-func (c *blockCache) prefetch(ctx context.Context, key string, b object.BlockMeta, timeout time.Duration, spawn func(func()) bool) {
+func (c *blockCache) prefetch(ctx context.Context, key string, b BlockMeta, timeout time.Duration, spawn func(func()) bool) {
 	k := blockKey{key, b.Off}
 	c.mu.Lock()
 	_, cached := c.blocks[k]
@@ -150,12 +148,12 @@ func (c *blockCache) prefetch(ctx context.Context, key string, b object.BlockMet
 	})
 }
 
-func (c *blockCache) read(ctx context.Context, key string, b object.BlockMeta) ([]ledger.Entry, error) {
+func (c *blockCache) read(ctx context.Context, key string, b BlockMeta) ([]ledger.Entry, error) {
 	data, err := c.objects.Get(ctx, key, b.Off, b.Len)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := object.DecodeBlock(data, b)
+	entries, err := DecodeBlock(data, b)
 	if err != nil {
 		return nil, c.corrupt(key, err)
 	}
@@ -173,7 +171,7 @@ func (c *blockCache) addLocked(k blockKey, size int64, entries []ledger.Entry) {
 		delete(c.blocks, old.k)
 		c.size -= old.size
 	}
-	c.m.cacheBytes.Set(float64(c.size))
+	c.m.Bytes.Set(float64(c.size))
 }
 
 // forget drops what is cached of object key (deleted).
@@ -190,5 +188,5 @@ func (c *blockCache) forget(key string) {
 		}
 		e = next
 	}
-	c.m.cacheBytes.Set(float64(c.size))
+	c.m.Bytes.Set(float64(c.size))
 }
