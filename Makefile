@@ -70,7 +70,9 @@ test-etcd: testdeps
 
 # Only the cluster-mode tests (3 etcd members, the Versity gateway, 3 mb
 # broker processes; kill -9, SIGSTOP and SIGTERM of a topic's owner under
-# load). `make unit` runs them too (about 2.5 min under -race).
+# load; kill -9 of the etcd leader, a gateway restart, a rolling restart and
+# a network-namespace partition, test/cluster_faults_test.go). `make unit`
+# runs them too (about 5 min under -race).
 test-cluster: testdeps
 	$(GO) test -race -count=1 -timeout 10m -run 'TestCluster' ./test/ ./internal/cluster/ ./internal/ledger/cluster/
 
