@@ -146,7 +146,7 @@ func TestClusterPartitionFromEtcdAndS3(t *testing.T) {
 	if reason := netnsUnavailable(); reason != "" {
 		t.Skip("network namespaces unavailable: " + reason)
 	}
-	c := startPartitionableCluster(t, 3, "--deduplication-enabled", "--operation-timeout", "5s")
+	c := startPartitionableCluster(t, 3, "--deduplication-enabled")
 	runSchedule(t, c, 14, []fault{faultPartition})
 }
 
