@@ -5,7 +5,7 @@ STATICCHECK_VERSION := v0.6.1
 VERSITYGW_VERSION := v1.8.0
 GOAWS_VERSION ?= v0.5.4
 
-.PHONY: build run test testdeps lint unit test-etcd test-cluster fuzz compat bench proto
+.PHONY: build run test testdeps lint deploy-check unit test-etcd test-cluster fuzz compat bench proto
 
 build:
 	$(GO) build -o bin/mb ./cmd/mb
@@ -17,7 +17,7 @@ run: build
 # integration suite again with the brokers' metadata in etcd, and bounded
 # fuzz runs; each step prints how long it took, so growth is seen.
 test:
-	@for t in testdeps lint unit test-etcd fuzz compat; do \
+	@for t in testdeps lint deploy-check unit test-etcd fuzz compat; do \
 		start=$$(date +%s); \
 		$(MAKE) --no-print-directory $$t || exit 1; \
 		echo "== make $$t: $$(( $$(date +%s) - start )) s"; \
@@ -51,6 +51,13 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
+# The Kubernetes packaging (deploy/): helm's linter and the chart rendered
+# with its default (cluster) and standalone values, every manifest strictly
+# decoded into its k8s.io/api type; no cluster, no network. A Go module of its
+# own (deploy/check) keeps helm's dependencies out of go.mod.
+deploy-check:
+	cd deploy/check && $(GO) vet ./... && $(GO) test -count=1 ./...
+
 unit: testdeps
 	$(GO) test -race -timeout 40m ./...
 
@@ -63,7 +70,9 @@ test-etcd: testdeps
 
 # Only the cluster-mode tests (3 etcd members, the Versity gateway, 3 mb
 # broker processes; kill -9, SIGSTOP and SIGTERM of a topic's owner under
-# load). `make unit` runs them too (about 2.5 min under -race).
+# load; kill -9 of the etcd leader, a gateway restart, a rolling restart and
+# a network-namespace partition, test/cluster_faults_test.go). `make unit`
+# runs them too (about 5 min under -race).
 test-cluster: testdeps
 	$(GO) test -race -count=1 -timeout 10m -run 'TestCluster' ./test/ ./internal/cluster/ ./internal/ledger/cluster/
 

@@ -36,6 +36,13 @@ type testCluster struct {
 	gw      *s3test.Gateway
 	brokers []*proc
 	down    map[int]bool
+	extra   []string      // flags of every broker (restarts reuse them)
+	maxGap  time.Duration // when set, runSchedule fails if a producer waits longer for a receipt
+	// batchOnly keeps batching on for every producer: pulsar-client-go
+	// v0.19.0 races (-race) on a non-batched producer's name, rewritten by a
+	// reconnect while a send marshals it; a rolling restart reconnects often.
+	batchOnly bool
+	netns     []*netnsBroker // per broker, when each runs in a network namespace (cluster_faults_test.go)
 }
 
 func startCluster(t *testing.T, n int, extra ...string) *testCluster {
@@ -43,8 +50,15 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 	if metadataStore != "" {
 		t.Skip("cluster tests run their own etcd members: they run once, without MB_TEST_METADATA_STORE")
 	}
-	c := &testCluster{t: t, etcd: etcdtest.Start(t, 3), gw: s3test.Start(t), down: map[int]bool{}}
+	return startClusterOn(t, etcdtest.Start(t, 3), n, extra...)
+}
+
+// startClusterOn starts the gateway and n brokers on the given etcd members.
+func startClusterOn(t *testing.T, etcd *etcdtest.Cluster, n int, extra ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, etcd: etcd, gw: s3test.Start(t), down: map[int]bool{}}
 	c.gw.Bucket(t, "mbcluster", nil)
+	c.extra = extra
 	for i := range n {
 		c.brokers = append(c.brokers, c.launch(i, extra))
 	}
@@ -272,6 +286,8 @@ type history struct {
 	failed   int
 	received map[string]int
 	firstAt  map[string]time.Time // first delivery to the live consumer
+	lastAck  map[int]time.Time    // per producer, its last receipt
+	maxGap   time.Duration        // longest time a producer went without a receipt
 }
 
 // runSchedule produces unique payloads with deduplicating producers while
@@ -287,7 +303,7 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	h := &history{acked: map[string]bool{}, received: map[string]int{}, firstAt: map[string]time.Time{}}
+	h := &history{acked: map[string]bool{}, received: map[string]int{}, firstAt: map[string]time.Time{}, lastAck: map[int]time.Time{}}
 	cons, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "live",
 		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
 	if err != nil {
@@ -329,7 +345,7 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 	var faultMu sync.Mutex
 	for pi := range producers {
 		p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, Name: fmt.Sprintf("p%d-%d", pi, seed),
-			SendTimeout: 60 * time.Second, DisableBatching: pi == 0, MaxPendingMessages: 200})
+			SendTimeout: 60 * time.Second, DisableBatching: pi == 0 && !c.batchOnly, MaxPendingMessages: 200})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,6 +370,11 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 							return
 						}
 						h.acked[payload] = true
+						now := time.Now()
+						if last, ok := h.lastAck[pi]; ok && now.Sub(last) > h.maxGap {
+							h.maxGap = now.Sub(last)
+						}
+						h.lastAck[pi] = now
 						faultMu.Lock()
 						if !faultAt.IsZero() && failover == 0 {
 							firstAfter.Do(func() { failover = time.Since(faultAt) })
@@ -413,6 +434,8 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 			p.cmd.Process.Signal(syscall.SIGSTOP)
 			time.Sleep(clusterLeaseTTL + 3*time.Second) // the pause itself is the fault: past the lease
 			p.cmd.Process.Signal(syscall.SIGCONT)
+		default:
+			c.applyFault(f, owner, func() int { return ackedCount() }) // cluster_faults_test.go
 		}
 		waitAcked(before + 500)
 		faultMu.Lock()
@@ -490,7 +513,14 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 	}
 	slices.Sort(lost)
 	slices.Sort(dups)
-	t.Logf("history: %d acknowledged, %d failed sends, %d stored", len(acked), failed, len(stored))
+	h.mu.Lock()
+	maxGap := h.maxGap
+	h.mu.Unlock()
+	t.Logf("history: %d acknowledged, %d failed sends, %d stored; longest a producer went without a receipt: %v",
+		len(acked), failed, len(stored), maxGap.Round(time.Millisecond))
+	if c.maxGap > 0 && maxGap > c.maxGap {
+		t.Errorf("a producer went %v without a receipt, more than the %v allowed", maxGap.Round(time.Millisecond), c.maxGap)
+	}
 	if len(lost) > 0 {
 		t.Errorf("%d acknowledged messages lost, e.g. %v", len(lost), lost[:min(10, len(lost))])
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,12 @@ const (
 type Gateway struct {
 	Endpoint string // http://127.0.0.1:port
 	Dir      string // its posix backing directory
+
+	bin, addr string
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	out       *strings.Builder
 }
 
 // Binary finds the gateway: $VERSITYGW, else versitygw in $GOPATH/bin, else
@@ -80,40 +87,64 @@ func Start(t testing.TB) *Gateway {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("versitygw exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw not listening on %s after 20 s: %s", addr, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	g := &Gateway{Endpoint: "http://" + addr, Dir: dir, bin: bin, addr: addr}
+	t.Cleanup(g.Kill)
+	if err := g.start(); err != nil {
+		t.Fatal(err)
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", SecretKey)
 	t.Setenv("AWS_REGION", "us-east-1")
-	return &Gateway{Endpoint: "http://" + addr, Dir: dir}
+	return g
 }
+
+// start runs the gateway on g's address and directory and waits until it listens.
+func (g *Gateway) start() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cmd := exec.Command(g.bin, "--access", AccessKey, "--secret", SecretKey, "--port", g.addr, "posix", g.Dir)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start versitygw: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	g.cmd, g.exited, g.out = cmd, exited, out
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", g.addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("versitygw exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("versitygw not listening on %s after 20 s: %s", g.addr, out.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling: a listening port has no event
+	}
+}
+
+// Kill stops the gateway with SIGKILL (requests in flight fail); Restart
+// brings it back.
+func (g *Gateway) Kill() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cmd != nil {
+		g.cmd.Process.Kill()
+		<-g.exited
+		g.cmd = nil
+	}
+}
+
+// Restart starts a killed gateway again on the same address and directory
+// (its objects are all still there).
+func (g *Gateway) Restart() error { return g.start() }
 
 // Bucket makes an S3 store on a new bucket of g.
 func (g *Gateway) Bucket(t testing.TB, name string, m *objstore.Metrics) *objstore.S3 {
