@@ -14,8 +14,7 @@ import (
 // user's token to the admin API, which decides. Anything else under
 // /console/ (another method, a path with ".." or "//") goes to the admin API,
 // where it is an unknown path for authorized callers only.
-func withConsole(api http.Handler, refusePlaintextCredentials bool) http.Handler {
-	ui := console.Handler()
+func withConsole(api http.Handler, ui http.Handler, refusePlaintextCredentials bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A credential sent over plain HTTP is refused by the admin API
 		// whatever the path, so the console must not bypass that rule.
@@ -38,4 +37,19 @@ func isConsoleFile(r *http.Request) bool {
 		return false
 	}
 	return !strings.Contains(p, "..") && !strings.Contains(p, "//")
+}
+
+// consoleHandler is the console, with OIDC sign-in when the access plane
+// offers human login (its issuer's origin joins the page's CSP).
+func (s *Server) consoleHandler() http.Handler {
+	var cfg console.Config
+	if o := s.opts.Access; s.access != nil && len(o.OIDCIssuers) > 0 && o.OIDCLoginClientID != "" {
+		cfg.OIDCIssuer = o.OIDCIssuers[0]
+	}
+	h, err := console.New(cfg)
+	if err != nil {
+		s.log.Warn("web console: OIDC sign-in off", "err", err)
+		return console.Handler()
+	}
+	return h
 }

@@ -4,13 +4,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/messagebus/messagebus/internal/console"
 )
 
 // The console's files are served without the admin API; every other request,
 // and a console request that the admin API must refuse, goes to the API.
 func TestConsoleMount(t *testing.T) {
 	api := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	h := withConsole(api, true)
+	h := withConsole(api, console.Handler(), true)
 	cases := []struct {
 		method, path, auth string
 		want               int
@@ -38,7 +40,7 @@ func TestConsoleMount(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
-	withConsole(api, false).ServeHTTP(rec, func() *http.Request {
+	withConsole(api, console.Handler(), false).ServeHTTP(rec, func() *http.Request {
 		r := httptest.NewRequest("GET", "/console/", nil)
 		r.Header.Set("Authorization", "Bearer x")
 		return r

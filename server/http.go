@@ -50,7 +50,7 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 			Cluster:                    s.adminCluster(),
 			Connectors:                 conns,
 			ConnectorsUnavailable:      connectorsOff,
-		}, res), opts.Security.RefusePlaintextCredentials),
+		}, res), s.consoleHandler(), opts.Security.RefusePlaintextCredentials),
 		// Slow or idle clients must not hold connections forever; bodies are
 		// small (policies, access requests) except the pprof trace, which
 		// writes, not reads.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+
+	"github.com/messagebus/messagebus/internal/testutil/oidcprovider"
 )
 
 // consoleDir holds the browser script and its npm package (playwright-core).
@@ -31,7 +33,8 @@ func chromiumPath() string {
 // TestConsoleInBrowser drives the web console in headless Chromium against a
 // real `mb standalone`: token login, browsing to a topic while a producer
 // runs, peeking a JSON message, changing a retention policy, the audit log,
-// and a refused action for a non-admin token. Screenshots go to
+// a refused action for a non-admin token, and OIDC login (authorization code
+// with PKCE) through a real OpenID provider. Screenshots go to
 // MB_CONSOLE_SCREENSHOTS (docs/console when refreshing the README's).
 func TestConsoleInBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath()); err != nil {
@@ -47,14 +50,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("playwright-core missing in test/%s: run `make testdeps` (npm ci --prefix test/%s)", consoleDir, consoleDir)
 	}
 	keyFile, key := secretKey(t)
+	idp := oidcprovider.Start(t) // the console's OIDC login goes through it
 	p := startProc(t, t.TempDir(), 0, 0,
 		"--auth-token-secret-key", keyFile, "--superuser-roles", "admin",
-		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--oidc-issuers", idp.Issuer, "--oidc-client-id", "mb-cli")
 	adminTok := signToken(t, key, "admin", time.Time{})
 	viewerTok := signToken(t, key, "viewer", time.Time{})
 
-	// An audit entry to find: a tenant created on the access plane.
-	expectAuthHTTP(t, adminTok, "POST", p.webURL+"/access/v1/CreateTenant", `{"tenant":"console-team","groups":["console-admins"]}`, 200)
+	// An audit entry to find: a tenant created on the access plane, which
+	// the provider's alice (group new_team_eng) administers after login.
+	expectAuthHTTP(t, adminTok, "POST", p.webURL+"/access/v1/CreateTenant", `{"tenant":"console-team","groups":["new_team_eng"]}`, 200)
 
 	topic := uniqueTopic(t)
 	client := tokenClient(t, p.brokerURL, adminTok)
@@ -99,7 +105,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd := exec.CommandContext(runCtx, "node", "console.mjs")
 	cmd.Dir = consoleDir
 	cmd.Env = append(os.Environ(), "MB_WEB_URL="+p.webURL, "MB_ADMIN_TOKEN="+adminTok, "MB_VIEWER_TOKEN="+viewerTok,
-		"MB_TOPIC="+topic, "MB_SUB=console-sub", "MB_SHOTS="+absPath(t, shots), "MB_CHROMIUM="+chromiumPath())
+		"MB_TOPIC="+topic, "MB_SUB=console-sub", "MB_OIDC_TENANT=console-team", "MB_OIDC_USER=alice", "MB_SHOTS="+absPath(t, shots), "MB_CHROMIUM="+chromiumPath())
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser script:\n%s", out)
 	if err != nil {

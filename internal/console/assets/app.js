@@ -3,6 +3,7 @@
 // shown with its reason.
 import { api, session, enc, sum, APIError } from './api.js';
 import { splitBatch } from './batch.js';
+import { loginConfig, startLogin, finishLogin } from './oidc.js';
 import { h, table, card, status, confirmAction, fmtBytes, fmtRate, Series, drawChart } from './ui.js';
 
 const main = () => document.getElementById('main');
@@ -34,29 +35,40 @@ async function run(what, fn, after) {
 const errBox = (e) => h('p', { class: 'err', role: 'alert' }, e instanceof APIError ? `${e.reason} (HTTP ${e.status})` : String(e));
 
 // ---------- login ----------
-function viewLogin() {
+async function signedIn() {
+  // Any authenticated read proves the token; WhoAmI also says who.
+  await api.get('/admin/v2/clusters');
+  await whoami();
+  location.hash = '#/overview';
+}
+
+async function viewLogin(callbackError) {
   const ta = h('textarea', { id: 'token', name: 'token', autocomplete: 'off', spellcheck: 'false', required: true });
-  const msg = h('p', { role: 'alert' });
+  const msg = h('p', { role: 'alert' }, callbackError ? errBox(callbackError) : null);
   const form = h('form', {
     onsubmit: async (ev) => {
       ev.preventDefault();
       session.token = ta.value.trim();
-      try {
-        // Any authenticated read proves the token; WhoAmI also says who.
-        await api.get('/admin/v2/clusters');
-        await whoami();
-        location.hash = '#/overview';
-      } catch (e) {
-        session.token = '';
-        msg.replaceChildren(errBox(e));
-      }
+      try { await signedIn(); } catch (e) { session.token = ''; msg.replaceChildren(errBox(e)); }
     },
   }, h('label', { for: 'token' }, 'Token (JWT) — kept in this tab only'), ta,
-  h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Sign in')), msg);
-  show('Sign in', h('p', {}, 'Paste a token issued for your role. The console acts with exactly its rights.'), form);
+  h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Sign in')));
+  show('Sign in', h('p', {}, 'Paste a token issued for your role. The console acts with exactly its rights.'), form, msg);
   ta.focus();
+  const cfg = await loginConfig();
+  if (!cfg) return;
+  const tenant = h('input', { id: 'oidc-tenant', name: 'tenant', required: true, autocomplete: 'off' });
+  main().append(h('h2', {}, 'Sign in with your identity provider'),
+    h('form', {
+      class: 'inline',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try { await startLogin(cfg, tenant.value.trim()); } catch (e) { msg.replaceChildren(errBox(e)); }
+      },
+    }, h('label', { for: 'oidc-tenant' }, 'Tenant', tenant),
+    h('button', { class: 'primary', type: 'submit', id: 'oidc-login' }, 'Log in with OIDC')),
+    h('p', {}, `Through ${cfg.oidcIssuer}: you get the tenant's admin role if your account is in one of its groups.`));
 }
-
 async function whoami() {
   me = null;
   if (session.token) try { me = await api.access('WhoAmI'); } catch { /* access plane off: role unknown */ }
@@ -489,5 +501,17 @@ async function route() {
 window.addEventListener('hashchange', route);
 window.addEventListener('mb-unauthorized', () => status('The server refused the token (401): sign in again.', true));
 document.getElementById('logout').addEventListener('click', () => { session.token = ''; me = null; whoami(); location.hash = '#/login'; });
-whoami();
-route();
+// An OIDC callback (?code=…&state=…) is completed before the first view.
+(async () => {
+  try {
+    const tok = await finishLogin();
+    if (tok) { session.token = tok; await signedIn(); return; } // signedIn routes
+  } catch (e) {
+    session.token = '';
+    await whoami();
+    viewLogin(e); // finishLogin left the address at #/login
+    return;
+  }
+  await whoami();
+  route();
+})();

@@ -22,6 +22,9 @@ let step = 'start';
 const log = (s) => { step = s; console.log('step:', s); };
 try {
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  // Only the broker and the test's OpenID provider, both on loopback: the
+  // provider's page imports a web font, which must not leave the machine.
+  await ctx.route((u) => u.hostname !== '127.0.0.1', (r) => r.abort());
   const page = await ctx.newPage();
   const cspErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') { console.log('browser console:', m.text()); if (/Content Security Policy/i.test(m.text())) cspErrors.push(m.text()); } });
@@ -98,6 +101,25 @@ try {
   await page.getByRole('button', { name: 'Confirm' }).click();
   await page.locator('#status .err', { hasText: 'refused' }).waitFor({ timeout: T });
   console.log('refusal shown:', await page.locator('#status').textContent());
+
+  log('log in through the OpenID provider (authorization code + PKCE)');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Tenant').fill(env('MB_OIDC_TENANT'));
+  await shot('login');
+  await page.getByRole('button', { name: 'Log in with OIDC' }).click();
+  await page.waitForURL((u) => u.origin !== new URL(base).origin, { timeout: T });
+  await page.locator('input[name=login]').fill(env('MB_OIDC_USER'));
+  await page.locator('input[name=password]').fill('any');
+  await page.locator('button[type=submit]').click();
+  await page.getByRole('button', { name: 'Continue' }).click({ timeout: T });
+  await page.getByRole('heading', { name: 'Overview' }).waitFor({ timeout: T });
+  await page.locator('#who', { hasText: env('MB_OIDC_TENANT') + '.admin' }).waitFor({ timeout: T });
+  const after = await page.evaluate(() => ({ search: location.search, keys: Object.keys(sessionStorage), local: Object.keys(localStorage).length }));
+  if (after.search !== '' || after.local !== 0 || after.keys.join() !== 'mb.token') throw new Error('after the OIDC login: ' + JSON.stringify(after));
+  log('a replayed callback is refused (state checked)');
+  const callback = base + '?code=replayed&state=forged';
+  await page.goto(callback);
+  await page.locator('#main .err', { hasText: 'no sign-in was started' }).waitFor({ timeout: T });
   if (cspErrors.length) throw new Error('CSP violations: ' + cspErrors.join('; '));
   console.log('ok');
 } catch (e) {
