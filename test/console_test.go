@@ -94,6 +94,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}()
 	defer func() { cancel(); wg.Wait() }()
 
+	batchTopic, batchFrom := compressedBatches(t, client, uniqueTopic(t)+"-batches")
+
 	shots := os.Getenv("MB_CONSOLE_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
@@ -105,7 +107,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd := exec.CommandContext(runCtx, "node", "console.mjs")
 	cmd.Dir = consoleDir
 	cmd.Env = append(os.Environ(), "MB_WEB_URL="+p.webURL, "MB_ADMIN_TOKEN="+adminTok, "MB_VIEWER_TOKEN="+viewerTok,
-		"MB_TOPIC="+topic, "MB_SUB=console-sub", "MB_OIDC_TENANT=console-team", "MB_OIDC_USER=alice", "MB_SHOTS="+absPath(t, shots), "MB_CHROMIUM="+chromiumPath())
+		"MB_TOPIC="+topic, "MB_SUB=console-sub", "MB_OIDC_TENANT=console-team", "MB_OIDC_USER=alice",
+		"MB_BATCH_TOPIC="+batchTopic, "MB_BATCH_FROM="+batchFrom.UTC().Format(time.RFC3339Nano), "MB_SHOTS="+absPath(t, shots), "MB_CHROMIUM="+chromiumPath())
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser script:\n%s", out)
 	if err != nil {
@@ -157,4 +160,56 @@ func absPath(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// compressedBatches publishes one message, then (strictly later, to the
+// millisecond) one batch of three messages per codec the Go client has
+// (LZ4, ZLIB, ZSTD; Snappy is covered by the admin API's unit test). It
+// returns the topic and a time between the first message and the batches.
+func compressedBatches(t *testing.T, client pulsar.Client, topic string) (string, time.Time) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := first.Send(ctx, &pulsar.ProducerMessage{Payload: []byte(`{"before":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// Publish times are in milliseconds: the batches must come at least one
+	// millisecond after the first message's receipt.
+	from := time.Now().Add(time.Millisecond).Truncate(time.Millisecond)
+	for time.Now().Before(from.Add(time.Millisecond)) {
+		time.Sleep(100 * time.Microsecond) // at most 2 ms: publish times have no finer grain
+	}
+	for _, codec := range []struct {
+		name string
+		c    pulsar.CompressionType
+	}{{"LZ4", pulsar.LZ4}, {"ZLIB", pulsar.ZLib}, {"ZSTD", pulsar.ZSTD}} {
+		p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, CompressionType: codec.c,
+			BatchingMaxPublishDelay: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 3; i++ {
+			wg.Add(1)
+			body, _ := json.Marshal(map[string]any{"codec": codec.name, "i": i})
+			p.SendAsync(ctx, &pulsar.ProducerMessage{Payload: body, Key: fmt.Sprintf("%s-%d", codec.name, i)},
+				func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+					if err != nil {
+						t.Error(err)
+					}
+					wg.Done()
+				})
+		}
+		if err := p.FlushWithCtx(ctx); err != nil { // the three as one batch, now
+			t.Fatal(err)
+		}
+		wg.Wait()
+		p.Close()
+	}
+	return topic, from
 }

@@ -267,6 +267,20 @@ async function viewTopic(domain, tenant, ns, topic) {
       readOut.replaceChildren(await messageView(`${path}/ledger/${ledger.value}/entry/${entry.value}`));
     },
   }, h('label', {}, 'Ledger id', ledger), h('label', {}, 'Entry id', entry), h('button', { type: 'submit' }, 'Read message by id'));
+  const since = h('input', { name: 'since', size: 26, required: true, value: new Date(Date.now() - 3600e3).toISOString() });
+  const readByTime = h('form', {
+    class: 'inline',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const ms = Date.parse(since.value);
+      if (!Number.isFinite(ms)) { readOut.replaceChildren(errBox('not a time: use ISO 8601, e.g. 2026-01-01T10:00:00Z')); return; }
+      try {
+        // The first entry published at or after the time, then the ones after it.
+        const id = await api.get(`${path}/messageid/${ms}`);
+        readOut.replaceChildren(h('h2', {}, `Messages from ${new Date(ms).toISOString()}`), ...(await readFrom(path, id.ledgerId, id.entryId)));
+      } catch (e) { readOut.replaceChildren(errBox(e)); }
+    },
+  }, h('label', {}, 'Publish time (ISO 8601)', since), h('button', { type: 'submit' }, 'Read from time'));
   const topicActions = h('div', { class: 'row' },
     h('button', { type: 'button', onclick: () => act(`Unload ${full}?`, 'unload', () => api.put(path + '/unload'), refresh) }, 'Unload'),
     h('button', { type: 'button', class: 'danger', onclick: () => act(`Terminate ${full}? No more messages can be published.`, 'terminate', () => api.post(path + '/terminate'), refresh) }, 'Terminate'),
@@ -275,7 +289,7 @@ async function viewTopic(domain, tenant, ns, topic) {
   show('Topic ' + topic, crumbs, h('p', {}, full), topicActions, cards,
     h('div', { class: 'charts' }, h('figure', {}, chart, h('figcaption', {}, 'msg/s in (blue) and out (green)')),
       h('figure', {}, bChart, h('figcaption', {}, 'backlog'))), errs, pubs, subs, createSub, misc,
-    h('h2', {}, 'Read a message'), readById, readOut, h('div', { id: 'peek-out' }));
+    h('h2', {}, 'Read messages'), readById, readByTime, readOut, h('div', { id: 'peek-out' }));
   every(3000, refresh);
   const [comp, off] = await Promise.all([api.get(path + '/compaction').catch((e) => ({ error: e.reason })), api.get(path + '/offload').catch((e) => ({ error: e.reason }))]);
   misc.replaceChildren(h('h2', {}, 'Compaction and offload'), table(['', 'status'], [['compaction', JSON.stringify(comp)], ['offload', JSON.stringify(off)]]));
@@ -301,6 +315,24 @@ function subActions(path, full, name) {
     } }, 'Reset…'),
     h('button', { type: 'button', class: 'danger', onclick: () => act(`Clear the backlog of ${name}?`, 'clear backlog', () => api.post(`${sp}/skip_all`), after) }, 'Clear'),
     h('button', { type: 'button', class: 'danger', onclick: () => act(`Delete subscription ${name} of ${full}?`, 'delete subscription', () => api.del(sp), after) }, 'Delete'));
+}
+
+// readFrom shows up to five entries from ledger:entry on, with a button for
+// the next five; it stops at the first missing entry (the topic's end).
+async function readFrom(path, ledgerId, entryId) {
+  const out = [];
+  let next = entryId;
+  for (; next < entryId + 5; next++) {
+    const v = await messageView(`${path}/ledger/${ledgerId}/entry/${next}`);
+    if (v.dataset.missing) {
+      if (next === entryId) out.push(v);
+      return out;
+    }
+    out.push(v);
+  }
+  const more = h('button', { type: 'button', onclick: async () => { more.replaceWith(...(await readFrom(path, ledgerId, next))); } }, 'Next messages');
+  out.push(more);
+  return out;
 }
 
 async function peek(sp) {
@@ -331,7 +363,9 @@ async function messageView(url) {
     ['producer', hd('X-Pulsar-Producer-Name')], ['redelivery count', hd('X-Pulsar-Redelivery-Count')], ['compression', hd('X-Pulsar-Compression')]];
   const n = Number(hd('X-Pulsar-Num-Batch-Message') || 0);
   const box = h('div', { class: 'msg' });
-  if (n > 0 && !hd('X-Pulsar-Compression')) {
+  // The server sends batches decompressed (X-Pulsar-Compression says how
+  // they were stored), so any batch is split here.
+  if (n > 0) {
     let parts;
     try { parts = splitBatch(bytes, n); } catch (e) { parts = null; box.append(h('p', { class: 'err' }, 'batch not readable: ' + e.message)); }
     if (parts) {
