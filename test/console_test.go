@@ -124,6 +124,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := json.Unmarshal([]byte(got), &ret); err != nil || ret.Minutes != 120 || ret.MB != 64 {
 		t.Fatalf("retention after the page's change: %s (%v)", got, err)
 	}
+	// The tenant the page created, with no association left after its removal.
+	got = expectAuthHTTP(t, adminTok, "POST", p.webURL+"/access/v1/ListRoles", `{"tenant":"edit-team"}`, 200)
+	if strings.Contains(got, "billing") {
+		t.Fatalf("association still there after the page removed it: %s", got)
+	}
 	// The viewer's delete was refused: the topic is still there.
 	expectAuthHTTP(t, adminTok, "GET", p.webURL+"/admin/v2/"+strings.Replace(topic, "://", "/", 1)+"/stats", "", 200)
 }

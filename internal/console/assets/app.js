@@ -484,11 +484,15 @@ async function viewAccess() {
   body.append(h('p', {}, `Signed in as ${me.role}${me.superuser ? ' (superuser)' : ''}; administers ${(me.adminOf || []).join(', ') || 'no tenant'}; token expires ${me.expiresAt ? ts(me.expiresAt) : 'never'}.`));
   body.append(h('h2', {}, 'Tenants'), table(['tenant', 'groups', 'admin roles', 'created by', 'created'],
     tenants.map((t) => [t.name, (t.groups || []).join(', '), (t.adminRoles || []).join(', '), t.createdBy || '', ts(t.createdAt)])));
+  // Only superusers may create tenants; the server decides, the form is
+  // offered to them alone so others are not invited to a certain refusal.
+  if (me.superuser) body.append(createTenantForm());
   for (const t of tenants) {
     try {
       const r = await api.access('ListRoles', { tenant: t.name });
-      body.append(h('h2', {}, `Role associations of ${t.name}`), table(['role', 'identity', 'issuer', 'actions', 'namespaces', 'created'],
-        (r.associations || []).map((a) => [a.role, `${a.identityKind || ''} ${a.subject || ''}`, a.issuer || '', (a.actions || []).join(', '), (a.namespaces || []).join(', '), ts(a.createdAt)])));
+      body.append(h('h2', {}, `Role associations of ${t.name}`), table(['role', 'identity', 'issuer', 'actions', 'namespaces', 'vault', 'created', ''],
+        (r.associations || []).map((a) => [a.role, `${a.identityKind || ''} ${a.subject || ''}`, a.issuer || '', (a.actions || []).join(', '), (a.namespaces || []).join(', '),
+          a.vaultPath || '', ts(a.createdAt), removeAssociationButton(t.name, a)])), associateForm(t.name));
     } catch (e) { body.append(h('h2', {}, `Role associations of ${t.name}`), errBox(e)); }
   }
   const fTenant = h('input', { name: 'tenant' }), fActor = h('input', { name: 'actor' }), fAction = h('input', { name: 'action' });
@@ -506,6 +510,62 @@ async function viewAccess() {
     h('label', {}, 'Tenant', fTenant), h('label', {}, 'Actor contains', fActor), h('label', {}, 'Action contains', fAction),
     h('label', {}, 'Limit', fLimit), h('button', { type: 'submit' }, 'Filter')), out);
   load();
+}
+
+const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+
+// accessForm is a form that asks for confirmation, calls the access plane
+// and shows the server's answer (its validation message when it refuses)
+// inside the form; on success the view is reloaded.
+function accessForm(label, fields, question, call) {
+  const msg = h('div'); // errBox is the alert
+  return h('form', {
+    class: 'inline', 'aria-label': label,
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (!(await confirmAction(question()))) return;
+      try {
+        await call();
+        route(); // clears the status line first, synchronously
+        status(label + ': done');
+      } catch (e) { msg.replaceChildren(errBox(e)); status(label + ' refused: ' + (e.reason || e.message), true); }
+    },
+  }, fields, h('button', { type: 'submit' }, label), msg);
+}
+
+function createTenantForm() {
+  const name = h('input', { name: 'tenant', required: true, autocomplete: 'off' });
+  const groups = h('input', { name: 'groups', placeholder: 'team_eng, team_ops', autocomplete: 'off' });
+  const ns = h('input', { name: 'namespace', placeholder: 'default', autocomplete: 'off' });
+  return h('section', {}, h('h3', {}, 'New tenant'), accessForm('Create tenant',
+    [h('label', {}, 'Tenant', name), h('label', {}, 'Groups (comma-separated)', groups), h('label', {}, 'Default namespace', ns)],
+    () => `Create tenant ${name.value}, administered by ${list(groups.value).join(', ') || 'no group'}?`,
+    () => api.access('CreateTenant', { tenant: name.value.trim(), groups: list(groups.value), defaultNamespace: ns.value.trim() })));
+}
+
+function associateForm(tenant) {
+  const id = h('input', { name: 'identity', required: true, autocomplete: 'off', placeholder: 'OIDC subject or IAM role ARN' });
+  const issuer = h('input', { name: 'issuer', autocomplete: 'off', placeholder: 'when several are trusted' });
+  const role = h('input', { name: 'role', required: true, autocomplete: 'off' });
+  const acts = ['produce', 'consume', 'functions'].map((a) => h('input', { type: 'checkbox', name: 'action', value: a }));
+  const ns = h('input', { name: 'namespaces', autocomplete: 'off', placeholder: 'default' });
+  const vault = h('input', { type: 'checkbox', name: 'vault' });
+  const chosen = () => acts.filter((a) => a.checked).map((a) => a.value);
+  return h('section', {}, h('h3', {}, `Associate a role in ${tenant}`), accessForm(`Associate role in ${tenant}`,
+    [h('label', {}, 'Identity', id), h('label', {}, 'Issuer', issuer), h('label', {}, 'Role', role),
+      h('fieldset', {}, h('legend', {}, 'Actions'), acts.map((a) => h('label', { class: 'check' }, a, a.value))),
+      h('label', {}, 'Namespaces (comma-separated)', ns), h('label', { class: 'check' }, vault, 'Deliver to Vault')],
+    () => `Associate ${id.value} with role ${role.value} of ${tenant}${chosen().length ? ', granting ' + chosen().join(', ') : ''}?`,
+    () => api.access('AssociateRole', { tenant, identity: id.value.trim(), issuer: issuer.value.trim(), role: role.value.trim(),
+      actions: chosen(), namespaces: list(ns.value), deliverToVault: vault.checked })));
+}
+
+function removeAssociationButton(tenant, a) {
+  return h('button', {
+    type: 'button', class: 'danger', 'aria-label': `Remove ${a.role} from ${a.subject}`,
+    onclick: () => act(`Remove the association of ${a.subject} with ${a.role}? Its grants go when no other identity has the role.`, 'remove association',
+      () => api.access('RemoveAssociation', { tenant, identity: a.subject, issuer: a.issuer || '', role: a.role }), route),
+  }, 'Remove');
 }
 
 // ---------- routing ----------

@@ -107,7 +107,39 @@ try {
   await page.getByRole('link', { name: 'Access' }).click();
   await page.locator('#audit table').waitFor({ timeout: T });
   await page.locator('#audit td', { hasText: 'create-tenant' }).first().waitFor({ timeout: T });
+
+  log('create a tenant (confirmed) and see the server refuse a duplicate');
+  const confirm = () => page.locator('#confirm').getByRole('button', { name: 'Confirm' }).click();
+  const newTenant = page.getByRole('form', { name: 'Create tenant' });
+  await newTenant.getByLabel('Tenant').fill('edit-team');
+  await newTenant.getByLabel(/Groups/).fill('edit-admins, edit-ops');
+  await newTenant.getByRole('button', { name: 'Create tenant' }).click();
+  await confirm();
+  await page.getByRole('cell', { name: 'edit-admins, edit-ops', exact: true }).waitFor({ timeout: T });
+  const again = page.getByRole('form', { name: 'Create tenant' });
+  await again.getByLabel('Tenant').fill('edit-team');
+  await again.getByLabel(/Groups/).fill('edit-admins');
+  await again.getByRole('button', { name: 'Create tenant' }).click();
+  await confirm();
+  await again.getByRole('alert').filter({ hasText: 'already exists' }).waitFor({ timeout: T });
+
+  log('associate a role, see a refused one, remove it');
+  const assoc = page.getByRole('form', { name: 'Associate role in edit-team' });
+  await assoc.getByLabel('Identity').fill('workload-a');
+  await assoc.getByLabel('Role').fill('admin');
+  await assoc.getByRole('button', { name: 'Associate role in edit-team' }).click();
+  await confirm();
+  await assoc.getByRole('alert').filter({ hasText: 'reserved' }).waitFor({ timeout: T });
+  await assoc.getByLabel('Role').fill('billing');
+  await assoc.getByLabel('produce').check();
+  await assoc.getByRole('button', { name: 'Associate role in edit-team' }).click();
+  await confirm();
+  await page.getByRole('cell', { name: 'edit-team.billing', exact: true }).waitFor({ timeout: T });
+  await page.locator('#audit td', { hasText: 'associate-role' }).first().waitFor({ timeout: T });
   await shot('access');
+  await page.getByRole('button', { name: 'Remove edit-team.billing from workload-a' }).click();
+  await confirm();
+  await page.getByRole('cell', { name: 'edit-team.billing', exact: true }).waitFor({ state: 'detached', timeout: T });
 
   log('see a refused action with a non-admin token');
   await page.getByRole('button', { name: 'Sign out' }).click();
@@ -135,6 +167,10 @@ try {
   await page.locator('#who', { hasText: env('MB_OIDC_TENANT') + '.admin' }).waitFor({ timeout: T });
   const after = await page.evaluate(() => ({ search: location.search, keys: Object.keys(sessionStorage), local: Object.keys(localStorage).length }));
   if (after.search !== '' || after.local !== 0 || after.keys.join() !== 'mb.token') throw new Error('after the OIDC login: ' + JSON.stringify(after));
+  log('a tenant admin may edit its role associations, not create tenants');
+  await page.getByRole('link', { name: 'Access' }).click();
+  await page.getByRole('form', { name: 'Associate role in ' + env('MB_OIDC_TENANT') }).waitFor({ timeout: T });
+  if (await page.getByRole('form', { name: 'Create tenant' }).count() !== 0) throw new Error('tenant creation offered to a tenant admin');
   log('a replayed callback is refused (state checked)');
   const callback = base + '?code=replayed&state=forged';
   await page.goto(callback);
