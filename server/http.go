@@ -12,7 +12,8 @@ import (
 )
 
 // newHTTP makes the HTTP server of the admin API, /metrics, health, the
-// access plane's REST API (when on) and pprof (when enabled).
+// access plane's REST API (when on), pprof (when enabled) and the web
+// console (console.go).
 func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas *schema.Registry, gatherer prometheus.Gatherer, functionsOff, connectorsOff string) {
 	opts := s.opts
 	var accessREST http.Handler
@@ -28,7 +29,7 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 		conns = s.connectors
 	}
 	s.http = &http.Server{
-		Handler: admin.New(admin.Config{
+		Handler: withConsole(admin.New(admin.Config{
 			ClusterName:                opts.ClusterName,
 			BrokerURL:                  s.advertisedBrokerURL(),
 			WebURL:                     s.WebURL(),
@@ -49,7 +50,7 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 			Cluster:                    s.adminCluster(),
 			Connectors:                 conns,
 			ConnectorsUnavailable:      connectorsOff,
-		}, res),
+		}, res), s.consoleHandler(), opts.Security.RefusePlaintextCredentials),
 		// Slow or idle clients must not hold connections forever; bodies are
 		// small (policies, access requests) except the pprof trace, which
 		// writes, not reads.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+
+	"github.com/messagebus/messagebus/internal/testutil/oidcprovider"
 )
 
 // consoleDir holds the browser script and its npm package (playwright-core).
@@ -31,7 +33,8 @@ func chromiumPath() string {
 // TestConsoleInBrowser drives the web console in headless Chromium against a
 // real `mb standalone`: token login, browsing to a topic while a producer
 // runs, peeking a JSON message, changing a retention policy, the audit log,
-// and a refused action for a non-admin token. Screenshots go to
+// a refused action for a non-admin token, and OIDC login (authorization code
+// with PKCE) through a real OpenID provider. Screenshots go to
 // MB_CONSOLE_SCREENSHOTS (docs/console when refreshing the README's).
 func TestConsoleInBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath()); err != nil {
@@ -47,14 +50,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("playwright-core missing in test/%s: run `make testdeps` (npm ci --prefix test/%s)", consoleDir, consoleDir)
 	}
 	keyFile, key := secretKey(t)
+	idp := oidcprovider.Start(t) // the console's OIDC login goes through it
 	p := startProc(t, t.TempDir(), 0, 0,
 		"--auth-token-secret-key", keyFile, "--superuser-roles", "admin",
-		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--oidc-issuers", idp.Issuer, "--oidc-client-id", "mb-cli")
 	adminTok := signToken(t, key, "admin", time.Time{})
 	viewerTok := signToken(t, key, "viewer", time.Time{})
 
-	// An audit entry to find: a tenant created on the access plane.
-	expectAuthHTTP(t, adminTok, "POST", p.webURL+"/access/v1/CreateTenant", `{"tenant":"console-team","groups":["console-admins"]}`, 200)
+	// An audit entry to find: a tenant created on the access plane, which
+	// the provider's alice (group new_team_eng) administers after login.
+	expectAuthHTTP(t, adminTok, "POST", p.webURL+"/access/v1/CreateTenant", `{"tenant":"console-team","groups":["new_team_eng"]}`, 200)
 
 	topic := uniqueTopic(t)
 	client := tokenClient(t, p.brokerURL, adminTok)
@@ -88,6 +94,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}()
 	defer func() { cancel(); wg.Wait() }()
 
+	batchTopic, batchFrom := compressedBatches(t, client, uniqueTopic(t)+"-batches")
+
 	shots := os.Getenv("MB_CONSOLE_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
@@ -99,7 +107,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd := exec.CommandContext(runCtx, "node", "console.mjs")
 	cmd.Dir = consoleDir
 	cmd.Env = append(os.Environ(), "MB_WEB_URL="+p.webURL, "MB_ADMIN_TOKEN="+adminTok, "MB_VIEWER_TOKEN="+viewerTok,
-		"MB_TOPIC="+topic, "MB_SUB=console-sub", "MB_SHOTS="+absPath(t, shots), "MB_CHROMIUM="+chromiumPath())
+		"MB_TOPIC="+topic, "MB_SUB=console-sub", "MB_OIDC_TENANT=console-team", "MB_OIDC_USER=alice",
+		"MB_BATCH_TOPIC="+batchTopic, "MB_BATCH_FROM="+batchFrom.UTC().Format(time.RFC3339Nano), "MB_SHOTS="+absPath(t, shots), "MB_CHROMIUM="+chromiumPath())
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser script:\n%s", out)
 	if err != nil {
@@ -114,6 +123,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(got), &ret); err != nil || ret.Minutes != 120 || ret.MB != 64 {
 		t.Fatalf("retention after the page's change: %s (%v)", got, err)
+	}
+	// The tenant the page created, with no association left after its removal.
+	got = expectAuthHTTP(t, adminTok, "POST", p.webURL+"/access/v1/ListRoles", `{"tenant":"edit-team"}`, 200)
+	if strings.Contains(got, "billing") {
+		t.Fatalf("association still there after the page removed it: %s", got)
 	}
 	// The viewer's delete was refused: the topic is still there.
 	expectAuthHTTP(t, adminTok, "GET", p.webURL+"/admin/v2/"+strings.Replace(topic, "://", "/", 1)+"/stats", "", 200)
@@ -151,4 +165,56 @@ func absPath(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// compressedBatches publishes one message, then (strictly later, to the
+// millisecond) one batch of three messages per codec the Go client has
+// (LZ4, ZLIB, ZSTD; Snappy is covered by the admin API's unit test). It
+// returns the topic and a time between the first message and the batches.
+func compressedBatches(t *testing.T, client pulsar.Client, topic string) (string, time.Time) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	first, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := first.Send(ctx, &pulsar.ProducerMessage{Payload: []byte(`{"before":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// Publish times are in milliseconds: the batches must come at least one
+	// millisecond after the first message's receipt.
+	from := time.Now().Add(time.Millisecond).Truncate(time.Millisecond)
+	for time.Now().Before(from.Add(time.Millisecond)) {
+		time.Sleep(100 * time.Microsecond) // at most 2 ms: publish times have no finer grain
+	}
+	for _, codec := range []struct {
+		name string
+		c    pulsar.CompressionType
+	}{{"LZ4", pulsar.LZ4}, {"ZLIB", pulsar.ZLib}, {"ZSTD", pulsar.ZSTD}} {
+		p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, CompressionType: codec.c,
+			BatchingMaxPublishDelay: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 3; i++ {
+			wg.Add(1)
+			body, _ := json.Marshal(map[string]any{"codec": codec.name, "i": i})
+			p.SendAsync(ctx, &pulsar.ProducerMessage{Payload: body, Key: fmt.Sprintf("%s-%d", codec.name, i)},
+				func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+					if err != nil {
+						t.Error(err)
+					}
+					wg.Done()
+				})
+		}
+		if err := p.FlushWithCtx(ctx); err != nil { // the three as one batch, now
+			t.Fatal(err)
+		}
+		wg.Wait()
+		p.Close()
+	}
+	return topic, from
 }

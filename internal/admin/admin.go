@@ -28,7 +28,6 @@ import (
 
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/broker"
-	"github.com/messagebus/messagebus/internal/console"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/schema"
@@ -155,9 +154,6 @@ func (s *Server) routes() {
 	if s.cfg.Access != nil {
 		m.Handle("/access/v1/", s.cfg.Access)
 	}
-	// The web console: static files; its calls carry the user's token.
-	m.Handle("GET /console/", console.Handler())
-	m.Handle("GET /console", console.Handler())
 	s.brokerRoutes(m)
 	s.tenantRoutes(m)
 	s.namespaceRoutes(m)

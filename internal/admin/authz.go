@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/messagebus/messagebus/internal/auth"
-	"github.com/messagebus/messagebus/internal/console"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 )
@@ -51,12 +50,6 @@ var openPaths = map[string]bool{"/healthz": true, "/metrics": true, "/admin/v2/b
 // classify decides what a request needs from its method and path.
 func classify(method, path string) requirement {
 	if openPaths[strings.TrimSuffix(path, "/")] {
-		return requirement{need: needNothing}
-	}
-	if (method == http.MethodGet || method == http.MethodHead) && (path == "/console" || strings.HasPrefix(path, console.Prefix)) &&
-		!strings.Contains(path, "..") && !strings.Contains(path, "//") {
-		// The console's static files hold nothing secret; what the page
-		// reads, it reads with the user's token.
 		return requirement{need: needNothing}
 	}
 	seg := strings.Split(strings.Trim(path, "/"), "/")

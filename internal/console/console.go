@@ -7,8 +7,10 @@ package console
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -18,13 +20,38 @@ var assets embed.FS
 // Prefix is where the console is served.
 const Prefix = "/console/"
 
-// csp allows nothing but the console's own files and calls to its own
-// origin: no inline script or style, no framing, no other origin.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// cspFormat allows nothing but the console's own files and calls to its own
+// origin (plus, for OIDC sign-in, the identity provider's): no inline script
+// or style, no framing, no other origin.
+const cspFormat = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'%s; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// Handler serves the console's files with strict security headers.
+// Config configures the console.
+type Config struct {
+	// OIDCIssuer, when set, is the access plane's login issuer: the page
+	// fetches its discovery document and exchanges the authorization code at
+	// its token endpoint, so its origin is added to the CSP's connect-src.
+	OIDCIssuer string
+}
+
+// Handler serves the console's files with strict security headers, without
+// OIDC sign-in.
 func Handler() http.Handler {
+	h, _ := New(Config{})
+	return h
+}
+
+// New serves the console's files with strict security headers.
+func New(cfg Config) (http.Handler, error) {
+	extra := ""
+	if cfg.OIDCIssuer != "" {
+		origin, err := issuerOrigin(cfg.OIDCIssuer)
+		if err != nil {
+			return nil, err
+		}
+		extra = " " + origin
+	}
+	csp := fmt.Sprintf(cspFormat, extra)
 	sub, err := fs.Sub(assets, "assets")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
@@ -45,5 +72,16 @@ func Handler() http.Handler {
 			return
 		}
 		files.ServeHTTP(w, r)
-	})
+	}), nil
+}
+
+// issuerOrigin is the scheme://host[:port] of an issuer URL, refused unless
+// it is a plain http(s) URL (it goes into a CSP header).
+func issuerOrigin(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		strings.ContainsAny(u.Host, " ;,'\"") {
+		return "", fmt.Errorf("console: OIDC issuer %q is not an http(s) URL", issuer)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }

@@ -52,3 +52,21 @@ func TestNoInlineScriptOrExternalOrigin(t *testing.T) {
 		}
 	}
 }
+
+// With OIDC sign-in, the provider's origin (and only it) joins connect-src.
+func TestOIDCIssuerInCSP(t *testing.T) {
+	h, err := New(Config{OIDCIssuer: "https://idp.example.com/realms/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/console/", nil))
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' https://idp.example.com;") {
+		t.Fatalf("CSP %q", csp)
+	}
+	for _, bad := range []string{"idp.example.com", "ftp://idp", "https://a b", "https://x;script-src *", "https://u@idp"} {
+		if _, err := New(Config{OIDCIssuer: bad}); err == nil {
+			t.Errorf("issuer %q accepted", bad)
+		}
+	}
+}

@@ -3,6 +3,7 @@
 // shown with its reason.
 import { api, session, enc, sum, APIError } from './api.js';
 import { splitBatch } from './batch.js';
+import { loginConfig, startLogin, finishLogin } from './oidc.js';
 import { h, table, card, status, confirmAction, fmtBytes, fmtRate, Series, drawChart } from './ui.js';
 
 const main = () => document.getElementById('main');
@@ -34,29 +35,40 @@ async function run(what, fn, after) {
 const errBox = (e) => h('p', { class: 'err', role: 'alert' }, e instanceof APIError ? `${e.reason} (HTTP ${e.status})` : String(e));
 
 // ---------- login ----------
-function viewLogin() {
+async function signedIn() {
+  // Any authenticated read proves the token; WhoAmI also says who.
+  await api.get('/admin/v2/clusters');
+  await whoami();
+  location.hash = '#/overview';
+}
+
+async function viewLogin(callbackError) {
   const ta = h('textarea', { id: 'token', name: 'token', autocomplete: 'off', spellcheck: 'false', required: true });
-  const msg = h('p', { role: 'alert' });
+  const msg = h('p', { role: 'alert' }, callbackError ? errBox(callbackError) : null);
   const form = h('form', {
     onsubmit: async (ev) => {
       ev.preventDefault();
       session.token = ta.value.trim();
-      try {
-        // Any authenticated read proves the token; WhoAmI also says who.
-        await api.get('/admin/v2/clusters');
-        await whoami();
-        location.hash = '#/overview';
-      } catch (e) {
-        session.token = '';
-        msg.replaceChildren(errBox(e));
-      }
+      try { await signedIn(); } catch (e) { session.token = ''; msg.replaceChildren(errBox(e)); }
     },
   }, h('label', { for: 'token' }, 'Token (JWT) — kept in this tab only'), ta,
-  h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Sign in')), msg);
-  show('Sign in', h('p', {}, 'Paste a token issued for your role. The console acts with exactly its rights.'), form);
+  h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Sign in')));
+  show('Sign in', h('p', {}, 'Paste a token issued for your role. The console acts with exactly its rights.'), form, msg);
   ta.focus();
+  const cfg = await loginConfig();
+  if (!cfg) return;
+  const tenant = h('input', { id: 'oidc-tenant', name: 'tenant', required: true, autocomplete: 'off' });
+  main().append(h('h2', {}, 'Sign in with your identity provider'),
+    h('form', {
+      class: 'inline',
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        try { await startLogin(cfg, tenant.value.trim()); } catch (e) { msg.replaceChildren(errBox(e)); }
+      },
+    }, h('label', { for: 'oidc-tenant' }, 'Tenant', tenant),
+    h('button', { class: 'primary', type: 'submit', id: 'oidc-login' }, 'Log in with OIDC')),
+    h('p', {}, `Through ${cfg.oidcIssuer}: you get the tenant's admin role if your account is in one of its groups.`));
 }
-
 async function whoami() {
   me = null;
   if (session.token) try { me = await api.access('WhoAmI'); } catch { /* access plane off: role unknown */ }
@@ -255,6 +267,20 @@ async function viewTopic(domain, tenant, ns, topic) {
       readOut.replaceChildren(await messageView(`${path}/ledger/${ledger.value}/entry/${entry.value}`));
     },
   }, h('label', {}, 'Ledger id', ledger), h('label', {}, 'Entry id', entry), h('button', { type: 'submit' }, 'Read message by id'));
+  const since = h('input', { name: 'since', size: 26, required: true, value: new Date(Date.now() - 3600e3).toISOString() });
+  const readByTime = h('form', {
+    class: 'inline',
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const ms = Date.parse(since.value);
+      if (!Number.isFinite(ms)) { readOut.replaceChildren(errBox('not a time: use ISO 8601, e.g. 2026-01-01T10:00:00Z')); return; }
+      try {
+        // The first entry published at or after the time, then the ones after it.
+        const id = await api.get(`${path}/messageid/${ms}`);
+        readOut.replaceChildren(h('h2', {}, `Messages from ${new Date(ms).toISOString()}`), ...(await readFrom(path, id.ledgerId, id.entryId)));
+      } catch (e) { readOut.replaceChildren(errBox(e)); }
+    },
+  }, h('label', {}, 'Publish time (ISO 8601)', since), h('button', { type: 'submit' }, 'Read from time'));
   const topicActions = h('div', { class: 'row' },
     h('button', { type: 'button', onclick: () => act(`Unload ${full}?`, 'unload', () => api.put(path + '/unload'), refresh) }, 'Unload'),
     h('button', { type: 'button', class: 'danger', onclick: () => act(`Terminate ${full}? No more messages can be published.`, 'terminate', () => api.post(path + '/terminate'), refresh) }, 'Terminate'),
@@ -263,7 +289,7 @@ async function viewTopic(domain, tenant, ns, topic) {
   show('Topic ' + topic, crumbs, h('p', {}, full), topicActions, cards,
     h('div', { class: 'charts' }, h('figure', {}, chart, h('figcaption', {}, 'msg/s in (blue) and out (green)')),
       h('figure', {}, bChart, h('figcaption', {}, 'backlog'))), errs, pubs, subs, createSub, misc,
-    h('h2', {}, 'Read a message'), readById, readOut, h('div', { id: 'peek-out' }));
+    h('h2', {}, 'Read messages'), readById, readByTime, readOut, h('div', { id: 'peek-out' }));
   every(3000, refresh);
   const [comp, off] = await Promise.all([api.get(path + '/compaction').catch((e) => ({ error: e.reason })), api.get(path + '/offload').catch((e) => ({ error: e.reason }))]);
   misc.replaceChildren(h('h2', {}, 'Compaction and offload'), table(['', 'status'], [['compaction', JSON.stringify(comp)], ['offload', JSON.stringify(off)]]));
@@ -289,6 +315,24 @@ function subActions(path, full, name) {
     } }, 'Reset…'),
     h('button', { type: 'button', class: 'danger', onclick: () => act(`Clear the backlog of ${name}?`, 'clear backlog', () => api.post(`${sp}/skip_all`), after) }, 'Clear'),
     h('button', { type: 'button', class: 'danger', onclick: () => act(`Delete subscription ${name} of ${full}?`, 'delete subscription', () => api.del(sp), after) }, 'Delete'));
+}
+
+// readFrom shows up to five entries from ledger:entry on, with a button for
+// the next five; it stops at the first missing entry (the topic's end).
+async function readFrom(path, ledgerId, entryId) {
+  const out = [];
+  let next = entryId;
+  for (; next < entryId + 5; next++) {
+    const v = await messageView(`${path}/ledger/${ledgerId}/entry/${next}`);
+    if (v.dataset.missing) {
+      if (next === entryId) out.push(v);
+      return out;
+    }
+    out.push(v);
+  }
+  const more = h('button', { type: 'button', onclick: async () => { more.replaceWith(...(await readFrom(path, ledgerId, next))); } }, 'Next messages');
+  out.push(more);
+  return out;
 }
 
 async function peek(sp) {
@@ -319,7 +363,9 @@ async function messageView(url) {
     ['producer', hd('X-Pulsar-Producer-Name')], ['redelivery count', hd('X-Pulsar-Redelivery-Count')], ['compression', hd('X-Pulsar-Compression')]];
   const n = Number(hd('X-Pulsar-Num-Batch-Message') || 0);
   const box = h('div', { class: 'msg' });
-  if (n > 0 && !hd('X-Pulsar-Compression')) {
+  // The server sends batches decompressed (X-Pulsar-Compression says how
+  // they were stored), so any batch is split here.
+  if (n > 0) {
     let parts;
     try { parts = splitBatch(bytes, n); } catch (e) { parts = null; box.append(h('p', { class: 'err' }, 'batch not readable: ' + e.message)); }
     if (parts) {
@@ -438,11 +484,15 @@ async function viewAccess() {
   body.append(h('p', {}, `Signed in as ${me.role}${me.superuser ? ' (superuser)' : ''}; administers ${(me.adminOf || []).join(', ') || 'no tenant'}; token expires ${me.expiresAt ? ts(me.expiresAt) : 'never'}.`));
   body.append(h('h2', {}, 'Tenants'), table(['tenant', 'groups', 'admin roles', 'created by', 'created'],
     tenants.map((t) => [t.name, (t.groups || []).join(', '), (t.adminRoles || []).join(', '), t.createdBy || '', ts(t.createdAt)])));
+  // Only superusers may create tenants; the server decides, the form is
+  // offered to them alone so others are not invited to a certain refusal.
+  if (me.superuser) body.append(createTenantForm());
   for (const t of tenants) {
     try {
       const r = await api.access('ListRoles', { tenant: t.name });
-      body.append(h('h2', {}, `Role associations of ${t.name}`), table(['role', 'identity', 'issuer', 'actions', 'namespaces', 'created'],
-        (r.associations || []).map((a) => [a.role, `${a.identityKind || ''} ${a.subject || ''}`, a.issuer || '', (a.actions || []).join(', '), (a.namespaces || []).join(', '), ts(a.createdAt)])));
+      body.append(h('h2', {}, `Role associations of ${t.name}`), table(['role', 'identity', 'issuer', 'actions', 'namespaces', 'vault', 'created', ''],
+        (r.associations || []).map((a) => [a.role, `${a.identityKind || ''} ${a.subject || ''}`, a.issuer || '', (a.actions || []).join(', '), (a.namespaces || []).join(', '),
+          a.vaultPath || '', ts(a.createdAt), removeAssociationButton(t.name, a)])), associateForm(t.name));
     } catch (e) { body.append(h('h2', {}, `Role associations of ${t.name}`), errBox(e)); }
   }
   const fTenant = h('input', { name: 'tenant' }), fActor = h('input', { name: 'actor' }), fAction = h('input', { name: 'action' });
@@ -460,6 +510,62 @@ async function viewAccess() {
     h('label', {}, 'Tenant', fTenant), h('label', {}, 'Actor contains', fActor), h('label', {}, 'Action contains', fAction),
     h('label', {}, 'Limit', fLimit), h('button', { type: 'submit' }, 'Filter')), out);
   load();
+}
+
+const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+
+// accessForm is a form that asks for confirmation, calls the access plane
+// and shows the server's answer (its validation message when it refuses)
+// inside the form; on success the view is reloaded.
+function accessForm(label, fields, question, call) {
+  const msg = h('div'); // errBox is the alert
+  return h('form', {
+    class: 'inline', 'aria-label': label,
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (!(await confirmAction(question()))) return;
+      try {
+        await call();
+        route(); // clears the status line first, synchronously
+        status(label + ': done');
+      } catch (e) { msg.replaceChildren(errBox(e)); status(label + ' refused: ' + (e.reason || e.message), true); }
+    },
+  }, fields, h('button', { type: 'submit' }, label), msg);
+}
+
+function createTenantForm() {
+  const name = h('input', { name: 'tenant', required: true, autocomplete: 'off' });
+  const groups = h('input', { name: 'groups', placeholder: 'team_eng, team_ops', autocomplete: 'off' });
+  const ns = h('input', { name: 'namespace', placeholder: 'default', autocomplete: 'off' });
+  return h('section', {}, h('h3', {}, 'New tenant'), accessForm('Create tenant',
+    [h('label', {}, 'Tenant', name), h('label', {}, 'Groups (comma-separated)', groups), h('label', {}, 'Default namespace', ns)],
+    () => `Create tenant ${name.value}, administered by ${list(groups.value).join(', ') || 'no group'}?`,
+    () => api.access('CreateTenant', { tenant: name.value.trim(), groups: list(groups.value), defaultNamespace: ns.value.trim() })));
+}
+
+function associateForm(tenant) {
+  const id = h('input', { name: 'identity', required: true, autocomplete: 'off', placeholder: 'OIDC subject or IAM role ARN' });
+  const issuer = h('input', { name: 'issuer', autocomplete: 'off', placeholder: 'when several are trusted' });
+  const role = h('input', { name: 'role', required: true, autocomplete: 'off' });
+  const acts = ['produce', 'consume', 'functions'].map((a) => h('input', { type: 'checkbox', name: 'action', value: a }));
+  const ns = h('input', { name: 'namespaces', autocomplete: 'off', placeholder: 'default' });
+  const vault = h('input', { type: 'checkbox', name: 'vault' });
+  const chosen = () => acts.filter((a) => a.checked).map((a) => a.value);
+  return h('section', {}, h('h3', {}, `Associate a role in ${tenant}`), accessForm(`Associate role in ${tenant}`,
+    [h('label', {}, 'Identity', id), h('label', {}, 'Issuer', issuer), h('label', {}, 'Role', role),
+      h('fieldset', {}, h('legend', {}, 'Actions'), acts.map((a) => h('label', { class: 'check' }, a, a.value))),
+      h('label', {}, 'Namespaces (comma-separated)', ns), h('label', { class: 'check' }, vault, 'Deliver to Vault')],
+    () => `Associate ${id.value} with role ${role.value} of ${tenant}${chosen().length ? ', granting ' + chosen().join(', ') : ''}?`,
+    () => api.access('AssociateRole', { tenant, identity: id.value.trim(), issuer: issuer.value.trim(), role: role.value.trim(),
+      actions: chosen(), namespaces: list(ns.value), deliverToVault: vault.checked })));
+}
+
+function removeAssociationButton(tenant, a) {
+  return h('button', {
+    type: 'button', class: 'danger', 'aria-label': `Remove ${a.role} from ${a.subject}`,
+    onclick: () => act(`Remove the association of ${a.subject} with ${a.role}? Its grants go when no other identity has the role.`, 'remove association',
+      () => api.access('RemoveAssociation', { tenant, identity: a.subject, issuer: a.issuer || '', role: a.role }), route),
+  }, 'Remove');
 }
 
 // ---------- routing ----------
@@ -489,5 +595,17 @@ async function route() {
 window.addEventListener('hashchange', route);
 window.addEventListener('mb-unauthorized', () => status('The server refused the token (401): sign in again.', true));
 document.getElementById('logout').addEventListener('click', () => { session.token = ''; me = null; whoami(); location.hash = '#/login'; });
-whoami();
-route();
+// An OIDC callback (?code=…&state=…) is completed before the first view.
+(async () => {
+  try {
+    const tok = await finishLogin();
+    if (tok) { session.token = tok; await signedIn(); return; } // signedIn routes
+  } catch (e) {
+    session.token = '';
+    await whoami();
+    viewLogin(e); // finishLogin left the address at #/login
+    return;
+  }
+  await whoami();
+  route();
+})();

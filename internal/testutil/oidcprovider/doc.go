@@ -11,8 +11,10 @@
 // Fixtures, the same in every provider:
 //
 //   - Public native client "mb-cli" (no secret): authorization code with PKCE
-//     S256, refresh tokens, device code; redirect URI
-//     http://127.0.0.1:<any port>/callback.
+//     S256, refresh tokens, device code; redirect URIs
+//     http://127.0.0.1:<any port>/callback (mb access login) and
+//     http://127.0.0.1:<any port>/console/ (the web console, which exchanges
+//     the code from the page: CORS is allowed from http://127.0.0.1:<any port>).
 //   - Confidential clients "workload-a"/"secret-a" and "workload-b"/"secret-b"
 //     (client_credentials). Their access tokens are RS256 JWTs with
 //     sub = client id and aud = the requested audience, e.g. "messagebus"

@@ -52,7 +52,9 @@ const provider = new Provider(issuer, {
       application_type: 'native',
       token_endpoint_auth_method: 'none',
       // Native clients may use any loopback port (RFC 8252 section 7.3).
-      redirect_uris: ['http://127.0.0.1/callback'],
+      // The web console is a browser client of the same login: its page is
+      // its callback.
+      redirect_uris: ['http://127.0.0.1/callback', 'http://127.0.0.1/console/'],
       grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
     },
@@ -90,6 +92,20 @@ const provider = new Provider(issuer, {
     return client.grantTypeAllowed('refresh_token');
   },
   pkce: { required: () => true },
+  // The console exchanges its code from the page (CORS). The default allows
+  // only a redirect URI's exact origin, but loopback redirects of native
+  // clients take any port (RFC 8252 section 7.3), so their origins do too.
+  clientBasedCORS(ctx, origin, client) {
+    const o = URL.parse(origin);
+    if (!o || client.clientAuthMethod !== 'none') {
+      return false;
+    }
+    return client.redirectUris.some((uri) => {
+      const r = URL.parse(uri);
+      return r && r.protocol === o.protocol && r.hostname === o.hostname
+        && (r.port === o.port || (client.applicationType === 'native' && r.hostname === '127.0.0.1' && r.port === ''));
+    });
+  },
   features: {
     devInteractions: { enabled: true },
     deviceFlow: { enabled: true },

@@ -22,6 +22,9 @@ let step = 'start';
 const log = (s) => { step = s; console.log('step:', s); };
 try {
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+  // Only the broker and the test's OpenID provider, both on loopback: the
+  // provider's page imports a web font, which must not leave the machine.
+  await ctx.route((u) => u.hostname !== '127.0.0.1', (r) => r.abort());
   const page = await ctx.newPage();
   const cspErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') { console.log('browser console:', m.text()); if (/Content Security Policy/i.test(m.text())) cspErrors.push(m.text()); } });
@@ -67,6 +70,25 @@ try {
   await page.locator('#peek-out').scrollIntoViewIfNeeded();
   await shot('message');
 
+  log('read compressed batches from a publish time');
+  const batchTopic = env('MB_BATCH_TOPIC');
+  await page.goto(base + '#/topic/' + batchTopic.replace('://', '/'));
+  await page.getByLabel('Publish time (ISO 8601)').fill(env('MB_BATCH_FROM'));
+  await page.getByRole('button', { name: 'Read from time' }).click();
+  const out = page.locator('#read-out');
+  await out.locator('.msg').nth(2).waitFor({ timeout: T });
+  const read = await out.textContent();
+  if (read.includes('"before"')) throw new Error('read from time shows the message published before it');
+  for (const codec of ['LZ4', 'ZLIB', 'ZSTD']) {
+    for (let i = 0; i < 3; i++) {
+      if (!read.includes(`"codec": "${codec}"`) || !read.includes(`"i": ${i}`)) throw new Error(`${codec} batch message ${i} not shown: ${read}`);
+    }
+  }
+  if ((read.match(/message \d of the batch/g) || []).length !== 9) throw new Error('batches not split into 9 messages: ' + read);
+  if (!/compression\s*LZ4/.test(read)) throw new Error('compression not shown: ' + read);
+  await out.scrollIntoViewIfNeeded();
+  await shot('message-time');
+
   log('change a retention policy and see it applied');
   await page.goto(base + `#/policies/${tenant}/${ns}`);
   const retention = page.getByRole('form', { name: 'Retention' });
@@ -85,7 +107,39 @@ try {
   await page.getByRole('link', { name: 'Access' }).click();
   await page.locator('#audit table').waitFor({ timeout: T });
   await page.locator('#audit td', { hasText: 'create-tenant' }).first().waitFor({ timeout: T });
+
+  log('create a tenant (confirmed) and see the server refuse a duplicate');
+  const confirm = () => page.locator('#confirm').getByRole('button', { name: 'Confirm' }).click();
+  const newTenant = page.getByRole('form', { name: 'Create tenant' });
+  await newTenant.getByLabel('Tenant').fill('edit-team');
+  await newTenant.getByLabel(/Groups/).fill('edit-admins, edit-ops');
+  await newTenant.getByRole('button', { name: 'Create tenant' }).click();
+  await confirm();
+  await page.getByRole('cell', { name: 'edit-admins, edit-ops', exact: true }).waitFor({ timeout: T });
+  const again = page.getByRole('form', { name: 'Create tenant' });
+  await again.getByLabel('Tenant').fill('edit-team');
+  await again.getByLabel(/Groups/).fill('edit-admins');
+  await again.getByRole('button', { name: 'Create tenant' }).click();
+  await confirm();
+  await again.getByRole('alert').filter({ hasText: 'already exists' }).waitFor({ timeout: T });
+
+  log('associate a role, see a refused one, remove it');
+  const assoc = page.getByRole('form', { name: 'Associate role in edit-team' });
+  await assoc.getByLabel('Identity').fill('workload-a');
+  await assoc.getByLabel('Role').fill('admin');
+  await assoc.getByRole('button', { name: 'Associate role in edit-team' }).click();
+  await confirm();
+  await assoc.getByRole('alert').filter({ hasText: 'reserved' }).waitFor({ timeout: T });
+  await assoc.getByLabel('Role').fill('billing');
+  await assoc.getByLabel('produce').check();
+  await assoc.getByRole('button', { name: 'Associate role in edit-team' }).click();
+  await confirm();
+  await page.getByRole('cell', { name: 'edit-team.billing', exact: true }).waitFor({ timeout: T });
+  await page.locator('#audit td', { hasText: 'associate-role' }).first().waitFor({ timeout: T });
   await shot('access');
+  await page.getByRole('button', { name: 'Remove edit-team.billing from workload-a' }).click();
+  await confirm();
+  await page.getByRole('cell', { name: 'edit-team.billing', exact: true }).waitFor({ state: 'detached', timeout: T });
 
   log('see a refused action with a non-admin token');
   await page.getByRole('button', { name: 'Sign out' }).click();
@@ -98,6 +152,29 @@ try {
   await page.getByRole('button', { name: 'Confirm' }).click();
   await page.locator('#status .err', { hasText: 'refused' }).waitFor({ timeout: T });
   console.log('refusal shown:', await page.locator('#status').textContent());
+
+  log('log in through the OpenID provider (authorization code + PKCE)');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Tenant').fill(env('MB_OIDC_TENANT'));
+  await shot('login');
+  await page.getByRole('button', { name: 'Log in with OIDC' }).click();
+  await page.waitForURL((u) => u.origin !== new URL(base).origin, { timeout: T });
+  await page.locator('input[name=login]').fill(env('MB_OIDC_USER'));
+  await page.locator('input[name=password]').fill('any');
+  await page.locator('button[type=submit]').click();
+  await page.getByRole('button', { name: 'Continue' }).click({ timeout: T });
+  await page.getByRole('heading', { name: 'Overview' }).waitFor({ timeout: T });
+  await page.locator('#who', { hasText: env('MB_OIDC_TENANT') + '.admin' }).waitFor({ timeout: T });
+  const after = await page.evaluate(() => ({ search: location.search, keys: Object.keys(sessionStorage), local: Object.keys(localStorage).length }));
+  if (after.search !== '' || after.local !== 0 || after.keys.join() !== 'mb.token') throw new Error('after the OIDC login: ' + JSON.stringify(after));
+  log('a tenant admin may edit its role associations, not create tenants');
+  await page.getByRole('link', { name: 'Access' }).click();
+  await page.getByRole('form', { name: 'Associate role in ' + env('MB_OIDC_TENANT') }).waitFor({ timeout: T });
+  if (await page.getByRole('form', { name: 'Create tenant' }).count() !== 0) throw new Error('tenant creation offered to a tenant admin');
+  log('a replayed callback is refused (state checked)');
+  const callback = base + '?code=replayed&state=forged';
+  await page.goto(callback);
+  await page.locator('#main .err', { hasText: 'no sign-in was started' }).waitFor({ timeout: T });
   if (cspErrors.length) throw new Error('CSP violations: ' + cspErrors.join('; '));
   console.log('ok');
 } catch (e) {
