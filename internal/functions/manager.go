@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -46,16 +45,11 @@ type Manager struct {
 	store   store
 	client  pulsar.Client
 	metrics *metrics
-
-	mu      sync.Mutex
-	runners map[string]*runner
-	closed  bool
+	runners supervise.Registry[*runner]
 }
 
 // BadRequestError is a problem with what the caller sent (400).
-type BadRequestError struct{ Msg string }
-
-func (e *BadRequestError) Error() string { return e.Msg }
+type BadRequestError = supervise.BadRequestError
 
 func badRequest(format string, a ...any) error {
 	return &BadRequestError{Msg: fmt.Sprintf(format, a...)}
@@ -77,7 +71,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		return nil, fmt.Errorf("functions %w", err)
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
-		metrics: newMetrics(cfg.Registerer), runners: map[string]*runner{}}, nil
+		metrics: newMetrics(cfg.Registerer)}, nil
 }
 
 // Start runs every stored function that is not stopped. A function whose
@@ -97,12 +91,7 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Close stops every function (their subscriptions stay).
 func (m *Manager) Close() {
-	m.mu.Lock()
-	m.closed = true
-	runners := m.runners
-	m.runners = map[string]*runner{}
-	m.mu.Unlock()
-	for _, r := range runners {
+	for _, r := range m.runners.Close() {
 		r.close(false)
 	}
 	m.client.Close()
@@ -120,16 +109,12 @@ func (m *Manager) apply(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	old, replaced, err := m.runners.Put(fqfn, r)
+	if err != nil {
 		r.close(false)
 		return errors.New("functions worker is closed")
 	}
-	old := m.runners[fqfn]
-	m.runners[fqfn] = r
-	m.mu.Unlock()
-	if old != nil {
+	if replaced {
 		old.close(false)
 	}
 	if !rec.Stopped {
@@ -139,9 +124,8 @@ func (m *Manager) apply(ctx context.Context, rec Record) error {
 }
 
 func (m *Manager) runner(fqfn string) *runner {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.runners[fqfn]
+	r, _ := m.runners.Get(fqfn)
+	return r
 }
 
 // check validates cfg and, for EFFECTIVELY_ONCE, its output namespace.
@@ -255,7 +239,7 @@ func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
 }
 
 // ErrConflict is a concurrent change (409).
-var ErrConflict = errors.New("conflict")
+var ErrConflict = supervise.ErrConflict
 
 // Delete stops a function, removes its subscription (unless
 // cleanupSubscription is false), its code and its state.
@@ -264,11 +248,7 @@ func (m *Manager) Delete(ctx context.Context, fqfn string) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	r := m.runners[fqfn]
-	delete(m.runners, fqfn)
-	m.mu.Unlock()
-	if r != nil {
+	if r, ok := m.runners.Remove(fqfn); ok {
 		r.close(rec.Config.cleanupSubscription())
 	}
 	if err := m.store.delete(ctx, fqfn); err != nil {
@@ -330,10 +310,7 @@ func (m *Manager) SetRunning(ctx context.Context, fqfn string, instance int, run
 		}
 		return m.apply(ctx, rec)
 	}
-	ids := []int{}
-	if instance >= 0 {
-		ids = append(ids, instance)
-	}
+	ids := supervise.IDs(instance)
 	if run {
 		r.startInstances(ids...)
 	} else {
@@ -351,9 +328,7 @@ func (m *Manager) Restart(ctx context.Context, fqfn string, instance int) error 
 }
 
 // NotFoundError is a missing instance or key (404).
-type NotFoundError struct{ Msg string }
-
-func (e *NotFoundError) Error() string { return e.Msg }
+type NotFoundError = supervise.NotFoundError
 
 // Trigger runs the function once on value (as if it arrived on topic, ""
 // for its first input), publishes the outputs and returns the first one.

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/messagebus/messagebus/internal/functions/wasm"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/supervise"
 	"github.com/messagebus/messagebus/pkg/function/abi"
 )
 
@@ -28,8 +29,9 @@ type runner struct {
 	state *metaState
 	ucfg  []byte
 
+	instances *supervise.Group[*instance]
+
 	mu        sync.Mutex
-	instances []*instance
 	producers map[string]pulsar.Producer // by topic, for ATMOST/ATLEAST_ONCE
 	logSink   *logSink
 
@@ -67,7 +69,7 @@ func newRunner(ctx context.Context, m *Manager, rec Record, code []byte) (*runne
 		}
 	}
 	r := &runner{m: m, rec: rec, fqfn: cfg.FQFN(), rt: rt, mod: mod, state: newState(m.cfg.Meta, cfg.FQFN()),
-		ucfg: ucfg, producers: map[string]pulsar.Producer{}}
+		ucfg: ucfg, producers: map[string]pulsar.Producer{}, instances: supervise.NewGroup[*instance](cfg.Parallelism)}
 	r.log = m.log.With("function", r.fqfn)
 	if cfg.LogTopic != "" {
 		r.logSink = &logSink{r: r, topic: cfg.LogTopic}
@@ -114,54 +116,16 @@ func (r *runner) consumerOptions() pulsar.ConsumerOptions {
 // startInstances starts the instances not running yet (all when ids is
 // empty).
 func (r *runner) startInstances(ids ...int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.instances) == 0 {
-		r.instances = make([]*instance, r.rec.Config.Parallelism)
-	}
-	if len(ids) == 0 {
-		for id := range r.instances {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids {
-		if r.instances[id] != nil {
-			continue
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		i := &instance{r: r, id: id, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-			log: r.log.With("instance", id), metrics: r.m.metrics.instance(&r.rec.Config, id)}
-		r.instances[id] = i
-		go i.run()
-	}
+	r.instances.Start(func(core *supervise.Instance) *instance {
+		return &instance{Instance: core, r: r, log: r.log.With("instance", core.ID),
+			metrics: r.m.metrics.instance(&r.rec.Config, core.ID)}
+	}, ids...)
 }
 
 // stopInstances stops instances (all when ids is empty) and waits for
 // them; unsubscribe removes the subscription as the last one leaves.
 func (r *runner) stopInstances(unsubscribe bool, ids ...int) {
-	r.mu.Lock()
-	var stop []*instance
-	if len(ids) == 0 {
-		for id := range r.instances {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids {
-		if i := r.instances[id]; i != nil {
-			stop = append(stop, i)
-			r.instances[id] = nil
-		}
-	}
-	r.mu.Unlock()
-	for k, i := range stop {
-		if unsubscribe && k == len(stop)-1 {
-			i.mu.Lock()
-			i.unsubscribe = true
-			i.mu.Unlock()
-		}
-		i.cancel()
-		<-i.done
-	}
+	r.instances.Stop(unsubscribe, ids...)
 }
 
 // close stops everything and releases the runtime.
