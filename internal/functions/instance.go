@@ -57,7 +57,12 @@ func (i *instance) recordError(user bool, err error) {
 // Run runs sessions until the instance is stopped (supervise restarts a
 // failed one with backoff).
 func (i *instance) Run() {
-	i.Instance.Run(i.log, "function", func(context.Context) error { return i.session() }, func(err error) {
+	i.Instance.Run(i.log, "function", func(ctx context.Context) error {
+		if i.r.exe != "" {
+			return i.processSession(ctx)
+		}
+		return i.session()
+	}, func(err error) {
 		i.recordError(false, err)
 		i.metrics.restarts.Inc()
 	})

@@ -1,10 +1,13 @@
 package functions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -35,6 +38,17 @@ type ManagerConfig struct {
 	Logger       *slog.Logger
 	// WorkerID names this node in status answers.
 	WorkerID string
+	// WebURL is the node's admin API (given to process functions).
+	WebURL string
+	// WorkDir holds process functions' executables and instance
+	// directories (default: a directory under os.TempDir()).
+	WorkDir string
+	// ProcessDisabled, when not empty, is why process functions are
+	// refused on this node.
+	ProcessDisabled string
+	// ProcessAuthToken is the token process functions get (MB_AUTH_TOKEN
+	// and the client config) when authentication is on.
+	ProcessAuthToken string
 }
 
 // Manager runs the functions stored in the metadata store and serves the
@@ -65,6 +79,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = wasm.DefaultCallTimeout
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = filepath.Join(os.TempDir(), "mb-functions")
 	}
 	client, err := supervise.NewClient(cfg.BrokerURL, cfg.AuthToken, cfg.Logger.With("component", "functions-client"))
 	if err != nil {
@@ -133,6 +150,9 @@ func (m *Manager) check(ctx context.Context, cfg *Config) error {
 	if err := cfg.normalize(); err != nil {
 		return &BadRequestError{Msg: err.Error()}
 	}
+	if cfg.isProcess() && m.cfg.ProcessDisabled != "" {
+		return badRequest("runtime PROCESS: %s", m.cfg.ProcessDisabled)
+	}
 	if cfg.ProcessingGuarantees == EffectivelyOnce && cfg.Output != "" && m.cfg.DedupEnabled != nil {
 		t, _ := naming.ParseTopic(cfg.Output)
 		on, err := m.cfg.DedupEnabled(ctx, t.Namespace)
@@ -163,7 +183,7 @@ func (m *Manager) Create(ctx context.Context, cfg Config, code []byte) error {
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err := m.validateModule(ctx, code); err != nil {
+	if err := m.validateModule(ctx, &cfg, code); err != nil {
 		return err
 	}
 	now := nowMillis()
@@ -182,8 +202,15 @@ func (m *Manager) Create(ctx context.Context, cfg Config, code []byte) error {
 	return m.apply(ctx, rec)
 }
 
-// validateModule compiles code once to refuse a bad module before storing it.
-func (m *Manager) validateModule(ctx context.Context, code []byte) error {
+// validateModule compiles code once to refuse a bad module before storing
+// it (an executable is only checked not to be a WebAssembly module).
+func (m *Manager) validateModule(ctx context.Context, cfg *Config, code []byte) error {
+	if cfg.isProcess() {
+		if bytes.HasPrefix(code, []byte("\x00asm")) {
+			return badRequest("runtime PROCESS needs an executable, not a WebAssembly module (leave runtime out for WASM)")
+		}
+		return nil
+	}
 	rt, err := wasm.NewRuntime(ctx, wasm.Config{MaxMemory: m.cfg.MaxMemory, CallTimeout: m.cfg.CallTimeout})
 	if err != nil {
 		return err
@@ -208,6 +235,9 @@ func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
 	}
 	cfg := rec.Config
 	cfg.merge(&upd)
+	if code == nil && cfg.isProcess() != rec.Config.isProcess() {
+		return badRequest("changing the runtime needs the new package (data)")
+	}
 	if err := m.check(ctx, &cfg); err != nil {
 		return err
 	}
@@ -217,7 +247,7 @@ func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
 		if len(code) > MaxModuleSize {
 			return badRequest("function module of %d bytes: at most %d", len(code), MaxModuleSize)
 		}
-		if err := m.validateModule(ctx, code); err != nil {
+		if err := m.validateModule(ctx, &cfg, code); err != nil {
 			return err
 		}
 		rec.Version = max(rec.Version+1, rec.UpdateTime)

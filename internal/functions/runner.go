@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type runner struct {
 	mod   *wasm.Module
 	state *metaState
 	ucfg  []byte
+	// dir and exe are a process function's work directory and executable
+	// (rt and mod are nil then).
+	dir, exe string
 
 	instances *supervise.Group[*instance]
 
@@ -43,6 +47,9 @@ type runner struct {
 
 func newRunner(ctx context.Context, m *Manager, rec Record, code []byte) (*runner, error) {
 	cfg := &rec.Config
+	if cfg.isProcess() {
+		return newProcessRunner(m, rec, code)
+	}
 	limits := wasm.Config{MaxMemory: m.cfg.MaxMemory, CallTimeout: m.cfg.CallTimeout}
 	if cfg.Resources != nil && cfg.Resources.RAM > 0 && (limits.MaxMemory <= 0 || cfg.Resources.RAM < limits.MaxMemory) {
 		limits.MaxMemory = cfg.Resources.RAM
@@ -61,19 +68,45 @@ func newRunner(ctx context.Context, m *Manager, rec Record, code []byte) (*runne
 		rt.Close(ctx)
 		return nil, err
 	}
-	ucfg := []byte("{}")
-	if cfg.UserConfig != nil {
-		if ucfg, err = json.Marshal(cfg.UserConfig); err != nil {
-			rt.Close(ctx)
-			return nil, err
-		}
+	ucfg, err := userConfigJSON(cfg)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, err
 	}
-	r := &runner{m: m, rec: rec, fqfn: cfg.FQFN(), rt: rt, mod: mod, state: newState(m.cfg.Meta, cfg.FQFN()),
+	r := baseRunner(m, rec, ucfg)
+	r.rt, r.mod = rt, mod
+	return r, nil
+}
+
+func userConfigJSON(cfg *Config) ([]byte, error) {
+	if cfg.UserConfig == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(cfg.UserConfig)
+}
+
+// baseRunner is what both runtimes' runners have: instances, state,
+// producers and the log (teed to the log topic when there is one).
+func baseRunner(m *Manager, rec Record, ucfg []byte) *runner {
+	cfg := &rec.Config
+	r := &runner{m: m, rec: rec, fqfn: cfg.FQFN(), state: newState(m.cfg.Meta, cfg.FQFN()),
 		ucfg: ucfg, producers: map[string]pulsar.Producer{}, instances: supervise.NewGroup[*instance](cfg.Parallelism)}
 	r.log = m.log.With("function", r.fqfn)
 	if cfg.LogTopic != "" {
 		r.logSink = &logSink{r: r, topic: cfg.LogTopic}
 		r.log = slog.New(teeHandler{r.log.Handler(), r.logSink})
+	}
+	return r
+}
+
+func newProcessRunner(m *Manager, rec Record, code []byte) (*runner, error) {
+	ucfg, err := userConfigJSON(&rec.Config)
+	if err != nil {
+		return nil, err
+	}
+	r := baseRunner(m, rec, ucfg)
+	if err := r.prepareProcess(code); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -143,7 +176,14 @@ func (r *runner) close(unsubscribe bool) {
 	}
 	r.producers = map[string]pulsar.Producer{}
 	r.mu.Unlock()
-	r.rt.Close(context.Background())
+	if r.rt != nil {
+		r.rt.Close(context.Background())
+	}
+	if r.dir != "" {
+		if err := os.RemoveAll(r.dir); err != nil {
+			r.log.Warn("function work directory not removed", "dir", r.dir, "error", err)
+		}
+	}
 }
 
 // outputTopic resolves an output's topic ("" is the configured output).
@@ -282,6 +322,9 @@ func (r *runner) triggerCall(ctx context.Context, topic string, value []byte) ([
 		if !r.isInput(topic) {
 			return nil, &BadRequestError{Msg: fmt.Sprintf("topic %s is not an input of function %s", topic, r.fqfn)}
 		}
+	}
+	if r.mod == nil {
+		return nil, &BadRequestError{Msg: fmt.Sprintf("function %s runs as a process: trigger is for WebAssembly functions (publish to its input instead)", r.fqfn)}
 	}
 	r.triggerMu.Lock()
 	if r.trigger == nil {
