@@ -127,7 +127,7 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 type functionFlags struct {
 	fnName
 	configFile, inputs, topicsPattern, output, logTopic, guarantees, subName, subPosition, subType string
-	userConfig, wasm, goFile, executable, jar, py, deadLetter, className                                       string
+	userConfig, wasm, goFile, executable, jar, py, deadLetter, className                           string
 	parallelism, maxRetries                                                                        int
 	timeoutMs, ram, disk                                                                           int64
 	cpu                                                                                            float64
