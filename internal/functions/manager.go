@@ -94,6 +94,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 // Start runs every stored function that is not stopped. A function whose
 // code cannot be loaded is logged and left out; the others run.
 func (m *Manager) Start(ctx context.Context) error {
+	// Work directories left by a killed node: the executables are written
+	// out again from the metadata store.
+	if err := os.RemoveAll(m.cfg.WorkDir); err != nil {
+		m.log.Warn("stale function work directory not removed", "dir", m.cfg.WorkDir, "error", err)
+	}
 	recs, err := m.store.list(ctx, "")
 	if err != nil {
 		return fmt.Errorf("list functions: %w", err)
