@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"time"
 
 	"github.com/messagebus/messagebus/internal/auth"
@@ -25,6 +26,12 @@ type Functions struct {
 	// (a superuser role, typically). Without it the worker does not run
 	// on a node with authentication.
 	AuthToken string
+	// ProcessDisabled refuses process functions (runtime PROCESS).
+	ProcessDisabled bool
+	// ProcessAuthToken is the token process functions are given when
+	// authentication is on; without it they are refused on such a node
+	// (they never get the worker's own token).
+	ProcessAuthToken string
 }
 
 // newFunctions makes the worker; it connects to this node's own broker
@@ -36,6 +43,13 @@ func (s *Server) newFunctions(res *meta.Resources, authService *auth.Service, re
 	}
 	if authService.Enabled() && f.AuthToken == "" {
 		return "the functions worker needs a token (--function-auth-token) on a node with authentication", nil
+	}
+	processOff := ""
+	switch {
+	case f.ProcessDisabled:
+		processOff = "process functions are disabled on this node (--function-process-enabled=false)"
+	case authService.Enabled() && f.ProcessAuthToken == "":
+		processOff = "process functions need a token for them (--function-process-auth-token) on a node with authentication"
 	}
 	m, err := functions.NewManager(functions.ManagerConfig{
 		Meta:        s.meta,
@@ -56,6 +70,12 @@ func (s *Server) newFunctions(res *meta.Resources, authService *auth.Service, re
 		Registerer: reg,
 		Logger:     s.log.With("component", "functions"),
 		WorkerID:   s.advertisedBrokerURL(),
+		WebURL:     s.WebURL(),
+		// Process functions' executables; rewritten from the metadata
+		// store when the node starts.
+		WorkDir:          filepath.Join(s.opts.DataDir, "functions"),
+		ProcessDisabled:  processOff,
+		ProcessAuthToken: f.ProcessAuthToken,
 	})
 	if err != nil {
 		return "", err

@@ -127,7 +127,7 @@ func (c *adminClient) do(ctx context.Context, method, path, contentType string, 
 type functionFlags struct {
 	fnName
 	configFile, inputs, topicsPattern, output, logTopic, guarantees, subName, subPosition, subType string
-	userConfig, wasm, goFile, jar, py, deadLetter, className                                       string
+	userConfig, wasm, goFile, executable, jar, py, deadLetter, className                           string
 	parallelism, maxRetries                                                                        int
 	timeoutMs, ram, disk                                                                           int64
 	cpu                                                                                            float64
@@ -197,6 +197,7 @@ func functionUploadCommand(o *adminOptions, verb string) *cobra.Command {
 	f.StringVar(&ff.userConfig, "user-config", "", "user config as a JSON object, read by the function with ctx.UserConfig()")
 	f.StringVar(&ff.wasm, "wasm", "", "the function's WebAssembly module file")
 	f.StringVar(&ff.goFile, "go", "", "same as --wasm (pulsar-admin's flag for a Go function)")
+	f.StringVar(&ff.executable, "executable", "", "an executable to run as a process function (sets runtime PROCESS)")
 	f.StringVar(&ff.jar, "jar", "", "not supported: functions are WebAssembly modules (--wasm)")
 	f.StringVar(&ff.py, "py", "", "not supported: functions are WebAssembly modules (--wasm)")
 	f.StringVar(&ff.className, "classname", "", "kept in the configuration; not used by WebAssembly functions")
@@ -248,6 +249,13 @@ func (ff *functionFlags) config(verb string) (map[string]any, string, error) {
 	if ff.wasm != "" && ff.goFile != "" && ff.wasm != ff.goFile {
 		return nil, "", errors.New("give the module once: --wasm or --go")
 	}
+	if ff.executable != "" {
+		if module != "" {
+			return nil, "", errors.New("give either a module (--wasm, --go) or an executable (--executable)")
+		}
+		module = ff.executable
+		cfg["runtime"] = "PROCESS"
+	}
 	if module == "" {
 		if v, ok := cfg["go"].(string); ok {
 			module = v
@@ -255,7 +263,7 @@ func (ff *functionFlags) config(verb string) (map[string]any, string, error) {
 	}
 	delete(cfg, "go")
 	if verb == "create" && module == "" {
-		return nil, "", errors.New("--wasm is required: the function's WebAssembly module (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o fn.wasm)")
+		return nil, "", errors.New("--wasm (or --executable) is required: the function's WebAssembly module (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o fn.wasm)")
 	}
 	cfg["tenant"], cfg["namespace"], cfg["name"] = ff.tenant, ff.namespace, ff.name
 	set := func(k, v string) {

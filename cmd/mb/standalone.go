@@ -118,6 +118,8 @@ which wins over the file.`,
 	f.Bool("functions-worker-enabled", true, "run the function worker (/admin/v3/functions, mb functions)")
 	f.String("function-max-memory", "128MiB", "memory cap of each function instance (WebAssembly linear memory): bytes with an optional unit (64MiB)")
 	f.Duration("function-call-timeout", 5*time.Second, "time budget of one function call; past it the call is interrupted, the message negatively acknowledged and the instance restarted")
+	f.Bool("function-process-enabled", true, "allow process functions (runtime PROCESS: executables the worker starts and supervises)")
+	f.String("function-process-auth-token", "", "token given to process functions (MB_AUTH_TOKEN and their client config) when authentication is on; without it they are refused on such a node; env MB_FUNCTION_PROCESS_AUTH_TOKEN")
 	f.String("function-auth-token", "", "token of the function worker's role when authentication is on (it consumes inputs and produces outputs; a superuser role, typically); env MB_FUNCTION_AUTH_TOKEN")
 	f.Bool("enable-pprof", false, "serve Go's CPU, heap and allocation profiles at /debug/pprof/ on the HTTP port")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
@@ -390,5 +392,8 @@ func functionOptionsFrom(v *viper.Viper) (server.Functions, error) {
 		MaxMemory:   mem,
 		CallTimeout: v.GetDuration("function-call-timeout"),
 		AuthToken:   v.GetString("function-auth-token"),
+
+		ProcessDisabled:  !v.GetBool("function-process-enabled"),
+		ProcessAuthToken: v.GetString("function-process-auth-token"),
 	}, nil
 }

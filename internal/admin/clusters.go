@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -101,22 +102,16 @@ func readClusterData(w http.ResponseWriter, r *http.Request) (meta.ClusterData, 
 }
 
 func (s *Server) createCluster(w http.ResponseWriter, r *http.Request) {
-	name, ok := clusterFromPath(w, r)
-	if !ok {
-		return
-	}
-	c, ok := readClusterData(w, r)
-	if !ok {
-		return
-	}
-	if err := s.meta.CreateCluster(r.Context(), name, c); err != nil {
-		s.metaError(w, err, "Cluster "+name)
-		return
-	}
-	noContent(w)
+	s.writeCluster(w, r, s.meta.CreateCluster)
 }
 
 func (s *Server) updateCluster(w http.ResponseWriter, r *http.Request) {
+	s.writeCluster(w, r, s.meta.UpdateCluster)
+}
+
+// writeCluster reads the path's cluster and the body's ClusterData and
+// stores them with put (create or update).
+func (s *Server) writeCluster(w http.ResponseWriter, r *http.Request, put func(context.Context, string, meta.ClusterData) error) {
 	name, ok := clusterFromPath(w, r)
 	if !ok {
 		return
@@ -125,7 +120,7 @@ func (s *Server) updateCluster(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.meta.UpdateCluster(r.Context(), name, c); err != nil {
+	if err := put(r.Context(), name, c); err != nil {
 		s.metaError(w, err, "Cluster "+name)
 		return
 	}

@@ -3,8 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -56,33 +54,14 @@ func (s *Server) connectorRoutes(m *http.ServeMux) {
 }
 
 func (s *Server) connectors(w http.ResponseWriter) (Connectors, bool) {
-	if s.cfg.Connectors == nil {
-		reason := s.cfg.ConnectorsUnavailable
-		if reason == "" {
-			reason = "the connectors worker is not running on this node"
-		}
-		writeError(w, http.StatusServiceUnavailable, reason)
-		return nil, false
-	}
-	return s.cfg.Connectors, true
+	ok := workerAvailable(w, s.cfg.Connectors != nil, s.cfg.ConnectorsUnavailable, "the connectors worker is not running on this node")
+	return s.cfg.Connectors, ok
 }
 
-func (s *Server) connectorsFail(w http.ResponseWriter, kind connectors.Kind, err error) {
-	var bad *connectors.BadRequestError
-	var nf *connectors.NotFoundError
-	switch {
-	case errors.As(err, &bad):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, connectors.ErrNotFound):
-		writeError(w, http.StatusNotFound, string(kind)+" does not exist")
-	case errors.As(err, &nf):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, connectors.ErrExists):
-		writeError(w, http.StatusConflict, string(kind)+" already exists")
-	case errors.Is(err, connectors.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
-	default:
-		s.fail(w, err)
+// connectorsFail maps the worker's errors for kind.
+func (s *Server) connectorsFail(kind connectors.Kind) func(http.ResponseWriter, error) {
+	return func(w http.ResponseWriter, err error) {
+		s.workerFail(w, err, string(kind), connectors.ErrNotFound, connectors.ErrExists)
 	}
 }
 
@@ -108,11 +87,7 @@ func (s *Server) listConnectors(kind connectors.Kind) http.HandlerFunc {
 			return
 		}
 		names, err := c.List(r.Context(), kind, ns)
-		if err != nil {
-			s.connectorsFail(w, kind, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, nonNil(names))
+		reply(w, nonNil(names), err, s.connectorsFail(kind))
 	}
 }
 
@@ -125,33 +100,28 @@ func readConnectorConfig(w http.ResponseWriter, r *http.Request, kind connectors
 	switch {
 	case err == nil && mt == "multipart/form-data":
 		mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, maxBodyBytes), params["boundary"])
-		for {
-			p, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "read multipart body: "+err.Error())
-				return cfg, false
-			}
+		ok := eachPart(w, mr, func(p *multipart.Part) bool {
 			switch p.FormName() {
 			case part:
 				if raw, err = io.ReadAll(io.LimitReader(p, maxBodyBytes)); err != nil {
 					writeError(w, http.StatusBadRequest, "read "+part+": "+err.Error())
-					return cfg, false
+					return false
 				}
 			case "url":
 				// pulsaradmin's Create...WithURL sends the type this way.
 				b, _ := io.ReadAll(io.LimitReader(p, 4096))
 				if pkg = strings.TrimSpace(string(b)); !strings.HasPrefix(pkg, "builtin://") {
 					writeError(w, http.StatusBadRequest, "connector packages are not supported: only built-in connectors run here (builtin://<type>)")
-					return cfg, false
+					return false
 				}
 			case "data":
 				writeError(w, http.StatusBadRequest, "connector packages are not supported: only built-in connectors run here (archive builtin://<type>)")
-				return cfg, false
+				return false
 			}
-			p.Close()
+			return true
+		})
+		if !ok {
+			return cfg, false
 		}
 		if raw == nil {
 			writeError(w, http.StatusBadRequest, "the multipart part "+part+" is missing")
@@ -173,15 +143,7 @@ func readConnectorConfig(w http.ResponseWriter, r *http.Request, kind connectors
 	if cfg.Archive == "" {
 		cfg.Archive = pkg
 	}
-	tenant, ns, name := r.PathValue("tenant"), r.PathValue("namespace"), r.PathValue("name")
-	for what, pair := range map[string][2]string{"tenant": {cfg.Tenant, tenant}, "namespace": {cfg.Namespace, ns}, "name": {cfg.Name, name}} {
-		if pair[0] != "" && pair[0] != pair[1] {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %s %q differs from the path's %q", part, what, pair[0], pair[1]))
-			return cfg, false
-		}
-	}
-	cfg.Tenant, cfg.Namespace, cfg.Name = tenant, ns, name
-	return cfg, true
+	return cfg, bindPath(w, r, part, &cfg.Tenant, &cfg.Namespace, &cfg.Name)
 }
 
 func (s *Server) createConnector(kind connectors.Kind, update bool) http.HandlerFunc {
@@ -203,11 +165,7 @@ func (s *Server) createConnector(kind connectors.Kind, update bool) http.Handler
 			}
 			err = c.Create(r.Context(), kind, cfg)
 		}
-		if err != nil {
-			s.connectorsFail(w, kind, err)
-			return
-		}
-		noContent(w)
+		reply(w, nil, err, s.connectorsFail(kind))
 	}
 }
 
@@ -217,11 +175,7 @@ func (s *Server) deleteConnector(kind connectors.Kind) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		if err := c.Delete(r.Context(), kind, fqfnOf(r)); err != nil {
-			s.connectorsFail(w, kind, err)
-			return
-		}
-		noContent(w)
+		reply(w, nil, c.Delete(r.Context(), kind, fqfnOf(r)), s.connectorsFail(kind))
 	}
 }
 
@@ -232,11 +186,7 @@ func (s *Server) getConnector(kind connectors.Kind) http.HandlerFunc {
 			return
 		}
 		cfg, err := c.Get(r.Context(), kind, fqfnOf(r))
-		if err != nil {
-			s.connectorsFail(w, kind, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, cfg)
+		reply(w, cfg, err, s.connectorsFail(kind))
 	}
 }
 
@@ -263,15 +213,11 @@ func (s *Server) connectorStatus(kind connectors.Kind, one bool) http.HandlerFun
 			return
 		}
 		st, err := c.Status(r.Context(), kind, fqfnOf(r), id)
-		if err != nil {
-			s.connectorsFail(w, kind, err)
-			return
+		var v any = st
+		if err == nil && one {
+			v = st.Instances[0].Status // Pulsar answers the instance's data alone
 		}
-		if one {
-			writeJSON(w, http.StatusOK, st.Instances[0].Status) // Pulsar answers the instance's data alone
-			return
-		}
-		writeJSON(w, http.StatusOK, st)
+		reply(w, v, err, s.connectorsFail(kind))
 	}
 }
 
@@ -285,19 +231,10 @@ func (s *Server) connectorRun(kind connectors.Kind, op string, one bool) http.Ha
 		if !ok {
 			return
 		}
-		var err error
-		switch op {
-		case "start":
-			err = c.SetRunning(r.Context(), kind, fqfnOf(r), id, true)
-		case "stop":
-			err = c.SetRunning(r.Context(), kind, fqfnOf(r), id, false)
-		default:
-			err = c.Restart(r.Context(), kind, fqfnOf(r), id)
-		}
-		if err != nil {
-			s.connectorsFail(w, kind, err)
-			return
-		}
-		noContent(w)
+		fqn := fqfnOf(r)
+		err := runOp(r.Context(), op,
+			func(ctx context.Context, run bool) error { return c.SetRunning(ctx, kind, fqn, id, run) },
+			func(ctx context.Context) error { return c.Restart(ctx, kind, fqn, id) })
+		reply(w, nil, err, s.connectorsFail(kind))
 	}
 }

@@ -70,15 +70,8 @@ func (s *Server) functionRoutesAt(m *http.ServeMux, base string) {
 const maxFunctionBody = functions.MaxModuleSize + 1<<20
 
 func (s *Server) functions(w http.ResponseWriter) (Functions, bool) {
-	if s.cfg.Functions == nil {
-		reason := s.cfg.FunctionsUnavailable
-		if reason == "" {
-			reason = "the functions worker is not running on this node"
-		}
-		writeError(w, http.StatusServiceUnavailable, reason)
-		return nil, false
-	}
-	return s.cfg.Functions, true
+	ok := workerAvailable(w, s.cfg.Functions != nil, s.cfg.FunctionsUnavailable, "the functions worker is not running on this node")
+	return s.cfg.Functions, ok
 }
 
 func fqfnOf(r *http.Request) string {
@@ -86,25 +79,15 @@ func fqfnOf(r *http.Request) string {
 }
 
 func (s *Server) functionsFail(w http.ResponseWriter, err error) {
-	var bad *functions.BadRequestError
-	var nf *functions.NotFoundError
 	var ue *wasm.UserError
 	switch {
-	case errors.As(err, &bad), errors.Is(err, wasm.ErrBadModule):
+	case errors.Is(err, wasm.ErrBadModule):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, functions.ErrNotFound):
-		writeError(w, http.StatusNotFound, "function does not exist")
-	case errors.As(err, &nf):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, functions.ErrExists):
-		writeError(w, http.StatusConflict, "function already exists")
-	case errors.Is(err, functions.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
 	case errors.As(err, &ue), errors.Is(err, wasm.ErrTimeout), errors.Is(err, wasm.ErrCrashed):
 		// The function itself failed the trigger: not the server's fault.
 		writeError(w, http.StatusBadRequest, err.Error())
 	default:
-		s.fail(w, err)
+		s.workerFail(w, err, "function", functions.ErrNotFound, functions.ErrExists)
 	}
 }
 
@@ -119,11 +102,7 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	names, err := f.List(r.Context(), ns)
-	if err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, nonNil(names))
+	reply(w, nonNil(names), err, s.functionsFail)
 }
 
 // readFunctionUpload reads the multipart body of create and update.
@@ -135,15 +114,7 @@ func readFunctionUpload(w http.ResponseWriter, r *http.Request) (cfg functions.C
 	}
 	mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, maxFunctionBody), params["boundary"])
 	haveConfig := false
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "read multipart body: "+err.Error())
-			return cfg, nil, false
-		}
+	ok = eachPart(w, mr, func(p *multipart.Part) bool {
 		switch p.FormName() {
 		case "functionConfig":
 			b, err := io.ReadAll(io.LimitReader(p, maxBodyBytes))
@@ -152,33 +123,28 @@ func readFunctionUpload(w http.ResponseWriter, r *http.Request) (cfg functions.C
 			}
 			if err != nil {
 				writeError(w, http.StatusBadRequest, "functionConfig: "+err.Error())
-				return cfg, nil, false
+				return false
 			}
 			haveConfig = true
 		case "data":
 			if code, err = io.ReadAll(p); err != nil {
 				writeError(w, http.StatusBadRequest, "read data part: "+err.Error())
-				return cfg, nil, false
+				return false
 			}
 		case "url":
 			writeError(w, http.StatusBadRequest, "function packages by URL are not supported: upload the module as the part data")
-			return cfg, nil, false
+			return false
 		}
-		p.Close()
+		return true
+	})
+	if !ok {
+		return cfg, nil, false
 	}
 	if !haveConfig {
 		writeError(w, http.StatusBadRequest, "the multipart part functionConfig is missing")
 		return cfg, nil, false
 	}
-	tenant, ns, name := r.PathValue("tenant"), r.PathValue("namespace"), r.PathValue("name")
-	for what, pair := range map[string][2]string{"tenant": {cfg.Tenant, tenant}, "namespace": {cfg.Namespace, ns}, "name": {cfg.Name, name}} {
-		if pair[0] != "" && pair[0] != pair[1] {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("functionConfig %s %q differs from the path's %q", what, pair[0], pair[1]))
-			return cfg, nil, false
-		}
-	}
-	cfg.Tenant, cfg.Namespace, cfg.Name = tenant, ns, name
-	return cfg, code, true
+	return cfg, code, bindPath(w, r, "functionConfig", &cfg.Tenant, &cfg.Namespace, &cfg.Name)
 }
 
 func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
@@ -193,11 +159,7 @@ func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
 	if !s.namespaceExists(w, r, naming.Namespace{Tenant: cfg.Tenant, Name: cfg.Namespace}) {
 		return
 	}
-	if err := f.Create(r.Context(), cfg, code); err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	noContent(w)
+	reply(w, nil, f.Create(r.Context(), cfg, code), s.functionsFail)
 }
 
 func (s *Server) namespaceExists(w http.ResponseWriter, r *http.Request, ns naming.Namespace) bool {
@@ -226,11 +188,7 @@ func (s *Server) updateFunction(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := f.Update(r.Context(), cfg, code); err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	noContent(w)
+	reply(w, nil, f.Update(r.Context(), cfg, code), s.functionsFail)
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
@@ -238,11 +196,7 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := f.Delete(r.Context(), fqfnOf(r)); err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	noContent(w)
+	reply(w, nil, f.Delete(r.Context(), fqfnOf(r)), s.functionsFail)
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
@@ -251,11 +205,7 @@ func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg, err := f.Get(r.Context(), fqfnOf(r))
-	if err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, cfg)
+	reply(w, cfg, err, s.functionsFail)
 }
 
 func (s *Server) functionStatus(w http.ResponseWriter, r *http.Request) {
@@ -288,11 +238,7 @@ func (s *Server) statusOrStats(w http.ResponseWriter, r *http.Request, what stri
 			v = st.Instances[0].Metrics
 		}
 	}
-	if err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	reply(w, v, err, s.functionsFail)
 }
 
 func (s *Server) functionRun(op string) http.HandlerFunc {
@@ -304,20 +250,11 @@ func (s *Server) runOp(w http.ResponseWriter, r *http.Request, op string, instan
 	if !ok {
 		return
 	}
-	var err error
-	switch op {
-	case "start":
-		err = f.SetRunning(r.Context(), fqfnOf(r), instance, true)
-	case "stop":
-		err = f.SetRunning(r.Context(), fqfnOf(r), instance, false)
-	default:
-		err = f.Restart(r.Context(), fqfnOf(r), instance)
-	}
-	if err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	noContent(w)
+	fqfn := fqfnOf(r)
+	err := runOp(r.Context(), op,
+		func(ctx context.Context, run bool) error { return f.SetRunning(ctx, fqfn, instance, run) },
+		func(ctx context.Context) error { return f.Restart(ctx, fqfn, instance) })
+	reply(w, nil, err, s.functionsFail)
 }
 
 // functionSub serves .../{instanceId}/{status|stats|start|stop|restart}
@@ -354,11 +291,7 @@ func (s *Server) getFunctionState(w http.ResponseWriter, r *http.Request, key st
 		return
 	}
 	v, err := f.State(r.Context(), fqfnOf(r), key)
-	if err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+	reply(w, v, err, s.functionsFail)
 }
 
 // putFunctionState takes Pulsar's shape: a multipart form whose "state"
@@ -392,11 +325,7 @@ func (s *Server) putFunctionState(w http.ResponseWriter, r *http.Request, key st
 		return
 	}
 	sv.Key = key
-	if err := f.PutState(r.Context(), fqfnOf(r), sv); err != nil {
-		s.functionsFail(w, err)
-		return
-	}
-	noContent(w)
+	reply(w, nil, f.PutState(r.Context(), fqfnOf(r), sv), s.functionsFail)
 }
 
 // triggerFunction answers the first output's payload as text.

@@ -15,66 +15,47 @@ import (
 
 // runner runs one connector's instances.
 type runner struct {
-	m    *Manager
-	kind Kind
-	rec  entry
-	b    *Builtin
-	log  *slog.Logger
-
-	mu        sync.Mutex
-	instances []*instance
+	m         *Manager
+	kind      Kind
+	rec       entry
+	b         *Builtin
+	log       *slog.Logger
+	instances *supervise.Group[*instance]
 }
 
 // instance is one of a connector's parallel instances; each session is
 // one run of the connector's code with its own producers or consumer.
 type instance struct {
+	*supervise.Instance
 	r       *runner
-	id      int
 	log     *slog.Logger
 	metrics instanceMetrics
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
 
-	running      atomic.Bool
 	received     atomic.Int64
 	written      atomic.Int64
 	extErrors    atomic.Int64
 	sysErrors    atomic.Int64
-	restarts     atomic.Int64
 	lastReceived atomic.Int64
 
-	mu          sync.Mutex
-	lastError   string
-	sysErrs     []ExceptionEntry
-	extErrs     []ExceptionEntry
-	unsubscribe bool
-}
-
-const maxLatestExceptions = 10
-
-func appendBounded(l []ExceptionEntry, err error) []ExceptionEntry {
-	l = append(l, ExceptionEntry{ExceptionString: err.Error(), TimestampMs: nowMillis()})
-	if len(l) > maxLatestExceptions {
-		l = l[1:]
-	}
-	return l
+	mu      sync.Mutex
+	sysErrs []ExceptionEntry
+	extErrs []ExceptionEntry
 }
 
 // recordError counts a failure: external (a send or write) or of the
 // session (system).
 func (i *instance) recordError(external bool, err error) {
 	i.metrics.errors.Inc()
+	i.SetLastError(err.Error())
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.lastError = err.Error()
 	if external {
 		i.extErrors.Add(1)
-		i.extErrs = appendBounded(i.extErrs, err)
+		i.extErrs = supervise.AppendBounded(i.extErrs, err)
 		return
 	}
 	i.sysErrors.Add(1)
-	i.sysErrs = appendBounded(i.sysErrs, err)
+	i.sysErrs = supervise.AppendBounded(i.sysErrs, err)
 }
 
 func (i *instance) took() {
@@ -90,22 +71,16 @@ func (i *instance) delivered() {
 	i.metrics.out.Inc()
 }
 
-func (i *instance) run() {
-	defer close(i.done)
-	supervise.Loop(i.ctx, func(ctx context.Context) error {
-		var err error
+// Run runs sessions until the instance is stopped.
+func (i *instance) Run() {
+	i.Instance.Run(i.log, "connector", func(ctx context.Context) error {
 		if i.r.kind == KindSource {
-			err = i.sourceSession(ctx)
-		} else {
-			err = i.sinkSession(ctx)
+			return i.sourceSession(ctx)
 		}
-		i.running.Store(false)
-		return err
-	}, func(err error, backoff time.Duration) {
+		return i.sinkSession(ctx)
+	}, func(err error) {
 		i.recordError(false, err)
-		i.restarts.Add(1)
 		i.metrics.restarts.Inc()
-		i.log.Warn("connector instance failed; restarting", "error", err, "backoff", backoff)
 	})
 }
 
@@ -148,9 +123,9 @@ func (i *instance) sourceSession(ctx context.Context) error {
 		producers[topic] = p
 		return p, nil
 	}
-	env := &SourceEnv{Instance: i.id, Parallelism: r.rec.Config.Parallelism, TopicName: r.rec.Config.TopicName,
+	env := &SourceEnv{Instance: i.ID, Parallelism: r.rec.Config.Parallelism, TopicName: r.rec.Config.TopicName,
 		Tenant: r.rec.Config.Tenant, Namespace: r.rec.Config.Namespace, Name: r.rec.Config.Name,
-		Log: i.log, Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSource, r.rec.Config.FQN(), i.id)}
+		Log: i.log, Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSource, r.rec.Config.FQN(), i.ID)}
 	env.send = func(ctx context.Context, rec *Record, done func(error)) {
 		i.took()
 		topic := rec.Topic
@@ -190,15 +165,8 @@ func (i *instance) sourceSession(ctx context.Context) error {
 		}
 		return nil
 	}
-	i.markRunning()
+	i.MarkRunning()
 	return src.Run(ctx, env)
-}
-
-func (i *instance) markRunning() {
-	i.running.Store(true)
-	i.mu.Lock()
-	i.lastError = ""
-	i.mu.Unlock()
 }
 
 func (i *instance) consumerOptions() pulsar.ConsumerOptions {
@@ -232,10 +200,7 @@ func (i *instance) sinkSession(ctx context.Context) error {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	defer func() {
-		i.mu.Lock()
-		unsub := i.unsubscribe
-		i.mu.Unlock()
-		if unsub {
+		if i.Unsubscribing() {
 			if err := consumer.Unsubscribe(); err != nil {
 				i.log.Warn("sink subscription not removed", "error", err)
 			}
@@ -267,8 +232,8 @@ func (i *instance) sinkSession(ctx context.Context) error {
 			}
 		}
 	}()
-	env := &SinkEnv{Instance: i.id, Parallelism: r.rec.Config.Parallelism, Log: i.log, Messages: msgs,
-		Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSink, r.rec.Config.FQN(), i.id),
+	env := &SinkEnv{Instance: i.ID, Parallelism: r.rec.Config.Parallelism, Log: i.log, Messages: msgs,
+		Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSink, r.rec.Config.FQN(), i.ID),
 		ack: func(m pulsar.Message) {
 			if err := consumer.Ack(m); err == nil {
 				i.delivered()
@@ -276,7 +241,7 @@ func (i *instance) sinkSession(ctx context.Context) error {
 		},
 		writeErr: func(err error) { i.recordError(true, err) },
 	}
-	i.markRunning()
+	i.MarkRunning()
 	err = sink.Run(ctx, env)
 	cancel()
 	wg.Wait()
@@ -293,62 +258,20 @@ func (i *instance) sinkSession(ctx context.Context) error {
 
 // startInstances starts the instances not running (all when ids is empty).
 func (r *runner) startInstances(ids ...int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.instances) == 0 {
-		r.instances = make([]*instance, r.rec.Config.Parallelism)
-	}
-	if len(ids) == 0 {
-		for id := range r.instances {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids {
-		if r.instances[id] != nil {
-			continue
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		i := &instance{r: r, id: id, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-			log: r.log.With("instance", id), metrics: r.m.metrics.instance(r.kind, &r.rec.Config, id)}
-		r.instances[id] = i
-		go i.run()
-	}
+	r.instances.Start(func(core *supervise.Instance) *instance {
+		return &instance{Instance: core, r: r, log: r.log.With("instance", core.ID),
+			metrics: r.m.metrics.instance(r.kind, &r.rec.Config, core.ID)}
+	}, ids...)
 }
 
 // stopInstances stops instances (all when ids is empty) and waits;
 // unsubscribe removes a sink's subscription as the last one leaves.
 func (r *runner) stopInstances(unsubscribe bool, ids ...int) {
-	r.mu.Lock()
-	if len(ids) == 0 {
-		for id := range r.instances {
-			ids = append(ids, id)
-		}
-	}
-	var stop []*instance
-	for _, id := range ids {
-		if id < len(r.instances) && r.instances[id] != nil {
-			stop = append(stop, r.instances[id])
-			r.instances[id] = nil
-		}
-	}
-	r.mu.Unlock()
-	for k, i := range stop {
-		if unsubscribe && k == len(stop)-1 {
-			i.mu.Lock()
-			i.unsubscribe = true
-			i.mu.Unlock()
-		}
-		i.cancel()
-		<-i.done
-	}
+	r.instances.Stop(unsubscribe, ids...)
 }
 
 // instanceAt returns instance id, nil when stopped.
 func (r *runner) instanceAt(id int) *instance {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if id < len(r.instances) {
-		return r.instances[id]
-	}
-	return nil
+	i, _ := r.instances.At(id)
+	return i
 }

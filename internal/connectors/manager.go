@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/messagebus/messagebus/internal/meta"
@@ -36,24 +35,17 @@ type Manager struct {
 	store   store
 	client  pulsar.Client
 	metrics *metrics
-
-	mu      sync.Mutex
-	runners map[string]*runner // by kind + ":" + fqn
-	closed  bool
+	runners supervise.Registry[*runner] // by kind + ":" + fqn
 }
 
 // BadRequestError is a problem with what the caller sent (400).
-type BadRequestError struct{ Msg string }
-
-func (e *BadRequestError) Error() string { return e.Msg }
+type BadRequestError = supervise.BadRequestError
 
 // NotFoundError is a missing instance (404).
-type NotFoundError struct{ Msg string }
-
-func (e *NotFoundError) Error() string { return e.Msg }
+type NotFoundError = supervise.NotFoundError
 
 // ErrConflict is a concurrent change (409).
-var ErrConflict = errors.New("conflict")
+var ErrConflict = supervise.ErrConflict
 
 // NewManager makes the worker; Start runs the stored connectors.
 func NewManager(cfg ManagerConfig) (*Manager, error) {
@@ -65,7 +57,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		return nil, fmt.Errorf("connectors %w", err)
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
-		metrics: newMetrics(cfg.Registerer), runners: map[string]*runner{}}, nil
+		metrics: newMetrics(cfg.Registerer)}, nil
 }
 
 func runnerKey(kind Kind, fqn string) string { return string(kind) + ":" + fqn }
@@ -88,12 +80,7 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Close stops every connector (subscriptions and checkpoints stay).
 func (m *Manager) Close() {
-	m.mu.Lock()
-	m.closed = true
-	runners := m.runners
-	m.runners = map[string]*runner{}
-	m.mu.Unlock()
-	for _, r := range runners {
+	for _, r := range m.runners.Close() {
 		r.stopInstances(false)
 	}
 	m.client.Close()
@@ -105,18 +92,13 @@ func (m *Manager) apply(kind Kind, rec entry) error {
 	if !ok {
 		return fmt.Errorf("no built-in %s of type %q", kind, rec.Config.Type())
 	}
-	r := &runner{m: m, kind: kind, rec: rec, b: b,
+	r := &runner{m: m, kind: kind, rec: rec, b: b, instances: supervise.NewGroup[*instance](rec.Config.Parallelism),
 		log: m.log.With("kind", kind, "connector", rec.Config.FQN(), "type", b.Name)}
-	key := runnerKey(kind, rec.Config.FQN())
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	old, replaced, err := m.runners.Put(runnerKey(kind, rec.Config.FQN()), r)
+	if err != nil {
 		return errors.New("connectors worker is closed")
 	}
-	old := m.runners[key]
-	m.runners[key] = r
-	m.mu.Unlock()
-	if old != nil {
+	if replaced {
 		old.stopInstances(false)
 	}
 	if !rec.Stopped {
@@ -126,9 +108,8 @@ func (m *Manager) apply(kind Kind, rec entry) error {
 }
 
 func (m *Manager) runner(kind Kind, fqn string) *runner {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.runners[runnerKey(kind, fqn)]
+	r, _ := m.runners.Get(runnerKey(kind, fqn))
+	return r
 }
 
 // Create stores a new connector and starts it.
@@ -182,11 +163,7 @@ func (m *Manager) Delete(ctx context.Context, kind Kind, fqn string) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	r := m.runners[runnerKey(kind, fqn)]
-	delete(m.runners, runnerKey(kind, fqn))
-	m.mu.Unlock()
-	if r != nil {
+	if r, ok := m.runners.Remove(runnerKey(kind, fqn)); ok {
 		r.stopInstances(kind == KindSink && rec.Config.cleanupSubscription())
 	}
 	if err := m.store.delete(ctx, kind, fqn); err != nil {
@@ -283,10 +260,7 @@ func (m *Manager) SetRunning(ctx context.Context, kind Kind, fqn string, instanc
 		}
 		return m.apply(kind, rec)
 	}
-	var ids []int
-	if instance >= 0 {
-		ids = append(ids, instance)
-	}
+	ids := supervise.IDs(instance)
 	if run {
 		r.startInstances(ids...)
 	} else {

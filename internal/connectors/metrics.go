@@ -3,6 +3,7 @@ package connectors
 import (
 	"strconv"
 
+	"github.com/messagebus/messagebus/internal/supervise"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,9 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastReceived: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mb_connector_last_received_timestamp_seconds",
 			Help: "When a connector instance last took in a record (Unix seconds)."}, labels),
 	}
-	if reg != nil {
-		reg.MustRegister(m.in, m.out, m.errors, m.restarts, m.lastReceived)
-	}
+	supervise.Register(reg, m.in, m.out, m.errors, m.restarts, m.lastReceived)
 	return m
 }
 
@@ -47,8 +46,5 @@ func (m *metrics) instance(kind Kind, c *Config, id int) instanceMetrics {
 
 func (m *metrics) forget(kind Kind, c *Config) {
 	l := prometheus.Labels{"kind": string(kind), "connector": c.FQN()}
-	for _, v := range []*prometheus.CounterVec{m.in, m.out, m.errors, m.restarts} {
-		v.DeletePartialMatch(l)
-	}
-	m.lastReceived.DeletePartialMatch(l)
+	supervise.Forget(l, m.in, m.out, m.errors, m.restarts, m.lastReceived)
 }

@@ -1,12 +1,11 @@
 package connectors
 
+import "github.com/messagebus/messagebus/internal/supervise"
+
 // Pulsar's SourceStatus and SinkStatus shapes (pulsaradmin's utils types).
 
 // ExceptionEntry is one recent error.
-type ExceptionEntry struct {
-	ExceptionString string `json:"exceptionString"`
-	TimestampMs     int64  `json:"timestampMs"`
-}
+type ExceptionEntry = supervise.ExceptionEntry
 
 // InstanceStatusData is one instance's status; the source fields or the
 // sink fields are filled according to the kind.
@@ -46,13 +45,14 @@ type Status struct {
 }
 
 func (i *instance) status(kind Kind, worker string) InstanceStatusData {
+	lastError := i.LastError()
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	received, written, extErrs := i.received.Load(), i.written.Load(), i.extErrors.Load()
 	d := InstanceStatusData{
-		Running:                i.running.Load(),
-		Error:                  i.lastError,
-		NumRestarts:            i.restarts.Load(),
+		Running:                i.Running.Load(),
+		Error:                  lastError,
+		NumRestarts:            i.Restarts.Load(),
 		NumSystemExceptions:    i.sysErrors.Load(),
 		LatestSystemExceptions: append([]ExceptionEntry{}, i.sysErrs...),
 		LastReceivedTime:       i.lastReceived.Load(),

@@ -88,8 +88,12 @@ func (c *Config) normalize() error {
 			return fmt.Errorf("function %s %q has characters other than letters, digits and -=:._", what, v)
 		}
 	}
-	if c.Runtime != "" && !strings.EqualFold(c.Runtime, "GO") && !strings.EqualFold(c.Runtime, "WASM") {
-		return fmt.Errorf("runtime %q is not supported: functions are WebAssembly modules (runtime GO or WASM)", c.Runtime)
+	switch strings.ToUpper(c.Runtime) {
+	case "", "GO", "WASM":
+	case RuntimeProcess:
+		c.Runtime = RuntimeProcess
+	default:
+		return fmt.Errorf("runtime %q is not supported: functions are WebAssembly modules (runtime GO or WASM) or executables (runtime PROCESS)", c.Runtime)
 	}
 	if len(c.Inputs) == 0 && c.TopicsPattern == "" {
 		for t := range c.InputSpecs {

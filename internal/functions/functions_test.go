@@ -3,6 +3,7 @@ package functions
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,4 +173,36 @@ func BenchmarkStateIncr(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestProcessRuntimeConfig(t *testing.T) {
+	c := Config{Tenant: "t", Namespace: "n", Name: "f", Inputs: []string{"in"}, Runtime: "process"}
+	if err := c.normalize(); err != nil || !c.isProcess() || c.Runtime != RuntimeProcess {
+		t.Fatalf("runtime %q: %v", c.Runtime, err)
+	}
+	m := &Manager{cfg: ManagerConfig{BrokerURL: "pulsar://127.0.0.1:6650", WebURL: "http://127.0.0.1:8080", ProcessAuthToken: "tok"}}
+	r := &runner{m: m, rec: Record{Config: c}, ucfg: []byte(`{"a":1}`)}
+	env := strings.Join(r.processEnv(2, "/d", "/d/client.conf"), "\n") + "\n"
+	for _, want := range []string{"MB_SERVICE_URL=pulsar://127.0.0.1:6650", "MB_ADMIN_URL=http://127.0.0.1:8080",
+		"MB_AUTH_TOKEN=tok", "MB_CLIENT_CONFIG=/d/client.conf", "MB_FUNCTION_INSTANCE_ID=2",
+		"MB_FUNCTION_INPUTS=persistent://t/n/in", "MB_FUNCTION_USER_CONFIG={\"a\":1}", "MB_FUNCTION_SUBSCRIPTION=t/n/f"} {
+		if !strings.Contains(env, want+"\n") {
+			t.Errorf("env lacks %s:\n%s", want, env)
+		}
+	}
+	if conf := string(r.clientConf()); !strings.Contains(conf, "brokerServiceUrl=pulsar://127.0.0.1:6650\n") ||
+		!strings.Contains(conf, "authParams=token:tok\n") {
+		t.Errorf("client.conf:\n%s", conf)
+	}
+}
+
+func TestLineLogSplitsLines(t *testing.T) {
+	var buf strings.Builder
+	l := &lineLog{log: slog.New(slog.NewTextHandler(&buf, nil)), stream: "stdout"}
+	l.Write([]byte("one\ntw"))
+	l.Write([]byte("o\nthree"))
+	l.flush()
+	if got := strings.Count(buf.String(), "stream=stdout"); got != 3 || !strings.Contains(buf.String(), "msg=two") {
+		t.Fatalf("lines:\n%s", buf.String())
+	}
 }

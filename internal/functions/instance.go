@@ -22,70 +22,49 @@ import (
 // after a backoff (a sandbox that only timed out or crashed is restarted
 // by package wasm inside the session).
 type instance struct {
+	*supervise.Instance
 	r       *runner
-	id      int
 	log     *slog.Logger
 	metrics instanceMetrics
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	running        atomic.Bool
 	received       atomic.Int64
 	processed      atomic.Int64
 	userExceptions atomic.Int64
 	sysExceptions  atomic.Int64
-	restarts       atomic.Int64
 	latencyNanos   atomic.Int64
 	lastInvocation atomic.Int64
 
-	mu        sync.Mutex
-	lastError string
-	userErrs  []ExceptionEntry
-	sysErrs   []ExceptionEntry
-	// unsubscribe makes the session's end remove the subscription (delete
-	// with cleanupSubscription).
-	unsubscribe bool
+	mu       sync.Mutex
+	userErrs []ExceptionEntry
+	sysErrs  []ExceptionEntry
 }
 
-const maxLatestExceptions = 10
-
 func (i *instance) recordError(user bool, err error) {
-	e := ExceptionEntry{ExceptionString: err.Error(), TimestampMs: nowMillis()}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	if user {
 		i.userExceptions.Add(1)
 		i.metrics.userExceptions.Inc()
-		i.userErrs = append(i.userErrs, e)
-		if len(i.userErrs) > maxLatestExceptions {
-			i.userErrs = i.userErrs[1:]
-		}
+		i.userErrs = supervise.AppendBounded(i.userErrs, err)
 		return
 	}
 	i.sysExceptions.Add(1)
 	i.metrics.sysExceptions.Inc()
-	i.lastError = e.ExceptionString
-	i.sysErrs = append(i.sysErrs, e)
-	if len(i.sysErrs) > maxLatestExceptions {
-		i.sysErrs = i.sysErrs[1:]
-	}
+	i.SetLastError(err.Error())
+	i.sysErrs = supervise.AppendBounded(i.sysErrs, err)
 }
 
-// run runs sessions until the instance is stopped (supervise.Loop restarts
-// a failed one with backoff).
-func (i *instance) run() {
-	defer close(i.done)
-	supervise.Loop(i.ctx, func(context.Context) error {
-		err := i.session()
-		i.running.Store(false)
-		return err
-	}, func(err error, backoff time.Duration) {
+// Run runs sessions until the instance is stopped (supervise restarts a
+// failed one with backoff).
+func (i *instance) Run() {
+	i.Instance.Run(i.log, "function", func(ctx context.Context) error {
+		if i.r.exe != "" {
+			return i.processSession(ctx)
+		}
+		return i.session()
+	}, func(err error) {
 		i.recordError(false, err)
-		i.restarts.Add(1)
 		i.metrics.restarts.Inc()
-		i.log.Warn("function instance failed; restarting", "error", err, "backoff", backoff)
 	})
 }
 
@@ -97,10 +76,7 @@ func (i *instance) session() error {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	defer func() {
-		i.mu.Lock()
-		unsub := i.unsubscribe
-		i.mu.Unlock()
-		if unsub {
+		if i.Unsubscribing() {
 			if err := consumer.Unsubscribe(); err != nil {
 				i.log.Warn("function subscription not removed", "subscription", cfg.SubName, "error", err)
 			}
@@ -112,17 +88,14 @@ func (i *instance) session() error {
 	if err := inst.Start(); err != nil {
 		return err
 	}
-	i.running.Store(true)
-	i.mu.Lock()
-	i.lastError = ""
-	i.mu.Unlock()
+	i.MarkRunning()
 	eo := newEOProducers(r)
 	defer eo.close()
 	var in abi.Message
 	for {
-		msg, err := consumer.Receive(i.ctx)
+		msg, err := consumer.Receive(i.Ctx)
 		if err != nil {
-			if i.ctx.Err() != nil {
+			if i.Ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("receive: %w", err)
@@ -168,7 +141,7 @@ func (i *instance) process(consumer pulsar.Consumer, inst *wasm.Instance, eo *eo
 		var ue *wasm.UserError
 		i.recordError(errors.As(err, &ue), err)
 		if ue == nil {
-			i.restarts.Add(1)
+			i.Restarts.Add(1)
 			i.metrics.restarts.Inc()
 			i.log.Warn("function call failed", "error", err, "message", in.MessageID)
 		}
@@ -187,7 +160,7 @@ func (i *instance) process(consumer pulsar.Consumer, inst *wasm.Instance, eo *eo
 	case AtMostOnce:
 		consumer.Ack(msg)
 		for k := range outs {
-			r.publish(i.ctx, &outs[k], func(err error) {
+			r.publish(i.Ctx, &outs[k], func(err error) {
 				if err != nil {
 					i.recordError(false, fmt.Errorf("publish (at most once, dropped): %w", err))
 				}
@@ -202,7 +175,7 @@ func (i *instance) process(consumer pulsar.Consumer, inst *wasm.Instance, eo *eo
 		pending.Store(int64(len(outs)))
 		var failed atomic.Bool
 		for k := range outs {
-			r.publish(i.ctx, &outs[k], func(err error) {
+			r.publish(i.Ctx, &outs[k], func(err error) {
 				if err != nil {
 					failed.Store(true)
 					i.recordError(false, fmt.Errorf("publish: %w", err))
@@ -217,7 +190,7 @@ func (i *instance) process(consumer pulsar.Consumer, inst *wasm.Instance, eo *eo
 			})
 		}
 	case EffectivelyOnce:
-		if err := eo.publish(i.ctx, msg, outs); err != nil {
+		if err := eo.publish(i.Ctx, msg, outs); err != nil {
 			return err
 		}
 		consumer.Ack(msg)

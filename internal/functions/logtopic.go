@@ -41,7 +41,16 @@ func (h teeHandler) Handle(ctx context.Context, rec slog.Record) error {
 		return true
 	})
 	h.sink.write(rec.Level, msg)
+	if !h.Handler.Enabled(ctx, rec.Level) {
+		return nil
+	}
 	return h.Handler.Handle(ctx, rec)
+}
+
+// Enabled is true from Info up: the log topic gets the function's lines
+// even when the node logs only warnings.
+func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.Handler.Enabled(ctx, l)
 }
 
 func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {

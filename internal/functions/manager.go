@@ -1,13 +1,15 @@
 package functions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -36,6 +38,17 @@ type ManagerConfig struct {
 	Logger       *slog.Logger
 	// WorkerID names this node in status answers.
 	WorkerID string
+	// WebURL is the node's admin API (given to process functions).
+	WebURL string
+	// WorkDir holds process functions' executables and instance
+	// directories (default: a directory under os.TempDir()).
+	WorkDir string
+	// ProcessDisabled, when not empty, is why process functions are
+	// refused on this node.
+	ProcessDisabled string
+	// ProcessAuthToken is the token process functions get (MB_AUTH_TOKEN
+	// and the client config) when authentication is on.
+	ProcessAuthToken string
 }
 
 // Manager runs the functions stored in the metadata store and serves the
@@ -46,16 +59,11 @@ type Manager struct {
 	store   store
 	client  pulsar.Client
 	metrics *metrics
-
-	mu      sync.Mutex
-	runners map[string]*runner
-	closed  bool
+	runners supervise.Registry[*runner]
 }
 
 // BadRequestError is a problem with what the caller sent (400).
-type BadRequestError struct{ Msg string }
-
-func (e *BadRequestError) Error() string { return e.Msg }
+type BadRequestError = supervise.BadRequestError
 
 func badRequest(format string, a ...any) error {
 	return &BadRequestError{Msg: fmt.Sprintf(format, a...)}
@@ -72,17 +80,25 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = wasm.DefaultCallTimeout
 	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = filepath.Join(os.TempDir(), "mb-functions")
+	}
 	client, err := supervise.NewClient(cfg.BrokerURL, cfg.AuthToken, cfg.Logger.With("component", "functions-client"))
 	if err != nil {
 		return nil, fmt.Errorf("functions %w", err)
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
-		metrics: newMetrics(cfg.Registerer), runners: map[string]*runner{}}, nil
+		metrics: newMetrics(cfg.Registerer)}, nil
 }
 
 // Start runs every stored function that is not stopped. A function whose
 // code cannot be loaded is logged and left out; the others run.
 func (m *Manager) Start(ctx context.Context) error {
+	// Work directories left by a killed node: the executables are written
+	// out again from the metadata store.
+	if err := os.RemoveAll(m.cfg.WorkDir); err != nil {
+		m.log.Warn("stale function work directory not removed", "dir", m.cfg.WorkDir, "error", err)
+	}
 	recs, err := m.store.list(ctx, "")
 	if err != nil {
 		return fmt.Errorf("list functions: %w", err)
@@ -97,12 +113,7 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Close stops every function (their subscriptions stay).
 func (m *Manager) Close() {
-	m.mu.Lock()
-	m.closed = true
-	runners := m.runners
-	m.runners = map[string]*runner{}
-	m.mu.Unlock()
-	for _, r := range runners {
+	for _, r := range m.runners.Close() {
 		r.close(false)
 	}
 	m.client.Close()
@@ -120,16 +131,12 @@ func (m *Manager) apply(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	old, replaced, err := m.runners.Put(fqfn, r)
+	if err != nil {
 		r.close(false)
 		return errors.New("functions worker is closed")
 	}
-	old := m.runners[fqfn]
-	m.runners[fqfn] = r
-	m.mu.Unlock()
-	if old != nil {
+	if replaced {
 		old.close(false)
 	}
 	if !rec.Stopped {
@@ -139,15 +146,17 @@ func (m *Manager) apply(ctx context.Context, rec Record) error {
 }
 
 func (m *Manager) runner(fqfn string) *runner {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.runners[fqfn]
+	r, _ := m.runners.Get(fqfn)
+	return r
 }
 
 // check validates cfg and, for EFFECTIVELY_ONCE, its output namespace.
 func (m *Manager) check(ctx context.Context, cfg *Config) error {
 	if err := cfg.normalize(); err != nil {
 		return &BadRequestError{Msg: err.Error()}
+	}
+	if cfg.isProcess() && m.cfg.ProcessDisabled != "" {
+		return badRequest("runtime PROCESS: %s", m.cfg.ProcessDisabled)
 	}
 	if cfg.ProcessingGuarantees == EffectivelyOnce && cfg.Output != "" && m.cfg.DedupEnabled != nil {
 		t, _ := naming.ParseTopic(cfg.Output)
@@ -179,7 +188,7 @@ func (m *Manager) Create(ctx context.Context, cfg Config, code []byte) error {
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err := m.validateModule(ctx, code); err != nil {
+	if err := m.validateModule(ctx, &cfg, code); err != nil {
 		return err
 	}
 	now := nowMillis()
@@ -198,8 +207,15 @@ func (m *Manager) Create(ctx context.Context, cfg Config, code []byte) error {
 	return m.apply(ctx, rec)
 }
 
-// validateModule compiles code once to refuse a bad module before storing it.
-func (m *Manager) validateModule(ctx context.Context, code []byte) error {
+// validateModule compiles code once to refuse a bad module before storing
+// it (an executable is only checked not to be a WebAssembly module).
+func (m *Manager) validateModule(ctx context.Context, cfg *Config, code []byte) error {
+	if cfg.isProcess() {
+		if bytes.HasPrefix(code, []byte("\x00asm")) {
+			return badRequest("runtime PROCESS needs an executable, not a WebAssembly module (leave runtime out for WASM)")
+		}
+		return nil
+	}
 	rt, err := wasm.NewRuntime(ctx, wasm.Config{MaxMemory: m.cfg.MaxMemory, CallTimeout: m.cfg.CallTimeout})
 	if err != nil {
 		return err
@@ -224,6 +240,9 @@ func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
 	}
 	cfg := rec.Config
 	cfg.merge(&upd)
+	if code == nil && cfg.isProcess() != rec.Config.isProcess() {
+		return badRequest("changing the runtime needs the new package (data)")
+	}
 	if err := m.check(ctx, &cfg); err != nil {
 		return err
 	}
@@ -233,7 +252,7 @@ func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
 		if len(code) > MaxModuleSize {
 			return badRequest("function module of %d bytes: at most %d", len(code), MaxModuleSize)
 		}
-		if err := m.validateModule(ctx, code); err != nil {
+		if err := m.validateModule(ctx, &cfg, code); err != nil {
 			return err
 		}
 		rec.Version = max(rec.Version+1, rec.UpdateTime)
@@ -255,7 +274,7 @@ func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
 }
 
 // ErrConflict is a concurrent change (409).
-var ErrConflict = errors.New("conflict")
+var ErrConflict = supervise.ErrConflict
 
 // Delete stops a function, removes its subscription (unless
 // cleanupSubscription is false), its code and its state.
@@ -264,11 +283,7 @@ func (m *Manager) Delete(ctx context.Context, fqfn string) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	r := m.runners[fqfn]
-	delete(m.runners, fqfn)
-	m.mu.Unlock()
-	if r != nil {
+	if r, ok := m.runners.Remove(fqfn); ok {
 		r.close(rec.Config.cleanupSubscription())
 	}
 	if err := m.store.delete(ctx, fqfn); err != nil {
@@ -330,10 +345,7 @@ func (m *Manager) SetRunning(ctx context.Context, fqfn string, instance int, run
 		}
 		return m.apply(ctx, rec)
 	}
-	ids := []int{}
-	if instance >= 0 {
-		ids = append(ids, instance)
-	}
+	ids := supervise.IDs(instance)
 	if run {
 		r.startInstances(ids...)
 	} else {
@@ -351,9 +363,7 @@ func (m *Manager) Restart(ctx context.Context, fqfn string, instance int) error 
 }
 
 // NotFoundError is a missing instance or key (404).
-type NotFoundError struct{ Msg string }
-
-func (e *NotFoundError) Error() string { return e.Msg }
+type NotFoundError = supervise.NotFoundError
 
 // Trigger runs the function once on value (as if it arrived on topic, ""
 // for its first input), publishes the outputs and returns the first one.

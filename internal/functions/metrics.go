@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/messagebus/messagebus/internal/supervise"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -40,9 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_function_instance_restarts_total",
 			Help: "Restarts of the instance's sandbox or consumer after a failure."}, labels),
 	}
-	if reg != nil {
-		reg.MustRegister(m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts)
-	}
+	supervise.Register(reg, m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts)
 	return m
 }
 
@@ -65,9 +64,5 @@ func (m *metrics) instance(c *Config, id int) instanceMetrics {
 // forget drops a deleted function's series.
 func (m *metrics) forget(c *Config) {
 	l := prometheus.Labels{"tenant": c.Tenant, "namespace": c.Namespace, "function": c.Name}
-	for _, v := range []interface {
-		DeletePartialMatch(prometheus.Labels) int
-	}{m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts} {
-		v.DeletePartialMatch(l)
-	}
+	supervise.Forget(l, m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts)
 }

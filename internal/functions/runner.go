@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/messagebus/messagebus/internal/functions/wasm"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/supervise"
 	"github.com/messagebus/messagebus/pkg/function/abi"
 )
 
@@ -27,9 +29,13 @@ type runner struct {
 	mod   *wasm.Module
 	state *metaState
 	ucfg  []byte
+	// dir and exe are a process function's work directory and executable
+	// (rt and mod are nil then).
+	dir, exe string
+
+	instances *supervise.Group[*instance]
 
 	mu        sync.Mutex
-	instances []*instance
 	producers map[string]pulsar.Producer // by topic, for ATMOST/ATLEAST_ONCE
 	logSink   *logSink
 
@@ -41,6 +47,9 @@ type runner struct {
 
 func newRunner(ctx context.Context, m *Manager, rec Record, code []byte) (*runner, error) {
 	cfg := &rec.Config
+	if cfg.isProcess() {
+		return newProcessRunner(m, rec, code)
+	}
 	limits := wasm.Config{MaxMemory: m.cfg.MaxMemory, CallTimeout: m.cfg.CallTimeout}
 	if cfg.Resources != nil && cfg.Resources.RAM > 0 && (limits.MaxMemory <= 0 || cfg.Resources.RAM < limits.MaxMemory) {
 		limits.MaxMemory = cfg.Resources.RAM
@@ -59,19 +68,45 @@ func newRunner(ctx context.Context, m *Manager, rec Record, code []byte) (*runne
 		rt.Close(ctx)
 		return nil, err
 	}
-	ucfg := []byte("{}")
-	if cfg.UserConfig != nil {
-		if ucfg, err = json.Marshal(cfg.UserConfig); err != nil {
-			rt.Close(ctx)
-			return nil, err
-		}
+	ucfg, err := userConfigJSON(cfg)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, err
 	}
-	r := &runner{m: m, rec: rec, fqfn: cfg.FQFN(), rt: rt, mod: mod, state: newState(m.cfg.Meta, cfg.FQFN()),
-		ucfg: ucfg, producers: map[string]pulsar.Producer{}}
+	r := baseRunner(m, rec, ucfg)
+	r.rt, r.mod = rt, mod
+	return r, nil
+}
+
+func userConfigJSON(cfg *Config) ([]byte, error) {
+	if cfg.UserConfig == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(cfg.UserConfig)
+}
+
+// baseRunner is what both runtimes' runners have: instances, state,
+// producers and the log (teed to the log topic when there is one).
+func baseRunner(m *Manager, rec Record, ucfg []byte) *runner {
+	cfg := &rec.Config
+	r := &runner{m: m, rec: rec, fqfn: cfg.FQFN(), state: newState(m.cfg.Meta, cfg.FQFN()),
+		ucfg: ucfg, producers: map[string]pulsar.Producer{}, instances: supervise.NewGroup[*instance](cfg.Parallelism)}
 	r.log = m.log.With("function", r.fqfn)
 	if cfg.LogTopic != "" {
 		r.logSink = &logSink{r: r, topic: cfg.LogTopic}
 		r.log = slog.New(teeHandler{r.log.Handler(), r.logSink})
+	}
+	return r
+}
+
+func newProcessRunner(m *Manager, rec Record, code []byte) (*runner, error) {
+	ucfg, err := userConfigJSON(&rec.Config)
+	if err != nil {
+		return nil, err
+	}
+	r := baseRunner(m, rec, ucfg)
+	if err := r.prepareProcess(code); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -114,54 +149,16 @@ func (r *runner) consumerOptions() pulsar.ConsumerOptions {
 // startInstances starts the instances not running yet (all when ids is
 // empty).
 func (r *runner) startInstances(ids ...int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.instances) == 0 {
-		r.instances = make([]*instance, r.rec.Config.Parallelism)
-	}
-	if len(ids) == 0 {
-		for id := range r.instances {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids {
-		if r.instances[id] != nil {
-			continue
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		i := &instance{r: r, id: id, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-			log: r.log.With("instance", id), metrics: r.m.metrics.instance(&r.rec.Config, id)}
-		r.instances[id] = i
-		go i.run()
-	}
+	r.instances.Start(func(core *supervise.Instance) *instance {
+		return &instance{Instance: core, r: r, log: r.log.With("instance", core.ID),
+			metrics: r.m.metrics.instance(&r.rec.Config, core.ID)}
+	}, ids...)
 }
 
 // stopInstances stops instances (all when ids is empty) and waits for
 // them; unsubscribe removes the subscription as the last one leaves.
 func (r *runner) stopInstances(unsubscribe bool, ids ...int) {
-	r.mu.Lock()
-	var stop []*instance
-	if len(ids) == 0 {
-		for id := range r.instances {
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range ids {
-		if i := r.instances[id]; i != nil {
-			stop = append(stop, i)
-			r.instances[id] = nil
-		}
-	}
-	r.mu.Unlock()
-	for k, i := range stop {
-		if unsubscribe && k == len(stop)-1 {
-			i.mu.Lock()
-			i.unsubscribe = true
-			i.mu.Unlock()
-		}
-		i.cancel()
-		<-i.done
-	}
+	r.instances.Stop(unsubscribe, ids...)
 }
 
 // close stops everything and releases the runtime.
@@ -179,7 +176,14 @@ func (r *runner) close(unsubscribe bool) {
 	}
 	r.producers = map[string]pulsar.Producer{}
 	r.mu.Unlock()
-	r.rt.Close(context.Background())
+	if r.rt != nil {
+		r.rt.Close(context.Background())
+	}
+	if r.dir != "" {
+		if err := os.RemoveAll(r.dir); err != nil {
+			r.log.Warn("function work directory not removed", "dir", r.dir, "error", err)
+		}
+	}
 }
 
 // outputTopic resolves an output's topic ("" is the configured output).
@@ -318,6 +322,9 @@ func (r *runner) triggerCall(ctx context.Context, topic string, value []byte) ([
 		if !r.isInput(topic) {
 			return nil, &BadRequestError{Msg: fmt.Sprintf("topic %s is not an input of function %s", topic, r.fqfn)}
 		}
+	}
+	if r.mod == nil {
+		return nil, &BadRequestError{Msg: fmt.Sprintf("function %s runs as a process: trigger is for WebAssembly functions (publish to its input instead)", r.fqfn)}
 	}
 	r.triggerMu.Lock()
 	if r.trigger == nil {

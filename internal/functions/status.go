@@ -3,6 +3,8 @@ package functions
 import (
 	"context"
 	"fmt"
+
+	"github.com/messagebus/messagebus/internal/supervise"
 )
 
 // JSON shapes of Pulsar's FunctionStatus and FunctionStats, as pulsar-admin
@@ -38,10 +40,7 @@ type InstanceStatusData struct {
 }
 
 // ExceptionEntry is one recent failure.
-type ExceptionEntry struct {
-	ExceptionString string `json:"exceptionString"`
-	TimestampMs     int64  `json:"timestampMs"`
-}
+type ExceptionEntry = supervise.ExceptionEntry
 
 // FunctionStats answers .../stats.
 type FunctionStats struct {
@@ -89,9 +88,9 @@ func (m *Manager) instancesOf(ctx context.Context, fqfn string) (Record, []*inst
 	}
 	insts := make([]*instance, rec.Config.Parallelism)
 	if r := m.runner(fqfn); r != nil {
-		r.mu.Lock()
-		copy(insts, r.instances)
-		r.mu.Unlock()
+		for id := range insts {
+			insts[id], _ = r.instances.At(id)
+		}
 	}
 	return rec, insts, nil
 }
@@ -120,19 +119,19 @@ func (m *Manager) Status(ctx context.Context, fqfn string, instance int) (Functi
 			s.Status.Error = "stopped"
 		} else {
 			d := &s.Status
-			d.Running = i.running.Load()
+			d.Running = i.Running.Load()
 			if d.Running {
 				st.NumRunning++
 			}
-			d.NumRestarts = i.restarts.Load()
+			d.NumRestarts = i.Restarts.Load()
 			d.NumReceived = i.received.Load()
 			d.NumSuccessfullyProcessed = i.processed.Load()
 			d.NumUserExceptions = i.userExceptions.Load()
 			d.NumSystemExceptions = i.sysExceptions.Load()
 			d.AverageLatency = avgMillis(i)
 			d.LastInvocationTime = i.lastInvocation.Load()
+			d.Error = i.LastError()
 			i.mu.Lock()
-			d.Error = i.lastError
 			d.LatestUserExceptions = append(d.LatestUserExceptions, i.userErrs...)
 			d.LatestSystemExceptions = append(d.LatestSystemExceptions, i.sysErrs...)
 			i.mu.Unlock()
