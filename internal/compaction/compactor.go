@@ -57,20 +57,42 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 		res.Horizon = in.PreviousHorizon
 		in.Horizon = in.PreviousHorizon
 	}
-	// Phase one: the latest position of every live key.
+	// Phase one: the latest position of every live key. A chunked message
+	// is at its last chunk; the entries of all its chunks are kept when it
+	// is a key's latest value.
 	latest := map[string]position{}
+	chunked := map[string][]int64{} // key → chunk entries of its latest value, when chunked
+	pending := map[string][]int64{} // message uuid → chunk entries read so far
 	err := forEachEntry(ctx, in, func(e Entry) error {
 		p, err := parseEntry(e, false)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		if c := p.chunk; c != nil {
+			ids := append(pending[c.uuid], e.ID)
+			if c.id == 0 {
+				ids = []int64{e.ID}
+			}
+			if c.id < c.num-1 {
+				pending[c.uuid] = ids
+				return nil
+			}
+			delete(pending, c.uuid)
+			if c.hasKey && len(ids) == int(c.num) { // else incomplete: chunks lost or trimmed
+				latest[c.key] = position{e.ID, 0}
+				chunked[c.key] = ids
+			}
+			return nil
 		}
 		for _, m := range p.messages {
 			switch {
 			case !m.hasKey:
 			case m.tombstone:
 				delete(latest, m.key)
+				delete(chunked, m.key)
 			default:
 				latest[m.key] = position{e.ID, int32(m.index)}
+				delete(chunked, m.key)
 			}
 		}
 		return nil
@@ -78,6 +100,14 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	keepChunks := map[int64]bool{}
+	for _, ids := range chunked {
+		for _, id := range ids {
+			keepChunks[id] = true
+		}
+	}
+	clear(chunked)
+	clear(pending)
 
 	// Phase two: copy the entries holding latest messages.
 	w := newWriter(out)
@@ -85,6 +115,23 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 		p, err := parseEntry(e, true)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		if c := p.chunk; c != nil {
+			keep := keepChunks[e.ID]
+			if c.id == c.num-1 { // a message counts once, at its last chunk
+				if keep {
+					res.Kept++
+				} else {
+					res.Removed++
+				}
+			}
+			if !keep {
+				return nil
+			}
+			b := EncodeEntry(Entry{ID: e.ID, Data: e.Data})
+			res.Entries++
+			res.Bytes += int64(len(b))
+			return w.append(ctx, b)
 		}
 		var mask []int64
 		kept := 0
