@@ -106,6 +106,13 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 			keepChunks[id] = true
 		}
 	}
+	// A chunked message not complete at the horizon may complete after it,
+	// where readers of the view go on reading the topic: keep its chunks.
+	for _, ids := range pending {
+		for _, id := range ids {
+			keepChunks[id] = true
+		}
+	}
 	clear(chunked)
 	clear(pending)
 
