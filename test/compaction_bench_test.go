@@ -23,6 +23,7 @@ import (
 // publishes 128 B messages to another topic at MB_COMPACTION_BENCH_RATE
 // msg/s (0: as fast as possible) until the compaction reports SUCCESS; then
 // publish as long again without a compaction: msg/s and p99 with and without.
+// MB_COMPACTION_BENCH_MAX_RATE sets --compaction-max-rate.
 func TestCompactionPublishBenchmark(t *testing.T) {
 	if os.Getenv("MB_COMPACTION_BENCH") != "1" {
 		t.Skip("set MB_COMPACTION_BENCH=1 to run the compaction publish benchmark")
@@ -30,7 +31,7 @@ func TestCompactionPublishBenchmark(t *testing.T) {
 	n := envInt(t, "MB_COMPACTION_BENCH_MESSAGES", 1_000_000)
 	keys := envInt(t, "MB_COMPACTION_BENCH_KEYS", 100_000)
 	rate := envInt(t, "MB_COMPACTION_BENCH_RATE", 0)
-	p := startProc(t, t.TempDir(), 0, 0)
+	p := startProc(t, t.TempDir(), 0, 0, "--compaction-max-rate", envStr("MB_COMPACTION_BENCH_MAX_RATE", "0"))
 	client := newClient(t, p.brokerURL)
 	topic := "persistent://public/default/compaction-bench"
 	prod := benchProducer(t, client, topic)

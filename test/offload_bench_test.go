@@ -50,9 +50,9 @@ func TestOffloadBenchmark(t *testing.T) {
 	n := envInt(t, "MB_OFFLOAD_BENCH_MESSAGES", 1_000_000)
 	size := envInt(t, "MB_OFFLOAD_BENCH_SIZE", 128)
 	caches := strings.Fields(envStr("MB_OFFLOAD_BENCH_CACHES", "16777216 67108864 268435456"))
-	rate := envInt(t, "MB_OFFLOAD_BENCH_RATE", 0) // publish msg/s during the offload; 0: as fast as possible
+	rate := envInt(t, "MB_OFFLOAD_BENCH_RATE", 0)       // publish msg/s during the offload; 0: as fast as possible
 	maxRate := envStr("MB_OFFLOAD_BENCH_MAX_RATE", "0") // --offload-max-rate
-	heapOut := os.Getenv("MB_OFFLOAD_BENCH_HEAP")        // heap profiles after each object-store catch-up
+	heapOut := os.Getenv("MB_OFFLOAD_BENCH_HEAP")       // heap profiles after each object-store catch-up
 
 	gw := s3test.Start(t)
 	gw.Bucket(t, "bench", nil)

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -70,6 +72,9 @@ type Config struct {
 	// CompactionCheckInterval is how often topics are checked against their
 	// compaction threshold (Pulsar's brokerServiceCompactionMonitorIntervalInSeconds).
 	CompactionCheckInterval time.Duration
+	// CompactionMaxRate bounds the bytes per second compactions read, over
+	// all topics (0: no limit).
+	CompactionMaxRate int64
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
@@ -137,12 +142,15 @@ func (c *Config) setDefaults() {
 
 // Broker serves the Pulsar binary protocol.
 type Broker struct {
-	cfg     Config
-	log     *slog.Logger
-	store   ledger.Store
-	meta    *meta.Resources
-	metrics *Metrics
-	schemas *schema.Registry
+	cfg Config
+	// compaction reads' rate limit (compaction_throttle.go)
+	compactionLimOnce sync.Once
+	compactionLim     *rate.Limiter
+	log               *slog.Logger
+	store             ledger.Store
+	meta              *meta.Resources
+	metrics           *Metrics
+	schemas           *schema.Registry
 
 	// mu guards the maps below; it is never held across metadata or
 	// ledger calls (see load.go for how topics load and unload).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -20,6 +21,9 @@ type Input struct {
 	// Horizon is the last topic entry compacted, usually its LastEntryID
 	// when the compaction starts.
 	Horizon int64
+	// Throttle, when set, is called after each read with the bytes read
+	// and may wait (a rate limit); its error ends the compaction.
+	Throttle func(ctx context.Context, bytes int) error
 }
 
 // Result describes a finished compaction.
@@ -37,7 +41,7 @@ type Result struct {
 // readBatch is how many entries (and bytes) one read asks for.
 const (
 	readEntries = 1000
-	readBytes   = 8 << 20
+	readBytes   = 1 << 20
 	// maxInFlight bounds the appends not yet durable.
 	maxInFlight = 4096
 )
@@ -193,6 +197,9 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 			if len(es) == 0 {
 				break
 			}
+			if err := in.pace(ctx, es); err != nil {
+				return err
+			}
 			for _, raw := range es {
 				e, err := DecodeEntry(raw.Data)
 				if err != nil {
@@ -221,6 +228,9 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 		if len(es) == 0 {
 			break // the rest was lost to storage damage
 		}
+		if err := in.pace(ctx, es); err != nil {
+			return err
+		}
 		for _, raw := range es {
 			if raw.ID > in.Horizon {
 				return nil
@@ -231,6 +241,22 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 			from = raw.ID + 1
 		}
 	}
+	return nil
+}
+
+// pace runs Throttle for the entries just read and yields: a compaction
+// runs beside publishing and should not hold a core between reads.
+func (in Input) pace(ctx context.Context, es []ledger.Entry) error {
+	if in.Throttle != nil {
+		n := 0
+		for _, e := range es {
+			n += len(e.Data)
+		}
+		if err := in.Throttle(ctx, n); err != nil {
+			return err
+		}
+	}
+	runtime.Gosched()
 	return nil
 }
 
