@@ -48,6 +48,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		OperationTimeout:                  opts.OperationTimeout,
 		Policies:                          policies,
 		CompactionCheckInterval:           opts.CompactionCheckInterval,
+		CompactionMaxRate:                 opts.CompactionMaxRate,
 		DefaultRetentionMinutes:           opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:            opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:              opts.DeduplicationEnabled,

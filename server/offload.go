@@ -30,6 +30,12 @@ type Offload struct {
 	DeletionLag time.Duration
 	// CacheBytes is the budget of the block cache of offloaded data (0: 64 MiB).
 	CacheBytes int64
+	// MaxRate bounds the bytes per second offloads read and upload, over
+	// all topics (0: no limit).
+	MaxRate int64
+	// ReadAheadBlocks is how many blocks past the one read are fetched
+	// ahead for a reader of offloaded data (0: 4; negative: none).
+	ReadAheadBlocks int
 	// Objects replaces the driver's store (tests: a fault-injecting wrapper).
 	Objects objstore.Store
 	// WrapObjects, when set, wraps the driver's store (tests).
@@ -73,6 +79,8 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		// covers a failed policy read.
 		DeferDeletionAtOpen: 5 * time.Minute,
 		CacheBytes:          o.CacheBytes,
+		MaxRate:             o.MaxRate,
+		ReadAheadBlocks:     o.ReadAheadBlocks,
 		OpTimeout:           s.opts.OperationTimeout,
 		Metrics:             tiered.NewMetrics(reg),
 		Logger:              s.log.With("component", "offload"),

@@ -39,6 +39,8 @@ type Options struct {
 	// CompactionCheckInterval is how often topics are checked against their
 	// compaction threshold (default 60s).
 	CompactionCheckInterval time.Duration
+	// CompactionMaxRate bounds the bytes per second compactions read (0: no limit).
+	CompactionMaxRate int64
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"reflect"
@@ -769,4 +770,79 @@ func TestTableViewShortTopicName(t *testing.T) {
 	if v, _ := tv.Get("a").(*string); tv.Size() != 1 || v == nil || *v != "2" {
 		t.Fatalf("table view of %s: %v", short, tv.Entries())
 	}
+}
+
+// TestCompactionChunkedMessages: a chunked message that is its key's latest
+// value stays in the compacted view with all its chunks (also when the
+// chunks of two producers interleave); older chunked values, chunked values
+// replaced by an unchunked one and tombstoned ones are left out.
+func TestCompactionChunkedMessages(t *testing.T) {
+	s := startServer(t, server.Options{})
+	admin := newAdmin(t, s)
+	client := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	producer := func(name string) pulsar.Producer {
+		p, err := client.CreateProducer(pulsar.ProducerOptions{Topic: topic, Name: name, EnableChunking: true,
+			DisableBatching: true, ChunkMaxMessageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	p1, p2 := producer("chunks-1"), producer("chunks-2")
+	big := func(c byte) string { return strings.Repeat(string(c), 3500) } // 4 chunks
+	send(t, p1, "k1", big('a'))
+	send(t, p1, "k2", big('b'))
+	send(t, p1, "k1", "small c")
+	send(t, p1, "k3", big('e'))
+	send(t, p1, "k3", "")
+	// Two producers at once: their chunks interleave in the topic.
+	var wg sync.WaitGroup
+	for _, m := range []struct {
+		p          pulsar.Producer
+		key, value string
+	}{{p1, "k2", big('d')}, {p2, "k4", big('f')}} {
+		wg.Add(1)
+		m.p.SendAsync(context.Background(), &pulsar.ProducerMessage{Key: m.key, Payload: []byte(m.value)},
+			func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+				defer wg.Done()
+				if err != nil {
+					t.Error(err)
+				}
+			})
+	}
+	wg.Wait()
+	compactAndWait(t, admin, topic)
+	want := map[string]string{"k1": "small c", "k2": big('d'), "k4": big('f')}
+	// Next, not HasNext: the Go client's HasNext stays true after a chunked
+	// message that is the topic's last (compacted or not).
+	check := func(r pulsar.Reader, want map[string]string) {
+		t.Helper()
+		for range want {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			m, err := r.Next(ctx)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, ok := want[m.Key()]; !ok || string(m.Payload()) != w {
+				t.Fatalf("key %s: %.20q (%d bytes), want %.20q (%d bytes)", m.Key(), m.Payload(), len(m.Payload()), w, len(w))
+			}
+			delete(want, m.Key())
+		}
+	}
+	check(compactedReader(t, client, topic, pulsar.EarliestMessageID()), maps.Clone(want))
+	// Nothing else in the view: the next message is one sent after it.
+	r := compactedReader(t, client, topic, pulsar.EarliestMessageID())
+	check(r, maps.Clone(want))
+	send(t, p1, "k6", "after")
+	check(r, map[string]string{"k6": "after"})
+
+	// A second compaction reads the first one's chunks back from the view.
+	send(t, p2, "k4", big('g'))
+	send(t, p1, "k5", "small h")
+	compactAndWait(t, admin, topic)
+	want["k4"], want["k5"], want["k6"] = big('g'), "small h", "after"
+	check(compactedReader(t, client, topic, pulsar.EarliestMessageID()), want)
 }

@@ -40,7 +40,9 @@ import (
 // cache), evict the gateway's files from the page cache and catch up again,
 // now from the object store only, reading the broker's peak RSS after.
 // MB_OFFLOAD_BENCH_PROFILE=file saves the broker's CPU profile of the first
-// 2 s of the offload; MB_S3TEST_DIR puts the gateway's files elsewhere.
+// 2 s of the offload; MB_OFFLOAD_BENCH_HEAP=file its heap profile after each
+// object-store catch-up (file.<cache size>); MB_OFFLOAD_BENCH_MAX_RATE sets
+// --offload-max-rate; MB_S3TEST_DIR puts the gateway's files elsewhere.
 func TestOffloadBenchmark(t *testing.T) {
 	if os.Getenv("MB_OFFLOAD_BENCH") != "1" {
 		t.Skip("set MB_OFFLOAD_BENCH=1 to run the tiered storage benchmark")
@@ -48,14 +50,16 @@ func TestOffloadBenchmark(t *testing.T) {
 	n := envInt(t, "MB_OFFLOAD_BENCH_MESSAGES", 1_000_000)
 	size := envInt(t, "MB_OFFLOAD_BENCH_SIZE", 128)
 	caches := strings.Fields(envStr("MB_OFFLOAD_BENCH_CACHES", "16777216 67108864 268435456"))
-	rate := envInt(t, "MB_OFFLOAD_BENCH_RATE", 0) // publish msg/s during the offload; 0: as fast as possible
+	rate := envInt(t, "MB_OFFLOAD_BENCH_RATE", 0)       // publish msg/s during the offload; 0: as fast as possible
+	maxRate := envStr("MB_OFFLOAD_BENCH_MAX_RATE", "0") // --offload-max-rate
+	heapOut := os.Getenv("MB_OFFLOAD_BENCH_HEAP")       // heap profiles after each object-store catch-up
 
 	gw := s3test.Start(t)
 	gw.Bucket(t, "bench", nil)
 	dir := t.TempDir()
 	args := func(cache string) []string {
 		return []string{"--offload-driver", "s3", "--offload-bucket", "bench", "--offload-endpoint", gw.Endpoint,
-			"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--offload-cache-size", cache, "--enable-pprof"}
+			"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--offload-cache-size", cache, "--offload-max-rate", maxRate, "--enable-pprof"}
 	}
 	p := startProc(t, dir, 0, 0, args(caches[0])...)
 	topic := "persistent://public/default/offload-bench"
@@ -143,8 +147,31 @@ func TestOffloadBenchmark(t *testing.T) {
 		restart(cache)
 		rate, mb := benchCatchUp(t, client, topic, n, size)
 		hwm, rss := procMemory(t, p.cmd.Process.Pid)
+		if heapOut != "" {
+			saveURL(t, p.webURL+"/debug/pprof/heap", heapOut+"."+cache)
+		}
 		t.Logf("catch-up from the object store, cold block cache, --offload-cache-size %s: %.0f msg/s, %.1f MB/s (%.0f%% of local); broker peak RSS %.0f MiB, RSS after %.0f MiB",
 			cache, rate, mb, 100*rate/localRate, float64(hwm)/(1<<20), float64(rss)/(1<<20))
+	}
+}
+
+// saveURL writes the body of a GET of url to file.
+func saveURL(t *testing.T, url, file string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		t.Error(err)
 	}
 }
 

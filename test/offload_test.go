@@ -15,6 +15,7 @@ import (
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/admin/config"
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
 
+	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/objstore"
 	"github.com/messagebus/messagebus/internal/testutil/s3test"
 	"github.com/messagebus/messagebus/server"
@@ -601,4 +602,56 @@ func TestOffloadCompactedLedger(t *testing.T) {
 	if read := metricValue(t, s.WebURL(), "mb_offload_read_entries_total") - before; read < 10 {
 		t.Fatalf("%v entries read from the object store, want the 10 of the compacted ledger", read)
 	}
+}
+
+// TestOffloadNamespaceOffloadPolicies: the namespace's offloadPolicies
+// endpoint (Pulsar's OffloadPoliciesImpl JSON; pulsaradmin v0.19.0 has no
+// namespace call for it, so plain HTTP) sets the namespace's thresholds,
+// which then offload its topics; DELETE removes them again.
+func TestOffloadNamespaceOffloadPolicies(t *testing.T) {
+	gw := s3test.Start(t)
+	opts := server.Options{Offload: offloadOptions(t, gw, "ns-offload-policies"), PolicyCheckInterval: 50 * time.Millisecond}
+	opts.Offload.DeletionLag = 0 // the default, 4 h
+	s := startServer(t, opts)
+	admin := newAdmin(t, s)
+	ns := newNamespace(t, admin)
+	n := nsName(t, ns)
+	url := s.WebURL() + "/admin/v2/namespaces/" + ns + "/offloadPolicies"
+	expectHTTP(t, http.MethodGet, url, "", http.StatusNoContent)
+	expectHTTP(t, http.MethodPost, url, `{"managedLedgerOffloadThresholdInBytes":-2}`, http.StatusPreconditionFailed)
+	expectHTTP(t, http.MethodPost, url, `{"managedLedgerOffloadDriver":"filesystem"}`, http.StatusPreconditionFailed)
+	expectHTTP(t, http.MethodPost, url, `[1]`, http.StatusBadRequest)
+	expectHTTP(t, http.MethodGet, s.WebURL()+"/admin/v2/namespaces/public/no-such-ns/offloadPolicies", "", http.StatusNotFound)
+
+	client := newClient(t, s.BrokerURL())
+	topic := "persistent://" + ns + "/ns-offload-policies"
+	msgs := produceN(t, client, topic, 100)
+	body := `{"managedLedgerOffloadDriver":"aws-s3","managedLedgerOffloadBucket":"b","managedLedgerOffloadThresholdInBytes":0,"managedLedgerOffloadDeletionLagInMillis":0}`
+	expectHTTP(t, http.MethodPost, url, body, http.StatusNoContent)
+	var got meta.OffloadPolicies
+	if err := json.Unmarshal([]byte(expectHTTP(t, http.MethodGet, url, "", http.StatusOK)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Driver != "aws-s3" || got.Bucket != "b" || got.ThresholdInBytes == nil || *got.ThresholdInBytes != 0 ||
+		got.DeletionLagInMillis == nil || *got.DeletionLagInMillis != 0 || got.ThresholdInSeconds != nil {
+		t.Fatalf("GET answered %+v", got)
+	}
+	if v, err := admin.Namespaces().GetOffloadThreshold(n); err != nil || v != 0 {
+		t.Fatalf("offloadThreshold after the POST: %d %v, want 0", v, err)
+	}
+	adminEventually(t, "the namespace offloadPolicies' offload", func() bool {
+		st, err := admin.Topics().OffloadStatus(topicName(t, topic))
+		return err == nil && st.Status == utils.SUCCESS && st.FirstUnOffloadedMessage.EntryID == msgs[99].id.EntryID()+1
+	})
+	readFrom(t, client, topic, pulsar.EarliestMessageID(), false, msgs)
+	if got := metricValue(t, s.WebURL(), "mb_offload_read_entries_total"); got < 100 {
+		t.Fatalf("mb_offload_read_entries_total = %v: the deletion lag 0 was not applied", got)
+	}
+
+	expectHTTP(t, http.MethodDelete, s.WebURL()+"/admin/v2/namespaces/"+ns+"/removeOffloadPolicies", "", http.StatusNoContent)
+	expectHTTP(t, http.MethodGet, url, "", http.StatusNoContent)
+	if v, err := admin.Namespaces().GetOffloadThreshold(n); err != nil || v != -1 {
+		t.Fatalf("offloadThreshold after the DELETE: %d %v, want -1", v, err)
+	}
+	expectHTTP(t, http.MethodGet, s.WebURL()+"/admin/v2/namespaces/"+ns+"/offloadDeletionLagMs", "", http.StatusNoContent)
 }

@@ -19,7 +19,9 @@ func addOffloadFlags(f *pflag.FlagSet) {
 	f.String("offload-prefix", "", "prefix of every object key")
 	f.Bool("offload-path-style", false, "address the bucket in the URL path (most S3-compatible servers need it)")
 	f.Int64("offload-deletion-lag-ms", 4*60*60*1000, "how long offloaded entries stay on local disk, in ms (Pulsar's managedLedgerOffloadDeletionLagMs; 0: delete at once)")
-	f.Int64("offload-cache-size", 64<<20, "bytes of offloaded data blocks cached in memory")
+	f.Int64("offload-cache-size", 64<<20, "bytes of offloaded data blocks cached in memory, blocks being read included")
+	f.Int64("offload-max-rate", 0, "bytes per second offloads may read and upload, over all topics (0: no limit)")
+	f.Int("offload-read-ahead", 4, "blocks read ahead for a sequential reader of offloaded data (0: none)")
 }
 
 func offloadOptionsFrom(v *viper.Viper) (server.Offload, error) {
@@ -31,6 +33,18 @@ func offloadOptionsFrom(v *viper.Viper) (server.Offload, error) {
 		Prefix:     v.GetString("offload-prefix"),
 		PathStyle:  v.GetBool("offload-path-style"),
 		CacheBytes: v.GetInt64("offload-cache-size"),
+		MaxRate:    v.GetInt64("offload-max-rate"),
+	}
+	switch ra := v.GetInt("offload-read-ahead"); {
+	case ra < 0:
+		return o, fmt.Errorf("--offload-read-ahead must be 0 or more")
+	case ra == 0:
+		o.ReadAheadBlocks = -1 // none
+	default:
+		o.ReadAheadBlocks = ra
+	}
+	if o.MaxRate < 0 {
+		return o, fmt.Errorf("--offload-max-rate must be 0 (no limit) or more")
 	}
 	lag := v.GetInt64("offload-deletion-lag-ms")
 	switch {

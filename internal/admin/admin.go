@@ -161,6 +161,7 @@ func (s *Server) routes() {
 	s.schemaRoutes(m)
 	s.compactionThresholdRoutes(m)
 	s.offloadPolicyRoutes(m)
+	s.offloadNamespacePolicyRoutes(m)
 	s.functionRoutes(m)
 	s.connectorRoutes(m)
 	for _, d := range []string{naming.Persistent, naming.NonPersistent} {

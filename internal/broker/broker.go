@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/delayed"
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -74,6 +76,9 @@ type Config struct {
 	// CompactionCheckInterval is how often topics are checked against their
 	// compaction threshold (Pulsar's brokerServiceCompactionMonitorIntervalInSeconds).
 	CompactionCheckInterval time.Duration
+	// CompactionMaxRate bounds the bytes per second compactions read, over
+	// all topics (0: no limit).
+	CompactionMaxRate int64
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
@@ -151,6 +156,9 @@ type Broker struct {
 	meta     *meta.Resources
 	metrics  *Metrics
 	schemas  *schema.Registry
+	// compaction reads' rate limit (compaction_throttle.go)
+	compactionLimOnce sync.Once
+	compactionLim     *rate.Limiter
 
 	// mu guards the maps below; it is never held across metadata or
 	// ledger calls (see load.go for how topics load and unload).

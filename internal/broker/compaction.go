@@ -224,7 +224,7 @@ func (t *Topic) compact(ctx context.Context) (compaction.Result, error) {
 		}
 	}
 	res, err := compaction.Compact(ctx, compaction.Input{Topic: t.ledger, Previous: prev.l,
-		PreviousHorizon: prev.horizon, Horizon: horizon}, out)
+		PreviousHorizon: prev.horizon, Horizon: horizon, Throttle: t.b.compactionThrottle()}, out)
 	if err != nil {
 		return failed(err)
 	}

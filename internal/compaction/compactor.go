@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -20,6 +21,9 @@ type Input struct {
 	// Horizon is the last topic entry compacted, usually its LastEntryID
 	// when the compaction starts.
 	Horizon int64
+	// Throttle, when set, is called after each read with the bytes read
+	// and may wait (a rate limit); its error ends the compaction.
+	Throttle func(ctx context.Context, bytes int) error
 }
 
 // Result describes a finished compaction.
@@ -37,7 +41,7 @@ type Result struct {
 // readBatch is how many entries (and bytes) one read asks for.
 const (
 	readEntries = 1000
-	readBytes   = 8 << 20
+	readBytes   = 1 << 20
 	// maxInFlight bounds the appends not yet durable.
 	maxInFlight = 4096
 )
@@ -57,20 +61,42 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 		res.Horizon = in.PreviousHorizon
 		in.Horizon = in.PreviousHorizon
 	}
-	// Phase one: the latest position of every live key.
+	// Phase one: the latest position of every live key. A chunked message
+	// is at its last chunk; the entries of all its chunks are kept when it
+	// is a key's latest value.
 	latest := map[string]position{}
+	chunked := map[string][]int64{} // key → chunk entries of its latest value, when chunked
+	pending := map[string][]int64{} // message uuid → chunk entries read so far
 	err := forEachEntry(ctx, in, func(e Entry) error {
 		p, err := parseEntry(e, false)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		if c := p.chunk; c != nil {
+			ids := append(pending[c.uuid], e.ID)
+			if c.id == 0 {
+				ids = []int64{e.ID}
+			}
+			if c.id < c.num-1 {
+				pending[c.uuid] = ids
+				return nil
+			}
+			delete(pending, c.uuid)
+			if c.hasKey && len(ids) == int(c.num) { // else incomplete: chunks lost or trimmed
+				latest[c.key] = position{e.ID, 0}
+				chunked[c.key] = ids
+			}
+			return nil
 		}
 		for _, m := range p.messages {
 			switch {
 			case !m.hasKey:
 			case m.tombstone:
 				delete(latest, m.key)
+				delete(chunked, m.key)
 			default:
 				latest[m.key] = position{e.ID, int32(m.index)}
+				delete(chunked, m.key)
 			}
 		}
 		return nil
@@ -78,6 +104,21 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	keepChunks := map[int64]bool{}
+	for _, ids := range chunked {
+		for _, id := range ids {
+			keepChunks[id] = true
+		}
+	}
+	// A chunked message not complete at the horizon may complete after it,
+	// where readers of the view go on reading the topic: keep its chunks.
+	for _, ids := range pending {
+		for _, id := range ids {
+			keepChunks[id] = true
+		}
+	}
+	clear(chunked)
+	clear(pending)
 
 	// Phase two: copy the entries holding latest messages.
 	w := newWriter(out)
@@ -85,6 +126,23 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 		p, err := parseEntry(e, true)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		if c := p.chunk; c != nil {
+			keep := keepChunks[e.ID]
+			if c.id == c.num-1 { // a message counts once, at its last chunk
+				if keep {
+					res.Kept++
+				} else {
+					res.Removed++
+				}
+			}
+			if !keep {
+				return nil
+			}
+			b := EncodeEntry(Entry{ID: e.ID, Data: e.Data})
+			res.Entries++
+			res.Bytes += int64(len(b))
+			return w.append(ctx, b)
 		}
 		var mask []int64
 		kept := 0
@@ -139,6 +197,9 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 			if len(es) == 0 {
 				break
 			}
+			if err := in.pace(ctx, es); err != nil {
+				return err
+			}
 			for _, raw := range es {
 				e, err := DecodeEntry(raw.Data)
 				if err != nil {
@@ -167,6 +228,9 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 		if len(es) == 0 {
 			break // the rest was lost to storage damage
 		}
+		if err := in.pace(ctx, es); err != nil {
+			return err
+		}
 		for _, raw := range es {
 			if raw.ID > in.Horizon {
 				return nil
@@ -177,6 +241,22 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 			from = raw.ID + 1
 		}
 	}
+	return nil
+}
+
+// pace runs Throttle for the entries just read and yields: a compaction
+// runs beside publishing and should not hold a core between reads.
+func (in Input) pace(ctx context.Context, es []ledger.Entry) error {
+	if in.Throttle != nil {
+		n := 0
+		for _, e := range es {
+			n += len(e.Data)
+		}
+		if err := in.Throttle(ctx, n); err != nil {
+			return err
+		}
+	}
+	runtime.Gosched()
 	return nil
 }
 

@@ -19,10 +19,22 @@ type message struct {
 	tombstone bool
 }
 
+// chunk is what compaction needs of a chunk of a large message: each
+// chunk is an entry carrying the message's key, and the message is
+// complete at its last chunk (id num-1).
+type chunk struct {
+	uuid    string
+	id, num int32
+	key     string
+	hasKey  bool
+}
+
 // parsedEntry is an entry split into its messages.
 type parsedEntry struct {
 	batch    bool
 	messages []message // survivors of a previous compaction only
+	// chunk is set for a chunk of a large message (messages is empty).
+	chunk *chunk
 	// for rebatching: the decoded batch (nil for a single message)
 	md      *pb.MessageMetadata
 	smms    [][]byte
@@ -42,7 +54,9 @@ func parseEntry(e Entry, keep bool) (*parsedEntry, error) {
 	}
 	p := &parsedEntry{batch: info.HasNumMessagesInBatch}
 	if info.NumChunksFromMsg > 1 {
-		return p, nil // chunks of a large message: not kept (see README)
+		p.chunk = &chunk{uuid: string(info.UUID), id: info.ChunkID, num: info.NumChunksFromMsg,
+			key: string(info.PartitionKey), hasKey: info.PartitionKey != nil}
+		return p, nil
 	}
 	if !p.batch {
 		empty := len(payload) == 0 || (info.Compression != pb.CompressionType_NONE && info.UncompressedSize == 0)

@@ -127,6 +127,10 @@ type Policies struct {
 	OffloadThreshold          *int64 `json:"offload_threshold,omitempty"`
 	OffloadThresholdInSeconds *int64 `json:"offload_threshold_in_seconds,omitempty"`
 	OffloadDeletionLagMs      *int64 `json:"offload_deletion_lag_ms,omitempty"`
+	// OffloadPolicies is the namespace's offloadPolicies (Pulsar's
+	// offload_policies); its thresholds are copied to the three fields
+	// above when set, which are the ones applied.
+	OffloadPolicies *OffloadPolicies `json:"offload_policies,omitempty"`
 	// Limits (policies_limits.go). Unset: the broker's default; 0: no limit.
 	MaxUnackedMessagesPerConsumer     *int `json:"max_unacked_messages_per_consumer,omitempty"`
 	MaxUnackedMessagesPerSubscription *int `json:"max_unacked_messages_per_subscription,omitempty"`

@@ -93,10 +93,22 @@ func (b *BlockCache) Block(ctx context.Context, key string, meta BlockMeta) ([]l
 
 // Prefetch reads block meta of key into the cache in the background (with
 // spawn, under timeout) unless it is cached or being read: read-ahead for
-// sequential readers.
-func (b *BlockCache) Prefetch(ctx context.Context, key string, meta BlockMeta, timeout time.Duration, spawn func(func()) bool) {
-	b.c.prefetch(ctx, key, meta, timeout, spawn)
+// sequential readers. It declines while the blocks being read hold a
+// quarter of the budget, and reports whether the block is cached or being
+// read now.
+func (b *BlockCache) Prefetch(ctx context.Context, key string, meta BlockMeta, timeout time.Duration, spawn func(func()) bool) bool {
+	return b.c.prefetch(ctx, key, meta, timeout, spawn)
 }
+
+// Size is the bytes of the cached blocks.
+func (b *BlockCache) Size() int64 {
+	b.c.mu.Lock()
+	defer b.c.mu.Unlock()
+	return b.c.size
+}
+
+// Budget is the cache's byte budget.
+func (b *BlockCache) Budget() int64 { return b.c.max }
 
 // Add puts the entries of a block just written into the cache, so that
 // tailing readers do not read back what this process wrote.

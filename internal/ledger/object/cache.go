@@ -24,6 +24,9 @@ type blockCache struct {
 	blocks   map[blockKey]*list.Element
 	indexes  map[string]*Index
 	inflight map[blockKey]*fetch // blocks being read: readers of one wait for it
+	// reading is the bytes of the blocks being read: they count in the
+	// budget (blocks are evicted to make room before a GET starts).
+	reading int64
 }
 
 // fetch is a block read in progress; done is closed when entries/err are set.
@@ -117,11 +120,14 @@ func (c *blockCache) block(ctx context.Context, key string, b BlockMeta) ([]ledg
 	}
 	f := &fetch{done: make(chan struct{})}
 	c.inflight[k] = f
+	c.reading += b.Len
+	c.evictLocked()
 	c.mu.Unlock()
 	c.m.Misses.Inc()
 	f.entries, f.err = c.read(ctx, key, b)
 	c.mu.Lock()
 	delete(c.inflight, k)
+	c.reading -= b.Len
 	if f.err == nil {
 		c.addLocked(k, b.Len, f.entries)
 	}
@@ -131,17 +137,24 @@ func (c *blockCache) block(ctx context.Context, key string, b BlockMeta) ([]ledg
 }
 
 // prefetch reads block b into the cache in the background unless it is
-// cached or being read (read-ahead for sequential readers).
-func (c *blockCache) prefetch(ctx context.Context, key string, b BlockMeta, timeout time.Duration, spawn func(func()) bool) {
+// cached or being read (read-ahead for sequential readers), or the blocks
+// being read already hold a quarter of the budget: read-ahead never
+// crowds out what readers are reading. It reports whether b is cached or
+// being read now.
+func (c *blockCache) prefetch(ctx context.Context, key string, b BlockMeta, timeout time.Duration, spawn func(func()) bool) bool {
 	k := blockKey{key, b.Off}
 	c.mu.Lock()
 	_, cached := c.blocks[k]
 	_, reading := c.inflight[k]
+	full := c.reading+b.Len > c.max/4
 	c.mu.Unlock()
 	if cached || reading {
-		return
+		return true
 	}
-	spawn(func() {
+	if full {
+		return false
+	}
+	return spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		c.block(ctx, key, b) // an error is met again by the reader, which retries
@@ -166,7 +179,13 @@ func (c *blockCache) addLocked(k blockKey, size int64, entries []ledger.Entry) {
 	}
 	c.blocks[k] = c.lru.PushFront(&cachedBlock{k: k, size: size, entries: entries})
 	c.size += size
-	for c.size > c.max {
+	c.evictLocked()
+}
+
+// evictLocked drops the least recently used blocks until the cached blocks
+// and the blocks being read fit in the budget.
+func (c *blockCache) evictLocked() {
+	for c.size+c.reading > c.max && c.lru.Len() > 0 {
 		old := c.lru.Remove(c.lru.Back()).(*cachedBlock)
 		delete(c.blocks, old.k)
 		c.size -= old.size

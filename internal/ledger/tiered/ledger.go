@@ -222,8 +222,14 @@ func (l *Ledger) readObject(ctx context.Context, o objectEntry, from int64, maxE
 		total int
 	)
 	for b := x.Find(from); b < len(x.Blocks) && len(out) < maxEntries; b++ {
-		if b+1 < len(x.Blocks) { // read-ahead: the next block is likely next
-			c.Prefetch(l.s.ctx, o.Key, x.Blocks[b+1], l.s.o.OpTimeout, l.s.spawn)
+		// Read-ahead: the next blocks are likely next, as many as fit in
+		// a quarter of the budget (more would evict what is being read).
+		ahead := int64(0)
+		for a := b + 1; a < len(x.Blocks) && a <= b+l.s.o.ReadAheadBlocks; a++ {
+			if ahead += x.Blocks[a].Len; ahead > c.Budget()/4 ||
+				!c.Prefetch(l.s.ctx, o.Key, x.Blocks[a], l.s.o.OpTimeout, l.s.spawn) {
+				break
+			}
 		}
 		entries, err := c.Block(ctx, o.Key, x.Blocks[b])
 		if err != nil {

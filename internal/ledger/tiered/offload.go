@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -136,23 +137,56 @@ func (l *Ledger) collect(ctx context.Context, start, before int64) ([]ledger.Ent
 		total int64
 	)
 	for from := start; from < before && total < int64(l.s.o.MaxObjectBytes); {
-		batch, err := l.inner.Read(ctx, from, int(min(before-from, 1024)), l.s.o.MaxObjectBytes-int(total))
+		// Reads of at most collectBatchBytes, throttled, yielding between
+		// them: an offload runs at low priority beside publishing.
+		want := min(l.s.o.MaxObjectBytes-int(total), collectBatchBytes)
+		batch, err := l.inner.Read(ctx, from, int(min(before-from, 1024)), want)
 		if err != nil {
 			return nil, 0, err
 		}
 		if len(batch) == 0 {
 			break
 		}
+		n, reached := 0, false
 		for _, e := range batch {
 			if e.ID >= before {
-				return out, total, nil
+				reached = true
+				break
 			}
 			out = append(out, e)
-			total += int64(len(e.Data))
+			n += len(e.Data)
+		}
+		total += int64(n)
+		if err := l.s.throttle(ctx, n); err != nil {
+			return nil, 0, err
+		}
+		runtime.Gosched()
+		if reached {
+			break
 		}
 		from = batch[len(batch)-1].ID + 1
 	}
 	return out, total, nil
+}
+
+// collectBatchBytes is the most entry data an offload reads from the local
+// ledger at once.
+const collectBatchBytes = 1 << 20
+
+// throttle waits until an offload may go on after reading n bytes, under
+// Options.MaxRate (shared by every offload of the store).
+func (s *Store) throttle(ctx context.Context, n int) error {
+	if s.limiter == nil {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, s.limiter.Burst())
+		if err := s.limiter.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
 }
 
 // store writes obj under key once: an object already there (left by an

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/object"
 	"github.com/messagebus/messagebus/internal/objstore"
@@ -39,8 +41,18 @@ type Options struct {
 	// entry data in one object (0: 64 MiB).
 	BlockSize      int
 	MaxObjectBytes int
-	// CacheBytes is the block cache's budget (0: 64 MiB).
+	// CacheBytes is the block cache's budget (0: 64 MiB): cached blocks and
+	// blocks being read.
 	CacheBytes int64
+	// ReadAheadBlocks: a reader of block b has blocks b+1..b+ReadAheadBlocks
+	// of the object read into the cache in the background (0: 4; negative:
+	// none), while the blocks being read stay within a quarter of
+	// CacheBytes.
+	ReadAheadBlocks int
+	// MaxRate bounds the entry bytes per second an offload reads from the
+	// local ledger and writes to the object store, over all ledgers of the
+	// store (0: no limit).
+	MaxRate int64
 	// OpTimeout bounds each object-store call (0: 30 s).
 	OpTimeout time.Duration
 	Metrics   *Metrics // nil: not registered
@@ -53,12 +65,14 @@ type Store struct {
 	o     Options
 	cache *object.BlockCache
 	holds *holds // reads in progress per object: deletion waits for them
-	log   *slog.Logger
-	ctx   context.Context // ends at Close: stops offloads and timers
-	stop  context.CancelFunc
-	bg    sync.WaitGroup
-	bgMu  sync.Mutex // orders spawn's Add before Close's Wait
-	done  bool       // Close began: no new background work
+	// limiter paces offloads (Options.MaxRate); nil: no limit.
+	limiter *rate.Limiter
+	log     *slog.Logger
+	ctx     context.Context // ends at Close: stops offloads and timers
+	stop    context.CancelFunc
+	bg      sync.WaitGroup
+	bgMu    sync.Mutex // orders spawn's Add before Close's Wait
+	done    bool       // Close began: no new background work
 
 	mu   sync.Mutex
 	open map[string]*Ledger
@@ -80,6 +94,9 @@ func New(inner ledger.Store, o Options) (*Store, error) {
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = 64 << 20
 	}
+	if o.ReadAheadBlocks == 0 {
+		o.ReadAheadBlocks = 4
+	}
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = objstore.DefaultTimeout
 	}
@@ -95,6 +112,11 @@ func New(inner ledger.Store, o Options) (*Store, error) {
 	}
 	s := &Store{inner: inner, o: o, cache: object.NewBlockCache(o.Objects, o.CacheBytes, o.Metrics.cache()),
 		holds: newHolds(), log: o.Logger, open: map[string]*Ledger{}}
+	if o.MaxRate > 0 {
+		// A burst of an eighth of a second's budget (at least 64 KiB)
+		// keeps the pace even.
+		s.limiter = rate.NewLimiter(rate.Limit(o.MaxRate), int(max(o.MaxRate/8, 64<<10)))
+	}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }
