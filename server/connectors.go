@@ -6,6 +6,8 @@ import (
 
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/connectors"
+	// Connector packages register their types from init.
+	_ "github.com/messagebus/messagebus/internal/connectors/kinesis"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
