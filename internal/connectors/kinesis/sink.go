@@ -137,4 +137,3 @@ func (k *sink) put(ctx context.Context, env *connectors.SinkEnv, client *kinesis
 		batch = failed
 	}
 }
-
