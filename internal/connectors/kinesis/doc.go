@@ -15,6 +15,6 @@
 // retried before any later message of its key is sent, so order per key
 // survives partial failures.
 //
-// Files: settings.go, source.go, shards.go (which shards to read when),
-// deaggregate.go, sink.go.
+// Files: settings.go, source.go, deaggregate.go, sink.go (and
+// connectors.ReadyShards: which shards to read when).
 package kinesis

@@ -87,7 +87,7 @@ func (k *source) Run(ctx context.Context, env *connectors.SourceEnv) error {
 			}
 			cps[s.ID] = cp
 		}
-		for _, id := range readyShards(shards, running, done) {
+		for _, id := range connectors.ReadyShards(shards, running, done) {
 			running[id] = true
 			wg.Add(1)
 			go func(id, cp string) {
@@ -156,8 +156,8 @@ func (r *reader) stream() (name, arn *string) {
 }
 
 // listShards lists every shard the stream keeps, closed ones included.
-func (r *reader) listShards(ctx context.Context) ([]shardInfo, error) {
-	var out []shardInfo
+func (r *reader) listShards(ctx context.Context) ([]connectors.Shard, error) {
+	var out []connectors.Shard
 	in := &kinesis.ListShardsInput{}
 	in.StreamName, in.StreamARN = r.stream()
 	for {
@@ -168,7 +168,7 @@ func (r *reader) listShards(ctx context.Context) ([]shardInfo, error) {
 			return nil, fmt.Errorf("kinesis list shards: %w", err)
 		}
 		for _, s := range page.Shards {
-			out = append(out, shardInfo{ID: aws.ToString(s.ShardId), Parent: aws.ToString(s.ParentShardId),
+			out = append(out, connectors.Shard{ID: aws.ToString(s.ShardId), Parent: aws.ToString(s.ParentShardId),
 				AdjacentParent: aws.ToString(s.AdjacentParentShardId)})
 		}
 		if page.NextToken == nil {

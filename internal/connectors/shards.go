@@ -1,17 +1,18 @@
-package kinesis
+package connectors
 
 import "sort"
 
-// shardInfo is a shard and its parents (a split has one, a merge two).
-type shardInfo struct {
+// Shard is a shard of a stream (Kinesis, DynamoDB Streams) and its
+// parents (a split has one, a merge two).
+type Shard struct {
 	ID, Parent, AdjacentParent string
 }
 
-// readyShards returns the shards to start reading, sorted: neither
+// ReadyShards returns the shards to start reading, sorted: neither
 // running nor ended, and every parent still listed has ended. A parent
 // no longer listed (trimmed past the retention period) does not hold its
 // children back.
-func readyShards(shards []shardInfo, running, ended map[string]bool) []string {
+func ReadyShards(shards []Shard, running, ended map[string]bool) []string {
 	listed := make(map[string]bool, len(shards))
 	for _, s := range shards {
 		listed[s.ID] = true

@@ -1,4 +1,4 @@
-package kinesis
+package connectors
 
 import (
 	"reflect"
@@ -7,7 +7,7 @@ import (
 
 func TestReadyShards(t *testing.T) {
 	// 0 split into 1 and 2; 1 and 2 merged into 3; 4 is a root.
-	shards := []shardInfo{{ID: "s0"}, {ID: "s1", Parent: "s0"}, {ID: "s2", Parent: "s0"},
+	shards := []Shard{{ID: "s0"}, {ID: "s1", Parent: "s0"}, {ID: "s2", Parent: "s0"},
 		{ID: "s3", Parent: "s1", AdjacentParent: "s2"}, {ID: "s4"}}
 	for _, c := range []struct {
 		running, ended []string
@@ -26,12 +26,12 @@ func TestReadyShards(t *testing.T) {
 			}
 			return m
 		}
-		if got := readyShards(shards, set(c.running), set(c.ended)); !reflect.DeepEqual(got, c.want) {
+		if got := ReadyShards(shards, set(c.running), set(c.ended)); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("running %v ended %v: %v, want %v", c.running, c.ended, got, c.want)
 		}
 	}
 	// A trimmed parent does not hold its child back.
-	if got := readyShards([]shardInfo{{ID: "s5", Parent: "gone"}}, nil, nil); !reflect.DeepEqual(got, []string{"s5"}) {
+	if got := ReadyShards([]Shard{{ID: "s5", Parent: "gone"}}, nil, nil); !reflect.DeepEqual(got, []string{"s5"}) {
 		t.Errorf("orphan: %v", got)
 	}
 }
