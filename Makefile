@@ -33,6 +33,8 @@ test:
 OIDC_DIR := internal/testutil/oidcprovider
 # The console's browser test: playwright-core (npm) driving Debian's Chromium.
 CONSOLE_DIR := test/testdata/console
+# The Kinesis connector tests: kinesalite (npm) on node.
+KINESALITE_DIR := internal/testutil/kinesalitetest
 testdeps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "the access tests need Node.js 20+ and npm (e.g. apt-get install -y nodejs npm)"; exit 1; }
 	@test -x /usr/lib/postgresql/15/bin/pg_ctl || command -v pg_ctl >/dev/null || { echo "the Postgres CDC connector tests need PostgreSQL 15 (apt-get install -y postgresql-15)"; exit 1; }
@@ -40,6 +42,8 @@ testdeps:
 		npm ci --prefix $(OIDC_DIR) --no-audit --no-fund && cp $(OIDC_DIR)/package-lock.json $(OIDC_DIR)/node_modules/.installed-lock.json; }
 	@test -f $(CONSOLE_DIR)/node_modules/.package-lock.json && cmp -s $(CONSOLE_DIR)/package-lock.json $(CONSOLE_DIR)/node_modules/.installed-lock.json || { \
 		npm ci --prefix $(CONSOLE_DIR) --no-audit --no-fund && cp $(CONSOLE_DIR)/package-lock.json $(CONSOLE_DIR)/node_modules/.installed-lock.json; }
+	@test -f $(KINESALITE_DIR)/node_modules/.package-lock.json && cmp -s $(KINESALITE_DIR)/package-lock.json $(KINESALITE_DIR)/node_modules/.installed-lock.json || { \
+		npm ci --prefix $(KINESALITE_DIR) --no-audit --no-fund && cp $(KINESALITE_DIR)/package-lock.json $(KINESALITE_DIR)/node_modules/.installed-lock.json; }
 	@test -x "$${MB_CHROMIUM:-/usr/bin/chromium}" || echo "note: no Chromium, the console's browser test will skip (apt-get install -y chromium, or set MB_CHROMIUM)"
 	@$(GO) version -m "$$($(GO) env GOPATH)/bin/versitygw" 2>/dev/null | grep -q 'mod.*github.com/versity/versitygw.*$(VERSITYGW_VERSION)' || \
 		$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
@@ -92,6 +96,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseSourcePosition -fuzztime=50000x ./internal/replication
 	$(GO) test -run='^$$' -fuzz=FuzzCredentials -fuzztime=20000x ./internal/replication
 	$(GO) test -run='^$$' -fuzz=FuzzConnectorConfig -fuzztime=20000x ./internal/connectors
+	$(GO) test -run='^$$' -fuzz=FuzzDeaggregate -fuzztime=50000x ./internal/connectors/kinesis
 
 # The official Go client's own tests (pulsar-client-go's pulsar and
 # pulsaradmin packages, pinned) against mb standalone configured like that

@@ -6,6 +6,10 @@ import (
 
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/connectors"
+	// Connector packages register their types from init.
+	_ "github.com/messagebus/messagebus/internal/connectors/dynamodb"
+	_ "github.com/messagebus/messagebus/internal/connectors/kinesis"
+	_ "github.com/messagebus/messagebus/internal/connectors/lake"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

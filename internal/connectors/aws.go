@@ -9,8 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
-// awsSettings are the AWS connectors' common keys.
-type awsSettings struct {
+// AWSSettings are the AWS connectors' common keys (embed it in a type's
+// settings).
+type AWSSettings struct {
 	// Region defaults to us-east-1.
 	Region string `json:"region"`
 	// Endpoint overrides the service endpoint (an emulator, a VPC endpoint).
@@ -22,9 +23,11 @@ type awsSettings struct {
 	SecretAccessKey string `json:"secretAccessKey"`
 }
 
-var awsSecretKeys = []string{"accessKeyId", "secretAccessKey"}
+// AWSSecretKeys are AWSSettings' secret keys.
+var AWSSecretKeys = []string{"accessKeyId", "secretAccessKey"}
 
-func (s *awsSettings) awsConfig(ctx context.Context) (aws.Config, error) {
+// AWSConfig makes the SDK's config from the settings.
+func (s *AWSSettings) AWSConfig(ctx context.Context) (aws.Config, error) {
 	region := s.Region
 	if region == "" {
 		region = "us-east-1"
@@ -45,5 +48,5 @@ func (s *awsSettings) awsConfig(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-// callTimeout bounds one AWS call.
-const callTimeout = 30 * time.Second
+// CallTimeout bounds one call to an external system.
+const CallTimeout = 30 * time.Second

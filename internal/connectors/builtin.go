@@ -40,6 +40,10 @@ var builtins = map[Kind]map[string]*Builtin{KindSource: {}, KindSink: {}}
 
 func register(b *Builtin) { builtins[b.Kind][b.Name] = b }
 
+// Register adds a connector type; connector packages call it from init
+// (server imports them).
+func Register(b *Builtin) { register(b) }
+
 func builtin(kind Kind, name string) (*Builtin, bool) {
 	b, ok := builtins[kind][name]
 	return b, ok

@@ -18,6 +18,8 @@
 // secrets.go (file: and env: references), builtin.go (the connector
 // types), api.go (what a connector implements and is given), committer.go,
 // store.go (records and checkpoints), manager.go (the admin API's calls),
-// instance.go (sessions), status.go, metrics.go, and one file per built-in
-// connector (datagen.go, filesink.go, ...).
+// instance.go (sessions), status.go, metrics.go, shards.go (ReadyShards,
+// for stream sources), and one file per built-in connector (datagen.go,
+// filesink.go, ...). Larger connectors are packages of their own that
+// call Register from init (kinesis, dynamodb, lake; server imports them).
 package connectors

@@ -26,7 +26,7 @@ import (
 // deduplication window.
 
 type snsSinkSettings struct {
-	awsSettings
+	AWSSettings
 	TopicArn string `json:"topicArn"`
 }
 
@@ -38,7 +38,7 @@ func (s *snsSinkSettings) Check() error {
 }
 
 type sqsSinkSettings struct {
-	awsSettings
+	AWSSettings
 	QueueURL string `json:"queueUrl"`
 	// BatchSize is messages per SendMessageBatch (1-10, default 10).
 	BatchSize int `json:"batchSize"`
@@ -58,11 +58,11 @@ func (s *sqsSinkSettings) Check() error {
 }
 
 func init() {
-	register(&Builtin{Name: "sns", Kind: KindSink, Parallel: true, SecretKeys: awsSecretKeys,
+	register(&Builtin{Name: "sns", Kind: KindSink, Parallel: true, SecretKeys: AWSSecretKeys,
 		Description: "Publishes messages to an Amazon SNS topic; acknowledges after SNS accepted them",
 		Settings:    func() any { return &snsSinkSettings{} },
 		NewSink:     func(s any) Sink { return &awsSink{sns: s.(*snsSinkSettings)} }})
-	register(&Builtin{Name: "sqs", Kind: KindSink, Parallel: true, SecretKeys: awsSecretKeys,
+	register(&Builtin{Name: "sqs", Kind: KindSink, Parallel: true, SecretKeys: AWSSecretKeys,
 		Description: "Sends messages to an Amazon SQS queue in batches; acknowledges after SQS accepted them",
 		Settings:    func() any { return &sqsSinkSettings{} },
 		NewSink:     func(s any) Sink { return &awsSink{sqs: s.(*sqsSinkSettings)} }})
@@ -84,14 +84,14 @@ func attrName(k string) string {
 }
 
 func (a *awsSink) Run(ctx context.Context, env *SinkEnv) error {
-	var base awsSettings
+	var base AWSSettings
 	batch := 10
 	if a.sns != nil {
-		base, batch = a.sns.awsSettings, 1
+		base, batch = a.sns.AWSSettings, 1
 	} else {
-		base, batch = a.sqs.awsSettings, a.sqs.BatchSize
+		base, batch = a.sqs.AWSSettings, a.sqs.BatchSize
 	}
-	cfg, err := base.awsConfig(ctx)
+	cfg, err := base.AWSConfig(ctx)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (a *awsSink) Run(ctx context.Context, env *SinkEnv) error {
 		}
 		backoff := 200 * time.Millisecond
 		for attempt := 0; ; attempt++ {
-			wctx, cancel := context.WithTimeout(ctx, callTimeout)
+			wctx, cancel := context.WithTimeout(ctx, CallTimeout)
 			ok, err := write(wctx, pending)
 			cancel()
 			rest := pending[:0]

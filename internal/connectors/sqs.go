@@ -23,7 +23,7 @@ import (
 // sqs.messageId identifies it).
 
 type sqsSourceSettings struct {
-	awsSettings
+	AWSSettings
 	QueueURL string `json:"queueUrl"`
 	// MaxMessages per receive (1-10, default 10); WaitTimeSeconds of the
 	// long poll (0-20, default 10).
@@ -60,7 +60,7 @@ func (s *sqsSourceSettings) Check() error {
 }
 
 func init() {
-	register(&Builtin{Name: "sqs", Kind: KindSource, Parallel: true, SecretKeys: awsSecretKeys,
+	register(&Builtin{Name: "sqs", Kind: KindSource, Parallel: true, SecretKeys: AWSSecretKeys,
 		Description: "Amazon SQS queue to a topic; deletes from the queue after the receipt",
 		Settings:    func() any { return &sqsSourceSettings{} },
 		NewSource:   func(s any) Source { return &sqsSource{s: s.(*sqsSourceSettings)} }})
@@ -69,13 +69,13 @@ func init() {
 type sqsSource struct{ s *sqsSourceSettings }
 
 func (q *sqsSource) Run(ctx context.Context, env *SourceEnv) error {
-	cfg, err := q.s.awsConfig(ctx)
+	cfg, err := q.s.AWSConfig(ctx)
 	if err != nil {
 		return err
 	}
 	client := sqs.NewFromConfig(cfg)
 	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, callTimeout+time.Duration(q.s.WaitTimeSeconds)*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, CallTimeout+time.Duration(q.s.WaitTimeSeconds)*time.Second)
 		out, err := client.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.s.QueueURL),
 			MaxNumberOfMessages: q.s.MaxMessages, WaitTimeSeconds: q.s.WaitTimeSeconds,
 			VisibilityTimeout:           q.s.VisibilityTimeoutSeconds,
@@ -136,7 +136,7 @@ wait:
 				entries = append(entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)),
 					ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: q.s.VisibilityTimeoutSeconds})
 			}
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CallTimeout)
 			_, err := client.ChangeMessageVisibilityBatch(cctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(q.s.QueueURL), Entries: entries})
 			cancel()
 			if err != nil {
@@ -156,7 +156,7 @@ wait:
 		del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
 	}
 	if len(del) > 0 {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CallTimeout)
 		out, err := client.DeleteMessageBatch(dctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q.s.QueueURL), Entries: del})
 		cancel()
 		if err != nil {

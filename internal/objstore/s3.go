@@ -36,6 +36,9 @@ type S3Options struct {
 	MaxAttempts int
 	MaxBackoff  time.Duration
 	Metrics     *Metrics // nil: not measured
+	// Credentials replace the SDK's default chain when set (the lake
+	// sink's configured keys).
+	Credentials aws.CredentialsProvider
 }
 
 // S3 is a Store on an S3 bucket. Credentials come from the AWS SDK's
@@ -61,6 +64,9 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	var opts []func(*config.LoadOptions) error
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if o.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(o.Credentials))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -1,0 +1,234 @@
+package lake
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+)
+
+// Metadata columns of every file; payload fields with these names are left
+// out.
+const (
+	colTopic       = "__topic"
+	colKey         = "__key"
+	colMessageID   = "__message_id"
+	colPublishTime = "__publish_time"
+	colProperties  = "__properties"
+	colValue       = "__value"
+)
+
+// row is one message, its JSON object payload decoded.
+type row struct {
+	topic, key, messageID string
+	publish               time.Time
+	properties            map[string]string
+	// fields is the payload when it is a JSON object; value otherwise.
+	fields map[string]any
+	value  []byte
+}
+
+func newRow(topic, key, messageID string, publish time.Time, props map[string]string, payload []byte) row {
+	r := row{topic: topic, key: key, messageID: messageID, publish: publish, properties: props}
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.UseNumber()
+	var obj map[string]any
+	if bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) && d.Decode(&obj) == nil && !d.More() {
+		r.fields = obj
+	} else {
+		r.value = payload
+	}
+	return r
+}
+
+// kind is a payload column's inferred type.
+type kind int
+
+const (
+	kindNone kind = iota
+	kindBool
+	kindInt
+	kindDouble
+	kindString
+	kindJSON // mixed or nested values, kept as JSON text
+)
+
+func kindOf(v any) kind {
+	switch x := v.(type) {
+	case nil:
+		return kindNone
+	case bool:
+		return kindBool
+	case json.Number:
+		if _, err := x.Int64(); err == nil {
+			return kindInt
+		}
+		return kindDouble
+	case string:
+		return kindString
+	default:
+		return kindJSON
+	}
+}
+
+// merge widens a column's kind with one more value's.
+func merge(a, b kind) kind {
+	switch {
+	case a == kindNone:
+		return b
+	case b == kindNone || a == b:
+		return a
+	case (a == kindInt && b == kindDouble) || (a == kindDouble && b == kindInt):
+		return kindDouble
+	default:
+		return kindJSON
+	}
+}
+
+func isMetadata(name string) bool {
+	switch name {
+	case colTopic, colKey, colMessageID, colPublishTime, colProperties, colValue:
+		return true
+	}
+	return false
+}
+
+// encode writes rows as one Parquet file: the metadata columns and one
+// column per payload field, its type inferred from the values in rows.
+func encode(rows []row, codec compress.Codec) ([]byte, error) {
+	kinds := map[string]kind{}
+	binaryValue := false
+	for _, r := range rows {
+		for k, v := range r.fields {
+			if !isMetadata(k) {
+				kinds[k] = merge(kinds[k], kindOf(v))
+			}
+		}
+		if r.value != nil && !utf8.Valid(r.value) {
+			binaryValue = true
+		}
+	}
+	group := parquet.Group{
+		colTopic:       parquet.String(),
+		colMessageID:   parquet.String(),
+		colPublishTime: parquet.Timestamp(parquet.Millisecond),
+		colKey:         parquet.Optional(parquet.String()),
+		colProperties:  parquet.Optional(parquet.JSON()),
+		colValue:       parquet.Optional(parquet.String()),
+	}
+	if binaryValue {
+		group[colValue] = parquet.Optional(parquet.Leaf(parquet.ByteArrayType))
+	}
+	for name, k := range kinds {
+		var n parquet.Node
+		switch k {
+		case kindBool:
+			n = parquet.Leaf(parquet.BooleanType)
+		case kindInt:
+			n = parquet.Leaf(parquet.Int64Type)
+		case kindDouble:
+			n = parquet.Leaf(parquet.DoubleType)
+		case kindString, kindNone:
+			n = parquet.String()
+		default:
+			n = parquet.JSON()
+		}
+		group[name] = parquet.Optional(n)
+	}
+	schema := parquet.NewSchema("message", group)
+	cols := schema.Columns()
+	var buf bytes.Buffer
+	opts := []parquet.WriterOption{schema}
+	if codec != nil {
+		opts = append(opts, parquet.Compression(codec))
+	}
+	w := parquet.NewWriter(&buf, opts...)
+	out := make([]parquet.Row, 0, len(rows))
+	for _, r := range rows {
+		pr := make(parquet.Row, len(cols))
+		for i, path := range cols {
+			name := path[0]
+			v, required := r.column(name, kinds[name])
+			switch {
+			case required:
+				pr[i] = v.Level(0, 0, i)
+			case v.IsNull():
+				pr[i] = parquet.NullValue().Level(0, 0, i)
+			default:
+				pr[i] = v.Level(0, 1, i)
+			}
+		}
+		out = append(out, pr)
+	}
+	if _, err := w.WriteRows(out); err != nil {
+		return nil, fmt.Errorf("parquet rows: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("parquet file: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// column returns r's value of a column and whether the column is required.
+func (r *row) column(name string, k kind) (parquet.Value, bool) {
+	switch name {
+	case colTopic:
+		return parquet.ByteArrayValue([]byte(r.topic)), true
+	case colMessageID:
+		return parquet.ByteArrayValue([]byte(r.messageID)), true
+	case colPublishTime:
+		return parquet.Int64Value(r.publish.UnixMilli()), true
+	case colKey:
+		if r.key == "" {
+			return parquet.NullValue(), false
+		}
+		return parquet.ByteArrayValue([]byte(r.key)), false
+	case colProperties:
+		if len(r.properties) == 0 {
+			return parquet.NullValue(), false
+		}
+		b, _ := json.Marshal(r.properties)
+		return parquet.ByteArrayValue(b), false
+	case colValue:
+		if r.value == nil {
+			return parquet.NullValue(), false
+		}
+		return parquet.ByteArrayValue(r.value), false
+	}
+	v, ok := r.fields[name]
+	if !ok || v == nil {
+		return parquet.NullValue(), false
+	}
+	switch k {
+	case kindBool:
+		return parquet.BooleanValue(v.(bool)), false
+	case kindInt:
+		n, _ := v.(json.Number).Int64()
+		return parquet.Int64Value(n), false
+	case kindDouble:
+		f, _ := v.(json.Number).Float64()
+		return parquet.DoubleValue(f), false
+	case kindString:
+		return parquet.ByteArrayValue([]byte(v.(string))), false
+	}
+	b, _ := json.Marshal(v)
+	return parquet.ByteArrayValue(b), false
+}
+
+// partitionDir is a message's directory: the topic (without its
+// persistent:// scheme and -partition-N suffix) and the publish hour.
+func partitionDir(topic string, publish time.Time) string {
+	if i := strings.Index(topic, "://"); i >= 0 {
+		topic = topic[i+3:]
+	}
+	if i := strings.LastIndex(topic, "-partition-"); i > 0 {
+		topic = topic[:i]
+	}
+	t := publish.UTC()
+	return fmt.Sprintf("%s/dt=%s/hour=%02d", topic, t.Format("2006-01-02"), t.Hour())
+}

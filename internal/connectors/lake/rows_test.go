@@ -1,0 +1,57 @@
+package lake
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+func TestEncodeInfersColumns(t *testing.T) {
+	at := time.Date(2026, 12, 7, 1, 2, 3, 0, time.UTC)
+	rows := []row{
+		newRow("persistent://public/default/t", "k1", "1:0:-1:0", at, map[string]string{"p": "v"}, []byte(`{"id":1,"price":2,"name":"a","ok":true,"tags":["x"]}`)),
+		newRow("persistent://public/default/t", "", "1:1:-1:0", at, nil, []byte(`{"id":2,"price":2.5,"name":null,"__topic":"hidden"}`)),
+		newRow("persistent://public/default/t", "k3", "1:2:-1:0", at, nil, []byte("plain text")),
+	}
+	data, err := encode(rows, &parquet.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.NumRows() != 3 {
+		t.Fatalf("%d rows", f.NumRows())
+	}
+	types := map[string]string{}
+	for _, fl := range f.Schema().Fields() {
+		types[fl.Name()] = fl.Type().String()
+	}
+	for col, want := range map[string]string{"id": "INT(64,true)", "price": "DOUBLE", "ok": "BOOLEAN", "name": "STRING",
+		"tags": "JSON", "__publish_time": "TIMESTAMP(isAdjustedToUTC=true,unit=MILLIS)", "__value": "STRING"} {
+		if types[col] != want {
+			t.Errorf("column %s: %s, want %s (all: %v)", col, types[col], want, types)
+		}
+	}
+	got := make([]map[string]any, 3)
+	r := parquet.NewGenericReader[map[string]any](f, f.Schema())
+	for i := range got {
+		got[i] = map[string]any{}
+	}
+	if n, err := r.Read(got); n != 3 {
+		t.Fatalf("read %d: %v", n, err)
+	}
+	if got[0]["name"] != "a" || got[1]["__topic"] != "persistent://public/default/t" || got[2]["__value"] != "plain text" || got[1]["__key"] != nil {
+		t.Fatalf("rows %v", got)
+	}
+}
+
+func TestPartitionDir(t *testing.T) {
+	at := time.Date(2026, 12, 7, 5, 0, 0, 0, time.FixedZone("x", 3600))
+	if d := partitionDir("persistent://public/default/orders-partition-3", at); d != "public/default/orders/dt=2026-12-07/hour=04" {
+		t.Fatal(d)
+	}
+}

@@ -1,0 +1,66 @@
+package lake
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/messagebus/messagebus/internal/connectors"
+)
+
+// Settings are the lake sink's configs.
+type Settings struct {
+	connectors.AWSSettings
+	// Bucket is required; Prefix is put before every key ("" or ending in /).
+	Bucket string `json:"bucket"`
+	Prefix string `json:"prefix"`
+	// PathStyle addresses the bucket as endpoint/bucket (most S3-compatible
+	// servers need it).
+	PathStyle bool `json:"pathStyle"`
+	// RollSizeBytes closes a file once its messages' payloads reach it
+	// (default 64 MiB); RollIntervalMs once its first message waited that
+	// long (default 60000).
+	RollSizeBytes  int64 `json:"rollSizeBytes"`
+	RollIntervalMs int64 `json:"rollIntervalMs"`
+	// Compression of the column chunks: zstd (default), snappy or none.
+	Compression string `json:"compression"`
+}
+
+// Check fills the defaults and refuses bad values.
+func (s *Settings) Check() error {
+	if s.Bucket == "" {
+		return errors.New("bucket is required")
+	}
+	if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
+		s.Prefix += "/"
+	}
+	if strings.HasPrefix(s.Prefix, "/") {
+		return errors.New("prefix must not start with /")
+	}
+	if s.RollSizeBytes == 0 {
+		s.RollSizeBytes = 64 << 20
+	}
+	if s.RollSizeBytes < 1024 || s.RollSizeBytes > 1<<30 {
+		return errors.New("rollSizeBytes: 1 KiB to 1 GiB")
+	}
+	if s.RollIntervalMs == 0 {
+		s.RollIntervalMs = 60000
+	}
+	if s.RollIntervalMs < 100 {
+		return errors.New("rollIntervalMs: at least 100")
+	}
+	switch s.Compression {
+	case "":
+		s.Compression = "zstd"
+	case "zstd", "snappy", "none":
+	default:
+		return errors.New("compression: zstd, snappy or none")
+	}
+	return nil
+}
+
+func init() {
+	connectors.Register(&connectors.Builtin{Name: "lake", Kind: connectors.KindSink, Parallel: true, SecretKeys: connectors.AWSSecretKeys,
+		Description: "Messages as Parquet files in S3 under dt=YYYY-MM-DD/hour=HH partitions, rolled by size and time; acknowledges after the file is stored",
+		Settings:    func() any { return &Settings{} },
+		NewSink:     func(s any) connectors.Sink { return &sink{s: s.(*Settings)} }})
+}

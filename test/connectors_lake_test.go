@@ -1,0 +1,105 @@
+package test
+
+import (
+	"database/sql"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/messagebus/messagebus/internal/testutil/s3test"
+	"github.com/messagebus/messagebus/server"
+)
+
+// The lake sink into the Versity S3 gateway; the Parquet files are read
+// back with DuckDB (duckdb-go, in-process) from the gateway's directory.
+func TestLakeSinkWritesParquetForDuckDB(t *testing.T) {
+	g := s3test.Start(t)
+	g.Bucket(t, "lake", nil)
+	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
+	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
+	s := startServer(t, server.Options{})
+	c := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake","prefix":"bus",
+		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollSizeBytes":4096,"rollIntervalMs":300}}`, topic, g.Endpoint)
+	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/lake", cfg); code != http.StatusNoContent {
+		t.Fatalf("create sink: %d %s", code, body)
+	}
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 300
+	for i := range n {
+		p.SendAsync(t.Context(), &pulsar.ProducerMessage{Key: fmt.Sprintf("k%d", i%7), Properties: map[string]string{"src": "test"},
+			Payload: fmt.Appendf(nil, `{"id":%d,"name":"n%d","price":%d.5,"tags":["a"]}`, i, i, i)}, nil)
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sink to acknowledge every message", 30*time.Second, func() bool {
+		resp, err := http.Get(s.WebURL() + "/admin/v3/sinks/public/default/lake/0/status")
+		if err != nil {
+			return false
+		}
+		var st struct{ NumWrittenToSink int64 }
+		decodeResponse(resp, &st)
+		return st.NumWrittenToSink == n
+	})
+
+	// Files under bus/<tenant>/<ns>/<topic>/dt=YYYY-MM-DD/hour=HH/, more than
+	// one (rolled by size), nothing else in the bucket.
+	local := strings.TrimPrefix(topic, "persistent://")
+	var files []string
+	filepath.Walk(filepath.Join(g.Dir, "lake"), func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			files = append(files, path)
+		}
+		return nil
+	})
+	now := time.Now().UTC()
+	wantDir := filepath.Join(g.Dir, "lake", "bus", local, "dt="+now.Format("2006-01-02"))
+	for _, f := range files {
+		if !strings.HasPrefix(f, wantDir) || !strings.HasSuffix(f, ".parquet") {
+			t.Fatalf("unexpected object %s (want under %s)", f, wantDir)
+		}
+	}
+	if len(files) < 2 {
+		t.Fatalf("%d files; 4 KiB rolls should give several", len(files))
+	}
+
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	glob := filepath.Join(g.Dir, "lake", "bus", local) + "/**/*.parquet"
+	var count, distinct, sumID int64
+	var dt string
+	var hour int
+	q := fmt.Sprintf(`select count(*), count(distinct __message_id), sum(id), min(dt)::varchar, min(hour) from read_parquet('%s', hive_partitioning = true)`, glob)
+	if err := db.QueryRow(q).Scan(&count, &distinct, &sumID, &dt, &hour); err != nil {
+		t.Fatal(err)
+	}
+	if count != n || distinct != n || sumID != n*(n-1)/2 || dt != now.Format("2006-01-02") {
+		t.Fatalf("duckdb: count %d distinct %d sum %d dt %s", count, distinct, sumID, dt)
+	}
+	var name, key, props, tp string
+	var price float64
+	var tags string
+	q = fmt.Sprintf(`select name, price, __key, __properties::varchar, __topic, tags::varchar from read_parquet('%s') where id = 42`, glob)
+	if err := db.QueryRow(q).Scan(&name, &price, &key, &props, &tp, &tags); err != nil {
+		t.Fatal(err)
+	}
+	if name != "n42" || price != 42.5 || key != "k0" || props != `{"src":"test"}` || tp != topic || tags != `["a"]` {
+		t.Fatalf("row 42: %s %v %s %s %s %s", name, price, key, props, tp, tags)
+	}
+	t.Logf("%d rows in %d Parquet files, hour=%d", count, len(files), hour)
+}
