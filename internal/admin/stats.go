@@ -1,7 +1,7 @@
 package admin
 
 import (
-	"github.com/messagebus/messagebus/internal/replication"
+	"github.com/messagebus/messagebus/internal/geo"
 	"time"
 
 	"errors"
@@ -43,7 +43,7 @@ type topicStatsJSON struct {
 	Publishers                         []publisherJSON              `json:"publishers"`
 	WaitingPublishers                  int                          `json:"waitingPublishers"`
 	Subscriptions                      map[string]subscriptionJSON  `json:"subscriptions"`
-	Replication                        map[string]replication.Stats `json:"replication"`
+	Replication                        map[string]geo.Stats `json:"replication"`
 	DeduplicationStatus                string                       `json:"deduplicationStatus"`
 	NonContiguousDeletedMessagesRanges int                          `json:"nonContiguousDeletedMessagesRanges"`
 	Compaction                         compactionStatsJSON          `json:"compaction"`
@@ -148,7 +148,7 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 		OffloadedStorageSize: st.OffloadedSize,
 		Publishers:           []publisherJSON{},
 		Subscriptions:        map[string]subscriptionJSON{},
-		Replication:          map[string]replication.Stats{},
+		Replication:          map[string]geo.Stats{},
 		DeduplicationStatus:  "Disabled",
 		Compaction: compactionStatsJSON{
 			LastCompactionRemovedEventCount:   st.Compaction.LastRemovedEventCount,

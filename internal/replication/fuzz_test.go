@@ -1,30 +1,6 @@
 package replication
 
-import (
-	"strconv"
-	"testing"
-)
-
-func FuzzParseSourcePosition(f *testing.F) {
-	for _, s := range []string{"1:2", "0:0", "-1:3", "1:", ":1", "a:b", "1:2:3", "9223372036854775807:1", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		l, e, err := ParseSourcePosition(s)
-		if err != nil {
-			return
-		}
-		if l < 0 || e < 0 {
-			t.Fatalf("%q: negative position %d:%d", s, l, e)
-		}
-		// What parses is what the replicator writes, modulo leading zeros and signs.
-		if back := strconv.FormatInt(l, 10) + ":" + strconv.FormatInt(e, 10); back != s {
-			if l2, e2, err := ParseSourcePosition(back); err != nil || l2 != l || e2 != e {
-				t.Fatalf("%q -> %q does not round-trip", s, back)
-			}
-		}
-	})
-}
+import "testing"
 
 func FuzzCredentials(f *testing.F) {
 	for _, s := range []string{"token:abc", "file:/nonexistent", `{"token":"x"}`, `{"token":`, "abc", "", "  token:  "} {

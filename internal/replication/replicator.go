@@ -6,24 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
-
-// SourcePositionProperty is the message property holding the source
-// position ("ledgerId:entryId") of a replicated entry, Pulsar's name.
-const SourcePositionProperty = "__MSG_PROP_REPL_SOURCE_POSITION"
-
-// CursorPrefix starts the names of replication cursors: pulsar.repl.<remote>.
-const CursorPrefix = "pulsar.repl."
 
 // Source is the part of a topic's ledger a replicator reads.
 type Source interface {
@@ -226,7 +219,7 @@ func (r *Replicator) session(saved *int64) error {
 			return err
 		}
 	}
-	name := CursorPrefix + r.cfg.LocalCluster + "-->" + r.cfg.RemoteCluster
+	name := geo.CursorPrefix + r.cfg.LocalCluster + "-->" + r.cfg.RemoteCluster
 	l, err := dialLink(dctx, ep, r.cfg.Topic, name)
 	cancel()
 	if err != nil {
@@ -383,37 +376,14 @@ func (r *Replicator) prepare(e ledger.Entry) (hp []byte, msgs int, ok bool, err 
 	}
 	md.ReplicatedFrom = proto.String(r.cfg.LocalCluster)
 	md.Properties = append(md.Properties, &pb.KeyValue{
-		Key:   proto.String(SourcePositionProperty),
-		Value: proto.String(strconv.FormatInt(r.cfg.LedgerID, 10) + ":" + strconv.FormatInt(e.ID, 10)),
+		Key:   proto.String(geo.SourcePositionProperty),
+		Value: proto.String(geo.FormatSourcePosition(r.cfg.LedgerID, e.ID)),
 	})
 	msgs = 1
 	if md.NumMessagesInBatch != nil {
 		msgs = int(md.GetNumMessagesInBatch())
 	}
 	return wire.BuildPayload(&md, payload), msgs, true, nil
-}
-
-// ParseSourcePosition reads a SourcePositionProperty value.
-func ParseSourcePosition(v string) (ledgerID, entryID int64, err error) {
-	l, e, ok := cut(v)
-	if !ok {
-		return 0, 0, fmt.Errorf("source position %q is not ledgerId:entryId", v)
-	}
-	ledgerID, err1 := strconv.ParseInt(l, 10, 64)
-	entryID, err2 := strconv.ParseInt(e, 10, 64)
-	if err1 != nil || err2 != nil || ledgerID < 0 || entryID < 0 {
-		return 0, 0, fmt.Errorf("source position %q is not ledgerId:entryId", v)
-	}
-	return ledgerID, entryID, nil
-}
-
-func cut(v string) (string, string, bool) {
-	for i := 0; i < len(v); i++ {
-		if v[i] == ':' {
-			return v[:i], v[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // endpointChanged reads the remote's registration again and says whether

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/memory"
 	"github.com/messagebus/messagebus/internal/wire"
@@ -132,11 +133,11 @@ func (f *fakeRemote) store(t *testing.T, hp []byte) (int64, int64) {
 	}
 	var pos string
 	for _, kv := range md.GetProperties() {
-		if kv.GetKey() == SourcePositionProperty {
+		if kv.GetKey() == geo.SourcePositionProperty {
 			pos = kv.GetValue()
 		}
 	}
-	_, entry, err := ParseSourcePosition(pos)
+	_, entry, err := geo.ParseSourcePosition(pos)
 	if err != nil {
 		t.Fatal(err)
 	}
