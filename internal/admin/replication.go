@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
-	"github.com/messagebus/messagebus/internal/geo"
 )
 
 // Replication clusters decide where a topic's messages are replicated

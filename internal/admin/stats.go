@@ -27,26 +27,26 @@ func (s *Server) statsRoutes(m *http.ServeMux, d string) {
 // fields MessageBus has values for and the others at their neutral value.
 
 type topicStatsJSON struct {
-	MsgRateIn                          float64                      `json:"msgRateIn"`
-	MsgThroughputIn                    float64                      `json:"msgThroughputIn"`
-	MsgRateOut                         float64                      `json:"msgRateOut"`
-	MsgThroughputOut                   float64                      `json:"msgThroughputOut"`
-	BytesInCounter                     int64                        `json:"bytesInCounter"`
-	MsgInCounter                       int64                        `json:"msgInCounter"`
-	BytesOutCounter                    int64                        `json:"bytesOutCounter"`
-	MsgOutCounter                      int64                        `json:"msgOutCounter"`
-	AverageMsgSize                     float64                      `json:"averageMsgSize"`
-	MsgChunkPublished                  bool                         `json:"msgChunkPublished"`
-	StorageSize                        int64                        `json:"storageSize"`
-	BacklogSize                        int64                        `json:"backlogSize"`
-	OffloadedStorageSize               int64                        `json:"offloadedStorageSize"`
-	Publishers                         []publisherJSON              `json:"publishers"`
-	WaitingPublishers                  int                          `json:"waitingPublishers"`
-	Subscriptions                      map[string]subscriptionJSON  `json:"subscriptions"`
-	Replication                        map[string]geo.Stats `json:"replication"`
-	DeduplicationStatus                string                       `json:"deduplicationStatus"`
-	NonContiguousDeletedMessagesRanges int                          `json:"nonContiguousDeletedMessagesRanges"`
-	Compaction                         compactionStatsJSON          `json:"compaction"`
+	MsgRateIn                          float64                     `json:"msgRateIn"`
+	MsgThroughputIn                    float64                     `json:"msgThroughputIn"`
+	MsgRateOut                         float64                     `json:"msgRateOut"`
+	MsgThroughputOut                   float64                     `json:"msgThroughputOut"`
+	BytesInCounter                     int64                       `json:"bytesInCounter"`
+	MsgInCounter                       int64                       `json:"msgInCounter"`
+	BytesOutCounter                    int64                       `json:"bytesOutCounter"`
+	MsgOutCounter                      int64                       `json:"msgOutCounter"`
+	AverageMsgSize                     float64                     `json:"averageMsgSize"`
+	MsgChunkPublished                  bool                        `json:"msgChunkPublished"`
+	StorageSize                        int64                       `json:"storageSize"`
+	BacklogSize                        int64                       `json:"backlogSize"`
+	OffloadedStorageSize               int64                       `json:"offloadedStorageSize"`
+	Publishers                         []publisherJSON             `json:"publishers"`
+	WaitingPublishers                  int                         `json:"waitingPublishers"`
+	Subscriptions                      map[string]subscriptionJSON `json:"subscriptions"`
+	Replication                        map[string]geo.Stats        `json:"replication"`
+	DeduplicationStatus                string                      `json:"deduplicationStatus"`
+	NonContiguousDeletedMessagesRanges int                         `json:"nonContiguousDeletedMessagesRanges"`
+	Compaction                         compactionStatsJSON         `json:"compaction"`
 }
 
 // compactionStatsJSON is Pulsar's CompactionStats of topic stats.

@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/messagebus/messagebus/internal/ledger/memory"
 	"github.com/messagebus/messagebus/internal/geo"
+	"github.com/messagebus/messagebus/internal/ledger/memory"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
