@@ -398,8 +398,7 @@ func (r *Replicator) endpointChanged(ep Endpoint) error {
 		}
 		return nil // keep a working link; the next attempt reports it
 	}
-	if now.Addr != ep.Addr || now.AuthMethod != ep.AuthMethod || string(now.AuthData) != string(ep.AuthData) ||
-		(now.TLS == nil) != (ep.TLS == nil) || now.ServiceURL != ep.ServiceURL {
+	if now.config != ep.config {
 		return fmt.Errorf("cluster %s's registration changed: reconnecting with it", r.cfg.RemoteCluster)
 	}
 	return nil

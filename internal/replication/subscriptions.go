@@ -71,7 +71,8 @@ func (r *Replicator) postSubscription(client *http.Client, sub string, pos map[s
 		return fmt.Errorf("cluster %s has no serviceUrl", r.cfg.RemoteCluster)
 	}
 	if ep.HTTPTLS != nil {
-		client.Transport = &http.Transport{TLSClientConfig: ep.HTTPTLS}
+		client = ep.httpClient()
+		defer client.CloseIdleConnections()
 	}
 	body, _ := json.Marshal(geo.SubscriptionUpdate{Positions: pos})
 	u := strings.TrimSuffix(ep.ServiceURL, "/") + "/admin/v2/" + strings.Replace(r.cfg.Topic, "://", "/", 1) +
@@ -81,9 +82,7 @@ func (r *Replicator) postSubscription(client *http.Client, sub string, pos map[s
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if ep.AuthMethod == "token" {
-		req.Header.Set("Authorization", "Bearer "+string(ep.AuthData))
-	}
+	ep.authorize(req)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
