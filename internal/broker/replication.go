@@ -157,6 +157,7 @@ func (t *Topic) startReplicator(remote string, partitions int) Replicator {
 				b.log.Error("save replication cursor", "topic", t.fullName, "remote_cluster", remote, "err", err)
 			}
 		},
+		Schema:  t.replicationSchema,
 		OnError: func(error) { b.metrics.replicationErrors.WithLabelValues(remote).Inc() },
 	})
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/schema"
+	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
 // The broker's side of geo-replication's sending half. The replicator is a
@@ -45,6 +47,10 @@ type ReplicationSource struct {
 	Start int64
 	// Save persists the cursor's mark-delete position.
 	Save func(markDelete int64)
+	// Schema returns the topic's schema of a schema_version found in an
+	// entry's metadata, as the protocol carries it, for the replicator to
+	// register on the remote.
+	Schema func(ctx context.Context, version []byte) (*pb.Schema, error)
 	// OnError counts a failed attempt in the broker's metrics.
 	OnError func(err error)
 }
@@ -65,3 +71,17 @@ type Replicator interface {
 
 // StartReplicatorFunc starts a replicator for src; it must not block.
 type StartReplicatorFunc func(src ReplicationSource) Replicator
+
+// replicationSchema reads the schema of version v of t (a partition: its
+// partitioned topic's).
+func (t *Topic) replicationSchema(ctx context.Context, v []byte) (*pb.Schema, error) {
+	n, err := schema.DecodeVersion(v)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := t.b.schemas.Version(ctx, t.name, n)
+	if err != nil {
+		return nil, err
+	}
+	return recordProto(t.name, rec), nil
+}

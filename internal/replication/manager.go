@@ -50,6 +50,7 @@ func (m *Manager) Start(src broker.ReplicationSource) broker.Replicator {
 		Source:           src.Entries,
 		Start:            src.Start,
 		Save:             src.Save,
+		Schema:           src.Schema,
 		Endpoint: func(ctx context.Context) (Endpoint, error) {
 			cd, err := m.cluster(ctx, remote)
 			if err != nil {

@@ -46,6 +46,9 @@ type Config struct {
 	// Save persists the cursor's mark-delete position. It is called from
 	// the replicator's goroutine, at most every SaveInterval, and on Stop.
 	Save func(markDelete int64)
+	// Schema returns the source topic's schema of a schema_version found
+	// in an entry; nil: schema versions are sent unchanged.
+	Schema func(ctx context.Context, version []byte) (*pb.Schema, error)
 	// Endpoint resolves the remote cluster, from its current registration,
 	// at each connection attempt (so updated credentials apply at the next).
 	Endpoint func(ctx context.Context) (Endpoint, error)
@@ -220,7 +223,7 @@ func (r *Replicator) session(saved *int64) error {
 		}
 	}
 	name := geo.CursorPrefix + r.cfg.LocalCluster + "-->" + r.cfg.RemoteCluster
-	l, err := dialLink(dctx, ep, r.cfg.Topic, name)
+	l, err := dialLink(dctx, ep, r.cfg.Topic, name, r.cfg.MaxPending)
 	cancel()
 	if err != nil {
 		return err
@@ -236,6 +239,9 @@ func (r *Replicator) session(saved *int64) error {
 
 	src := r.cfg.Source
 	next := r.markDelete.Load() + 1
+	// The remote's version of each source schema version, learnt on this
+	// link (the remote may have lost or changed its registry meanwhile).
+	schemas := map[string][]byte{}
 	var pending []pendingEntry
 	var seq uint64
 	var frames []byte // the SEND frames of one read, written at once
@@ -285,7 +291,10 @@ func (r *Replicator) session(saved *int64) error {
 			}
 			frames = frames[:0]
 			for _, e := range es {
-				hp, msgs, ok, err := r.prepare(e)
+				hp, msgs, ok, err := r.prepare(e, l, schemas)
+				if errors.Is(err, errSchema) {
+					return err
+				}
 				if err != nil {
 					r.log.Error("entry cannot be replicated; passed over", "entry", e.ID, "err", err)
 					r.skipped.Add(1)
@@ -359,7 +368,7 @@ func (r *Replicator) session(saved *int64) error {
 // prepare returns the entry as it is sent to the remote: its metadata with
 // replicated_from and the source position, its payload untouched; ok is
 // false for entries that are not to be sent to this remote.
-func (r *Replicator) prepare(e ledger.Entry) (hp []byte, msgs int, ok bool, err error) {
+func (r *Replicator) prepare(e ledger.Entry, l *link, schemas map[string][]byte) (hp []byte, msgs int, ok bool, err error) {
 	meta, payload, err := wire.SplitPayload(e.Data)
 	if err != nil {
 		return nil, 0, false, err
@@ -374,6 +383,13 @@ func (r *Replicator) prepare(e ledger.Entry) (hp []byte, msgs int, ok bool, err 
 	if to := md.GetReplicateTo(); len(to) > 0 && !slices.Contains(to, r.cfg.RemoteCluster) {
 		return nil, 0, false, nil
 	}
+	if v := md.GetSchemaVersion(); len(v) > 0 && r.cfg.Schema != nil {
+		remote, err := r.remoteSchemaVersion(l, v, schemas)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("%w of entry %d: %w", errSchema, e.ID, err)
+		}
+		md.SchemaVersion = remote
+	}
 	md.ReplicatedFrom = proto.String(r.cfg.LocalCluster)
 	md.Properties = append(md.Properties, &pb.KeyValue{
 		Key:   proto.String(geo.SourcePositionProperty),
@@ -384,6 +400,32 @@ func (r *Replicator) prepare(e ledger.Entry) (hp []byte, msgs int, ok bool, err 
 		msgs = int(md.GetNumMessagesInBatch())
 	}
 	return wire.BuildPayload(&md, payload), msgs, true, nil
+}
+
+// errSchema marks a schema that could not be carried to the remote: the
+// session ends and retries (the entry is not passed over: its messages
+// would reach the remote without a schema the remote knows).
+var errSchema = errors.New("schema")
+
+// remoteSchemaVersion maps a source schema version to the remote's,
+// registering the schema there at first use on this link.
+func (r *Replicator) remoteSchemaVersion(l *link, v []byte, schemas map[string][]byte) ([]byte, error) {
+	if rv, ok := schemas[string(v)]; ok {
+		return rv, nil
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+	defer cancel()
+	s, err := r.cfg.Schema(ctx, v)
+	if err != nil {
+		return nil, fmt.Errorf("read source schema: %w", err)
+	}
+	rv, err := l.getOrCreateSchema(ctx, r.cfg.Topic, s)
+	if err != nil {
+		return nil, err
+	}
+	schemas[string(v)] = rv
+	r.log.Info("schema registered on the remote cluster", "source_version", v, "remote_version", rv)
+	return rv, nil
 }
 
 // endpointChanged reads the remote's registration again and says whether
