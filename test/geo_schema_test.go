@@ -29,7 +29,7 @@ type geoOrderNote struct {
 // another version of the schema, so its version numbers differ from a's:
 // consumers with a's schema decode a's messages on both sides, and each
 // names, on b, the version b stores for a's schema; b's message reaches a
-// with a's version of b's schema.
+// with a's version of b's schema (whichever a gave it).
 func TestGeoReplicationSchema(t *testing.T) {
 	a, b := startGeoServer(t, "a"), startGeoServer(t, "b")
 	geoLink(t, "public/geo", "", a, b)
@@ -62,28 +62,35 @@ func TestGeoReplicationSchema(t *testing.T) {
 		}
 	}
 
-	// b holds a's schema as a new version, with a's definition.
-	var bVersion int64 = -1
-	adminEventually(t, "a's schema registered on b", func() bool {
-		code, body := httpDo(t, "GET", b.webURL+"/admin/v2/schemas/public/geo/orders/schemas", "")
-		if code != http.StatusOK {
-			return false
-		}
-		var all struct {
-			GetSchemaResponses []struct {
-				Version int64  `json:"version"`
-				Data    string `json:"data"`
-			} `json:"getSchemaResponses"`
-		}
-		decodeJSON(t, body, &all)
-		for _, s := range all.GetSchemaResponses {
-			if sameJSON(s.Data, defA) {
-				bVersion = s.Version
-				return true
+	// Each side holds the other's schema as a version of its own, with its
+	// definition; b's version of a's schema is not 0 (b had defB first).
+	versionOf := func(webURL, def string) int64 {
+		t.Helper()
+		v := int64(-1)
+		adminEventually(t, "schema registered on "+webURL, func() bool {
+			code, body := httpDo(t, "GET", webURL+"/admin/v2/schemas/public/geo/orders/schemas", "")
+			if code != http.StatusOK {
+				return false
 			}
-		}
-		return false
-	})
+			var all struct {
+				GetSchemaResponses []struct {
+					Version int64  `json:"version"`
+					Data    string `json:"data"`
+				} `json:"getSchemaResponses"`
+			}
+			decodeJSON(t, body, &all)
+			for _, s := range all.GetSchemaResponses {
+				if sameJSON(s.Data, def) {
+					v = s.Version
+					return true
+				}
+			}
+			return false
+		})
+		return v
+	}
+	bVersion := versionOf(b.webURL, defA)
+	aVersionOfB := versionOf(a.webURL, defB)
 	if bVersion == 0 {
 		t.Fatalf("a's schema is b's version 0, the test needs them to differ")
 	}
@@ -121,8 +128,8 @@ func TestGeoReplicationSchema(t *testing.T) {
 			switch n := int64(binary.BigEndian.Uint64(v)); {
 			case m.GetReplicatedFrom() == "a" && n != bVersion:
 				t.Fatalf("replicated message on b has schema version %d, want %d", n, bVersion)
-			case m.GetReplicatedFrom() == "b" && n != 1:
-				t.Fatalf("replicated message on a has schema version %d, want 1 (a's version of b's schema)", n)
+			case m.GetReplicatedFrom() == "b" && n != aVersionOfB:
+				t.Fatalf("replicated message on a has schema version %d, want %d (a's version of b's schema)", n, aVersionOfB)
 			}
 			got[m.Key()] = append(got[m.Key()], o)
 			cons.Ack(m)

@@ -156,16 +156,6 @@ func (l *link) write(cmd *pb.BaseCommand, hp []byte) error {
 	return err
 }
 
-// appendSend appends the SEND frame of one entry to buf; flush writes
-// what was appended. Receipts arrive on receipts.
-func appendSend(buf []byte, seq uint64, numMessages int32, hp []byte) []byte {
-	return wire.AppendPayloadCommand(buf, &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: &pb.CommandSend{
-		ProducerId:  proto.Uint64(producerID),
-		SequenceId:  proto.Uint64(seq),
-		NumMessages: proto.Int32(numMessages),
-	}}, hp)
-}
-
 // flush writes frames (one write for many sends: a syscall per entry
 // would bound unbatched replication).
 func (l *link) flush(frames []byte) error {

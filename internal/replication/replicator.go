@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,7 +243,10 @@ func (r *Replicator) session(saved *int64) error {
 	schemas := map[string][]byte{}
 	var pending []pendingEntry
 	var seq uint64
-	var frames []byte // the SEND frames of one read, written at once
+	var frames []byte  // the SEND frames of one read, written at once
+	var scratch []byte // one entry as sent, reused
+	sendCmd := &pb.CommandSend{ProducerId: proto.Uint64(producerID), SequenceId: new(uint64), NumMessages: new(int32)}
+	cmd := &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: sendCmd}
 	pendingBytes := 0
 	lastSave := time.Now()
 	timer := time.NewTimer(time.Hour)
@@ -291,7 +293,11 @@ func (r *Replicator) session(saved *int64) error {
 			}
 			frames = frames[:0]
 			for _, e := range es {
-				hp, msgs, ok, err := r.prepare(e, l, schemas)
+				// hp lives in scratch until it is copied into frames.
+				hp, msgs, ok, err := r.prepare(scratch[:0], e, l, schemas)
+				if ok {
+					scratch = hp
+				}
 				if errors.Is(err, errSchema) {
 					return err
 				}
@@ -303,7 +309,8 @@ func (r *Replicator) session(saved *int64) error {
 				if ok {
 					seq++
 					pe.seq = seq
-					frames = appendSend(frames, seq, int32(msgs), hp)
+					*sendCmd.SequenceId, *sendCmd.NumMessages = seq, int32(msgs)
+					frames = wire.AppendPayloadCommand(frames, cmd, hp)
 					pendingBytes += len(hp)
 				}
 				pending = append(pending, pe)
@@ -363,43 +370,6 @@ func (r *Replicator) session(saved *int64) error {
 			}
 		}
 	}
-}
-
-// prepare returns the entry as it is sent to the remote: its metadata with
-// replicated_from and the source position, its payload untouched; ok is
-// false for entries that are not to be sent to this remote.
-func (r *Replicator) prepare(e ledger.Entry, l *link, schemas map[string][]byte) (hp []byte, msgs int, ok bool, err error) {
-	meta, payload, err := wire.SplitPayload(e.Data)
-	if err != nil {
-		return nil, 0, false, err
-	}
-	var md pb.MessageMetadata
-	if err := proto.Unmarshal(meta, &md); err != nil {
-		return nil, 0, false, fmt.Errorf("decode metadata: %w", err)
-	}
-	if md.GetReplicatedFrom() != "" || md.MarkerType != nil {
-		return nil, 0, false, nil
-	}
-	if to := md.GetReplicateTo(); len(to) > 0 && !slices.Contains(to, r.cfg.RemoteCluster) {
-		return nil, 0, false, nil
-	}
-	if v := md.GetSchemaVersion(); len(v) > 0 && r.cfg.Schema != nil {
-		remote, err := r.remoteSchemaVersion(l, v, schemas)
-		if err != nil {
-			return nil, 0, false, fmt.Errorf("%w of entry %d: %w", errSchema, e.ID, err)
-		}
-		md.SchemaVersion = remote
-	}
-	md.ReplicatedFrom = proto.String(r.cfg.LocalCluster)
-	md.Properties = append(md.Properties, &pb.KeyValue{
-		Key:   proto.String(geo.SourcePositionProperty),
-		Value: proto.String(geo.FormatSourcePosition(r.cfg.LedgerID, e.ID)),
-	})
-	msgs = 1
-	if md.NumMessagesInBatch != nil {
-		msgs = int(md.GetNumMessagesInBatch())
-	}
-	return wire.BuildPayload(&md, payload), msgs, true, nil
 }
 
 // errSchema marks a schema that could not be carried to the remote: the

@@ -263,7 +263,7 @@ func TestReplicatorSurvivesLinkFailures(t *testing.T) {
 // for other clusters are not sent.
 func TestPrepare(t *testing.T) {
 	r := &Replicator{cfg: Config{LocalCluster: "local", RemoteCluster: "remote", LedgerID: 7}}
-	hp, msgs, ok, err := r.prepare(ledger.Entry{ID: 42, Data: entry(1, "")}, nil, nil)
+	hp, msgs, ok, err := r.prepare(nil, ledger.Entry{ID: 42, Data: entry(1, "")}, nil, nil)
 	if err != nil || !ok || msgs != 1 {
 		t.Fatalf("prepare: %v %v %d", ok, err, msgs)
 	}
@@ -280,11 +280,11 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{"foreign", "elsewhere"} {
-		if _, _, ok, err := r.prepare(ledger.Entry{ID: 1, Data: entry(1, kind)}, nil, nil); ok || err != nil {
+		if _, _, ok, err := r.prepare(nil, ledger.Entry{ID: 1, Data: entry(1, kind)}, nil, nil); ok || err != nil {
 			t.Fatalf("%s entry sent: %v", kind, err)
 		}
 	}
-	if _, _, ok, err := r.prepare(ledger.Entry{ID: 1, Data: []byte{1, 2}}, nil, nil); ok || err == nil {
+	if _, _, ok, err := r.prepare(nil, ledger.Entry{ID: 1, Data: []byte{1, 2}}, nil, nil); ok || err == nil {
 		t.Fatal("malformed entry prepared")
 	}
 }
