@@ -7,6 +7,7 @@ import (
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/replication"
 	"github.com/messagebus/messagebus/internal/schema"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -61,8 +62,10 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		NamespaceLevelMetrics:             opts.HideTopicLevelMetrics,
 		Delayed:                           s.delayed,
 		ReplicatorRoles:                   opts.Security.ReplicatorRoles,
-		Logger:                            opts.Logger.With("component", "broker"),
-		Ownership:                         s.brokerOwnership(),
+		// The replicators are clients of the broker, started here on its request.
+		StartReplicator: replication.NewManager(res, opts.Logger.With("component", "replication")).Start,
+		Logger:          opts.Logger.With("component", "broker"),
+		Ownership:       s.brokerOwnership(),
 	}, s.store, res, broker.NewMetrics(reg))
 	reg.MustRegister(s.broker.Collector(), s.broker.ReplicationCollector())
 	return schemas

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
-	"github.com/messagebus/messagebus/internal/replication"
 )
 
 // Replication clusters decide where a topic's messages are replicated
@@ -17,7 +17,7 @@ import (
 // registered (412) and allowed by the tenant (403), as in Pulsar.
 
 func (s *Server) replicationTopicRoutes(m *http.ServeMux, d string) {
-	m.HandleFunc("POST /admin/v2/"+d+"/{tenant}/{ns}/{topic}/subscription/{sub}/"+replication.SubscriptionPath,
+	m.HandleFunc("POST /admin/v2/"+d+"/{tenant}/{ns}/{topic}/subscription/{sub}/"+geo.SubscriptionPath,
 		s.topic(d, s.applyReplicatedSubscription))
 	path := "/admin/v2/" + d + "/{tenant}/{ns}/{topic}/replication"
 	m.HandleFunc("GET "+path, s.topic(d, s.getTopicReplication))
@@ -118,7 +118,7 @@ func (s *Server) setTopicReplication(w http.ResponseWriter, r *http.Request, t n
 }
 
 // applyReplicatedSubscription takes another cluster's watermarks of a
-// replicated subscription (replication.SubscriptionUpdate) and answers
+// replicated subscription (geo.SubscriptionUpdate) and answers
 // {"markDeleteEntryId": n}, the subscription's mark-delete entry after it.
 // Sent by the replicators of the other clusters; it needs the consume
 // permission on the topic.
@@ -127,13 +127,13 @@ func (s *Server) applyReplicatedSubscription(w http.ResponseWriter, r *http.Requ
 	if !ok {
 		return
 	}
-	var u replication.SubscriptionUpdate
+	var u geo.SubscriptionUpdate
 	if !requireBody(w, r, maxValueBytes, &u, `{"positions": {"<cluster>": "<ledgerId>:<entryId>"}}`) {
 		return
 	}
 	marks := make(map[string][2]int64, len(u.Positions))
 	for c, v := range u.Positions {
-		l, e, err := replication.ParseSourcePosition(v)
+		l, e, err := geo.ParseSourcePosition(v)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return

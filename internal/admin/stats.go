@@ -1,7 +1,7 @@
 package admin
 
 import (
-	"github.com/messagebus/messagebus/internal/replication"
+	"github.com/messagebus/messagebus/internal/geo"
 	"time"
 
 	"errors"
@@ -27,28 +27,28 @@ func (s *Server) statsRoutes(m *http.ServeMux, d string) {
 // fields MessageBus has values for and the others at their neutral value.
 
 type topicStatsJSON struct {
-	MsgRateIn                          float64                      `json:"msgRateIn"`
-	MsgThroughputIn                    float64                      `json:"msgThroughputIn"`
-	MsgRateOut                         float64                      `json:"msgRateOut"`
-	MsgThroughputOut                   float64                      `json:"msgThroughputOut"`
-	BytesInCounter                     int64                        `json:"bytesInCounter"`
-	MsgInCounter                       int64                        `json:"msgInCounter"`
-	BytesOutCounter                    int64                        `json:"bytesOutCounter"`
-	MsgOutCounter                      int64                        `json:"msgOutCounter"`
-	AverageMsgSize                     float64                      `json:"averageMsgSize"`
-	MsgChunkPublished                  bool                         `json:"msgChunkPublished"`
-	StorageSize                        int64                        `json:"storageSize"`
-	BacklogSize                        int64                        `json:"backlogSize"`
-	OffloadedStorageSize               int64                        `json:"offloadedStorageSize"`
-	Publishers                         []publisherJSON              `json:"publishers"`
-	WaitingPublishers                  int                          `json:"waitingPublishers"`
-	Subscriptions                      map[string]subscriptionJSON  `json:"subscriptions"`
-	Replication                        map[string]replication.Stats `json:"replication"`
-	DeduplicationStatus                string                       `json:"deduplicationStatus"`
-	NonContiguousDeletedMessagesRanges int                          `json:"nonContiguousDeletedMessagesRanges"`
-	Compaction                         compactionStatsJSON          `json:"compaction"`
-	TopicCreationTimeStamp             int64                        `json:"topicCreationTimeStamp"`
-	LastPublishTimeStamp               int64                        `json:"lastPublishTimeStamp"`
+	MsgRateIn                          float64                     `json:"msgRateIn"`
+	MsgThroughputIn                    float64                     `json:"msgThroughputIn"`
+	MsgRateOut                         float64                     `json:"msgRateOut"`
+	MsgThroughputOut                   float64                     `json:"msgThroughputOut"`
+	BytesInCounter                     int64                       `json:"bytesInCounter"`
+	MsgInCounter                       int64                       `json:"msgInCounter"`
+	BytesOutCounter                    int64                       `json:"bytesOutCounter"`
+	MsgOutCounter                      int64                       `json:"msgOutCounter"`
+	AverageMsgSize                     float64                     `json:"averageMsgSize"`
+	MsgChunkPublished                  bool                        `json:"msgChunkPublished"`
+	StorageSize                        int64                       `json:"storageSize"`
+	BacklogSize                        int64                       `json:"backlogSize"`
+	OffloadedStorageSize               int64                       `json:"offloadedStorageSize"`
+	Publishers                         []publisherJSON             `json:"publishers"`
+	WaitingPublishers                  int                         `json:"waitingPublishers"`
+	Subscriptions                      map[string]subscriptionJSON `json:"subscriptions"`
+	Replication                        map[string]geo.Stats        `json:"replication"`
+	DeduplicationStatus                string                      `json:"deduplicationStatus"`
+	NonContiguousDeletedMessagesRanges int                         `json:"nonContiguousDeletedMessagesRanges"`
+	Compaction                         compactionStatsJSON         `json:"compaction"`
+	TopicCreationTimeStamp             int64                       `json:"topicCreationTimeStamp"`
+	LastPublishTimeStamp               int64                       `json:"lastPublishTimeStamp"`
 }
 
 // compactionStatsJSON is Pulsar's CompactionStats of topic stats.
@@ -151,7 +151,7 @@ func topicStatsView(st broker.TopicStats) topicStatsJSON {
 		OffloadedStorageSize: st.OffloadedSize,
 		Publishers:           []publisherJSON{},
 		Subscriptions:        map[string]subscriptionJSON{},
-		Replication:          map[string]replication.Stats{},
+		Replication:          map[string]geo.Stats{},
 		DeduplicationStatus:  "Disabled",
 		LastPublishTimeStamp: st.LastPublish,
 		Compaction: compactionStatsJSON{

@@ -5,7 +5,7 @@ package broker
 
 import (
 	"context"
-	"github.com/messagebus/messagebus/internal/replication"
+	"github.com/messagebus/messagebus/internal/geo"
 	"sort"
 	"time"
 
@@ -36,7 +36,7 @@ type TopicStats struct {
 	Subscriptions    map[string]SubscriptionStats
 	Compaction       CompactionStats // compaction.go
 	// Replication is the state of the topic's replicators by remote cluster.
-	Replication map[string]replication.Stats
+	Replication map[string]geo.Stats
 }
 
 // PublisherStats describe one producer.

@@ -105,6 +105,9 @@ type Config struct {
 	// set), besides superusers: the roles other clusters' replicators
 	// authenticate as.
 	ReplicatorRoles []string
+	// StartReplicator starts the replicator of a topic to a remote cluster
+	// (replication_source.go); nil: this broker replicates nothing out.
+	StartReplicator StartReplicatorFunc
 	// Ownership answers lookups in cluster mode (cluster.go); nil: this
 	// broker serves every topic.
 	Ownership Ownership
@@ -184,10 +187,6 @@ type Broker struct {
 	policies *meta.PolicyCache
 	// policiesChanged wakes the policy loop when policies change.
 	policiesChanged <-chan struct{}
-	// clusterCache holds remote clusters' registrations for replicators
-	// (replication.go); clusterMu guards it and is a leaf.
-	clusterMu    sync.Mutex
-	clusterCache map[string]clusterCacheEntry
 	// appendErrLog limits "append failed" to one line per interval: on a
 	// full disk every send fails, and clients resend.
 	appendErrLog *loglimit.Limiter

@@ -3,14 +3,13 @@ package broker
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/replication"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
@@ -21,7 +20,7 @@ import (
 //     (any role when authorization is off). Others get NotAllowedError.
 //   - The topic must replicate with the source cluster (its effective
 //     replication clusters name it and this cluster); else NotAllowedError.
-//   - It must carry its source position (replication.SourcePositionProperty);
+//   - It must carry its source position (geo.SourcePositionProperty);
 //     it is stored once per (source cluster, source position): a resend of
 //     a stored one gets a receipt of -1:-1 and is not stored again, one still
 //     being stored gets SEND_ERROR (the replicator reconnects and resends).
@@ -51,9 +50,7 @@ func (a replPos) lessEq(b replPos) bool {
 	return a.ledger < b.ledger || (a.ledger == b.ledger && a.entry <= b.entry)
 }
 
-func (a replPos) String() string {
-	return strconv.FormatInt(a.ledger, 10) + ":" + strconv.FormatInt(a.entry, 10)
-}
+func (a replPos) String() string { return geo.FormatSourcePosition(a.ledger, a.entry) }
 
 // replSource is where a replicated send comes from.
 type replSource struct {
@@ -69,15 +66,15 @@ func replicatedSource(meta []byte) (*replSource, error) {
 		return nil, fmt.Errorf("decode metadata: %w", err)
 	}
 	for _, kv := range md.GetProperties() {
-		if kv.GetKey() == replication.SourcePositionProperty {
-			l, e, err := replication.ParseSourcePosition(kv.GetValue())
+		if kv.GetKey() == geo.SourcePositionProperty {
+			l, e, err := geo.ParseSourcePosition(kv.GetValue())
 			if err != nil {
 				return nil, err
 			}
 			return &replSource{cluster: md.GetReplicatedFrom(), pos: replPos{l, e}}, nil
 		}
 	}
-	return nil, fmt.Errorf("replicated message from %s has no %s property", md.GetReplicatedFrom(), replication.SourcePositionProperty)
+	return nil, fmt.Errorf("replicated message from %s has no %s property", md.GetReplicatedFrom(), geo.SourcePositionProperty)
 }
 
 const errStreamBroken = "an earlier send of this producer was refused, so this one is not stored: reconnect and resend from the refused one"
@@ -88,7 +85,7 @@ func (c *conn) breakReplicationStream(producerID uint64) {
 	c.mu.Lock()
 	p := c.producers[producerID]
 	c.mu.Unlock()
-	if p != nil && (p.sentReplicated.Load() || strings.HasPrefix(p.name, replication.CursorPrefix)) {
+	if p != nil && (p.sentReplicated.Load() || strings.HasPrefix(p.name, geo.CursorPrefix)) {
 		p.streamBroken.Store(true)
 	}
 }
@@ -152,7 +149,7 @@ func recoverReplDedup(ctx context.Context, l ledger.Ledger, snap *ledger.CursorS
 	d := newReplDedup()
 	if snap != nil {
 		for cluster, v := range snap.Properties {
-			if le, en, err := replication.ParseSourcePosition(v); err == nil {
+			if le, en, err := geo.ParseSourcePosition(v); err == nil {
 				d.persisted[cluster] = replPos{le, en}
 			}
 		}

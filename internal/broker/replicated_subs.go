@@ -22,7 +22,7 @@ import (
 // Because each source's entries keep their order in every cluster, all of a
 // source's entries up to its watermark are acknowledged here. Once a
 // second (replicatedSubscriptionInterval) the watermarks go through each
-// replicator to the remote (replication.UpdateSubscription), which moves
+// replicator to the remote (Replicator.UpdateSubscription), which moves
 // the subscription of the same name over the longest prefix of its own
 // entries they cover (ApplyReplicatedSubscription), creating it when
 // missing: a consumer that fails over starts at most about a second plus

@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger/memory"
-	"github.com/messagebus/messagebus/internal/replication"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
@@ -63,7 +63,7 @@ func TestReplDedupRecovery(t *testing.T) {
 		md := &pb.MessageMetadata{ProducerName: proto.String("p"), SequenceId: proto.Uint64(0), PublishTime: proto.Uint64(1)}
 		if from != "" {
 			md.ReplicatedFrom = proto.String(from)
-			md.Properties = []*pb.KeyValue{{Key: proto.String(replication.SourcePositionProperty), Value: proto.String(pos)}}
+			md.Properties = []*pb.KeyValue{{Key: proto.String(geo.SourcePositionProperty), Value: proto.String(pos)}}
 		}
 		done := make(chan struct{})
 		l.Append(wire.BuildPayload(md, []byte("x")), func(int64, error) { close(done) })

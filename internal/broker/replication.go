@@ -9,16 +9,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
-	"github.com/messagebus/messagebus/internal/replication"
 )
 
 // Geo-replication's sending side: a loaded persistent topic whose effective
 // replication clusters (topic-level, else the namespace's) name clusters
-// other than this one runs a replication.Replicator per remote cluster,
-// reading from the durable cursor pulsar.repl.<remote>. A new cursor starts
+// other than this one runs a Replicator (Config.StartReplicator) per remote
+// cluster, reading from the durable cursor pulsar.repl.<remote>. A new cursor starts
 // at the end of the topic (as Pulsar's): what was written before
 // replication was enabled is not sent. Removing a cluster stops its
 // replicator and deletes its cursor. Replicators run while the topic is
@@ -29,16 +28,22 @@ import (
 // Lock order: topicReplication.mu is a leaf; never held while a
 // replicator stops.
 
+// remoteReplicator is a running replicator and its remote cluster.
+type remoteReplicator struct {
+	Replicator
+	remote string
+}
+
 type topicReplication struct {
 	mu       sync.Mutex
-	byRemote map[string]*replication.Replicator
+	byRemote map[string]remoteReplicator
 	// clusters are the topic's effective replication clusters, the local
 	// one included: replicated sends are accepted from these only.
 	clusters []string
 	stopped  bool
 }
 
-func isReplicationCursor(name string) bool { return strings.HasPrefix(name, replication.CursorPrefix) }
+func isReplicationCursor(name string) bool { return strings.HasPrefix(name, geo.CursorPrefix) }
 
 // syncReplication starts and stops t's replicators to match its policies.
 // A failure to read the policies leaves things as they are; the next
@@ -91,7 +96,7 @@ func (t *Topic) syncReplication() {
 		return
 	}
 	r.clusters = slices.Clone(p.ReplicationClusters)
-	var stop []*replication.Replicator
+	var stop []remoteReplicator
 	for remote, rep := range r.byRemote {
 		if !want[remote] {
 			stop = append(stop, rep)
@@ -99,28 +104,28 @@ func (t *Topic) syncReplication() {
 		}
 	}
 	for remote := range want {
-		if r.byRemote[remote] == nil {
+		if _, ok := r.byRemote[remote]; !ok && t.b.cfg.StartReplicator != nil {
 			if r.byRemote == nil {
-				r.byRemote = map[string]*replication.Replicator{}
+				r.byRemote = map[string]remoteReplicator{}
 			}
-			r.byRemote[remote] = t.startReplicator(remote, partitions)
+			r.byRemote[remote] = remoteReplicator{t.startReplicator(remote, partitions), remote}
 		}
 	}
 	r.mu.Unlock()
 	for _, rep := range stop {
 		rep.Stop()
-		if err := t.ledger.DeleteCursor(replication.CursorPrefix + rep.Remote()); err != nil {
-			t.b.log.Error("delete replication cursor", "topic", t.fullName, "remote_cluster", rep.Remote(), "err", err)
+		if err := t.ledger.DeleteCursor(geo.CursorPrefix + rep.remote); err != nil {
+			t.b.log.Error("delete replication cursor", "topic", t.fullName, "remote_cluster", rep.remote, "err", err)
 		}
-		t.b.log.Info("replication stopped: cluster removed from the topic's replication clusters", "topic", t.fullName, "remote_cluster", rep.Remote())
+		t.b.log.Info("replication stopped: cluster removed from the topic's replication clusters", "topic", t.fullName, "remote_cluster", rep.remote)
 	}
 }
 
 // startReplicator starts the replicator to remote from its cursor, which
 // is created at the end of the topic when missing. partitions is the
 // partition count of the partitioned topic t belongs to (0: none).
-func (t *Topic) startReplicator(remote string, partitions int) *replication.Replicator {
-	cursor := replication.CursorPrefix + remote
+func (t *Topic) startReplicator(remote string, partitions int) Replicator {
+	cursor := geo.CursorPrefix + remote
 	start := t.ledger.LastEntryID()
 	if st := t.ledger.Cursors()[cursor]; st != nil {
 		start = st.MarkDelete
@@ -138,12 +143,12 @@ func (t *Topic) startReplicator(remote string, partitions int) *replication.Repl
 	if partitions > 0 {
 		base = t.name.Partitioned().String()
 	}
-	return replication.Start(replication.Config{
+	return b.cfg.StartReplicator(ReplicationSource{
 		Topic:            t.fullName,
 		LocalCluster:     b.cfg.ClusterName,
 		RemoteCluster:    remote,
 		LedgerID:         t.ledgerID,
-		Source:           t.ledger,
+		Entries:          t.ledger,
 		Start:            start,
 		Partitions:       partitions,
 		PartitionedTopic: base,
@@ -152,15 +157,8 @@ func (t *Topic) startReplicator(remote string, partitions int) *replication.Repl
 				b.log.Error("save replication cursor", "topic", t.fullName, "remote_cluster", remote, "err", err)
 			}
 		},
-		Endpoint: func(ctx context.Context) (replication.Endpoint, error) {
-			cd, err := b.clusterData(ctx, remote)
-			if err != nil {
-				return replication.Endpoint{}, err
-			}
-			return replication.EndpointOf(remote, cd)
-		},
+		Schema:  t.replicationSchema,
 		OnError: func(error) { b.metrics.replicationErrors.WithLabelValues(remote).Inc() },
-		Logger:  b.log,
 	})
 }
 
@@ -169,7 +167,7 @@ func (t *Topic) stopReplication() {
 	r := &t.repl
 	r.mu.Lock()
 	r.stopped = true
-	reps := make([]*replication.Replicator, 0, len(r.byRemote))
+	reps := make([]remoteReplicator, 0, len(r.byRemote))
 	for _, rep := range r.byRemote {
 		reps = append(reps, rep)
 	}
@@ -181,15 +179,15 @@ func (t *Topic) stopReplication() {
 }
 
 // replicators lists t's replicators by remote cluster name.
-func (t *Topic) replicators() []*replication.Replicator {
+func (t *Topic) replicators() []remoteReplicator {
 	r := &t.repl
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*replication.Replicator, 0, len(r.byRemote))
+	out := make([]remoteReplicator, 0, len(r.byRemote))
 	for _, rep := range r.byRemote {
 		out = append(out, rep)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Remote() < out[j].Remote() })
+	sort.Slice(out, func(i, j int) bool { return out[i].remote < out[j].remote })
 	return out
 }
 
@@ -201,10 +199,10 @@ func (t *Topic) replicationClusters() []string {
 }
 
 // replicationStats reads the replicators' stats by remote cluster.
-func (t *Topic) replicationStats(now time.Time) map[string]replication.Stats {
-	out := map[string]replication.Stats{}
+func (t *Topic) replicationStats(now time.Time) map[string]geo.Stats {
+	out := map[string]geo.Stats{}
 	for _, rep := range t.replicators() {
-		out[rep.Remote()] = rep.Stats(now)
+		out[rep.remote] = rep.Stats(now)
 	}
 	return out
 }
@@ -267,35 +265,4 @@ func (b *Broker) resumeTopicReplication(full string) bool {
 // replicatesBeyond reports whether clusters names local and another one.
 func replicatesBeyond(clusters []string, local string) bool {
 	return len(clusters) > 1 && slices.Contains(clusters, local)
-}
-
-// clusterCacheTTL bounds how stale a remote cluster's registration may be
-// when a replicator reads it: every replicator of every topic reads it
-// every few seconds, and they share one read per cluster per TTL.
-const clusterCacheTTL = time.Second
-
-type clusterCacheEntry struct {
-	data meta.ClusterData
-	at   time.Time
-}
-
-// clusterData reads a cluster's registration, through a short cache.
-func (b *Broker) clusterData(ctx context.Context, name string) (meta.ClusterData, error) {
-	b.clusterMu.Lock()
-	e, ok := b.clusterCache[name]
-	b.clusterMu.Unlock()
-	if ok && time.Since(e.at) < clusterCacheTTL {
-		return e.data, nil
-	}
-	cd, err := b.meta.Cluster(ctx, name)
-	if err != nil {
-		return cd, err
-	}
-	b.clusterMu.Lock()
-	if b.clusterCache == nil {
-		b.clusterCache = map[string]clusterCacheEntry{}
-	}
-	b.clusterCache[name] = clusterCacheEntry{data: cd, at: time.Now()}
-	b.clusterMu.Unlock()
-	return cd, nil
 }

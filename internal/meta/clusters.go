@@ -24,6 +24,10 @@ type ClusterData struct {
 	BrokerClientTLSEnabled         bool     `json:"brokerClientTlsEnabled,omitempty"`
 	BrokerClientTrustCertsFilePath string   `json:"brokerClientTrustCertsFilePath,omitempty"`
 	TLSAllowInsecureConnection     bool     `json:"tlsAllowInsecureConnection,omitempty"`
+	// BrokerClientCertificateFilePath and BrokerClientKeyFilePath are the
+	// replication link's client certificate (mutual TLS).
+	BrokerClientCertificateFilePath string `json:"brokerClientCertificateFilePath,omitempty"`
+	BrokerClientKeyFilePath         string `json:"brokerClientKeyFilePath,omitempty"`
 }
 
 // ErrClusterInUse is returned when deleting a cluster a tenant or a

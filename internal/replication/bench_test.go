@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/messagebus/messagebus/internal/geo"
+	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/memory"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
@@ -48,4 +50,39 @@ func BenchmarkReplicate(b *testing.B) {
 			r.Stop()
 		})
 	}
+}
+
+// BenchmarkPrepare compares the replicator's per-entry rewrite (scan the
+// metadata, append the additions) with decoding and re-encoding the whole
+// metadata (what it did before), on a 128 B message with a key and two
+// properties, in the same run.
+func BenchmarkPrepare(b *testing.B) {
+	md := &pb.MessageMetadata{ProducerName: proto.String("producer-1"), SequenceId: proto.Uint64(42), PublishTime: proto.Uint64(1_700_000_000_000),
+		PartitionKey: proto.String("key-7"), Properties: []*pb.KeyValue{{Key: proto.String("a"), Value: proto.String("1")}, {Key: proto.String("b"), Value: proto.String("2")}}}
+	e := ledger.Entry{ID: 12345, Data: wire.BuildPayload(md, make([]byte, 128))}
+	r := &Replicator{cfg: Config{LocalCluster: "local", RemoteCluster: "remote", LedgerID: 7}}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for i := 0; i < b.N; i++ {
+			hp, _, _, err := r.prepare(buf[:0], e, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf = hp
+		}
+	})
+	b.Run("reencode", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			meta, payload, _ := wire.SplitPayload(e.Data)
+			var m pb.MessageMetadata
+			if err := proto.Unmarshal(meta, &m); err != nil {
+				b.Fatal(err)
+			}
+			m.ReplicatedFrom = proto.String("local")
+			m.Properties = append(m.Properties, &pb.KeyValue{Key: proto.String(geo.SourcePositionProperty), Value: proto.String(geo.FormatSourcePosition(7, e.ID))})
+			_ = wire.BuildPayload(&m, payload)
+		}
+	})
 }

@@ -28,6 +28,10 @@
 //     position) once (broker/replicated.go).
 //   - No loops: entries that arrived by replication are never sent on.
 //
-// It depends on ledger (entries), meta (the remote cluster's record) and
-// wire (the protocol); it knows nothing of the broker.
+// It is a client of the broker, above it: the broker decides which topics
+// replicate where and hands each replicator a broker.ReplicationSource (its
+// entries and its cursor) through broker.Config.StartReplicator, which
+// package server sets to Manager.Start. Besides the broker's interface it
+// uses meta (the remote cluster's record), geo (shared names) and wire
+// (the protocol). The broker never imports this package.
 package replication

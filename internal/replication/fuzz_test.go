@@ -1,30 +1,9 @@
 package replication
 
 import (
-	"strconv"
+	"strings"
 	"testing"
 )
-
-func FuzzParseSourcePosition(f *testing.F) {
-	for _, s := range []string{"1:2", "0:0", "-1:3", "1:", ":1", "a:b", "1:2:3", "9223372036854775807:1", ""} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		l, e, err := ParseSourcePosition(s)
-		if err != nil {
-			return
-		}
-		if l < 0 || e < 0 {
-			t.Fatalf("%q: negative position %d:%d", s, l, e)
-		}
-		// What parses is what the replicator writes, modulo leading zeros and signs.
-		if back := strconv.FormatInt(l, 10) + ":" + strconv.FormatInt(e, 10); back != s {
-			if l2, e2, err := ParseSourcePosition(back); err != nil || l2 != l || e2 != e {
-				t.Fatalf("%q -> %q does not round-trip", s, back)
-			}
-		}
-	})
-}
 
 func FuzzCredentials(f *testing.F) {
 	for _, s := range []string{"token:abc", "file:/nonexistent", `{"token":"x"}`, `{"token":`, "abc", "", "  token:  "} {
@@ -32,16 +11,26 @@ func FuzzCredentials(f *testing.F) {
 		f.Add("", s)
 	}
 	f.Add("org.apache.pulsar.client.impl.auth.AuthenticationTls", "tlsCertFile:a")
+	f.Add("org.apache.pulsar.client.impl.auth.AuthenticationTls", "tlsCertFile:a,tlsKeyFile:b")
+	f.Add("basic", `{"userId":"u","password":"p"}`)
+	f.Add("org.apache.pulsar.client.impl.auth.AuthenticationBasic", `{"userId":"u:x"}`)
 	f.Fuzz(func(t *testing.T, plugin, params string) {
-		method, data, err := credentials(plugin, params)
+		c, err := credentials(plugin, params)
 		if err != nil {
 			return
 		}
-		if method == "" && (len(data) != 0 || params != "") {
+		method, data := c.method, c.data
+		if method == "" && (len(data) != 0 || strings.TrimSpace(params) != "") {
 			t.Fatalf("(%q, %q): no method but data %q", plugin, params, data)
 		}
 		if method == "token" && len(data) == 0 {
 			t.Fatalf("(%q, %q): empty token", plugin, params)
+		}
+		if method == "tls" && (c.certFile == "" || c.keyFile == "") {
+			t.Fatalf("(%q, %q): TLS without files", plugin, params)
+		}
+		if (method == "") != (c.httpAuth == "" && method != "tls") {
+			t.Fatalf("(%q, %q): method %q with HTTP auth %q", plugin, params, method, c.httpAuth)
 		}
 	})
 }

@@ -25,9 +25,12 @@ type link struct {
 	maxSize  int
 	wmu      sync.Mutex
 	receipts chan receipt
-	done     chan struct{}
-	errOnce  sync.Once
-	err      error
+	// schemas carries GET_OR_CREATE_SCHEMA answers (one request at a time).
+	schemas chan *pb.CommandGetOrCreateSchemaResponse
+	reqID   uint64
+	done    chan struct{}
+	errOnce sync.Once
+	err     error
 }
 
 // receipt is the remote's answer to one send, by sequence id.
@@ -45,7 +48,7 @@ const (
 
 // dialLink connects to ep, authenticates and creates a producer on topic.
 // ctx bounds the whole handshake.
-func dialLink(ctx context.Context, ep Endpoint, topic, producerName string) (*link, error) {
+func dialLink(ctx context.Context, ep Endpoint, topic, producerName string, window int) (*link, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", ep.Addr)
 	if err != nil {
@@ -59,7 +62,8 @@ func dialLink(ctx context.Context, ep Endpoint, topic, producerName string) (*li
 		}
 		nc = tc
 	}
-	l := &link{nc: nc, reader: wire.NewReader(nc, 0), receipts: make(chan receipt, 1024), done: make(chan struct{})}
+	l := &link{nc: nc, reader: wire.NewReader(nc, 0), receipts: make(chan receipt, window+16),
+		schemas: make(chan *pb.CommandGetOrCreateSchemaResponse, 1), reqID: 1, done: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
@@ -152,16 +156,6 @@ func (l *link) write(cmd *pb.BaseCommand, hp []byte) error {
 	return err
 }
 
-// appendSend appends the SEND frame of one entry to buf; flush writes
-// what was appended. Receipts arrive on receipts.
-func appendSend(buf []byte, seq uint64, numMessages int32, hp []byte) []byte {
-	return wire.AppendPayloadCommand(buf, &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: &pb.CommandSend{
-		ProducerId:  proto.Uint64(producerID),
-		SequenceId:  proto.Uint64(seq),
-		NumMessages: proto.Int32(numMessages),
-	}}, hp)
-}
-
 // flush writes frames (one write for many sends: a syscall per entry
 // would bound unbatched replication).
 func (l *link) flush(frames []byte) error {
@@ -180,6 +174,38 @@ func (l *link) flush(frames []byte) error {
 	return nil
 }
 
+// getOrCreateSchema registers s on the remote topic (as a producer with
+// that schema would) and returns the remote's version of it. Only the
+// replicator's goroutine calls it; the receipts channel holds a full
+// window, so the read loop never waits on receipts while it does.
+func (l *link) getOrCreateSchema(ctx context.Context, topic string, s *pb.Schema) ([]byte, error) {
+	l.reqID++
+	id := l.reqID
+	for len(l.schemas) > 0 { // a late answer to an abandoned request
+		<-l.schemas
+	}
+	if err := l.write(&pb.BaseCommand{Type: pb.BaseCommand_GET_OR_CREATE_SCHEMA.Enum(), GetOrCreateSchema: &pb.CommandGetOrCreateSchema{
+		RequestId: proto.Uint64(id), Topic: proto.String(topic), Schema: s}}, nil); err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("register schema on the remote: %w", ctx.Err())
+		case <-l.done:
+			return nil, l.err
+		case r := <-l.schemas:
+			if r.GetRequestId() != id {
+				continue
+			}
+			if r.ErrorCode != nil {
+				return nil, fmt.Errorf("the remote refused the schema of the replicated messages: %v: %s", r.GetErrorCode(), r.GetErrorMessage())
+			}
+			return r.GetSchemaVersion(), nil
+		}
+	}
+}
+
 // readLoop turns the remote's frames into receipts until the link fails.
 func (l *link) readLoop() {
 	for {
@@ -196,6 +222,11 @@ func (l *link) readLoop() {
 			case l.receipts <- rc:
 			case <-l.done:
 				return
+			}
+		case pb.BaseCommand_GET_OR_CREATE_SCHEMA_RESPONSE:
+			select {
+			case l.schemas <- cmd.GetGetOrCreateSchemaResponse():
+			default: // not awaited (a late answer): dropped
 			}
 		case pb.BaseCommand_SEND_ERROR:
 			e := cmd.GetSendError()

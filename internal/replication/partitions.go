@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,7 @@ import (
 // remote. Before its first send on each connection it makes sure the
 // remote topic is partitioned with at least as many partitions, creating
 // it with the source's count through the remote's admin API (its
-// serviceUrl, with the link's token) when it does not exist. A remote
+// serviceUrl, with the link's credentials) when it does not exist. A remote
 // topic with fewer partitions, or one the link's role may not create, is
 // an error the replicator reports in its stats and retries.
 
@@ -27,7 +26,7 @@ func ensurePartitioned(ctx context.Context, ep Endpoint, base string, n int) err
 		return fmt.Errorf("the remote cluster has no serviceUrl to create partitioned topic %s with", base)
 	}
 	url := strings.TrimSuffix(ep.ServiceURL, "/") + "/admin/v2/" + strings.Replace(base, "://", "/", 1) + "/partitions"
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: ep.HTTPTLS}}
+	client := ep.httpClient()
 	defer client.CloseIdleConnections()
 	do := func(method, body string) (int, string, error) {
 		req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
@@ -35,9 +34,7 @@ func ensurePartitioned(ctx context.Context, ep Endpoint, base string, n int) err
 			return 0, "", err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		if ep.AuthMethod == "token" {
-			req.Header.Set("Authorization", "Bearer "+string(ep.AuthData))
-		}
+		ep.authorize(req)
 		resp, err := client.Do(req)
 		if err != nil {
 			return 0, "", err
@@ -85,14 +82,4 @@ func ensurePartitioned(ctx context.Context, ep Endpoint, base string, n int) err
 		}
 	}
 	return fmt.Errorf("partitioned topic %s cannot be created on the remote: a non-partitioned topic has its name", base)
-}
-
-// httpTLS is the TLS configuration for a remote's https serviceUrl.
-func httpTLS(c *tls.Config) *tls.Config {
-	if c == nil {
-		return nil
-	}
-	h := c.Clone()
-	h.ServerName = ""
-	return h
 }

@@ -5,25 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
-
-// SourcePositionProperty is the message property holding the source
-// position ("ledgerId:entryId") of a replicated entry, Pulsar's name.
-const SourcePositionProperty = "__MSG_PROP_REPL_SOURCE_POSITION"
-
-// CursorPrefix starts the names of replication cursors: pulsar.repl.<remote>.
-const CursorPrefix = "pulsar.repl."
 
 // Source is the part of a topic's ledger a replicator reads.
 type Source interface {
@@ -53,6 +45,9 @@ type Config struct {
 	// Save persists the cursor's mark-delete position. It is called from
 	// the replicator's goroutine, at most every SaveInterval, and on Stop.
 	Save func(markDelete int64)
+	// Schema returns the source topic's schema of a schema_version found
+	// in an entry; nil: schema versions are sent unchanged.
+	Schema func(ctx context.Context, version []byte) (*pb.Schema, error)
 	// Endpoint resolves the remote cluster, from its current registration,
 	// at each connection attempt (so updated credentials apply at the next).
 	Endpoint func(ctx context.Context) (Endpoint, error)
@@ -226,8 +221,8 @@ func (r *Replicator) session(saved *int64) error {
 			return err
 		}
 	}
-	name := CursorPrefix + r.cfg.LocalCluster + "-->" + r.cfg.RemoteCluster
-	l, err := dialLink(dctx, ep, r.cfg.Topic, name)
+	name := geo.CursorPrefix + r.cfg.LocalCluster + "-->" + r.cfg.RemoteCluster
+	l, err := dialLink(dctx, ep, r.cfg.Topic, name, r.cfg.MaxPending)
 	cancel()
 	if err != nil {
 		return err
@@ -243,9 +238,15 @@ func (r *Replicator) session(saved *int64) error {
 
 	src := r.cfg.Source
 	next := r.markDelete.Load() + 1
+	// The remote's version of each source schema version, learnt on this
+	// link (the remote may have lost or changed its registry meanwhile).
+	schemas := map[string][]byte{}
 	var pending []pendingEntry
 	var seq uint64
-	var frames []byte // the SEND frames of one read, written at once
+	var frames []byte  // the SEND frames of one read, written at once
+	var scratch []byte // one entry as sent, reused
+	sendCmd := &pb.CommandSend{ProducerId: proto.Uint64(producerID), SequenceId: new(uint64), NumMessages: new(int32)}
+	cmd := &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: sendCmd}
 	pendingBytes := 0
 	lastSave := time.Now()
 	timer := time.NewTimer(time.Hour)
@@ -292,7 +293,14 @@ func (r *Replicator) session(saved *int64) error {
 			}
 			frames = frames[:0]
 			for _, e := range es {
-				hp, msgs, ok, err := r.prepare(e)
+				// hp lives in scratch until it is copied into frames.
+				hp, msgs, ok, err := r.prepare(scratch[:0], e, l, schemas)
+				if ok {
+					scratch = hp
+				}
+				if errors.Is(err, errSchema) {
+					return err
+				}
 				if err != nil {
 					r.log.Error("entry cannot be replicated; passed over", "entry", e.ID, "err", err)
 					r.skipped.Add(1)
@@ -301,7 +309,8 @@ func (r *Replicator) session(saved *int64) error {
 				if ok {
 					seq++
 					pe.seq = seq
-					frames = appendSend(frames, seq, int32(msgs), hp)
+					*sendCmd.SequenceId, *sendCmd.NumMessages = seq, int32(msgs)
+					frames = wire.AppendPayloadCommand(frames, cmd, hp)
 					pendingBytes += len(hp)
 				}
 				pending = append(pending, pe)
@@ -363,57 +372,30 @@ func (r *Replicator) session(saved *int64) error {
 	}
 }
 
-// prepare returns the entry as it is sent to the remote: its metadata with
-// replicated_from and the source position, its payload untouched; ok is
-// false for entries that are not to be sent to this remote.
-func (r *Replicator) prepare(e ledger.Entry) (hp []byte, msgs int, ok bool, err error) {
-	meta, payload, err := wire.SplitPayload(e.Data)
+// errSchema marks a schema that could not be carried to the remote: the
+// session ends and retries (the entry is not passed over: its messages
+// would reach the remote without a schema the remote knows).
+var errSchema = errors.New("schema")
+
+// remoteSchemaVersion maps a source schema version to the remote's,
+// registering the schema there at first use on this link.
+func (r *Replicator) remoteSchemaVersion(l *link, v []byte, schemas map[string][]byte) ([]byte, error) {
+	if rv, ok := schemas[string(v)]; ok {
+		return rv, nil
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+	defer cancel()
+	s, err := r.cfg.Schema(ctx, v)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, fmt.Errorf("read source schema: %w", err)
 	}
-	var md pb.MessageMetadata
-	if err := proto.Unmarshal(meta, &md); err != nil {
-		return nil, 0, false, fmt.Errorf("decode metadata: %w", err)
+	rv, err := l.getOrCreateSchema(ctx, r.cfg.Topic, s)
+	if err != nil {
+		return nil, err
 	}
-	if md.GetReplicatedFrom() != "" || md.MarkerType != nil {
-		return nil, 0, false, nil
-	}
-	if to := md.GetReplicateTo(); len(to) > 0 && !slices.Contains(to, r.cfg.RemoteCluster) {
-		return nil, 0, false, nil
-	}
-	md.ReplicatedFrom = proto.String(r.cfg.LocalCluster)
-	md.Properties = append(md.Properties, &pb.KeyValue{
-		Key:   proto.String(SourcePositionProperty),
-		Value: proto.String(strconv.FormatInt(r.cfg.LedgerID, 10) + ":" + strconv.FormatInt(e.ID, 10)),
-	})
-	msgs = 1
-	if md.NumMessagesInBatch != nil {
-		msgs = int(md.GetNumMessagesInBatch())
-	}
-	return wire.BuildPayload(&md, payload), msgs, true, nil
-}
-
-// ParseSourcePosition reads a SourcePositionProperty value.
-func ParseSourcePosition(v string) (ledgerID, entryID int64, err error) {
-	l, e, ok := cut(v)
-	if !ok {
-		return 0, 0, fmt.Errorf("source position %q is not ledgerId:entryId", v)
-	}
-	ledgerID, err1 := strconv.ParseInt(l, 10, 64)
-	entryID, err2 := strconv.ParseInt(e, 10, 64)
-	if err1 != nil || err2 != nil || ledgerID < 0 || entryID < 0 {
-		return 0, 0, fmt.Errorf("source position %q is not ledgerId:entryId", v)
-	}
-	return ledgerID, entryID, nil
-}
-
-func cut(v string) (string, string, bool) {
-	for i := 0; i < len(v); i++ {
-		if v[i] == ':' {
-			return v[:i], v[i+1:], true
-		}
-	}
-	return "", "", false
+	schemas[string(v)] = rv
+	r.log.Info("schema registered on the remote cluster", "source_version", v, "remote_version", rv)
+	return rv, nil
 }
 
 // endpointChanged reads the remote's registration again and says whether
@@ -428,8 +410,7 @@ func (r *Replicator) endpointChanged(ep Endpoint) error {
 		}
 		return nil // keep a working link; the next attempt reports it
 	}
-	if now.Addr != ep.Addr || now.AuthMethod != ep.AuthMethod || string(now.AuthData) != string(ep.AuthData) ||
-		(now.TLS == nil) != (ep.TLS == nil) || now.ServiceURL != ep.ServiceURL {
+	if now.config != ep.config {
 		return fmt.Errorf("cluster %s's registration changed: reconnecting with it", r.cfg.RemoteCluster)
 	}
 	return nil

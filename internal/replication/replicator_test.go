@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/memory"
 	"github.com/messagebus/messagebus/internal/wire"
@@ -132,11 +133,11 @@ func (f *fakeRemote) store(t *testing.T, hp []byte) (int64, int64) {
 	}
 	var pos string
 	for _, kv := range md.GetProperties() {
-		if kv.GetKey() == SourcePositionProperty {
+		if kv.GetKey() == geo.SourcePositionProperty {
 			pos = kv.GetValue()
 		}
 	}
-	_, entry, err := ParseSourcePosition(pos)
+	_, entry, err := geo.ParseSourcePosition(pos)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func TestReplicatorSurvivesLinkFailures(t *testing.T) {
 // for other clusters are not sent.
 func TestPrepare(t *testing.T) {
 	r := &Replicator{cfg: Config{LocalCluster: "local", RemoteCluster: "remote", LedgerID: 7}}
-	hp, msgs, ok, err := r.prepare(ledger.Entry{ID: 42, Data: entry(1, "")})
+	hp, msgs, ok, err := r.prepare(nil, ledger.Entry{ID: 42, Data: entry(1, "")}, nil, nil)
 	if err != nil || !ok || msgs != 1 {
 		t.Fatalf("prepare: %v %v %d", ok, err, msgs)
 	}
@@ -279,11 +280,11 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{"foreign", "elsewhere"} {
-		if _, _, ok, err := r.prepare(ledger.Entry{ID: 1, Data: entry(1, kind)}); ok || err != nil {
+		if _, _, ok, err := r.prepare(nil, ledger.Entry{ID: 1, Data: entry(1, kind)}, nil, nil); ok || err != nil {
 			t.Fatalf("%s entry sent: %v", kind, err)
 		}
 	}
-	if _, _, ok, err := r.prepare(ledger.Entry{ID: 1, Data: []byte{1, 2}}); ok || err == nil {
+	if _, _, ok, err := r.prepare(nil, ledger.Entry{ID: 1, Data: []byte{1, 2}}, nil, nil); ok || err == nil {
 		t.Fatal("malformed entry prepared")
 	}
 }

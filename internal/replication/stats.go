@@ -5,39 +5,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/wire"
 )
 
-// Stats is one entry of a topic stats' "replication" map, Pulsar's
-// ReplicatorStats with two additions: lastError and lastErrorTimestamp say
-// why the replicator is not connected (or last was not).
-type Stats struct {
-	MsgRateIn                 float64 `json:"msgRateIn"`
-	MsgThroughputIn           float64 `json:"msgThroughputIn"`
-	MsgRateOut                float64 `json:"msgRateOut"`
-	MsgThroughputOut          float64 `json:"msgThroughputOut"`
-	MsgRateExpired            float64 `json:"msgRateExpired"`
-	ReplicationBacklog        int64   `json:"replicationBacklog"`
-	Connected                 bool    `json:"connected"`
-	ReplicationDelayInSeconds int64   `json:"replicationDelayInSeconds"`
-	InboundConnection         string  `json:"inboundConnection"`
-	InboundConnectedSince     string  `json:"inboundConnectedSince"`
-	OutboundConnection        string  `json:"outboundConnection"`
-	OutboundConnectedSince    string  `json:"outboundConnectedSince"`
-	MsgOutCounter             int64   `json:"msgOutCounter"`
-	BytesOutCounter           int64   `json:"bytesOutCounter"`
-	LastError                 string  `json:"lastError,omitempty"`
-	LastErrorTimestamp        string  `json:"lastErrorTimestamp,omitempty"`
-}
-
 // Stats reports the replicator's state. The backlog counts entries after
 // the cursor; the delay is the age of the oldest of them (0 when none).
-func (r *Replicator) Stats(now time.Time) Stats {
+func (r *Replicator) Stats(now time.Time) geo.Stats {
 	msgs, bytes := r.msgsOut.Load(), r.bytesOut.Load()
 	rate, tput := r.rate.rates(now, msgs, bytes)
 	md := r.markDelete.Load()
 	last := r.cfg.Source.LastEntryID()
-	st := Stats{
+	st := geo.Stats{
 		MsgRateOut:       rate,
 		MsgThroughputOut: tput,
 		Connected:        r.connected.Load(),

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/messagebus/messagebus/internal/geo"
 )
 
 // Replicated subscriptions: the broker hands the replicator, about once a
@@ -19,16 +21,6 @@ import (
 // name there over the entries those watermarks cover (broker:
 // ApplyReplicatedSubscription). Posting fails quietly: the next second
 // posts again.
-
-// SubscriptionPath is the remote admin path (after the topic's) that takes
-// a subscription's watermarks.
-const SubscriptionPath = "replicatedPosition"
-
-// SubscriptionUpdate is the body of a post.
-type SubscriptionUpdate struct {
-	// Positions are the watermarks by source cluster.
-	Positions map[string]string `json:"positions"`
-}
 
 // UpdateSubscription queues the watermarks of subscription sub; the latest
 // ones of each subscription are posted at the next round.
@@ -79,19 +71,18 @@ func (r *Replicator) postSubscription(client *http.Client, sub string, pos map[s
 		return fmt.Errorf("cluster %s has no serviceUrl", r.cfg.RemoteCluster)
 	}
 	if ep.HTTPTLS != nil {
-		client.Transport = &http.Transport{TLSClientConfig: ep.HTTPTLS}
+		client = ep.httpClient()
+		defer client.CloseIdleConnections()
 	}
-	body, _ := json.Marshal(SubscriptionUpdate{Positions: pos})
+	body, _ := json.Marshal(geo.SubscriptionUpdate{Positions: pos})
 	u := strings.TrimSuffix(ep.ServiceURL, "/") + "/admin/v2/" + strings.Replace(r.cfg.Topic, "://", "/", 1) +
-		"/subscription/" + url.PathEscape(sub) + "/" + SubscriptionPath
+		"/subscription/" + url.PathEscape(sub) + "/" + geo.SubscriptionPath
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if ep.AuthMethod == "token" {
-		req.Header.Set("Authorization", "Bearer "+string(ep.AuthData))
-	}
+	ep.authorize(req)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
