@@ -41,7 +41,7 @@ func TestLakeSinkWritesParquetForDuckDB(t *testing.T) {
 		p.SendAsync(t.Context(), &pulsar.ProducerMessage{Key: fmt.Sprintf("k%d", i%7), Properties: map[string]string{"src": "test"},
 			Payload: fmt.Appendf(nil, `{"id":%d,"name":"n%d","price":%d.5,"tags":["a"]}`, i, i, i)}, nil)
 	}
-	if err := p.Flush(); err != nil {
+	if err := p.FlushWithCtx(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the sink to acknowledge every message", 30*time.Second, func() bool {
