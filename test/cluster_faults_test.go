@@ -277,7 +277,7 @@ func (n *netnsBroker) heal(t *testing.T) {
 // namespace of its own (whichever owns the topic can be partitioned).
 func startPartitionableCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, etcd: etcdtest.Start(t, 3), down: map[int]bool{}, extra: extra}
+	c := &testCluster{t: t, etcd: etcdtest.Start(t, 3), down: map[int]bool{}, extra: extra, batchOnly: true}
 	c.gw = s3test.Start(t)
 	c.gw.Bucket(t, "mbcluster", nil)
 	s3Addr := strings.TrimPrefix(c.gw.Endpoint, "http://")

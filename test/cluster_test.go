@@ -40,7 +40,8 @@ type testCluster struct {
 	maxGap  time.Duration // when set, runSchedule fails if a producer waits longer for a receipt
 	// batchOnly keeps batching on for every producer: pulsar-client-go
 	// v0.19.0 races (-race) on a non-batched producer's name, rewritten by a
-	// reconnect while a send marshals it; a rolling restart reconnects often.
+	// reconnect while a send marshals it; every fault reconnects producers,
+	// so all the cluster tests set it (startCluster).
 	batchOnly bool
 	netns     []*netnsBroker // per broker, when each runs in a network namespace (cluster_faults_test.go)
 }
@@ -56,7 +57,7 @@ func startCluster(t *testing.T, n int, extra ...string) *testCluster {
 // startClusterOn starts the gateway and n brokers on the given etcd members.
 func startClusterOn(t *testing.T, etcd *etcdtest.Cluster, n int, extra ...string) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, etcd: etcd, gw: s3test.Start(t), down: map[int]bool{}}
+	c := &testCluster{t: t, etcd: etcd, gw: s3test.Start(t), down: map[int]bool{}, batchOnly: true}
 	c.gw.Bucket(t, "mbcluster", nil)
 	c.extra = extra
 	for i := range n {
