@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,7 +186,7 @@ func TestBrokersEndpointsAndDynamicConfiguration(t *testing.T) {
 		t.Fatalf("leader: %+v %v", leader, err)
 	}
 	names, err := admin.Brokers().GetDynamicConfigurationNames()
-	if err != nil || !contains(names, "allowAutoSubscriptionCreation") {
+	if err != nil || !slices.Contains(names, "allowAutoSubscriptionCreation") {
 		t.Fatalf("dynamic names: %v %v", names, err)
 	}
 	// Turning auto subscription creation off takes effect at once.
@@ -221,15 +222,6 @@ func TestBrokersEndpointsAndDynamicConfiguration(t *testing.T) {
 		t.Fatalf("subscribe after the override was removed: %v", err)
 	}
 	c.Close()
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func TestTopicStatsTimestampsAndExclusions(t *testing.T) {

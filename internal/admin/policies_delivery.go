@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 
@@ -204,8 +203,8 @@ func (s *Server) topicDeliveryPolicyRoutes(m *http.ServeMux, d, topic string) {
 		applied: func(p *meta.Policies) any { return getAutoSubscriptionCreation(p) },
 		set: func(tp *meta.TopicPolicies, _ meta.Policies, body []byte) error {
 			var o meta.AutoSubscriptionCreationOverride
-			if err := json.Unmarshal(body, &o); err != nil {
-				return errorf(http.StatusBadRequest, "request body must be an auto subscription creation override: %v", err)
+			if err := decode(body, &o, "an auto subscription creation override"); err != nil {
+				return err
 			}
 			tp.AutoSubscriptionCreation = &o
 			return nil
