@@ -86,20 +86,23 @@ func killNineLosesNothing(t *testing.T, brokerArgs []string) {
 	p.kill(t) // sends are still in flight
 	stop()
 	wg.Wait()
-	// Every send is answered (receipt, or failure after the send timeout)
-	// before the client closes: pulsar-client-go v0.19.0 can crash when
-	// Close fails pending sends while receipts still buffered from the
-	// killed broker are being read.
+	// Receipts the broker wrote before it died may still be on their way;
+	// wait for every send to be answered (receipt, or failure after the
+	// send timeout), but not forever: pulsar-client-go v0.19.0's timeout
+	// sweep has taken over 90 s on a loaded machine running -race. What
+	// counts is the set of receipts taken below, after which no receipt can
+	// arrive: the broker is dead and its successor listens on other ports,
+	// which this client never learns.
 	answered := make(chan struct{})
 	go func() { inflight.Wait(); close(answered) }()
 	select {
 	case <-answered:
-	case <-time.After(90 * time.Second):
-		// The client fails them after SendTimeout (3 s); on a loaded
-		// machine running -race its timeout sweep has taken over 30 s.
-		t.Fatal("sends still unanswered 90s after the kill")
+		client.Close()
+	case <-time.After(20 * time.Second):
+		// Not closed: v0.19.0 can crash when Close fails pending sends
+		// while receipts buffered from the killed broker are being read.
+		t.Log("some sends still unanswered 20s after the kill; checking the receipts taken so far")
 	}
-	client.Close()
 	mu.Lock()
 	snapshot := make(map[string]pulsar.MessageID, len(acked))
 	for k, v := range acked {
@@ -124,7 +127,11 @@ func killNineLosesNothing(t *testing.T, brokerArgs []string) {
 		}
 	}
 
-	p2 := startProc(t, dir, p.brokerPort, p.httpPort, brokerArgs...)
+	bp, hp := freePort(t), freePort(t)
+	for bp == p.brokerPort || hp == p.httpPort || bp == hp {
+		bp, hp = freePort(t), freePort(t)
+	}
+	p2 := startProc(t, dir, bp, hp, brokerArgs...)
 	client2 := newClient(t, p2.brokerURL)
 	reader, err := client2.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: pulsar.EarliestMessageID()})
 	if err != nil {
