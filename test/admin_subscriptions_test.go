@@ -97,6 +97,13 @@ func TestAdminSubscriptionPositions(t *testing.T) {
 	}
 	_, err = subs.PeekMessages(tn, "earliest", 8)
 	expectStatus(t, err, 404, "peek past the backlog")
+	// Pulsar creates a peeked subscription the topic lacks, at the earliest entry.
+	if got := peekPayloads(t, admin, tn, "peeked", 2); got != "[0 1]" {
+		t.Fatalf("peek on a new subscription %s", got)
+	}
+	if got := backlogOf(t, admin, tn, "peeked"); got != 10 {
+		t.Fatalf("backlog of the peeked subscription: %d", got)
+	}
 
 	if err := subs.ClearBacklog(tn, "earliest"); err != nil {
 		t.Fatal(err)

@@ -82,22 +82,29 @@ func (b *Broker) CreateSubscription(ctx context.Context, name naming.Topic, sub 
 	if err != nil {
 		return err
 	}
-	created := false
-	s, err := t.getOrCreateSubscription(sub, 0, func() *Subscription {
+	if _, created, err := createSubscription(t, sub, id); err != nil {
+		return err
+	} else if !created {
+		return fmt.Errorf("%w: %s on %s", ErrSubscriptionExists, sub, name)
+	}
+	return nil
+}
+
+// createSubscription returns t's durable subscription sub, creating it at
+// id (its cursor persisted) when t has none of that name.
+func createSubscription(t *Topic, sub string, id MessageID) (s *Subscription, created bool, err error) {
+	s, err = t.getOrCreateSubscription(sub, 0, func() *Subscription {
 		created = true
 		return newSubscription(t, sub, true, ledger.NewCursorState(positionOf(t, id, false)-1))
 	})
-	if err != nil {
-		return err
-	}
-	if !created {
-		return fmt.Errorf("%w: %s on %s", ErrSubscriptionExists, sub, name)
+	if err != nil || !created {
+		return s, created, err
 	}
 	s.mu.Lock()
 	s.dirty = true
 	s.mu.Unlock()
 	s.saveCursor()
-	return nil
+	return s, true, nil
 }
 
 // DeleteSubscription deletes a subscription and its cursor. Without force it

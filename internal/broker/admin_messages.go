@@ -83,8 +83,14 @@ func readEntry(ctx context.Context, t *Topic, id int64) (Message, error) {
 
 // PeekMessage returns the n-th (from 1) unacknowledged entry of a
 // subscription without changing it.
+// As in Pulsar, peeking a subscription the topic does not have creates it
+// at the earliest position (the topic itself must exist).
 func (b *Broker) PeekMessage(ctx context.Context, name naming.Topic, sub string, n int64) (Message, error) {
-	s, err := b.subscription(ctx, name, sub)
+	t, err := b.persistentTopic(ctx, name)
+	if err != nil {
+		return Message{}, err
+	}
+	s, _, err := createSubscription(t, sub, MessageID{LedgerID: EarliestLedgerID, EntryID: -1})
 	if err != nil {
 		return Message{}, err
 	}

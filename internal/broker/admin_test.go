@@ -69,8 +69,12 @@ func TestAdminPeekSkipAndClearWithAckHoles(t *testing.T) {
 	if _, err := h.b.PeekMessage(ctx, name, "s", 8); !errors.Is(err, ErrMessageNotFound) {
 		t.Fatalf("peek past the end: %v", err)
 	}
-	if _, err := h.b.PeekMessage(ctx, name, "nope", 1); !errors.Is(err, ErrSubscriptionNotFound) {
-		t.Fatalf("peek on a missing subscription: %v", err)
+	// As Pulsar, a peek on a missing subscription creates it at the earliest entry.
+	if m, err := h.b.PeekMessage(ctx, name, "new", 2); err != nil || m.ID.EntryID != 1 {
+		t.Fatalf("peek on a missing subscription: entry %d, %v; want 1", m.ID.EntryID, err)
+	}
+	if _, err := h.b.subscription(ctx, name, "new"); err != nil {
+		t.Fatalf("the peek did not create the subscription: %v", err)
 	}
 	// Skipping 3 acks 0, 1 and 4: 5, 7, 8 and 9 are left.
 	if err := h.b.SkipMessages(ctx, name, "s", 3); err != nil {
