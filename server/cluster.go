@@ -41,6 +41,9 @@ type Cluster struct {
 	// segment objects and unreferenced WAL objects deleted (defaults 30 s
 	// and 1 min; negative: never).
 	RewriteEvery, GCEvery time.Duration
+	// OrphanEvery: how often objects no etcd record leads to are swept
+	// (0: the store's default, negative: never).
+	OrphanEvery time.Duration
 	// LeaseTTL is the broker's etcd lease: its bundles move this long after
 	// it dies (default 10 s).
 	LeaseTTL time.Duration
@@ -125,7 +128,8 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 		},
 		WALMaxDelay: c.WALMaxDelay, WALMaxBytes: c.WALMaxBytes, CacheBytes: c.CacheBytes,
 		WALMaxInflight: c.WALMaxInflight, RewriteInterval: c.RewriteEvery, GCInterval: c.GCEvery,
-		CallTimeout: s.opts.OperationTimeout, Metrics: ledgercluster.NewMetrics(reg),
+		OrphanInterval: c.OrphanEvery,
+		CallTimeout:    s.opts.OperationTimeout, Metrics: ledgercluster.NewMetrics(reg),
 		Logger: s.log.With("component", "ledger"),
 	})
 	if err != nil {

@@ -45,6 +45,7 @@ dies, after --lease-ttl. See README "Cluster mode".`
 	f.Int("wal-max-bytes", 4<<20, "group commit size that cuts a WAL object at once, in bytes")
 	f.Duration("wal-rewrite-interval", 30*time.Second, "how often WAL data older than this is rewritten into per-topic segment objects (0: never)")
 	f.Duration("wal-gc-interval", time.Minute, "how often WAL objects nothing points into any more are deleted (0: never)")
+	f.Duration("orphan-sweep-interval", 5*time.Minute, "how often WAL and segment objects no etcd record leads to (left by a crash) are looked for; one is deleted when two sweeps at least 10 minutes apart found it (0: never)")
 	f.Int("wal-max-inflight", 4, "WAL objects written at once (their etcd commits stay in order); 1 writes one at a time")
 	f.Duration("lease-ttl", 10*time.Second, "etcd lease of this broker: its bundles move to other brokers this long after it dies")
 	f.Int("bundles", 4, "bundles (hash ranges) per namespace; must be the same on every broker")
@@ -70,6 +71,7 @@ func clusterOptionsFrom(v *viper.Viper) (*server.Cluster, error) {
 		WALMaxInflight: v.GetInt("wal-max-inflight"),
 		RewriteEvery:   zeroNever(v.GetDuration("wal-rewrite-interval")),
 		GCEvery:        zeroNever(v.GetDuration("wal-gc-interval")),
+		OrphanEvery:    zeroNever(v.GetDuration("orphan-sweep-interval")),
 	}
 	switch {
 	case c.Storage != "s3":
@@ -82,8 +84,8 @@ func clusterOptionsFrom(v *viper.Viper) (*server.Cluster, error) {
 		return nil, fmt.Errorf("--wal-max-delay and --wal-max-bytes must be positive")
 	case c.WALMaxInflight < 1 || c.WALMaxInflight > 64:
 		return nil, fmt.Errorf("--wal-max-inflight must be between 1 and 64")
-	case v.GetDuration("wal-rewrite-interval") < 0 || v.GetDuration("wal-gc-interval") < 0:
-		return nil, fmt.Errorf("--wal-rewrite-interval and --wal-gc-interval must not be negative (0: never)")
+	case v.GetDuration("wal-rewrite-interval") < 0 || v.GetDuration("wal-gc-interval") < 0 || v.GetDuration("orphan-sweep-interval") < 0:
+		return nil, fmt.Errorf("--wal-rewrite-interval, --wal-gc-interval and --orphan-sweep-interval must not be negative (0: never)")
 	case c.LeaseTTL < 2*time.Second:
 		return nil, fmt.Errorf("--lease-ttl must be at least 2s")
 	case c.Bundles < 1 || c.Bundles > 1024:

@@ -20,6 +20,8 @@ type Metrics struct {
 	segmentsDeleted prometheus.Counter
 	gcDeleted       prometheus.Counter
 	gcErrors        prometheus.Counter
+	orphansDeleted  prometheus.Counter
+	orphanErrors    prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg (when not nil).
@@ -41,6 +43,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		segmentsDeleted: c("mb_cluster_segment_objects_deleted_total", "Segment objects deleted (trimmed, topic deleted, or left by a crashed rewrite)."),
 		gcDeleted:       c("mb_cluster_wal_gc_deleted_total", "WAL objects deleted because no index entry points into them any more."),
 		gcErrors:        c("mb_cluster_wal_gc_errors_total", "WAL garbage collection passes that failed (retried at the next pass)."),
+		orphansDeleted:  c("mb_cluster_orphan_objects_deleted_total", "WAL and segment objects deleted by the orphan sweep (no etcd record led to them)."),
+		orphanErrors:    c("mb_cluster_orphan_sweep_errors_total", "Orphan sweeps that failed (retried at the next pass)."),
 		walInflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mb_cluster_wal_inflight",
 			Help: "WAL objects being written or waiting for their index commit (at most --wal-max-inflight)."}),
 		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mb_cluster_wal_commit_seconds",
@@ -49,7 +53,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.walFlushes, m.walBytes, m.walEntries, m.walErrors, m.txns, m.fenced, m.cursorCommits, m.flushSeconds, m.walInflight,
-			m.rewriteSegments, m.rewriteBytes, m.rewriteErrors, m.segmentsDeleted, m.gcDeleted, m.gcErrors)
+			m.rewriteSegments, m.rewriteBytes, m.rewriteErrors, m.segmentsDeleted, m.gcDeleted, m.gcErrors,
+			m.orphansDeleted, m.orphanErrors)
 	}
 	return m
 }

@@ -275,3 +275,77 @@ func testTrimCollect(t *testing.T, e *env) {
 		t.Fatalf("next id %d, want 40", id)
 	}
 }
+
+// testOrphans: a WAL object no commit recorded (its broker died between
+// PUT and commit) and the segment object of a deleted topic left behind
+// are deleted by the second sweep that finds them unreferenced (grace 0
+// here), and nothing else is: committed WAL objects and live segments stay
+// readable. With the default grace, two quick sweeps delete nothing.
+func testOrphans(t *testing.T, e *env) {
+	ctx := context.Background()
+	p := e.prefix()
+	obj := p[1:] + "obj/"
+	a := e.open(t, p, "a", e.objects, func(o *cluster.Options) {
+		manual(o)
+		o.OrphanInterval, o.OrphanGrace = -1, -1
+	})
+	defer a.Close()
+	var ls []ledger.Ledger
+	for _, name := range []string{"gone", "kept", "wal"} {
+		l, err := a.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fill(t, l, name, 0, 20, 10)
+		ls = append(ls, l)
+	}
+	if n, err := a.Rewrite(ctx, time.Now()); err != nil || n != 3 {
+		t.Fatalf("rewrite: %d, %v", n, err)
+	}
+	fill(t, ls[2], "wal", 20, 20, 10) // WAL objects with their records
+	segs, err := e.objects.List(ctx, obj+"seg/gone/")
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments of gone: %v, %v", segs, err)
+	}
+	data, err := e.objects.Get(ctx, segs[0].Key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// The crashes the sweep is for: a segment of the deleted topic left
+	// behind, a WAL object never committed.
+	if err := e.objects.Put(ctx, segs[0].Key, data, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.objects.Put(ctx, obj+"wal/dead/0000000000000001/0000000000000001", []byte("MBWL"), false); err != nil {
+		t.Fatal(err)
+	}
+	before := e.count(t, obj)
+
+	slow := e.open(t, p, "b", e.objects, func(o *cluster.Options) { manual(o); o.OrphanInterval = -1 })
+	defer slow.Close()
+	for range 2 {
+		if n, err := slow.SweepOrphans(ctx); err != nil || n != 0 {
+			t.Fatalf("sweep within the default grace: %d, %v; want nothing deleted", n, err)
+		}
+	}
+	if n, err := a.SweepOrphans(ctx); err != nil || n != 0 {
+		t.Fatalf("first sweep: %d, %v; want nothing deleted yet", n, err)
+	}
+	if n, err := a.SweepOrphans(ctx); err != nil || n != 2 {
+		t.Fatalf("second sweep: %d, %v; want the 2 orphans", n, err)
+	}
+	if got := e.count(t, obj); got != before-2 {
+		t.Fatalf("%d objects after the sweep, want %d", got, before-2)
+	}
+	if got := e.count(t, obj+"seg/gone/"); got != 0 {
+		t.Fatalf("%d segment objects of the deleted topic left", got)
+	}
+	checkAll(t, ls[1], "kept", 0, 20)
+	checkAll(t, ls[2], "wal", 0, 40)
+	if n, err := a.SweepOrphans(ctx); err != nil || n != 0 {
+		t.Fatalf("third sweep: %d, %v; want nothing more", n, err)
+	}
+}

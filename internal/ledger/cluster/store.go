@@ -56,6 +56,11 @@ type Options struct {
 	// GCInterval: every interval, WAL objects nothing points into are
 	// deleted (gc.go); default 1 min, negative: never.
 	GCInterval time.Duration
+	// OrphanInterval: every interval, WAL and segment objects no etcd
+	// record leads to, found so by two passes at least OrphanGrace apart,
+	// are deleted (orphans.go); default 5 min, negative: never.
+	OrphanInterval time.Duration
+	OrphanGrace    time.Duration // default 10 min; negative: 0 (tests)
 
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -83,7 +88,10 @@ type Store struct {
 
 	rewriteMu sync.Mutex // one rewrite pass at a time
 	gcMu      sync.Mutex // one collection pass at a time
-	crashHook func(point string) bool
+	orphanMu  sync.Mutex // one orphan sweep at a time, and orphanSeen
+	// orphanSeen: when a sweep first found each unreferenced object.
+	orphanSeen map[string]time.Time
+	crashHook  func(point string) bool
 
 	loops sync.WaitGroup
 }
@@ -122,6 +130,15 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute
 	}
+	if o.OrphanInterval == 0 {
+		o.OrphanInterval = 5 * time.Minute
+	}
+	switch {
+	case o.OrphanGrace == 0:
+		o.OrphanGrace = 10 * time.Minute
+	case o.OrphanGrace < 0:
+		o.OrphanGrace = 0
+	}
 	if o.SegmentMaxBytes <= 0 {
 		o.SegmentMaxBytes = 64 << 20
 	}
@@ -146,7 +163,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Store{o: o, c: o.Client, keys: keys{o.Prefix}, lease: o.Lease, m: o.Metrics, log: o.Logger,
 		cache: object.NewBlockCache(o.Objects, o.CacheBytes, object.CacheMetrics{}), ctx: sctx, cancel: cancel,
-		ledgers: map[string]*cledger{}}
+		ledgers: map[string]*cledger{}, orphanSeen: map[string]time.Time{}}
 	if s.lease == 0 && o.Fence == nil {
 		cctx, ccancel := s.callCtx(ctx)
 		g, err := s.c.Grant(cctx, int64((o.LeaseTTL+time.Second-1)/time.Second))
@@ -183,6 +200,10 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.GCInterval > 0 {
 		s.loops.Add(1)
 		go func() { defer s.loops.Done(); s.gcLoop() }()
+	}
+	if _, ok := o.Objects.(lister); ok && o.OrphanInterval > 0 {
+		s.loops.Add(1)
+		go func() { defer s.loops.Done(); s.orphanLoop() }()
 	}
 	return s, nil
 }
