@@ -34,6 +34,15 @@ dies, after --lease-ttl. See README "Cluster mode".`
 		return runServer(v, c)
 	}
 	f := cmd.Flags()
+	// Function and connector instances are not assigned across brokers
+	// yet: every broker's worker would run every instance. Off unless a
+	// broker is made the cluster's worker node (README "Not yet on a
+	// cluster").
+	for _, name := range []string{"functions-worker-enabled", "connectors-enabled"} {
+		fl := f.Lookup(name)
+		fl.DefValue = "false"
+		_ = fl.Value.Set("false") // not Changed: env and config still apply
+	}
 	f.String("storage", "s3", "where entry data goes: s3 (any S3-compatible object store)")
 	f.String("bucket", "", "S3 bucket of WAL objects (required)")
 	f.String("endpoint", "", "endpoint of an S3-compatible server, e.g. http://127.0.0.1:7070 (empty: AWS)")
