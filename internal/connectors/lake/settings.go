@@ -23,6 +23,9 @@ type Settings struct {
 	RollIntervalMs int64 `json:"rollIntervalMs"`
 	// Compression of the column chunks: zstd (default), snappy or none.
 	Compression string `json:"compression"`
+	// Mode is append (default: every message a row, files partitioned by
+	// hour) or upsert (the latest row per key, upsert.go).
+	Mode string `json:"mode"`
 }
 
 // Check fills the defaults and refuses bad values.
@@ -40,6 +43,9 @@ func (s *Settings) Check() error {
 		return err
 	}
 	if err := connectors.IntMin(&s.RollIntervalMs, "rollIntervalMs", 60000, 100); err != nil {
+		return err
+	}
+	if err := connectors.Choice(&s.Mode, "mode", "append", "upsert"); err != nil {
 		return err
 	}
 	return connectors.Choice(&s.Compression, "compression", "zstd", "snappy", "none")
