@@ -103,3 +103,104 @@ func TestLakeSinkWritesParquetForDuckDB(t *testing.T) {
 	}
 	t.Logf("%d rows in %d Parquet files, hour=%d", count, len(files), hour)
 }
+
+// Upsert mode: CDC envelopes on a topic become one table of the latest
+// row per key (deletes and tombstones remove the key), which survives a
+// restart of the sink (its state is read back from the bucket).
+func TestLakeSinkUpsertLatestRowPerKey(t *testing.T) {
+	g := s3test.Start(t)
+	g.Bucket(t, "lake", nil)
+	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
+	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
+	s := startServer(t, server.Options{})
+	c := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake",
+		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollIntervalMs":200,"mode":"upsert"}}`, topic, g.Endpoint)
+	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/up", cfg); code != http.StatusNoContent {
+		t.Fatalf("create sink: %d %s", code, body)
+	}
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	written := int64(0)
+	send := func(key, payload string) {
+		t.Helper()
+		if _, err := p.Send(t.Context(), &pulsar.ProducerMessage{Key: key, Payload: []byte(payload)}); err != nil {
+			t.Fatal(err)
+		}
+		written++
+	}
+	env := func(op string, id int, qty int) string {
+		row := fmt.Sprintf(`{"id":%d,"qty":%d}`, id, qty)
+		before, after := "null", row
+		if op == "d" {
+			before, after = row, "null"
+		}
+		return fmt.Sprintf(`{"before":%s,"after":%s,"op":%q,"source":{"table":"t"},"ts_ms":1}`, before, after, op)
+	}
+	waitWritten := func() {
+		t.Helper()
+		waitFor(t, "the sink to acknowledge every message", 30*time.Second, func() bool {
+			resp, err := http.Get(s.WebURL() + "/admin/v3/sinks/public/default/up/0/status")
+			if err != nil {
+				return false
+			}
+			var st struct{ NumWrittenToSink int64 }
+			decodeResponse(resp, &st)
+			return st.NumWrittenToSink == written
+		})
+	}
+	// 20 keys, each inserted then updated 4 times; 5 deleted, 1 tombstoned.
+	for id := range 20 {
+		send(fmt.Sprintf(`{"id":%d}`, id), env("c", id, 0))
+	}
+	for round := 1; round <= 4; round++ {
+		for id := range 20 {
+			send(fmt.Sprintf(`{"id":%d}`, id), env("u", id, round*100+id))
+		}
+	}
+	for id := range 5 {
+		send(fmt.Sprintf(`{"id":%d}`, id), env("d", id, 0))
+	}
+	send(`{"id":5}`, "")
+	waitWritten()
+
+	file := filepath.Join(g.Dir, "lake", strings.TrimPrefix(topic, "persistent://"), "latest.parquet")
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	check := func(wantRows, wantMin, wantSum int64) {
+		t.Helper()
+		var rows, minID, sumQty int64
+		q := fmt.Sprintf(`select count(*), min(id), sum(qty) from read_parquet('%s')`, file)
+		if err := db.QueryRow(q).Scan(&rows, &minID, &sumQty); err != nil {
+			t.Fatal(err)
+		}
+		if rows != wantRows || minID != wantMin || sumQty != wantSum {
+			t.Fatalf("latest.parquet: %d rows, min id %d, sum qty %d; want %d, %d, %d", rows, minID, sumQty, wantRows, wantMin, wantSum)
+		}
+	}
+	sum := int64(0)
+	for id := 6; id < 20; id++ {
+		sum += int64(400 + id)
+	}
+	check(14, 6, sum)
+
+	// Restart the sink: the table is read back and updated, not rebuilt.
+	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/up/restart", ""); code != http.StatusNoContent {
+		t.Fatalf("restart: %d %s", code, body)
+	}
+	send(`{"id":6}`, env("u", 6, 1000))
+	send(`{"id":7}`, env("d", 7, 0))
+	waitFor(t, "the table after the restart", 30*time.Second, func() bool {
+		var rows int64
+		err := db.QueryRow(fmt.Sprintf(`select count(*) from read_parquet('%s') where id = 6 and qty = 1000`, file)).Scan(&rows)
+		return err == nil && rows == 1
+	})
+	check(13, 6, sum-406-407+1000)
+}

@@ -24,6 +24,9 @@ type Record struct {
 	Value      []byte
 	Properties map[string]string
 	EventTime  time.Time
+	// Schema, when set, is registered for the topic (a new version when
+	// it changed) and the message carries its version.
+	Schema pulsar.Schema
 }
 
 // SourceEnv is what a source instance is given.

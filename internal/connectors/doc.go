@@ -18,8 +18,9 @@
 // secrets.go (file: and env: references), builtin.go (the connector
 // types), api.go (what a connector implements and is given), committer.go,
 // store.go (records and checkpoints), manager.go (the admin API's calls),
-// instance.go (sessions), status.go, metrics.go, shards.go (ReadyShards,
-// for stream sources), and one file per built-in connector (datagen.go,
+// instance.go (sessions), status.go, metrics.go, settings.go (checks of
+// settings keys), shards.go (ReadyShards) and shardreader.go (ReadShards:
+// the shard loop of the stream sources), and one file per built-in connector (datagen.go,
 // filesink.go, ...). Larger connectors are packages of their own that
 // call Register from init (kinesis, dynamodb, lake; server imports them).
 package connectors

@@ -138,7 +138,7 @@ func (i *instance) sourceSession(ctx context.Context) error {
 			done(err)
 			return
 		}
-		msg := &pulsar.ProducerMessage{Payload: rec.Value, Key: rec.Key, Properties: rec.Properties, EventTime: rec.EventTime}
+		msg := &pulsar.ProducerMessage{Payload: rec.Value, Key: rec.Key, Properties: rec.Properties, EventTime: rec.EventTime, Schema: rec.Schema}
 		p.SendAsync(ctx, msg, func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 			if err != nil {
 				i.recordError(true, fmt.Errorf("send to %s: %w", topic, err))

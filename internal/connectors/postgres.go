@@ -57,6 +57,9 @@ type postgresSettings struct {
 	// (default 1000); an idle database's WAL is released by it.
 	HeartbeatIntervalMs int64           `json:"heartbeatIntervalMs"`
 	Outbox              *outboxSettings `json:"outbox"`
+	// ValueSchema is none (default) or json: the envelopes' schema made
+	// from each table's columns is registered (postgres_schema.go).
+	ValueSchema string `json:"valueSchema"`
 }
 
 var identRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
@@ -90,6 +93,9 @@ func (s *postgresSettings) Check() error {
 	}
 	if s.HeartbeatIntervalMs == 0 {
 		s.HeartbeatIntervalMs = 1000
+	}
+	if err := Choice(&s.ValueSchema, "valueSchema", "none", "json"); err != nil {
+		return err
 	}
 	if s.TopicPattern == "" {
 		s.TopicPattern = "persistent://{tenant}/{namespace}/{database}.{schema}.{table}"
@@ -125,7 +131,8 @@ type pgSource struct {
 	env *SourceEnv
 	db  string
 	// committer positions are transaction end LSNs.
-	c Committer[pglogrepl.LSN]
+	c       Committer[pglogrepl.LSN]
+	schemas schemas
 }
 
 const (
@@ -177,6 +184,7 @@ func (p *pgSource) connConfig(replication bool) (*pgconn.Config, error) {
 func (p *pgSource) Run(ctx context.Context, env *SourceEnv) error {
 	p.env = env
 	p.c = Committer[pglogrepl.LSN]{}
+	p.schemas = schemas{}
 	slot, pub := p.s.SlotName, p.s.PublicationName
 	if slot == "" {
 		slot = defaultName(env.Name)
@@ -352,6 +360,10 @@ func (p *pgSource) snapshot(ctx context.Context, name, pub string, lsn pglogrepl
 			return permissionHint(err, "snapshot of "+st[0]+"."+st[1])
 		}
 		fields := rows.FieldDescriptions()
+		cols := make([]column, len(fields))
+		for i, f := range fields {
+			cols[i] = column{name: f.Name, oid: f.DataTypeOID}
+		}
 		for rows.Next() {
 			vals, err := rows.Values()
 			if err != nil {
@@ -362,8 +374,13 @@ func (p *pgSource) snapshot(ctx context.Context, name, pub string, lsn pglogrepl
 			for i, f := range fields {
 				row[f.Name] = jsonValue(vals[i])
 			}
-			ev := &change{schema: st[0], table: st[1], op: "r", after: row, lsn: lsn, snapshot: "true", keys: keys}
-			for _, rec := range p.records(ev) {
+			ev := &change{schema: st[0], table: st[1], op: "r", after: row, lsn: lsn, snapshot: "true", keys: keys, cols: cols}
+			recs, err := p.records(ev)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			for _, rec := range recs {
 				p.env.Send(ctx, rec, wait.Add(n))
 				n++
 			}
@@ -522,7 +539,7 @@ func (p *pgSource) handle(ctx context.Context, lm pglogrepl.Message, tx *txState
 			if !ok || tx == nil {
 				return tx, fmt.Errorf("truncate of unknown relation %d", id)
 			}
-			tx.changes = append(tx.changes, &change{schema: rel.Namespace, table: rel.RelationName, op: "t"})
+			tx.changes = append(tx.changes, &change{schema: rel.Namespace, table: rel.RelationName, op: "t", cols: relColumns(rel)})
 		}
 	case *pglogrepl.CommitMessage:
 		if tx == nil {
@@ -532,7 +549,11 @@ func (p *pgSource) handle(ctx context.Context, lm pglogrepl.Message, tx *txState
 		sent := false
 		for _, ch := range tx.changes {
 			ch.lsn, ch.xid, ch.commit, ch.snapshot = m.CommitLSN, tx.xid, m.CommitTime, "false"
-			for _, rec := range p.records(ch) {
+			recs, err := p.records(ch)
+			if err != nil {
+				return nil, err
+			}
+			for _, rec := range recs {
 				p.env.Send(ctx, rec, p.c.Add(end))
 				sent = true
 			}
@@ -553,7 +574,7 @@ func (p *pgSource) addChange(tx *txState, relations map[uint32]*pglogrepl.Relati
 	if tx == nil {
 		return errors.New("change outside a transaction")
 	}
-	ch := &change{schema: r.Namespace, table: r.RelationName, op: op}
+	ch := &change{schema: r.Namespace, table: r.RelationName, op: op, cols: relColumns(r)}
 	for _, c := range r.Columns {
 		if c.Flags&1 != 0 {
 			ch.keys = append(ch.keys, c.Name)
@@ -563,6 +584,14 @@ func (p *pgSource) addChange(tx *txState, relations map[uint32]*pglogrepl.Relati
 	ch.after = decodeTuple(r, cur, types)
 	tx.changes = append(tx.changes, ch)
 	return nil
+}
+
+func relColumns(r *pglogrepl.RelationMessage) []column {
+	cols := make([]column, len(r.Columns))
+	for i, c := range r.Columns {
+		cols[i] = column{name: c.Name, oid: c.DataType}
+	}
+	return cols
 }
 
 func decodeTuple(r *pglogrepl.RelationMessage, t *pglogrepl.TupleData, types *pgtype.Map) map[string]any {

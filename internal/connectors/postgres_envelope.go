@@ -15,6 +15,7 @@ type change struct {
 	op            string
 	before, after map[string]any
 	keys          []string
+	cols          []column // the table's, for the schema
 	lsn           pglogrepl.LSN
 	xid           uint32
 	commit        time.Time
@@ -45,10 +46,10 @@ type envelope struct {
 // records turns a change into the records to send: a Debezium-style
 // envelope on the table's topic, or, for the outbox table, the routed
 // payload (its deletes and updates are not sent).
-func (p *pgSource) records(ch *change) []*Record {
+func (p *pgSource) records(ch *change) ([]*Record, error) {
 	if o := p.s.Outbox; o != nil && o.Table == ch.schema+"."+ch.table {
 		if ch.op != "c" && ch.op != "r" {
-			return nil
+			return nil, nil
 		}
 		route := fmt.Sprint(ch.after[o.RouteColumn])
 		rec := &Record{Topic: strings.ReplaceAll(o.TopicPattern, "{route}", route),
@@ -64,7 +65,7 @@ func (p *pgSource) records(ch *change) []*Record {
 		default:
 			rec.Value, _ = json.Marshal(v)
 		}
-		return []*Record{rec}
+		return []*Record{rec}, nil
 	}
 	env := envelope{Before: ch.before, After: ch.after, Op: ch.op, TsMs: time.Now().UnixMilli(),
 		Source: envelopeSource{Version: "messagebus", Connector: "postgresql", Name: p.env.Name, TsMs: ch.commit.UnixMilli(),
@@ -87,7 +88,14 @@ func (p *pgSource) records(ch *change) []*Record {
 		kb, _ := json.Marshal(key)
 		rec.Key = string(kb)
 	}
-	return []*Record{rec}
+	if p.s.ValueSchema == "json" {
+		sc, err := p.schemas.envelope(p.db, ch.schema, ch.table, ch.cols)
+		if err != nil {
+			return nil, err
+		}
+		rec.Schema = sc
+	}
+	return []*Record{rec}, nil
 }
 
 func (p *pgSource) topic(schema, table string) string {

@@ -31,10 +31,7 @@ type snsSinkSettings struct {
 }
 
 func (s *snsSinkSettings) Check() error {
-	if s.TopicArn == "" {
-		return errors.New("topicArn is required")
-	}
-	return nil
+	return Required(s.TopicArn, "topicArn")
 }
 
 type sqsSinkSettings struct {
@@ -45,16 +42,10 @@ type sqsSinkSettings struct {
 }
 
 func (s *sqsSinkSettings) Check() error {
-	if s.QueueURL == "" {
-		return errors.New("queueUrl is required")
+	if err := Required(s.QueueURL, "queueUrl"); err != nil {
+		return err
 	}
-	if s.BatchSize == 0 {
-		s.BatchSize = 10
-	}
-	if s.BatchSize < 1 || s.BatchSize > 10 {
-		return errors.New("batchSize: 1 to 10")
-	}
-	return nil
+	return IntRange(&s.BatchSize, "batchSize", 10, 1, 10)
 }
 
 func init() {

@@ -2,10 +2,8 @@ package connectors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,28 +33,16 @@ type sqsSourceSettings struct {
 }
 
 func (s *sqsSourceSettings) Check() error {
-	if s.QueueURL == "" {
-		return errors.New("queueUrl is required")
+	if err := Required(s.QueueURL, "queueUrl"); err != nil {
+		return err
 	}
-	if s.MaxMessages == 0 {
-		s.MaxMessages = 10
+	if err := IntRange(&s.MaxMessages, "maxMessages", 10, 1, 10); err != nil {
+		return err
 	}
-	if s.MaxMessages < 1 || s.MaxMessages > 10 {
-		return errors.New("maxMessages: 1 to 10")
+	if err := IntRange(&s.WaitTimeSeconds, "waitTimeSeconds", 10, 0, 20); err != nil {
+		return err
 	}
-	if s.WaitTimeSeconds == 0 {
-		s.WaitTimeSeconds = 10
-	}
-	if s.WaitTimeSeconds < 0 || s.WaitTimeSeconds > 20 {
-		return errors.New("waitTimeSeconds: 0 to 20")
-	}
-	if s.VisibilityTimeoutSeconds == 0 {
-		s.VisibilityTimeoutSeconds = 30
-	}
-	if s.VisibilityTimeoutSeconds < 2 {
-		return errors.New("visibilityTimeoutSeconds: at least 2")
-	}
-	return nil
+	return IntMin(&s.VisibilityTimeoutSeconds, "visibilityTimeoutSeconds", 30, 2)
 }
 
 func init() {
@@ -101,8 +87,7 @@ func (q *sqsSource) Run(ctx context.Context, env *SourceEnv) error {
 // forward sends a batch, waits for the receipts (extending visibility)
 // and deletes what was stored.
 func (q *sqsSource) forward(ctx context.Context, env *SourceEnv, client *sqs.Client, msgs []sqstypes.Message) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(msgs))
+	recs := make([]*Record, len(msgs))
 	for i, m := range msgs {
 		rec := &Record{Value: []byte(aws.ToString(m.Body)), Properties: map[string]string{"sqs.messageId": aws.ToString(m.MessageId)}}
 		for k, v := range m.MessageAttributes {
@@ -118,11 +103,9 @@ func (q *sqsSource) forward(ctx context.Context, env *SourceEnv, client *sqs.Cli
 				rec.EventTime = time.UnixMilli(ms)
 			}
 		}
-		wg.Add(1)
-		env.Send(ctx, rec, func(err error) { errs[i] = err; wg.Done() })
+		recs[i] = rec
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	done, errs := SendBatch(ctx, env, recs)
 	extend := time.NewTicker(time.Duration(q.s.VisibilityTimeoutSeconds) * time.Second / 2)
 	defer extend.Stop()
 wait:

@@ -16,5 +16,5 @@
 // survives partial failures.
 //
 // Files: settings.go, source.go, deaggregate.go, sink.go (and
-// connectors.ReadyShards: which shards to read when).
+// connectors.ReadShards: the shard loop shared with DynamoDB Streams).
 package kinesis

@@ -6,24 +6,16 @@ import (
 	"github.com/messagebus/messagebus/internal/connectors"
 )
 
-// SourceSettings are the kinesis source's configs.
+// SourceSettings are the kinesis source's configs: the stream, and
+// ShardSettings (initialPosition TRIM_HORIZON or LATEST, records after
+// the source first started (its start time is stored); maxRecords 1-10000;
+// Kinesis allows 5 GetRecords/s per shard).
 type SourceSettings struct {
 	connectors.AWSSettings
+	connectors.ShardSettings
 	// StreamName is the stream (or StreamARN).
 	StreamName string `json:"streamName"`
 	StreamARN  string `json:"streamArn"`
-	// InitialPosition for shards without a checkpoint: TRIM_HORIZON (all
-	// records kept, the default) or LATEST (records that arrive after the
-	// source first started; its start time is stored).
-	InitialPosition string `json:"initialPosition"`
-	// MaxRecords per GetRecords (1-10000, default 1000).
-	MaxRecords int32 `json:"maxRecords"`
-	// PollIntervalMs is the pause after a GetRecords that found a shard
-	// caught up (default 500; Kinesis allows 5 GetRecords/s per shard).
-	PollIntervalMs int64 `json:"pollIntervalMs"`
-	// ShardSyncIntervalMs is how often the shard list is read again to
-	// find new shards (default 10000; a shard's end triggers it too).
-	ShardSyncIntervalMs int64 `json:"shardSyncIntervalMs"`
 }
 
 // Check fills the defaults and refuses bad values.
@@ -31,29 +23,7 @@ func (s *SourceSettings) Check() error {
 	if s.StreamName == "" && s.StreamARN == "" {
 		return errors.New("streamName (or streamArn) is required")
 	}
-	switch s.InitialPosition {
-	case "":
-		s.InitialPosition = "TRIM_HORIZON"
-	case "TRIM_HORIZON", "LATEST":
-	default:
-		return errors.New("initialPosition: TRIM_HORIZON or LATEST")
-	}
-	if s.MaxRecords == 0 {
-		s.MaxRecords = 1000
-	}
-	if s.MaxRecords < 1 || s.MaxRecords > 10000 {
-		return errors.New("maxRecords: 1 to 10000")
-	}
-	if s.PollIntervalMs == 0 {
-		s.PollIntervalMs = 500
-	}
-	if s.ShardSyncIntervalMs == 0 {
-		s.ShardSyncIntervalMs = 10000
-	}
-	if s.PollIntervalMs < 0 || s.ShardSyncIntervalMs < 0 {
-		return errors.New("pollIntervalMs and shardSyncIntervalMs must not be negative")
-	}
-	return nil
+	return s.CheckShards(10000)
 }
 
 // SinkSettings are the kinesis sink's configs.
@@ -73,19 +43,10 @@ func (s *SinkSettings) Check() error {
 	if s.StreamName == "" && s.StreamARN == "" {
 		return errors.New("streamName (or streamArn) is required")
 	}
-	if s.BatchSize == 0 {
-		s.BatchSize = 500
+	if err := connectors.IntRange(&s.BatchSize, "batchSize", 500, 1, 500); err != nil {
+		return err
 	}
-	if s.BatchSize < 1 || s.BatchSize > 500 {
-		return errors.New("batchSize: 1 to 500")
-	}
-	if s.MaxRetries == 0 {
-		s.MaxRetries = 10
-	}
-	if s.MaxRetries < 0 {
-		return errors.New("maxRetries must not be negative")
-	}
-	return nil
+	return connectors.IntMin(&s.MaxRetries, "maxRetries", 10, 0)
 }
 
 func init() {

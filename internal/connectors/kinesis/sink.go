@@ -130,7 +130,7 @@ func (k *sink) put(ctx context.Context, env *connectors.SinkEnv, client *kinesis
 		if attempt >= k.s.MaxRetries {
 			return fmt.Errorf("kinesis put records after %d retries: %w", attempt, err)
 		}
-		if !sleep(ctx, backoff) {
+		if !connectors.Sleep(ctx, backoff) {
 			return nil
 		}
 		backoff = min(2*backoff, 5*time.Second)

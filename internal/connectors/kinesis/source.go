@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,23 +13,16 @@ import (
 	"github.com/messagebus/messagebus/internal/connectors"
 )
 
-// Checkpoint keys: "shard/<id>" holds the sequence number of the last
-// record stored by the broker, or shardEnd once a closed shard was read to
-// its end; startKey holds when a LATEST source first started (Unix ms).
-const (
-	shardEnd = "SHARD_END"
-	startKey = "start"
-)
-
-func shardKey(id string) string { return "shard/" + id }
+// startKey is the checkpoint holding when a LATEST source first started
+// (Unix ms); the shards' checkpoints are connectors.ReadShards'.
+const startKey = "start"
 
 type source struct{ s *SourceSettings }
 
-// reader is one session's state.
-type reader struct {
+// api is connectors.ShardAPI over Kinesis for one session.
+type api struct {
 	s      *SourceSettings
 	client *kinesis.Client
-	env    *connectors.SourceEnv
 	start  time.Time // LATEST: the source's first start
 }
 
@@ -39,84 +31,18 @@ func (k *source) Run(ctx context.Context, env *connectors.SourceEnv) error {
 	if err != nil {
 		return err
 	}
-	r := &reader{s: k.s, client: kinesis.NewFromConfig(cfg), env: env}
+	a := &api{s: k.s, client: kinesis.NewFromConfig(cfg)}
 	if k.s.InitialPosition == "LATEST" {
-		if r.start, err = r.startTime(ctx); err != nil {
+		if a.start, err = startTime(ctx, env); err != nil {
 			return err
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg      sync.WaitGroup
-		errOnce sync.Once
-		failure error
-	)
-	fail := func(err error) {
-		errOnce.Do(func() { failure = err })
-		cancel()
-	}
-	ended := make(chan string, 16)
-	running, done := map[string]bool{}, map[string]bool{}
-	resync := time.NewTicker(time.Duration(k.s.ShardSyncIntervalMs) * time.Millisecond)
-	defer resync.Stop()
-	defer func() { cancel(); wg.Wait() }()
-	for {
-		shards, err := r.listShards(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return failure
-			}
-			return err
-		}
-		// Shards ended in an earlier session are in the checkpoints.
-		cps := map[string]string{}
-		for _, s := range shards {
-			if running[s.ID] || done[s.ID] {
-				continue
-			}
-			cp, err := r.checkpoint(ctx, s.ID)
-			if err != nil {
-				if ctx.Err() != nil {
-					return failure
-				}
-				return err
-			}
-			if cp == shardEnd {
-				done[s.ID] = true
-			}
-			cps[s.ID] = cp
-		}
-		for _, id := range connectors.ReadyShards(shards, running, done) {
-			running[id] = true
-			wg.Add(1)
-			go func(id, cp string) {
-				defer wg.Done()
-				if err := r.readShard(ctx, id, cp); err != nil {
-					fail(err)
-					return
-				}
-				select {
-				case ended <- id:
-				case <-ctx.Done():
-				}
-			}(id, cps[id])
-		}
-		select {
-		case <-ctx.Done():
-			return failure
-		case id := <-ended:
-			delete(running, id)
-			done[id] = true
-			env.Log.Info("kinesis shard read to its end", "shard", id)
-		case <-resync.C:
-		}
-	}
+	return connectors.ReadShards(ctx, env, "kinesis", a, &k.s.ShardSettings)
 }
 
 // startTime returns when the source first started, storing it the first time.
-func (r *reader) startTime(ctx context.Context) (time.Time, error) {
-	b, err := r.env.Checkpoints.Get(ctx, startKey)
+func startTime(ctx context.Context, env *connectors.SourceEnv) (time.Time, error) {
+	b, err := env.Checkpoints.Get(ctx, startKey)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -128,41 +54,26 @@ func (r *reader) startTime(ctx context.Context) (time.Time, error) {
 		return time.UnixMilli(ms), nil
 	}
 	now := time.Now()
-	if err := r.env.Checkpoints.Put(ctx, startKey, []byte(strconv.FormatInt(now.UnixMilli(), 10))); err != nil {
+	if err := env.Checkpoints.Put(ctx, startKey, []byte(strconv.FormatInt(now.UnixMilli(), 10))); err != nil {
 		return time.Time{}, err
 	}
 	return now, nil
 }
 
-func (r *reader) checkpoint(ctx context.Context, shard string) (string, error) {
-	b, err := r.env.Checkpoints.Get(ctx, shardKey(shard))
-	return string(b), err
-}
-
-func (r *reader) putCheckpoint(ctx context.Context, shard, v string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), connectors.CallTimeout)
-	defer cancel()
-	if err := r.env.Checkpoints.Put(ctx, shardKey(shard), []byte(v)); err != nil {
-		return fmt.Errorf("checkpoint of shard %s: %w", shard, err)
+func (a *api) stream() (name, arn *string) {
+	if a.s.StreamARN != "" {
+		return nil, aws.String(a.s.StreamARN)
 	}
-	return nil
+	return aws.String(a.s.StreamName), nil
 }
 
-func (r *reader) stream() (name, arn *string) {
-	if r.s.StreamARN != "" {
-		return nil, aws.String(r.s.StreamARN)
-	}
-	return aws.String(r.s.StreamName), nil
-}
-
-// listShards lists every shard the stream keeps, closed ones included.
-func (r *reader) listShards(ctx context.Context) ([]connectors.Shard, error) {
+func (a *api) ListShards(ctx context.Context) ([]connectors.Shard, error) {
 	var out []connectors.Shard
 	in := &kinesis.ListShardsInput{}
-	in.StreamName, in.StreamARN = r.stream()
+	in.StreamName, in.StreamARN = a.stream()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
-		page, err := r.client.ListShards(cctx, in)
+		page, err := a.client.ListShards(cctx, in)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("kinesis list shards: %w", err)
@@ -179,144 +90,61 @@ func (r *reader) listShards(ctx context.Context) ([]connectors.Shard, error) {
 	}
 }
 
-func (r *reader) iterator(ctx context.Context, shard, after string) (*string, error) {
+func (a *api) Iterator(ctx context.Context, shard, after string) (string, error) {
 	in := &kinesis.GetShardIteratorInput{ShardId: aws.String(shard)}
-	in.StreamName, in.StreamARN = r.stream()
+	in.StreamName, in.StreamARN = a.stream()
 	switch {
 	case after != "":
 		in.ShardIteratorType, in.StartingSequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(after)
-	case r.s.InitialPosition == "LATEST":
-		in.ShardIteratorType, in.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(r.start)
+	case a.s.InitialPosition == "LATEST":
+		in.ShardIteratorType, in.Timestamp = types.ShardIteratorTypeAtTimestamp, aws.Time(a.start)
 	default:
 		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
 	}
 	ctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
 	defer cancel()
-	out, err := r.client.GetShardIterator(ctx, in)
+	out, err := a.client.GetShardIterator(ctx, in)
 	if err != nil {
-		return nil, fmt.Errorf("kinesis shard iterator of %s: %w", shard, err)
+		return "", fmt.Errorf("kinesis shard iterator of %s: %w", shard, err)
 	}
-	return out.ShardIterator, nil
+	return aws.ToString(out.ShardIterator), nil
 }
 
-// readShard reads one shard from after its checkpoint until the shard
-// ends (nil) or the session does.
-func (r *reader) readShard(ctx context.Context, shard, last string) error {
-	it, err := r.iterator(ctx, shard, last)
+func (a *api) Read(ctx context.Context, shard, it string) (*connectors.ShardBatch, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
+	defer cancel()
+	out, err := a.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String(it), Limit: aws.Int32(a.s.MaxRecords)})
 	if err != nil {
-		return err
-	}
-	poll := time.Duration(r.s.PollIntervalMs) * time.Millisecond
-	backoff := poll
-	for ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
-		out, err := r.client.GetRecords(cctx, &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(r.s.MaxRecords)})
-		cancel()
 		var throttled *types.ProvisionedThroughputExceededException
 		var expired *types.ExpiredIteratorException
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.As(err, &throttled):
-			// Kinesis's per-shard read limit: wait longer, same iterator.
-			backoff = min(2*backoff+time.Millisecond, 10*time.Second)
-			if !sleep(ctx, backoff) {
-				return nil
-			}
-			continue
-		case errors.As(err, &expired):
-			if it, err = r.iterator(ctx, shard, last); err != nil {
-				return err
-			}
-			continue
-		case err != nil:
-			return fmt.Errorf("kinesis get records of %s: %w", shard, err)
-		}
-		backoff = poll
-		if len(out.Records) > 0 {
-			if err := r.forward(ctx, shard, out.Records); err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			last = aws.ToString(out.Records[len(out.Records)-1].SequenceNumber)
-			if err := r.putCheckpoint(ctx, shard, last); err != nil {
-				return err
-			}
-		}
-		if out.NextShardIterator == nil {
-			// A closed shard read to its end: its children may start.
-			return r.putCheckpoint(ctx, shard, shardEnd)
-		}
-		it = out.NextShardIterator
-		if len(out.Records) == 0 || aws.ToInt64(out.MillisBehindLatest) == 0 {
-			if !sleep(ctx, poll) {
-				return nil
-			}
-		}
+		return nil, connectors.ReadError("kinesis", shard, err, errors.As(err, &throttled), errors.As(err, &expired))
 	}
-	return nil
+	b := &connectors.ShardBatch{Next: aws.ToString(out.NextShardIterator),
+		CaughtUp: len(out.Records) == 0 || aws.ToInt64(out.MillisBehindLatest) == 0}
+	for _, rec := range out.Records {
+		b.Records = append(b.Records, records(shard, rec)...)
+		b.Last = aws.ToString(rec.SequenceNumber)
+	}
+	return b, nil
 }
 
-// forward sends the records of one GetRecords and waits for all their
-// receipts (nil also when the session ends first: nothing is then
-// checkpointed).
-func (r *reader) forward(ctx context.Context, shard string, recs []types.Record) error {
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	done := func(err error) {
-		if err != nil {
-			mu.Lock()
-			if firstErr == nil {
-				firstErr = err
-			}
-			mu.Unlock()
+// records are a Kinesis record's messages: its KPL user records, or the
+// record itself when it is not an aggregate.
+func records(shard string, rec types.Record) []*connectors.Record {
+	props := map[string]string{"kinesis.shardId": shard, "kinesis.sequenceNumber": aws.ToString(rec.SequenceNumber)}
+	at := aws.ToTime(rec.ApproximateArrivalTimestamp)
+	users, err := deaggregate(rec.Data)
+	if err != nil {
+		return []*connectors.Record{{Key: aws.ToString(rec.PartitionKey), Value: rec.Data, Properties: props, EventTime: at}}
+	}
+	out := make([]*connectors.Record, 0, len(users))
+	for i, u := range users {
+		p := make(map[string]string, len(props)+1)
+		for k, v := range props {
+			p[k] = v
 		}
-		wg.Done()
+		p["kinesis.subSequenceNumber"] = strconv.Itoa(i)
+		out = append(out, &connectors.Record{Key: u.PartitionKey, Value: u.Data, Properties: p, EventTime: at})
 	}
-	for _, rec := range recs {
-		props := map[string]string{"kinesis.shardId": shard, "kinesis.sequenceNumber": aws.ToString(rec.SequenceNumber)}
-		at := aws.ToTime(rec.ApproximateArrivalTimestamp)
-		users, err := deaggregate(rec.Data)
-		if err != nil {
-			wg.Add(1)
-			r.env.Send(ctx, &connectors.Record{Key: aws.ToString(rec.PartitionKey), Value: rec.Data, Properties: props, EventTime: at}, done)
-			continue
-		}
-		for i, u := range users {
-			p := make(map[string]string, len(props)+1)
-			for k, v := range props {
-				p[k] = v
-			}
-			p["kinesis.subSequenceNumber"] = strconv.Itoa(i)
-			wg.Add(1)
-			r.env.Send(ctx, &connectors.Record{Key: u.PartitionKey, Value: u.Data, Properties: p, EventTime: at}, done)
-		}
-	}
-	all := make(chan struct{})
-	go func() { wg.Wait(); close(all) }()
-	select {
-	case <-all:
-	case <-ctx.Done():
-		return nil
-	}
-	if firstErr != nil {
-		return fmt.Errorf("send of shard %s records: %w (they are read again from the checkpoint)", shard, firstErr)
-	}
-	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return out
 }

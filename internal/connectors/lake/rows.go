@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -223,12 +222,6 @@ func (r *row) column(name string, k kind) (parquet.Value, bool) {
 // partitionDir is a message's directory: the topic (without its
 // persistent:// scheme and -partition-N suffix) and the publish hour.
 func partitionDir(topic string, publish time.Time) string {
-	if i := strings.Index(topic, "://"); i >= 0 {
-		topic = topic[i+3:]
-	}
-	if i := strings.LastIndex(topic, "-partition-"); i > 0 {
-		topic = topic[:i]
-	}
 	t := publish.UTC()
-	return fmt.Sprintf("%s/dt=%s/hour=%02d", topic, t.Format("2006-01-02"), t.Hour())
+	return fmt.Sprintf("%s/dt=%s/hour=%02d", topicDir(topic), t.Format("2006-01-02"), t.Hour())
 }

@@ -23,12 +23,15 @@ type Settings struct {
 	RollIntervalMs int64 `json:"rollIntervalMs"`
 	// Compression of the column chunks: zstd (default), snappy or none.
 	Compression string `json:"compression"`
+	// Mode is append (default: every message a row, files partitioned by
+	// hour) or upsert (the latest row per key, upsert.go).
+	Mode string `json:"mode"`
 }
 
 // Check fills the defaults and refuses bad values.
 func (s *Settings) Check() error {
-	if s.Bucket == "" {
-		return errors.New("bucket is required")
+	if err := connectors.Required(s.Bucket, "bucket"); err != nil {
+		return err
 	}
 	if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
 		s.Prefix += "/"
@@ -36,26 +39,16 @@ func (s *Settings) Check() error {
 	if strings.HasPrefix(s.Prefix, "/") {
 		return errors.New("prefix must not start with /")
 	}
-	if s.RollSizeBytes == 0 {
-		s.RollSizeBytes = 64 << 20
+	if err := connectors.IntRange(&s.RollSizeBytes, "rollSizeBytes", 64<<20, 1024, 1<<30); err != nil {
+		return err
 	}
-	if s.RollSizeBytes < 1024 || s.RollSizeBytes > 1<<30 {
-		return errors.New("rollSizeBytes: 1 KiB to 1 GiB")
+	if err := connectors.IntMin(&s.RollIntervalMs, "rollIntervalMs", 60000, 100); err != nil {
+		return err
 	}
-	if s.RollIntervalMs == 0 {
-		s.RollIntervalMs = 60000
+	if err := connectors.Choice(&s.Mode, "mode", "append", "upsert"); err != nil {
+		return err
 	}
-	if s.RollIntervalMs < 100 {
-		return errors.New("rollIntervalMs: at least 100")
-	}
-	switch s.Compression {
-	case "":
-		s.Compression = "zstd"
-	case "zstd", "snappy", "none":
-	default:
-		return errors.New("compression: zstd, snappy or none")
-	}
-	return nil
+	return connectors.Choice(&s.Compression, "compression", "zstd", "snappy", "none")
 }
 
 func init() {

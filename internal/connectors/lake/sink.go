@@ -44,6 +44,9 @@ func (k *sink) Run(ctx context.Context, env *connectors.SinkEnv) error {
 	if err != nil {
 		return err
 	}
+	if k.s.Mode == "upsert" {
+		return k.runUpsert(ctx, env, store)
+	}
 	roll := time.Duration(k.s.RollIntervalMs) * time.Millisecond
 	tick := time.NewTicker(max(roll/4, 50*time.Millisecond))
 	defer tick.Stop()
