@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/messagebus/messagebus/internal/admin"
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/cluster"
 	ledgercluster "github.com/messagebus/messagebus/internal/ledger/cluster"
@@ -87,6 +88,7 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 	log := s.log.With("component", "cluster")
 	m, err := cluster.New(context.Background(), cluster.Options{
 		Client: s.etcd.Client(), Prefix: prefix, ID: id, PulsarURL: pulsarURL, HTTPURL: httpURL,
+		PulsarTLSURL: s.advertisedBrokerTLSURL(), HTTPSURL: s.advertisedHTTPSURL(),
 		LeaseTTL: c.LeaseTTL, Bundles: c.Bundles, Logger: log,
 		Release: func(b cluster.Bundle) {
 			if s.broker == nil {
@@ -141,7 +143,8 @@ type ownership struct{ m *cluster.Manager }
 
 func (o ownership) Lookup(ctx context.Context, ns, topic string, authoritative bool) (broker.OwnerAnswer, error) {
 	a, err := o.m.Lookup(ctx, ns, topic, authoritative)
-	return broker.OwnerAnswer{Self: a.Self, PulsarURL: a.Broker.PulsarURL, HTTPURL: a.Broker.HTTPURL, Assign: a.Assign}, err
+	return broker.OwnerAnswer{Self: a.Self, PulsarURL: a.Broker.PulsarURL, PulsarTLSURL: a.Broker.PulsarTLSURL,
+		HTTPURL: a.Broker.HTTPURL, Assign: a.Assign}, err
 }
 
 func (o ownership) Owns(ns, topic string) bool {
@@ -168,23 +171,36 @@ func (a adminCluster) Brokers(ctx context.Context) ([]string, error) {
 
 func (a adminCluster) Boundaries() []string { return cluster.Boundaries(a.m.BundleCount()) }
 
-func (a adminCluster) TopicOwner(ctx context.Context, ns, topic string, authoritative bool) (bool, string, bool, error) {
+func (a adminCluster) TopicOwner(ctx context.Context, ns, topic string, authoritative bool) (bool, admin.OwnerURLs, bool, error) {
 	ans, err := a.m.Lookup(ctx, ns, topic, authoritative)
-	return ans.Self, ans.Broker.HTTPURL, ans.Assign, err
+	return ans.Self, ownerURLs(ans.Broker), ans.Assign, err
 }
 
-func (a adminCluster) UnloadBundle(ctx context.Context, ns, name string) (string, error) {
+func ownerURLs(b cluster.BrokerInfo) admin.OwnerURLs {
+	return admin.OwnerURLs{HTTP: b.HTTPURL, HTTPS: b.HTTPSURL, Pulsar: b.PulsarURL, PulsarTLS: b.PulsarTLSURL}
+}
+
+func (a adminCluster) UnloadBundle(ctx context.Context, ns, name string) (admin.OwnerURLs, error) {
 	b, err := cluster.ParseBundle(ns, name, a.m.BundleCount())
 	if err != nil {
-		return "", err
+		return admin.OwnerURLs{}, err
 	}
 	owner, ok, err := a.m.OwnerOf(ctx, b)
 	if err != nil || !ok {
-		return "", err
+		return admin.OwnerURLs{}, err
 	}
 	if owner.ID != a.m.Self().ID {
-		return owner.HTTPURL, nil
+		return ownerURLs(owner), nil
 	}
 	_, err = a.m.Unload(ctx, b)
-	return "", err
+	return admin.OwnerURLs{}, err
+}
+
+// advertisedHTTPSURL is the https:// URL other brokers redirect admin calls
+// that came over TLS to ("" without an HTTPS listener).
+func (s *Server) advertisedHTTPSURL() string {
+	if s.httpsL == nil {
+		return ""
+	}
+	return "https://" + net.JoinHostPort(s.opts.AdvertisedAddress, port(s.httpsL))
 }
