@@ -29,8 +29,8 @@ type BrokerInfo struct {
 	PulsarTLSURL string `json:"pulsarUrlTls,omitempty"`
 	HTTPSURL     string `json:"httpsUrl,omitempty"`
 	Bundles      int    `json:"bundles"`
-	Topics    int    `json:"topics"`
-	MsgRateIn int64  `json:"msgRateIn"`
+	Topics       int    `json:"topics"`
+	MsgRateIn    int64  `json:"msgRateIn"`
 }
 
 // ownerRecord is the value of an owner key.
