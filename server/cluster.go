@@ -90,6 +90,14 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 		Client: s.etcd.Client(), Prefix: prefix, ID: id, PulsarURL: pulsarURL, HTTPURL: httpURL,
 		PulsarTLSURL: s.advertisedBrokerTLSURL(), HTTPSURL: s.advertisedHTTPSURL(),
 		LeaseTTL: c.LeaseTTL, Bundles: c.Bundles, Logger: log,
+		Abandon: func(b cluster.Bundle) {
+			if st, ok := s.store.(*ledgercluster.Store); ok {
+				st.Abandon(func(name string) bool {
+					t, err := naming.ParseTopic(ledgerTopic(name))
+					return err == nil && t.Namespace.String() == b.Namespace && cluster.BundleOf(b.Namespace, t.String(), c.Bundles) == b
+				})
+			}
+		},
 		Release: func(b cluster.Bundle) {
 			if s.broker == nil {
 				return
@@ -113,12 +121,7 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 	st, err := ledgercluster.New(context.Background(), ledgercluster.Options{
 		Client: s.etcd.Client(), Prefix: prefix, Objects: objects, ObjectPrefix: c.Prefix, Broker: id,
 		Fence: func(_ context.Context, topic string) (ledgercluster.Fence, error) {
-			// A compacted ledger (__compacted/<topic>/<n>) is fenced with its topic.
-			if rest, ok := strings.CutPrefix(topic, "__compacted/"); ok {
-				if i := strings.LastIndex(rest, "/"); i > 0 {
-					topic = rest[:i]
-				}
-			}
+			topic = ledgerTopic(topic)
 			t, err := naming.ParseTopic(topic)
 			if err != nil {
 				return ledgercluster.Fence{}, err
@@ -203,4 +206,15 @@ func (s *Server) advertisedHTTPSURL() string {
 		return ""
 	}
 	return "https://" + net.JoinHostPort(s.opts.AdvertisedAddress, port(s.httpsL))
+}
+
+// ledgerTopic is the topic a ledger belongs to: a compacted ledger
+// (__compacted/<topic>/<n>) is fenced with its topic.
+func ledgerTopic(name string) string {
+	if rest, ok := strings.CutPrefix(name, "__compacted/"); ok {
+		if i := strings.LastIndex(rest, "/"); i > 0 {
+			return rest[:i]
+		}
+	}
+	return name
 }

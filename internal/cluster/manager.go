@@ -65,6 +65,10 @@ type Options struct {
 	// Release is called when this broker stops owning a bundle: it must
 	// stop serving (unload) the bundle's topics before it returns.
 	Release func(Bundle)
+	// Abandon, when set, is called for every owned bundle before Release
+	// when the lease is lost (not on a voluntary unload): the bundle's
+	// in-flight commits cannot succeed any more and should fail at once.
+	Abandon func(Bundle)
 	// Load reports the broker's load, published every LoadInterval.
 	Load         func() Load
 	LoadInterval time.Duration
@@ -261,6 +265,11 @@ func (m *Manager) loseLease(lease clientv3.LeaseID) {
 	if len(owned) > 0 {
 		m.log.Warn("cluster: lease lost; stopped serving bundles", "bundles", len(owned))
 	}
+	if m.o.Abandon != nil {
+		for _, ob := range owned {
+			m.o.Abandon(ob.b)
+		}
+	}
 	for _, ob := range owned {
 		m.o.Release(ob.b)
 	}
@@ -313,6 +322,11 @@ func (m *Manager) Lookup(ctx context.Context, ns, topic string, authoritative bo
 	if m.owns(b) {
 		return Answer{Self: true, Broker: m.Self()}, nil
 	}
+	if m.leaseLost() {
+		// Cut off from etcd, most likely: answer at once so that the client
+		// asks another broker of its service URL instead of waiting here.
+		return Answer{}, ErrLeaseLost
+	}
 	owner, ok, err := m.owner(ctx, b)
 	if err != nil {
 		return Answer{}, err
@@ -336,6 +350,23 @@ func (m *Manager) Lookup(ctx context.Context, ns, topic string, authoritative bo
 		}
 	}
 	return m.acquire(ctx, b)
+}
+
+// ErrLeaseLost answers lookups while this broker has lost its lease and not
+// yet registered again.
+var ErrLeaseLost = errors.New("cluster: this broker lost its etcd lease and is registering again; retry the lookup on another broker")
+
+// leaseLost reports whether the current lease was lost (not yet replaced).
+func (m *Manager) leaseLost() bool {
+	m.mu.Lock()
+	lost := m.lost
+	m.mu.Unlock()
+	select {
+	case <-lost:
+		return true
+	default:
+		return false
+	}
 }
 
 func (m *Manager) owns(b Bundle) bool {

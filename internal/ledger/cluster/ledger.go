@@ -35,6 +35,7 @@ type cledger struct {
 	idle         chan struct{} // closed when pending drops to 0 after Close
 	closed       bool
 	failed       error // fenced or a failed commit: every later append fails
+	failedCh     chan struct{} // closed when failed is set: in-flight commits stop waiting
 	cursors      map[string]*ledger.CursorState
 	dirty        map[string][]byte // encoded cursors to checkpoint
 	trimDirty    bool
@@ -106,6 +107,7 @@ func (l *cledger) fail(err error) {
 	l.mu.Lock()
 	if l.failed == nil {
 		l.failed = err
+		close(l.failedCh)
 	}
 	l.mu.Unlock()
 }
@@ -353,6 +355,10 @@ func (l *cledger) Close() error {
 	if idle != nil {
 		l.s.w.kickNow()
 		<-idle
+	}
+	if errors.Is(l.failure(), ErrFenced) { // the guard would refuse it (or etcd is out of reach)
+		l.s.forget(l)
+		return nil
 	}
 	err := l.checkpoint(context.Background())
 	l.s.forget(l)
