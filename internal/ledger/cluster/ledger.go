@@ -356,9 +356,9 @@ func (l *cledger) Close() error {
 		l.s.w.kickNow()
 		<-idle
 	}
-	if errors.Is(l.failure(), ErrFenced) { // the guard would refuse it (or etcd is out of reach)
+	if err := l.failure(); errors.Is(err, errLeaseLost) { // the guard would refuse it, etcd may be out of reach
 		l.s.forget(l)
-		return nil
+		return err
 	}
 	err := l.checkpoint(context.Background())
 	l.s.forget(l)

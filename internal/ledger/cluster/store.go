@@ -423,6 +423,10 @@ func (s *Store) Release(topic string) error {
 	return l.Close()
 }
 
+// errLeaseLost marks the failure Abandon sets: Close then skips the
+// cursor checkpoint (the guard would refuse it).
+var errLeaseLost = errors.New("its lease was lost")
+
 // Abandon fails the open ledgers whose name match accepts with ErrFenced:
 // this broker lost the lease their fencing tokens hang on (its bundles are
 // gone), so nothing of theirs can commit any more. Their pending appends
@@ -438,7 +442,7 @@ func (s *Store) Abandon(match func(name string) bool) {
 	}
 	s.mu.Unlock()
 	for _, l := range ls {
-		l.fail(fmt.Errorf("%w: %s (its lease was lost)", ErrFenced, l.name))
+		l.fail(fmt.Errorf("%w: %s (%w)", ErrFenced, l.name, errLeaseLost))
 	}
 	if len(ls) > 0 {
 		s.log.Warn("cluster ledger: lease lost; pending appends of the released topics fail", "topics", len(ls))
