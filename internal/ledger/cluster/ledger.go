@@ -34,7 +34,7 @@ type cledger struct {
 	pending      int           // appends handed out and not completed
 	idle         chan struct{} // closed when pending drops to 0 after Close
 	closed       bool
-	failed       error // fenced or a failed commit: every later append fails
+	failed       error         // fenced or a failed commit: every later append fails
 	failedCh     chan struct{} // closed when failed is set: in-flight commits stop waiting
 	cursors      map[string]*ledger.CursorState
 	dirty        map[string][]byte // encoded cursors to checkpoint
