@@ -104,6 +104,7 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 		if self {
+			keepBody(r) // a partitioned topic's call may be forwarded to its partitions' owners
 			return false
 		}
 		redirect(w, r, owner.base(r), assign)
