@@ -88,7 +88,6 @@ func (s *Server) remotePartition(r *http.Request, p naming.Topic, op string, v a
 	return true, fmt.Errorf("ask the owner of %s: too many redirects", p)
 }
 
-
 // forwardPartition replays r (an operation on topic t, a partitioned topic
 // or one of its partitions) on partition p at p's owner when another broker serves p: the same method,
 // path with p's name, query and body. remote is false when this broker
