@@ -12,7 +12,9 @@
 # Environment: COMPAT_RUN (a go test -run pattern limiting the tests, default
 # all), COMPAT_TIMEOUT (per test, default 180s), COMPAT_OUT (report path,
 # default docs/compatibility.md; set it to write elsewhere), COMPAT_WORK (work
-# dir, default a temporary one).
+# dir, default a temporary one), COMPAT_CLUSTER=1 (run against a 3-broker
+# cluster instead, see step 2; report default docs/compatibility-cluster.md,
+# failures compat/expected-cluster.tsv lists are expected too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,7 +23,12 @@ MODULE=github.com/apache/pulsar-client-go
 VERSION=v0.19.0
 RUN_PATTERN=${COMPAT_RUN:-.}
 PER_TEST=${COMPAT_TIMEOUT:-180s}
-OUT=${COMPAT_OUT:-$ROOT/docs/compatibility.md}
+CLUSTER=${COMPAT_CLUSTER:-0}
+if [ "$CLUSTER" = 1 ]; then
+  OUT=${COMPAT_OUT:-$ROOT/docs/compatibility-cluster.md}
+else
+  OUT=${COMPAT_OUT:-$ROOT/docs/compatibility.md}
+fi
 # Tests that stop or restart the broker, which Pulsar's CI does with docker.
 SKIP='Reconnect|KeepReconnecting|BacklogQuotaExceed'
 
@@ -40,30 +47,76 @@ IT=$WORK/src/integration-tests
 
 # 2. The broker, with the suite CI broker's ports, certificates, token key,
 # superusers, anonymous role, 1 MiB message limit and 5 s backlog-quota checks
-# (integration-tests/conf/standalone.conf).
+# (integration-tests/conf/standalone.conf). With COMPAT_CLUSTER=1: 3 `mb
+# broker` processes so configured on 3 embedded etcd members and the Versity
+# gateway (`mb cluster dev --brokers 0`); broker 0 has the suite's ports, the
+# others ports 6660/6661/8180/8543 and 6670/6671/8280/8643, where lookups and
+# admin redirects send clients.
 go build -o "$WORK/mb" ./cmd/mb
 data=$WORK/data
 rm -rf "$data"
+mkdir -p "$data"
 if curl -s -o /dev/null http://127.0.0.1:8080/ || (exec 3<>/dev/tcp/127.0.0.1/6650) 2>/dev/null; then
   echo "compat: something already listens on 127.0.0.1:8080 or :6650; the suite needs these ports" >&2
   exit 1
 fi
-"$WORK/mb" standalone --data-dir "$data" \
-  --broker-addr 127.0.0.1:6650 --http-addr 127.0.0.1:8080 \
-  --broker-tls-addr 127.0.0.1:6651 --https-addr 127.0.0.1:8443 --advertised-address localhost \
-  --tls-cert-file "$IT/certs/broker-cert.pem" --tls-key-file "$IT/certs/broker-key.pem" \
-  --tls-trust-certs-file "$IT/certs/cacert.pem" \
-  --auth-token-secret-key "$IT/tokens/secret.key" --basic-auth-conf "$IT/conf/.htpasswd" \
-  --superuser-roles localhost,superUser,admin --anonymous-role anonymous --max-message-size 1048576 --policy-check-interval 5s \
-  --log-level warn >"$WORK/broker.log" 2>&1 &
-broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  curl -sf http://127.0.0.1:8080/admin/v2/brokers/health >/dev/null && break
-  kill -0 $broker 2>/dev/null || { cat "$WORK/broker.log"; echo "compat: mb standalone exited" >&2; exit 1; }
-  sleep 0.5
-done
-kill -0 $broker 2>/dev/null || { cat "$WORK/broker.log"; echo "compat: mb standalone exited" >&2; exit 1; }
+security=(--advertised-address localhost
+  --tls-cert-file "$IT/certs/broker-cert.pem" --tls-key-file "$IT/certs/broker-key.pem"
+  --tls-trust-certs-file "$IT/certs/cacert.pem"
+  --auth-token-secret-key "$IT/tokens/secret.key" --basic-auth-conf "$IT/conf/.htpasswd"
+  --superuser-roles localhost,superUser,admin --anonymous-role anonymous --max-message-size 1048576 --policy-check-interval 5s
+  --log-level warn)
+pids=()
+# cleanup stops the processes in reverse order: brokers before their stores.
+cleanup() {
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+# await_health PID LOG URL: wait until URL answers, failing when PID exits.
+await_health() {
+  for _ in $(seq 1 120); do
+    curl -sf "$3" >/dev/null && return 0
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$2"; echo "compat: the broker logging to $2 did not become healthy" >&2; exit 1
+}
+if [ "$CLUSTER" = 1 ]; then
+  "$WORK/mb" cluster dev --brokers 0 --dir "$data/stores" >"$WORK/stores.out" 2>"$WORK/stores.log" &
+  pids+=($!)
+  for _ in $(seq 1 120); do
+    grep -q '^ready:' "$WORK/stores.out" && break
+    kill -0 "${pids[0]}" 2>/dev/null || { cat "$WORK/stores.out" "$WORK/stores.log"; echo "compat: mb cluster dev exited" >&2; exit 1; }
+    sleep 0.5
+  done
+  grep -q '^ready:' "$WORK/stores.out" || { echo "compat: etcd and S3 not ready after 60 s" >&2; exit 1; }
+  etcd=$(awk '$1 == "etcd" { sub("http://", "", $3); printf "%s%s", sep, $3; sep = "," }' "$WORK/stores.out")
+  s3=$(awk '$1 == "s3" { print $2 }' "$WORK/stores.out")
+  export $(awk '$1 == "s3-credentials" { $1 = ""; print }' "$WORK/stores.out")
+  ports=("6650 6651 8080 8443 8090" "6660 6661 8180 8543 8190" "6670 6671 8280 8643 8290")
+  for i in 0 1 2; do
+    read -r bp tp hp sp gp <<<"${ports[$i]}"
+    "$WORK/mb" broker --metadata-store "etcd://$etcd" --bucket mb-dev --endpoint "$s3" --path-style \
+      --broker-id "broker$i" --data-dir "$data/broker$i" \
+      --broker-addr 127.0.0.1:$bp --broker-tls-addr 127.0.0.1:$tp --http-addr 127.0.0.1:$hp \
+      --https-addr 127.0.0.1:$sp --grpc-addr 127.0.0.1:$gp "${security[@]}" >"$WORK/broker$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 0 1 2; do
+    read -r bp tp hp sp gp <<<"${ports[$i]}"
+    await_health "${pids[$((i + 1))]}" "$WORK/broker$i.log" "http://127.0.0.1:$hp/admin/v2/brokers/health"
+  done
+else
+  "$WORK/mb" standalone --data-dir "$data" \
+    --broker-addr 127.0.0.1:6650 --http-addr 127.0.0.1:8080 \
+    --broker-tls-addr 127.0.0.1:6651 --https-addr 127.0.0.1:8443 "${security[@]}" >"$WORK/broker.log" 2>&1 &
+  pids+=($!)
+  await_health "${pids[0]}" "$WORK/broker.log" http://127.0.0.1:8080/admin/v2/brokers/health
+fi
 
 # The permissions scripts/pulsar-test-service-start.sh sets up.
 admin() { "$WORK/mb" admin --admin-url http://127.0.0.1:8080 --auth-token "$(cat "$IT/tokens/admin-token")" "$@" >/dev/null; }
@@ -79,7 +132,7 @@ declare -A expected=()
 while IFS=$'\t' read -r name reason; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   expected[$name]=$reason
-done <"$ROOT/compat/expected.tsv"
+done < <(cat "$ROOT/compat/expected.tsv"; [ "$CLUSTER" = 1 ] && cat "$ROOT/compat/expected-cluster.tsv")
 
 results=$WORK/results
 : >"$results"
@@ -129,7 +182,14 @@ run_suite pulsaradmin "$WORK/pulsaradmin.test" "$WORK/src/pulsaradmin/pkg/admin"
   echo
   echo "Generated by \`compat/run.sh\` on $(date -u +%Y-%m-%d) against MessageBus $(git rev-parse --short HEAD)"
   echo "($(go version | cut -d' ' -f3)): the tests of the \`pulsar\` and \`pulsaradmin/pkg/admin\` packages of \`$MODULE\` $VERSION, one process"
-  echo "per test (per-test timeout $PER_TEST, a failing \`pulsar\` test retried once), against \`mb standalone\` configured like"
+  if [ "$CLUSTER" = 1 ]; then
+    echo "per test (per-test timeout $PER_TEST, a failing \`pulsar\` test retried once), against a cluster of 3 \`mb broker\`"
+    echo "processes (3 embedded etcd members and the Versity gateway, from \`mb cluster dev --brokers 0\`), broker 0 on the"
+    echo "suite's ports, the others on 6660/6661/8180/8543 and 6670/6671/8280/8643 (lookups and admin redirects send"
+    echo "clients there), each configured like"
+  else
+    echo "per test (per-test timeout $PER_TEST, a failing \`pulsar\` test retried once), against \`mb standalone\` configured like"
+  fi
   echo "that suite's CI broker (ports 6650/6651/8080/8443, its certificates and token key, superusers"
   echo "\`localhost,superUser,admin\`, anonymous role \`anonymous\` administering \`public\`, tenant \`private\`"
   echo "with namespace \`private/auth\` granting \`token-principal\`). Tests that restart the broker"

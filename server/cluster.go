@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/messagebus/messagebus/internal/admin"
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/cluster"
 	ledgercluster "github.com/messagebus/messagebus/internal/ledger/cluster"
@@ -90,7 +91,16 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 	log := s.log.With("component", "cluster")
 	m, err := cluster.New(context.Background(), cluster.Options{
 		Client: s.etcd.Client(), Prefix: prefix, ID: id, PulsarURL: pulsarURL, HTTPURL: httpURL,
+		PulsarTLSURL: s.advertisedBrokerTLSURL(), HTTPSURL: s.advertisedHTTPSURL(),
 		LeaseTTL: c.LeaseTTL, Bundles: c.Bundles, Logger: log,
+		Abandon: func(b cluster.Bundle) {
+			if st, ok := s.store.(*ledgercluster.Store); ok {
+				st.Abandon(func(name string) bool {
+					t, err := naming.ParseTopic(ledgerTopic(name))
+					return err == nil && t.Namespace.String() == b.Namespace && cluster.BundleOf(b.Namespace, t.String(), c.Bundles) == b
+				})
+			}
+		},
 		Release: func(b cluster.Bundle) {
 			if s.broker == nil {
 				return
@@ -114,12 +124,7 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 	st, err := ledgercluster.New(context.Background(), ledgercluster.Options{
 		Client: s.etcd.Client(), Prefix: prefix, Objects: objects, ObjectPrefix: c.Prefix, Broker: id,
 		Fence: func(_ context.Context, topic string) (ledgercluster.Fence, error) {
-			// A compacted ledger (__compacted/<topic>/<n>) is fenced with its topic.
-			if rest, ok := strings.CutPrefix(topic, "__compacted/"); ok {
-				if i := strings.LastIndex(rest, "/"); i > 0 {
-					topic = rest[:i]
-				}
-			}
+			topic = ledgerTopic(topic)
 			t, err := naming.ParseTopic(topic)
 			if err != nil {
 				return ledgercluster.Fence{}, err
@@ -145,7 +150,8 @@ type ownership struct{ m *cluster.Manager }
 
 func (o ownership) Lookup(ctx context.Context, ns, topic string, authoritative bool) (broker.OwnerAnswer, error) {
 	a, err := o.m.Lookup(ctx, ns, topic, authoritative)
-	return broker.OwnerAnswer{Self: a.Self, PulsarURL: a.Broker.PulsarURL, HTTPURL: a.Broker.HTTPURL, Assign: a.Assign}, err
+	return broker.OwnerAnswer{Self: a.Self, PulsarURL: a.Broker.PulsarURL, PulsarTLSURL: a.Broker.PulsarTLSURL,
+		HTTPURL: a.Broker.HTTPURL, Assign: a.Assign}, err
 }
 
 func (o ownership) Owns(ns, topic string) bool {
@@ -172,23 +178,47 @@ func (a adminCluster) Brokers(ctx context.Context) ([]string, error) {
 
 func (a adminCluster) Boundaries() []string { return cluster.Boundaries(a.m.BundleCount()) }
 
-func (a adminCluster) TopicOwner(ctx context.Context, ns, topic string, authoritative bool) (bool, string, bool, error) {
+func (a adminCluster) TopicOwner(ctx context.Context, ns, topic string, authoritative bool) (bool, admin.OwnerURLs, bool, error) {
 	ans, err := a.m.Lookup(ctx, ns, topic, authoritative)
-	return ans.Self, ans.Broker.HTTPURL, ans.Assign, err
+	return ans.Self, ownerURLs(ans.Broker), ans.Assign, err
 }
 
-func (a adminCluster) UnloadBundle(ctx context.Context, ns, name string) (string, error) {
+func ownerURLs(b cluster.BrokerInfo) admin.OwnerURLs {
+	return admin.OwnerURLs{HTTP: b.HTTPURL, HTTPS: b.HTTPSURL, Pulsar: b.PulsarURL, PulsarTLS: b.PulsarTLSURL}
+}
+
+func (a adminCluster) UnloadBundle(ctx context.Context, ns, name string) (admin.OwnerURLs, error) {
 	b, err := cluster.ParseBundle(ns, name, a.m.BundleCount())
 	if err != nil {
-		return "", err
+		return admin.OwnerURLs{}, err
 	}
 	owner, ok, err := a.m.OwnerOf(ctx, b)
 	if err != nil || !ok {
-		return "", err
+		return admin.OwnerURLs{}, err
 	}
 	if owner.ID != a.m.Self().ID {
-		return owner.HTTPURL, nil
+		return ownerURLs(owner), nil
 	}
 	_, err = a.m.Unload(ctx, b)
-	return "", err
+	return admin.OwnerURLs{}, err
+}
+
+// advertisedHTTPSURL is the https:// URL other brokers redirect admin calls
+// that came over TLS to ("" without an HTTPS listener).
+func (s *Server) advertisedHTTPSURL() string {
+	if s.httpsL == nil {
+		return ""
+	}
+	return "https://" + net.JoinHostPort(s.opts.AdvertisedAddress, port(s.httpsL))
+}
+
+// ledgerTopic is the topic a ledger belongs to: a compacted ledger
+// (__compacted/<topic>/<n>) is fenced with its topic.
+func ledgerTopic(name string) string {
+	if rest, ok := strings.CutPrefix(name, "__compacted/"); ok {
+		if i := strings.LastIndex(rest, "/"); i > 0 {
+			return rest[:i]
+		}
+	}
+	return name
 }

@@ -47,12 +47,13 @@ func newClusterDevCommand() *cobra.Command {
 		Short: "Run a local cluster on loopback: embedded etcd members, an S3 server and N brokers",
 		Long: `Run a development cluster in one process, on loopback: --etcd-members embedded etcd
 members, the Versity S3 gateway (when installed: $VERSITYGW, $GOPATH/bin/versitygw or on
-PATH; else give --s3-endpoint and AWS_* credentials), and --brokers brokers. One line per
-endpoint is printed. Data goes under --dir. Production runs external etcd and real S3.`,
+PATH; else give --s3-endpoint and AWS_* credentials), and --brokers brokers (0: none,
+for brokers started with mb broker; the gateway's credentials are then printed). One
+line per endpoint is printed. Data goes under --dir. Production runs external etcd and real S3.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if brokers < 1 || members < 1 {
-				return fmt.Errorf("--brokers and --etcd-members must be at least 1")
+			if brokers < 0 || members < 1 {
+				return fmt.Errorf("--brokers must be at least 0 and --etcd-members at least 1")
 			}
 			var l slog.Level
 			if err := l.UnmarshalText([]byte(logLevel)); err != nil {
@@ -65,7 +66,7 @@ endpoint is printed. Data goes under --dir. Production runs external etcd and re
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&brokers, "brokers", 3, "number of brokers")
+	f.IntVar(&brokers, "brokers", 3, "number of brokers (0: only etcd and S3, for mb broker processes)")
 	f.IntVar(&members, "etcd-members", 3, "number of embedded etcd members")
 	f.StringVar(&dir, "dir", "./cluster-dev", "directory of the etcd members, the gateway's files and the brokers' scratch dirs")
 	f.StringVar(&s3Endpoint, "s3-endpoint", "", "use this S3 server instead of starting the Versity gateway (credentials from AWS_* variables)")
@@ -187,6 +188,10 @@ func runClusterDev(cmd *cobra.Command, log *slog.Logger, o devOptions) error {
 		return fmt.Errorf("bucket %s on %s: %w", o.bucket, endpoint, err)
 	}
 	fmt.Fprintf(out, "s3      %s  bucket %s\n", endpoint, o.bucket)
+	if o.brokers == 0 && o.s3Endpoint == "" {
+		fmt.Fprintf(out, "s3-credentials  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s\n",
+			devAccessKey, devSecretKey, os.Getenv("AWS_REGION"))
+	}
 
 	// Brokers.
 	var servers []*server.Server
@@ -216,7 +221,11 @@ func runClusterDev(cmd *cobra.Command, log *slog.Logger, o devOptions) error {
 		servers = append(servers, s)
 		fmt.Fprintf(out, "broker  broker%d  %s  %s\n", i, s.BrokerURL(), s.WebURL())
 	}
-	fmt.Fprintln(out, "ready: clients may connect to any broker; Ctrl-C stops the cluster")
+	if o.brokers == 0 {
+		fmt.Fprintln(out, "ready: start brokers with mb broker --metadata-store etcd://... --bucket ... --endpoint ... --path-style; Ctrl-C stops etcd and S3")
+	} else {
+		fmt.Fprintln(out, "ready: clients may connect to any broker; Ctrl-C stops the cluster")
+	}
 	for _, s := range servers {
 		go func() {
 			if err := <-s.Err(); err != nil {

@@ -17,12 +17,27 @@ type Cluster interface {
 	// Boundaries are a namespace's bundle boundaries (0x00000000 ... 0xffffffff).
 	Boundaries() []string
 	// TopicOwner returns where topic (full name) of ns is served: self, or
-	// the owner's (or chosen broker's) HTTP URL; assign is set when the
+	// the owner's (or chosen broker's) URLs; assign is set when the
 	// bundle is unowned and that broker was chosen to take it.
-	TopicOwner(ctx context.Context, ns, topic string, authoritative bool) (self bool, httpURL string, assign bool, err error)
+	TopicOwner(ctx context.Context, ns, topic string, authoritative bool) (self bool, owner OwnerURLs, assign bool, err error)
 	// UnloadBundle gives up a bundle owned here; when another broker owns
-	// it, it returns that broker's HTTP URL instead.
-	UnloadBundle(ctx context.Context, ns, bundle string) (ownerURL string, err error)
+	// it, it returns that broker's URLs instead (zero when done here).
+	UnloadBundle(ctx context.Context, ns, bundle string) (owner OwnerURLs, err error)
+}
+
+// OwnerURLs are another broker's advertised URLs (the TLS ones empty when
+// it has no TLS listener).
+type OwnerURLs struct {
+	HTTP, HTTPS, Pulsar, PulsarTLS string
+}
+
+// base is the URL a redirect of r goes to: the owner's https:// URL when r
+// came over TLS and the owner has one.
+func (o OwnerURLs) base(r *http.Request) string {
+	if r.TLS != nil && o.HTTPS != "" {
+		return o.HTTPS
+	}
+	return o.HTTP
 }
 
 // topicOps on a partitioned topic's metadata, answered by any broker.
@@ -37,6 +52,9 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	seg := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(seg) == 7 && seg[0] == "lookup" && seg[1] == "v2" && seg[2] == "topic" && seg[3] == naming.Persistent {
+		return s.lookupCluster(w, r, c, seg)
+	}
 	if len(seg) < 4 || seg[0] != "admin" || seg[1] != "v2" {
 		return false
 	}
@@ -66,8 +84,8 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) bool {
 			writeError(w, http.StatusPreconditionFailed, err.Error())
 		case err != nil:
 			writeError(w, http.StatusServiceUnavailable, err.Error())
-		case owner != "":
-			redirect(w, r, owner, false)
+		case owner.HTTP != "":
+			redirect(w, r, owner.base(r), false)
 		default:
 			w.WriteHeader(http.StatusNoContent)
 		}
@@ -86,12 +104,46 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 		if self {
+			keepBody(r) // a partitioned topic's call may be forwarded to its partitions' owners
 			return false
 		}
-		redirect(w, r, owner, assign)
+		redirect(w, r, owner.base(r), assign)
 		return true
 	}
 	return false
+}
+
+// lookupCluster answers the HTTP lookup (GET /lookup/v2/topic/persistent/
+// {tenant}/{ns}/{topic}) of a topic another broker owns with that broker's
+// URLs, as Pulsar; an unowned bundle assigned to another broker is a 307
+// there with authoritative=true. It reports whether it answered.
+func (s *Server) lookupCluster(w http.ResponseWriter, r *http.Request, c Cluster, seg []string) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	t, err := naming.ParseTopic(seg[3] + "://" + seg[4] + "/" + seg[5] + "/" + unescape(seg[6]))
+	if err != nil {
+		return false // the route answers the bad name
+	}
+	self, owner, assign, err := c.TopicOwner(r.Context(), t.Namespace.String(), t.String(), r.URL.Query().Get("authoritative") == "true")
+	switch {
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case self:
+		return false
+	case assign:
+		redirect(w, r, owner.base(r), true)
+	default:
+		resp := map[string]string{"brokerUrl": owner.Pulsar, "httpUrl": owner.HTTP}
+		if owner.PulsarTLS != "" {
+			resp["brokerUrlTls"] = owner.PulsarTLS
+		}
+		if owner.HTTPS != "" {
+			resp["httpUrlTls"] = owner.HTTPS
+		}
+		writeJSON(w, http.StatusOK, resp)
+	}
+	return true
 }
 
 func unescape(s string) string {

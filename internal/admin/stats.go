@@ -288,12 +288,23 @@ func (s *Server) partitionedStats(w http.ResponseWriter, r *http.Request, t nami
 	sum := topicStatsView(broker.TopicStats{})
 	for i := range n {
 		p := t.Partition(i)
-		st, err := b.TopicStats(r.Context(), p)
-		if err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
-			s.fail(w, err)
-			return
+		var pv topicStatsJSON
+		if remote, err := s.remotePartition(r, p, "stats", &pv); remote { // cluster_fanout.go
+			if err != nil && !errors.Is(err, errRemoteNotFound) {
+				s.fail(w, err)
+				return
+			}
+			if err != nil {
+				pv = topicStatsView(broker.TopicStats{})
+			}
+		} else {
+			st, err := b.TopicStats(r.Context(), p)
+			if err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
+				s.fail(w, err)
+				return
+			}
+			pv = topicStatsView(st)
 		}
-		pv := topicStatsView(st)
 		excludeClients(r, &pv)
 		addStats(&sum, pv)
 		if perPartition {
@@ -454,6 +465,18 @@ func (s *Server) partitionedInternalStats(w http.ResponseWriter, r *http.Request
 	}{meta.PartitionedTopicMetadata{Partitions: n}, map[string]internalStatsJSON{}}
 	for i := range n {
 		p := t.Partition(i)
+		var pv internalStatsJSON
+		if remote, err := s.remotePartition(r, p, "internalStats", &pv); remote { // cluster_fanout.go
+			if errors.Is(err, errRemoteNotFound) {
+				err = fmt.Errorf("%w: %s", broker.ErrTopicNotFound, p)
+			}
+			if err != nil {
+				s.fail(w, err)
+				return
+			}
+			out.Partitions[p.String()] = pv
+			continue
+		}
 		st, err := b.TopicInternalStats(r.Context(), p)
 		if err != nil {
 			s.fail(w, err)

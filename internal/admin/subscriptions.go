@@ -61,7 +61,12 @@ func (s *Server) subscriptionOp(w http.ResponseWriter, r *http.Request, t naming
 		return
 	}
 	sub := r.PathValue("sub")
-	if err := s.eachPartition(r.Context(), t, func(p naming.Topic) error { return op(b, p, sub) }); err != nil {
+	if err := s.eachPartition(r.Context(), t, func(p naming.Topic) error {
+		if remote, err := s.forwardPartition(r, t, p); remote { // cluster_fanout.go
+			return err
+		}
+		return op(b, p, sub)
+	}); err != nil {
 		s.fail(w, err)
 		return
 	}

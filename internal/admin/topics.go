@@ -404,6 +404,13 @@ func (s *Server) unload(w http.ResponseWriter, r *http.Request, t naming.Topic) 
 		return
 	}
 	for _, p := range topics {
+		if remote, err := s.forwardPartition(r, t, p); remote { // cluster_fanout.go
+			if err != nil {
+				s.fail(w, err)
+				return
+			}
+			continue
+		}
 		if err := b.UnloadTopic(p.String()); err != nil {
 			s.internalError(w, fmt.Errorf("unload %s: %w", p, err))
 			return

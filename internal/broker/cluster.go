@@ -22,7 +22,9 @@ type Ownership interface {
 type OwnerAnswer struct {
 	Self      bool
 	PulsarURL string
-	HTTPURL   string
+	// PulsarTLSURL is the owner's pulsar+ssl:// URL (empty without TLS).
+	PulsarTLSURL string
+	HTTPURL      string
 	// Assign: the bundle is unowned and the broker at PulsarURL was chosen
 	// to take it (answered as a Redirect with authoritative set, as Pulsar).
 	Assign bool

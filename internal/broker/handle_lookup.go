@@ -18,7 +18,8 @@ import (
 //	  AuthorizationError, InvalidTopicName or ServiceNotReady (metadata
 //	  unavailable or slow). Ignored: advertised_listener_name.
 //	  In cluster mode (persistent topics): Connect with the bundle owner's
-//	  URL (this broker or another), authoritative=true,
+//	  URL (this broker or another; broker_service_url_tls too when the
+//	  owner has a TLS listener), authoritative=true,
 //	  proxy_through_service_url=false; for an unowned bundle assigned to
 //	  another broker, Redirect to it with authoritative=true (it then takes
 //	  the bundle), as Pulsar. The request's authoritative flag makes this
@@ -111,15 +112,18 @@ func (c *conn) lookupCluster(ctx context.Context, o Ownership, t naming.Topic, a
 		resp.Message = proto.String(err.Error())
 		return
 	}
-	url := ans.PulsarURL
+	url, tlsURL := ans.PulsarURL, ans.PulsarTLSURL
 	if ans.Self {
-		url = c.b.cfg.AdvertisedURL
+		url, tlsURL = c.b.cfg.AdvertisedURL, c.b.cfg.AdvertisedTLSURL
 	}
 	resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
 	if ans.Assign {
 		resp.Response = pb.CommandLookupTopicResponse_Redirect.Enum()
 	}
 	resp.BrokerServiceUrl = proto.String(url)
+	if tlsURL != "" {
+		resp.BrokerServiceUrlTls = proto.String(tlsURL)
+	}
 	resp.Authoritative = proto.Bool(true)
 	resp.ProxyThroughServiceUrl = proto.Bool(false)
 }

@@ -25,16 +25,21 @@ type BrokerInfo struct {
 	ID        string `json:"id"`
 	PulsarURL string `json:"pulsarUrl"`
 	HTTPURL   string `json:"httpUrl"`
-	Bundles   int    `json:"bundles"`
-	Topics    int    `json:"topics"`
-	MsgRateIn int64  `json:"msgRateIn"`
+	// The TLS listeners' URLs, empty when the broker has none.
+	PulsarTLSURL string `json:"pulsarUrlTls,omitempty"`
+	HTTPSURL     string `json:"httpsUrl,omitempty"`
+	Bundles      int    `json:"bundles"`
+	Topics       int    `json:"topics"`
+	MsgRateIn    int64  `json:"msgRateIn"`
 }
 
 // ownerRecord is the value of an owner key.
 type ownerRecord struct {
-	Broker    string `json:"broker"`
-	PulsarURL string `json:"pulsarUrl"`
-	HTTPURL   string `json:"httpUrl"`
+	Broker       string `json:"broker"`
+	PulsarURL    string `json:"pulsarUrl"`
+	HTTPURL      string `json:"httpUrl"`
+	PulsarTLSURL string `json:"pulsarUrlTls,omitempty"`
+	HTTPSURL     string `json:"httpsUrl,omitempty"`
 }
 
 // Load is what a broker reports of its load.
@@ -50,12 +55,20 @@ type Options struct {
 	ID        string // broker id (unique in the cluster)
 	PulsarURL string // advertised pulsar:// URL
 	HTTPURL   string // advertised http:// URL of the admin API
-	LeaseTTL  time.Duration
+	// PulsarTLSURL and HTTPSURL are the advertised pulsar+ssl:// and
+	// https:// URLs (empty without TLS listeners): lookups and redirects
+	// that arrive over TLS send clients there.
+	PulsarTLSURL, HTTPSURL string
+	LeaseTTL               time.Duration
 	// Bundles is the number of bundles per namespace (default 4).
 	Bundles int
 	// Release is called when this broker stops owning a bundle: it must
 	// stop serving (unload) the bundle's topics before it returns.
 	Release func(Bundle)
+	// Abandon, when set, is called for every owned bundle before Release
+	// when the lease is lost (not on a voluntary unload): the bundle's
+	// in-flight commits cannot succeed any more and should fail at once.
+	Abandon func(Bundle)
 	// Load reports the broker's load, published every LoadInterval.
 	Load         func() Load
 	LoadInterval time.Duration
@@ -172,7 +185,7 @@ func (m *Manager) infoJSON(bundles int) string {
 		l = m.o.Load()
 	}
 	b, _ := json.Marshal(BrokerInfo{ID: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL,
-		Bundles: bundles, Topics: l.Topics, MsgRateIn: l.MsgRateIn})
+		PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL, Bundles: bundles, Topics: l.Topics, MsgRateIn: l.MsgRateIn})
 	return string(b)
 }
 
@@ -252,6 +265,11 @@ func (m *Manager) loseLease(lease clientv3.LeaseID) {
 	if len(owned) > 0 {
 		m.log.Warn("cluster: lease lost; stopped serving bundles", "bundles", len(owned))
 	}
+	if m.o.Abandon != nil {
+		for _, ob := range owned {
+			m.o.Abandon(ob.b)
+		}
+	}
 	for _, ob := range owned {
 		m.o.Release(ob.b)
 	}
@@ -278,7 +296,7 @@ func (m *Manager) Brokers(ctx context.Context) ([]BrokerInfo, error) {
 
 // Self is this broker's registry entry.
 func (m *Manager) Self() BrokerInfo {
-	return BrokerInfo{ID: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL}
+	return BrokerInfo{ID: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL, PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL}
 }
 
 // BundleOf returns the bundle of a topic (full name) of namespace ns.
@@ -303,6 +321,11 @@ func (m *Manager) Lookup(ctx context.Context, ns, topic string, authoritative bo
 	b := m.BundleOf(ns, topic)
 	if m.owns(b) {
 		return Answer{Self: true, Broker: m.Self()}, nil
+	}
+	if m.leaseLost() {
+		// Cut off from etcd, most likely: answer at once so that the client
+		// asks another broker of its service URL instead of waiting here.
+		return Answer{}, ErrLeaseLost
 	}
 	owner, ok, err := m.owner(ctx, b)
 	if err != nil {
@@ -329,6 +352,23 @@ func (m *Manager) Lookup(ctx context.Context, ns, topic string, authoritative bo
 	return m.acquire(ctx, b)
 }
 
+// ErrLeaseLost answers lookups while this broker has lost its lease and not
+// yet registered again.
+var ErrLeaseLost = errors.New("cluster: this broker lost its etcd lease and is registering again; retry the lookup on another broker")
+
+// leaseLost reports whether the current lease was lost (not yet replaced).
+func (m *Manager) leaseLost() bool {
+	m.mu.Lock()
+	lost := m.lost
+	m.mu.Unlock()
+	select {
+	case <-lost:
+		return true
+	default:
+		return false
+	}
+}
+
 func (m *Manager) owns(b Bundle) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -351,7 +391,7 @@ func (m *Manager) owner(ctx context.Context, b Bundle) (BrokerInfo, bool, error)
 	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
 		return BrokerInfo{}, false, fmt.Errorf("cluster: owner key of %s: %w", b, err)
 	}
-	return BrokerInfo{ID: r.Broker, PulsarURL: r.PulsarURL, HTTPURL: r.HTTPURL}, true, nil
+	return BrokerInfo{ID: r.Broker, PulsarURL: r.PulsarURL, HTTPURL: r.HTTPURL, PulsarTLSURL: r.PulsarTLSURL, HTTPSURL: r.HTTPSURL}, true, nil
 }
 
 // leastLoaded picks the live broker with the fewest bundles, then topics,
@@ -394,7 +434,8 @@ func (m *Manager) acquire(ctx context.Context, b Bundle) (Answer, error) {
 		return Answer{}, errors.New("cluster: broker is shutting down")
 	}
 	key := m.ownerKey(b)
-	rec, _ := json.Marshal(ownerRecord{Broker: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL})
+	rec, _ := json.Marshal(ownerRecord{Broker: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL,
+		PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL})
 	cctx, cancel := context.WithTimeout(ctx, m.o.CallTimeout)
 	defer cancel()
 	resp, err := m.c.Txn(cctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).

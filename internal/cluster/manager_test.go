@@ -39,9 +39,22 @@ func TestBundles(t *testing.T) {
 }
 
 type recorder struct {
-	mu       sync.Mutex
-	released []string
-	ch       chan string
+	mu        sync.Mutex
+	released  []string
+	abandoned []string // bundles given up with a lost lease (before their release)
+	ch        chan string
+}
+
+func (r *recorder) abandon(b cluster.Bundle) {
+	r.mu.Lock()
+	r.abandoned = append(r.abandoned, b.String())
+	r.mu.Unlock()
+}
+
+func (r *recorder) abandonedList() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.abandoned...)
 }
 
 func (r *recorder) release(b cluster.Bundle) {
@@ -55,7 +68,7 @@ func newManager(t *testing.T, c *clientv3.Client, prefix, id string, r *recorder
 	t.Helper()
 	m, err := cluster.New(context.Background(), cluster.Options{Client: c, Prefix: prefix, ID: id,
 		PulsarURL: "pulsar://" + id, HTTPURL: "http://" + id, LeaseTTL: 2 * time.Second,
-		LoadInterval: 100 * time.Millisecond, Release: r.release})
+		LoadInterval: 100 * time.Millisecond, Release: r.release, Abandon: r.abandon})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +145,9 @@ func TestOwnership(t *testing.T) {
 	if _, ok, _ := a.OwnerOf(ctx, bundle); ok {
 		t.Fatal("bundle still owned after unload")
 	}
+	if ab := rb.abandonedList(); len(ab) != 0 {
+		t.Fatalf("a voluntary unload abandoned %v", ab)
+	}
 
 	// a's lease is revoked (as when it expires): a stops serving its bundle at once.
 	if _, err := c.Revoke(ctx, aLease(t, c, "/own/", "a")); err != nil {
@@ -144,6 +160,9 @@ func TestOwnership(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a did not stop serving its bundle after losing its lease")
+	}
+	if ab := ra.abandonedList(); len(ab) != 1 || ab[0] != cluster.BundleOf("t/ns", topic, 4).String() {
+		t.Fatalf("a abandoned %v before releasing its bundle after losing its lease", ab)
 	}
 	if _, err := a.Fence("t/ns", topic); err == nil {
 		t.Fatal("a still has a fence after losing its lease")

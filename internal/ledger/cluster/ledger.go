@@ -34,7 +34,8 @@ type cledger struct {
 	pending      int           // appends handed out and not completed
 	idle         chan struct{} // closed when pending drops to 0 after Close
 	closed       bool
-	failed       error // fenced or a failed commit: every later append fails
+	failed       error         // fenced or a failed commit: every later append fails
+	failedCh     chan struct{} // closed when failed is set: in-flight commits stop waiting
 	cursors      map[string]*ledger.CursorState
 	dirty        map[string][]byte // encoded cursors to checkpoint
 	trimDirty    bool
@@ -106,6 +107,7 @@ func (l *cledger) fail(err error) {
 	l.mu.Lock()
 	if l.failed == nil {
 		l.failed = err
+		close(l.failedCh)
 	}
 	l.mu.Unlock()
 }
@@ -353,6 +355,10 @@ func (l *cledger) Close() error {
 	if idle != nil {
 		l.s.w.kickNow()
 		<-idle
+	}
+	if err := l.failure(); errors.Is(err, errLeaseLost) { // the guard would refuse it, etcd may be out of reach
+		l.s.forget(l)
+		return err
 	}
 	err := l.checkpoint(context.Background())
 	l.s.forget(l)

@@ -261,7 +261,7 @@ func (s *Store) load(ctx context.Context, topic string) (*cledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster ledger: open %s: %w", topic, err)
 	}
-	l := &cledger{s: s, name: topic, topicKey: tk, changed: make(chan struct{}), last: -1,
+	l := &cledger{s: s, name: topic, topicKey: tk, changed: make(chan struct{}), failedCh: make(chan struct{}), last: -1,
 		cursors: map[string]*ledger.CursorState{}, dirty: map[string][]byte{}, committedAt: map[int64]time.Time{}}
 	if resp.Succeeded {
 		l.id = resp.Header.Revision
@@ -442,6 +442,32 @@ func (s *Store) Release(topic string) error {
 		return nil
 	}
 	return l.Close()
+}
+
+// errLeaseLost marks the failure Abandon sets: Close then skips the
+// cursor checkpoint (the guard would refuse it).
+var errLeaseLost = errors.New("its lease was lost")
+
+// Abandon fails the open ledgers whose name match accepts with ErrFenced:
+// this broker lost the lease their fencing tokens hang on (its bundles are
+// gone), so nothing of theirs can commit any more. Their pending appends
+// fail at once instead of retrying against stores that may be out of reach,
+// so closing them (Release) does not wait for the commit timeout.
+func (s *Store) Abandon(match func(name string) bool) {
+	s.mu.Lock()
+	var ls []*cledger
+	for name, l := range s.ledgers {
+		if match(name) {
+			ls = append(ls, l)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.fail(fmt.Errorf("%w: %s (%w)", ErrFenced, l.name, errLeaseLost))
+	}
+	if len(ls) > 0 {
+		s.log.Warn("cluster ledger: lease lost; pending appends of the released topics fail", "topics", len(ls))
+	}
 }
 
 // Close implements ledger.Store: it closes every ledger (their pending

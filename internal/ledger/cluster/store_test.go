@@ -97,6 +97,48 @@ func TestCluster(t *testing.T) {
 	t.Run("RewriteCrash", func(t *testing.T) { testRewriteCrash(t, e) })
 	t.Run("TrimCollect", func(t *testing.T) { testTrimCollect(t, e) })
 	t.Run("Orphans", func(t *testing.T) { testOrphans(t, e) })
+	t.Run("Abandon", func(t *testing.T) { testAbandon(t, e) })
+}
+
+// testAbandon: appends stuck on an object store out of reach (a PUT that
+// never answers) fail at once with ErrFenced when the broker lost its lease
+// (Abandon), not after the commit timeout, and the ledger closes at once.
+func testAbandon(t *testing.T, e *env) {
+	p := e.prefix()
+	hole := &slowPuts{Store: e.objects, delay: time.Hour}
+	s := e.open(t, p, "a", hole, func(o *cluster.Options) { o.CallTimeout, o.CommitTimeout = time.Minute, 2*time.Minute })
+	defer s.Close()
+	l, err := s.Open(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 3)
+	for i := range 3 {
+		l.Append(ledgertest.Payload("t", i, 10), func(_ int64, err error) { done <- err })
+	}
+	for hole.now.Load() == 0 { // the PUT is under way
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	s.Abandon(func(name string) bool { return name == "t" })
+	for range 3 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, cluster.ErrFenced) {
+				t.Fatalf("append: %v, want ErrFenced", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an append still waits 10 s after Abandon")
+		}
+	}
+	l.Append([]byte("later"), func(_ int64, err error) { done <- err })
+	if err := <-done; !errors.Is(err, cluster.ErrFenced) {
+		t.Fatalf("append after Abandon: %v, want ErrFenced", err)
+	}
+	if err := l.Close(); !errors.Is(err, cluster.ErrFenced) {
+		t.Fatalf("close of an abandoned ledger: %v, want ErrFenced", err)
+	}
+	t.Logf("appends failed and ledger closed %v after Abandon", time.Since(start))
 }
 
 // testFenced: a broker whose lease expired (a pause longer than the TTL)

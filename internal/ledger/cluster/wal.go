@@ -196,7 +196,7 @@ func (w *walWriter) commitObject(groups []*group, prev <-chan struct{}) {
 	if len(live) > 0 {
 		var buf []byte
 		if buf, err = w.encode(live); err == nil {
-			key, err = w.put(buf)
+			key, err = w.put(buf, live)
 			n = len(buf)
 		}
 	}
@@ -283,13 +283,18 @@ func (w *walWriter) size(groups []*group) int {
 // put writes buf as the next WAL object, retrying transient errors until
 // CommitTimeout; a key that exists (a previous run with the same epoch)
 // moves on to the next sequence number.
-func (w *walWriter) put(buf []byte) (string, error) {
+// It gives up at once when every ledger of groups has failed (fenced, or
+// abandoned with a lost lease): nothing of the object could commit.
+func (w *walWriter) put(buf []byte, groups []*group) (string, error) {
 	s := w.s
 	deadline := time.Now().Add(s.o.CommitTimeout)
 	backoff := 50 * time.Millisecond
 	for {
+		if err := allFailed(groups); err != nil {
+			return "", err
+		}
 		key := fmt.Sprintf("%s/wal/%s/%016x/%016x", s.o.ObjectPrefix, s.o.Broker, uint64(s.o.Epoch), w.seq.Add(1))
-		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
+		ctx, cancel := s.attemptCtx(groups)
 		err := s.o.Objects.Put(ctx, key, buf, true)
 		cancel()
 		switch {
@@ -299,6 +304,9 @@ func (w *walWriter) put(buf []byte) (string, error) {
 			continue
 		}
 		s.m.walErrors.Inc()
+		if ferr := allFailed(groups); ferr != nil {
+			return "", ferr
+		}
 		if time.Now().Add(backoff).After(deadline) {
 			return "", fmt.Errorf("cluster ledger: write WAL object %s: %w", key, err)
 		}
@@ -306,6 +314,54 @@ func (w *walWriter) put(buf []byte) (string, error) {
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// allFailed returns the failure of the first group's ledger when every
+// group's ledger has failed, else nil.
+func allFailed(groups []*group) error {
+	var first error
+	for _, g := range groups {
+		err := g.l.failure()
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// attemptCtx bounds one call of a commit by CallTimeout and cancels it
+// when every group's ledger fails meanwhile (a lost lease): an attempt
+// blocked on a store out of reach must not hold the topics' appends.
+func (s *Store) attemptCtx(groups []*group) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
+	go func() {
+		for _, g := range groups {
+			select {
+			case <-g.l.failedCh:
+			case <-ctx.Done():
+				return
+			}
+		}
+		cancel()
+	}()
+	return ctx, cancel
+}
+
+// dropFailed finishes the groups whose ledger has failed with that failure
+// and returns the others.
+func dropFailed(groups []*group) []*group {
+	keep := groups[:0:0]
+	for _, g := range groups {
+		if err := g.l.failure(); err != nil {
+			finish(g, err)
+			continue
+		}
+		keep = append(keep, g)
+	}
+	return keep
 }
 
 // ctxOrBackground is the context of calls that must finish what was
@@ -348,7 +404,7 @@ func (w *walWriter) commitIndex(key string, groups []*group) []*group {
 			ops = append(ops, clientv3.OpPut(s.keys.index(g.l.id, g.entry.First), mustJSON(g.entry)))
 		}
 		ops = append(ops, clientv3.OpPut(s.keys.walRefs(key), refsJSON))
-		ctx, cancel := context.WithTimeout(s.ctxOrBackground(), s.o.CallTimeout)
+		ctx, cancel := s.attemptCtx(groups)
 		resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		cancel()
 		s.m.txns.Inc()
@@ -362,8 +418,14 @@ func (w *walWriter) commitIndex(key string, groups []*group) []*group {
 				continue
 			}
 		}
-		// The outcome is unknown: the puts are idempotent, so retry.
+		// The outcome is unknown: the puts are idempotent, so retry, but
+		// not for ledgers that failed meanwhile (abandoned with a lost
+		// lease: their producers get the error and resend elsewhere, which
+		// deduplication covers if this attempt did commit).
 		s.m.walErrors.Inc()
+		if groups = dropFailed(groups); len(groups) == 0 {
+			return nil
+		}
 		if time.Now().Add(backoff).After(deadline) {
 			failAll(groups, fmt.Errorf("cluster ledger: commit index of WAL object %s: %w", key, err))
 			return nil
