@@ -131,6 +131,9 @@ type Replicator struct {
 	lastErrAt      time.Time
 	connectedSince time.Time
 	remoteAddr     string
+	// triedConfig is the registration of the last connection attempt
+	// (Endpoint.config): a retry waits less once it changed.
+	triedConfig string
 }
 
 // Start runs a replicator until Stop.
@@ -187,12 +190,45 @@ func (r *Replicator) run() {
 		if r.markDelete.Load() != before || time.Since(start) > 10*time.Second {
 			backoff = r.cfg.MinBackoff
 		}
+		if r.awaitRetry(backoff) {
+			backoff = r.cfg.MinBackoff
+		} else {
+			backoff = min(backoff*2, r.cfg.MaxBackoff)
+		}
+	}
+}
+
+// registrationPoll is how often a replicator waiting to reconnect reads the
+// remote's registration again (through the Manager's cache).
+const registrationPoll = time.Second
+
+// awaitRetry waits backoff before the next attempt, or less when the
+// remote's registration changes meanwhile: an operator who fixes a wrong
+// address or credential sees replication resume within about a second, not
+// after a backoff of up to MaxBackoff. It reports whether the registration
+// changed.
+func (r *Replicator) awaitRetry(backoff time.Duration) bool {
+	timer := time.NewTimer(backoff)
+	defer timer.Stop()
+	poll := time.NewTicker(registrationPoll)
+	defer poll.Stop()
+	r.mu.Lock()
+	tried := r.triedConfig
+	r.mu.Unlock()
+	for {
 		select {
 		case <-r.ctx.Done():
-			return
-		case <-time.After(backoff):
+			return false
+		case <-timer.C:
+			return false
+		case <-poll.C:
+			ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+			ep, err := r.cfg.Endpoint(ctx)
+			cancel()
+			if err == nil && ep.config != tried {
+				return true
+			}
 		}
-		backoff = min(backoff*2, r.cfg.MaxBackoff)
 	}
 }
 
@@ -215,6 +251,9 @@ func (r *Replicator) session(saved *int64) error {
 		cancel()
 		return fmt.Errorf("resolve cluster %s: %w", r.cfg.RemoteCluster, err)
 	}
+	r.mu.Lock()
+	r.triedConfig = ep.config
+	r.mu.Unlock()
 	if r.cfg.Partitions > 0 {
 		if err := ensurePartitioned(dctx, ep, r.cfg.PartitionedTopic, r.cfg.Partitions); err != nil {
 			cancel()

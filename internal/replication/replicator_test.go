@@ -321,3 +321,54 @@ func TestReplicatorReceiptTimeout(t *testing.T) {
 		t.Fatalf("stored %v", got)
 	}
 }
+
+// A replicator waiting out a long backoff after a failed attempt retries as
+// soon as the remote's registration changes (an operator fixed it), not
+// after the backoff.
+func TestReplicatorRetriesWhenRegistrationChanges(t *testing.T) {
+	remote := newFakeRemote(t, nil)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	l, err := memory.New().Open(context.Background(), "persistent://t/ns/z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	l.Append(entry(0, ""), func(int64, error) { close(done) })
+	<-done
+	var mu sync.Mutex
+	ep := Endpoint{Addr: deadAddr, config: "dead"}
+	failed := make(chan struct{}, 1)
+	r := Start(Config{
+		Topic: "persistent://t/ns/z", LocalCluster: "local", RemoteCluster: "remote", LedgerID: l.ID(), Source: l, Start: -1,
+		Save: func(int64) {},
+		Endpoint: func(context.Context) (Endpoint, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return ep, nil
+		},
+		OnError: func(error) {
+			select {
+			case failed <- struct{}{}:
+			default:
+			}
+		},
+		MinBackoff: time.Hour, MaxBackoff: time.Hour,
+	})
+	defer r.Stop()
+	<-failed
+	mu.Lock()
+	ep = Endpoint{Addr: remote.ln.Addr().String(), config: "fixed"}
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.MarkDelete() < 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry after the registration changed: %+v", r.Stats(time.Now()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
