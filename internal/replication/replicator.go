@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -282,8 +282,13 @@ func (r *Replicator) session(saved *int64) error {
 	schemas := map[string][]byte{}
 	var pending []pendingEntry
 	var seq uint64
-	var frames []byte  // the SEND frames of one read, written at once
-	var scratch []byte // one entry as sent, reused
+	// The SEND frames of one read, written at once: frames holds them but
+	// for large payloads, which stay in the entries read and are written
+	// from there (tails: each after frames[:end]).
+	var frames []byte
+	var tails []frameTail
+	var bufs net.Buffers
+	zeroCopy := ep.TLS == nil // TLS copies anyway: one record per buffer would cost more
 	sendCmd := &pb.CommandSend{ProducerId: proto.Uint64(producerID), SequenceId: new(uint64), NumMessages: new(int32)}
 	cmd := &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: sendCmd}
 	pendingBytes := 0
@@ -330,13 +335,10 @@ func (r *Replicator) session(saved *int64) error {
 			if len(es) == 0 {
 				break
 			}
-			frames = frames[:0]
+			frames, tails = frames[:0], tails[:0]
+			now := time.Now()
 			for _, e := range es {
-				// hp lives in scratch until it is copied into frames.
-				hp, msgs, ok, err := r.prepare(scratch[:0], e, l, schemas)
-				if ok {
-					scratch = hp
-				}
+				p, ok, err := r.inspect(e, l, schemas)
 				if errors.Is(err, errSchema) {
 					return err
 				}
@@ -344,19 +346,24 @@ func (r *Replicator) session(saved *int64) error {
 					r.log.Error("entry cannot be replicated; passed over", "entry", e.ID, "err", err)
 					r.skipped.Add(1)
 				}
-				pe := pendingEntry{id: e.ID, send: ok, size: len(hp), msgs: msgs, since: time.Now()}
+				pe := pendingEntry{id: e.ID, send: ok, since: now}
 				if ok {
 					seq++
-					pe.seq = seq
-					*sendCmd.SequenceId, *sendCmd.NumMessages = seq, int32(msgs)
-					frames = wire.AppendPayloadCommand(frames, cmd, hp)
-					pendingBytes += len(hp)
+					pe.seq, pe.msgs = seq, p.msgs
+					*sendCmd.SequenceId, *sendCmd.NumMessages = seq, int32(p.msgs)
+					var tail []byte
+					frames, tail, pe.size = r.appendFrame(frames, cmd, p, e.ID, zeroCopy)
+					if tail != nil {
+						tails = append(tails, frameTail{end: len(frames), data: tail})
+					}
+					pendingBytes += pe.size
 				}
 				pending = append(pending, pe)
 				next = e.ID + 1
 			}
 			if len(frames) > 0 {
-				if err := l.flush(frames); err != nil {
+				bufs = gather(bufs[:0], frames, tails)
+				if err := l.flush(bufs); err != nil {
 					return err
 				}
 			}
@@ -409,6 +416,25 @@ func (r *Replicator) session(saved *int64) error {
 			}
 		}
 	}
+}
+
+// frameTail is a payload written from its entry after frames[:end].
+type frameTail struct {
+	end  int
+	data []byte
+}
+
+// gather lists the pieces of a read's frames in order for one writev.
+func gather(bufs net.Buffers, frames []byte, tails []frameTail) net.Buffers {
+	prev := 0
+	for _, t := range tails {
+		bufs = append(bufs, frames[prev:t.end], t.data)
+		prev = t.end
+	}
+	if prev < len(frames) {
+		bufs = append(bufs, frames[prev:])
+	}
+	return bufs
 }
 
 // errSchema marks a schema that could not be carried to the remote: the
