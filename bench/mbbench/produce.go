@@ -60,6 +60,8 @@ func runProduce(args []string) {
 	receiverQueue := fs.Int("receiver-queue", 10000, "consumer receiver queue size")
 	batchDelay := fs.Duration("batch-delay", time.Millisecond, "producer batching max publish delay")
 	metricsURL := fs.String("metrics-url", "", "the broker's /metrics: report its own publish latency and fsync times over the window")
+	remoteMetrics := fs.String("remote-metrics-url", "", "a second broker's /metrics: report the msg/s it stored in the window (geo-replication: what reached cluster b)")
+	remotePid := fs.Int("remote-pid", 0, "a second broker's process id: report its CPU in the window")
 	keys := fs.Int("keys", 0, "give each message a key from a space of this many (0: no key), e.g. to fill a topic for compaction")
 	prefix := fs.String("topic-prefix", fmt.Sprintf("persistent://public/default/bench-%d", time.Now().UnixNano()), "topic name prefix")
 	fs.Parse(args)
@@ -175,12 +177,15 @@ func runProduce(args []string) {
 	time.Sleep(*warmup)
 	before, errA := sampleProc(cf.pid)
 	window := startBrokerWindow(*metricsURL)
+	remote := startRemoteWindow(*remoteMetrics, *remotePid)
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(*dur)
 	measuring.Store(false)
 	elapsed := time.Since(start).Seconds()
 	after, errB := sampleProc(cf.pid)
+	var remoteNotes Result
+	remote.finish(&remoteNotes, elapsed)
 	cancel()
 	wg.Wait()
 
@@ -195,6 +200,7 @@ func runProduce(args []string) {
 	}
 	brokerStats(&r, before, after, errA, errB)
 	window.finish(&r)
+	r.Notes = joinNotes(r.Notes, remoteNotes.Notes)
 	cf.save(r)
 }
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -59,22 +59,90 @@ type replSource struct {
 }
 
 // replicatedSource reads the source cluster and position of a replicated
-// message's metadata.
+// message's metadata. It scans the two fields it needs (replicated_from, the
+// last one as protobuf merges; the first source position property) rather
+// than decoding the whole metadata: it runs for every replicated send.
 func replicatedSource(meta []byte) (*replSource, error) {
-	var md pb.MessageMetadata
-	if err := proto.Unmarshal(meta, &md); err != nil {
-		return nil, fmt.Errorf("decode metadata: %w", err)
-	}
-	for _, kv := range md.GetProperties() {
-		if kv.GetKey() == geo.SourcePositionProperty {
-			l, e, err := geo.ParseSourcePosition(kv.GetValue())
-			if err != nil {
-				return nil, err
-			}
-			return &replSource{cluster: md.GetReplicatedFrom(), pos: replPos{l, e}}, nil
+	var from, pos []byte
+	hasPos := false
+	for b := meta; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("decode metadata: %w", protowire.ParseError(n))
 		}
+		b = b[n:]
+		if typ == protowire.BytesType && (num == mdReplicatedFrom || num == mdProperties) {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, fmt.Errorf("decode metadata: %w", protowire.ParseError(n))
+			}
+			b = b[n:]
+			if num == mdReplicatedFrom {
+				from = v
+			} else if !hasPos {
+				k, val, err := keyValue(v)
+				if err != nil {
+					return nil, fmt.Errorf("decode metadata: %w", err)
+				}
+				if string(k) == geo.SourcePositionProperty {
+					pos, hasPos = val, true
+				}
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, fmt.Errorf("decode metadata: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
 	}
-	return nil, fmt.Errorf("replicated message from %s has no %s property", md.GetReplicatedFrom(), geo.SourcePositionProperty)
+	if !hasPos {
+		return nil, fmt.Errorf("replicated message from %s has no %s property", from, geo.SourcePositionProperty)
+	}
+	l, e, err := geo.ParseSourcePosition(string(pos))
+	if err != nil {
+		return nil, err
+	}
+	return &replSource{cluster: string(from), pos: replPos{l, e}}, nil
+}
+
+// MessageMetadata and KeyValue field numbers replicatedSource reads
+// (PulsarApi.proto).
+const (
+	mdProperties     = 4
+	mdReplicatedFrom = 5
+	kvKey, kvValue   = 1, 2
+)
+
+// keyValue decodes a KeyValue (the last of a repeated field wins, as in
+// protobuf).
+func keyValue(b []byte) (key, value []byte, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if typ == protowire.BytesType && (num == kvKey || num == kvValue) {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, nil, protowire.ParseError(n)
+			}
+			b = b[n:]
+			if num == kvKey {
+				key = v
+			} else {
+				value = v
+			}
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+	}
+	return key, value, nil
 }
 
 const errStreamBroken = "an earlier send of this producer was refused, so this one is not stored: reconnect and resend from the refused one"

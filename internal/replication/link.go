@@ -156,9 +156,10 @@ func (l *link) write(cmd *pb.BaseCommand, hp []byte) error {
 	return err
 }
 
-// flush writes frames (one write for many sends: a syscall per entry
-// would bound unbatched replication).
-func (l *link) flush(frames []byte) error {
+// flush writes frames (one writev for many sends: a syscall per entry
+// would bound unbatched replication). It consumes bufs' slice header, not
+// the bytes.
+func (l *link) flush(bufs net.Buffers) error {
 	select {
 	case <-l.done:
 		return l.err
@@ -167,7 +168,7 @@ func (l *link) flush(frames []byte) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.nc.SetWriteDeadline(time.Now().Add(sendTimeout))
-	if _, err := l.nc.Write(frames); err != nil {
+	if _, err := bufs.WriteTo(l.nc); err != nil {
 		l.fail(fmt.Errorf("write: %w", err))
 		return err
 	}

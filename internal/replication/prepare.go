@@ -10,6 +10,7 @@ import (
 	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/wire"
+	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
 // MessageMetadata field numbers the replicator reads or adds (Pulsar's
@@ -71,16 +72,18 @@ func scanMeta(meta []byte, remote string) (entryMeta, error) {
 }
 
 // appendReplicated appends to dst the entry as it is sent to the remote:
-// [magic][crc32c][metaSize][metadata + additions][payload]. The additions
-// are fields appended to the stored metadata, which protobuf merges (a
-// repeated field gains an element, a later optional field replaces an
-// earlier one): the source position property, replicated_from, and the
-// remote's schema version when it differs.
-func appendReplicated(dst, meta, payload []byte, local string, ledgerID, entryID int64, schemaVersion []byte) []byte {
+// [magic][crc32c][metaSize][metadata + additions][payload], the payload
+// only when inline (else the caller sends it right after dst's bytes: the
+// checksum covers it either way). The additions are fields appended to the
+// stored metadata, which protobuf merges (a repeated field gains an
+// element, a later optional field replaces an earlier one): the source
+// position property, replicated_from, and the remote's schema version when
+// it differs.
+func appendReplicated(dst []byte, p prepared, local string, ledgerID, entryID int64, inline bool) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint16(dst[start:], wire.MagicCrc32c)
-	dst = append(dst, meta...)
+	dst = append(dst, p.meta...)
 	var posBuf [48]byte
 	pos := geo.AppendSourcePosition(posBuf[:0], ledgerID, entryID)
 	kvLen := protowire.SizeTag(kvKey) + protowire.SizeBytes(len(geo.SourcePositionProperty)) + protowire.SizeTag(kvValue) + protowire.SizeBytes(len(pos))
@@ -92,42 +95,102 @@ func appendReplicated(dst, meta, payload []byte, local string, ledgerID, entryID
 	dst = protowire.AppendBytes(dst, pos)
 	dst = protowire.AppendTag(dst, fieldReplicatedFrom, protowire.BytesType)
 	dst = protowire.AppendString(dst, local)
-	if schemaVersion != nil {
+	if p.schemaVersion != nil {
 		dst = protowire.AppendTag(dst, fieldSchemaVersion, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, schemaVersion)
+		dst = protowire.AppendBytes(dst, p.schemaVersion)
 	}
 	binary.BigEndian.PutUint32(dst[start+6:], uint32(len(dst)-start-10))
-	dst = append(dst, payload...)
-	binary.BigEndian.PutUint32(dst[start+2:], crc32.Checksum(dst[start+6:], castagnoli))
+	if inline {
+		dst = append(dst, p.payload...)
+		binary.BigEndian.PutUint32(dst[start+2:], crc32.Checksum(dst[start+6:], castagnoli))
+		return dst
+	}
+	crc := crc32.Update(crc32.Checksum(dst[start+6:], castagnoli), castagnoli, p.payload)
+	binary.BigEndian.PutUint32(dst[start+2:], crc)
 	return dst
 }
 
-// prepare returns the entry as it is sent to the remote (appended to buf):
-// its metadata with replicated_from and the source position, its payload
-// untouched; ok is false for entries that are not to be sent to this
-// remote (replicated here from elsewhere, markers, replicate_to without it).
-func (r *Replicator) prepare(buf []byte, e ledger.Entry, l *link, schemas map[string][]byte) (hp []byte, msgs int, ok bool, err error) {
+// prepared is an entry about to be sent: its stored metadata and payload
+// (slices of the entry, not copies), how many messages it holds, and the
+// remote's schema version when it differs from the stored one.
+type prepared struct {
+	meta, payload, schemaVersion []byte
+	msgs                         int
+}
+
+// size is the length of the entry as sent (what appendReplicated appends
+// with the payload inline), without building it.
+func (p prepared) size(local string, ledgerID, entryID int64) int {
+	var posBuf [48]byte
+	pos := geo.AppendSourcePosition(posBuf[:0], ledgerID, entryID)
+	kvLen := protowire.SizeTag(kvKey) + protowire.SizeBytes(len(geo.SourcePositionProperty)) + protowire.SizeTag(kvValue) + protowire.SizeBytes(len(pos))
+	n := 10 + len(p.meta) + protowire.SizeTag(fieldProperties) + protowire.SizeBytes(kvLen) +
+		protowire.SizeTag(fieldReplicatedFrom) + protowire.SizeBytes(len(local)) + len(p.payload)
+	if p.schemaVersion != nil {
+		n += protowire.SizeTag(fieldSchemaVersion) + protowire.SizeBytes(len(p.schemaVersion))
+	}
+	return n
+}
+
+// inspect reads what sending an entry needs; ok is false for entries that
+// are not to be sent to this remote (replicated here from elsewhere,
+// markers, replicate_to without it).
+func (r *Replicator) inspect(e ledger.Entry, l *link, schemas map[string][]byte) (p prepared, ok bool, err error) {
 	meta, payload, err := wire.SplitPayload(e.Data)
 	if err != nil {
-		return buf, 0, false, err
+		return p, false, err
 	}
 	m, err := scanMeta(meta, r.cfg.RemoteCluster)
 	if err != nil {
-		return buf, 0, false, fmt.Errorf("decode metadata: %w", err)
+		return p, false, fmt.Errorf("decode metadata: %w", err)
 	}
 	if m.replicated || m.marker || (m.otherTarget && !m.toThisRemote) {
-		return buf, 0, false, nil
+		return p, false, nil
 	}
 	var sv []byte
 	if len(m.schemaVersion) > 0 && r.cfg.Schema != nil {
 		sv, err = r.remoteSchemaVersion(l, m.schemaVersion, schemas)
 		if err != nil {
-			return buf, 0, false, fmt.Errorf("%w of entry %d: %w", errSchema, e.ID, err)
+			return p, false, fmt.Errorf("%w of entry %d: %w", errSchema, e.ID, err)
 		}
 		if string(sv) == string(m.schemaVersion) {
 			sv = nil // the same: nothing to replace
 		}
 	}
-	out := appendReplicated(buf, meta, payload, r.cfg.LocalCluster, r.cfg.LedgerID, e.ID, sv)
-	return out[len(buf):], m.msgs, true, nil
+	return prepared{meta: meta, payload: payload, schemaVersion: sv, msgs: m.msgs}, true, nil
+}
+
+// prepare returns the entry as it is sent to the remote, in one piece
+// (appended to buf): its metadata with replicated_from and the source
+// position, its payload untouched; ok as inspect's.
+func (r *Replicator) prepare(buf []byte, e ledger.Entry, l *link, schemas map[string][]byte) (hp []byte, msgs int, ok bool, err error) {
+	p, ok, err := r.inspect(e, l, schemas)
+	if !ok {
+		return buf, 0, false, err
+	}
+	out := appendReplicated(buf, p, r.cfg.LocalCluster, r.cfg.LedgerID, e.ID, true)
+	return out[len(buf):], p.msgs, true, nil
+}
+
+// zeroCopyMin is the payload size from which a payload is not copied into
+// the frames of a read but written from the entry itself (writev): below
+// it, one more iovec costs more than the copy.
+const zeroCopyMin = 2 << 10
+
+// appendFrame appends the SEND frame of entry id to dst. A payload of at
+// least zeroCopyMin bytes (when zeroCopy) is left out and returned as
+// tail, to be written right after dst's bytes; size is the entry's length
+// as sent.
+func (r *Replicator) appendFrame(dst []byte, cmd *pb.BaseCommand, p prepared, id int64, zeroCopy bool) (out, tail []byte, size int) {
+	size = p.size(r.cfg.LocalCluster, r.cfg.LedgerID, id)
+	inline := !zeroCopy || len(p.payload) < zeroCopyMin
+	at := len(dst)
+	dst = wire.AppendCommand(dst, cmd)
+	dst = appendReplicated(dst, p, r.cfg.LocalCluster, r.cfg.LedgerID, id, inline)
+	if !inline {
+		tail = p.payload
+	}
+	// The frame's total size counts the payload wherever it is.
+	binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4+len(tail)))
+	return dst, tail, size
 }

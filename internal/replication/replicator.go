@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/ledger"
-	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -131,6 +131,9 @@ type Replicator struct {
 	lastErrAt      time.Time
 	connectedSince time.Time
 	remoteAddr     string
+	// triedConfig is the registration of the last connection attempt
+	// (Endpoint.config): a retry waits less once it changed.
+	triedConfig string
 }
 
 // Start runs a replicator until Stop.
@@ -187,12 +190,45 @@ func (r *Replicator) run() {
 		if r.markDelete.Load() != before || time.Since(start) > 10*time.Second {
 			backoff = r.cfg.MinBackoff
 		}
+		if r.awaitRetry(backoff) {
+			backoff = r.cfg.MinBackoff
+		} else {
+			backoff = min(backoff*2, r.cfg.MaxBackoff)
+		}
+	}
+}
+
+// registrationPoll is how often a replicator waiting to reconnect reads the
+// remote's registration again (through the Manager's cache).
+const registrationPoll = time.Second
+
+// awaitRetry waits backoff before the next attempt, or less when the
+// remote's registration changes meanwhile: an operator who fixes a wrong
+// address or credential sees replication resume within about a second, not
+// after a backoff of up to MaxBackoff. It reports whether the registration
+// changed.
+func (r *Replicator) awaitRetry(backoff time.Duration) bool {
+	timer := time.NewTimer(backoff)
+	defer timer.Stop()
+	poll := time.NewTicker(registrationPoll)
+	defer poll.Stop()
+	r.mu.Lock()
+	tried := r.triedConfig
+	r.mu.Unlock()
+	for {
 		select {
 		case <-r.ctx.Done():
-			return
-		case <-time.After(backoff):
+			return false
+		case <-timer.C:
+			return false
+		case <-poll.C:
+			ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DialTimeout)
+			ep, err := r.cfg.Endpoint(ctx)
+			cancel()
+			if err == nil && ep.config != tried {
+				return true
+			}
 		}
-		backoff = min(backoff*2, r.cfg.MaxBackoff)
 	}
 }
 
@@ -215,6 +251,9 @@ func (r *Replicator) session(saved *int64) error {
 		cancel()
 		return fmt.Errorf("resolve cluster %s: %w", r.cfg.RemoteCluster, err)
 	}
+	r.mu.Lock()
+	r.triedConfig = ep.config
+	r.mu.Unlock()
 	if r.cfg.Partitions > 0 {
 		if err := ensurePartitioned(dctx, ep, r.cfg.PartitionedTopic, r.cfg.Partitions); err != nil {
 			cancel()
@@ -243,8 +282,13 @@ func (r *Replicator) session(saved *int64) error {
 	schemas := map[string][]byte{}
 	var pending []pendingEntry
 	var seq uint64
-	var frames []byte  // the SEND frames of one read, written at once
-	var scratch []byte // one entry as sent, reused
+	// The SEND frames of one read, written at once: frames holds them but
+	// for large payloads, which stay in the entries read and are written
+	// from there (tails: each after frames[:end]).
+	var frames []byte
+	var tails []frameTail
+	var bufs net.Buffers
+	zeroCopy := ep.TLS == nil // TLS copies anyway: one record per buffer would cost more
 	sendCmd := &pb.CommandSend{ProducerId: proto.Uint64(producerID), SequenceId: new(uint64), NumMessages: new(int32)}
 	cmd := &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: sendCmd}
 	pendingBytes := 0
@@ -291,13 +335,10 @@ func (r *Replicator) session(saved *int64) error {
 			if len(es) == 0 {
 				break
 			}
-			frames = frames[:0]
+			frames, tails = frames[:0], tails[:0]
+			now := time.Now()
 			for _, e := range es {
-				// hp lives in scratch until it is copied into frames.
-				hp, msgs, ok, err := r.prepare(scratch[:0], e, l, schemas)
-				if ok {
-					scratch = hp
-				}
+				p, ok, err := r.inspect(e, l, schemas)
 				if errors.Is(err, errSchema) {
 					return err
 				}
@@ -305,19 +346,24 @@ func (r *Replicator) session(saved *int64) error {
 					r.log.Error("entry cannot be replicated; passed over", "entry", e.ID, "err", err)
 					r.skipped.Add(1)
 				}
-				pe := pendingEntry{id: e.ID, send: ok, size: len(hp), msgs: msgs, since: time.Now()}
+				pe := pendingEntry{id: e.ID, send: ok, since: now}
 				if ok {
 					seq++
-					pe.seq = seq
-					*sendCmd.SequenceId, *sendCmd.NumMessages = seq, int32(msgs)
-					frames = wire.AppendPayloadCommand(frames, cmd, hp)
-					pendingBytes += len(hp)
+					pe.seq, pe.msgs = seq, p.msgs
+					*sendCmd.SequenceId, *sendCmd.NumMessages = seq, int32(p.msgs)
+					var tail []byte
+					frames, tail, pe.size = r.appendFrame(frames, cmd, p, e.ID, zeroCopy)
+					if tail != nil {
+						tails = append(tails, frameTail{end: len(frames), data: tail})
+					}
+					pendingBytes += pe.size
 				}
 				pending = append(pending, pe)
 				next = e.ID + 1
 			}
 			if len(frames) > 0 {
-				if err := l.flush(frames); err != nil {
+				bufs = gather(bufs[:0], frames, tails)
+				if err := l.flush(bufs); err != nil {
 					return err
 				}
 			}
@@ -370,6 +416,25 @@ func (r *Replicator) session(saved *int64) error {
 			}
 		}
 	}
+}
+
+// frameTail is a payload written from its entry after frames[:end].
+type frameTail struct {
+	end  int
+	data []byte
+}
+
+// gather lists the pieces of a read's frames in order for one writev.
+func gather(bufs net.Buffers, frames []byte, tails []frameTail) net.Buffers {
+	prev := 0
+	for _, t := range tails {
+		bufs = append(bufs, frames[prev:t.end], t.data)
+		prev = t.end
+	}
+	if prev < len(frames) {
+		bufs = append(bufs, frames[prev:])
+	}
+	return bufs
 }
 
 // errSchema marks a schema that could not be carried to the remote: the

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -169,7 +170,11 @@ func entry(i int, kind string) []byte {
 	case "elsewhere":
 		md.ReplicateTo = []string{"local", "third"}
 	}
-	return wire.BuildPayload(md, []byte(fmt.Sprint("payload-", i)))
+	payload := []byte(fmt.Sprint("payload-", i))
+	if i%4 == 2 { // large enough to be written from the entry (zeroCopyMin)
+		payload = append(payload, bytes.Repeat([]byte{'x'}, zeroCopyMin+100)...)
+	}
+	return wire.BuildPayload(md, payload)
 }
 
 // The replicator neither skips nor duplicates whatever the link does: sends
@@ -319,5 +324,115 @@ func TestReplicatorReceiptTimeout(t *testing.T) {
 	}
 	if got := remote.storedPositions(); len(got) != 1 {
 		t.Fatalf("stored %v", got)
+	}
+}
+
+// A replicator waiting out a long backoff after a failed attempt retries as
+// soon as the remote's registration changes (an operator fixed it), not
+// after the backoff.
+func TestReplicatorRetriesWhenRegistrationChanges(t *testing.T) {
+	remote := newFakeRemote(t, nil)
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	l, err := memory.New().Open(context.Background(), "persistent://t/ns/z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	l.Append(entry(0, ""), func(int64, error) { close(done) })
+	<-done
+	var mu sync.Mutex
+	ep := Endpoint{Addr: deadAddr, config: "dead"}
+	failed := make(chan struct{}, 1)
+	r := Start(Config{
+		Topic: "persistent://t/ns/z", LocalCluster: "local", RemoteCluster: "remote", LedgerID: l.ID(), Source: l, Start: -1,
+		Save: func(int64) {},
+		Endpoint: func(context.Context) (Endpoint, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return ep, nil
+		},
+		OnError: func(error) {
+			select {
+			case failed <- struct{}{}:
+			default:
+			}
+		},
+		MinBackoff: time.Hour, MaxBackoff: time.Hour,
+	})
+	defer r.Stop()
+	<-failed
+	mu.Lock()
+	ep = Endpoint{Addr: remote.ln.Addr().String(), config: "fixed"}
+	mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.MarkDelete() < 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry after the registration changed: %+v", r.Stats(time.Now()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The frames of a read, with large payloads written from the entries
+// (writev), are on the wire exactly the frames built in one piece.
+func TestAppendFrameZeroCopy(t *testing.T) {
+	r := &Replicator{cfg: Config{LocalCluster: "local", RemoteCluster: "remote", LedgerID: 7}}
+	es := []ledger.Entry{{ID: 1, Data: entry(1, "")}, {ID: 2, Data: entry(2, "")}, {ID: 3, Data: entry(3, "")}, {ID: 6, Data: entry(6, "")}}
+	cmd := &pb.BaseCommand{Type: pb.BaseCommand_SEND.Enum(), Send: &pb.CommandSend{ProducerId: proto.Uint64(1), SequenceId: new(uint64), NumMessages: new(int32)}}
+	for _, zeroCopy := range []bool{false, true} {
+		var frames []byte
+		var tails []frameTail
+		var want [][]byte
+		for i, e := range es {
+			p, ok, err := r.inspect(e, nil, nil)
+			if !ok || err != nil {
+				t.Fatalf("inspect: %v %v", ok, err)
+			}
+			*cmd.Send.SequenceId = uint64(i)
+			var tail []byte
+			var size int
+			frames, tail, size = r.appendFrame(frames, cmd, p, e.ID, zeroCopy)
+			if tail != nil {
+				tails = append(tails, frameTail{end: len(frames), data: tail})
+			}
+			hp, _, _, _ := r.prepare(nil, e, nil, nil)
+			if size != len(hp) {
+				t.Fatalf("size %d, sent %d", size, len(hp))
+			}
+			want = append(want, hp)
+		}
+		if got := len(tails); (got > 0) != zeroCopy || (zeroCopy && got != 2) {
+			t.Fatalf("zeroCopy %v: %d payloads written from their entries", zeroCopy, got)
+		}
+		var buf bytes.Buffer
+		bufs := gather(nil, frames, tails)
+		if _, err := bufs.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		rd := wire.NewReader(&buf, 0)
+		for i, w := range want {
+			f, err := rd.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := f.Command()
+			if err != nil || c.GetSend().GetSequenceId() != uint64(i) {
+				t.Fatalf("frame %d: %v %v", i, c, err)
+			}
+			if !bytes.Equal(f.HeadersAndPayload, w) {
+				t.Fatalf("frame %d differs from the entry built in one piece", i)
+			}
+			if err := wire.VerifyChecksum(f.HeadersAndPayload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if buf.Len() != 0 {
+			t.Fatalf("%d bytes left", buf.Len())
+		}
 	}
 }
