@@ -29,9 +29,9 @@ func handleBatch(count, n int32) int32 {
 		b = b[4+l:]
 		pl := binary.LittleEndian.Uint32(rec[len(rec)-128-4:])
 		out = out[:0]
-		out = append(out, 0, 0)                         // status, ack
-		out = binary.LittleEndian.AppendUint32(out, 0)  // error
-		out = binary.LittleEndian.AppendUint32(out, 1)  // one output
+		out = append(out, 0, 0)                        // status, ack
+		out = binary.LittleEndian.AppendUint32(out, 0) // error
+		out = binary.LittleEndian.AppendUint32(out, 1) // one output
 		out = binary.LittleEndian.AppendUint32(out, 24+pl)
 		out = binary.LittleEndian.AppendUint32(out, 0) // topic
 		out = binary.LittleEndian.AppendUint32(out, 0) // key
