@@ -21,6 +21,8 @@ type Functions struct {
 	MaxMemory int64
 	// CallTimeout is the time budget of one call (0: 5s).
 	CallTimeout time.Duration
+	// BatchSize is the most messages per WebAssembly call (0: 100).
+	BatchSize int
 	// AuthToken is the worker's token when authentication is on; its role
 	// must be allowed to consume the inputs and produce the outputs
 	// (a superuser role, typically). Without it the worker does not run
@@ -57,6 +59,7 @@ func (s *Server) newFunctions(res *meta.Resources, authService *auth.Service, re
 		AuthToken:   f.AuthToken,
 		MaxMemory:   f.MaxMemory,
 		CallTimeout: f.CallTimeout,
+		BatchSize:   f.BatchSize,
 		DedupEnabled: func(ctx context.Context, ns naming.Namespace) (bool, error) {
 			p, err := res.Namespace(ctx, ns)
 			if errors.Is(err, meta.ErrNotFound) {

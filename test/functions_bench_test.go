@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,8 +25,14 @@ import (
 //	go test -run XXX -bench FunctionIdentityThroughput -benchtime 1x ./test/
 func BenchmarkFunctionIdentityThroughput(b *testing.B) {
 	const n = 200_000
-	s, err := server.New(server.Options{DataDir: b.TempDir(), BrokerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		AdvertisedAddress: "127.0.0.1", Logger: quietLogger()})
+	opts := server.Options{DataDir: b.TempDir(), BrokerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+		AdvertisedAddress: "127.0.0.1", Logger: quietLogger()}
+	if v := os.Getenv("MB_BENCH_FUNCTION_BATCH"); v != "" {
+		if _, err := fmt.Sscan(v, &opts.Functions.BatchSize); err != nil {
+			b.Fatal("MB_BENCH_FUNCTION_BATCH: ", err)
+		}
+	}
+	s, err := server.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -189,7 +189,7 @@ func functionUploadCommand(o *adminOptions, verb string) *cobra.Command {
 	f.StringVar(&ff.topicsPattern, "topics-pattern", "", "input topics as a regular expression over the namespace's topics")
 	f.StringVar(&ff.output, "output", "", "default output topic")
 	f.StringVar(&ff.logTopic, "log-topic", "", "topic the function's log lines are published to")
-	f.StringVar(&ff.guarantees, "processing-guarantees", "", "ATMOST_ONCE, ATLEAST_ONCE (default) or EFFECTIVELY_ONCE")
+	f.StringVar(&ff.guarantees, "processing-guarantees", "", "ATMOST_ONCE, ATLEAST_ONCE (default), EFFECTIVELY_ONCE or MANUAL (the function acks its inputs)")
 	f.StringVar(&ff.subName, "subs-name", "", "subscription name on the inputs (default tenant/namespace/name)")
 	f.StringVar(&ff.subName, "subscription-name", "", "same as --subs-name")
 	f.StringVar(&ff.subPosition, "subs-position", "", "where a new subscription starts: Latest (default) or Earliest")

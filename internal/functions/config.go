@@ -14,6 +14,9 @@ const (
 	AtMostOnce      = "ATMOST_ONCE"
 	AtLeastOnce     = "ATLEAST_ONCE"
 	EffectivelyOnce = "EFFECTIVELY_ONCE"
+	// Manual leaves acknowledging to the function (function.Ack); outputs
+	// are published as with ATLEAST_ONCE (Pulsar 3's MANUAL).
+	Manual = "MANUAL"
 )
 
 // Subscription types a function may use (Pulsar derives them from
@@ -134,11 +137,12 @@ func (c *Config) normalize() error {
 	switch g := strings.ToUpper(c.ProcessingGuarantees); g {
 	case "":
 		c.ProcessingGuarantees = AtLeastOnce
-	case AtMostOnce, AtLeastOnce, EffectivelyOnce:
+	case AtMostOnce, AtLeastOnce, EffectivelyOnce, Manual:
 		c.ProcessingGuarantees = g
 	default:
-		return fmt.Errorf("processingGuarantees %q: want ATMOST_ONCE, ATLEAST_ONCE or EFFECTIVELY_ONCE", c.ProcessingGuarantees)
+		return fmt.Errorf("processingGuarantees %q: want ATMOST_ONCE, ATLEAST_ONCE, EFFECTIVELY_ONCE or MANUAL", c.ProcessingGuarantees)
 	}
+
 	switch strings.ToLower(c.SubscriptionType) {
 	case "":
 		switch {
@@ -189,6 +193,14 @@ func (c *Config) normalize() error {
 	}
 	return nil
 }
+
+// manualAck reports whether the function acknowledges its inputs itself.
+// That is processingGuarantees MANUAL only: as in Pulsar 3 (PIP-166) the
+// guarantee decides, and autoAck is kept and returned but changes nothing,
+// because pulsar-client-go's admin FunctionConfig sends autoAck=false
+// whenever it is not set, which would otherwise turn off acknowledgement
+// for every function such a client creates.
+func (c *Config) manualAck() bool { return c.ProcessingGuarantees == Manual }
 
 // parseTopic completes a short topic name within ns and validates it.
 func parseTopic(s string, ns naming.Namespace) (string, error) {

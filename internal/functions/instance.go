@@ -2,7 +2,6 @@ package functions
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -91,7 +90,9 @@ func (i *instance) session() error {
 	i.MarkRunning()
 	eo := newEOProducers(r)
 	defer eo.close()
-	var in abi.Message
+	size := r.m.cfg.batchSize()
+	msgs := make([]pulsar.Message, 0, size)
+	ins := make([]abi.Message, 0, size)
 	for {
 		msg, err := consumer.Receive(i.Ctx)
 		if err != nil {
@@ -100,7 +101,26 @@ func (i *instance) session() error {
 			}
 			return fmt.Errorf("receive: %w", err)
 		}
-		if err := i.process(consumer, inst, eo, msg, &in); err != nil {
+		// A batch is what the consumer has already received, up to size:
+		// batching never waits for messages.
+		msgs = append(msgs[:0], msg)
+	drain:
+		for len(msgs) < size {
+			select {
+			case cm, ok := <-consumer.Chan():
+				if !ok {
+					break drain
+				}
+				msgs = append(msgs, cm.Message)
+			default:
+				break drain
+			}
+		}
+		ins = ins[:len(msgs)]
+		for k, m := range msgs {
+			toABI(&ins[k], m)
+		}
+		if err := i.processBatch(consumer, inst, eo, msgs, ins); err != nil {
 			return err
 		}
 	}
@@ -122,42 +142,104 @@ func toABI(in *abi.Message, msg pulsar.Message) {
 	in.Payload = msg.Payload()
 }
 
-// process handles one message; an error ends the session (the message is
-// left unacknowledged and comes back to the next session, in order).
-func (i *instance) process(consumer pulsar.Consumer, inst *wasm.Instance, eo *eoProducers, msg pulsar.Message, in *abi.Message) error {
+// processBatch handles msgs (ins are their ABI records) with batch calls;
+// an error ends the session (the unacknowledged messages come back to the
+// next session, in order).
+func (i *instance) processBatch(consumer pulsar.Consumer, inst *wasm.Instance, eo *eoProducers, msgs []pulsar.Message, ins []abi.Message) error {
 	r := i.r
-	i.received.Add(1)
-	i.metrics.received.Inc()
-	toABI(in, msg)
-	start := time.Now()
-	outs, err := inst.Call(in)
-	d := time.Since(start)
-	i.latencyNanos.Add(int64(d))
-	i.metrics.latency.Observe(d.Seconds())
-	i.lastInvocation.Store(start.UnixMilli())
-	i.metrics.lastInvocation.Set(float64(start.UnixMilli()))
-	guarantee := r.rec.Config.ProcessingGuarantees
-	if err != nil {
-		var ue *wasm.UserError
-		i.recordError(errors.As(err, &ue), err)
-		if ue == nil {
+	n := int64(len(msgs))
+	i.received.Add(n)
+	i.metrics.received.Add(float64(n))
+	eoGuarantee := r.rec.Config.ProcessingGuarantees == EffectivelyOnce
+	for done := 0; done < len(msgs); {
+		start := time.Now()
+		res, err := inst.CallBatch(ins[done:], eoGuarantee)
+		d := time.Since(start)
+		i.lastInvocation.Store(start.UnixMilli())
+		i.metrics.lastInvocation.Set(float64(start.UnixMilli()))
+		ran := len(res)
+		if err != nil {
+			ran++
+		}
+		per := d / time.Duration(max(ran, 1))
+		for range ran {
+			i.latencyNanos.Add(int64(per))
+			i.metrics.latency.Observe(per.Seconds())
+		}
+		// The state writes of the batch are made durable before any of
+		// its inputs is acknowledged.
+		if ferr := r.state.flush(i.Ctx); ferr != nil {
+			return ferr
+		}
+		for k := range res {
+			if err := i.finish(consumer, eo, msgs[done+k], &ins[done+k], &res[k]); err != nil {
+				return err
+			}
+		}
+		done += len(res)
+		if err != nil {
+			// The message at done crashed or timed out the instance
+			// (already restarted by package wasm).
+			i.recordError(false, err)
 			i.Restarts.Add(1)
 			i.metrics.restarts.Inc()
-			i.log.Warn("function call failed", "error", err, "message", in.MessageID)
+			i.log.Warn("function call failed", "error", err, "message", ins[done].MessageID)
+			if eoGuarantee {
+				// A later message must not be published before this one:
+				// the redelivery would be dropped as a duplicate. Start
+				// over from the first unacknowledged message.
+				return fmt.Errorf("message %s: %w", ins[done].MessageID, err)
+			}
+			consumer.Nack(msgs[done])
+			done++
+			continue
 		}
-		if guarantee == EffectivelyOnce {
-			// A later message must not be published before this one: the
-			// redelivery would be dropped as a duplicate. Start over from
-			// the first unacknowledged message.
+		if len(res) == 0 {
+			return fmt.Errorf("function module returned no result for a batch of %d", len(msgs)-done)
+		}
+	}
+	return nil
+}
+
+// finish publishes one message's outputs and acknowledges it as its
+// processing guarantee and autoAck say.
+func (i *instance) finish(consumer pulsar.Consumer, eo *eoProducers, msg pulsar.Message, in *abi.Message, res *abi.Result) error {
+	r := i.r
+	cfg := &r.rec.Config
+	manual := cfg.manualAck()
+	if res.Status != abi.ResultOK {
+		err := &wasm.UserError{Msg: res.Error}
+		i.recordError(true, err)
+		if cfg.ProcessingGuarantees == EffectivelyOnce {
 			return fmt.Errorf("message %s: %w", in.MessageID, err)
 		}
-		consumer.Nack(msg)
+		// A failed input is negatively acknowledged (Pulsar's Java
+		// runtime fails the record), unless a MANUAL function acked it.
+		if !manual || res.Ack != abi.AckDone {
+			consumer.Nack(msg)
+		} else {
+			consumer.Ack(msg)
+		}
 		return nil
 	}
 	i.processed.Add(1)
 	i.metrics.processed.Inc()
-	switch guarantee {
-	case AtMostOnce:
+	outs := res.Outputs
+	// settle acknowledges the input once its outputs are receipted (ok)
+	// or one failed. A function's Nack is honoured with ATLEAST_ONCE and
+	// MANUAL; with MANUAL an input it neither acks nor nacks stays
+	// unacknowledged.
+	ack := res.Ack // res is reused by the next call
+	settle := func(ok bool) {
+		switch {
+		case !ok || ack == abi.NackDone:
+			consumer.Nack(msg)
+		case !manual || ack == abi.AckDone:
+			consumer.Ack(msg)
+		}
+	}
+	switch {
+	case cfg.ProcessingGuarantees == AtMostOnce:
 		consumer.Ack(msg)
 		for k := range outs {
 			r.publish(i.Ctx, &outs[k], func(err error) {
@@ -166,9 +248,14 @@ func (i *instance) process(consumer pulsar.Consumer, inst *wasm.Instance, eo *eo
 				}
 			})
 		}
-	case AtLeastOnce:
+	case cfg.ProcessingGuarantees == EffectivelyOnce:
+		if err := eo.publish(i.Ctx, msg, outs); err != nil {
+			return err
+		}
+		consumer.Ack(msg)
+	default: // ATLEAST_ONCE and MANUAL
 		if len(outs) == 0 {
-			consumer.Ack(msg)
+			settle(true)
 			return nil
 		}
 		pending := &atomic.Int64{}
@@ -181,19 +268,10 @@ func (i *instance) process(consumer pulsar.Consumer, inst *wasm.Instance, eo *eo
 					i.recordError(false, fmt.Errorf("publish: %w", err))
 				}
 				if pending.Add(-1) == 0 {
-					if failed.Load() {
-						consumer.Nack(msg)
-					} else {
-						consumer.Ack(msg)
-					}
+					settle(!failed.Load())
 				}
 			})
 		}
-	case EffectivelyOnce:
-		if err := eo.publish(i.Ctx, msg, outs); err != nil {
-			return err
-		}
-		consumer.Ack(msg)
 	}
 	return nil
 }

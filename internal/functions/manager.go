@@ -31,6 +31,10 @@ type ManagerConfig struct {
 	// (a function's resources.ram and timeoutMs may lower them).
 	MaxMemory   int64
 	CallTimeout time.Duration
+	// BatchSize is the most messages an instance passes to one call of a
+	// WebAssembly function (default DefaultBatchSize): what its consumer
+	// has received, without waiting for more.
+	BatchSize int
 	// DedupEnabled reports whether a namespace deduplicates producers
 	// (EFFECTIVELY_ONCE needs it on its output).
 	DedupEnabled func(ctx context.Context, ns naming.Namespace) (bool, error)
@@ -49,6 +53,16 @@ type ManagerConfig struct {
 	// ProcessAuthToken is the token process functions get (MB_AUTH_TOKEN
 	// and the client config) when authentication is on.
 	ProcessAuthToken string
+}
+
+// DefaultBatchSize is ManagerConfig.BatchSize's default.
+const DefaultBatchSize = 100
+
+func (c *ManagerConfig) batchSize() int {
+	if c.BatchSize <= 0 {
+		return DefaultBatchSize
+	}
+	return c.BatchSize
 }
 
 // Manager runs the functions stored in the metadata store and serves the

@@ -333,6 +333,9 @@ func (r *runner) triggerCall(ctx context.Context, topic string, value []byte) ([
 	outs, err := r.trigger.Call(&abi.Message{Topic: topic, Payload: value, PublishTime: nowMillis()})
 	outs = append([]abi.Output(nil), outs...)
 	r.triggerMu.Unlock()
+	if ferr := r.state.flush(ctx); ferr != nil && err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -90,6 +90,26 @@ type State interface {
 // GOOS=wasip1.
 var ErrNotWasm = errors.New("function: host calls need GOOS=wasip1 (run the module in MessageBus)")
 
+// Ack acknowledges the input being handled, for a function deployed with
+// autoAck=false (or processingGuarantees MANUAL), where the broker leaves
+// acknowledging to the function: an input the function neither acks nor
+// nacks stays unacknowledged and is redelivered when the instance's
+// consumer reconnects (or after timeoutMs, when set). With ATLEAST_ONCE
+// the ack is sent once the handler's outputs are receipted. With autoAck
+// on it is ignored (the broker acks anyway).
+func Ack(ctx Context) error { return setAck(ackDone) }
+
+// Nack negatively acknowledges the input being handled (with autoAck=false):
+// it is redelivered after the consumer's negative-ack delay.
+func Nack(ctx Context) error { return setAck(nackDone) }
+
+// The ack decisions, as package abi numbers them.
+const (
+	ackNone  = 0
+	ackDone  = 1
+	nackDone = 2
+)
+
 // HandlerFunc processes one message.
 type HandlerFunc func(ctx Context, in Message) error
 

@@ -6,3 +6,5 @@ package function
 // never called, and this file keeps the package buildable for go vet and
 // documentation.
 var _, _, _ = decodeUserConfig, handler, userConfig
+
+func setAck(int32) error { return ErrNotWasm }

@@ -26,6 +26,9 @@ func hostFail(ptr unsafe.Pointer, n int32)
 //go:wasmimport mb log
 func hostLog(level int32, ptr unsafe.Pointer, n int32)
 
+//go:wasmimport mb result
+func hostResult(ptr unsafe.Pointer, n int32) int32
+
 //go:wasmimport mb user_config
 func hostUserConfig() int32
 
@@ -103,6 +106,93 @@ func handle(n int32) (res int32) {
 		return abi.ResultFailed
 	}
 	return abi.ResultOK
+}
+
+// Batch calls (ABI version 2): the host passes many inputs at once and the
+// SDK loops over them here, so that entering the module is paid once per
+// batch. Outputs are collected in pending (each a u32 length and an
+// output record) and sent with the message's result: one host call per
+// message.
+var (
+	inBatch  bool
+	pending  []byte
+	nPending int
+	ack      int32
+	resBuf   []byte
+)
+
+//go:wasmexport mb_handle_batch
+func handleBatch(count, n int32) int32 {
+	if handler == nil {
+		failWith("function.Handle was not called in init()")
+		return abi.ResultFailed
+	}
+	b := readInto(&input, int64(n))
+	inBatch = true
+	defer func() { inBatch = false }()
+	for i := int32(0); i < count; {
+		var ok bool
+		if i, ok = runBatch(&b, i, count); !ok {
+			return abi.ResultFailed
+		}
+	}
+	return abi.ResultOK
+}
+
+// runBatch handles messages i.. of the batch in b and returns where it
+// stopped. A panic ends it after reporting the message that panicked (one
+// deferred recover per run rather than per message: a defer costs more
+// than a microsecond in a wasm module); handleBatch then resumes with the
+// next message. ok is false for a malformed batch.
+func runBatch(b *[]byte, i, count int32) (next int32, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			next, ok = count, true
+			if !report(abi.ResultFailed, fmt.Sprint("panic: ", p)) {
+				next = i + 1
+			}
+		}
+	}()
+	for ; i < count; i++ {
+		if len(*b) < 4 {
+			failWith("decode input: malformed batch")
+			return i, false
+		}
+		l := binary.LittleEndian.Uint32(*b)
+		if uint64(l) > uint64(len(*b)-4) {
+			failWith("decode input: malformed batch")
+			return i, false
+		}
+		rec := (*b)[4 : 4+l]
+		*b = (*b)[4+l:]
+		pending, nPending, ack = pending[:0], 0, ackNone
+		status, errText := abi.ResultOK, ""
+		if msg, ok := decodeInput(rec); !ok {
+			status, errText = abi.ResultFailed, "decode input: malformed record"
+		} else if err := handler(theContext, msg); err != nil {
+			status, errText = abi.ResultFailed, err.Error()
+		}
+		if report(status, errText) {
+			return count, true
+		}
+	}
+	return count, true
+}
+
+// report sends the current message's result; true means the host asked
+// to stop the batch.
+func report(status int, errText string) bool {
+	if status != abi.ResultOK {
+		pending, nPending = pending[:0], 0 // a failed message publishes nothing
+	}
+	resBuf = abi.AppendResultHead(resBuf[:0], int32(status), ack, errText, nPending)
+	resBuf = append(resBuf, pending...)
+	return hostResult(bytesPtr(resBuf), int32(len(resBuf))) != 0
+}
+
+func setAck(a int32) error {
+	ack = a
+	return nil
 }
 
 // props is the input's property map, cleared and refilled per message.
@@ -191,6 +281,17 @@ func (callContext) Publish(topic string, m Message) error {
 	o := abi.Output{Topic: topic, Key: m.Key, Properties: m.Properties, Payload: m.Payload}
 	if !m.EventTime.IsZero() {
 		o.EventTime = m.EventTime.UnixMilli()
+	}
+	if inBatch {
+		if nPending >= abi.MaxOutputs || len(pending) > abi.MaxOutputBytes {
+			return fmt.Errorf("function: more than %d outputs or %d bytes for one message", abi.MaxOutputs, abi.MaxOutputBytes)
+		}
+		at := len(pending)
+		pending = binary.LittleEndian.AppendUint32(pending, 0)
+		pending = abi.AppendOutput(pending, &o)
+		binary.LittleEndian.PutUint32(pending[at:], uint32(len(pending)-at-4))
+		nPending++
+		return nil
 	}
 	outBuf = abi.AppendOutput(outBuf[:0], &o)
 	if hostEmit(bytesPtr(outBuf), int32(len(outBuf))) != 0 {

@@ -39,6 +39,7 @@ func (r *Runtime) instantiateHost(ctx context.Context) error {
 	fn(abi.FnEmit, hostEmit, []api.ValueType{i32, i32}, []api.ValueType{i32})
 	fn(abi.FnFail, hostFail, []api.ValueType{i32, i32}, nil)
 	fn(abi.FnLog, hostLog, []api.ValueType{i32, i32, i32}, nil)
+	fn(abi.FnResult, hostResult, []api.ValueType{i32, i32}, []api.ValueType{i32})
 	fn(abi.FnUserConfig, hostUserConfig, nil, []api.ValueType{i32})
 	fn(abi.FnStateGet, hostStateGet, []api.ValueType{i32, i32}, []api.ValueType{i64})
 	fn(abi.FnStatePut, hostStatePut, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32})

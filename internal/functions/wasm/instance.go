@@ -64,6 +64,10 @@ type Instance struct {
 	outBytes int
 	failMsg  string
 	hostErr  error // a host function's reason to abort the call
+	// The current batch call (batch.go).
+	results    []abi.Result
+	batchCount int
+	stopOnFail bool
 }
 
 // generation is one instantiation of the module with its own context, so
@@ -73,6 +77,7 @@ type generation struct {
 	cancel context.CancelFunc
 	mod    api.Module
 	handle api.Function
+	batch  api.Function // nil for a version-1 module
 	stack  []uint64
 	// started is when the running call began (watchdog clock), 0 between
 	// calls; the runtime's watchdog cancels ctx when it is overdue.
@@ -99,7 +104,7 @@ func (in *Instance) Start() error {
 	}
 	in.stop()
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), instanceKey{}, in))
-	g := &generation{ctx: ctx, cancel: cancel, stack: make([]uint64, 1)}
+	g := &generation{ctx: ctx, cancel: cancel, stack: make([]uint64, 2)}
 	in.m.r.watch(g)
 	out := &lineWriter{log: in.env.Log}
 	cfg := wazero.NewModuleConfig().WithName("").
@@ -123,13 +128,16 @@ func (in *Instance) Start() error {
 	}
 	g.mod = mod
 	g.handle = mod.ExportedFunction(abi.ExportHandle)
+	if in.m.batch {
+		g.batch = mod.ExportedFunction(abi.ExportHandleBatch)
+	}
 	if v := mod.ExportedFunction(abi.ExportVersion); v != nil {
 		res, err := v.Call(ctx)
-		if err != nil || len(res) != 1 || uint32(res[0]) != abi.Version {
+		if err != nil || len(res) != 1 || uint32(res[0]) < abi.MinVersion || uint32(res[0]) > abi.Version {
 			mod.Close(context.Background())
 			in.m.r.unwatch(g)
 			cancel()
-			return fmt.Errorf("%w: module ABI version %v (err %v), want %d", ErrBadModule, res, err, abi.Version)
+			return fmt.Errorf("%w: module ABI version %v (err %v), want %d to %d", ErrBadModule, res, err, abi.MinVersion, abi.Version)
 		}
 	}
 	in.gen = g
@@ -160,6 +168,24 @@ func (in *Instance) Close() { in.stop() }
 // next call. After ErrTimeout or ErrCrashed the instance has been torn
 // down; the next call instantiates it afresh.
 func (in *Instance) Call(msg *abi.Message) ([]abi.Output, error) {
+	g, err := in.ready()
+	if err != nil {
+		return nil, err
+	}
+	in.input = abi.AppendMessage(in.input[:0], msg)
+	in.reset()
+	g.stack[0] = uint64(len(in.input))
+	if err := in.enter(g, g.handle); err != nil {
+		return nil, err
+	}
+	if uint32(g.stack[0]) != abi.ResultOK {
+		return nil, in.userError(g)
+	}
+	return in.outputs, nil
+}
+
+// ready returns the running generation, instantiating one if needed.
+func (in *Instance) ready() (*generation, error) {
 	if in.gen == nil || in.gen.ctx.Err() != nil {
 		if in.gen != nil {
 			in.stop() // a timer fired just after the last call returned
@@ -168,42 +194,50 @@ func (in *Instance) Call(msg *abi.Message) ([]abi.Output, error) {
 			return nil, err
 		}
 	}
-	g := in.gen
-	in.input = abi.AppendMessage(in.input[:0], msg)
+	return in.gen, nil
+}
+
+// reset clears the per-call fields; the input is in in.input.
+func (in *Instance) reset() {
 	in.scratch = in.input
 	in.outputs = in.outputs[:0]
 	in.outBytes = 0
 	in.failMsg = ""
 	in.hostErr = nil
-	g.stack[0] = uint64(len(in.input))
+}
+
+// enter calls fn with g.stack under the time budget. An error means the
+// instance crashed or timed out and was torn down.
+func (in *Instance) enter(g *generation, fn api.Function) error {
 	g.arm()
-	err := g.handle.CallWithStack(g.ctx, g.stack)
+	err := fn.CallWithStack(g.ctx, g.stack)
 	g.disarm()
 	in.scratch = nil
-	if err != nil || in.hostErr != nil {
-		timedOut := g.timedOut.Load()
-		in.stop()
-		in.Restarts.Add(1)
-		switch {
-		case timedOut:
-			return nil, fmt.Errorf("%w (%v); instance restarted", ErrTimeout, in.m.r.cfg.CallTimeout)
-		case in.hostErr != nil:
-			return nil, fmt.Errorf("%w: %v", ErrCrashed, in.hostErr)
-		}
-		var exit *sys.ExitError
-		if errors.As(err, &exit) {
-			return nil, fmt.Errorf("%w: module exited with code %d", ErrCrashed, exit.ExitCode())
-		}
-		return nil, fmt.Errorf("%w: %v", ErrCrashed, err)
+	if err == nil && in.hostErr == nil {
+		return nil
 	}
-	if uint32(g.stack[0]) != abi.ResultOK {
-		msg := in.failMsg
-		if msg == "" {
-			msg = fmt.Sprintf("handler returned %d", int32(g.stack[0]))
-		}
-		return nil, &UserError{Msg: msg}
+	timedOut := g.timedOut.Load()
+	in.stop()
+	in.Restarts.Add(1)
+	switch {
+	case timedOut:
+		return fmt.Errorf("%w (%v); instance restarted", ErrTimeout, in.m.r.cfg.CallTimeout)
+	case in.hostErr != nil:
+		return fmt.Errorf("%w: %v", ErrCrashed, in.hostErr)
 	}
-	return in.outputs, nil
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return fmt.Errorf("%w: module exited with code %d", ErrCrashed, exit.ExitCode())
+	}
+	return fmt.Errorf("%w: %v", ErrCrashed, err)
+}
+
+func (in *Instance) userError(g *generation) error {
+	msg := in.failMsg
+	if msg == "" {
+		msg = fmt.Sprintf("handler returned %d", int32(g.stack[0]))
+	}
+	return &UserError{Msg: msg}
 }
 
 // lineWriter turns a module's stdout and stderr into log lines, each cut at

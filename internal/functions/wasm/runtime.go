@@ -19,8 +19,8 @@ const (
 	DefaultCallTimeout = 5 * time.Second
 	// MaxOutputs and MaxOutputBytes bound what one call may emit, so that a
 	// module cannot make the host buffer without end.
-	MaxOutputs     = 10000
-	MaxOutputBytes = 64 << 20
+	MaxOutputs     = abi.MaxOutputs
+	MaxOutputBytes = abi.MaxOutputBytes
 )
 
 // Config sets the limits of every instance of a Runtime.
@@ -112,6 +112,7 @@ type Module struct {
 	r        *Runtime
 	compiled wazero.CompiledModule
 	reactor  bool // exports _initialize (a WASI reactor)
+	batch    bool // exports abi.ExportHandleBatch
 }
 
 // ErrBadModule wraps every reason a module cannot be used.
@@ -135,6 +136,10 @@ func (r *Runtime) Compile(ctx context.Context, code []byte) (*Module, error) {
 	if !sameTypes(h.ParamTypes(), api.ValueTypeI32) || !sameTypes(h.ResultTypes(), api.ValueTypeI32) {
 		return fail("%s must be (i32) -> i32", abi.ExportHandle)
 	}
+	hb, batch := exports[abi.ExportHandleBatch]
+	if batch && (!sameTypes(hb.ParamTypes(), api.ValueTypeI32, api.ValueTypeI32) || !sameTypes(hb.ResultTypes(), api.ValueTypeI32)) {
+		return fail("%s must be (i32, i32) -> i32", abi.ExportHandleBatch)
+	}
 	if v, ok := exports[abi.ExportVersion]; ok && (len(v.ParamTypes()) != 0 || !sameTypes(v.ResultTypes(), api.ValueTypeI32)) {
 		return fail("%s must be () -> i32", abi.ExportVersion)
 	}
@@ -145,7 +150,7 @@ func (r *Runtime) Compile(ctx context.Context, code []byte) (*Module, error) {
 		}
 	}
 	_, reactor := exports["_initialize"]
-	return &Module{r: r, compiled: cm, reactor: reactor}, nil
+	return &Module{r: r, compiled: cm, reactor: reactor, batch: batch}, nil
 }
 
 // Close releases the compiled code; instances must be closed first.

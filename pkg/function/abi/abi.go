@@ -14,7 +14,13 @@ import (
 )
 
 // Version is the ABI version a module reports from its ExportVersion export.
-const Version = 1
+// Version 2 adds ExportHandleBatch and FnResult; the host accepts modules of
+// every version from MinVersion on (a version-1 module is called once per
+// message through ExportHandle).
+const (
+	Version    = 2
+	MinVersion = 1
+)
 
 // HostModule is the import module name of the host functions.
 const HostModule = "mb"
@@ -27,6 +33,13 @@ const (
 	ExportHandle = "mb_handle"
 	// ExportVersion returns Version: mb_abi_version() -> i32.
 	ExportVersion = "mb_abi_version"
+	// ExportHandleBatch (version 2) is called with many messages at once:
+	// handle_batch(count i32, len i32) -> i32. The scratch buffer holds
+	// count records, each a u32 length and an input record (AppendBatch).
+	// The module handles them in order and reports each one with FnResult
+	// before it starts the next; it stops early when FnResult says so. The
+	// result is ResultOK, or ResultFailed when the batch could not be read.
+	ExportHandleBatch = "mb_handle_batch"
 )
 
 // Results of ExportHandle.
@@ -62,6 +75,26 @@ const (
 	// counter (an 8-byte little-endian value; absent is 0) atomically and
 	// writes the new value to outptr (8 bytes LE); 0 or ErrCode.
 	FnStateIncr = "state_incr"
+	// result(ptr, len) -> i32 (version 2, inside ExportHandleBatch): the
+	// outcome of the batch's next message (AppendResult); returns 0 to go
+	// on with the next message, 1 to stop the batch here.
+	FnResult = "result"
+)
+
+// Ack decisions a module reports per message in its result: what the
+// function itself did with its input (Pulsar's autoAck=false, where the
+// function acknowledges its inputs).
+const (
+	AckNone  = 0 // the function did not ack (the broker acks per autoAck)
+	AckDone  = 1 // the function acked its input
+	NackDone = 2 // the function negatively acked its input
+)
+
+// MaxOutputs and MaxOutputBytes bound what one message's handler may
+// publish, so that a module cannot make the host buffer without end.
+const (
+	MaxOutputs     = 10000
+	MaxOutputBytes = 64 << 20
 )
 
 // Negative results of host functions.
@@ -144,6 +177,70 @@ func DecodeOutput(b []byte) (Output, error) {
 	o.Properties = d.props()
 	o.Payload = d.bytes()
 	return o, d.done()
+}
+
+// AppendBatch appends one batch entry: m's record preceded by its u32 length.
+func AppendBatch(b []byte, m *Message) []byte {
+	at := len(b)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = AppendMessage(b, m)
+	binary.LittleEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	return b
+}
+
+// Result is the outcome of one message of a batch.
+type Result struct {
+	Status  int32  // ResultOK or ResultFailed
+	Ack     int32  // AckNone, AckDone or NackDone
+	Error   string // the failure's text when Status is ResultFailed
+	Outputs []Output
+}
+
+// AppendResultHead appends a result's fixed part: u8 status, u8 ack, str
+// error, u32 output count; the outputs follow, each a str holding an
+// output record (AppendOutput).
+func AppendResultHead(b []byte, status, ack int32, errText string, outputs int) []byte {
+	b = append(b, byte(status), byte(ack))
+	b = appendStr(b, errText)
+	return binary.LittleEndian.AppendUint32(b, uint32(outputs))
+}
+
+// DecodeResult decodes a result record; outputs are appended to r.Outputs
+// (reusing its array) and are copies. maxOutputs bounds their count.
+func DecodeResult(b []byte, r *Result, maxOutputs int) error {
+	d := decoder{b: b}
+	head := d.take(2)
+	if head == nil {
+		return ErrShort
+	}
+	r.Status, r.Ack = int32(head[0]), int32(head[1])
+	if r.Status != ResultOK && r.Status != ResultFailed {
+		return errors.New("abi: result status must be 0 or 1")
+	}
+	if r.Ack > NackDone {
+		return errors.New("abi: result ack must be 0, 1 or 2")
+	}
+	r.Error = d.str()
+	n := d.u32()
+	if d.err != nil {
+		return d.err
+	}
+	if int(n) > maxOutputs || uint64(n)*4 > uint64(len(d.b)) {
+		return errors.New("abi: result holds too many outputs")
+	}
+	r.Outputs = r.Outputs[:0]
+	for range n {
+		rec := d.take(uint64(d.u32()))
+		if d.err != nil {
+			return d.err
+		}
+		o, err := DecodeOutput(rec)
+		if err != nil {
+			return err
+		}
+		r.Outputs = append(r.Outputs, o)
+	}
+	return d.done()
 }
 
 func appendStr(b []byte, s string) []byte {

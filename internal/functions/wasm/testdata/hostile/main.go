@@ -31,6 +31,10 @@ func init() {
 			}
 		case p == "noop":
 			return nil
+		case p == "ack":
+			return function.Ack(ctx)
+		case p == "nack":
+			return function.Nack(ctx)
 		case p == "fail":
 			return errors.New("bad input")
 		case p == "panic":
