@@ -305,6 +305,15 @@ func (j *journal) commitLoop() {
 // segment when the active one is full.
 func (j *journal) write(b *batch) error {
 	start := time.Now()
+	// Sized for the whole group up front: a group larger than any before
+	// would otherwise regrow (and copy) the buffer several times.
+	need := segmentHeaderSize + recordHeaderSize // a roll's header, the end mark
+	for i := range b.items {
+		need += recordHeaderSize + len(b.items[i].data)
+	}
+	if cap(j.buf) < need && need <= 64<<20 {
+		j.buf = make([]byte, 0, need)
+	}
 	buf := j.buf[:0]
 	entries, bytes := 0, 0
 	group := true // the next record starts a write
