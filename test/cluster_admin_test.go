@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestClusterPartitionedAdminFanOut: the partitions of a partitioned topic
@@ -50,11 +52,11 @@ func TestClusterPartitionedAdminFanOut(t *testing.T) {
 		}
 	}
 	p.Close()
-	owners := map[int]bool{}
+	byOwner := map[int]bool{}
 	for i := range parts {
-		owners[c.owner(fmt.Sprintf("%s-partition-%d", topic, i))] = true
+		byOwner[c.owner(fmt.Sprintf("%s-partition-%d", topic, i))] = true
 	}
-	if len(owners) < 2 {
+	if len(byOwner) < 2 {
 		t.Fatalf("%d partitions all owned by one broker", parts)
 	}
 	type stats struct {
@@ -97,5 +99,16 @@ func TestClusterPartitionedAdminFanOut(t *testing.T) {
 	check(0)
 	if code, body := httpDo(t, http.MethodPut, c.brokers[0].webURL+"/admin/v2/persistent/"+name+"/unload", ""); code != http.StatusNoContent {
 		t.Fatalf("unload: %d %s", code, body)
+	}
+	// Namespace unload: every bundle at its owner; none is owned afterwards.
+	if out, err := exec.Command(mbBinary, "admin", "--admin-url", c.brokers[1].webURL, "namespaces", "unload", "public/default").CombinedOutput(); err != nil {
+		t.Fatalf("mb admin namespaces unload: %v: %s", err, out)
+	}
+	owners, err := c.etcd.Client(t).Get(context.Background(), "/mbtest/cluster/owners/bundles/public/default/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owners.Count != 0 {
+		t.Fatalf("%d bundles of public/default still owned after the namespace unload", owners.Count)
 	}
 }

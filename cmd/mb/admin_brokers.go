@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
@@ -38,12 +37,12 @@ func namespaceBundleCommands(o *adminOptions) []*cobra.Command {
 		return c.out.list(c.last(), b.Boundaries)
 	})
 	var bundle string
-	unload := nsCommand(o, "unload", "Unload a namespace bundle (--bundle): its topics move to another broker", func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
+	unload := nsCommand(o, "unload", "Unload a namespace's bundles (or one, --bundle): their topics move to another broker", func(ctx context.Context, c *adminClient, ns *utils.NameSpaceName) error {
 		if bundle == "" {
-			return fmt.Errorf("--bundle is required (e.g. 0x00000000_0x40000000; see mb admin namespaces bundles)")
+			return c.api.Namespaces().UnloadWithContext(ctx, ns.String())
 		}
 		return c.api.Namespaces().UnloadNamespaceBundleWithContext(ctx, ns.String(), bundle)
 	})
-	unload.Flags().StringVarP(&bundle, "bundle", "b", "", "bundle range, e.g. 0x00000000_0x40000000")
+	unload.Flags().StringVarP(&bundle, "bundle", "b", "", "only this bundle range, e.g. 0x00000000_0x40000000 (default: every bundle)")
 	return []*cobra.Command{bundles, unload}
 }

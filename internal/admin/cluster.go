@@ -90,6 +90,12 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) bool {
 			w.WriteHeader(http.StatusNoContent)
 		}
 		return true
+	case seg[2] == "namespaces" && len(seg) == 6 && seg[5] == "unload" && r.Method == http.MethodPut:
+		if !s.bundleNamespace(w, r, seg[3], seg[4]) {
+			return true
+		}
+		s.unloadNamespace(w, r, c, seg[3]+"/"+seg[4]) // cluster_fanout.go
+		return true
 	case (seg[2] == naming.Persistent) && len(seg) >= 6:
 		if len(seg) >= 7 && anyBrokerOps[seg[6]] {
 			return false

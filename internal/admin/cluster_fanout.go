@@ -173,3 +173,44 @@ func keepBody(r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
+
+// unloadNamespace unloads every bundle of ns (PUT /admin/v2/namespaces/
+// {tenant}/{ns}/unload): the bundles owned here at once, the others by a PUT
+// of .../{bundle}/unload to their owners; unowned bundles have nothing to
+// unload. 204 when all are done.
+func (s *Server) unloadNamespace(w http.ResponseWriter, r *http.Request, c Cluster, ns string) {
+	bs := c.Boundaries()
+	for i := 0; i+1 < len(bs); i++ {
+		name := bs[i] + "_" + bs[i+1]
+		owner, err := c.UnloadBundle(r.Context(), ns, name)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		if owner.HTTP == "" {
+			continue
+		}
+		target := strings.TrimRight(owner.HTTP, "/") + "/admin/v2/namespaces/" + ns + "/" + name + "/unload"
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodPut, target, nil)
+		if err != nil {
+			s.internalError(w, err)
+			return
+		}
+		if a := r.Header.Get("Authorization"); a != "" {
+			req.Header.Set("Authorization", a)
+		}
+		resp, err := fanoutClient.Do(req)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("unload bundle %s at its owner: %v", name, err))
+			return
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		// 307: it moved meanwhile; its new owner just took it (nothing to unload).
+		if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusTemporaryRedirect {
+			writeError(w, resp.StatusCode, fmt.Sprintf("unload bundle %s: owner answered %d: %s", name, resp.StatusCode, strings.TrimSpace(string(msg))))
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -188,6 +188,14 @@ func (s *Server) resetCursor(w http.ResponseWriter, r *http.Request, t naming.To
 		}
 		t = t.Partition(id.Partition)
 	}
+	if remote, err := s.forwardPartition(r, t, t); remote { // the partition's owner (cluster_fanout.go)
+		if err != nil {
+			s.fail(w, err)
+		} else {
+			noContent(w)
+		}
+		return
+	}
 	b, ok := s.broker(w)
 	if !ok {
 		return
@@ -247,6 +255,9 @@ func (s *Server) expireAllSubscriptions(w http.ResponseWriter, r *http.Request, 
 	}
 	ctx := r.Context()
 	err := s.eachPartition(ctx, t, func(p naming.Topic) error {
+		if remote, err := s.forwardPartition(r, t, p); remote { // cluster_fanout.go
+			return err
+		}
 		subs, err := b.Subscriptions(ctx, p)
 		if err != nil {
 			return err
