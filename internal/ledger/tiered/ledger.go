@@ -231,22 +231,17 @@ func (l *Ledger) readObject(ctx context.Context, o objectEntry, from int64, maxE
 				break
 			}
 		}
-		entries, err := c.Block(ctx, o.Key, x.Blocks[b])
+		// Copies: the cache's blocks stay within its budget, off the heap.
+		var full bool
+		out, full, err = c.AppendEntries(ctx, o.Key, x.Blocks[b], from, out, &total, maxEntries, maxBytes)
 		if err != nil {
 			if len(out) > 0 {
 				break // serve what was read; the next read retries
 			}
 			return nil, err
 		}
-		for _, e := range entries {
-			if e.ID < from {
-				continue
-			}
-			if len(out) >= maxEntries || (len(out) > 0 && total+len(e.Data) > maxBytes) {
-				return l.served(out, total), nil
-			}
-			out = append(out, e)
-			total += len(e.Data)
+		if full {
+			break
 		}
 	}
 	return l.served(out, total), nil
