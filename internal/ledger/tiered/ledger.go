@@ -53,9 +53,12 @@ var (
 	_ ledger.Offloader = (*Ledger)(nil)
 )
 
-func (l *Ledger) Name() string                                      { return l.inner.Name() }
-func (l *Ledger) ID() int64                                         { return l.inner.ID() }
-func (l *Ledger) Append(data []byte, done func(int64, error))       { l.inner.Append(data, done) }
+func (l *Ledger) Name() string { return l.inner.Name() }
+func (l *Ledger) ID() int64    { return l.inner.ID() }
+func (l *Ledger) Append(data []byte, done func(int64, error)) {
+	l.s.appends.Touch() // offloads yield while producers publish
+	l.inner.Append(data, done)
+}
 func (l *Ledger) LastEntryID() int64                                { return l.inner.LastEntryID() }
 func (l *Ledger) Changed() <-chan struct{}                          { return l.inner.Changed() }
 func (l *Ledger) Cursors() map[string]*ledger.CursorState           { return l.inner.Cursors() }
