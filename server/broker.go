@@ -50,6 +50,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		Policies:                          policies,
 		CompactionCheckInterval:           opts.CompactionCheckInterval,
 		CompactionMaxRate:                 opts.CompactionMaxRate,
+		CompactionNoYield:                 opts.NoBackgroundYield,
 		DefaultRetentionMinutes:           opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:            opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:              opts.DeduplicationEnabled,

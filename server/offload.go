@@ -80,6 +80,7 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		DeferDeletionAtOpen: 5 * time.Minute,
 		CacheBytes:          o.CacheBytes,
 		MaxRate:             o.MaxRate,
+		NoYield:             s.opts.NoBackgroundYield,
 		ReadAheadBlocks:     o.ReadAheadBlocks,
 		OpTimeout:           s.opts.OperationTimeout,
 		Metrics:             tiered.NewMetrics(reg),

@@ -41,6 +41,9 @@ type Options struct {
 	CompactionCheckInterval time.Duration
 	// CompactionMaxRate bounds the bytes per second compactions read (0: no limit).
 	CompactionMaxRate int64
+	// NoBackgroundYield: offloads and compactions do not pause while
+	// producers publish (by default they do: internal/pace).
+	NoBackgroundYield bool
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int

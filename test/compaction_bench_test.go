@@ -23,7 +23,8 @@ import (
 // publishes 128 B messages to another topic at MB_COMPACTION_BENCH_RATE
 // msg/s (0: as fast as possible) until the compaction reports SUCCESS; then
 // publish as long again without a compaction: msg/s and p99 with and without.
-// MB_COMPACTION_BENCH_MAX_RATE sets --compaction-max-rate.
+// MB_COMPACTION_BENCH_MAX_RATE sets --compaction-max-rate,
+// MB_COMPACTION_BENCH_YIELD=false sets --background-yield=false.
 func TestCompactionPublishBenchmark(t *testing.T) {
 	if os.Getenv("MB_COMPACTION_BENCH") != "1" {
 		t.Skip("set MB_COMPACTION_BENCH=1 to run the compaction publish benchmark")
@@ -31,7 +32,8 @@ func TestCompactionPublishBenchmark(t *testing.T) {
 	n := envInt(t, "MB_COMPACTION_BENCH_MESSAGES", 1_000_000)
 	keys := envInt(t, "MB_COMPACTION_BENCH_KEYS", 100_000)
 	rate := envInt(t, "MB_COMPACTION_BENCH_RATE", 0)
-	p := startProc(t, t.TempDir(), 0, 0, "--compaction-max-rate", envStr("MB_COMPACTION_BENCH_MAX_RATE", "0"))
+	p := startProc(t, t.TempDir(), 0, 0, "--compaction-max-rate", envStr("MB_COMPACTION_BENCH_MAX_RATE", "0"),
+		"--background-yield="+envStr("MB_COMPACTION_BENCH_YIELD", "true"))
 	client := newClient(t, p.brokerURL)
 	topic := "persistent://public/default/compaction-bench"
 	prod := benchProducer(t, client, topic)

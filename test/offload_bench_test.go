@@ -42,7 +42,8 @@ import (
 // MB_OFFLOAD_BENCH_PROFILE=file saves the broker's CPU profile of the first
 // 2 s of the offload; MB_OFFLOAD_BENCH_HEAP=file its heap profile after each
 // object-store catch-up (file.<cache size>); MB_OFFLOAD_BENCH_MAX_RATE sets
-// --offload-max-rate; MB_S3TEST_DIR puts the gateway's files elsewhere.
+// --offload-max-rate, MB_OFFLOAD_BENCH_YIELD=false --background-yield=false;
+// MB_S3TEST_DIR puts the gateway's files elsewhere.
 func TestOffloadBenchmark(t *testing.T) {
 	if os.Getenv("MB_OFFLOAD_BENCH") != "1" {
 		t.Skip("set MB_OFFLOAD_BENCH=1 to run the tiered storage benchmark")
@@ -59,7 +60,8 @@ func TestOffloadBenchmark(t *testing.T) {
 	dir := t.TempDir()
 	args := func(cache string) []string {
 		return []string{"--offload-driver", "s3", "--offload-bucket", "bench", "--offload-endpoint", gw.Endpoint,
-			"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--offload-cache-size", cache, "--offload-max-rate", maxRate, "--enable-pprof"}
+			"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--offload-cache-size", cache, "--offload-max-rate", maxRate, "--enable-pprof",
+			"--background-yield=" + envStr("MB_OFFLOAD_BENCH_YIELD", "true")}
 	}
 	p := startProc(t, dir, 0, 0, args(caches[0])...)
 	topic := "persistent://public/default/offload-bench"

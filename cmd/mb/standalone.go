@@ -68,6 +68,7 @@ which wins over the file.`,
 	f.Duration("operation-timeout", 30*time.Second, "bound on each client request (lookup, producer, subscribe, ...) and topic load; past it the request is answered with a retriable error (ServiceNotReady, MetadataError for lookups)")
 	f.Duration("compaction-check-interval", time.Minute, "how often topics are checked against their compaction threshold")
 	f.Int64("compaction-max-rate", 0, "bytes per second compactions may read, over all topics (0: no limit)")
+	f.Bool("background-yield", true, "offloads and compactions pause after each step for as long as it ran while producers publish (false: full speed)")
 	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
 	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
 	f.String("metadata-store", "", "metadata store: empty or embedded for the embedded store in <data-dir>/meta, or etcd://host:port[,host:port...]")
@@ -327,6 +328,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		OperationTimeout:                  v.GetDuration("operation-timeout"),
 		CompactionCheckInterval:           v.GetDuration("compaction-check-interval"),
 		CompactionMaxRate:                 v.GetInt64("compaction-max-rate"),
+		NoBackgroundYield:                 !v.GetBool("background-yield"),
 		CheckpointInterval:                checkpointInterval,
 		CheckpointRetain:                  v.GetInt("checkpoint-retain"),
 		HideTopicLevelMetrics:             !v.GetBool("expose-topic-level-metrics"),

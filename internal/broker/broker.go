@@ -18,6 +18,7 @@ import (
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/loglimit"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/pace"
 	"github.com/messagebus/messagebus/internal/schema"
 )
 
@@ -79,6 +80,9 @@ type Config struct {
 	// CompactionMaxRate bounds the bytes per second compactions read, over
 	// all topics (0: no limit).
 	CompactionMaxRate int64
+	// CompactionNoYield: compactions do not pause while producers publish
+	// (internal/pace); the default is to pause.
+	CompactionNoYield bool
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store
@@ -162,6 +166,8 @@ type Broker struct {
 	// compaction reads' rate limit (compaction_throttle.go)
 	compactionLimOnce sync.Once
 	compactionLim     *rate.Limiter
+	// activity is when producers last published: compactions yield to them
+	activity pace.Activity
 
 	// mu guards the maps below; it is never held across metadata or
 	// ledger calls (see load.go for how topics load and unload).

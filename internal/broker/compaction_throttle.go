@@ -3,13 +3,37 @@ package broker
 import (
 	"context"
 
+	"github.com/messagebus/messagebus/internal/pace"
+
 	"golang.org/x/time/rate"
 )
 
-// compactionThrottle is the rate limit of compaction reads
-// (Config.CompactionMaxRate), shared by every compaction of the broker;
-// nil without a limit.
+// compactionThrottle paces the reads of one compaction: the rate limit
+// (Config.CompactionMaxRate) shared by every compaction of the broker, and
+// pauses as long as each read step ran while producers publish (unless
+// Config.CompactionNoYield); nil when neither applies.
 func (b *Broker) compactionThrottle() func(context.Context, int) error {
+	var p *pace.Pacer
+	if !b.cfg.CompactionNoYield {
+		p = pace.New(b.activity.Busy)
+	}
+	limit := b.compactionLimit()
+	if p == nil && limit == nil {
+		return nil
+	}
+	return func(ctx context.Context, n int) error {
+		if err := p.Step(ctx); err != nil {
+			return err
+		}
+		if limit != nil {
+			return limit(ctx, n)
+		}
+		return nil
+	}
+}
+
+// compactionLimit is the rate limit of compaction reads, nil without one.
+func (b *Broker) compactionLimit() func(context.Context, int) error {
 	if b.cfg.CompactionMaxRate <= 0 {
 		return nil
 	}

@@ -146,6 +146,7 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte, rs *replSou
 	t.msgIn.Add(n)
 	t.bytesIn.Add(int64(len(hp)))
 	t.lastPublish.Store(time.Now().UnixMilli())
+	t.b.activity.Touch()
 	t.b.metrics.msgIn.Add(float64(n))
 	t.b.metrics.bytesIn.Add(float64(len(hp)))
 	c := p.cn

@@ -86,9 +86,20 @@ func (b *BlockCache) Index(ctx context.Context, o ObjectRef) (*Index, error) {
 }
 
 // Block returns the entries of block b of object key (cached, or read and
-// verified; a checksum mismatch is an error wrapping ErrCorrupt).
+// verified; a checksum mismatch is an error wrapping ErrCorrupt), on the
+// heap: the caller may keep them.
 func (b *BlockCache) Block(ctx context.Context, key string, meta BlockMeta) ([]ledger.Entry, error) {
 	return b.c.block(ctx, key, meta)
+}
+
+// AppendEntries appends to out copies of the entries of block meta of key
+// with ids >= from (cached, or read and verified), while out holds fewer
+// than maxEntries and their bytes (*total, updated) stay within maxBytes;
+// the first entry of out always goes in. It reports whether a limit
+// stopped it. The block itself stays in off-heap memory within the budget:
+// readers that copy out keep the cache's memory bounded by the budget.
+func (b *BlockCache) AppendEntries(ctx context.Context, key string, meta BlockMeta, from int64, out []ledger.Entry, total *int, maxEntries, maxBytes int) ([]ledger.Entry, bool, error) {
+	return b.c.appendEntries(ctx, key, meta, from, out, total, maxEntries, maxBytes)
 }
 
 // Prefetch reads block meta of key into the cache in the background (with
@@ -120,12 +131,7 @@ func (b *BlockCache) Add(key string, meta BlockMeta, entries []ledger.Entry) {
 
 // Cached returns the entries of a block when they are in the cache.
 func (b *BlockCache) Cached(key string, meta BlockMeta) ([]ledger.Entry, bool) {
-	b.c.mu.Lock()
-	defer b.c.mu.Unlock()
-	if e, ok := b.c.blocks[blockKey{key, meta.Off}]; ok {
-		return e.Value.(*cachedBlock).entries, true
-	}
-	return nil, false
+	return b.c.cached(blockKey{key, meta.Off})
 }
 
 // Forget drops what is cached of object key.

@@ -53,9 +53,12 @@ var (
 	_ ledger.Offloader = (*Ledger)(nil)
 )
 
-func (l *Ledger) Name() string                                      { return l.inner.Name() }
-func (l *Ledger) ID() int64                                         { return l.inner.ID() }
-func (l *Ledger) Append(data []byte, done func(int64, error))       { l.inner.Append(data, done) }
+func (l *Ledger) Name() string { return l.inner.Name() }
+func (l *Ledger) ID() int64    { return l.inner.ID() }
+func (l *Ledger) Append(data []byte, done func(int64, error)) {
+	l.s.appends.Touch() // offloads yield while producers publish
+	l.inner.Append(data, done)
+}
 func (l *Ledger) LastEntryID() int64                                { return l.inner.LastEntryID() }
 func (l *Ledger) Changed() <-chan struct{}                          { return l.inner.Changed() }
 func (l *Ledger) Cursors() map[string]*ledger.CursorState           { return l.inner.Cursors() }
@@ -231,22 +234,17 @@ func (l *Ledger) readObject(ctx context.Context, o objectEntry, from int64, maxE
 				break
 			}
 		}
-		entries, err := c.Block(ctx, o.Key, x.Blocks[b])
+		// Copies: the cache's blocks stay within its budget, off the heap.
+		var full bool
+		out, full, err = c.AppendEntries(ctx, o.Key, x.Blocks[b], from, out, &total, maxEntries, maxBytes)
 		if err != nil {
 			if len(out) > 0 {
 				break // serve what was read; the next read retries
 			}
 			return nil, err
 		}
-		for _, e := range entries {
-			if e.ID < from {
-				continue
-			}
-			if len(out) >= maxEntries || (len(out) > 0 && total+len(e.Data) > maxBytes) {
-				return l.served(out, total), nil
-			}
-			out = append(out, e)
-			total += len(e.Data)
+		if full {
+			break
 		}
 	}
 	return l.served(out, total), nil

@@ -12,6 +12,7 @@ import (
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/object"
 	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/pace"
 )
 
 // putAttempts is how many times an offload tries to store one object
@@ -87,13 +88,14 @@ func (l *Ledger) OffloadStatus() ledger.OffloadStatus {
 func (l *Ledger) offload(ctx context.Context, before int64) error {
 	before = min(before, l.inner.LastEntryID()+1)
 	var buf []byte // the object being written, reused for the next
+	p := l.s.pacer()
 	for {
 		m := l.manifest()
 		start := max(m.end(), l.inner.FirstEntryID(), m.TrimmedBefore)
 		if start >= before {
 			return nil
 		}
-		entries, bytesIn, err := l.collect(ctx, start, before)
+		entries, bytesIn, err := l.collect(ctx, p, start, before)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			continue // trimmed meanwhile: start again from the new first entry
 		}
@@ -107,6 +109,9 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 		h := object.Header{LedgerID: l.ID(), First: start, Last: last}
 		obj, err := object.EncodeTo(buf, h, entries, l.s.o.BlockSize)
 		if err != nil {
+			return err
+		}
+		if err := p.Step(ctx); err != nil { // after the encoding's copies and CRCs
 			return err
 		}
 		key := l.s.objectKey(l.Name(), l.ID(), start, last)
@@ -131,7 +136,7 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 
 // collect reads the local entries from start up to before (exclusive), at
 // most MaxObjectBytes of data (at least one entry).
-func (l *Ledger) collect(ctx context.Context, start, before int64) ([]ledger.Entry, int64, error) {
+func (l *Ledger) collect(ctx context.Context, p *pace.Pacer, start, before int64) ([]ledger.Entry, int64, error) {
 	var (
 		out   []ledger.Entry
 		total int64
@@ -160,6 +165,9 @@ func (l *Ledger) collect(ctx context.Context, start, before int64) ([]ledger.Ent
 		if err := l.s.throttle(ctx, n); err != nil {
 			return nil, 0, err
 		}
+		if err := p.Step(ctx); err != nil {
+			return nil, 0, err
+		}
 		runtime.Gosched()
 		if reached {
 			break
@@ -172,6 +180,15 @@ func (l *Ledger) collect(ctx context.Context, start, before int64) ([]ledger.Ent
 // collectBatchBytes is the most entry data an offload reads from the local
 // ledger at once.
 const collectBatchBytes = 1 << 20
+
+// pacer paces the steps of one offload: pauses while the store's ledgers
+// are appended to (unless Options.NoYield); nil: none.
+func (s *Store) pacer() *pace.Pacer {
+	if s.o.NoYield {
+		return nil
+	}
+	return pace.New(s.appends.Busy)
+}
 
 // throttle waits until an offload may go on after reading n bytes, under
 // Options.MaxRate (shared by every offload of the store).

@@ -16,6 +16,7 @@ import (
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/object"
 	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/pace"
 )
 
 // DefaultDeletionLag is how long offloaded entries stay on local disk, as
@@ -53,6 +54,10 @@ type Options struct {
 	// local ledger and writes to the object store, over all ledgers of the
 	// store (0: no limit).
 	MaxRate int64
+	// NoYield: offloads do not pause while the store's ledgers are being
+	// appended to (by default each step is followed by a pause as long as
+	// it ran: internal/pace).
+	NoYield bool
 	// OpTimeout bounds each object-store call (0: 30 s).
 	OpTimeout time.Duration
 	Metrics   *Metrics // nil: not registered
@@ -67,6 +72,8 @@ type Store struct {
 	holds *holds // reads in progress per object: deletion waits for them
 	// limiter paces offloads (Options.MaxRate); nil: no limit.
 	limiter *rate.Limiter
+	// appends is when a ledger of the store was last appended to.
+	appends pace.Activity
 	log     *slog.Logger
 	ctx     context.Context // ends at Close: stops offloads and timers
 	stop    context.CancelFunc
