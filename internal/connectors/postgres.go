@@ -133,6 +133,8 @@ type pgSource struct {
 	// committer positions are transaction end LSNs.
 	c       Committer[pglogrepl.LSN]
 	schemas schemas
+	topics  map[tableKey]string
+	relCols map[*pglogrepl.RelationMessage][]column
 }
 
 const (
@@ -185,6 +187,7 @@ func (p *pgSource) Run(ctx context.Context, env *SourceEnv) error {
 	p.env = env
 	p.c = Committer[pglogrepl.LSN]{}
 	p.schemas = schemas{}
+	p.topics, p.relCols = nil, nil
 	slot, pub := p.s.SlotName, p.s.PublicationName
 	if slot == "" {
 		slot = defaultName(env.Name)
@@ -539,7 +542,7 @@ func (p *pgSource) handle(ctx context.Context, lm pglogrepl.Message, tx *txState
 			if !ok || tx == nil {
 				return tx, fmt.Errorf("truncate of unknown relation %d", id)
 			}
-			tx.changes = append(tx.changes, &change{schema: rel.Namespace, table: rel.RelationName, op: "t", cols: relColumns(rel)})
+			tx.changes = append(tx.changes, &change{schema: rel.Namespace, table: rel.RelationName, op: "t", cols: p.relColumns(rel)})
 		}
 	case *pglogrepl.CommitMessage:
 		if tx == nil {
@@ -574,7 +577,7 @@ func (p *pgSource) addChange(tx *txState, relations map[uint32]*pglogrepl.Relati
 	if tx == nil {
 		return errors.New("change outside a transaction")
 	}
-	ch := &change{schema: r.Namespace, table: r.RelationName, op: op, cols: relColumns(r)}
+	ch := &change{schema: r.Namespace, table: r.RelationName, op: op, cols: p.relColumns(r)}
 	for _, c := range r.Columns {
 		if c.Flags&1 != 0 {
 			ch.keys = append(ch.keys, c.Name)
@@ -586,11 +589,19 @@ func (p *pgSource) addChange(tx *txState, relations map[uint32]*pglogrepl.Relati
 	return nil
 }
 
-func relColumns(r *pglogrepl.RelationMessage) []column {
+// relColumns are a relation's columns, made once per relation message.
+func (p *pgSource) relColumns(r *pglogrepl.RelationMessage) []column {
+	if cols, ok := p.relCols[r]; ok {
+		return cols
+	}
 	cols := make([]column, len(r.Columns))
 	for i, c := range r.Columns {
 		cols[i] = column{name: c.Name, oid: c.DataType}
 	}
+	if p.relCols == nil || len(p.relCols) > 10000 {
+		p.relCols = map[*pglogrepl.RelationMessage][]column{}
+	}
+	p.relCols[r] = cols
 	return cols
 }
 

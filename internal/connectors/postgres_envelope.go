@@ -73,7 +73,7 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 	if ch.commit.IsZero() {
 		env.Source.TsMs = env.TsMs
 	}
-	value, _ := json.Marshal(env)
+	value := appendEnvelope(make([]byte, 0, 256), &env, ch.cols)
 	rec := &Record{Topic: p.topic(ch.schema, ch.table), Value: value,
 		Properties: map[string]string{"op": ch.op, "lsn": lsnNumber(ch.lsn)}}
 	if len(ch.keys) > 0 {
@@ -81,12 +81,7 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 		if row == nil {
 			row = ch.before
 		}
-		key := make(map[string]any, len(ch.keys))
-		for _, k := range ch.keys {
-			key[k] = row[k]
-		}
-		kb, _ := json.Marshal(key)
-		rec.Key = string(kb)
+		rec.Key = string(appendKey(make([]byte, 0, 32), row, ch.keys))
 	}
 	if p.s.ValueSchema == "json" {
 		sc, err := p.schemas.envelope(p.db, ch.schema, ch.table, ch.cols)
@@ -98,7 +93,20 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 	return []*Record{rec}, nil
 }
 
+// topic is a table's topic, cached: building a Replacer per row cost as
+// much as the envelope's JSON.
 func (p *pgSource) topic(schema, table string) string {
-	return strings.NewReplacer("{tenant}", p.env.Tenant, "{namespace}", p.env.Namespace, "{database}", p.db,
+	k := tableKey{schema, table}
+	if t, ok := p.topics[k]; ok {
+		return t
+	}
+	t := strings.NewReplacer("{tenant}", p.env.Tenant, "{namespace}", p.env.Namespace, "{database}", p.db,
 		"{schema}", schema, "{table}", table).Replace(p.s.TopicPattern)
+	if p.topics == nil {
+		p.topics = map[tableKey]string{}
+	}
+	p.topics[k] = t
+	return t
 }
+
+type tableKey struct{ schema, table string }

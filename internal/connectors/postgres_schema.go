@@ -95,22 +95,41 @@ func envelopeSchemaDef(db, schema, table string, cols []column) string {
 	return string(b)
 }
 
-// schemas caches the envelope schema of each table's column set.
-type schemas map[string]pulsar.Schema
+// schemas caches the envelope schema of each table's column set, found
+// first by the column slice (made once per relation message or snapshot
+// table), then by the columns' names and types.
+type schemas struct {
+	bySlice map[*column]pulsar.Schema
+	byCols  map[string]pulsar.Schema
+}
 
-func (s schemas) envelope(db, schema, table string, cols []column) (pulsar.Schema, error) {
+func (s *schemas) envelope(db, schema, table string, cols []column) (pulsar.Schema, error) {
+	if len(cols) > 0 {
+		if sc, ok := s.bySlice[&cols[0]]; ok {
+			return sc, nil
+		}
+	}
 	var k strings.Builder
 	k.WriteString(schema + "." + table)
 	for _, c := range cols {
 		fmt.Fprintf(&k, "\x00%s:%d", c.name, c.oid)
 	}
-	if sc, ok := s[k.String()]; ok {
-		return sc, nil
+	sc, ok := s.byCols[k.String()]
+	if !ok {
+		var err error
+		if sc, err = pulsar.NewJSONSchemaWithValidation(envelopeSchemaDef(db, schema, table, cols), nil); err != nil {
+			return nil, fmt.Errorf("envelope schema of %s.%s: %w", schema, table, err)
+		}
+		if s.byCols == nil {
+			s.byCols = map[string]pulsar.Schema{}
+		}
+		s.byCols[k.String()] = sc
 	}
-	sc, err := pulsar.NewJSONSchemaWithValidation(envelopeSchemaDef(db, schema, table, cols), nil)
-	if err != nil {
-		return nil, fmt.Errorf("envelope schema of %s.%s: %w", schema, table, err)
+	if len(cols) > 0 {
+		if s.bySlice == nil || len(s.bySlice) > 10000 {
+			s.bySlice = map[*column]pulsar.Schema{}
+		}
+		s.bySlice[&cols[0]] = sc
 	}
-	s[k.String()] = sc
 	return sc, nil
 }
