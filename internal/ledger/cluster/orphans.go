@@ -9,7 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/ledger/object"
 )
 
 // Orphan sweep. Two kinds of objects can outlive every etcd record that
@@ -27,12 +27,6 @@ import (
 // that no longer exists can never become referenced again (a re-created
 // topic gets a new ledger id). Every step is idempotent: any broker may
 // sweep, and several may at once.
-
-// lister is the part of objstore.Store the sweep needs beyond
-// object.Objects.
-type lister interface {
-	List(ctx context.Context, prefix string) ([]objstore.ObjectInfo, error)
-}
 
 // orphanLoop sweeps every OrphanInterval.
 func (s *Store) orphanLoop() {
@@ -57,7 +51,7 @@ func (s *Store) orphanLoop() {
 // deleted. The background loop calls it every OrphanInterval; tests call
 // it directly.
 func (s *Store) SweepOrphans(ctx context.Context) (int, error) {
-	ls, ok := s.o.Objects.(lister)
+	ls, ok := s.o.Objects.(object.Lister)
 	if !ok {
 		return 0, fmt.Errorf("cluster ledger: the object store cannot list objects")
 	}
@@ -122,7 +116,7 @@ func (s *Store) SweepOrphans(ctx context.Context) (int, error) {
 
 // list returns the keys of the objects under prefix; a listing takes a
 // request per thousand keys, hence its longer deadline.
-func (s *Store) list(ctx context.Context, ls lister, prefix string) ([]string, error) {
+func (s *Store) list(ctx context.Context, ls object.Lister, prefix string) ([]string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*s.o.CallTimeout)
 	defer cancel()
 	infos, err := ls.List(cctx, prefix)

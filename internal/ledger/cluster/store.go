@@ -201,7 +201,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		s.loops.Add(1)
 		go func() { defer s.loops.Done(); s.gcLoop() }()
 	}
-	if _, ok := o.Objects.(lister); ok && o.OrphanInterval > 0 {
+	if _, ok := o.Objects.(object.Lister); ok && o.OrphanInterval > 0 {
 		s.loops.Add(1)
 		go func() { defer s.loops.Done(); s.orphanLoop() }()
 	}

@@ -33,6 +33,12 @@ type Objects interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Lister is what an Objects may offer besides: listing the objects under
+// a prefix (objstore.Store does), for sweeps of objects nothing refers to.
+type Lister interface {
+	List(ctx context.Context, prefix string) ([]objstore.ObjectInfo, error)
+}
+
 // ObjectRef names a segment object whose index the cache reads: its key,
 // size in bytes and the entry-id range its manifest records (checked
 // against the object's header).
