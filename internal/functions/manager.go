@@ -433,7 +433,13 @@ func (m *Manager) PutState(ctx context.Context, fqfn string, sv StateValue) erro
 	case sv.ByteValue != nil:
 		v = sv.ByteValue
 	}
-	return newState(m.cfg.Meta, fqfn).Put(ctx, sv.Key, v)
+	// Written at once (not through a runner's overlay): the endpoint's
+	// caller reads it back right away.
+	st := newState(m.cfg.Meta, fqfn)
+	if err := st.Put(ctx, sv.Key, v); err != nil {
+		return err
+	}
+	return st.flush(ctx)
 }
 
 // isText reports whether b is printable UTF-8 (shown as stringValue).
