@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -33,22 +32,6 @@ type walRef struct {
 }
 
 const walRefsVersion = 1
-
-// gcLoop collects every GCInterval.
-func (s *Store) gcLoop() {
-	t := time.NewTicker(s.o.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := s.CollectWAL(s.ctx); err != nil && s.ctx.Err() == nil {
-			s.log.Warn("cluster ledger: WAL garbage collection failed", "err", err)
-		}
-	}
-}
 
 // gcPage bounds the records one etcd read returns.
 const gcPage = 500

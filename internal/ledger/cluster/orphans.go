@@ -28,23 +28,6 @@ import (
 // topic gets a new ledger id). Every step is idempotent: any broker may
 // sweep, and several may at once.
 
-// orphanLoop sweeps every OrphanInterval.
-func (s *Store) orphanLoop() {
-	t := time.NewTicker(s.o.OrphanInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := s.SweepOrphans(s.ctx); err != nil && s.ctx.Err() == nil {
-			s.m.orphanErrors.Inc()
-			s.log.Warn("cluster ledger: orphan sweep failed", "err", err)
-		}
-	}
-}
-
 // SweepOrphans deletes the WAL and segment objects of this store's object
 // prefix that no etcd record leads to and that an earlier pass, at least
 // OrphanGrace before, found unreferenced too; it returns how many it

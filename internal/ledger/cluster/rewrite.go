@@ -34,22 +34,6 @@ import (
 // objects become pending records in the trim's checkpoint transaction and
 // are deleted the same way.
 
-// rewriteLoop rewrites every RewriteInterval.
-func (s *Store) rewriteLoop() {
-	t := time.NewTicker(s.o.RewriteInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := s.Rewrite(s.ctx, time.Now().Add(-s.o.RewriteInterval)); err != nil && s.ctx.Err() == nil {
-			s.log.Warn("cluster ledger: WAL rewrite failed", "err", err)
-		}
-	}
-}
-
 // Rewrite rewrites, for every open ledger, the WAL data committed before
 // `before` into segment objects (and first deletes the objects of pending
 // records); it returns the number of segment objects written. The

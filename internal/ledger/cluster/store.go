@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -194,18 +195,49 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	go func() { defer s.loops.Done(); s.w.run() }()
 	go func() { defer s.loops.Done(); s.checkpointLoop() }()
 	if o.RewriteInterval > 0 {
-		s.loops.Add(1)
-		go func() { defer s.loops.Done(); s.rewriteLoop() }()
+		s.every(o.RewriteInterval, "WAL rewrite", nil, func(ctx context.Context) error {
+			_, err := s.Rewrite(ctx, time.Now().Add(-o.RewriteInterval))
+			return err
+		})
 	}
 	if o.GCInterval > 0 {
-		s.loops.Add(1)
-		go func() { defer s.loops.Done(); s.gcLoop() }()
+		s.every(o.GCInterval, "WAL garbage collection", nil, func(ctx context.Context) error {
+			_, err := s.CollectWAL(ctx)
+			return err
+		})
 	}
 	if _, ok := o.Objects.(object.Lister); ok && o.OrphanInterval > 0 {
-		s.loops.Add(1)
-		go func() { defer s.loops.Done(); s.orphanLoop() }()
+		s.every(o.OrphanInterval, "orphan sweep", s.m.orphanErrors, func(ctx context.Context) error {
+			_, err := s.SweepOrphans(ctx)
+			return err
+		})
 	}
 	return s, nil
+}
+
+// every runs pass every interval in the background until the store
+// closes. A failure (not the closing's) is logged and, with failed,
+// counted; the next pass retries.
+func (s *Store) every(interval time.Duration, what string, failed prometheus.Counter, pass func(context.Context) error) {
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := pass(s.ctx); err != nil && s.ctx.Err() == nil {
+				if failed != nil {
+					failed.Inc()
+				}
+				s.log.Warn("cluster ledger: "+what+" failed", "err", err)
+			}
+		}
+	}()
 }
 
 // callCtx bounds one remote call.
