@@ -34,58 +34,26 @@ var errRemoteNotFound = fmt.Errorf("partition not found on its owner")
 // remote is false when this broker serves it (or in standalone): the caller
 // answers from its own broker.
 func (s *Server) remotePartition(r *http.Request, p naming.Topic, op string, v any) (remote bool, err error) {
-	c := s.cfg.Cluster
-	if c == nil || !p.IsPersistent() {
-		return false, nil
-	}
-	self, owner, assign, err := c.TopicOwner(r.Context(), p.Namespace.String(), p.String(), false)
-	if err != nil {
-		return true, err
-	}
-	if self {
-		return false, nil
-	}
 	q := r.URL.Query()
 	q.Del("perPartition")
-	if assign {
-		q.Set("authoritative", "true")
+	base, remote, err := s.partitionOwner(r, p, q)
+	if !remote || err != nil {
+		return remote, err
 	}
-	target := strings.TrimRight(owner.HTTP, "/") + "/admin/v2/" + p.Domain + "/" + p.Namespace.String() + "/" +
-		url.PathEscape(p.Local) + "/" + op
-	if len(q) > 0 {
-		target += "?" + q.Encode()
+	target := withQuery(base+"/admin/v2/"+p.Domain+"/"+p.Namespace.String()+"/"+url.PathEscape(p.Local)+"/"+op, q)
+	status, body, err := callOwner(r, http.MethodGet, target, false, 64<<20)
+	switch {
+	case err != nil:
+		return true, fmt.Errorf("ask the owner of %s: %w", p, err)
+	case status == http.StatusNotFound:
+		return true, errRemoteNotFound
+	case status != http.StatusOK:
+		return true, &statusError{status: status, reason: fmt.Sprintf("owner of %s answered %d: %s", p, status, strings.TrimSpace(string(body)))}
 	}
-	for hop := 0; hop < 3; hop++ {
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
-		if err != nil {
-			return true, err
-		}
-		if a := r.Header.Get("Authorization"); a != "" {
-			req.Header.Set("Authorization", a)
-		}
-		resp, err := fanoutClient.Do(req)
-		if err != nil {
-			return true, fmt.Errorf("ask the owner of %s: %w", p, err)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-		resp.Body.Close()
-		switch {
-		case err != nil:
-			return true, fmt.Errorf("ask the owner of %s: %w", p, err)
-		case resp.StatusCode == http.StatusTemporaryRedirect && resp.Header.Get("Location") != "":
-			target = resp.Header.Get("Location") // it moved meanwhile
-			continue
-		case resp.StatusCode == http.StatusNotFound:
-			return true, errRemoteNotFound
-		case resp.StatusCode != http.StatusOK:
-			return true, &statusError{status: resp.StatusCode, reason: fmt.Sprintf("owner of %s answered %d: %s", p, resp.StatusCode, strings.TrimSpace(string(body)))}
-		}
-		if err := json.Unmarshal(body, v); err != nil {
-			return true, fmt.Errorf("answer of the owner of %s: %w", p, err)
-		}
-		return true, nil
+	if err := json.Unmarshal(body, v); err != nil {
+		return true, fmt.Errorf("answer of the owner of %s: %w", p, err)
 	}
-	return true, fmt.Errorf("ask the owner of %s: too many redirects", p)
+	return true, nil
 }
 
 // forwardPartition replays r (an operation on topic t, a partitioned topic
@@ -95,43 +63,76 @@ func (s *Server) remotePartition(r *http.Request, p naming.Topic, op string, v a
 // subscription to ErrSubscriptionNotFound, so that a subscription missing
 // from some partitions is fine, as locally).
 func (s *Server) forwardPartition(r *http.Request, t, p naming.Topic) (remote bool, err error) {
-	c := s.cfg.Cluster
-	if c == nil || !p.IsPersistent() {
-		return false, nil
-	}
-	self, owner, assign, err := c.TopicOwner(r.Context(), p.Namespace.String(), p.String(), false)
-	if err != nil {
-		return true, err
-	}
-	if self {
-		return false, nil
+	q := r.URL.Query()
+	base, remote, err := s.partitionOwner(r, p, q)
+	if !remote || err != nil {
+		return remote, err
 	}
 	seg := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
 	if len(seg) < 6 {
 		return true, fmt.Errorf("forward %s to the owner of %s: unexpected path", r.URL.Path, p)
 	}
 	seg[5] = url.PathEscape(p.Local)
-	q := r.URL.Query()
+	status, msg, err := callOwner(r, r.Method, withQuery(base+"/"+strings.Join(seg, "/"), q), true, 64<<10)
+	if status == 0 { // no answer; the owner's status counts even if its body was cut
+		return true, fmt.Errorf("forward to the owner of %s: %w", p, err)
+	}
+	reason := fmt.Sprintf("owner of %s answered %d: %s", p, status, strings.TrimSpace(string(msg)))
+	switch {
+	case status/100 == 2:
+		return true, nil
+	case status == http.StatusNotFound && strings.Contains(strings.ToLower(string(msg)), "subscription"):
+		return true, fmt.Errorf("%w: %s", broker.ErrSubscriptionNotFound, reason)
+	}
+	return true, &statusError{status: status, reason: reason}
+}
+
+// partitionOwner returns the admin URL of partition p's owner when another
+// broker serves it (remote); q gets authoritative=true when the lookup just
+// assigned p. remote is false when this broker serves p, or in standalone.
+func (s *Server) partitionOwner(r *http.Request, p naming.Topic, q url.Values) (base string, remote bool, err error) {
+	c := s.cfg.Cluster
+	if c == nil || !p.IsPersistent() {
+		return "", false, nil
+	}
+	self, owner, assign, err := c.TopicOwner(r.Context(), p.Namespace.String(), p.String(), false)
+	if err != nil {
+		return "", true, err
+	}
+	if self {
+		return "", false, nil
+	}
 	if assign {
 		q.Set("authoritative", "true")
 	}
-	target := strings.TrimRight(owner.HTTP, "/") + "/" + strings.Join(seg, "/")
+	return strings.TrimRight(owner.HTTP, "/"), true, nil
+}
+
+func withQuery(target string, q url.Values) string {
 	if len(q) > 0 {
-		target += "?" + q.Encode()
+		return target + "?" + q.Encode()
 	}
+	return target
+}
+
+// callOwner sends method target with the caller's Authorization and
+// Content-Type (and, with body, r's body again: keepBody), following up to
+// 3 redirects by hand so that the credentials go along (the topic moved
+// meanwhile); it returns the final answer's status and up to limit bytes
+// of its body.
+func callOwner(r *http.Request, method, target string, body bool, limit int64) (int, []byte, error) {
 	for hop := 0; hop < 3; hop++ {
-		var body io.Reader
-		if r.GetBody != nil {
+		var rd io.Reader
+		if body && r.GetBody != nil {
 			rc, err := r.GetBody()
 			if err != nil {
-				return true, err
+				return 0, nil, err
 			}
-			defer rc.Close()
-			body = rc
+			rd = rc
 		}
-		req, err := http.NewRequestWithContext(r.Context(), r.Method, target, body)
+		req, err := http.NewRequestWithContext(r.Context(), method, target, rd)
 		if err != nil {
-			return true, err
+			return 0, nil, err
 		}
 		for _, h := range []string{"Authorization", "Content-Type"} {
 			if v := r.Header.Get(h); v != "" {
@@ -140,23 +141,17 @@ func (s *Server) forwardPartition(r *http.Request, t, p naming.Topic) (remote bo
 		}
 		resp, err := fanoutClient.Do(req)
 		if err != nil {
-			return true, fmt.Errorf("forward to the owner of %s: %w", p, err)
+			return 0, nil, err
 		}
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		msg, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 		resp.Body.Close()
-		reason := fmt.Sprintf("owner of %s answered %d: %s", p, resp.StatusCode, strings.TrimSpace(string(msg)))
-		switch {
-		case resp.StatusCode == http.StatusTemporaryRedirect && resp.Header.Get("Location") != "":
+		if resp.StatusCode == http.StatusTemporaryRedirect && resp.Header.Get("Location") != "" {
 			target = resp.Header.Get("Location")
 			continue
-		case resp.StatusCode/100 == 2:
-			return true, nil
-		case resp.StatusCode == http.StatusNotFound && strings.Contains(strings.ToLower(string(msg)), "subscription"):
-			return true, fmt.Errorf("%w: %s", broker.ErrSubscriptionNotFound, reason)
 		}
-		return true, &statusError{status: resp.StatusCode, reason: reason}
+		return resp.StatusCode, msg, err // a status with a body not read whole
 	}
-	return true, fmt.Errorf("forward to the owner of %s: too many redirects", p)
+	return 0, nil, fmt.Errorf("too many redirects")
 }
 
 // keepBody buffers a small request body so that forwardPartition can send
