@@ -103,7 +103,11 @@ func TestKinesisSourceAndSink(t *testing.T) {
 	}
 
 	// kill -9: records put meanwhile arrive after the restart, and what
-	// was checkpointed is not read again.
+	// was checkpointed is not read again. The checkpoint of a read follows
+	// its receipts, so the consumer can see the records first: wait for
+	// one checkpoint per shard.
+	series := `mb_connector_checkpoints_total{connector="public/default/kin",instance="0",kind="source",type="kinesis"}`
+	waitFor(t, "a checkpoint of each shard", 30*time.Second, func() bool { return metricValue(t, p.webURL, series) >= 2 })
 	cons.Close()
 	p.kill(t)
 	putKeyed(t, k, "src", 20, 40)

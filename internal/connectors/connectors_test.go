@@ -139,7 +139,7 @@ func TestCheckpointsAndRecords(t *testing.T) {
 	}
 	defer m.Close()
 	ctx := context.Background()
-	cp := newCheckpoints(m, KindSource, "public/default/s1", 0)
+	cp := newCheckpoints(m, KindSource, "public/default/s1", 0, nil)
 	if v, err := cp.Get(ctx, "a/b"); v != nil || err != nil {
 		t.Fatalf("absent checkpoint: %q %v", v, err)
 	}

@@ -125,7 +125,7 @@ func (i *instance) sourceSession(ctx context.Context) error {
 	}
 	env := &SourceEnv{Instance: i.ID, Parallelism: r.rec.Config.Parallelism, TopicName: r.rec.Config.TopicName,
 		Tenant: r.rec.Config.Tenant, Namespace: r.rec.Config.Namespace, Name: r.rec.Config.Name,
-		Log: i.log, Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSource, r.rec.Config.FQN(), i.ID)}
+		Log: i.log, Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSource, r.rec.Config.FQN(), i.ID, i.metrics.checkpoints)}
 	env.send = func(ctx context.Context, rec *Record, done func(error)) {
 		i.took()
 		topic := rec.Topic
@@ -233,7 +233,7 @@ func (i *instance) sinkSession(ctx context.Context) error {
 		}
 	}()
 	env := &SinkEnv{Instance: i.ID, Parallelism: r.rec.Config.Parallelism, Log: i.log, Messages: msgs,
-		Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSink, r.rec.Config.FQN(), i.ID),
+		Checkpoints: newCheckpoints(r.m.cfg.Meta, KindSink, r.rec.Config.FQN(), i.ID, i.metrics.checkpoints),
 		ack: func(m pulsar.Message) {
 			if err := consumer.Ack(m); err == nil {
 				i.delivered()

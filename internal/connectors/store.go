@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metadata layout:
@@ -107,10 +108,12 @@ func (s store) delete(ctx context.Context, kind Kind, fqn string) error {
 type metaCheckpoints struct {
 	meta   meta.Store
 	prefix string
+	// stored counts successful Puts (nil in tests).
+	stored prometheus.Counter
 }
 
-func newCheckpoints(m meta.Store, kind Kind, fqn string, instance int) metaCheckpoints {
-	return metaCheckpoints{meta: m, prefix: checkpointPrefix(kind, fqn) + strconv.Itoa(instance) + "/"}
+func newCheckpoints(m meta.Store, kind Kind, fqn string, instance int, stored prometheus.Counter) metaCheckpoints {
+	return metaCheckpoints{meta: m, prefix: checkpointPrefix(kind, fqn) + strconv.Itoa(instance) + "/", stored: stored}
 }
 
 func (c metaCheckpoints) Get(ctx context.Context, key string) ([]byte, error) {
@@ -126,6 +129,9 @@ func (c metaCheckpoints) Get(ctx context.Context, key string) ([]byte, error) {
 
 func (c metaCheckpoints) Put(ctx context.Context, key string, value []byte) error {
 	_, err := c.meta.Put(ctx, c.prefix+url.PathEscape(key), value, meta.AnyVersion)
+	if err == nil && c.stored != nil {
+		c.stored.Inc()
+	}
 	return err
 }
 
