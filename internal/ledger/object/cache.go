@@ -386,24 +386,13 @@ func (c *blockCache) makeRoomLocked(size int64, offHeap bool) []byte {
 		}
 	}
 	c.reading += size
-	for c.size+c.reading+c.freeBytes > c.max {
-		if n := len(c.free); n > 0 {
-			c.unmapFreeLocked(n - 1)
-			continue
-		}
-		if c.lru.Len() == 0 {
-			break
-		}
-		old := c.dropLocked(c.lru.Back())
-		switch {
-		case old == nil:
-		case offHeap && buf == nil && int64(cap(old)) == size:
+	c.evictLocked(func(old []byte) bool {
+		if offHeap && buf == nil && int64(cap(old)) == size {
 			buf = old
-		default:
-			c.unmapLocked(old)
+			return true
 		}
-	}
-	c.m.Bytes.Set(float64(c.size))
+		return false
+	})
 	return buf
 }
 
@@ -459,13 +448,14 @@ func (c *blockCache) addBlockLocked(cb *cachedBlock) {
 	}
 	c.blocks[cb.k] = c.lru.PushFront(cb)
 	c.size += cb.size
-	c.evictLocked()
+	c.evictLocked(nil)
 }
 
 // evictLocked drops free buffers, then the least recently used blocks,
 // until the cached blocks, the blocks being read and the free buffers fit
-// in the budget.
-func (c *blockCache) evictLocked() {
+// in the budget. An evicted block's off-heap buffer goes to take if it
+// wants it (nil: none does), else it is released.
+func (c *blockCache) evictLocked(take func(old []byte) bool) {
 	for c.size+c.reading+c.freeBytes > c.max {
 		if n := len(c.free); n > 0 {
 			c.unmapFreeLocked(n - 1)
@@ -474,7 +464,7 @@ func (c *blockCache) evictLocked() {
 		if c.lru.Len() == 0 {
 			break
 		}
-		if old := c.dropLocked(c.lru.Back()); old != nil {
+		if old := c.dropLocked(c.lru.Back()); old != nil && (take == nil || !take(old)) {
 			c.releaseLocked(old)
 		}
 	}
