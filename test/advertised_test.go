@@ -14,7 +14,8 @@ import (
 
 // TestLookupAnswersAdvertisedAddress: HTTP lookups and the brokers
 // endpoints give out --advertised-address with the listeners' ports, as
-// Pulsar's brokerServiceUrl and webServiceUrl, not the listen address.
+// Pulsar's brokerServiceUrl and webServiceUrl, not the listen address; so
+// does the broker's own cluster record.
 func TestLookupAnswersAdvertisedAddress(t *testing.T) {
 	opts := server.Options{DataDir: t.TempDir(), BrokerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		AdvertisedAddress: "localhost", Logger: quietLogger()}
@@ -52,5 +53,10 @@ func TestLookupAnswersAdvertisedAddress(t *testing.T) {
 	}
 	if code, body := httpDo(t, "GET", s.WebURL()+"/admin/v2/brokers", ""); code != 200 || strings.TrimSpace(body) != `["`+web+`"]` {
 		t.Fatalf("brokers: %d %q, want [%q]", code, body, web)
+	}
+	var cluster map[string]string
+	if code, body := httpDo(t, "GET", s.WebURL()+"/admin/v2/clusters/standalone", ""); code != 200 ||
+		json.Unmarshal([]byte(body), &cluster) != nil || cluster["serviceUrl"] != "http://"+web || cluster["brokerServiceUrl"] != broker {
+		t.Fatalf("cluster: %d %s, want serviceUrl http://%s brokerServiceUrl %s", code, body, web, broker)
 	}
 }
