@@ -22,7 +22,7 @@ func (s *Server) bootstrap(ctx context.Context, res *meta.Resources) (producerGe
 	if err != nil {
 		return 0, fmt.Errorf("producer name generator: %w", err)
 	}
-	if err := res.Bootstrap(ctx, s.opts.ClusterName, meta.ClusterData{ServiceURL: s.WebURL(), BrokerServiceURL: s.advertisedBrokerURL()}); err != nil {
+	if err := res.Bootstrap(ctx, s.opts.ClusterName, meta.ClusterData{ServiceURL: s.advertisedWebURL(), BrokerServiceURL: s.advertisedBrokerURL()}); err != nil {
 		return 0, fmt.Errorf("bootstrap metadata: %w", err)
 	}
 	return producerGenID, nil

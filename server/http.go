@@ -32,7 +32,7 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 		Handler: withConsole(admin.New(admin.Config{
 			ClusterName:                opts.ClusterName,
 			BrokerURL:                  s.advertisedBrokerURL(),
-			WebURL:                     s.WebURL(),
+			WebURL:                     s.advertisedWebURL(),
 			Logger:                     opts.Logger.With("component", "admin"),
 			Gatherer:                   gatherer,
 			Pprof:                      opts.EnablePprof,
@@ -43,7 +43,7 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 			Auth:                       authService,
 			RefusePlaintextCredentials: opts.Security.RefusePlaintextCredentials,
 			BrokerURLTLS:               s.advertisedBrokerTLSURL(),
-			WebURLTLS:                  s.WebTLSURL(),
+			WebURLTLS:                  s.advertisedHTTPSURL(),
 			Schemas:                    schemas,
 			Functions:                  fns,
 			FunctionsUnavailable:       functionsOff,

@@ -53,7 +53,7 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		switch strings.ToLower(o.Driver) {
 		case "s3", "aws-s3":
 		default:
-			return nil, fmt.Errorf("--offload-driver %q is not supported (supported: s3)", o.Driver)
+			return nil, fmt.Errorf("--offload-driver %q is not supported (supported: s3, aws-s3)", o.Driver)
 		}
 		if o.Bucket == "" {
 			return nil, fmt.Errorf("--offload-driver s3 needs --offload-bucket")

@@ -169,6 +169,12 @@ func (s *Server) BrokerURL() string {
 	return "pulsar://" + net.JoinHostPort(loopbackHost(s.brokerL), port(s.brokerL))
 }
 
+// advertisedWebURL is the http:// URL lookups and the brokers endpoints
+// give out: the advertised host, as Pulsar's webServiceUrl.
+func (s *Server) advertisedWebURL() string {
+	return "http://" + net.JoinHostPort(s.opts.AdvertisedAddress, port(s.httpL))
+}
+
 // WebURL is the http:// URL of the admin API.
 func (s *Server) WebURL() string {
 	return "http://" + net.JoinHostPort(loopbackHost(s.httpL), port(s.httpL))

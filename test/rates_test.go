@@ -137,3 +137,28 @@ func TestRatePolicyBadInput(t *testing.T) {
 		expectHTTP(t, "DELETE", base+p, "", 204)
 	}
 }
+
+// TestRatePolicyDefaults: fields a rate body leaves out read back as
+// Pulsar's defaults (-1: no limit; a period of 1 s, 30 s for subscribe
+// rates), on namespaces and topics.
+func TestRatePolicyDefaults(t *testing.T) {
+	s, ns := policyServer(t, `{}`)
+	admin := newAdmin(t, s)
+	topic := policyTopics(t, admin, ns, "ratedefaults")[0]
+	want := map[string]string{
+		"publishRate":              `{"publishThrottlingRateInMsg":-1,"publishThrottlingRateInByte":-1}`,
+		"dispatchRate":             `{"dispatchThrottlingRateInMsg":-1,"dispatchThrottlingRateInByte":-1,"relativeToPublishRate":false,"ratePeriodInSecond":1}`,
+		"subscriptionDispatchRate": `{"dispatchThrottlingRateInMsg":-1,"dispatchThrottlingRateInByte":-1,"relativeToPublishRate":false,"ratePeriodInSecond":1}`,
+		"replicatorDispatchRate":   `{"dispatchThrottlingRateInMsg":-1,"dispatchThrottlingRateInByte":-1,"relativeToPublishRate":false,"ratePeriodInSecond":1}`,
+		"subscribeRate":            `{"subscribeThrottlingRatePerConsumer":-1,"ratePeriodInSecond":30}`,
+	}
+	tn := topicName(t, topic)
+	for _, base := range []string{s.WebURL() + "/admin/v2/namespaces/" + ns + "/", s.WebURL() + "/admin/v2/" + (&tn).GetRestPath() + "/"} {
+		for p, w := range want {
+			expectHTTP(t, "POST", base+p, `{}`, 204)
+			if code, body := httpDo(t, "GET", base+p, ""); code != 200 || strings.TrimSpace(body) != w {
+				t.Errorf("GET %s%s = %d %s, want %s", base, p, code, body, w)
+			}
+		}
+	}
+}

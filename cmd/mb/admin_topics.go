@@ -142,6 +142,7 @@ func newTopicsCommand(o *adminOptions) *cobra.Command {
 	cmd.AddCommand(topicPolicyCommands(o)...)
 	cmd.AddCommand(compactionCommands(o)...)
 	cmd.AddCommand(offloadCommands(o)...)
+	cmd.AddCommand(topicPermissionCommands(o)...)
 	return cmd
 }
 

@@ -48,6 +48,7 @@ func clusterRate[T any](cluster func() string, field func(*meta.Policies) *map[s
 			return nil
 		}
 		var v T
+		rateDefaults(&v)
 		if err := decodeRate(body, &v); err != nil {
 			return err
 		}
@@ -58,6 +59,21 @@ func clusterRate[T any](cluster func() string, field func(*meta.Policies) *map[s
 		return nil
 	}
 	return get, set
+}
+
+// rateDefaults sets the fields a rate body may leave out to Pulsar's
+// defaults (its PublishRate, DispatchRateImpl and SubscribeRate), so a GET
+// answers what Pulsar would: -1 for no limit, a period of 1 s (30 s for
+// subscribe rates).
+func rateDefaults(v any) {
+	switch r := v.(type) {
+	case *meta.PublishRate:
+		*r = meta.PublishRate{PublishThrottlingRateInMsg: -1, PublishThrottlingRateInByte: -1}
+	case *meta.DispatchRate:
+		*r = meta.DispatchRate{DispatchThrottlingRateInMsg: -1, DispatchThrottlingRateInByte: -1, RatePeriodInSecond: 1}
+	case *meta.SubscribeRate:
+		*r = meta.SubscribeRate{SubscribeThrottlingRatePerConsumer: -1, RatePeriodInSecond: 30}
+	}
 }
 
 // decodeRate decodes a rate object, refusing unknown fields (a misspelt
@@ -103,6 +119,7 @@ func topicRate[T any](field func(*meta.TopicPolicies) **T, applied func(*meta.Po
 		applied: func(p *meta.Policies) any { return nilIfNilPtr(applied(p, cluster)) },
 		set: func(tp *meta.TopicPolicies, _ meta.Policies, body []byte) error {
 			v := new(T)
+			rateDefaults(v)
 			if err := decodeRate(body, v); err != nil {
 				return err
 			}
