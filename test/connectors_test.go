@@ -97,6 +97,15 @@ func TestConnectorSourceAndSinkThroughBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "100 lines in the sink's file", 20*time.Second, func() bool { return len(fileLines(t, path)) == 100 })
+	// The generator's records were batched by its producer: each line's
+	// messageId still names one message (its batch index included).
+	ids := map[any]bool{}
+	for _, l := range fileLines(t, path) {
+		ids[l["messageId"]] = true
+	}
+	if first := fileLines(t, path)[0]; len(ids) != 100 || first["value"] != `{"seq":0,"instance":0}` {
+		t.Fatalf("%d distinct messageIds in 100 lines; first line %v", len(ids), first)
+	}
 	waitFor(t, "sink status numWrittenToSink 100", 10*time.Second, func() bool {
 		st, err := admin.Sinks().GetSinkStatus("public", "default", "file")
 		return err == nil && st.NumRunning == 1 && st.Instances[0].Status.NumWrittenToSink == 100

@@ -118,8 +118,13 @@ func (d *datagen) Run(ctx context.Context, env *SourceEnv) error {
 			default:
 			}
 		}
-		v, _ := json.Marshal(map[string]int64{"seq": next, "instance": int64(env.Instance)})
+		v, _ := json.Marshal(genRecord{Seq: next, Instance: env.Instance}) // a struct keeps seq first
 		env.Send(ctx, &Record{Key: strconv.FormatInt(next, 10), Value: v}, c.Add(next))
 		next++
 	}
+}
+
+type genRecord struct {
+	Seq      int64 `json:"seq"`
+	Instance int   `json:"instance"`
 }

@@ -86,7 +86,7 @@ func (f *fileSink) Run(ctx context.Context, env *SinkEnv) error {
 		}
 		for _, m := range batch {
 			b, _ := json.Marshal(fileLine{Topic: m.Topic(), Key: m.Key(), Value: string(m.Payload()), Properties: m.Properties(),
-				PublishTime: m.PublishTime().UnixMilli(), MessageID: m.ID().String()})
+				PublishTime: m.PublishTime().UnixMilli(), MessageID: messageIDString(m.ID())})
 			w.Write(b)
 			w.WriteByte('\n')
 		}
@@ -102,4 +102,15 @@ func (f *fileSink) Run(ctx context.Context, env *SinkEnv) error {
 			env.Ack(m)
 		}
 	}
+}
+
+// messageIDString is ledger:entry:partition, plus :batchIndex for a message
+// of a batch (as Pulsar's BatchMessageIdImpl prints it): the client's
+// String leaves the batch index out, so a batch's messages would share one.
+func messageIDString(id pulsar.MessageID) string {
+	s := fmt.Sprintf("%d:%d:%d", id.LedgerID(), id.EntryID(), id.PartitionIdx())
+	if id.BatchSize() > 1 {
+		s += ":" + strconv.Itoa(int(id.BatchIdx()))
+	}
+	return s
 }
