@@ -43,6 +43,19 @@ func (c *testCluster) geo(name string) geoCluster {
 	return geoCluster{name: name, brokerURL: c.serviceURL(), webURL: c.brokers[0].webURL}
 }
 
+// registerAllHosts registers, on cluster on, cluster name (c) with every
+// broker of c in both URLs (pulsar://h1,h2 and http://h1,h2): the link and
+// its admin calls start at any broker and follow redirects to the owner.
+func registerAllHosts(t *testing.T, on *testCluster, name string, c *testCluster) {
+	t.Helper()
+	var web []string
+	for _, p := range c.brokers {
+		web = append(web, strings.TrimPrefix(p.webURL, "http://"))
+	}
+	body := fmt.Sprintf(`{"serviceUrl":"http://%s","brokerServiceUrl":%q}`, strings.Join(web, ","), c.serviceURL())
+	expectHTTP(t, "POST", on.brokers[0].webURL+"/admin/v2/clusters/"+name, body, http.StatusNoContent)
+}
+
 // liveWebURL is the admin API of a broker that is up.
 func (c *testCluster) liveWebURL() string {
 	for i, p := range c.brokers {
@@ -138,6 +151,8 @@ func TestGeoReplicationBetweenClustersKill9Owner(t *testing.T) {
 	b := startGeoCluster(t, etcd, gw, "b", 2)
 	ga, gb := a.geo("a"), b.geo("b")
 	geoLink(t, "public/geo", "", ga, gb)
+	registerAllHosts(t, a, "b", b)
+	registerAllHosts(t, b, "a", a)
 	for _, c := range []*testCluster{a, b} {
 		// Producers resend across the failover: deduplication keeps each once.
 		expectHTTP(t, "POST", c.brokers[0].webURL+"/admin/v2/namespaces/public/geo/deduplication", "true", http.StatusNoContent)
@@ -204,4 +219,77 @@ func TestGeoReplicationBetweenClustersKill9Owner(t *testing.T) {
 		return sa.Connected && sa.ReplicationBacklog == 0 && sb.Connected && sb.ReplicationBacklog == 0
 	})
 	t.Logf("took %v", time.Since(start))
+}
+
+// A replicated subscription between clusters of 2 brokers: half consumed
+// in a, the consumer that fails over to b starts where a left off, nothing
+// skipped. The progress is posted to any broker of b (a multi-host
+// serviceUrl) and redirected to the topic's owner there.
+func TestGeoReplicatedSubscriptionBetweenClusters(t *testing.T) {
+	if metadataStore != "" {
+		t.Skip("cluster tests run their own etcd members: they run once, without MB_TEST_METADATA_STORE")
+	}
+	etcd := etcdtest.Start(t, 1)
+	gw := s3test.Start(t)
+	a := startGeoCluster(t, etcd, gw, "a", 2)
+	b := startGeoCluster(t, etcd, gw, "b", 2)
+	geoLink(t, "public/geo", "", a.geo("a"), b.geo("b"))
+	registerAllHosts(t, a, "b", b)
+	registerAllHosts(t, b, "a", a)
+	topic := "persistent://public/geo/subs"
+	ca := newClient(t, a.serviceURL())
+	defer ca.Close()
+	opts := pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "rs", ReplicateSubscriptionState: true, AckGroupingOptions: &pulsar.AckGroupingOptions{MaxSize: 1}}
+	cons, err := ca.Subscribe(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod, err := ca.CreateProducer(pulsar.ProducerOptions{Topic: topic, BatchingMaxPublishDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range 100 {
+		if _, err := prod.Send(context.Background(), &pulsar.ProducerMessage{Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := cons.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cons.Ack(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons.Close()
+	for _, p := range b.brokers { // any broker answers for the owner
+		adminEventually(t, "b's subscription at a's position", func() bool {
+			code, body := httpDo(t, "GET", restTopic(p.webURL, topic)+"/stats", "")
+			return code == http.StatusOK && strings.Contains(body, `"rs":{`) && strings.Contains(body, `"msgBacklog":50,`)
+		})
+	}
+	cb := newClient(t, b.serviceURL())
+	defer cb.Close()
+	opts.SubscriptionInitialPosition = pulsar.SubscriptionPositionEarliest
+	consB, err := cb.Subscribe(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consB.Close()
+	for want := 50; want < 100; want++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := consB.Receive(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("waiting for %d: %v", want, err)
+		}
+		if got := string(m.Payload()); got != fmt.Sprint(want) {
+			t.Fatalf("b delivered %s, want %d", got, want)
+		}
+		consB.Ack(m)
+	}
 }
