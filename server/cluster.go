@@ -222,3 +222,7 @@ func ledgerTopic(name string) string {
 	}
 	return name
 }
+
+// Bundle names topic's bundle (the broker's replication sweep asks each
+// bundle once).
+func (o ownership) Bundle(ns, topic string) string { return o.m.BundleOf(ns, topic).String() }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,6 +45,10 @@ type testCluster struct {
 	// so all the cluster tests set it (startCluster).
 	batchOnly bool
 	netns     []*netnsBroker // per broker, when each runs in a network namespace (cluster_faults_test.go)
+	// prefix and bucket, when set, replace the metadata prefix /mbtest and
+	// the bucket mbcluster (two clusters on one etcd and gateway:
+	// geo_cluster_test.go).
+	prefix, bucket string
 }
 
 func startCluster(t *testing.T, n int, extra ...string) *testCluster {
@@ -82,8 +87,8 @@ func (c *testCluster) launchAt(i, bp, hp int, extra []string) *proc {
 	args := append([]string{"broker", "--data-dir", p.dataDir,
 		"--broker-addr", fmt.Sprintf("127.0.0.1:%d", bp), "--http-addr", fmt.Sprintf("127.0.0.1:%d", hp),
 		"--advertised-address", "127.0.0.1", "--broker-id", fmt.Sprintf("b%d", i), "--log-level", "info",
-		"--metadata-store", c.etcd.URL(), "--metadata-prefix", "/mbtest",
-		"--storage", "s3", "--bucket", "mbcluster", "--endpoint", c.gw.Endpoint, "--path-style",
+		"--metadata-store", c.etcd.URL(), "--metadata-prefix", cmp.Or(c.prefix, "/mbtest"),
+		"--storage", "s3", "--bucket", cmp.Or(c.bucket, "mbcluster"), "--endpoint", c.gw.Endpoint, "--path-style",
 		"--lease-ttl", clusterLeaseTTL.String(), "--wal-max-delay", "2ms"}, extra...)
 	p.cmd = exec.Command(mbBinary, args...)
 	p.cmd.Stderr = p.stderr

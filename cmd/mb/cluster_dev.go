@@ -39,6 +39,7 @@ func newClusterDevCommand() *cobra.Command {
 		brokers, members   int
 		dir, s3Endpoint    string
 		bucket, logLevel   string
+		clusterName        string
 		pathStyle          bool
 		leaseTTL, walDelay time.Duration
 	)
@@ -62,7 +63,7 @@ line per endpoint is printed. Data goes under --dir. Production runs external et
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 			slog.SetDefault(log)
 			return runClusterDev(cmd, log, devOptions{brokers: brokers, members: members, dir: dir, s3Endpoint: s3Endpoint,
-				bucket: bucket, pathStyle: pathStyle, leaseTTL: leaseTTL, walDelay: walDelay})
+				bucket: bucket, pathStyle: pathStyle, leaseTTL: leaseTTL, walDelay: walDelay, clusterName: clusterName})
 		},
 	}
 	f := cmd.Flags()
@@ -74,6 +75,7 @@ line per endpoint is printed. Data goes under --dir. Production runs external et
 	f.BoolVar(&pathStyle, "path-style", true, "address the bucket in the URL path")
 	f.DurationVar(&leaseTTL, "lease-ttl", 10*time.Second, "brokers' etcd lease")
 	f.DurationVar(&walDelay, "wal-max-delay", 5*time.Millisecond, "longest wait of an append before its group commit")
+	f.StringVar(&clusterName, "cluster-name", "standalone", "the brokers' cluster name (geo-replication: one name per cluster)")
 	f.StringVar(&logLevel, "log-level", "warn", "log level of the brokers: debug, info, warn, error")
 	return cmd
 }
@@ -82,6 +84,7 @@ type devOptions struct {
 	brokers, members   int
 	dir, s3Endpoint    string
 	bucket             string
+	clusterName        string
 	pathStyle          bool
 	leaseTTL, walDelay time.Duration
 }
@@ -208,7 +211,7 @@ func runClusterDev(cmd *cobra.Command, log *slog.Logger, o devOptions) error {
 			BrokerAddr:        "127.0.0.1:0",
 			HTTPAddr:          "127.0.0.1:0",
 			AdvertisedAddress: "127.0.0.1",
-			ClusterName:       "standalone",
+			ClusterName:       o.clusterName,
 			Logger:            log.With("broker", i),
 			Metadata:          server.Metadata{Store: "etcd://" + strings.Join(eps, ",")},
 			Cluster: &server.Cluster{BrokerID: fmt.Sprintf("broker%d", i), Bucket: o.bucket, Endpoint: endpoint,

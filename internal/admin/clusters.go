@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 
 	"github.com/messagebus/messagebus/internal/auth"
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 )
@@ -92,8 +92,9 @@ func readClusterData(w http.ResponseWriter, r *http.Request) (meta.ClusterData, 
 		if f.value == "" {
 			continue
 		}
-		u, err := url.Parse(f.value)
-		if err != nil || u.Host == "" || (u.Scheme != f.scheme && !(f.field == "serviceUrl" && u.Scheme == "https")) {
+		// Several hosts (http://h1:8080,h2:8080) name several brokers.
+		scheme, _, err := geo.SplitServiceURL(f.value, map[string]string{f.scheme: "0", "https": "0"})
+		if err != nil || (scheme != f.scheme && !(f.field == "serviceUrl" && scheme == "https")) {
 			writeError(w, http.StatusPreconditionFailed, "invalid "+f.field+" "+f.value+": want "+f.scheme+"://host:port")
 			return c, false
 		}

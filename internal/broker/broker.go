@@ -64,6 +64,10 @@ type Config struct {
 	// DeduplicationEnabled is the default for namespaces without a
 	// deduplication policy.
 	DeduplicationEnabled bool
+	// ReplicationSweepInterval is how often, in cluster mode, a broker
+	// looks for replicated topics without an owner to take and load
+	// (replication_cluster.go); default 5 s.
+	ReplicationSweepInterval time.Duration
 	// PolicyCheckInterval is how often message TTL, backlog quotas and
 	// retention are enforced.
 	PolicyCheckInterval time.Duration
@@ -136,6 +140,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CursorSaveInterval <= 0 {
 		c.CursorSaveInterval = 200 * time.Millisecond
+	}
+	if c.ReplicationSweepInterval <= 0 {
+		c.ReplicationSweepInterval = 5 * time.Second
 	}
 	if c.PolicyCheckInterval <= 0 {
 		c.PolicyCheckInterval = 30 * time.Second

@@ -219,9 +219,15 @@ func (b *Broker) syncAllReplication() {
 
 // resumeReplication loads, in the background, every stored topic that has
 // a replication cursor, so that replication resumes after a restart
-// without waiting for a client.
+// without waiting for a client. In cluster mode it keeps doing so
+// (replication_cluster.go): a topic moves to a new owner after its broker
+// died even when no client uses it here.
 func (b *Broker) resumeReplication() {
 	defer b.bgWG.Done()
+	if b.cfg.Ownership != nil {
+		b.sweepReplicationLoop()
+		return
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	names, err := b.store.Topics(ctx)
 	cancel()

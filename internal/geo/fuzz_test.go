@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"net"
 	"strconv"
 	"testing"
 )
@@ -38,4 +39,24 @@ func TestParseSourcePosition(t *testing.T) {
 	if l, e, err := ParseSourcePosition(strconv.Itoa(7) + ":9"); err != nil || l != 7 || e != 9 {
 		t.Fatalf("7:9 -> %d %d %v", l, e, err)
 	}
+}
+
+func FuzzSplitServiceURL(f *testing.F) {
+	for _, s := range []string{"pulsar://h:6650", "pulsar://h1:1,h2", "http://[::1]:8080,h/x", "pulsar://", "pulsar://a,,b", "::", "x://a:b:c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		scheme, hosts, err := SplitServiceURL(s, map[string]string{"pulsar": "6650"})
+		if err != nil {
+			return
+		}
+		if scheme == "" || len(hosts) == 0 {
+			t.Fatalf("%q: scheme %q hosts %v without an error", s, scheme, hosts)
+		}
+		for _, h := range hosts {
+			if host, port, err := net.SplitHostPort(h); err != nil || host == "" || port == "" {
+				t.Fatalf("%q: host %q is not host:port", s, h)
+			}
+		}
+	})
 }

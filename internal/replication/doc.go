@@ -1,7 +1,8 @@
 // Package replication is geo-replication's sending side: one Replicator per
 // (topic, remote cluster) reads the topic's entries from its ledger in
 // order, from the position of its durable cursor pulsar.repl.<remote>, and
-// sends them to the same topic on the remote cluster's broker with
+// sends them to the same topic on the remote broker that serves it (found
+// by LOOKUP from any broker of the remote's URL: lookup.go) with
 // replicated_from set to the local cluster and the source position in the
 // property __MSG_PROP_REPL_SOURCE_POSITION ("ledgerId:entryId", Pulsar's
 // name), by which the remote deduplicates.

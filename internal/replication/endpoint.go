@@ -8,18 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 
+	"github.com/messagebus/messagebus/internal/geo"
 	"github.com/messagebus/messagebus/internal/meta"
 )
 
 // Endpoint is where and how a replicator connects to a remote cluster.
 type Endpoint struct {
-	// Addr is host:port of the remote broker.
+	// Addr is host:port of the remote broker (the first of Addrs).
 	Addr string
+	// Addrs are the brokers the registration names (host:port each); the
+	// link connects to any of them and follows its lookup answer.
+	Addrs []string
 	// TLS is set for pulsar+ssl.
 	TLS *tls.Config
 	// AuthMethod and AuthData go into CONNECT: "token" and the JWT,
@@ -66,18 +70,17 @@ func EndpointOf(name string, c meta.ClusterData) (Endpoint, error) {
 	if raw == "" {
 		return Endpoint{}, fmt.Errorf("cluster %s has no brokerServiceUrl", name)
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return Endpoint{}, fmt.Errorf("cluster %s: invalid broker URL %q", name, raw)
+	// A multi-host URL (pulsar://h1:6650,h2:6650) names several brokers of
+	// the remote cluster: the link starts at any of them (lookup.go).
+	scheme, hosts, err := geo.SplitServiceURL(raw, brokerPorts)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("cluster %s: invalid broker URL %q: %w", name, raw, err)
 	}
-	if u.Scheme != "pulsar" && u.Scheme != "pulsar+ssl" {
+	if scheme != "pulsar" && scheme != "pulsar+ssl" {
 		return Endpoint{}, fmt.Errorf("cluster %s: broker URL %q is not pulsar:// or pulsar+ssl://", name, raw)
 	}
 	cfgJSON, _ := json.Marshal(c)
-	ep := Endpoint{Addr: u.Host, config: string(cfgJSON)}
-	if u.Port() == "" {
-		ep.Addr += map[string]string{"pulsar": ":6650", "pulsar+ssl": ":6651"}[u.Scheme]
-	}
+	ep := Endpoint{Addr: hosts[0], Addrs: hosts, config: string(cfgJSON)}
 	ep.ServiceURL = c.ServiceURL
 	if (c.BrokerClientTLSEnabled || ep.ServiceURL == "") && c.ServiceURLTls != "" {
 		ep.ServiceURL = c.ServiceURLTls
@@ -94,7 +97,7 @@ func EndpointOf(name string, c meta.ClusterData) (Endpoint, error) {
 	if (certFile == "") != (keyFile == "") {
 		return Endpoint{}, fmt.Errorf("cluster %s: a client certificate needs both a certificate and a key file", name)
 	}
-	brokerTLS := u.Scheme == "pulsar+ssl"
+	brokerTLS := scheme == "pulsar+ssl"
 	httpsAdmin := strings.HasPrefix(ep.ServiceURL, "https://")
 	if cred.method == "tls" && !brokerTLS {
 		return Endpoint{}, fmt.Errorf("cluster %s: TLS authentication needs a pulsar+ssl:// broker URL (brokerServiceUrlTls and brokerClientTlsEnabled)", name)
@@ -123,7 +126,7 @@ func EndpointOf(name string, c meta.ClusterData) (Endpoint, error) {
 	}
 	if brokerTLS {
 		ep.TLS = base.Clone()
-		ep.TLS.ServerName = u.Hostname()
+		ep.TLS.ServerName, _, _ = net.SplitHostPort(ep.Addr)
 	}
 	if httpsAdmin {
 		ep.HTTPTLS = base.Clone() // the server name comes from the URL

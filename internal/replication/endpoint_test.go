@@ -2,6 +2,7 @@ package replication
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,6 +46,11 @@ func TestEndpointOf(t *testing.T) {
 		t.Fatal("a change of credentials is not seen as a change")
 	}
 
+	multi, err := EndpointOf("b", meta.ClusterData{BrokerServiceURL: "pulsar://b0:6650,b1,[::1]:7000"})
+	if err != nil || !slices.Equal(multi.addrs(), []string{"b0:6650", "b1:6650", "[::1]:7000"}) || multi.Addr != "b0:6650" {
+		t.Fatalf("multi-host endpoint %+v %v", multi, err)
+	}
+
 	for _, bad := range []struct {
 		c    meta.ClusterData
 		want string
@@ -55,6 +61,8 @@ func TestEndpointOf(t *testing.T) {
 		{meta.ClusterData{BrokerServiceURLTls: "pulsar+ssl://b", BrokerClientTrustCertsFilePath: "/nonexistent"}, "trust certificates"},
 		{meta.ClusterData{BrokerServiceURLTls: "pulsar+ssl://b", BrokerClientCertificateFilePath: "/c"}, "both a certificate and a key"},
 		{meta.ClusterData{ServiceURL: "http://b"}, "no brokerServiceUrl"},
+		{meta.ClusterData{BrokerServiceURL: "pulsar://b0,,b1"}, "invalid broker URL"},
+		{meta.ClusterData{BrokerServiceURL: "http://b0:80"}, "is not pulsar://"},
 	} {
 		if _, err := EndpointOf("b", bad.c); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%+v: %v, want %q", bad.c, err, bad.want)

@@ -20,7 +20,10 @@ import (
 // receipts in send order. Any failure ends the link (err then says why);
 // a link is never reused after that.
 type link struct {
-	nc       net.Conn
+	nc net.Conn
+	// addr is the remote broker's host:port; tlsCfg its TLS (nil: none).
+	addr     string
+	tlsCfg   *tls.Config
 	reader   *wire.Reader
 	maxSize  int
 	wmu      sync.Mutex
@@ -46,37 +49,53 @@ const (
 	producerID      = 1
 )
 
-// dialLink connects to ep, authenticates and creates a producer on topic.
-// ctx bounds the whole handshake.
+// dialLink connects to the broker of the remote cluster that serves topic
+// (lookup.go: any broker of ep, then the owner its LOOKUP names),
+// authenticates and creates a producer there. ctx bounds the whole
+// handshake.
 func dialLink(ctx context.Context, ep Endpoint, topic, producerName string, window int) (*link, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", ep.Addr)
+	l, err := connectOwner(ctx, ep, topic, window)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", ep.Addr, err)
-	}
-	if ep.TLS != nil {
-		tc := tls.Client(nc, ep.TLS)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("TLS handshake with %s: %w", ep.Addr, err)
-		}
-		nc = tc
-	}
-	l := &link{nc: nc, reader: wire.NewReader(nc, 0), receipts: make(chan receipt, window+16),
-		schemas: make(chan *pb.CommandGetOrCreateSchemaResponse, 1), reqID: 1, done: make(chan struct{})}
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
-	}
-	if err := l.handshake(ep, topic, producerName); err != nil {
-		nc.Close()
 		return nil, err
 	}
-	nc.SetDeadline(time.Time{})
+	if err := l.createProducer(topic, producerName); err != nil {
+		l.nc.Close()
+		return nil, err
+	}
+	l.nc.SetDeadline(time.Time{})
 	go l.readLoop()
 	return l, nil
 }
 
-func (l *link) handshake(ep Endpoint, topic, producerName string) error {
+// connect dials addr (over TLS with tlsCfg when set) and authenticates
+// with ep's credentials: a link that has not started its read loop yet.
+func connect(ctx context.Context, ep Endpoint, addr string, tlsCfg *tls.Config, window int) (*link, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		tc := tls.Client(nc, tlsCfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		nc = tc
+	}
+	l := &link{nc: nc, addr: addr, tlsCfg: tlsCfg, reader: wire.NewReader(nc, 0), receipts: make(chan receipt, window+16),
+		schemas: make(chan *pb.CommandGetOrCreateSchemaResponse, 1), reqID: 1, done: make(chan struct{})}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	if err := l.authenticate(ep); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *link) authenticate(ep Endpoint) error {
 	connect := &pb.CommandConnect{
 		ClientVersion:   proto.String(clientVersion),
 		ProtocolVersion: proto.Int32(protocolVersion),
@@ -98,15 +117,21 @@ func (l *link) handshake(ep Endpoint, topic, producerName string) error {
 		if l.maxSize > 0 {
 			l.reader.SetMaxFrameSize(l.maxSize + 10<<10)
 		}
+		return nil
 	case pb.BaseCommand_ERROR:
 		return fmt.Errorf("connection refused: %v: %s", cmd.GetError().GetError(), cmd.GetError().GetMessage())
 	default:
 		return fmt.Errorf("unexpected %v in answer to CONNECT", cmd.GetType())
 	}
+}
+
+// createProducer creates the link's producer on topic.
+func (l *link) createProducer(topic, producerName string) error {
+	l.reqID++
 	prod := &pb.CommandProducer{
 		Topic:        proto.String(topic),
 		ProducerId:   proto.Uint64(producerID),
-		RequestId:    proto.Uint64(1),
+		RequestId:    proto.Uint64(l.reqID),
 		ProducerName: proto.String(producerName),
 	}
 	if err := l.write(&pb.BaseCommand{Type: pb.BaseCommand_PRODUCER.Enum(), Producer: prod}, nil); err != nil {
@@ -123,7 +148,7 @@ func (l *link) handshake(ep Endpoint, topic, producerName string) error {
 				return nil
 			}
 		case pb.BaseCommand_ERROR:
-			return fmt.Errorf("producer refused on %s: %v: %s", topic, cmd.GetError().GetError(), cmd.GetError().GetMessage())
+			return fmt.Errorf("producer refused on %s by %s: %v: %s", topic, l.addr, cmd.GetError().GetError(), cmd.GetError().GetMessage())
 		case pb.BaseCommand_PING:
 			l.write(&pb.BaseCommand{Type: pb.BaseCommand_PONG.Enum(), Pong: &pb.CommandPong{}}, nil)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,23 +24,11 @@ func ensurePartitioned(ctx context.Context, ep Endpoint, base string, n int) err
 	if ep.ServiceURL == "" {
 		return fmt.Errorf("the remote cluster has no serviceUrl to create partitioned topic %s with", base)
 	}
-	url := strings.TrimSuffix(ep.ServiceURL, "/") + "/admin/v2/" + strings.Replace(base, "://", "/", 1) + "/partitions"
-	client := ep.httpClient()
+	path := "/admin/v2/" + strings.Replace(base, "://", "/", 1) + "/partitions"
+	client := ep.adminClient()
 	defer client.CloseIdleConnections()
 	do := func(method, body string) (int, string, error) {
-		req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-		if err != nil {
-			return 0, "", err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		ep.authorize(req)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return resp.StatusCode, string(b), nil
+		return ep.adminCall(ctx, client, method, path, body)
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		code, body, err := do(http.MethodGet, "")

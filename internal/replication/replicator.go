@@ -270,10 +270,10 @@ func (r *Replicator) session(saved *int64) error {
 	// Stop must not wait for a write stuck on a slow remote.
 	defer context.AfterFunc(r.ctx, l.close)()
 	r.mu.Lock()
-	r.connectedSince, r.remoteAddr = time.Now(), ep.Addr
+	r.connectedSince, r.remoteAddr = time.Now(), l.addr
 	r.mu.Unlock()
 	r.connected.Store(true)
-	r.log.Info("replicating to remote cluster", "addr", ep.Addr, "from_entry", r.markDelete.Load()+1)
+	r.log.Info("replicating to remote cluster", "addr", l.addr, "from_entry", r.markDelete.Load()+1)
 
 	src := r.cfg.Source
 	next := r.markDelete.Load() + 1

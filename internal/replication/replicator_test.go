@@ -35,6 +35,13 @@ type fakeRemote struct {
 	stored  []string
 	highest int64
 	conns   int
+	// lookup answers LOOKUP (nil: Connect with proxy_through_service_url,
+	// as a standalone broker); notOwner refuses producers as a broker that
+	// does not serve the topic.
+	lookup    func(authoritative bool) *pb.CommandLookupTopicResponse
+	notOwner  bool
+	producers int
+	lookups   []bool // the authoritative flag of each LOOKUP
 }
 
 func newFakeRemote(t *testing.T, fail map[int]string) *fakeRemote {
@@ -78,7 +85,25 @@ func (f *fakeRemote) serve(t *testing.T, nc net.Conn) {
 		case pb.BaseCommand_CONNECT:
 			write(&pb.BaseCommand{Type: pb.BaseCommand_CONNECTED.Enum(), Connected: &pb.CommandConnected{
 				ServerVersion: proto.String("fake"), ProtocolVersion: proto.Int32(20), MaxMessageSize: proto.Int32(5 << 20)}})
+		case pb.BaseCommand_LOOKUP:
+			f.mu.Lock()
+			f.lookups = append(f.lookups, cmd.GetLookupTopic().GetAuthoritative())
+			f.mu.Unlock()
+			ans := &pb.CommandLookupTopicResponse{Response: pb.CommandLookupTopicResponse_Connect.Enum(), ProxyThroughServiceUrl: proto.Bool(true)}
+			if f.lookup != nil {
+				ans = f.lookup(cmd.GetLookupTopic().GetAuthoritative())
+			}
+			ans.RequestId = proto.Uint64(cmd.GetLookupTopic().GetRequestId())
+			write(&pb.BaseCommand{Type: pb.BaseCommand_LOOKUP_RESPONSE.Enum(), LookupTopicResponse: ans})
 		case pb.BaseCommand_PRODUCER:
+			f.mu.Lock()
+			f.producers++
+			f.mu.Unlock()
+			if f.notOwner {
+				write(&pb.BaseCommand{Type: pb.BaseCommand_ERROR.Enum(), Error: &pb.CommandError{RequestId: proto.Uint64(cmd.GetProducer().GetRequestId()),
+					Error: pb.ServerError_ServiceNotReady.Enum(), Message: proto.String("not served by this instance")}})
+				continue
+			}
 			write(&pb.BaseCommand{Type: pb.BaseCommand_PRODUCER_SUCCESS.Enum(), ProducerSuccess: &pb.CommandProducerSuccess{
 				RequestId: proto.Uint64(cmd.GetProducer().GetRequestId()), ProducerName: proto.String(cmd.GetProducer().GetProducerName())}})
 		case pb.BaseCommand_SEND:
@@ -434,5 +459,73 @@ func TestAppendFrameZeroCopy(t *testing.T) {
 		if buf.Len() != 0 {
 			t.Fatalf("%d bytes left", buf.Len())
 		}
+	}
+}
+
+// On a remote cluster of several brokers the link follows the lookup: from
+// any broker of a multi-host registration (a dead one first) through a
+// Redirect (looked up again with authoritative set) to the owner, where the
+// producer is created; no producer is created elsewhere.
+func TestReplicatorFollowsLookupRedirects(t *testing.T) {
+	owner := newFakeRemote(t, nil)
+	ownerURL := "pulsar://" + owner.ln.Addr().String()
+	owner.lookup = func(authoritative bool) *pb.CommandLookupTopicResponse {
+		if !authoritative {
+			return &pb.CommandLookupTopicResponse{Response: pb.CommandLookupTopicResponse_Failed.Enum(), Error: pb.ServerError_ServiceNotReady.Enum(), Message: proto.String("want authoritative")}
+		}
+		return &pb.CommandLookupTopicResponse{Response: pb.CommandLookupTopicResponse_Connect.Enum(), BrokerServiceUrl: proto.String(ownerURL), Authoritative: proto.Bool(true)}
+	}
+	front := newFakeRemote(t, nil)
+	front.notOwner = true
+	front.lookup = func(bool) *pb.CommandLookupTopicResponse {
+		return &pb.CommandLookupTopicResponse{Response: pb.CommandLookupTopicResponse_Redirect.Enum(), BrokerServiceUrl: proto.String(ownerURL), Authoritative: proto.Bool(true)}
+	}
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	l, err := memory.New().Open(context.Background(), "persistent://t/ns/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		done := make(chan struct{})
+		l.Append(entry(i, ""), func(int64, error) { close(done) })
+		<-done
+	}
+	r := Start(Config{
+		Topic: "persistent://t/ns/x", LocalCluster: "local", RemoteCluster: "remote", LedgerID: l.ID(), Source: l, Start: -1,
+		Save: func(int64) {},
+		Endpoint: func(context.Context) (Endpoint, error) {
+			return Endpoint{Addr: deadAddr, Addrs: []string{deadAddr, front.ln.Addr().String()}}, nil
+		},
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	defer r.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.MarkDelete() < l.LastEntryID() {
+		if time.Now().After(deadline) {
+			t.Fatalf("replicator stuck at %d of %d: %+v", r.MarkDelete(), l.LastEntryID(), r.Stats(time.Now()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := len(owner.storedPositions()); got != 20 {
+		t.Fatalf("owner stored %d entries, want 20", got)
+	}
+	front.mu.Lock()
+	defer front.mu.Unlock()
+	owner.mu.Lock()
+	defer owner.mu.Unlock()
+	if front.producers != 0 || len(front.stored) != 0 {
+		t.Fatalf("the broker that redirected got %d producers, %d entries", front.producers, len(front.stored))
+	}
+	if !slices.Equal(owner.lookups, []bool{true}) || owner.producers != 1 {
+		t.Fatalf("owner: lookups %v (authoritative flags), producers %d", owner.lookups, owner.producers)
+	}
+	if st := r.Stats(time.Now()); st.OutboundConnection != owner.ln.Addr().String() {
+		t.Fatalf("outboundConnection %q, want the owner %s", st.OutboundConnection, owner.ln.Addr())
 	}
 }

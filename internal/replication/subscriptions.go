@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,8 +39,14 @@ func (r *Replicator) UpdateSubscription(sub string, positions map[string]string)
 // subscriptionLoop posts queued subscription updates until Stop.
 func (r *Replicator) subscriptionLoop() {
 	defer r.subWG.Done()
-	client := &http.Client{}
-	defer client.CloseIdleConnections()
+	// One client (kept-alive connections) while the registration stays the same.
+	var client *http.Client
+	clientCfg := ""
+	defer func() {
+		if client != nil {
+			client.CloseIdleConnections()
+		}
+	}()
 	for {
 		select {
 		case <-r.ctx.Done():
@@ -53,14 +58,14 @@ func (r *Replicator) subscriptionLoop() {
 		r.subUpdates = nil
 		r.subMu.Unlock()
 		for sub, pos := range updates {
-			if err := r.postSubscription(client, sub, pos); err != nil && r.ctx.Err() == nil {
+			if err := r.postSubscription(&client, &clientCfg, sub, pos); err != nil && r.ctx.Err() == nil {
 				r.log.Debug("replicated subscription update not delivered; the next one follows", "subscription", sub, "err", err)
 			}
 		}
 	}
 }
 
-func (r *Replicator) postSubscription(client *http.Client, sub string, pos map[string]string) error {
+func (r *Replicator) postSubscription(client **http.Client, clientCfg *string, sub string, pos map[string]string) error {
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
 	defer cancel()
 	ep, err := r.cfg.Endpoint(ctx)
@@ -70,27 +75,21 @@ func (r *Replicator) postSubscription(client *http.Client, sub string, pos map[s
 	if ep.ServiceURL == "" {
 		return fmt.Errorf("cluster %s has no serviceUrl", r.cfg.RemoteCluster)
 	}
-	if ep.HTTPTLS != nil {
-		client = ep.httpClient()
-		defer client.CloseIdleConnections()
+	if *client == nil || *clientCfg != ep.config {
+		if *client != nil {
+			(*client).CloseIdleConnections()
+		}
+		*client, *clientCfg = ep.adminClient(), ep.config
 	}
 	body, _ := json.Marshal(geo.SubscriptionUpdate{Positions: pos})
-	u := strings.TrimSuffix(ep.ServiceURL, "/") + "/admin/v2/" + strings.Replace(r.cfg.Topic, "://", "/", 1) +
+	path := "/admin/v2/" + strings.Replace(r.cfg.Topic, "://", "/", 1) +
 		"/subscription/" + url.PathEscape(sub) + "/" + geo.SubscriptionPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
+	code, answer, err := ep.adminCall(ctx, *client, http.MethodPost, path, string(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	ep.authorize(req)
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-		return fmt.Errorf("HTTP %d %s", resp.StatusCode, b)
+	if code/100 != 2 {
+		return fmt.Errorf("HTTP %d %s", code, answer)
 	}
 	return nil
 }
