@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/connectors"
 	// Connector packages register their types from init.
@@ -31,14 +33,26 @@ func (s *Server) newConnectors(authService *auth.Service, reg prometheus.Registe
 	if authService.Enabled() && token == "" {
 		return "the connectors worker needs the worker token (--function-auth-token) on a node with authentication", nil
 	}
-	m, err := connectors.NewManager(connectors.ManagerConfig{
+	cfg := connectors.ManagerConfig{
 		Meta:       s.meta,
 		BrokerURL:  s.BrokerURL(),
 		AuthToken:  token,
 		Registerer: reg,
 		Logger:     s.log.With("component", "connectors"),
 		WorkerID:   s.advertisedBrokerURL(),
-	})
+	}
+	// vault:<path>#<field> secret references read the access plane's Vault.
+	if a := s.opts.Access; a.VaultAddr != "" {
+		if a.VaultToken == "" {
+			return "", errors.New("connectors: --vault-addr needs a Vault token (MB_VAULT_TOKEN or --vault-token-file)")
+		}
+		vc, err := vault.New(vault.Config{Address: a.VaultAddr, Token: a.VaultToken, Mount: a.VaultMount})
+		if err != nil {
+			return "", err
+		}
+		cfg.Vault = vc
+	}
+	m, err := connectors.NewManager(cfg)
 	if err != nil {
 		return "", err
 	}

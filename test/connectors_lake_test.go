@@ -12,7 +12,9 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/messagebus/messagebus/internal/testutil/s3test"
+	"github.com/messagebus/messagebus/internal/testutil/vaulttest"
 	"github.com/messagebus/messagebus/server"
 )
 
@@ -203,4 +205,55 @@ func TestLakeSinkUpsertLatestRowPerKey(t *testing.T) {
 		return err == nil && rows == 1
 	})
 	check(13, 6, sum-406-407+1000)
+}
+
+// Secrets as references to Vault (the access plane's --vault-addr; the
+// in-test KV v2 fake, no Vault server runs here): the lake sink's S3 keys
+// come from a Vault secret, which `get` shows only as its reference.
+func TestConnectorVaultSecretReferences(t *testing.T) {
+	g := s3test.Start(t)
+	g.Bucket(t, "lake", nil)
+	v := vaulttest.New(t, vaultRootToken)
+	vc, err := vault.New(vault.Config{Address: v.URL, Token: vaultRootToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vc.Put(t.Context(), "connectors/lake", map[string]any{"key": s3test.AccessKey, "secret": s3test.SecretKey}); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, server.Options{Access: server.Access{VaultAddr: v.URL, VaultToken: vaultRootToken}})
+	topic := uniqueTopic(t)
+	create := func(name, secretRef string) {
+		t.Helper()
+		cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake","prefix":%q,
+			"accessKeyId":"vault:connectors/lake#key","secretAccessKey":%q,"rollIntervalMs":100}}`, topic, g.Endpoint, name, secretRef)
+		if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/"+name, cfg); code != http.StatusNoContent {
+			t.Fatalf("create %s: %d %s", name, code, body)
+		}
+	}
+	create("good", "vault:connectors/lake#secret")
+	create("bad", "vault:connectors/lake#missing")
+	produceStrings(t, newClient(t, s.BrokerURL()), topic, "a", "b", "c")
+	waitFor(t, "the sink to write with the Vault credentials", 30*time.Second, func() bool {
+		resp, err := http.Get(s.WebURL() + "/admin/v3/sinks/public/default/good/0/status")
+		if err != nil {
+			return false
+		}
+		var st struct{ NumWrittenToSink int64 }
+		decodeResponse(resp, &st)
+		return st.NumWrittenToSink == 3
+	})
+	waitFor(t, "the unresolved reference in the status", 30*time.Second, func() bool {
+		_, body := httpGet(t, s.WebURL()+"/admin/v3/sinks/public/default/bad/0/status")
+		return strings.Contains(body, `vault:connectors/lake#missing: the secret has no field \"missing\"`)
+	})
+	code, body := httpGet(t, s.WebURL()+"/admin/v3/sinks/public/default/good")
+	if code != http.StatusOK || !strings.Contains(body, "vault:connectors/lake#secret") || strings.Contains(body, s3test.SecretKey) {
+		t.Fatalf("get: %d %s", code, body)
+	}
+	code, body = postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/x",
+		fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"bucket":"lake","secretAccessKey":"vault:connectors/lake"}}`, topic))
+	if code != http.StatusBadRequest || !strings.Contains(body, `vault reference \"vault:connectors/lake\": want vault:`) {
+		t.Fatalf("malformed reference: %d %s", code, body)
+	}
 }

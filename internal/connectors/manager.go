@@ -25,6 +25,9 @@ type ManagerConfig struct {
 	Logger     *slog.Logger
 	// WorkerID names this node in status answers.
 	WorkerID string
+	// Vault, when set, resolves vault:<path>#<field> secret references
+	// (the access plane's Vault: --vault-addr, --vault-mount).
+	Vault VaultReader
 }
 
 // Manager runs the connectors stored in the metadata store and serves the
