@@ -240,6 +240,7 @@ func (i *instance) sinkSession(ctx context.Context) error {
 			}
 		},
 		writeErr: func(err error) { i.recordError(true, err) },
+		schemas:  r.m.cfg.Schemas,
 	}
 	i.MarkRunning()
 	err = sink.Run(ctx, env)

@@ -28,6 +28,8 @@ type ManagerConfig struct {
 	// Vault, when set, resolves vault:<path>#<field> secret references
 	// (the access plane's Vault: --vault-addr, --vault-mount).
 	Vault VaultReader
+	// Schemas, when set, lets sinks read the schemas of their messages.
+	Schemas SchemaReader
 }
 
 // Manager runs the connectors stored in the metadata store and serves the

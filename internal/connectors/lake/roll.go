@@ -33,7 +33,7 @@ type rolling struct {
 // table) or is dropped (a file). A failed write ends the session: the
 // unacknowledged messages come again.
 func (k *sink) rollLoop(ctx context.Context, env *connectors.SinkEnv, keep bool,
-	keyOf func(pulsar.Message) string, open func(ctx context.Context, key string, m pulsar.Message) (batch, error)) error {
+	keyOf func(context.Context, pulsar.Message) (string, error), open func(ctx context.Context, key string, m pulsar.Message) (batch, error)) error {
 	roll := time.Duration(k.s.RollIntervalMs) * time.Millisecond
 	tick := time.NewTicker(max(roll/4, 50*time.Millisecond))
 	defer tick.Stop()
@@ -58,7 +58,10 @@ func (k *sink) rollLoop(ctx context.Context, env *connectors.SinkEnv, keep bool,
 			// Unwritten messages stay unacknowledged: they come again.
 			return nil
 		case m := <-env.Messages:
-			key := keyOf(m)
+			key, err := keyOf(ctx, m)
+			if err != nil {
+				return err
+			}
 			r := batches[key]
 			if r == nil {
 				b, err := open(ctx, key, m)

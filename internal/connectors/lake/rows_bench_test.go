@@ -39,7 +39,7 @@ func BenchmarkLakeRows(b *testing.B) {
 			rows = append(rows, newRow("persistent://public/default/orders", fmt.Sprint(i%5000), fmt.Sprintf("7:%d:-1:0", n+i),
 				at.Add(time.Duration(i)*time.Millisecond), props, payloads[i]))
 		}
-		data, err := encode(rows, &parquet.Zstd)
+		data, err := encode(rows, nil, &parquet.Zstd)
 		if err != nil {
 			b.Fatal(err)
 		}

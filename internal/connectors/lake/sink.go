@@ -37,9 +37,15 @@ func (k *sink) Run(ctx context.Context, env *connectors.SinkEnv) error {
 	if k.s.Mode == "upsert" {
 		return k.runUpsert(ctx, env, store)
 	}
-	return k.rollLoop(ctx, env, false, func(m pulsar.Message) string { return partitionDir(m.Topic(), m.PublishTime()) },
-		func(_ context.Context, dir string, _ pulsar.Message) (batch, error) {
-			return &file{k: k, env: env, store: store, dir: dir}, nil
+	sc := &schemas{env: env, known: map[string]*valueSchema{}}
+	return k.rollLoop(ctx, env, false,
+		func(ctx context.Context, m pulsar.Message) (string, error) {
+			vs, err := sc.of(ctx, m)
+			return batchKey(partitionDir(m.Topic(), m.PublishTime()), vs), err
+		},
+		func(ctx context.Context, _ string, m pulsar.Message) (batch, error) {
+			vs, err := sc.of(ctx, m) // known by now
+			return &file{k: k, env: env, store: store, dir: partitionDir(m.Topic(), m.PublishTime()), vs: vs}, err
 		})
 }
 
@@ -49,6 +55,7 @@ type file struct {
 	env   *connectors.SinkEnv
 	store objstore.Store
 	dir   string
+	vs    *valueSchema // the messages' schema when it types columns
 	rows  []row
 	first pulsar.MessageID
 }
@@ -57,11 +64,24 @@ func (f *file) add(m pulsar.Message) {
 	if f.first == nil {
 		f.first = m.ID()
 	}
-	f.rows = append(f.rows, newRow(m.Topic(), m.Key(), messageID(m.ID()), m.PublishTime(), m.Properties(), m.Payload()))
+	if f.vs == nil {
+		f.rows = append(f.rows, newRow(m.Topic(), m.Key(), messageID(m.ID()), m.PublishTime(), m.Properties(), m.Payload()))
+		return
+	}
+	r := row{topic: m.Topic(), key: m.Key(), messageID: messageID(m.ID()), publish: m.PublishTime(), properties: m.Properties()}
+	vals, err := f.vs.values(m.Payload())
+	if err != nil {
+		// Kept whole in __value rather than lost.
+		f.env.Log.Warn("lake: payload does not match its schema; written to __value", "topic", m.Topic(), "message", r.messageID, "error", err)
+		r.value = m.Payload()
+	} else {
+		r.typed = vals
+	}
+	f.rows = append(f.rows, r)
 }
 
 func (f *file) write(ctx context.Context) error {
-	data, err := encode(f.rows, f.k.codec())
+	data, err := encode(f.rows, f.vs, f.k.codec())
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func (t *upsertTable) write(ctx context.Context) error {
 			rows[i].fields = map[string]any{}
 		}
 	}
-	data, err := encode(rows, k.codec())
+	data, err := encode(rows, nil, k.codec())
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (k *sink) runUpsert(ctx context.Context, env *connectors.SinkEnv, store obj
 	if env.Parallelism > 1 {
 		return errors.New("lake upsert mode runs one instance (parallelism 1): each topic's table is written by one writer")
 	}
-	return k.rollLoop(ctx, env, true, func(m pulsar.Message) string { return topicDir(m.Topic()) },
+	return k.rollLoop(ctx, env, true, func(_ context.Context, m pulsar.Message) (string, error) { return topicDir(m.Topic()), nil },
 		func(ctx context.Context, dir string, _ pulsar.Message) (batch, error) {
 			return loadTable(ctx, k, env, store, dir)
 		})
