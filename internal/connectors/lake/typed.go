@@ -404,6 +404,15 @@ func (c *schemas) of(ctx context.Context, m pulsar.Message) (*valueSchema, error
 	return vs, nil
 }
 
+// cached is the value schema of m that of returned before.
+func (c *schemas) cached(m pulsar.Message) *valueSchema {
+	v := m.SchemaVersion()
+	if len(v) == 0 {
+		return nil
+	}
+	return c.known[fmt.Sprintf("%s@%x", topicDir(m.Topic()), v)]
+}
+
 // batchKey names a message's file: its partition directory and, when it
 // has typed columns, its schema version.
 func batchKey(dir string, vs *valueSchema) string {

@@ -41,6 +41,7 @@ type upsertTable struct {
 	k     *sink
 	env   *connectors.SinkEnv
 	store objstore.Store
+	sc    *schemas
 	dir   string // the topic's directory
 	rows  map[string]*upsertRow
 }
@@ -60,9 +61,9 @@ func topicDir(topic string) string {
 }
 
 // loadTable reads a topic's state (an empty table when it has none).
-func loadTable(ctx context.Context, k *sink, env *connectors.SinkEnv, store objstore.Store, dir string) (*upsertTable, error) {
+func loadTable(ctx context.Context, k *sink, env *connectors.SinkEnv, store objstore.Store, sc *schemas, dir string) (*upsertTable, error) {
 	prefix := k.s.Prefix
-	t := &upsertTable{k: k, env: env, store: store, dir: dir, rows: map[string]*upsertRow{}}
+	t := &upsertTable{k: k, env: env, store: store, sc: sc, dir: dir, rows: map[string]*upsertRow{}}
 	gctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
 	defer cancel()
 	b, err := store.Get(gctx, t.stateKey(prefix), 0, -1)
@@ -91,6 +92,15 @@ func (t *upsertTable) add(m pulsar.Message) {
 	if len(payload) == 0 {
 		delete(t.rows, key)
 		return
+	}
+	if vs := t.sc.cached(m); vs != nil && !vs.json {
+		// An Avro payload (such as the postgres source's avro envelopes)
+		// becomes its JSON form, so envelopes are recognised.
+		if v, err := vs.decode(payload); err == nil {
+			if b, err := json.Marshal(plain(vs.record, v)); err == nil {
+				payload = b
+			}
+		}
 	}
 	r := newRow(m.Topic(), m.Key(), id, m.PublishTime(), m.Properties(), payload)
 	if op, ok := r.fields["op"].(string); ok && r.fields["source"] != nil {
@@ -154,8 +164,13 @@ func (k *sink) runUpsert(ctx context.Context, env *connectors.SinkEnv, store obj
 	if env.Parallelism > 1 {
 		return errors.New("lake upsert mode runs one instance (parallelism 1): each topic's table is written by one writer")
 	}
-	return k.rollLoop(ctx, env, true, func(_ context.Context, m pulsar.Message) (string, error) { return topicDir(m.Topic()), nil },
+	sc := &schemas{env: env, known: map[string]*valueSchema{}}
+	return k.rollLoop(ctx, env, true,
+		func(ctx context.Context, m pulsar.Message) (string, error) {
+			_, err := sc.of(ctx, m) // read here, used by add
+			return topicDir(m.Topic()), err
+		},
 		func(ctx context.Context, dir string, _ pulsar.Message) (batch, error) {
-			return loadTable(ctx, k, env, store, dir)
+			return loadTable(ctx, k, env, store, sc, dir)
 		})
 }
