@@ -361,6 +361,9 @@ func plain(s avro.Schema, v any) any {
 
 // unionName is the key generic decoding gives a union branch.
 func unionName(s avro.Schema) string {
+	if r, ok := s.(*avro.RefSchema); ok {
+		s = r.Schema()
+	}
 	if n, ok := s.(avro.NamedSchema); ok {
 		return n.FullName()
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/hamba/avro/v2"
 	"github.com/messagebus/messagebus/internal/connectors"
 	"github.com/parquet-go/parquet-go"
@@ -106,5 +107,61 @@ func TestTypedColumnsFromJSONSchema(t *testing.T) {
 	}
 	if vs, err := newValueSchema("t@02", connectors.TopicSchema{Type: "STRING"}); vs != nil || err != nil {
 		t.Errorf("STRING schema: %v %v", vs, err)
+	}
+}
+
+// fakeMsg is the part of a message the sink reads.
+type fakeMsg struct {
+	pulsar.Message
+	key     string
+	payload []byte
+	version []byte
+}
+
+func (m fakeMsg) ID() pulsar.MessageID          { return pulsar.EarliestMessageID() }
+func (m fakeMsg) Key() string                   { return m.key }
+func (m fakeMsg) Payload() []byte               { return m.payload }
+func (m fakeMsg) Topic() string                 { return "persistent://public/default/t" }
+func (m fakeMsg) PublishTime() time.Time        { return time.UnixMilli(1) }
+func (m fakeMsg) Properties() map[string]string { return nil }
+func (m fakeMsg) SchemaVersion() []byte         { return m.version }
+
+// Upsert mode recognises Avro envelopes (the postgres source's avro mode).
+func TestUpsertAppliesAvroEnvelopes(t *testing.T) {
+	def := `{"type":"record","name":"Envelope","namespace":"db.public.t","fields":[
+	 {"name":"before","type":["null",{"type":"record","name":"Value","fields":[{"name":"id","type":["null","int"],"default":null},{"name":"qty","type":["null","long"],"default":null}]}],"default":null},
+	 {"name":"after","type":["null","db.public.t.Value"],"default":null},
+	 {"name":"source","type":{"type":"record","name":"Source","fields":[{"name":"table","type":"string"}]}},
+	 {"name":"op","type":"string"},{"name":"ts_ms","type":"long"}]}`
+	vs, err := newValueSchema("public/default/t@01", connectors.TopicSchema{Type: "AVRO", Definition: []byte(def)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &schemas{known: map[string]*valueSchema{"public/default/t@01": vs}}
+	tbl := &upsertTable{sc: sc, rows: map[string]*upsertRow{}}
+	env := func(op string, id int, qty int64) []byte {
+		row := map[string]any{"db.public.t.Value": map[string]any{"id": map[string]any{"int": id}, "qty": map[string]any{"long": qty}}}
+		e := map[string]any{"before": nil, "after": row, "source": map[string]any{"table": "t"}, "op": op, "ts_ms": int64(1)}
+		if op == "d" {
+			e["before"], e["after"] = row, nil
+		}
+		b, err := avro.Marshal(vs.record, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, m := range []fakeMsg{
+		{key: `{"id":1}`, payload: env("c", 1, 10)}, {key: `{"id":2}`, payload: env("c", 2, 20)},
+		{key: `{"id":1}`, payload: env("u", 1, 11)}, {key: `{"id":2}`, payload: env("d", 2, 20)},
+	} {
+		m.version = []byte{1}
+		tbl.add(m)
+	}
+	if len(tbl.rows) != 1 || fmt.Sprint(tbl.rows[`{"id":1}`].Fields) != "map[id:1 qty:11]" {
+		for k, r := range tbl.rows {
+			t.Logf("%s: %v", k, r.Fields)
+		}
+		t.Fatalf("%d rows", len(tbl.rows))
 	}
 }
