@@ -92,6 +92,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseBundle -fuzztime=50000x ./internal/cluster
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=100000x ./internal/ledger/object
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeOutput -fuzztime=100000x ./pkg/function/abi
+	$(GO) test -run='^$$' -fuzz=FuzzSecretReference -fuzztime=50000x ./internal/connectors
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=100000x ./pkg/function/abi
 	$(GO) test -run='^$$' -fuzz=FuzzParseSourcePosition -fuzztime=50000x ./internal/geo
 	$(GO) test -run='^$$' -fuzz=FuzzSplitServiceURL -fuzztime=50000x ./internal/geo

@@ -2,10 +2,15 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/connectors"
+	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/schema"
 	// Connector packages register their types from init.
 	_ "github.com/messagebus/messagebus/internal/connectors/dynamodb"
 	_ "github.com/messagebus/messagebus/internal/connectors/kinesis"
@@ -23,7 +28,7 @@ type Connectors struct {
 }
 
 // newConnectors makes the worker; it returns why it is off, if it is.
-func (s *Server) newConnectors(authService *auth.Service, reg prometheus.Registerer) (string, error) {
+func (s *Server) newConnectors(authService *auth.Service, schemas *schema.Registry, reg prometheus.Registerer) (string, error) {
 	if s.opts.Connectors.Disabled {
 		return "connectors are disabled on this node (--connectors-enabled=false)", nil
 	}
@@ -31,14 +36,27 @@ func (s *Server) newConnectors(authService *auth.Service, reg prometheus.Registe
 	if authService.Enabled() && token == "" {
 		return "the connectors worker needs the worker token (--function-auth-token) on a node with authentication", nil
 	}
-	m, err := connectors.NewManager(connectors.ManagerConfig{
+	cfg := connectors.ManagerConfig{
 		Meta:       s.meta,
 		BrokerURL:  s.BrokerURL(),
 		AuthToken:  token,
 		Registerer: reg,
 		Logger:     s.log.With("component", "connectors"),
 		WorkerID:   s.advertisedBrokerURL(),
-	})
+		Schemas:    connectorSchemas{schemas},
+	}
+	// vault:<path>#<field> secret references read the access plane's Vault.
+	if a := s.opts.Access; a.VaultAddr != "" {
+		if a.VaultToken == "" {
+			return "", errors.New("connectors: --vault-addr needs a Vault token (MB_VAULT_TOKEN or --vault-token-file)")
+		}
+		vc, err := vault.New(vault.Config{Address: a.VaultAddr, Token: a.VaultToken, Mount: a.VaultMount})
+		if err != nil {
+			return "", err
+		}
+		cfg.Vault = vc
+	}
+	m, err := connectors.NewManager(cfg)
 	if err != nil {
 		return "", err
 	}
@@ -60,4 +78,23 @@ func (s *Server) startConnectors() {
 			s.log.Error("connectors worker did not start", "error", err)
 		}
 	}()
+}
+
+// connectorSchemas gives sinks the registry's schema versions.
+type connectorSchemas struct{ r *schema.Registry }
+
+func (c connectorSchemas) SchemaVersion(ctx context.Context, topic string, version []byte) (connectors.TopicSchema, error) {
+	t, err := naming.ParseTopic(topic)
+	if err != nil {
+		return connectors.TopicSchema{}, err
+	}
+	n, err := schema.DecodeVersion(version)
+	if err != nil {
+		return connectors.TopicSchema{}, err
+	}
+	rec, err := c.r.Version(ctx, t, n)
+	if err != nil {
+		return connectors.TopicSchema{}, fmt.Errorf("schema version %d of %s: %w", n, topic, err)
+	}
+	return connectors.TopicSchema{Type: rec.Type, Definition: rec.Data}, nil
 }

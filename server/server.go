@@ -124,7 +124,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	connOff, err := s.newConnectors(authService, reg) // connectors.go
+	connOff, err := s.newConnectors(authService, schemas, reg) // connectors.go
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/messagebus/messagebus/internal/testutil/s3test"
+	"github.com/messagebus/messagebus/internal/testutil/vaulttest"
 	"github.com/messagebus/messagebus/server"
 )
 
@@ -203,4 +205,132 @@ func TestLakeSinkUpsertLatestRowPerKey(t *testing.T) {
 		return err == nil && rows == 1
 	})
 	check(13, 6, sum-406-407+1000)
+}
+
+// Secrets as references to Vault (the access plane's --vault-addr; the
+// in-test KV v2 fake, no Vault server runs here): the lake sink's S3 keys
+// come from a Vault secret, which `get` shows only as its reference.
+func TestConnectorVaultSecretReferences(t *testing.T) {
+	g := s3test.Start(t)
+	g.Bucket(t, "lake", nil)
+	v := vaulttest.New(t, vaultRootToken)
+	vc, err := vault.New(vault.Config{Address: v.URL, Token: vaultRootToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vc.Put(t.Context(), "connectors/lake", map[string]any{"key": s3test.AccessKey, "secret": s3test.SecretKey}); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, server.Options{Access: server.Access{VaultAddr: v.URL, VaultToken: vaultRootToken}})
+	topic := uniqueTopic(t)
+	create := func(name, secretRef string) {
+		t.Helper()
+		cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake","prefix":%q,
+			"accessKeyId":"vault:connectors/lake#key","secretAccessKey":%q,"rollIntervalMs":100}}`, topic, g.Endpoint, name, secretRef)
+		if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/"+name, cfg); code != http.StatusNoContent {
+			t.Fatalf("create %s: %d %s", name, code, body)
+		}
+	}
+	create("good", "vault:connectors/lake#secret")
+	create("bad", "vault:connectors/lake#missing")
+	produceStrings(t, newClient(t, s.BrokerURL()), topic, "a", "b", "c")
+	waitFor(t, "the sink to write with the Vault credentials", 30*time.Second, func() bool {
+		resp, err := http.Get(s.WebURL() + "/admin/v3/sinks/public/default/good/0/status")
+		if err != nil {
+			return false
+		}
+		var st struct{ NumWrittenToSink int64 }
+		decodeResponse(resp, &st)
+		return st.NumWrittenToSink == 3
+	})
+	waitFor(t, "the unresolved reference in the status", 30*time.Second, func() bool {
+		_, body := httpGet(t, s.WebURL()+"/admin/v3/sinks/public/default/bad/0/status")
+		return strings.Contains(body, `vault:connectors/lake#missing: the secret has no field \"missing\"`)
+	})
+	code, body := httpGet(t, s.WebURL()+"/admin/v3/sinks/public/default/good")
+	if code != http.StatusOK || !strings.Contains(body, "vault:connectors/lake#secret") || strings.Contains(body, s3test.SecretKey) {
+		t.Fatalf("get: %d %s", code, body)
+	}
+	code, body = postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/x",
+		fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"bucket":"lake","secretAccessKey":"vault:connectors/lake"}}`, topic))
+	if code != http.StatusBadRequest || !strings.Contains(body, `vault reference \"vault:connectors/lake\": want vault:`) {
+		t.Fatalf("malformed reference: %d %s", code, body)
+	}
+}
+
+// A topic with an Avro schema in the registry: the lake sink types the
+// columns from the schema's fields (DuckDB sees INTEGER, not a JSON guess
+// or the raw Avro bytes).
+func TestLakeSinkTypedColumnsFromRegistrySchema(t *testing.T) {
+	g := s3test.Start(t)
+	g.Bucket(t, "lake", nil)
+	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
+	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
+	s := startServer(t, server.Options{})
+	c := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake",
+		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollIntervalMs":200}}`, topic, g.Endpoint)
+	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/typed", cfg); code != http.StatusNoContent {
+		t.Fatalf("create sink: %d %s", code, body)
+	}
+	type order struct {
+		ID    int64   `avro:"id"`
+		Qty   int32   `avro:"qty"`
+		Price float64 `avro:"price"`
+		Item  *string `avro:"item"`
+		Ok    bool    `avro:"ok"`
+	}
+	def := `{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"qty","type":"int"},
+		{"name":"price","type":"double"},{"name":"item","type":["null","string"],"default":null},{"name":"ok","type":"boolean"}]}`
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic, Schema: pulsar.NewAvroSchema(def, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 50
+	for i := range n {
+		item := fmt.Sprintf("i%d", i)
+		msg := &pulsar.ProducerMessage{Key: fmt.Sprint(i), Value: &order{ID: int64(i), Qty: int32(i % 5), Price: float64(i) + 0.25, Item: &item, Ok: i%2 == 0}}
+		if i == 3 {
+			msg.Value.(*order).Item = nil
+		}
+		p.SendAsync(t.Context(), msg, nil)
+	}
+	if err := p.FlushWithCtx(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sink to acknowledge every message", 30*time.Second, func() bool {
+		resp, err := http.Get(s.WebURL() + "/admin/v3/sinks/public/default/typed/0/status")
+		if err != nil {
+			return false
+		}
+		var st struct{ NumWrittenToSink int64 }
+		decodeResponse(resp, &st)
+		return st.NumWrittenToSink == n
+	})
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	glob := filepath.Join(g.Dir, "lake", strings.TrimPrefix(topic, "persistent://")) + "/**/*.parquet"
+	var tID, tQty, tPrice, tItem, tOk string
+	var count, sumID, sumQty, nullItems, oks int64
+	var sumPrice float64
+	q := fmt.Sprintf(`select any_value(typeof(id)), any_value(typeof(qty)), any_value(typeof(price)), any_value(typeof(item)), any_value(typeof(ok)),
+		count(*), sum(id), sum(qty), sum(price), count(*) - count(item), count(*) filter (where ok) from read_parquet('%s')`, glob)
+	if err := db.QueryRow(q).Scan(&tID, &tQty, &tPrice, &tItem, &tOk, &count, &sumID, &sumQty, &sumPrice, &nullItems, &oks); err != nil {
+		t.Fatal(err)
+	}
+	if tID != "BIGINT" || tQty != "INTEGER" || tPrice != "DOUBLE" || tItem != "VARCHAR" || tOk != "BOOLEAN" {
+		t.Fatalf("column types id %s qty %s price %s item %s ok %s", tID, tQty, tPrice, tItem, tOk)
+	}
+	if count != n || sumID != n*(n-1)/2 || sumQty != 100 || sumPrice != float64(n*(n-1)/2)+0.25*n || nullItems != 1 || oks != n/2 {
+		t.Fatalf("duckdb: count %d sum(id) %d sum(qty) %d sum(price) %v null items %d ok %d", count, sumID, sumQty, sumPrice, nullItems, oks)
+	}
+	var item string
+	if err := db.QueryRow(fmt.Sprintf(`select item from read_parquet('%s') where id = 42`, glob)).Scan(&item); err != nil || item != "i42" {
+		t.Fatalf("row 42: %q %v", item, err)
+	}
 }

@@ -155,3 +155,82 @@ func rowFields(t *testing.T, def string) []string {
 	}
 	return nil
 }
+
+// valueSchema avro: Avro binary envelopes under an AVRO schema in the
+// registry, a new version after ALTER TABLE, decoded by the official
+// client's Avro schema.
+func TestPostgresCDCAvroSchemaEvolution(t *testing.T) {
+	pg := pgtest.Start(t)
+	db := pgConnect(t, pg.DSN("postgres"))
+	pgExec(t, db, `CREATE TABLE items (id int PRIMARY KEY, name text)`)
+	pgExec(t, db, `INSERT INTO items VALUES (1, 'one')`)
+	s := startServer(t, server.Options{})
+	cfg := fmt.Sprintf(`{"archive":"builtin://postgres","configs":{"connectionString":%q,"tables":["public.items"],"valueSchema":"avro"}}`, pg.DSN("postgres"))
+	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sources/public/default/pga", cfg); code != http.StatusNoContent {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	schemaURL := s.WebURL() + "/admin/v2/schemas/public/default/postgres.public.items/schema"
+	type registered struct {
+		Version int64  `json:"version"`
+		Type    string `json:"type"`
+		Data    string `json:"data"`
+	}
+	var v0 registered
+	waitFor(t, "the envelope schema in the registry", 20*time.Second, func() bool {
+		code, body := httpGet(t, schemaURL)
+		return code == http.StatusOK && json.Unmarshal([]byte(body), &v0) == nil
+	})
+	if v0.Type != "AVRO" || !slices.Equal(rowFields(t, v0.Data), []string{"id", "name"}) {
+		t.Fatalf("registered schema: %+v", v0)
+	}
+	pgExec(t, db, `INSERT INTO items VALUES (2, 'two')`)
+	pgExec(t, db, `ALTER TABLE items ADD COLUMN price numeric`)
+	pgExec(t, db, `UPDATE items SET price = 2.5 WHERE id = 2`)
+	var v1 registered
+	waitFor(t, "a second schema version", 20*time.Second, func() bool {
+		code, body := httpGet(t, schemaURL)
+		return code == http.StatusOK && json.Unmarshal([]byte(body), &v1) == nil && v1.Version == v0.Version+1
+	})
+	if v1.Type != "AVRO" || !slices.Equal(rowFields(t, v1.Data), []string{"id", "name", "price"}) {
+		t.Fatalf("second version: %+v", v1)
+	}
+	type row struct {
+		ID    *int32   `avro:"id"`
+		Name  *string  `avro:"name"`
+		Price *float64 `avro:"price"`
+	}
+	type envelope struct {
+		Before *row   `avro:"before"`
+		After  *row   `avro:"after"`
+		Op     string `avro:"op"`
+		Source struct {
+			Table string `avro:"table"`
+			LSN   int64  `avro:"lsn"`
+		} `avro:"source"`
+	}
+	c := newClient(t, s.BrokerURL())
+	// A consumer with the newer version reads the older envelopes too.
+	cons, err := c.Subscribe(pulsar.ConsumerOptions{Topic: "persistent://public/default/postgres.public.items", SubscriptionName: "avro",
+		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest, Schema: pulsar.NewAvroSchema(v1.Data, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var got []envelope
+	for _, m := range receiveN(t, cons, 3, 20*time.Second) {
+		var e envelope
+		if err := m.GetSchemaValue(&e); err != nil {
+			t.Fatalf("decode %x: %v", m.Payload(), err)
+		}
+		got = append(got, e)
+	}
+	if got[0].Op != "r" || *got[0].After.ID != 1 || *got[0].After.Name != "one" || got[0].After.Price != nil || got[0].Source.Table != "items" {
+		t.Fatalf("snapshot row: %+v", got[0])
+	}
+	if got[1].Op != "c" || *got[1].After.ID != 2 || got[1].Source.LSN == 0 {
+		t.Fatalf("insert: %+v", got[1])
+	}
+	if got[2].Op != "u" || *got[2].After.ID != 2 || got[2].After.Price == nil || *got[2].After.Price != 2.5 || *got[2].After.Name != "two" {
+		t.Fatalf("update after ALTER TABLE: %+v", got[2])
+	}
+}

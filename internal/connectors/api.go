@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -67,6 +68,37 @@ type SinkEnv struct {
 	Messages    <-chan pulsar.Message
 	ack         func(pulsar.Message)
 	writeErr    func(error)
+	schemas     SchemaReader
+}
+
+// TopicSchema is a version of a topic's schema in the registry.
+type TopicSchema struct {
+	// Type is Pulsar's name: AVRO, JSON, STRING, ...
+	Type string
+	// Definition is the schema data (for AVRO and JSON an Avro record
+	// definition).
+	Definition []byte
+}
+
+// SchemaReader reads the schema registry (internal/schema).
+type SchemaReader interface {
+	// SchemaVersion returns the topic's schema version (as messages carry
+	// it, pulsar.Message.SchemaVersion).
+	SchemaVersion(ctx context.Context, topic string, version []byte) (TopicSchema, error)
+}
+
+// ErrNoRegistry: the worker was made without a schema registry.
+var ErrNoRegistry = errors.New("connectors: no schema registry on this worker")
+
+// Schema returns the schema a message of topic was written with (its
+// SchemaVersion); the call has a deadline of CallTimeout.
+func (e *SinkEnv) Schema(ctx context.Context, topic string, version []byte) (TopicSchema, error) {
+	if e.schemas == nil {
+		return TopicSchema{}, ErrNoRegistry
+	}
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	return e.schemas.SchemaVersion(ctx, topic, version)
 }
 
 // Ack acknowledges m: its external write succeeded.

@@ -32,8 +32,8 @@ type Config struct {
 	Archive   string `json:"archive,omitempty"`
 	ClassName string `json:"className,omitempty"`
 	// Configs are the connector's own settings; Secrets maps setting names
-	// to references (env:NAME or file:/path) resolved when an instance
-	// starts.
+	// to references (env:NAME, file:/path or vault:<path>#<field>) resolved
+	// when an instance starts.
 	Configs              map[string]any    `json:"configs,omitempty"`
 	Secrets              map[string]string `json:"secrets,omitempty"`
 	Parallelism          int               `json:"parallelism,omitempty"`

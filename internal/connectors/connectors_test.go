@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/messagebus/messagebus/internal/access/vault"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/testutil/vaulttest"
 )
 
 // secretSettings is a test type with a secret setting.
@@ -94,7 +96,7 @@ func TestSecretReferencesResolved(t *testing.T) {
 	if err := c.normalize(KindSource); err != nil {
 		t.Fatal(err)
 	}
-	got, err := resolvedConfigs(b, &c)
+	got, err := resolvedConfigs(context.Background(), b, &c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func TestSecretReferencesResolved(t *testing.T) {
 		t.Fatal("the stored config must keep the reference")
 	}
 	c.Secrets = map[string]string{"user": "env:MB_TEST_SECRET_UNSET"}
-	if _, err := resolvedConfigs(b, &c); err == nil || !strings.Contains(err.Error(), "MB_TEST_SECRET_UNSET is not set") {
+	if _, err := resolvedConfigs(context.Background(), b, &c, nil); err == nil || !strings.Contains(err.Error(), "MB_TEST_SECRET_UNSET is not set") {
 		t.Fatalf("err %v", err)
 	}
 }
@@ -165,5 +167,49 @@ func TestCheckpointsAndRecords(t *testing.T) {
 	}
 	if v, _ := cp.Get(ctx, "a/b"); v != nil {
 		t.Fatal("delete must remove the checkpoints")
+	}
+}
+
+func TestVaultSecretReferences(t *testing.T) {
+	b, _ := builtin(KindSource, "test-secret")
+	srv := vaulttest.New(t, "root")
+	vc, err := vault.New(vault.Config{Address: srv.URL, Token: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vc.Put(context.Background(), "teams/shop/pg", map[string]any{"password": "s3cret", "user": "cdc"}); err != nil {
+		t.Fatal(err)
+	}
+	c := sourceConfig("test-secret", map[string]any{"password": "vault:teams/shop/pg#password"})
+	c.Secrets = map[string]string{"user": "vault:/teams/shop/pg/#user"}
+	if err := c.normalize(KindSource); err != nil {
+		t.Fatal(err)
+	}
+	got, err := resolvedConfigs(context.Background(), b, &c, vc)
+	if err != nil || got["password"] != "s3cret" || got["user"] != "cdc" {
+		t.Fatalf("resolved %v, %v", got, err)
+	}
+	if c.Configs["password"] != "vault:teams/shop/pg#password" {
+		t.Fatal("the stored config must keep the reference")
+	}
+	for ref, want := range map[string]string{
+		"vault:teams/shop/pg#nope":  `has no field "nope"`,
+		"vault:teams/shop/none#pw":  "secret not found",
+		"vault:teams/shop/pg#user ": `has no field "user "`,
+	} {
+		c.Secrets = map[string]string{"user": ref}
+		if _, err := resolvedConfigs(context.Background(), b, &c, vc); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: err %v, want %q", ref, err, want)
+		}
+	}
+	c.Secrets = nil
+	if _, err := resolvedConfigs(context.Background(), b, &c, nil); err == nil || !strings.Contains(err.Error(), "no Vault") {
+		t.Errorf("without a Vault: %v", err)
+	}
+	for _, ref := range []string{"vault:teams/pg", "vault:#pw", "vault:a/../b#pw", "vault:a#", "vault:a?x#pw", "env:"} {
+		bad := sourceConfig("test-secret", map[string]any{"password": ref})
+		if err := bad.normalize(KindSource); err == nil {
+			t.Errorf("%q accepted", ref)
+		}
 	}
 }

@@ -15,7 +15,7 @@
 // they come back to the next one.
 //
 // Files: config.go (Config, Pulsar's SourceConfig/SinkConfig JSON),
-// secrets.go (file: and env: references), builtin.go (the connector
+// secrets.go (file:, env: and vault: references), builtin.go (the connector
 // types), api.go (what a connector implements and is given), committer.go,
 // store.go (records and checkpoints), manager.go (the admin API's calls),
 // instance.go (sessions), status.go, metrics.go, settings.go (checks of

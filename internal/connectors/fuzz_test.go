@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -25,6 +26,27 @@ func FuzzConnectorConfig(f *testing.F) {
 			if err := again.normalize(kind); err != nil {
 				t.Fatalf("a normalized %s config fails again: %v", kind, err)
 			}
+		}
+	})
+}
+
+// FuzzSecretReference: a reference is refused or names a path that Vault
+// addressing accepts and that parses again to the same path and field.
+func FuzzSecretReference(f *testing.F) {
+	for _, s := range []string{"vault:teams/shop/pg#password", "vault:/a//b#f", "env:X", "file:/p", "vault:a/../b#f", "vault:a#b#c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ref string) {
+		if checkRef(ref) != nil || !strings.HasPrefix(ref, "vault:") {
+			return
+		}
+		path, field, err := parseVaultRef(ref)
+		if err != nil || path == "" || field == "" || strings.Contains(path, "#") {
+			t.Fatalf("%q: path %q field %q err %v", ref, path, field, err)
+		}
+		p2, f2, err := parseVaultRef("vault:" + path + "#" + field)
+		if err != nil || p2 != path || f2 != field {
+			t.Fatalf("%q does not parse again: %q %q %v", ref, p2, f2, err)
 		}
 	})
 }

@@ -85,8 +85,8 @@ func (i *instance) Run() {
 }
 
 // settings resolves secrets and decodes the configs for a session.
-func (i *instance) settings() (any, error) {
-	cfgs, err := resolvedConfigs(i.r.b, &i.r.rec.Config)
+func (i *instance) settings(ctx context.Context) (any, error) {
+	cfgs, err := resolvedConfigs(ctx, i.r.b, &i.r.rec.Config, i.r.m.cfg.Vault)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (i *instance) settings() (any, error) {
 
 func (i *instance) sourceSession(ctx context.Context) error {
 	r := i.r
-	s, err := i.settings()
+	s, err := i.settings(ctx)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (i *instance) consumerOptions() pulsar.ConsumerOptions {
 
 func (i *instance) sinkSession(ctx context.Context) error {
 	r := i.r
-	s, err := i.settings()
+	s, err := i.settings(ctx)
 	if err != nil {
 		return err
 	}
@@ -240,6 +240,7 @@ func (i *instance) sinkSession(ctx context.Context) error {
 			}
 		},
 		writeErr: func(err error) { i.recordError(true, err) },
+		schemas:  r.m.cfg.Schemas,
 	}
 	i.MarkRunning()
 	err = sink.Run(ctx, env)

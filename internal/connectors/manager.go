@@ -25,6 +25,11 @@ type ManagerConfig struct {
 	Logger     *slog.Logger
 	// WorkerID names this node in status answers.
 	WorkerID string
+	// Vault, when set, resolves vault:<path>#<field> secret references
+	// (the access plane's Vault: --vault-addr, --vault-mount).
+	Vault VaultReader
+	// Schemas, when set, lets sinks read the schemas of their messages.
+	Schemas SchemaReader
 }
 
 // Manager runs the connectors stored in the metadata store and serves the

@@ -57,8 +57,10 @@ type postgresSettings struct {
 	// (default 1000); an idle database's WAL is released by it.
 	HeartbeatIntervalMs int64           `json:"heartbeatIntervalMs"`
 	Outbox              *outboxSettings `json:"outbox"`
-	// ValueSchema is none (default) or json: the envelopes' schema made
-	// from each table's columns is registered (postgres_schema.go).
+	// ValueSchema is none (default), json or avro: the envelopes' schema
+	// made from each table's columns is registered (postgres_schema.go);
+	// avro also writes the envelopes in Avro's binary encoding
+	// (postgres_avro.go).
 	ValueSchema string `json:"valueSchema"`
 }
 
@@ -94,7 +96,7 @@ func (s *postgresSettings) Check() error {
 	if s.HeartbeatIntervalMs == 0 {
 		s.HeartbeatIntervalMs = 1000
 	}
-	if err := Choice(&s.ValueSchema, "valueSchema", "none", "json"); err != nil {
+	if err := Choice(&s.ValueSchema, "valueSchema", "none", "json", "avro"); err != nil {
 		return err
 	}
 	if s.TopicPattern == "" {
@@ -186,7 +188,7 @@ func (p *pgSource) connConfig(replication bool) (*pgconn.Config, error) {
 func (p *pgSource) Run(ctx context.Context, env *SourceEnv) error {
 	p.env = env
 	p.c = Committer[pglogrepl.LSN]{}
-	p.schemas = schemas{}
+	p.schemas = schemas{avro: p.s.ValueSchema == "avro"}
 	p.topics, p.relCols = nil, nil
 	slot, pub := p.s.SlotName, p.s.PublicationName
 	if slot == "" {

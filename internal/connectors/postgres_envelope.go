@@ -73,7 +73,15 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 	if ch.commit.IsZero() {
 		env.Source.TsMs = env.TsMs
 	}
-	value := appendEnvelope(make([]byte, 0, 256), &env, ch.cols)
+	var value []byte
+	if p.s.ValueSchema == "avro" {
+		var err error
+		if value, err = appendAvroEnvelope(make([]byte, 0, 256), &env, ch.cols); err != nil {
+			return nil, fmt.Errorf("avro envelope of %s.%s: %w", ch.schema, ch.table, err)
+		}
+	} else {
+		value = appendEnvelope(make([]byte, 0, 256), &env, ch.cols)
+	}
 	rec := &Record{Topic: p.topic(ch.schema, ch.table), Value: value,
 		Properties: map[string]string{"op": ch.op, "lsn": lsnNumber(ch.lsn)}}
 	if len(ch.keys) > 0 {
@@ -83,7 +91,7 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 		}
 		rec.Key = string(appendKey(make([]byte, 0, 32), row, ch.keys))
 	}
-	if p.s.ValueSchema == "json" {
+	if p.s.ValueSchema != "none" {
 		sc, err := p.schemas.envelope(p.db, ch.schema, ch.table, ch.cols)
 		if err != nil {
 			return nil, err

@@ -99,6 +99,7 @@ func envelopeSchemaDef(db, schema, table string, cols []column) string {
 // first by the column slice (made once per relation message or snapshot
 // table), then by the columns' names and types.
 type schemas struct {
+	avro    bool // AVRO schemas, else JSON
 	bySlice map[*column]pulsar.Schema
 	byCols  map[string]pulsar.Schema
 }
@@ -116,8 +117,14 @@ func (s *schemas) envelope(db, schema, table string, cols []column) (pulsar.Sche
 	}
 	sc, ok := s.byCols[k.String()]
 	if !ok {
+		def := envelopeSchemaDef(db, schema, table, cols)
 		var err error
-		if sc, err = pulsar.NewJSONSchemaWithValidation(envelopeSchemaDef(db, schema, table, cols), nil); err != nil {
+		if s.avro {
+			sc, err = pulsar.NewAvroSchemaWithValidation(def, nil)
+		} else {
+			sc, err = pulsar.NewJSONSchemaWithValidation(def, nil)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("envelope schema of %s.%s: %w", schema, table, err)
 		}
 		if s.byCols == nil {

@@ -12,5 +12,7 @@
 // into a new file (duplicates are possible; __message_id tells them).
 //
 // Files: settings.go, rows.go (JSON payloads to columns and the Parquet
-// encoding), sink.go.
+// encoding), typed.go (columns typed from the registry's AVRO or JSON
+// schema), roll.go (the roll loop both modes share), sink.go (append
+// mode), upsert.go.
 package lake

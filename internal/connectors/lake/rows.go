@@ -30,6 +30,9 @@ type row struct {
 	// fields is the payload when it is a JSON object; value otherwise.
 	fields map[string]any
 	value  []byte
+	// typed holds the typed columns' values of a message with a schema
+	// (typed.go).
+	typed map[string]parquet.Value
 }
 
 func newRow(topic, key, messageID string, publish time.Time, props map[string]string, payload []byte) row {
@@ -98,8 +101,9 @@ func isMetadata(name string) bool {
 }
 
 // encode writes rows as one Parquet file: the metadata columns and one
-// column per payload field, its type inferred from the values in rows.
-func encode(rows []row, codec compress.Codec) ([]byte, error) {
+// column per payload field, its type vs's (when not nil) or inferred from
+// the values in rows.
+func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 	kinds := map[string]kind{}
 	binaryValue := false
 	for _, r := range rows {
@@ -122,6 +126,11 @@ func encode(rows []row, codec compress.Codec) ([]byte, error) {
 	}
 	if binaryValue {
 		group[colValue] = parquet.Optional(parquet.Leaf(parquet.ByteArrayType))
+	}
+	if vs != nil {
+		for _, c := range vs.cols {
+			group[c.name] = c.node()
+		}
 	}
 	for name, k := range kinds {
 		var n parquet.Node
@@ -198,6 +207,12 @@ func (r *row) column(name string, k kind) (parquet.Value, bool) {
 			return parquet.NullValue(), false
 		}
 		return parquet.ByteArrayValue(r.value), false
+	}
+	if r.typed != nil {
+		if v, ok := r.typed[name]; ok {
+			return v, false
+		}
+		return parquet.NullValue(), false
 	}
 	v, ok := r.fields[name]
 	if !ok || v == nil {

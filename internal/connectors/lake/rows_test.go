@@ -15,7 +15,7 @@ func TestEncodeInfersColumns(t *testing.T) {
 		newRow("persistent://public/default/t", "", "1:1:-1:0", at, nil, []byte(`{"id":2,"price":2.5,"name":null,"__topic":"hidden"}`)),
 		newRow("persistent://public/default/t", "k3", "1:2:-1:0", at, nil, []byte("plain text")),
 	}
-	data, err := encode(rows, &parquet.Zstd)
+	data, err := encode(rows, nil, &parquet.Zstd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -15,15 +14,6 @@ import (
 )
 
 type sink struct{ s *Settings }
-
-// buffer is one partition directory's file being filled.
-type buffer struct {
-	dir    string
-	rows   []row
-	msgs   []pulsar.Message
-	bytes  int64
-	opened time.Time
-}
 
 func (k *sink) codec() compress.Codec {
 	switch k.s.Compression {
@@ -47,64 +37,67 @@ func (k *sink) Run(ctx context.Context, env *connectors.SinkEnv) error {
 	if k.s.Mode == "upsert" {
 		return k.runUpsert(ctx, env, store)
 	}
-	roll := time.Duration(k.s.RollIntervalMs) * time.Millisecond
-	tick := time.NewTicker(max(roll/4, 50*time.Millisecond))
-	defer tick.Stop()
-	buffers := map[string]*buffer{}
-	flush := func(b *buffer) error {
-		data, err := encode(b.rows, k.codec())
-		if err != nil {
-			return err
-		}
-		// The first message's id names the file: a redelivery that fills
-		// the same file again overwrites it rather than adding a copy.
-		id := b.msgs[0].ID()
-		key := fmt.Sprintf("%s%s/%d-%d-%d-%d-%d.parquet", k.s.Prefix, b.dir, env.Instance,
-			id.LedgerID(), id.EntryID(), id.BatchIdx(), id.PartitionIdx())
-		pctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
-		err = store.Put(pctx, key, data, false)
-		cancel()
-		if err != nil {
-			env.WriteFailed(err)
-			return fmt.Errorf("lake put %s: %w", key, err)
-		}
-		env.Log.Debug("lake file written", "key", key, "rows", len(b.rows), "bytes", len(data))
-		for _, m := range b.msgs {
-			env.Ack(m)
-		}
-		delete(buffers, b.dir)
-		return nil
+	sc := &schemas{env: env, known: map[string]*valueSchema{}}
+	return k.rollLoop(ctx, env, false,
+		func(ctx context.Context, m pulsar.Message) (string, error) {
+			vs, err := sc.of(ctx, m)
+			return batchKey(partitionDir(m.Topic(), m.PublishTime()), vs), err
+		},
+		func(ctx context.Context, _ string, m pulsar.Message) (batch, error) {
+			vs, err := sc.of(ctx, m) // known by now
+			return &file{k: k, env: env, store: store, dir: partitionDir(m.Topic(), m.PublishTime()), vs: vs}, err
+		})
+}
+
+// file is one partition directory's file being filled (append mode).
+type file struct {
+	k     *sink
+	env   *connectors.SinkEnv
+	store objstore.Store
+	dir   string
+	vs    *valueSchema // the messages' schema when it types columns
+	rows  []row
+	first pulsar.MessageID
+}
+
+func (f *file) add(m pulsar.Message) {
+	if f.first == nil {
+		f.first = m.ID()
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			// Unwritten messages stay unacknowledged: they come again.
-			return nil
-		case m := <-env.Messages:
-			dir := partitionDir(m.Topic(), m.PublishTime())
-			b := buffers[dir]
-			if b == nil {
-				b = &buffer{dir: dir, opened: time.Now()}
-				buffers[dir] = b
-			}
-			b.rows = append(b.rows, newRow(m.Topic(), m.Key(), messageID(m.ID()), m.PublishTime(), m.Properties(), m.Payload()))
-			b.msgs = append(b.msgs, m)
-			b.bytes += int64(len(m.Payload()))
-			if b.bytes >= k.s.RollSizeBytes {
-				if err := flush(b); err != nil {
-					return err
-				}
-			}
-		case now := <-tick.C:
-			for _, b := range buffers {
-				if now.Sub(b.opened) >= roll {
-					if err := flush(b); err != nil {
-						return err
-					}
-				}
-			}
-		}
+	if f.vs == nil {
+		f.rows = append(f.rows, newRow(m.Topic(), m.Key(), messageID(m.ID()), m.PublishTime(), m.Properties(), m.Payload()))
+		return
 	}
+	r := row{topic: m.Topic(), key: m.Key(), messageID: messageID(m.ID()), publish: m.PublishTime(), properties: m.Properties()}
+	vals, err := f.vs.values(m.Payload())
+	if err != nil {
+		// Kept whole in __value rather than lost.
+		f.env.Log.Warn("lake: payload does not match its schema; written to __value", "topic", m.Topic(), "message", r.messageID, "error", err)
+		r.value = m.Payload()
+	} else {
+		r.typed = vals
+	}
+	f.rows = append(f.rows, r)
+}
+
+func (f *file) write(ctx context.Context) error {
+	data, err := encode(f.rows, f.vs, f.k.codec())
+	if err != nil {
+		return err
+	}
+	// The first message's id names the file: a redelivery that fills
+	// the same file again overwrites it rather than adding a copy.
+	id := f.first
+	key := fmt.Sprintf("%s%s/%d-%d-%d-%d-%d.parquet", f.k.s.Prefix, f.dir, f.env.Instance,
+		id.LedgerID(), id.EntryID(), id.BatchIdx(), id.PartitionIdx())
+	pctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
+	err = f.store.Put(pctx, key, data, false)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("lake put %s: %w", key, err)
+	}
+	f.env.Log.Debug("lake file written", "key", key, "rows", len(f.rows), "bytes", len(data))
+	return nil
 }
 
 // messageID is ledger:entry:batch:partition, as the file sink writes it.

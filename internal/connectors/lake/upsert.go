@@ -38,11 +38,12 @@ type upsertRow struct {
 
 // upsertTable is one topic's table.
 type upsertTable struct {
-	dir     string // the topic's directory
-	rows    map[string]*upsertRow
-	pending []pulsar.Message
-	bytes   int64
-	opened  time.Time
+	k     *sink
+	env   *connectors.SinkEnv
+	store objstore.Store
+	sc    *schemas
+	dir   string // the topic's directory
+	rows  map[string]*upsertRow
 }
 
 func (t *upsertTable) stateKey(prefix string) string { return prefix + t.dir + "/_upsert/state.json" }
@@ -60,8 +61,9 @@ func topicDir(topic string) string {
 }
 
 // loadTable reads a topic's state (an empty table when it has none).
-func loadTable(ctx context.Context, store objstore.Store, prefix, dir string) (*upsertTable, error) {
-	t := &upsertTable{dir: dir, rows: map[string]*upsertRow{}}
+func loadTable(ctx context.Context, k *sink, env *connectors.SinkEnv, store objstore.Store, sc *schemas, dir string) (*upsertTable, error) {
+	prefix := k.s.Prefix
+	t := &upsertTable{k: k, env: env, store: store, sc: sc, dir: dir, rows: map[string]*upsertRow{}}
 	gctx, cancel := context.WithTimeout(ctx, connectors.CallTimeout)
 	defer cancel()
 	b, err := store.Get(gctx, t.stateKey(prefix), 0, -1)
@@ -79,8 +81,8 @@ func loadTable(ctx context.Context, store objstore.Store, prefix, dir string) (*
 	return t, nil
 }
 
-// apply puts one message into the table.
-func (t *upsertTable) apply(m pulsar.Message) {
+// add puts one message into the table.
+func (t *upsertTable) add(m pulsar.Message) {
 	id := messageID(m.ID())
 	key := m.Key()
 	if key == "" {
@@ -90,6 +92,15 @@ func (t *upsertTable) apply(m pulsar.Message) {
 	if len(payload) == 0 {
 		delete(t.rows, key)
 		return
+	}
+	if vs := t.sc.cached(m); vs != nil && !vs.json {
+		// An Avro payload (such as the postgres source's avro envelopes)
+		// becomes its JSON form, so envelopes are recognised.
+		if v, err := vs.decode(payload); err == nil {
+			if b, err := json.Marshal(plain(vs.record, v)); err == nil {
+				payload = b
+			}
+		}
 	}
 	r := newRow(m.Topic(), m.Key(), id, m.PublishTime(), m.Properties(), payload)
 	if op, ok := r.fields["op"].(string); ok && r.fields["source"] != nil {
@@ -109,7 +120,8 @@ func (t *upsertTable) apply(m pulsar.Message) {
 }
 
 // write stores the table and its state.
-func (t *upsertTable) write(ctx context.Context, k *sink, store objstore.Store) (int, error) {
+func (t *upsertTable) write(ctx context.Context) error {
+	k, store := t.k, t.store
 	keys := make([]string, 0, len(t.rows))
 	for key := range t.rows {
 		keys = append(keys, key)
@@ -124,13 +136,13 @@ func (t *upsertTable) write(ctx context.Context, k *sink, store objstore.Store) 
 			rows[i].fields = map[string]any{}
 		}
 	}
-	data, err := encode(rows, k.codec())
+	data, err := encode(rows, nil, k.codec())
 	if err != nil {
-		return 0, err
+		return err
 	}
 	state, err := json.Marshal(t.rows)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for _, obj := range []struct {
 		key  string
@@ -140,10 +152,11 @@ func (t *upsertTable) write(ctx context.Context, k *sink, store objstore.Store) 
 		err := store.Put(pctx, obj.key, obj.data, false)
 		cancel()
 		if err != nil {
-			return 0, fmt.Errorf("lake put %s: %w", obj.key, err)
+			return fmt.Errorf("lake put %s: %w", obj.key, err)
 		}
 	}
-	return len(data), nil
+	t.env.Log.Debug("lake table written", "topic", t.dir, "rows", len(t.rows), "bytes", len(data))
+	return nil
 }
 
 // runUpsert is Run in upsert mode.
@@ -151,56 +164,13 @@ func (k *sink) runUpsert(ctx context.Context, env *connectors.SinkEnv, store obj
 	if env.Parallelism > 1 {
 		return errors.New("lake upsert mode runs one instance (parallelism 1): each topic's table is written by one writer")
 	}
-	roll := time.Duration(k.s.RollIntervalMs) * time.Millisecond
-	tick := time.NewTicker(max(roll/4, 50*time.Millisecond))
-	defer tick.Stop()
-	tables := map[string]*upsertTable{}
-	flush := func(t *upsertTable) error {
-		n, err := t.write(ctx, k, store)
-		if err != nil {
-			env.WriteFailed(err)
-			return err
-		}
-		env.Log.Debug("lake table written", "topic", t.dir, "rows", len(t.rows), "bytes", n)
-		for _, m := range t.pending {
-			env.Ack(m)
-		}
-		t.pending, t.bytes = nil, 0
-		return nil
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-env.Messages:
-			dir := topicDir(m.Topic())
-			t := tables[dir]
-			if t == nil {
-				var err error
-				if t, err = loadTable(ctx, store, k.s.Prefix, dir); err != nil {
-					return err
-				}
-				tables[dir] = t
-			}
-			if len(t.pending) == 0 {
-				t.opened = time.Now()
-			}
-			t.apply(m)
-			t.pending = append(t.pending, m)
-			t.bytes += int64(len(m.Payload()))
-			if t.bytes >= k.s.RollSizeBytes {
-				if err := flush(t); err != nil {
-					return err
-				}
-			}
-		case now := <-tick.C:
-			for _, t := range tables {
-				if len(t.pending) > 0 && now.Sub(t.opened) >= roll {
-					if err := flush(t); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
+	sc := &schemas{env: env, known: map[string]*valueSchema{}}
+	return k.rollLoop(ctx, env, true,
+		func(ctx context.Context, m pulsar.Message) (string, error) {
+			_, err := sc.of(ctx, m) // read here, used by add
+			return topicDir(m.Topic()), err
+		},
+		func(ctx context.Context, dir string, _ pulsar.Message) (batch, error) {
+			return loadTable(ctx, k, env, store, sc, dir)
+		})
 }
