@@ -259,11 +259,12 @@ func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
 		return nil, ledger.ErrClosed
 	}
 	if l := s.ledgers[topic]; l != nil {
+		l.transient = false // the broker's now (rewrite_unloaded.go)
 		s.mu.Unlock()
 		return l, nil
 	}
 	s.mu.Unlock()
-	l, err := s.load(ctx, topic)
+	l, err := s.load(ctx, topic, true)
 	if err != nil {
 		return nil, err
 	}
@@ -273,25 +274,34 @@ func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
 		return nil, ledger.ErrClosed
 	}
 	if old := s.ledgers[topic]; old != nil { // opened concurrently
+		old.transient = false
 		return old, nil
 	}
 	s.ledgers[topic] = l
 	return l, nil
 }
 
-// load creates the topic record when missing, takes the fencing token and
-// reads the index and cursors.
-func (s *Store) load(ctx context.Context, topic string) (*cledger, error) {
+// load creates the topic record when missing (with create; else
+// ledger.ErrNotFound), takes the fencing token and reads the index and
+// cursors.
+func (s *Store) load(ctx context.Context, topic string, create bool) (*cledger, error) {
 	tk := s.keys.topic(topic)
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
+	put := []clientv3.Op{clientv3.OpPut(tk, mustJSON(topicRecord{V: topicVersion}))}
+	if !create {
+		put = nil
+	}
 	resp, err := s.c.Txn(cctx).
 		If(clientv3.Compare(clientv3.CreateRevision(tk), "=", 0)).
-		Then(clientv3.OpPut(tk, mustJSON(topicRecord{V: topicVersion}))).
+		Then(put...).
 		Else(clientv3.OpGet(tk)).Commit()
 	s.m.txns.Inc()
 	if err != nil {
 		return nil, fmt.Errorf("cluster ledger: open %s: %w", topic, err)
+	}
+	if resp.Succeeded && !create {
+		return nil, fmt.Errorf("%w: %s", ledger.ErrNotFound, topic)
 	}
 	l := &cledger{s: s, name: topic, topicKey: tk, changed: make(chan struct{}), failedCh: make(chan struct{}), last: -1,
 		cursors: map[string]*ledger.CursorState{}, dirty: map[string][]byte{}, committedAt: map[int64]time.Time{}}

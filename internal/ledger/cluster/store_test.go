@@ -96,6 +96,7 @@ func TestCluster(t *testing.T) {
 	t.Run("PipelineGap", func(t *testing.T) { testPipelineGap(t, e) })
 	t.Run("Rewrite", func(t *testing.T) { testRewrite(t, e) })
 	t.Run("RewriteCrash", func(t *testing.T) { testRewriteCrash(t, e) })
+	t.Run("RewriteUnloaded", func(t *testing.T) { testRewriteUnloaded(t, e) })
 	t.Run("TrimCollect", func(t *testing.T) { testTrimCollect(t, e) })
 	t.Run("Orphans", func(t *testing.T) { testOrphans(t, e) })
 	t.Run("Abandon", func(t *testing.T) { testAbandon(t, e) })
