@@ -37,33 +37,59 @@ func (s *Store) rewriteUnloaded(ctx context.Context, before time.Time) (int, err
 	}
 	n := 0
 	var errs []error
+	seen := make(map[int64]bool, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
+		id := kv.CreateRevision
+		seen[id] = true
 		topic, err := topicFromKey(s.keys, string(kv.Key))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster ledger: topic key %q: %w", kv.Key, err))
 			continue
 		}
-		s.mu.Lock()
-		open := s.ledgers[topic] != nil || s.closed
-		s.mu.Unlock()
-		if open {
-			continue // rewritten as an open ledger
-		}
-		if _, err := s.o.Fence(ctx, topic); err != nil {
+		f, err := s.o.Fence(ctx, topic)
+		if err != nil {
 			continue // another broker's (or nobody's): its owner rewrites it
 		}
-		if need, err := s.needsRewrite(ctx, kv.CreateRevision); err != nil || !need {
-			errs = append(errs, err)
-			continue
+		// A topic found done under this token needs no look until it is
+		// opened (Open forgets the mark) or its bundle changes hands. The
+		// mark is set before the look: an Open meanwhile clears it.
+		s.mu.Lock()
+		skip := s.closed || s.ledgers[topic] != nil || s.unloadedDone[id] == f.Rev
+		if !skip {
+			s.unloadedDone[id] = f.Rev
 		}
-		k, err := s.rewriteTransient(ctx, topic, before)
-		n += k
-		errs = append(errs, err)
+		s.mu.Unlock()
+		if skip {
+			continue // open ones are rewritten as such
+		}
+		need, err := s.needsRewrite(ctx, id)
+		if need && err == nil {
+			var k int
+			k, err = s.rewriteTransient(ctx, topic, before)
+			n += k
+		}
+		if err != nil {
+			s.forgetDone(id)
+			errs = append(errs, err)
+		}
 	}
+	s.mu.Lock()
+	for id := range s.unloadedDone {
+		if !seen[id] { // deleted topics
+			delete(s.unloadedDone, id)
+		}
+	}
+	s.mu.Unlock()
 	return n, errors.Join(errs...)
+}
+
+func (s *Store) forgetDone(id int64) {
+	s.mu.Lock()
+	delete(s.unloadedDone, id)
+	s.mu.Unlock()
 }
 
 // needsRewrite reports whether ledger id has an index entry pointing into a

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/messagebus/messagebus/internal/ledger/cluster"
 )
 
@@ -28,8 +30,10 @@ func testRewriteUnloaded(t *testing.T, e *env) {
 	fence := cluster.Fence{Key: p + "bundle-owner", Rev: put.Header.Revision}
 	var mu sync.Mutex
 	owned := map[string]bool{"t0": true, "t1": true, "other": true}
+	reg := prometheus.NewRegistry()
 	a := e.open(t, p, "a", e.objects, func(o *cluster.Options) {
 		manual(o)
+		o.Metrics = cluster.NewMetrics(reg)
 		o.Fence = func(_ context.Context, topic string) (cluster.Fence, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -88,9 +92,34 @@ func testRewriteUnloaded(t *testing.T, e *env) {
 	if n, err := a.Rewrite(ctx, time.Now()); err != nil || n != 0 {
 		t.Fatalf("third rewrite: %d, %v; want nothing to do", n, err)
 	}
+	// Found done, the unloaded topics are not looked at again (no etcd
+	// transaction) until opened.
+	before := gather(t, reg, "mb_cluster_etcd_txns_total")
+	if n, err := a.Rewrite(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("fourth rewrite: %d, %v; want nothing to do", n, err)
+	}
+	if after := gather(t, reg, "mb_cluster_etcd_txns_total"); after != before {
+		t.Fatalf("a pass over topics found done issued %v etcd transactions", after-before)
+	}
 	l, err := a.Open(ctx, "t0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkAll(t, l, "t0", 0, 40)
+}
+
+// gather reads counter name from reg.
+func gather(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

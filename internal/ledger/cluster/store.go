@@ -84,6 +84,10 @@ type Store struct {
 	mu      sync.Mutex
 	closed  bool
 	ledgers map[string]*cledger
+	// unloadedDone: ledger id → the fencing revision under which the rewrite
+	// found that topic, not loaded, with nothing to rewrite; Open forgets it
+	// (rewrite_unloaded.go).
+	unloadedDone map[int64]int64
 
 	w *walWriter
 
@@ -164,7 +168,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Store{o: o, c: o.Client, keys: keys{o.Prefix}, lease: o.Lease, m: o.Metrics, log: o.Logger,
 		cache: object.NewBlockCache(o.Objects, o.CacheBytes, object.CacheMetrics{}), ctx: sctx, cancel: cancel,
-		ledgers: map[string]*cledger{}, orphanSeen: map[string]time.Time{}}
+		ledgers: map[string]*cledger{}, orphanSeen: map[string]time.Time{}, unloadedDone: map[int64]int64{}}
 	if s.lease == 0 && o.Fence == nil {
 		cctx, ccancel := s.callCtx(ctx)
 		g, err := s.c.Grant(cctx, int64((o.LeaseTTL+time.Second-1)/time.Second))
@@ -259,7 +263,10 @@ func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
 		return nil, ledger.ErrClosed
 	}
 	if l := s.ledgers[topic]; l != nil {
-		l.transient = false // the broker's now (rewrite_unloaded.go)
+		if l.transient { // the broker's now (rewrite_unloaded.go)
+			l.transient = false
+			delete(s.unloadedDone, l.id)
+		}
 		s.mu.Unlock()
 		return l, nil
 	}
@@ -274,10 +281,14 @@ func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
 		return nil, ledger.ErrClosed
 	}
 	if old := s.ledgers[topic]; old != nil { // opened concurrently
-		old.transient = false
+		if old.transient {
+			old.transient = false
+			delete(s.unloadedDone, old.id)
+		}
 		return old, nil
 	}
 	s.ledgers[topic] = l
+	delete(s.unloadedDone, l.id) // it may be appended to: look again once unloaded
 	return l, nil
 }
 
