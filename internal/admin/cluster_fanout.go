@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,6 +86,68 @@ func (s *Server) forwardPartition(r *http.Request, t, p naming.Topic) (remote bo
 		return true, fmt.Errorf("%w: %s", broker.ErrSubscriptionNotFound, reason)
 	}
 	return true, &statusError{status: status, reason: reason}
+}
+
+// callPartitionOwner sends method <owner>/admin/v2/<domain>/<tenant>/<ns>/
+// <partition>[/op] with r's query (and r's body again when body is set) when
+// another broker serves partition p, and decodes a 2xx answer's JSON into v
+// (unless v is nil). remote is false when this broker serves p (or in
+// standalone). An owner's error answer is a *statusError with its status.
+func (s *Server) callPartitionOwner(r *http.Request, p naming.Topic, method, op string, body bool, v any) (remote bool, err error) {
+	q := r.URL.Query()
+	q.Del("perPartition")
+	base, remote, err := s.partitionOwner(r, p, q)
+	if !remote || err != nil {
+		return remote, err
+	}
+	target := base + "/admin/v2/" + p.Domain + "/" + p.Namespace.String() + "/" + url.PathEscape(p.Local)
+	if op != "" {
+		target += "/" + op
+	}
+	status, msg, err := callOwner(r, method, withQuery(target, q), body, 64<<20)
+	switch {
+	case status == 0:
+		return true, fmt.Errorf("ask the owner of %s: %w", p, err)
+	case status/100 != 2:
+		return true, &statusError{status: status, reason: fmt.Sprintf("owner of %s answered %d: %s", p, status, strings.TrimSpace(string(msg)))}
+	case err != nil:
+		return true, fmt.Errorf("answer of the owner of %s: %w", p, err)
+	case v != nil:
+		if err := json.Unmarshal(msg, v); err != nil {
+			return true, fmt.Errorf("answer of the owner of %s: %w", p, err)
+		}
+	}
+	return true, nil
+}
+
+// remoteStatus reports whether err is an owner's answer with this status.
+func remoteStatus(err error, status int) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.status == status
+}
+
+// remotePartitionBusy reports whether partition p, served by another
+// broker (remote), has producers or consumers connected, from its stats at
+// the owner; a partition its owner does not know is not busy.
+func (s *Server) remotePartitionBusy(r *http.Request, p naming.Topic) (remote, busy bool, err error) {
+	var st struct {
+		Publishers    []json.RawMessage `json:"publishers"`
+		Subscriptions map[string]struct {
+			Consumers []json.RawMessage `json:"consumers"`
+		} `json:"subscriptions"`
+	}
+	remote, err = s.callPartitionOwner(r, p, http.MethodGet, "stats", false, &st)
+	if !remote || remoteStatus(err, http.StatusNotFound) {
+		return remote, false, nil
+	}
+	if err != nil {
+		return true, false, err
+	}
+	busy = len(st.Publishers) > 0
+	for _, sub := range st.Subscriptions {
+		busy = busy || len(sub.Consumers) > 0
+	}
+	return true, busy, nil
 }
 
 // partitionOwner returns the admin URL of partition p's owner when another

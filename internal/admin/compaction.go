@@ -56,7 +56,7 @@ func (s *Server) triggerCompaction(w http.ResponseWriter, r *http.Request, t nam
 	if !ok {
 		return
 	}
-	s.startOnPartitions(w, r, t, broker.ErrCompactionRunning, "Compaction already in progress", b.Compact)
+	s.startOnPartitions(w, r, t, "compaction", broker.ErrCompactionRunning, "Compaction already in progress", b.Compact)
 }
 
 // compactionStatusJSON is Pulsar's LongRunningProcessStatus.
@@ -77,6 +77,17 @@ func (s *Server) compactionStatus(w http.ResponseWriter, r *http.Request, t nami
 	}
 	var out processStatus
 	for i, p := range ts {
+		if p != t { // a partition: at its owner in cluster mode (cluster_fanout.go)
+			var st compactionStatusJSON
+			if remote, err := s.callPartitionOwner(r, p, http.MethodGet, "compaction", false, &st); remote {
+				if err != nil {
+					s.fail(w, err)
+					return
+				}
+				out.add(i, st.Status, st.LastError)
+				continue
+			}
+		}
 		st, err := b.CompactionStatus(r.Context(), p)
 		if err != nil {
 			s.fail(w, err)

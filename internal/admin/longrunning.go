@@ -14,8 +14,11 @@ import (
 
 // startOnPartitions runs start on each partition of t (t itself when not
 // partitioned) and answers 204, or 409 with busy when one was already
-// running (errors.Is running) and the others started.
-func (s *Server) startOnPartitions(w http.ResponseWriter, r *http.Request, t naming.Topic, running error, busy string,
+// running (errors.Is running) and the others started. In cluster mode a
+// partition another broker serves is started there: r (PUT .../op, its
+// body) is replayed on the partition at its owner, whose 409 counts as
+// running (cluster_fanout.go).
+func (s *Server) startOnPartitions(w http.ResponseWriter, r *http.Request, t naming.Topic, op string, running error, busy string,
 	start func(ctx context.Context, p naming.Topic) error) {
 	ts, err := s.partitions(r.Context(), t)
 	if err != nil {
@@ -24,7 +27,17 @@ func (s *Server) startOnPartitions(w http.ResponseWriter, r *http.Request, t nam
 	}
 	isBusy := false
 	for _, p := range ts {
-		err := start(r.Context(), p)
+		var err error
+		if p == t {
+			err = start(r.Context(), p)
+		} else if remote, rerr := s.callPartitionOwner(r, p, r.Method, op, true, nil); remote {
+			if remoteStatus(rerr, http.StatusConflict) {
+				rerr = running
+			}
+			err = rerr
+		} else {
+			err = start(r.Context(), p)
+		}
 		if errors.Is(err, running) {
 			isBusy = true
 			continue

@@ -67,7 +67,7 @@ func (s *Server) triggerOffload(w http.ResponseWriter, r *http.Request, t naming
 	if !ok {
 		return
 	}
-	s.startOnPartitions(w, r, t, broker.ErrOffloadRunning, "Offload already running", func(ctx context.Context, p naming.Topic) error {
+	s.startOnPartitions(w, r, t, "offload", broker.ErrOffloadRunning, "Offload already running", func(ctx context.Context, p naming.Topic) error {
 		return b.Offload(ctx, p, *id.LedgerID, *id.EntryID)
 	})
 }
@@ -98,6 +98,20 @@ func (s *Server) offloadStatus(w http.ResponseWriter, r *http.Request, t naming.
 	var merged processStatus
 	var out offloadStatusJSON
 	for i, p := range ts {
+		if p != t { // a partition: at its owner in cluster mode (cluster_fanout.go)
+			var st offloadStatusJSON
+			if remote, err := s.callPartitionOwner(r, p, http.MethodGet, "offload", false, &st); remote {
+				if err != nil {
+					s.fail(w, err)
+					return
+				}
+				merged.add(i, st.Status, st.LastError)
+				if i == 0 {
+					out.FirstUnoffloadedMessage = st.FirstUnoffloadedMessage
+				}
+				continue
+			}
+		}
 		st, err := b.OffloadStatus(r.Context(), p)
 		if err != nil {
 			s.fail(w, err)

@@ -338,7 +338,7 @@ func (s *Server) deletePartitioned(w http.ResponseWriter, r *http.Request, t nam
 	if !ok {
 		return
 	}
-	if err := s.removePartitioned(r.Context(), t, force); err != nil {
+	if err := s.removePartitionedAt(r.Context(), r, t, force); err != nil {
 		s.fail(w, err)
 		return
 	}
@@ -346,6 +346,13 @@ func (s *Server) deletePartitioned(w http.ResponseWriter, r *http.Request, t nam
 }
 
 func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bool) error {
+	return s.removePartitionedAt(ctx, nil, t, force)
+}
+
+// removePartitionedAt deletes partitioned topic t; r, when not nil, is the
+// admin call: in cluster mode the partitions another broker serves are
+// deleted at their owners (cluster_fanout.go).
+func (s *Server) removePartitionedAt(ctx context.Context, r *http.Request, t naming.Topic, force bool) error {
 	n, err := s.meta.PartitionedTopic(ctx, t)
 	if err != nil {
 		return err
@@ -357,13 +364,32 @@ func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bo
 		if !force {
 			// Refuse before deleting anything rather than stop half-way.
 			for i := range n {
-				if b.HasClients(t.Partition(i)) {
-					return fmt.Errorf("%w: %s", broker.ErrTopicBusy, t.Partition(i))
+				p := t.Partition(i)
+				busy := false
+				if r != nil {
+					remote, remoteBusy, err := s.remotePartitionBusy(r, p)
+					if err != nil {
+						return err
+					}
+					busy = remote && remoteBusy
+				}
+				if busy || b.HasClients(p) {
+					return fmt.Errorf("%w: %s", broker.ErrTopicBusy, p)
 				}
 			}
 		}
 		for i := range n {
-			if err := b.DeleteTopic(ctx, t.Partition(i), force); err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
+			p := t.Partition(i)
+			if r != nil {
+				remote, err := s.callPartitionOwner(r, p, http.MethodDelete, "", false, nil)
+				if remote && err != nil && !remoteStatus(err, http.StatusNotFound) {
+					return err
+				}
+				if remote {
+					continue
+				}
+			}
+			if err := b.DeleteTopic(ctx, p, force); err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
 				return err
 			}
 		}
@@ -478,6 +504,15 @@ func (s *Server) terminatePartitions(w http.ResponseWriter, r *http.Request, t n
 	}
 	ids := make(map[string]messageIDJSON, n)
 	for i := range n {
+		var last messageIDJSON // at the partition's owner (cluster_fanout.go)
+		if remote, err := s.callPartitionOwner(r, t.Partition(i), http.MethodPost, "terminate", false, &last); remote {
+			if err != nil {
+				s.fail(w, err)
+				return
+			}
+			ids[strconv.Itoa(i)] = last
+			continue
+		}
 		id, err := b.TerminateTopic(ctx, t.Partition(i))
 		if err != nil {
 			s.fail(w, err)

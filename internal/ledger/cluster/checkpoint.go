@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/messagebus/messagebus/internal/ledger"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -119,4 +120,19 @@ func (l *cledger) commitOps(ctx context.Context, ops []clientv3.Op) error {
 	}
 	s.m.cursorCommits.Inc()
 	return nil
+}
+
+// SyncCursors implements ledger.CursorSyncer: the cursors saved so far are
+// committed now rather than at the next checkpoint. The broker asks it for
+// cursors a crash must not lose, e.g. the compaction cursor naming a new
+// compacted ledger: lost to a kill -9 before the checkpoint, the next owner
+// would read the topic uncompacted and delete that ledger as a leftover.
+func (l *cledger) SyncCursors() error {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return ledger.ErrClosed
+	}
+	return l.checkpoint(l.s.ctx)
 }

@@ -47,6 +47,10 @@ type cledger struct {
 	// ckMu orders checkpoints and rewrite swaps of the ledger, so that the
 	// index in memory and in etcd agree when either computes its keys.
 	ckMu sync.Mutex
+	// transient: opened by the rewrite of a topic the broker has not
+	// loaded (rewrite_unloaded.go), closed after it unless the broker
+	// opened the topic meanwhile. Guarded by s.mu.
+	transient bool
 }
 
 var _ ledger.Ledger = (*cledger)(nil)

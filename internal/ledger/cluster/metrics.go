@@ -17,6 +17,7 @@ type Metrics struct {
 	rewriteSegments prometheus.Counter
 	rewriteBytes    prometheus.Counter
 	rewriteErrors   prometheus.Counter
+	rewriteUnloaded prometheus.Counter
 	segmentsDeleted prometheus.Counter
 	gcDeleted       prometheus.Counter
 	gcErrors        prometheus.Counter
@@ -40,6 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rewriteSegments: c("mb_cluster_rewrite_segments_total", "Segment objects written from WAL data and swapped into a topic's index."),
 		rewriteBytes:    c("mb_cluster_rewrite_bytes_total", "Bytes of segment objects written by the WAL rewrite."),
 		rewriteErrors:   c("mb_cluster_rewrite_errors_total", "WAL rewrites that failed (retried at the next pass)."),
+		rewriteUnloaded: c("mb_cluster_rewrite_unloaded_topics_total", "Topics not loaded by any broker opened by the rewrite pass of their bundle's owner because their index still pointed into WAL objects."),
 		segmentsDeleted: c("mb_cluster_segment_objects_deleted_total", "Segment objects deleted (trimmed, topic deleted, or left by a crashed rewrite)."),
 		gcDeleted:       c("mb_cluster_wal_gc_deleted_total", "WAL objects deleted because no index entry points into them any more."),
 		gcErrors:        c("mb_cluster_wal_gc_errors_total", "WAL garbage collection passes that failed (retried at the next pass)."),
@@ -53,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.walFlushes, m.walBytes, m.walEntries, m.walErrors, m.txns, m.fenced, m.cursorCommits, m.flushSeconds, m.walInflight,
-			m.rewriteSegments, m.rewriteBytes, m.rewriteErrors, m.segmentsDeleted, m.gcDeleted, m.gcErrors,
+			m.rewriteSegments, m.rewriteBytes, m.rewriteErrors, m.rewriteUnloaded, m.segmentsDeleted, m.gcDeleted, m.gcErrors,
 			m.orphansDeleted, m.orphanErrors)
 	}
 	return m

@@ -34,9 +34,11 @@ import (
 // objects become pending records in the trim's checkpoint transaction and
 // are deleted the same way.
 
-// Rewrite rewrites, for every open ledger, the WAL data committed before
-// `before` into segment objects (and first deletes the objects of pending
-// records); it returns the number of segment objects written. The
+// Rewrite rewrites, for every open ledger and every ledger of a topic whose
+// bundle this broker owns but has not loaded (with Options.Fence), the WAL
+// data committed before `before` into segment objects (and first deletes
+// the objects of pending records); it returns the number of segment
+// objects written. The
 // background loop calls it every RewriteInterval; tests call it directly.
 func (s *Store) Rewrite(ctx context.Context, before time.Time) (int, error) {
 	s.rewriteMu.Lock() // one pass at a time: a pass owns the pending records
@@ -49,23 +51,33 @@ func (s *Store) Rewrite(ctx context.Context, before time.Time) (int, error) {
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
-		if err := l.cleanPending(ctx); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for {
-			done, err := l.rewriteOnce(ctx, before)
-			if err != nil {
-				s.m.rewriteErrors.Inc()
-				errs = append(errs, err)
-			}
-			if !done {
-				break
-			}
-			n++
-		}
+		k, err := l.rewrite(ctx, before)
+		n += k
+		errs = append(errs, err)
 	}
-	return n, errors.Join(errs...)
+	k, err := s.rewriteUnloaded(ctx, before) // rewrite_unloaded.go
+	return n + k, errors.Join(append(errs, err)...)
+}
+
+// rewrite cleans l's pending records, then rewrites its WAL runs committed
+// before `before`; it returns the number of segment objects written.
+func (l *cledger) rewrite(ctx context.Context, before time.Time) (int, error) {
+	if err := l.cleanPending(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for {
+		done, err := l.rewriteOnce(ctx, before)
+		if err != nil {
+			l.s.m.rewriteErrors.Inc()
+			errs = append(errs, err)
+		}
+		if !done {
+			return n, errors.Join(errs...)
+		}
+		n++
+	}
 }
 
 func (s *Store) openLedgers() []*cledger {

@@ -84,6 +84,10 @@ type Store struct {
 	mu      sync.Mutex
 	closed  bool
 	ledgers map[string]*cledger
+	// unloadedDone: ledger id → the fencing revision under which the rewrite
+	// found that topic, not loaded, with nothing to rewrite; Open forgets it
+	// (rewrite_unloaded.go).
+	unloadedDone map[int64]int64
 
 	w *walWriter
 
@@ -164,7 +168,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Store{o: o, c: o.Client, keys: keys{o.Prefix}, lease: o.Lease, m: o.Metrics, log: o.Logger,
 		cache: object.NewBlockCache(o.Objects, o.CacheBytes, object.CacheMetrics{}), ctx: sctx, cancel: cancel,
-		ledgers: map[string]*cledger{}, orphanSeen: map[string]time.Time{}}
+		ledgers: map[string]*cledger{}, orphanSeen: map[string]time.Time{}, unloadedDone: map[int64]int64{}}
 	if s.lease == 0 && o.Fence == nil {
 		cctx, ccancel := s.callCtx(ctx)
 		g, err := s.c.Grant(cctx, int64((o.LeaseTTL+time.Second-1)/time.Second))
@@ -259,11 +263,15 @@ func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
 		return nil, ledger.ErrClosed
 	}
 	if l := s.ledgers[topic]; l != nil {
+		if l.transient { // the broker's now (rewrite_unloaded.go)
+			l.transient = false
+			delete(s.unloadedDone, l.id)
+		}
 		s.mu.Unlock()
 		return l, nil
 	}
 	s.mu.Unlock()
-	l, err := s.load(ctx, topic)
+	l, err := s.load(ctx, topic, true)
 	if err != nil {
 		return nil, err
 	}
@@ -273,25 +281,38 @@ func (s *Store) Open(ctx context.Context, topic string) (ledger.Ledger, error) {
 		return nil, ledger.ErrClosed
 	}
 	if old := s.ledgers[topic]; old != nil { // opened concurrently
+		if old.transient {
+			old.transient = false
+			delete(s.unloadedDone, old.id)
+		}
 		return old, nil
 	}
 	s.ledgers[topic] = l
+	delete(s.unloadedDone, l.id) // it may be appended to: look again once unloaded
 	return l, nil
 }
 
-// load creates the topic record when missing, takes the fencing token and
-// reads the index and cursors.
-func (s *Store) load(ctx context.Context, topic string) (*cledger, error) {
+// load creates the topic record when missing (with create; else
+// ledger.ErrNotFound), takes the fencing token and reads the index and
+// cursors.
+func (s *Store) load(ctx context.Context, topic string, create bool) (*cledger, error) {
 	tk := s.keys.topic(topic)
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
+	put := []clientv3.Op{clientv3.OpPut(tk, mustJSON(topicRecord{V: topicVersion}))}
+	if !create {
+		put = nil
+	}
 	resp, err := s.c.Txn(cctx).
 		If(clientv3.Compare(clientv3.CreateRevision(tk), "=", 0)).
-		Then(clientv3.OpPut(tk, mustJSON(topicRecord{V: topicVersion}))).
+		Then(put...).
 		Else(clientv3.OpGet(tk)).Commit()
 	s.m.txns.Inc()
 	if err != nil {
 		return nil, fmt.Errorf("cluster ledger: open %s: %w", topic, err)
+	}
+	if resp.Succeeded && !create {
+		return nil, fmt.Errorf("%w: %s", ledger.ErrNotFound, topic)
 	}
 	l := &cledger{s: s, name: topic, topicKey: tk, changed: make(chan struct{}), failedCh: make(chan struct{}), last: -1,
 		cursors: map[string]*ledger.CursorState{}, dirty: map[string][]byte{}, committedAt: map[int64]time.Time{}}

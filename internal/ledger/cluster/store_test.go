@@ -91,10 +91,12 @@ func TestCluster(t *testing.T) {
 	t.Run("ObjectStoreFaults", func(t *testing.T) { testFaults(t, e) })
 	t.Run("ReadFromObjects", func(t *testing.T) { testReadFromObjects(t, e) })
 	t.Run("CursorCheckpoint", func(t *testing.T) { testCursorCheckpoint(t, e) })
+	t.Run("SyncCursors", func(t *testing.T) { testSyncCursors(t, e) })
 	t.Run("Pipeline", func(t *testing.T) { testPipeline(t, e) })
 	t.Run("PipelineGap", func(t *testing.T) { testPipelineGap(t, e) })
 	t.Run("Rewrite", func(t *testing.T) { testRewrite(t, e) })
 	t.Run("RewriteCrash", func(t *testing.T) { testRewriteCrash(t, e) })
+	t.Run("RewriteUnloaded", func(t *testing.T) { testRewriteUnloaded(t, e) })
 	t.Run("TrimCollect", func(t *testing.T) { testTrimCollect(t, e) })
 	t.Run("Orphans", func(t *testing.T) { testOrphans(t, e) })
 	t.Run("Abandon", func(t *testing.T) { testAbandon(t, e) })
@@ -353,4 +355,40 @@ func testCursorCheckpoint(t *testing.T, e *env) {
 		t.Fatalf("cursor on the new owner: %+v", l2.Cursors())
 	}
 	a.Close()
+}
+
+// testSyncCursors: a cursor saved then synced (ledger.CursorSyncer) is in
+// etcd when SyncCursors returns, long before the periodic checkpoint, so a
+// broker killed right after loses it not (the compaction cursor).
+func testSyncCursors(t *testing.T, e *env) {
+	p := e.prefix()
+	a := e.open(t, p, "a", e.objects, func(o *cluster.Options) { o.CursorFlush = time.Hour })
+	defer a.Close()
+	l, err := a.Open(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledgertest.MustAppend(t, l, []byte("x"))
+	st := ledger.NewCursorState(0)
+	st.Properties = map[string]string{"compactedLedger": "c/1"}
+	if err := l.SaveCursor("__compaction", st); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.(ledger.CursorSyncer).SyncCursors(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.client.Revoke(ctx, a.Lease()); err != nil { // the broker dies
+		t.Fatal(err)
+	}
+	b := e.open(t, p, "b", e.objects, nil)
+	defer b.Close()
+	l2, err := b.Open(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := l2.Cursors()["__compaction"]; c == nil || c.MarkDelete != 0 || c.Properties["compactedLedger"] != "c/1" {
+		t.Fatalf("synced cursor on the new owner: %+v", c)
+	}
 }
