@@ -124,9 +124,10 @@ func (l *cledger) commitOps(ctx context.Context, ops []clientv3.Op) error {
 
 // SyncCursors implements ledger.CursorSyncer: the cursors saved so far are
 // committed now rather than at the next checkpoint. The broker asks it for
-// cursors a crash must not lose, e.g. the compaction cursor naming a new
-// compacted ledger: lost to a kill -9 before the checkpoint, the next owner
-// would read the topic uncompacted and delete that ledger as a leftover.
+// cursors a crash must not lose: the compaction cursor naming a new
+// compacted ledger (lost to a kill -9 before the checkpoint, the next owner
+// would read the topic uncompacted and delete that ledger as a leftover), a
+// new replication cursor, a deduplication snapshot.
 func (l *cledger) SyncCursors() error {
 	l.mu.Lock()
 	closed := l.closed

@@ -341,19 +341,6 @@ func (l *cledger) DeleteCursor(name string) error {
 	return l.checkpoint(context.Background())
 }
 
-// SyncCursors implements ledger.CursorSyncer: the cursors saved so far are
-// checkpointed now rather than within CursorFlush (a replication cursor or
-// deduplication snapshot that a new owner must find after a crash).
-func (l *cledger) SyncCursors() error {
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
-		return ledger.ErrClosed
-	}
-	return l.checkpoint(context.Background())
-}
-
 var _ ledger.CursorSyncer = (*cledger)(nil)
 
 // Close implements ledger.Ledger: appends already made complete, then the
