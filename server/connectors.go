@@ -24,7 +24,7 @@ type Connectors struct {
 
 // newConnectors makes the worker; it returns why it is off, if it is.
 func (s *Server) newConnectors(authService *auth.Service, reg prometheus.Registerer) (string, error) {
-	if s.opts.Connectors.Disabled {
+	if s.opts.Connectors.Disabled && s.workers == nil {
 		return "connectors are disabled on this node (--connectors-enabled=false)", nil
 	}
 	token := s.opts.Functions.AuthToken
@@ -37,7 +37,8 @@ func (s *Server) newConnectors(authService *auth.Service, reg prometheus.Registe
 		AuthToken:  token,
 		Registerer: reg,
 		Logger:     s.log.With("component", "connectors"),
-		WorkerID:   s.advertisedBrokerURL(),
+		WorkerID:   s.workerID(),
+		Placement:  s.placement(),
 	})
 	if err != nil {
 		return "", err
