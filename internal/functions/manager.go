@@ -443,10 +443,17 @@ type NotFoundError = supervise.NotFoundError
 // Trigger runs the function once on value (as if it arrived on topic, ""
 // for its first input), publishes the outputs and returns the first one.
 func (m *Manager) Trigger(ctx context.Context, fqfn, topic string, value []byte) ([]byte, error) {
-	if _, _, err := m.store.get(ctx, fqfn); err != nil {
+	rec, _, err := m.store.get(ctx, fqfn)
+	if err != nil {
 		return nil, err
 	}
 	r := m.runner(fqfn)
+	if r == nil && !m.place.Local() {
+		// Cluster mode loads a function on a broker when it first needs it.
+		if r, err = m.load(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
 	if r == nil {
 		return nil, fmt.Errorf("function %s is not loaded on this worker (see the log)", fqfn)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/messagebus/messagebus/internal/supervise"
 )
@@ -25,9 +26,12 @@ func sameRecord(a, b Record) bool {
 	return a.Version == b.Version && a.UpdateTime == b.UpdateTime && a.Stopped == b.Stopped
 }
 
-// Reconcile implements supervise.Workload: runners for new or changed
-// records, none for deleted ones (their last instance stopped here removes
-// the subscription when cleanupSubscription is set).
+// Reconcile implements supervise.Workload: runners of changed records are
+// replaced, runners of deleted ones closed (their last instance stopped
+// here removes the subscription when cleanupSubscription is set). A
+// function gets a runner on a broker only when it first needs one (an
+// instance placed here, a trigger): compiling a module takes a while, and
+// most brokers run few of a function's instances.
 func (m *Manager) Reconcile(ctx context.Context) ([]supervise.Unit, error) {
 	m.applyMu.Lock()
 	defer m.applyMu.Unlock()
@@ -45,7 +49,7 @@ func (m *Manager) Reconcile(ctx context.Context) ([]supervise.Unit, error) {
 				units = append(units, supervise.Unit{Kind: KindFunction, Name: fqfn, ID: id})
 			}
 		}
-		if r := m.runner(fqfn); r != nil && sameRecord(r.rec, rec) {
+		if r := m.runner(fqfn); r == nil || sameRecord(r.rec, rec) {
 			continue
 		}
 		sig := [2]int64{rec.Version, rec.UpdateTime}
@@ -77,19 +81,55 @@ func (m *Manager) Reconcile(ctx context.Context) ([]supervise.Unit, error) {
 	return units, nil
 }
 
-// RunUnit implements supervise.Workload.
+// RunUnit implements supervise.Workload. When this broker has no runner of
+// the function yet, it loads it in the background (compiling a module
+// takes a while, and the placement's pass must go on); the instance
+// starts then if it is still placed here.
 func (m *Manager) RunUnit(u supervise.Unit) {
-	if r := m.runner(u.Name); r != nil && !r.rec.Stopped {
-		r.startInstances(u.ID)
+	if r := m.runner(u.Name); r != nil {
+		if !r.rec.Stopped {
+			r.startInstances(u.ID)
+		}
+		return
 	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		rec, _, err := m.store.get(ctx, u.Name)
+		if err == nil {
+			_, err = m.load(ctx, rec)
+		}
+		if err != nil {
+			m.log.Error("function instance not started", "function", u.Name, "instance", u.ID, "error", err)
+		}
+	}()
 }
 
-// StopUnit implements supervise.Workload.
+// StopUnit implements supervise.Workload. It waits for a load under way
+// (applyMu), so that an instance is never started after its claim went.
 func (m *Manager) StopUnit(u supervise.Unit) {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
 	if r := m.runner(u.Name); r != nil {
 		r.stopInstances(false, u.ID)
 	}
 }
+
+// load makes the runner of rec on this broker (starting the instances
+// placed here) unless another call made it meanwhile.
+func (m *Manager) load(ctx context.Context, rec Record) (*runner, error) {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	fqfn := rec.Config.FQFN()
+	if r := m.runner(fqfn); r != nil {
+		return r, nil
+	}
+	if err := m.apply(ctx, rec); err != nil {
+		return nil, err
+	}
+	return m.runner(fqfn), nil
+}
+
 
 // report is what a broker publishes of an instance it runs.
 type report struct {
