@@ -130,7 +130,6 @@ func (m *Manager) load(ctx context.Context, rec Record) (*runner, error) {
 	return m.runner(fqfn), nil
 }
 
-
 // report is what a broker publishes of an instance it runs.
 type report struct {
 	Status InstanceStatusData `json:"status"`
