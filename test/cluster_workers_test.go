@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,6 +127,10 @@ func allRunningOn(ws []string, n int, down string) (bool, int) {
 func TestClusterWorkersSpreadAndFailover(t *testing.T) {
 	module := moduleFile(t, "../examples/functions/identity")
 	c := startCluster(t, 3)
+	// A fourth broker with both workers off: it runs no instance but
+	// answers the API.
+	c.brokers = append(c.brokers, c.launch(3, []string{"--functions-worker-enabled=false", "--connectors-enabled=false"}))
+	waitHealthy(t, c.brokers[3].webURL, c.brokers[3].exited)
 	client := newClient(t, c.serviceURL())
 	in, out := uniqueTopic(t)+"-in", uniqueTopic(t)+"-out"
 	input := collectSeqs(t, client, in, "audit")
@@ -154,6 +159,20 @@ func TestClusterWorkersSpreadAndFailover(t *testing.T) {
 		return true
 	})
 	t.Logf("function instances on %v after %s", ws, time.Since(start).Round(time.Millisecond))
+	// Restarting one instance through a broker that does not run it: 307
+	// to the one that does (followed).
+	resp, err := noRedirect.Post(c.brokers[3].webURL+"/admin/v3/functions/public/default/spread/0/restart", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.HasSuffix(loc, "/admin/v3/functions/public/default/spread/0/restart") {
+		t.Fatalf("restart of instance 0 through b3: %s, Location %q", resp.Status, loc)
+	}
+	if code, body := postJSON(t, http.MethodPost, loc, ""); code != http.StatusNoContent {
+		t.Fatalf("restart of instance 0 at %s: %d %s", loc, code, body)
+	}
 	waitFor(t, "100 generated records through the function", 20*time.Second, func() bool {
 		_, m := output.snapshot()
 		return m >= 100
@@ -179,7 +198,7 @@ func TestClusterWorkersSpreadAndFailover(t *testing.T) {
 	<-c.brokers[victim].exited
 	c.down[victim] = true
 	down := fmt.Sprintf("b%d", victim)
-	live := c.brokers[(victim+1)%3].webURL
+	live := c.brokers[3].webURL // the API-only broker answers for the others
 	waitFor(t, "the instances of the killed broker running on live brokers", 20*time.Second, func() bool {
 		f, ok1 := instanceWorkers(t, live+fnStatus)
 		s, ok2 := instanceWorkers(t, live+srcStatus)
