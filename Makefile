@@ -90,6 +90,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseBasicUsers -fuzztime=30000x ./internal/auth
 	$(GO) test -run='^$$' -fuzz=FuzzSchemaDefinition -fuzztime=20000x ./internal/schema
 	$(GO) test -run='^$$' -fuzz=FuzzParseBundle -fuzztime=50000x ./internal/cluster
+	$(GO) test -run='^$$' -fuzz=FuzzClaimKey -fuzztime=50000x ./internal/cluster
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=100000x ./internal/ledger/object
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeOutput -fuzztime=100000x ./pkg/function/abi
 	$(GO) test -run='^$$' -fuzz=FuzzSecretReference -fuzztime=50000x ./internal/connectors

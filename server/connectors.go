@@ -29,7 +29,7 @@ type Connectors struct {
 
 // newConnectors makes the worker; it returns why it is off, if it is.
 func (s *Server) newConnectors(authService *auth.Service, schemas *schema.Registry, reg prometheus.Registerer) (string, error) {
-	if s.opts.Connectors.Disabled {
+	if s.opts.Connectors.Disabled && s.workers == nil {
 		return "connectors are disabled on this node (--connectors-enabled=false)", nil
 	}
 	token := s.opts.Functions.AuthToken
@@ -42,7 +42,8 @@ func (s *Server) newConnectors(authService *auth.Service, schemas *schema.Regist
 		AuthToken:  token,
 		Registerer: reg,
 		Logger:     s.log.With("component", "connectors"),
-		WorkerID:   s.advertisedBrokerURL(),
+		WorkerID:   s.workerID(),
+		Placement:  s.placement(),
 		Schemas:    connectorSchemas{schemas},
 	}
 	// vault:<path>#<field> secret references read the access plane's Vault.

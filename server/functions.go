@@ -40,7 +40,8 @@ type Functions struct {
 // listener when started. It returns why it is off, if it is.
 func (s *Server) newFunctions(res *meta.Resources, authService *auth.Service, reg prometheus.Registerer) (string, error) {
 	f := s.opts.Functions
-	if f.Disabled {
+	if f.Disabled && s.workers == nil {
+		// A disabled broker of a cluster still answers the API (workers.go).
 		return "functions are disabled on this node (--functions-worker-enabled=false)", nil
 	}
 	if authService.Enabled() && f.AuthToken == "" {
@@ -72,13 +73,14 @@ func (s *Server) newFunctions(res *meta.Resources, authService *auth.Service, re
 		},
 		Registerer: reg,
 		Logger:     s.log.With("component", "functions"),
-		WorkerID:   s.advertisedBrokerURL(),
+		WorkerID:   s.workerID(),
 		WebURL:     s.WebURL(),
 		// Process functions' executables; rewritten from the metadata
 		// store when the node starts.
 		WorkDir:          filepath.Join(s.opts.DataDir, "functions"),
 		ProcessDisabled:  processOff,
 		ProcessAuthToken: f.ProcessAuthToken,
+		Placement:        s.placement(),
 	})
 	if err != nil {
 		return "", err

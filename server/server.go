@@ -44,6 +44,7 @@ type Server struct {
 	store   ledger.Store
 	etcd    *etcd.Store      // the metadata store when it is etcd
 	owner   *cluster.Manager // cluster mode's ownership; nil standalone
+	workers *cluster.Workers // cluster mode's instance placement; nil standalone
 	delayed *delayed.Store   // nil when InMemory
 	broker  *broker.Broker
 	http    *http.Server
@@ -111,6 +112,7 @@ func New(opts Options) (*Server, error) {
 		if err := s.openCluster(reg); err != nil { // cluster.go
 			return nil, err
 		}
+		s.workers = cluster.NewWorkers(s.owner, cluster.WorkersOptions{Registerer: reg}) // workers.go
 	}
 	producerGenID, err := s.bootstrap(context.Background(), res) // broker.go
 	if err != nil {
@@ -139,6 +141,9 @@ func New(opts Options) (*Server, error) {
 
 // abort undoes a New that failed part way.
 func (s *Server) abort() {
+	if s.workers != nil {
+		s.workers.Close()
+	}
 	if s.functions != nil {
 		s.functions.Close()
 	}
@@ -224,6 +229,7 @@ func (s *Server) Start() {
 	}()
 	s.startFunctions()
 	s.startConnectors()
+	s.startWorkers() // workers.go
 	s.ready.Store(true)
 	s.log.Info("MessageBus standalone ready", "broker", s.BrokerURL(), "http", s.WebURL(),
 		"broker_tls", s.BrokerTLSURL(), "https", s.WebTLSURL(), "auth", s.broker.AuthEnabled(), "data_dir", s.opts.DataDir, "metadata", s.metadataName())
@@ -244,6 +250,9 @@ func (s *Server) Err() <-chan error { return s.errc }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	s.shutdownAccess(ctx)
+	if s.workers != nil {
+		s.workers.Close() // no instance is placed while the workers stop
+	}
 	if s.functions != nil {
 		s.functions.Close() // its consumers leave before the broker stops
 	}

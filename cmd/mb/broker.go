@@ -22,7 +22,9 @@ func newBrokerCommand() *cobra.Command {
 etcd://...) and one S3 bucket (--storage s3 --bucket ...): entries are group-committed
 into WAL objects in the bucket and indexed in etcd; a topic's bundle is owned by one
 broker at a time (etcd lease + fencing token) and moves to another broker when its owner
-dies, after --lease-ttl. See README "Cluster mode".`
+dies, after --lease-ttl. Function and connector instances are spread over the brokers
+whose workers are enabled (--functions-worker-enabled, --connectors-enabled, both on by
+default), each run by one broker at a time. See README "Cluster mode".`
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := loadConfig(cmd, v); err != nil {
 			return err
@@ -34,15 +36,6 @@ dies, after --lease-ttl. See README "Cluster mode".`
 		return runServer(v, c)
 	}
 	f := cmd.Flags()
-	// Function and connector instances are not assigned across brokers
-	// yet: every broker's worker would run every instance. Off unless a
-	// broker is made the cluster's worker node (README "Not yet on a
-	// cluster").
-	for _, name := range []string{"functions-worker-enabled", "connectors-enabled"} {
-		fl := f.Lookup(name)
-		fl.DefValue = "false"
-		_ = fl.Value.Set("false") // not Changed: env and config still apply
-	}
 	f.String("storage", "s3", "where entry data goes: s3 (any S3-compatible object store)")
 	f.String("bucket", "", "S3 bucket of WAL objects (required)")
 	f.String("endpoint", "", "endpoint of an S3-compatible server, e.g. http://127.0.0.1:7070 (empty: AWS)")

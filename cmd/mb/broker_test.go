@@ -6,17 +6,16 @@ import (
 	"github.com/spf13/viper"
 )
 
-// TestBrokerWorkersOffByDefault: mb broker does not run the functions and
-// connectors workers unless told to (instances are not assigned across
-// brokers yet); mb standalone does; an environment variable still turns
-// them on.
-func TestBrokerWorkersOffByDefault(t *testing.T) {
+// TestBrokerWorkersOnByDefault: mb broker and mb standalone both run the
+// functions and connectors workers (instances are placed across the
+// brokers); an environment variable still turns them off.
+func TestBrokerWorkersOnByDefault(t *testing.T) {
 	names := []string{"functions-worker-enabled", "connectors-enabled"}
 	for _, tc := range []struct {
 		cmd  string
 		env  string
 		want bool
-	}{{"broker", "", false}, {"standalone", "", true}, {"broker", "true", true}} {
+	}{{"broker", "", true}, {"standalone", "", true}, {"broker", "false", false}} {
 		cmd := newStandaloneCommand()
 		if tc.cmd == "broker" {
 			cmd = newBrokerCommand()

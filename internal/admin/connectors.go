@@ -53,8 +53,8 @@ func (s *Server) connectorRoutes(m *http.ServeMux) {
 	}
 }
 
-func (s *Server) connectors(w http.ResponseWriter) (Connectors, bool) {
-	ok := workerAvailable(w, s.cfg.Connectors != nil, s.cfg.ConnectorsUnavailable, "the connectors worker is not running on this node")
+func (s *Server) connectors(w http.ResponseWriter, r *http.Request) (Connectors, bool) {
+	ok := workerAvailable(w, r, s.cfg.Connectors, s.cfg.ConnectorsUnavailable, "the connectors worker is not running on this node")
 	return s.cfg.Connectors, ok
 }
 
@@ -67,7 +67,7 @@ func (s *Server) connectorsFail(kind connectors.Kind) func(http.ResponseWriter, 
 
 func (s *Server) connectorBuiltins(kind connectors.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, ok := s.connectors(w)
+		c, ok := s.connectors(w, r)
 		if !ok {
 			return
 		}
@@ -77,7 +77,7 @@ func (s *Server) connectorBuiltins(kind connectors.Kind) http.HandlerFunc {
 
 func (s *Server) listConnectors(kind connectors.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, ok := s.connectors(w)
+		c, ok := s.connectors(w, r)
 		if !ok {
 			return
 		}
@@ -148,7 +148,7 @@ func readConnectorConfig(w http.ResponseWriter, r *http.Request, kind connectors
 
 func (s *Server) createConnector(kind connectors.Kind, update bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, ok := s.connectors(w)
+		c, ok := s.connectors(w, r)
 		if !ok {
 			return
 		}
@@ -171,7 +171,7 @@ func (s *Server) createConnector(kind connectors.Kind, update bool) http.Handler
 
 func (s *Server) deleteConnector(kind connectors.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, ok := s.connectors(w)
+		c, ok := s.connectors(w, r)
 		if !ok {
 			return
 		}
@@ -181,7 +181,7 @@ func (s *Server) deleteConnector(kind connectors.Kind) http.HandlerFunc {
 
 func (s *Server) getConnector(kind connectors.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, ok := s.connectors(w)
+		c, ok := s.connectors(w, r)
 		if !ok {
 			return
 		}
@@ -204,7 +204,7 @@ func instanceOf(w http.ResponseWriter, r *http.Request, one bool) (int, bool) {
 
 func (s *Server) connectorStatus(kind connectors.Kind, one bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, ok := s.connectors(w)
+		c, ok := s.connectors(w, r)
 		if !ok {
 			return
 		}
@@ -223,7 +223,7 @@ func (s *Server) connectorStatus(kind connectors.Kind, one bool) http.HandlerFun
 
 func (s *Server) connectorRun(kind connectors.Kind, op string, one bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, ok := s.connectors(w)
+		c, ok := s.connectors(w, r)
 		if !ok {
 			return
 		}
@@ -235,6 +235,9 @@ func (s *Server) connectorRun(kind connectors.Kind, op string, one bool) http.Ha
 		err := runOp(r.Context(), op,
 			func(ctx context.Context, run bool) error { return c.SetRunning(ctx, kind, fqn, id, run) },
 			func(ctx context.Context) error { return c.Restart(ctx, kind, fqn, id) })
+		if redirectElsewhere(w, r, err) {
+			return
+		}
 		reply(w, nil, err, s.connectorsFail(kind))
 	}
 }

@@ -69,8 +69,8 @@ func (s *Server) functionRoutesAt(m *http.ServeMux, base string) {
 // maxFunctionBody bounds a create or update upload: the module plus config.
 const maxFunctionBody = functions.MaxModuleSize + 1<<20
 
-func (s *Server) functions(w http.ResponseWriter) (Functions, bool) {
-	ok := workerAvailable(w, s.cfg.Functions != nil, s.cfg.FunctionsUnavailable, "the functions worker is not running on this node")
+func (s *Server) functions(w http.ResponseWriter, r *http.Request) (Functions, bool) {
+	ok := workerAvailable(w, r, s.cfg.Functions, s.cfg.FunctionsUnavailable, "the functions worker is not running on this node")
 	return s.cfg.Functions, ok
 }
 
@@ -92,7 +92,7 @@ func (s *Server) functionsFail(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -148,7 +148,7 @@ func readFunctionUpload(w http.ResponseWriter, r *http.Request) (cfg functions.C
 }
 
 func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -180,7 +180,7 @@ func (s *Server) namespaceExists(w http.ResponseWriter, r *http.Request, ns nami
 }
 
 func (s *Server) updateFunction(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -192,7 +192,7 @@ func (s *Server) updateFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -200,7 +200,7 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -217,7 +217,7 @@ func (s *Server) functionStats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statusOrStats(w http.ResponseWriter, r *http.Request, what string, instance int) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -246,7 +246,7 @@ func (s *Server) functionRun(op string) http.HandlerFunc {
 }
 
 func (s *Server) runOp(w http.ResponseWriter, r *http.Request, op string, instance int) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -254,6 +254,9 @@ func (s *Server) runOp(w http.ResponseWriter, r *http.Request, op string, instan
 	err := runOp(r.Context(), op,
 		func(ctx context.Context, run bool) error { return f.SetRunning(ctx, fqfn, instance, run) },
 		func(ctx context.Context) error { return f.Restart(ctx, fqfn, instance) })
+	if redirectElsewhere(w, r, err) {
+		return
+	}
 	reply(w, nil, err, s.functionsFail)
 }
 
@@ -286,7 +289,7 @@ func (s *Server) functionSub(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getFunctionState(w http.ResponseWriter, r *http.Request, key string) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -297,7 +300,7 @@ func (s *Server) getFunctionState(w http.ResponseWriter, r *http.Request, key st
 // putFunctionState takes Pulsar's shape: a multipart form whose "state"
 // part is a FunctionState JSON, or that JSON as the body.
 func (s *Server) putFunctionState(w http.ResponseWriter, r *http.Request, key string) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}
@@ -330,7 +333,7 @@ func (s *Server) putFunctionState(w http.ResponseWriter, r *http.Request, key st
 
 // triggerFunction answers the first output's payload as text.
 func (s *Server) triggerFunction(w http.ResponseWriter, r *http.Request) {
-	f, ok := s.functions(w)
+	f, ok := s.functions(w, r)
 	if !ok {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"strings"
 
 	"github.com/messagebus/messagebus/internal/supervise"
 )
@@ -16,16 +17,46 @@ import (
 // path-versus-body names check and the start/stop/restart calls.
 
 // workerAvailable answers 503 with reason (or fallback) when the node
-// runs no such worker.
-func workerAvailable(w http.ResponseWriter, present bool, reason, fallback string) bool {
-	if present {
-		return true
+// has no such worker (worker is nil), or when the worker says that no node
+// of the cluster runs its instances (Available, cluster mode).
+func workerAvailable(w http.ResponseWriter, r *http.Request, worker any, reason, fallback string) bool {
+	if worker != nil {
+		a, ok := worker.(interface{ Available(context.Context) error })
+		if !ok {
+			return true
+		}
+		err := a.Available(r.Context())
+		if err == nil {
+			return true
+		}
+		var ue *supervise.UnavailableError
+		if errors.As(err, &ue) {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+		} else {
+			writeError(w, http.StatusInternalServerError, err.Error())
+		}
+		return false
 	}
 	if reason == "" {
 		reason = fallback
 	}
 	writeError(w, http.StatusServiceUnavailable, reason)
 	return false
+}
+
+// redirectElsewhere answers 307 to the same call at the broker that runs
+// the instance, when err says it runs elsewhere (cluster mode).
+func redirectElsewhere(w http.ResponseWriter, r *http.Request, err error) bool {
+	var ew *supervise.ElsewhereError
+	if !errors.As(err, &ew) || ew.URL == "" {
+		return false
+	}
+	u := strings.TrimSuffix(ew.URL, "/") + r.URL.Path
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	http.Redirect(w, r, u, http.StatusTemporaryRedirect)
+	return true
 }
 
 // workerFail maps a worker's error: what names the thing in the messages

@@ -10,4 +10,8 @@
 // A broker that loses its lease (expired during a pause or a partition)
 // stops serving the topics of every bundle it owned at once (OnRelease),
 // then registers again with a new lease.
+//
+// Workers (workers.go, plan.go) places function and connector instances on
+// the brokers whose workers are enabled, with lease-bound claim keys
+// created the same way; a broker that loses its lease stops them at once.
 package cluster

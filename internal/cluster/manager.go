@@ -275,6 +275,14 @@ func (m *Manager) loseLease(lease clientv3.LeaseID) {
 	}
 }
 
+// leaseState returns the current lease and the channel closed when it is
+// lost (the workers' claims are bound to it).
+func (m *Manager) leaseState() (clientv3.LeaseID, chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lease, m.lost
+}
+
 // Brokers lists the live brokers, by id.
 func (m *Manager) Brokers(ctx context.Context) ([]BrokerInfo, error) {
 	cctx, cancel := context.WithTimeout(ctx, m.o.CallTimeout)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/messagebus/messagebus/internal/meta"
@@ -30,6 +31,9 @@ type ManagerConfig struct {
 	Vault VaultReader
 	// Schemas, when set, lets sinks read the schemas of their messages.
 	Schemas SchemaReader
+	// Placement decides which instances this node runs (nil: all of them,
+	// supervise.Local). In cluster mode it is package cluster's.
+	Placement supervise.Placement
 }
 
 // Manager runs the connectors stored in the metadata store and serves the
@@ -41,6 +45,12 @@ type Manager struct {
 	client  pulsar.Client
 	metrics *metrics
 	runners supervise.Registry[*runner] // by kind + ":" + fqn
+	place   supervise.Placement
+
+	// applyMu serializes the changes of runners: the API's calls and
+	// Reconcile (cluster mode).
+	applyMu   sync.Mutex
+	stopWatch context.CancelFunc
 }
 
 // BadRequestError is a problem with what the caller sent (400).
@@ -61,14 +71,25 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connectors %w", err)
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
-		metrics: newMetrics(cfg.Registerer)}, nil
+	if cfg.Placement == nil {
+		cfg.Placement = supervise.Local{}
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
+		metrics: newMetrics(cfg.Registerer), place: cfg.Placement, stopWatch: func() {}}
+	m.place.Attach(m)
+	if !m.place.Local() {
+		m.watch() // changes made through other brokers wake the placement
+	}
+	return m, nil
 }
 
 func runnerKey(kind Kind, fqn string) string { return string(kind) + ":" + fqn }
 
 // Start runs every stored connector that is not stopped.
 func (m *Manager) Start(ctx context.Context) error {
+	if !m.place.Local() {
+		return nil // the placement's passes run the connectors (Reconcile)
+	}
 	for _, kind := range []Kind{KindSource, KindSink} {
 		recs, err := m.store.list(ctx, kind, "")
 		if err != nil {
@@ -85,6 +106,7 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Close stops every connector (subscriptions and checkpoints stay).
 func (m *Manager) Close() {
+	m.stopWatch()
 	for _, r := range m.runners.Close() {
 		r.stopInstances(false)
 	}
@@ -107,9 +129,20 @@ func (m *Manager) apply(kind Kind, rec entry) error {
 		old.stopInstances(false)
 	}
 	if !rec.Stopped {
-		r.startInstances()
+		m.startPlaced(r)
 	}
 	return nil
+}
+
+// startPlaced starts the runner's instances that run on this node.
+func (m *Manager) startPlaced(r *runner) {
+	if m.place.Local() {
+		r.startInstances()
+		return
+	}
+	if ids := supervise.MineIDs(m.place, string(r.kind), r.rec.Config.FQN(), r.instances.Len()); len(ids) > 0 {
+		r.startInstances(ids...)
+	}
 }
 
 func (m *Manager) runner(kind Kind, fqn string) *runner {
@@ -119,6 +152,9 @@ func (m *Manager) runner(kind Kind, fqn string) *runner {
 
 // Create stores a new connector and starts it.
 func (m *Manager) Create(ctx context.Context, kind Kind, cfg Config) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	if err := cfg.normalize(kind); err != nil {
 		return &BadRequestError{Msg: err.Error()}
 	}
@@ -134,6 +170,9 @@ func (m *Manager) Create(ctx context.Context, kind Kind, cfg Config) error {
 // Update changes a connector's config (fields left out keep their
 // values) and restarts its instances.
 func (m *Manager) Update(ctx context.Context, kind Kind, upd Config) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	rec, version, err := m.store.get(ctx, kind, upd.FQN())
 	if err != nil {
 		return err
@@ -164,6 +203,9 @@ func (m *Manager) Update(ctx context.Context, kind Kind, upd Config) error {
 // Delete stops a connector and removes its record, checkpoints and (for a
 // sink with cleanupSubscription, the default) its subscription.
 func (m *Manager) Delete(ctx context.Context, kind Kind, fqn string) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	rec, _, err := m.store.get(ctx, kind, fqn)
 	if err != nil {
 		return err
@@ -211,6 +253,7 @@ func (m *Manager) Status(ctx context.Context, kind Kind, fqn string, only int) (
 	}
 	st := Status{NumInstances: n, Instances: []InstanceStatus{}}
 	r := m.runner(kind, fqn)
+	var remote map[int]InstanceStatusData
 	for id := range n {
 		if only >= 0 && id != only {
 			continue
@@ -220,13 +263,22 @@ func (m *Manager) Status(ctx context.Context, kind Kind, fqn string, only int) (
 		if r != nil {
 			inst = r.instanceAt(id)
 		}
+		if inst == nil && remote == nil && !m.place.Local() {
+			if remote, err = m.remote(ctx, kind, fqn); err != nil {
+				return Status{}, err
+			}
+		}
 		if inst != nil {
 			is.Status = inst.status(kind, m.cfg.WorkerID)
+		} else if d, ok := remote[id]; ok {
+			is.Status = d
 		} else {
 			zero := int64(0)
 			is.Status = InstanceStatusData{WorkerID: m.cfg.WorkerID, LatestSystemExceptions: []ExceptionEntry{}}
 			if rec.Stopped {
 				is.Status.Error = "stopped"
+			} else if !m.place.Local() {
+				is.Status.WorkerID, is.Status.Error = "", notAssigned
 			}
 			if kind == KindSource {
 				is.Status.NumReceivedFromSource, is.Status.NumWritten = &zero, &zero
@@ -245,12 +297,18 @@ func (m *Manager) Status(ctx context.Context, kind Kind, fqn string, only int) (
 // SetRunning starts (run) or stops one instance (instance >= 0) or all;
 // stopping or starting all is remembered across restarts.
 func (m *Manager) SetRunning(ctx context.Context, kind Kind, fqn string, instance int, run bool) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	rec, version, err := m.store.get(ctx, kind, fqn)
 	if err != nil {
 		return err
 	}
 	if instance >= rec.Config.Parallelism {
 		return &NotFoundError{Msg: fmt.Sprintf("%s %s has no instance %d (parallelism %d)", kind, fqn, instance, rec.Config.Parallelism)}
+	}
+	if err := m.elsewhere(ctx, kind, fqn, instance); err != nil {
+		return err
 	}
 	if instance < 0 && rec.Stopped != !run {
 		rec.Stopped = !run
@@ -265,17 +323,22 @@ func (m *Manager) SetRunning(ctx context.Context, kind Kind, fqn string, instanc
 		}
 		return m.apply(kind, rec)
 	}
-	ids := supervise.IDs(instance)
-	if run {
-		r.startInstances(ids...)
-	} else {
-		r.stopInstances(false, ids...)
+	switch {
+	case !run:
+		r.stopInstances(false, supervise.IDs(instance)...)
+	case instance >= 0:
+		r.startInstances(instance)
+	default:
+		m.startPlaced(r)
 	}
 	return nil
 }
 
 // Restart restarts one instance or all.
 func (m *Manager) Restart(ctx context.Context, kind Kind, fqn string, instance int) error {
+	if instance < 0 && !m.place.Local() {
+		return m.restartEverywhere(ctx, kind, fqn)
+	}
 	if err := m.SetRunning(ctx, kind, fqn, instance, false); err != nil {
 		return err
 	}

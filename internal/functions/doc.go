@@ -19,9 +19,11 @@
 // (per-function durable state), manager.go (the API the admin server
 // calls), runner.go and instance.go (running instances), guarantees.go
 // (acknowledgement per processing guarantee, effectively-once sequence
-// ids), status.go (status and stats), metrics.go.
+// ids), status.go (status and stats), metrics.go, placement.go (what
+// the worker gives its supervise.Placement: in cluster mode each broker
+// runs only the instances placed on it).
 //
-// Lock order: Manager.mu -> runner.triggerMu -> runner.mu -> instance.mu
+// Lock order: Manager.applyMu -> runner.triggerMu -> runner.mu -> instance.mu
 // (no lock is held across a call into the broker but runner.mu, which
 // guards creating producers).
 package functions

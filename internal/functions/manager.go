@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
@@ -53,6 +54,9 @@ type ManagerConfig struct {
 	// ProcessAuthToken is the token process functions get (MB_AUTH_TOKEN
 	// and the client config) when authentication is on.
 	ProcessAuthToken string
+	// Placement decides which instances this node runs (nil: all of them,
+	// supervise.Local). In cluster mode it is package cluster's.
+	Placement supervise.Placement
 }
 
 // DefaultBatchSize is ManagerConfig.BatchSize's default.
@@ -74,6 +78,15 @@ type Manager struct {
 	client  pulsar.Client
 	metrics *metrics
 	runners supervise.Registry[*runner]
+	place   supervise.Placement
+
+	// applyMu serializes the changes of runners: the API's calls and
+	// Reconcile (cluster mode).
+	applyMu sync.Mutex
+	// failed remembers records whose runner could not be made (by
+	// fqfn: their version), so that Reconcile does not retry each pass.
+	failed    map[string][2]int64
+	stopWatch context.CancelFunc
 }
 
 // BadRequestError is a problem with what the caller sent (400).
@@ -101,13 +114,29 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("functions %w", err)
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
-		metrics: newMetrics(cfg.Registerer)}, nil
+	if cfg.Placement == nil {
+		cfg.Placement = supervise.Local{}
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, store: store{meta: cfg.Meta}, client: client,
+		metrics: newMetrics(cfg.Registerer), place: cfg.Placement, failed: map[string][2]int64{}, stopWatch: func() {}}
+	m.place.Attach(m)
+	if !m.place.Local() {
+		// Work directories left by a killed node: the placement's passes
+		// write the executables out again.
+		if err := os.RemoveAll(cfg.WorkDir); err != nil {
+			m.log.Warn("stale function work directory not removed", "dir", cfg.WorkDir, "error", err)
+		}
+		m.watch() // changes made through other brokers wake the placement
+	}
+	return m, nil
 }
 
 // Start runs every stored function that is not stopped. A function whose
 // code cannot be loaded is logged and left out; the others run.
 func (m *Manager) Start(ctx context.Context) error {
+	if !m.place.Local() {
+		return nil // the placement's passes run the functions (Reconcile)
+	}
 	// Work directories left by a killed node: the executables are written
 	// out again from the metadata store.
 	if err := os.RemoveAll(m.cfg.WorkDir); err != nil {
@@ -127,6 +156,7 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Close stops every function (their subscriptions stay).
 func (m *Manager) Close() {
+	m.stopWatch()
 	for _, r := range m.runners.Close() {
 		r.close(false)
 	}
@@ -154,9 +184,20 @@ func (m *Manager) apply(ctx context.Context, rec Record) error {
 		old.close(false)
 	}
 	if !rec.Stopped {
-		r.startInstances()
+		m.startPlaced(r)
 	}
 	return nil
+}
+
+// startPlaced starts the runner's instances that run on this node.
+func (m *Manager) startPlaced(r *runner) {
+	if m.place.Local() {
+		r.startInstances()
+		return
+	}
+	if ids := supervise.MineIDs(m.place, KindFunction, r.fqfn, r.instances.Len()); len(ids) > 0 {
+		r.startInstances(ids...)
+	}
 }
 
 func (m *Manager) runner(fqfn string) *runner {
@@ -187,6 +228,9 @@ func (m *Manager) check(ctx context.Context, cfg *Config) error {
 
 // Create stores a new function and starts it.
 func (m *Manager) Create(ctx context.Context, cfg Config, code []byte) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	if err := m.check(ctx, &cfg); err != nil {
 		return err
 	}
@@ -244,6 +288,9 @@ func (m *Manager) validateModule(ctx context.Context, cfg *Config, code []byte) 
 // Update changes a function's config (fields left out keep their values)
 // and, when code is not nil, its module; the instances are restarted.
 func (m *Manager) Update(ctx context.Context, upd Config, code []byte) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	fqfn := upd.FQFN()
 	rec, version, err := m.store.get(ctx, fqfn)
 	if err != nil {
@@ -293,6 +340,9 @@ var ErrConflict = supervise.ErrConflict
 // Delete stops a function, removes its subscription (unless
 // cleanupSubscription is false), its code and its state.
 func (m *Manager) Delete(ctx context.Context, fqfn string) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	rec, _, err := m.store.get(ctx, fqfn)
 	if err != nil {
 		return err
@@ -337,12 +387,18 @@ func (m *Manager) List(ctx context.Context, ns naming.Namespace) ([]string, erro
 // SetRunning starts (run) or stops one instance (instance >= 0) or all;
 // stopping or starting all is remembered across restarts.
 func (m *Manager) SetRunning(ctx context.Context, fqfn string, instance int, run bool) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	defer m.place.Changed()
 	rec, version, err := m.store.get(ctx, fqfn)
 	if err != nil {
 		return err
 	}
 	if instance >= rec.Config.Parallelism {
 		return &NotFoundError{Msg: fmt.Sprintf("function %s has no instance %d (parallelism %d)", fqfn, instance, rec.Config.Parallelism)}
+	}
+	if err := m.elsewhere(ctx, fqfn, instance); err != nil {
+		return err
 	}
 	if instance < 0 && rec.Stopped == !run {
 		// Nothing to remember; still make the instances match.
@@ -359,17 +415,22 @@ func (m *Manager) SetRunning(ctx context.Context, fqfn string, instance int, run
 		}
 		return m.apply(ctx, rec)
 	}
-	ids := supervise.IDs(instance)
-	if run {
-		r.startInstances(ids...)
-	} else {
-		r.stopInstances(false, ids...)
+	switch {
+	case !run:
+		r.stopInstances(false, supervise.IDs(instance)...)
+	case instance >= 0:
+		r.startInstances(instance)
+	default:
+		m.startPlaced(r)
 	}
 	return nil
 }
 
 // Restart restarts one instance or all.
 func (m *Manager) Restart(ctx context.Context, fqfn string, instance int) error {
+	if instance < 0 && !m.place.Local() {
+		return m.restartEverywhere(ctx, fqfn)
+	}
 	if err := m.SetRunning(ctx, fqfn, instance, false); err != nil {
 		return err
 	}
@@ -382,10 +443,17 @@ type NotFoundError = supervise.NotFoundError
 // Trigger runs the function once on value (as if it arrived on topic, ""
 // for its first input), publishes the outputs and returns the first one.
 func (m *Manager) Trigger(ctx context.Context, fqfn, topic string, value []byte) ([]byte, error) {
-	if _, _, err := m.store.get(ctx, fqfn); err != nil {
+	rec, _, err := m.store.get(ctx, fqfn)
+	if err != nil {
 		return nil, err
 	}
 	r := m.runner(fqfn)
+	if r == nil && !m.place.Local() {
+		// Cluster mode loads a function on a broker when it first needs it.
+		if r, err = m.load(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
 	if r == nil {
 		return nil, fmt.Errorf("function %s is not loaded on this worker (see the log)", fqfn)
 	}

@@ -105,41 +105,89 @@ func pick[T any](all []T, instance int, fqfn string) ([]T, error) {
 	return all[instance : instance+1], nil
 }
 
-// Status reports every instance (instance < 0) or one.
+// Status reports every instance (instance < 0) or one. In cluster mode an
+// instance another broker runs is shown as that broker last published it.
 func (m *Manager) Status(ctx context.Context, fqfn string, instance int) (FunctionStatus, error) {
-	_, insts, err := m.instancesOf(ctx, fqfn)
+	rec, insts, err := m.instancesOf(ctx, fqfn)
+	if err != nil {
+		return FunctionStatus{}, err
+	}
+	remote, err := m.remoteOf(ctx, fqfn, insts)
 	if err != nil {
 		return FunctionStatus{}, err
 	}
 	st := FunctionStatus{NumInstances: len(insts), Instances: []InstanceStatus{}}
 	for id, i := range insts {
-		s := InstanceStatus{InstanceID: id, Status: InstanceStatusData{WorkerID: m.cfg.WorkerID,
-			LatestUserExceptions: []ExceptionEntry{}, LatestSystemExceptions: []ExceptionEntry{}}}
-		if i == nil {
-			s.Status.Error = "stopped"
+		s := InstanceStatus{InstanceID: id}
+		if i != nil {
+			s.Status = m.instanceStatus(i)
+		} else if rep, ok := remote[id]; ok {
+			s.Status = rep.Status
 		} else {
-			d := &s.Status
-			d.Running = i.Running.Load()
-			if d.Running {
-				st.NumRunning++
+			s.Status = InstanceStatusData{WorkerID: m.cfg.WorkerID,
+				LatestUserExceptions: []ExceptionEntry{}, LatestSystemExceptions: []ExceptionEntry{}, Error: "stopped"}
+			if !m.place.Local() {
+				s.Status.WorkerID = ""
+				if !rec.Stopped {
+					s.Status.Error = notAssigned
+				}
 			}
-			d.NumRestarts = i.Restarts.Load()
-			d.NumReceived = i.received.Load()
-			d.NumSuccessfullyProcessed = i.processed.Load()
-			d.NumUserExceptions = i.userExceptions.Load()
-			d.NumSystemExceptions = i.sysExceptions.Load()
-			d.AverageLatency = avgMillis(i)
-			d.LastInvocationTime = i.lastInvocation.Load()
-			d.Error = i.LastError()
-			i.mu.Lock()
-			d.LatestUserExceptions = append(d.LatestUserExceptions, i.userErrs...)
-			d.LatestSystemExceptions = append(d.LatestSystemExceptions, i.sysErrs...)
-			i.mu.Unlock()
+		}
+		if s.Status.Running {
+			st.NumRunning++
 		}
 		st.Instances = append(st.Instances, s)
 	}
 	st.Instances, err = pick(st.Instances, instance, fqfn)
 	return st, err
+}
+
+// notAssigned is the status error of an instance no broker runs yet.
+const notAssigned = "not running: no worker has taken this instance yet"
+
+// remoteOf returns the published reports of the instances not running
+// here (nil standalone).
+func (m *Manager) remoteOf(ctx context.Context, fqfn string, insts []*instance) (map[int]report, error) {
+	if m.place.Local() {
+		return nil, nil
+	}
+	for _, i := range insts {
+		if i == nil {
+			return m.remote(ctx, fqfn)
+		}
+	}
+	return nil, nil
+}
+
+// instanceStatus is a running instance's status.
+func (m *Manager) instanceStatus(i *instance) InstanceStatusData {
+	d := InstanceStatusData{WorkerID: m.cfg.WorkerID}
+	d.Running = i.Running.Load()
+	d.NumRestarts = i.Restarts.Load()
+	d.NumReceived = i.received.Load()
+	d.NumSuccessfullyProcessed = i.processed.Load()
+	d.NumUserExceptions = i.userExceptions.Load()
+	d.NumSystemExceptions = i.sysExceptions.Load()
+	d.AverageLatency = avgMillis(i)
+	d.LastInvocationTime = i.lastInvocation.Load()
+	d.Error = i.LastError()
+	i.mu.Lock()
+	d.LatestUserExceptions = append([]ExceptionEntry{}, i.userErrs...)
+	d.LatestSystemExceptions = append([]ExceptionEntry{}, i.sysErrs...)
+	i.mu.Unlock()
+	return d
+}
+
+// instanceStats is a running instance's totals.
+func instanceStats(i *instance) InstanceData {
+	return InstanceData{UserMetrics: map[string]string{},
+		ReceivedTotal:              i.received.Load(),
+		ProcessedSuccessfullyTotal: i.processed.Load(),
+		UserExceptionsTotal:        i.userExceptions.Load(),
+		SystemExceptionsTotal:      i.sysExceptions.Load(),
+		AvgProcessLatency:          avgMillis(i),
+		LastInvocation:             i.lastInvocation.Load(),
+	}
 }
 
 func avgMillis(i *instance) float64 {
@@ -156,17 +204,17 @@ func (m *Manager) Stats(ctx context.Context, fqfn string, instance int) (Functio
 	if err != nil {
 		return FunctionStats{}, err
 	}
+	remote, err := m.remoteOf(ctx, fqfn, insts)
+	if err != nil {
+		return FunctionStats{}, err
+	}
 	all := make([]InstanceStats, 0, len(insts))
 	for id, i := range insts {
 		s := InstanceStats{InstanceID: id, Metrics: InstanceData{UserMetrics: map[string]string{}}}
 		if i != nil {
-			d := &s.Metrics
-			d.ReceivedTotal = i.received.Load()
-			d.ProcessedSuccessfullyTotal = i.processed.Load()
-			d.UserExceptionsTotal = i.userExceptions.Load()
-			d.SystemExceptionsTotal = i.sysExceptions.Load()
-			d.AvgProcessLatency = avgMillis(i)
-			d.LastInvocation = i.lastInvocation.Load()
+			s.Metrics = instanceStats(i)
+		} else if rep, ok := remote[id]; ok {
+			s.Metrics = rep.Stats
 		}
 		all = append(all, s)
 	}

@@ -50,6 +50,17 @@ func (g *Registry[R]) Remove(key string) (R, bool) {
 	return r, ok
 }
 
+// Keys lists the keys of the runners held.
+func (g *Registry[R]) Keys() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	keys := make([]string, 0, len(g.m))
+	for k := range g.m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 // Close refuses further runners and returns those held, for stopping.
 func (g *Registry[R]) Close() []R {
 	g.mu.Lock()
