@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,12 @@ import (
 // and read there. Run with
 //
 //	go test -run XXX -bench FunctionIdentityThroughput -benchtime 1x ./test/
+//
+// Besides msg/s it reports the process's CPU time per message while the
+// function runs, from its first output (cpu-ns/msg: broker, function instance and the reading
+// consumer together), which depends far less on the machine's load.
+// MB_BENCH_CPUPROFILE=file writes a CPU profile of that phase only,
+// MB_BENCH_MEMPROFILE=file its allocations (see startPhaseProfile).
 func BenchmarkFunctionIdentityThroughput(b *testing.B) {
 	const n = 200_000
 	opts := server.Options{DataDir: b.TempDir(), BrokerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
@@ -91,21 +99,80 @@ func BenchmarkFunctionIdentityThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 		var first time.Time
+		var cpu0 int64
+		stopProfile := func() {}
 		for j := 0; j < n; j++ {
 			m, err := cons.Receive(context.Background())
 			if err != nil {
 				b.Fatal(err)
 			}
 			if j == 0 {
+				// The steady state: from the first output on.
 				first = time.Now()
+				cpu0 = processCPU()
+				stopProfile = startPhaseProfile(b)
 			}
 			cons.AckID(m.ID())
 		}
 		d := time.Since(first)
+		cpu := processCPU() - cpu0
+		stopProfile()
 		b.StopTimer()
+		b.ReportMetric(float64(cpu)/float64(n), "cpu-ns/msg")
 		b.ReportMetric(float64(n-1)/d.Seconds(), "msg/s")
 		b.ReportMetric(first.Sub(start).Seconds(), "s-to-first-output")
 		cons.Close()
 		adm.Functions().DeleteFunction("public", "default", cfg.Name)
+	}
+}
+
+// processCPU is the process's user and system CPU time in nanoseconds.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// startPhaseProfile starts a CPU profile into $MB_BENCH_CPUPROFILE and
+// writes the heap profile to $MB_BENCH_MEMPROFILE.base, if they are set,
+// and returns their stop, which writes the heap profile again to
+// $MB_BENCH_MEMPROFILE (compare the two with pprof -base for the phase's
+// allocations).
+func startPhaseProfile(b *testing.B) func() {
+	var stops []func()
+	if path := os.Getenv("MB_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		stops = append(stops, func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}
+	if path := os.Getenv("MB_BENCH_MEMPROFILE"); path != "" {
+		writeHeap(b, path+".base")
+		stops = append(stops, func() { writeHeap(b, path) })
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
+}
+
+func writeHeap(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
 	}
 }

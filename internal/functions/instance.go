@@ -92,7 +92,7 @@ func (i *instance) session() error {
 	defer eo.close()
 	size := r.m.cfg.batchSize()
 	msgs := make([]pulsar.Message, 0, size)
-	ins := make([]abi.Message, 0, size)
+	var bt batchABI
 	for {
 		msg, err := consumer.Receive(i.Ctx)
 		if err != nil {
@@ -116,17 +116,51 @@ func (i *instance) session() error {
 				break drain
 			}
 		}
-		ins = ins[:len(msgs)]
-		for k, m := range msgs {
-			toABI(&ins[k], m)
-		}
-		if err := i.processBatch(consumer, inst, eo, msgs, ins); err != nil {
+		if err := i.processBatch(consumer, inst, eo, msgs, bt.fill(msgs)); err != nil {
 			return err
 		}
 	}
 }
 
-// toABI fills in from msg, reusing its map.
+// batchABI holds a batch's ABI records, reused from batch to batch.
+type batchABI struct {
+	ins  []abi.Message
+	ids  []byte // the batch's message ids, formatted one after another
+	ends []int
+}
+
+// fill returns msgs' ABI records (valid until the next fill). The message
+// ids are substrings of one string per batch: formatting each into its
+// own string was the worker's largest allocation count per message.
+func (bt *batchABI) fill(msgs []pulsar.Message) []abi.Message {
+	bt.ins = append(bt.ins[:0], make([]abi.Message, len(msgs))...)
+	bt.ids, bt.ends = bt.ids[:0], bt.ends[:0]
+	for k, m := range msgs {
+		toABI(&bt.ins[k], m)
+		bt.ids = appendMessageID(bt.ids, m.ID())
+		bt.ends = append(bt.ends, len(bt.ids))
+	}
+	ids, at := string(bt.ids), 0
+	for k, end := range bt.ends {
+		bt.ins[k].MessageID = ids[at:end]
+		at = end
+	}
+	return bt.ins
+}
+
+// appendMessageID formats id as ledger:entry:batch:partition (what the
+// SDK's Message.MessageID holds).
+func appendMessageID(b []byte, id pulsar.MessageID) []byte {
+	b = strconv.AppendInt(b, id.LedgerID(), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, id.EntryID(), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(id.BatchIdx()), 10)
+	b = append(b, ':')
+	return strconv.AppendInt(b, int64(id.PartitionIdx()), 10)
+}
+
+// toABI fills in from msg, but for its message id.
 func toABI(in *abi.Message, msg pulsar.Message) {
 	in.Topic = msg.Topic()
 	in.Key = msg.Key()
@@ -135,9 +169,6 @@ func toABI(in *abi.Message, msg pulsar.Message) {
 		in.EventTime = t.UnixMilli()
 	}
 	in.PublishTime = msg.PublishTime().UnixMilli()
-	id := msg.ID()
-	in.MessageID = strconv.FormatInt(id.LedgerID(), 10) + ":" + strconv.FormatInt(id.EntryID(), 10) + ":" +
-		strconv.Itoa(int(id.BatchIdx())) + ":" + strconv.Itoa(int(id.PartitionIdx()))
 	in.Properties = msg.Properties()
 	in.Payload = msg.Payload()
 }
@@ -225,19 +256,6 @@ func (i *instance) finish(consumer pulsar.Consumer, eo *eoProducers, msg pulsar.
 	i.processed.Add(1)
 	i.metrics.processed.Inc()
 	outs := res.Outputs
-	// settle acknowledges the input once its outputs are receipted (ok)
-	// or one failed. A function's Nack is honoured with ATLEAST_ONCE and
-	// MANUAL; with MANUAL an input it neither acks nor nacks stays
-	// unacknowledged.
-	ack := res.Ack // res is reused by the next call
-	settle := func(ok bool) {
-		switch {
-		case !ok || ack == abi.NackDone:
-			consumer.Nack(msg)
-		case !manual || ack == abi.AckDone:
-			consumer.Ack(msg)
-		}
-	}
 	switch {
 	case cfg.ProcessingGuarantees == AtMostOnce:
 		consumer.Ack(msg)
@@ -255,23 +273,58 @@ func (i *instance) finish(consumer pulsar.Consumer, eo *eoProducers, msg pulsar.
 		consumer.Ack(msg)
 	default: // ATLEAST_ONCE and MANUAL
 		if len(outs) == 0 {
-			settle(true)
+			a := acker{consumer: consumer, msg: msg, manual: manual, ack: res.Ack}
+			a.settle()
 			return nil
 		}
-		pending := &atomic.Int64{}
-		pending.Store(int64(len(outs)))
-		var failed atomic.Bool
+		// res is reused by the next call: a keeps its Ack.
+		a := &acker{i: i, consumer: consumer, msg: msg, manual: manual, ack: res.Ack}
+		a.pending.Store(int32(len(outs)))
+		sent := a.sent
 		for k := range outs {
-			r.publish(i.Ctx, &outs[k], func(err error) {
-				if err != nil {
-					failed.Store(true)
-					i.recordError(false, fmt.Errorf("publish: %w", err))
-				}
-				if pending.Add(-1) == 0 {
-					settle(!failed.Load())
-				}
-			})
+			pm := &a.first
+			if k > 0 {
+				pm = &pulsar.ProducerMessage{}
+			}
+			setProducerMessage(pm, &outs[k])
+			r.send(i.Ctx, &outs[k], pm, sent)
 		}
 	}
 	return nil
+}
+
+// acker acknowledges an ATLEAST_ONCE or MANUAL input once its outputs are
+// receipted, or negatively acknowledges it when one failed. It carries the
+// first output's message: with the callback, the only allocations per
+// message.
+type acker struct {
+	first    pulsar.ProducerMessage
+	i        *instance
+	consumer pulsar.Consumer
+	msg      pulsar.Message
+	manual   bool
+	ack      int32 // the function's Ack/Nack (MANUAL)
+	pending  atomic.Int32
+	failed   atomic.Bool
+}
+
+func (a *acker) sent(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+	if err != nil {
+		a.failed.Store(true)
+		a.i.recordError(false, fmt.Errorf("publish: %w", err))
+	}
+	if a.pending.Add(-1) == 0 {
+		a.settle()
+	}
+}
+
+func (a *acker) settle() {
+	// A function's Nack is honoured with ATLEAST_ONCE and MANUAL; with
+	// MANUAL an input it neither acks nor nacks stays unacknowledged.
+	switch {
+	case a.failed.Load() || a.ack == abi.NackDone:
+		a.consumer.Nack(a.msg)
+	case !a.manual || a.ack == abi.AckDone:
+		a.consumer.Ack(a.msg)
+	}
 }

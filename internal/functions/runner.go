@@ -210,27 +210,39 @@ func (r *runner) producer(topic string) (pulsar.Producer, error) {
 }
 
 func producerMessage(o *abi.Output) *pulsar.ProducerMessage {
-	pm := &pulsar.ProducerMessage{Payload: o.Payload, Key: o.Key, Properties: o.Properties}
+	pm := &pulsar.ProducerMessage{}
+	setProducerMessage(pm, o)
+	return pm
+}
+
+func setProducerMessage(pm *pulsar.ProducerMessage, o *abi.Output) {
+	*pm = pulsar.ProducerMessage{Payload: o.Payload, Key: o.Key, Properties: o.Properties}
 	if o.EventTime != 0 {
 		pm.EventTime = time.UnixMilli(o.EventTime)
 	}
-	return pm
 }
 
 // publish sends o asynchronously; done gets the outcome (nil also when the
 // function has no output topic and the output is dropped).
 func (r *runner) publish(ctx context.Context, o *abi.Output, done func(error)) {
+	r.send(ctx, o, producerMessage(o), func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) { done(err) })
+}
+
+// send sends pm, which is o's message, asynchronously; sent gets the
+// outcome (a nil error also when the function has no output topic and the
+// output is dropped).
+func (r *runner) send(ctx context.Context, o *abi.Output, pm *pulsar.ProducerMessage, sent func(pulsar.MessageID, *pulsar.ProducerMessage, error)) {
 	topic, err := r.outputTopic(o.Topic)
 	if err != nil || topic == "" {
-		done(err)
+		sent(nil, pm, err)
 		return
 	}
 	p, err := r.producer(topic)
 	if err != nil {
-		done(err)
+		sent(nil, pm, err)
 		return
 	}
-	p.SendAsync(ctx, producerMessage(o), func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) { done(err) })
+	p.SendAsync(ctx, pm, sent)
 }
 
 // eoProducers are one session's effectively-once producers, by input

@@ -111,11 +111,11 @@ func handle(n int32) (res int32) {
 // Batch calls (ABI version 2): the host passes many inputs at once and the
 // SDK loops over them here, so that entering the module is paid once per
 // batch. Outputs are collected in pending (each a u32 length and an
-// output record) and sent with the message's result: one host call per
-// message.
+// output record) after room for the result's head, and sent with it: one
+// host call per message.
 var (
 	inBatch  bool
-	pending  []byte
+	pending  = make([]byte, resultHeadSize, 4096)
 	nPending int
 	ack      int32
 	resBuf   []byte
@@ -165,7 +165,7 @@ func runBatch(b *[]byte, i, count int32) (next int32, ok bool) {
 		}
 		rec := (*b)[4 : 4+l]
 		*b = (*b)[4+l:]
-		pending, nPending, ack = pending[:0], 0, ackNone
+		pending, nPending, ack = pending[:resultHeadSize], 0, ackNone
 		status, errText := abi.ResultOK, ""
 		if msg, ok := decodeInput(rec); !ok {
 			status, errText = abi.ResultFailed, "decode input: malformed record"
@@ -182,11 +182,12 @@ func runBatch(b *[]byte, i, count int32) (next int32, ok bool) {
 // report sends the current message's result; true means the host asked
 // to stop the batch.
 func report(status int, errText string) bool {
-	if status != abi.ResultOK {
-		pending, nPending = pending[:0], 0 // a failed message publishes nothing
+	if status == abi.ResultOK && len(pending) >= resultHeadSize {
+		putResultHead(pending, ack, nPending)
+		return hostResult(bytesPtr(pending), int32(len(pending))) != 0
 	}
-	resBuf = abi.AppendResultHead(resBuf[:0], int32(status), ack, errText, nPending)
-	resBuf = append(resBuf, pending...)
+	// A failed message publishes nothing.
+	resBuf = abi.AppendResultHead(resBuf[:0], int32(status), ack, errText, 0)
 	return hostResult(bytesPtr(resBuf), int32(len(resBuf))) != 0
 }
 
@@ -202,67 +203,85 @@ var props = map[string]string{}
 // the payload point into b, which the next message overwrites (hence
 // Message's rule that a handler copies what it keeps). Allocation is what
 // costs most in a Go module: its garbage collector only runs inside calls.
+// The field readers are small enough for the compiler to inline: a call
+// costs a Go wasm module far more than the read itself.
 func decodeInput(b []byte) (Message, bool) {
-	d := rd{b: b}
 	var m Message
-	m.Topic = d.str()
-	m.Key = d.str()
-	ev := d.i64()
-	m.PublishTime = time.UnixMilli(d.i64())
+	var ok1, ok2, ok3, ok4, ok5, ok6 bool
+	var ev, pt int64
+	m.Topic, b, ok1 = readStr(b)
+	m.Key, b, ok2 = readStr(b)
+	ev, b, ok3 = readI64(b)
+	pt, b, ok4 = readI64(b)
+	m.MessageID, b, ok5 = readStr(b)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
+		return m, false
+	}
+	m.PublishTime = time.UnixMilli(pt)
 	if ev != 0 {
 		m.EventTime = time.UnixMilli(ev)
 	}
-	m.MessageID = d.str()
-	np := d.u32()
+	np, b, ok6 := readU32(b)
+	if !ok6 {
+		return m, false
+	}
 	if np > 0 {
 		clear(props)
-		for i := uint32(0); i < np && !d.bad; i++ {
-			k := d.str()
-			props[k] = d.str()
+		for i := uint32(0); i < np; i++ {
+			k, rest, ok := readStr(b)
+			if !ok {
+				return m, false
+			}
+			v, rest, ok := readStr(rest)
+			if !ok {
+				return m, false
+			}
+			props[k], b = v, rest
 		}
 		m.Properties = props
 	}
-	if pl := d.take(d.u32()); len(pl) > 0 {
+	pl, b, ok := readBytes(b)
+	if len(pl) > 0 {
 		m.Payload = pl
 	}
-	return m, !d.bad && len(d.b) == 0
+	return m, ok && len(b) == 0
 }
 
-type rd struct {
-	b   []byte
-	bad bool
-}
-
-func (d *rd) take(n uint32) []byte {
-	if d.bad || uint64(n) > uint64(len(d.b)) {
-		d.bad = true
-		return nil
+func readU32(b []byte) (uint32, []byte, bool) {
+	if len(b) < 4 {
+		return 0, b, false
 	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
+	return binary.LittleEndian.Uint32(b), b[4:], true
 }
 
-func (d *rd) u32() uint32 {
-	if v := d.take(4); len(v) == 4 {
-		return binary.LittleEndian.Uint32(v)
+func readI64(b []byte) (int64, []byte, bool) {
+	if len(b) < 8 {
+		return 0, b, false
 	}
-	return 0
+	return int64(binary.LittleEndian.Uint64(b)), b[8:], true
 }
 
-func (d *rd) i64() int64 {
-	if v := d.take(8); len(v) == 8 {
-		return int64(binary.LittleEndian.Uint64(v))
+// readBytes reads a u32 length and that many bytes (capacity capped).
+func readBytes(b []byte) ([]byte, []byte, bool) {
+	if len(b) < 4 {
+		return nil, b, false
 	}
-	return 0
+	n := uint64(binary.LittleEndian.Uint32(b))
+	if n > uint64(len(b)-4) {
+		return nil, b, false
+	}
+	return b[4 : 4+n : 4+n], b[4+n:], true
 }
 
-func (d *rd) str() string {
-	v := d.take(d.u32())
-	if len(v) == 0 {
-		return ""
+func readStr(b []byte) (string, []byte, bool) {
+	if len(b) < 4 {
+		return "", b, false
 	}
-	return unsafe.String(&v[0], len(v))
+	n := uint64(binary.LittleEndian.Uint32(b))
+	if n > uint64(len(b)-4) {
+		return "", b, false
+	}
+	return unsafe.String(unsafe.SliceData(b[4:]), n), b[4+n:], true
 }
 
 func failWith(s string) { hostFail(strPtr(s), int32(len(s))) }
@@ -278,20 +297,17 @@ var (
 )
 
 func (callContext) Publish(topic string, m Message) error {
+	if inBatch {
+		if nPending >= abi.MaxOutputs || len(pending)-resultHeadSize > abi.MaxOutputBytes {
+			return fmt.Errorf("function: more than %d outputs or %d bytes for one message", abi.MaxOutputs, abi.MaxOutputBytes)
+		}
+		pending = appendOutputEntry(pending, topic, &m)
+		nPending++
+		return nil
+	}
 	o := abi.Output{Topic: topic, Key: m.Key, Properties: m.Properties, Payload: m.Payload}
 	if !m.EventTime.IsZero() {
 		o.EventTime = m.EventTime.UnixMilli()
-	}
-	if inBatch {
-		if nPending >= abi.MaxOutputs || len(pending) > abi.MaxOutputBytes {
-			return fmt.Errorf("function: more than %d outputs or %d bytes for one message", abi.MaxOutputs, abi.MaxOutputBytes)
-		}
-		at := len(pending)
-		pending = binary.LittleEndian.AppendUint32(pending, 0)
-		pending = abi.AppendOutput(pending, &o)
-		binary.LittleEndian.PutUint32(pending[at:], uint32(len(pending)-at-4))
-		nPending++
-		return nil
 	}
 	outBuf = abi.AppendOutput(outBuf[:0], &o)
 	if hostEmit(bytesPtr(outBuf), int32(len(outBuf))) != 0 {
