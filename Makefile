@@ -97,6 +97,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=100000x ./pkg/function/abi
 	$(GO) test -run='^$$' -fuzz=FuzzParseSourcePosition -fuzztime=50000x ./internal/geo
 	$(GO) test -run='^$$' -fuzz=FuzzSplitServiceURL -fuzztime=50000x ./internal/geo
+	$(GO) test -run='^$$' -fuzz=FuzzParseListeners -fuzztime=20000x ./server
 	$(GO) test -run='^$$' -fuzz=FuzzAppendJSONString -fuzztime=50000x ./internal/connectors
 	$(GO) test -run='^$$' -fuzz=FuzzCredentials -fuzztime=20000x ./internal/replication
 	$(GO) test -run='^$$' -fuzz=FuzzConnectorConfig -fuzztime=20000x ./internal/connectors

@@ -40,6 +40,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		ProducerNameGeneratorID:           producerGenID,
 		AdvertisedURL:                     s.advertisedBrokerURL(),
 		AdvertisedTLSURL:                  s.advertisedBrokerTLSURL(),
+		Listeners:                         s.listeners,
 		Auth:                              authService,
 		AuthRefreshTimeout:                opts.AuthRefreshTimeout,
 		RefusePlaintextCreds:              opts.Security.RefusePlaintextCredentials,

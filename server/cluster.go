@@ -92,7 +92,7 @@ func (s *Server) openCluster(reg prometheus.Registerer) error {
 	m, err := cluster.New(context.Background(), cluster.Options{
 		Client: s.etcd.Client(), Prefix: prefix, ID: id, PulsarURL: pulsarURL, HTTPURL: httpURL,
 		PulsarTLSURL: s.advertisedBrokerTLSURL(), HTTPSURL: s.advertisedHTTPSURL(),
-		LeaseTTL: c.LeaseTTL, Bundles: c.Bundles, Logger: log,
+		Listeners: clusterListeners(s.listeners), LeaseTTL: c.LeaseTTL, Bundles: c.Bundles, Logger: log,
 		Abandon: func(b cluster.Bundle) {
 			if st, ok := s.store.(*ledgercluster.Store); ok {
 				st.Abandon(func(name string) bool {
@@ -150,8 +150,15 @@ type ownership struct{ m *cluster.Manager }
 
 func (o ownership) Lookup(ctx context.Context, ns, topic string, authoritative bool) (broker.OwnerAnswer, error) {
 	a, err := o.m.Lookup(ctx, ns, topic, authoritative)
+	var ls map[string]broker.Listener
+	for name, l := range a.Broker.Listeners {
+		if ls == nil {
+			ls = map[string]broker.Listener{}
+		}
+		ls[name] = broker.Listener(l)
+	}
 	return broker.OwnerAnswer{Self: a.Self, PulsarURL: a.Broker.PulsarURL, PulsarTLSURL: a.Broker.PulsarTLSURL,
-		HTTPURL: a.Broker.HTTPURL, Assign: a.Assign}, err
+		HTTPURL: a.Broker.HTTPURL, Listeners: ls, Assign: a.Assign}, err
 }
 
 func (o ownership) Owns(ns, topic string) bool {

@@ -12,8 +12,12 @@ type Options struct {
 	HTTPAddr   string // default :8080
 	// AdvertisedAddress is the host put in lookup answers; default localhost.
 	AdvertisedAddress string
-	MaxMessageSize    int    // default 5 MiB
-	ClusterName       string // default standalone
+	// AdvertisedListeners are named listeners, Pulsar's advertisedListeners:
+	// "name:pulsar://host:port,name:pulsar+ssl://host:port,...". A client
+	// that looks up with a listener name gets that listener's URLs.
+	AdvertisedListeners string
+	MaxMessageSize      int    // default 5 MiB
+	ClusterName         string // default standalone
 	// InMemory keeps messages in memory only (tests); metadata still goes to DataDir.
 	InMemory bool
 	// JournalSegmentSize and CacheBytes tune the storage engine (0: its defaults).

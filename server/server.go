@@ -45,9 +45,11 @@ type Server struct {
 	etcd    *etcd.Store      // the metadata store when it is etcd
 	owner   *cluster.Manager // cluster mode's ownership; nil standalone
 	workers *cluster.Workers // cluster mode's instance placement; nil standalone
-	delayed *delayed.Store   // nil when InMemory
-	broker  *broker.Broker
-	http    *http.Server
+	// listeners are the named advertised listeners (--advertised-listeners).
+	listeners map[string]broker.Listener
+	delayed   *delayed.Store // nil when InMemory
+	broker    *broker.Broker
+	http      *http.Server
 	// stopPolicies ends the policy cache's watch.
 	stopPolicies context.CancelFunc
 	brokerL      net.Listener
@@ -74,7 +76,11 @@ type Server struct {
 // step is a method in the file named after it.
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
-	s := &Server{opts: opts, log: opts.Logger, errc: make(chan error, 5)}
+	listeners, err := parseListeners(opts.AdvertisedListeners)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, errc: make(chan error, 5), listeners: listeners}
 	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}

@@ -46,6 +46,7 @@ which wins over the file.`,
 	f.String("broker-addr", ":6650", "listen address of the Pulsar binary protocol")
 	f.String("http-addr", ":8080", "listen address of the admin REST API, metrics and health")
 	f.String("advertised-address", "localhost", "host name given to clients in lookup answers")
+	f.String("advertised-listeners", "", "named listeners for clients that look up with a listener name, as Pulsar's advertisedListeners: name:pulsar://host:port[,name:pulsar+ssl://host:port,...]")
 	f.String("cluster-name", "standalone", "name of this cluster")
 	f.Int("max-message-size", 5<<20, "largest message accepted, in bytes (headers and payload)")
 	f.Int64("journal-segment-size", 128<<20, "journal segment size in bytes")
@@ -308,6 +309,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		BrokerAddr:                        v.GetString("broker-addr"),
 		HTTPAddr:                          v.GetString("http-addr"),
 		AdvertisedAddress:                 v.GetString("advertised-address"),
+		AdvertisedListeners:               v.GetString("advertised-listeners"),
 		ClusterName:                       v.GetString("cluster-name"),
 		MaxMessageSize:                    v.GetInt("max-message-size"),
 		JournalSegmentSize:                v.GetInt64("journal-segment-size"),

@@ -38,6 +38,9 @@ type Config struct {
 	// AdvertisedTLSURL is the pulsar+ssl:// URL given in lookup answers
 	// when the broker also serves TLS.
 	AdvertisedTLSURL string
+	// Listeners are the named advertised listeners (--advertised-listeners):
+	// a LOOKUP naming one is answered with its URLs.
+	Listeners map[string]Listener
 	// MaxMessageSize bounds a message's headers and payload; CONNECTED reports it.
 	MaxMessageSize int
 	// Defaults of the limit policies for namespaces and topics that set

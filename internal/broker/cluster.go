@@ -25,9 +25,24 @@ type OwnerAnswer struct {
 	// PulsarTLSURL is the owner's pulsar+ssl:// URL (empty without TLS).
 	PulsarTLSURL string
 	HTTPURL      string
+	// Listeners are the owner's named advertised listeners.
+	Listeners map[string]Listener
 	// Assign: the bundle is unowned and the broker at PulsarURL was chosen
 	// to take it (answered as a Redirect with authoritative set, as Pulsar).
 	Assign bool
+}
+
+// Listener is one named advertised listener's URLs (Pulsar's
+// advertisedListeners: name:pulsar://host:port and/or name:pulsar+ssl://...).
+type Listener struct {
+	PulsarURL    string
+	PulsarTLSURL string
+}
+
+// errNoListener is Pulsar's answer to a lookup naming a listener the broker
+// does not advertise.
+func errNoListener(name string) error {
+	return newError(pb.ServerError_ServiceNotReady, "the broker do not have "+name+" listener")
 }
 
 // errNotServed makes a client that reached a broker not owning the topic's

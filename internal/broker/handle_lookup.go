@@ -16,7 +16,9 @@ import (
 //	  broker_service_url (and broker_service_url_tls when TLS is on),
 //	  authoritative=true and proxy_through_service_url=true; Failed with
 //	  AuthorizationError, InvalidTopicName or ServiceNotReady (metadata
-//	  unavailable or slow). Ignored: advertised_listener_name.
+//	  unavailable or slow). With advertised_listener_name: that listener's
+//	  URLs (--advertised-listeners) and proxy_through_service_url=false, or
+//	  Failed ServiceNotReady "the broker do not have <name> listener".
 //	  In cluster mode (persistent topics): Connect with the bundle owner's
 //	  URL (this broker or another; broker_service_url_tls too when the
 //	  owner has a TLS listener), authoritative=true,
@@ -42,19 +44,20 @@ func (c *conn) handleLookup(ctx context.Context, cmd *pb.CommandLookupTopic) {
 	if err != nil {
 		err = lookupError(ctx, err)
 		c.countTimeout(ctx, "lookup", err)
-		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
-		resp.Error = serverError(err).Enum()
-		resp.Message = proto.String(err.Error())
+		lookupFailed(resp, err)
 	} else if o := c.b.cfg.Ownership; o != nil && t.IsPersistent() {
-		c.lookupCluster(ctx, o, t, cmd.GetAuthoritative(), resp)
-	} else {
-		resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
-		resp.BrokerServiceUrl = proto.String(c.b.cfg.AdvertisedURL)
-		if u := c.b.cfg.AdvertisedTLSURL; u != "" {
-			resp.BrokerServiceUrlTls = proto.String(u)
+		c.lookupCluster(ctx, o, t, cmd.GetAuthoritative(), cmd.GetAdvertisedListenerName(), resp)
+	} else if name := cmd.GetAdvertisedListenerName(); name != "" {
+		l, ok := c.b.cfg.Listeners[name]
+		if !ok {
+			lookupFailed(resp, errNoListener(name))
+		} else {
+			// The client asked for this listener's address: it connects
+			// there rather than keeping the one it dialled.
+			lookupConnect(resp, l.PulsarURL, l.PulsarTLSURL, false)
 		}
-		resp.Authoritative = proto.Bool(true)
-		resp.ProxyThroughServiceUrl = proto.Bool(true)
+	} else {
+		lookupConnect(resp, c.b.cfg.AdvertisedURL, c.b.cfg.AdvertisedTLSURL, true)
 	}
 	c.writeCommand(&pb.BaseCommand{Type: pb.BaseCommand_LOOKUP_RESPONSE.Enum(), LookupTopicResponse: resp})
 }
@@ -104,7 +107,7 @@ func (c *conn) handlePartitionedMetadata(ctx context.Context, cmd *pb.CommandPar
 }
 
 // lookupCluster answers a lookup with the owner of the topic's bundle.
-func (c *conn) lookupCluster(ctx context.Context, o Ownership, t naming.Topic, authoritative bool, resp *pb.CommandLookupTopicResponse) {
+func (c *conn) lookupCluster(ctx context.Context, o Ownership, t naming.Topic, authoritative bool, listener string, resp *pb.CommandLookupTopicResponse) {
 	ans, err := o.Lookup(ctx, t.Namespace.String(), t.String(), authoritative)
 	if err != nil {
 		resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
@@ -113,17 +116,38 @@ func (c *conn) lookupCluster(ctx context.Context, o Ownership, t naming.Topic, a
 		return
 	}
 	url, tlsURL := ans.PulsarURL, ans.PulsarTLSURL
+	listeners := ans.Listeners
 	if ans.Self {
-		url, tlsURL = c.b.cfg.AdvertisedURL, c.b.cfg.AdvertisedTLSURL
+		url, tlsURL, listeners = c.b.cfg.AdvertisedURL, c.b.cfg.AdvertisedTLSURL, c.b.cfg.Listeners
 	}
-	resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
+	if listener != "" {
+		l, ok := listeners[listener]
+		if !ok {
+			lookupFailed(resp, errNoListener(listener))
+			return
+		}
+		url, tlsURL = l.PulsarURL, l.PulsarTLSURL
+	}
+	lookupConnect(resp, url, tlsURL, false)
 	if ans.Assign {
 		resp.Response = pb.CommandLookupTopicResponse_Redirect.Enum()
 	}
-	resp.BrokerServiceUrl = proto.String(url)
+}
+
+func lookupConnect(resp *pb.CommandLookupTopicResponse, url, tlsURL string, proxy bool) {
+	resp.Response = pb.CommandLookupTopicResponse_Connect.Enum()
+	if url != "" {
+		resp.BrokerServiceUrl = proto.String(url)
+	}
 	if tlsURL != "" {
 		resp.BrokerServiceUrlTls = proto.String(tlsURL)
 	}
 	resp.Authoritative = proto.Bool(true)
-	resp.ProxyThroughServiceUrl = proto.Bool(false)
+	resp.ProxyThroughServiceUrl = proto.Bool(proxy)
+}
+
+func lookupFailed(resp *pb.CommandLookupTopicResponse, err error) {
+	resp.Response = pb.CommandLookupTopicResponse_Failed.Enum()
+	resp.Error = serverError(err).Enum()
+	resp.Message = proto.String(err.Error())
 }

@@ -28,18 +28,28 @@ type BrokerInfo struct {
 	// The TLS listeners' URLs, empty when the broker has none.
 	PulsarTLSURL string `json:"pulsarUrlTls,omitempty"`
 	HTTPSURL     string `json:"httpsUrl,omitempty"`
-	Bundles      int    `json:"bundles"`
-	Topics       int    `json:"topics"`
-	MsgRateIn    int64  `json:"msgRateIn"`
+	// Listeners are the named advertised listeners (Pulsar's
+	// advertisedListeners), for clients that look up with a listener name.
+	Listeners map[string]Listener `json:"listeners,omitempty"`
+	Bundles   int                 `json:"bundles"`
+	Topics    int                 `json:"topics"`
+	MsgRateIn int64               `json:"msgRateIn"`
+}
+
+// Listener is one named listener's advertised URLs (either may be empty).
+type Listener struct {
+	PulsarURL    string `json:"pulsarUrl,omitempty"`
+	PulsarTLSURL string `json:"pulsarUrlTls,omitempty"`
 }
 
 // ownerRecord is the value of an owner key.
 type ownerRecord struct {
-	Broker       string `json:"broker"`
-	PulsarURL    string `json:"pulsarUrl"`
-	HTTPURL      string `json:"httpUrl"`
-	PulsarTLSURL string `json:"pulsarUrlTls,omitempty"`
-	HTTPSURL     string `json:"httpsUrl,omitempty"`
+	Broker       string              `json:"broker"`
+	PulsarURL    string              `json:"pulsarUrl"`
+	HTTPURL      string              `json:"httpUrl"`
+	PulsarTLSURL string              `json:"pulsarUrlTls,omitempty"`
+	HTTPSURL     string              `json:"httpsUrl,omitempty"`
+	Listeners    map[string]Listener `json:"listeners,omitempty"`
 }
 
 // Load is what a broker reports of its load.
@@ -59,7 +69,10 @@ type Options struct {
 	// https:// URLs (empty without TLS listeners): lookups and redirects
 	// that arrive over TLS send clients there.
 	PulsarTLSURL, HTTPSURL string
-	LeaseTTL               time.Duration
+	// Listeners are the named advertised listeners, published with the
+	// broker and its owner keys.
+	Listeners map[string]Listener
+	LeaseTTL  time.Duration
 	// Bundles is the number of bundles per namespace (default 4).
 	Bundles int
 	// Release is called when this broker stops owning a bundle: it must
@@ -185,7 +198,7 @@ func (m *Manager) infoJSON(bundles int) string {
 		l = m.o.Load()
 	}
 	b, _ := json.Marshal(BrokerInfo{ID: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL,
-		PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL, Bundles: bundles, Topics: l.Topics, MsgRateIn: l.MsgRateIn})
+		PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL, Listeners: m.o.Listeners, Bundles: bundles, Topics: l.Topics, MsgRateIn: l.MsgRateIn})
 	return string(b)
 }
 
@@ -304,7 +317,8 @@ func (m *Manager) Brokers(ctx context.Context) ([]BrokerInfo, error) {
 
 // Self is this broker's registry entry.
 func (m *Manager) Self() BrokerInfo {
-	return BrokerInfo{ID: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL, PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL}
+	return BrokerInfo{ID: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL, PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL,
+		Listeners: m.o.Listeners}
 }
 
 // BundleOf returns the bundle of a topic (full name) of namespace ns.
@@ -399,7 +413,8 @@ func (m *Manager) owner(ctx context.Context, b Bundle) (BrokerInfo, bool, error)
 	if err := json.Unmarshal(resp.Kvs[0].Value, &r); err != nil {
 		return BrokerInfo{}, false, fmt.Errorf("cluster: owner key of %s: %w", b, err)
 	}
-	return BrokerInfo{ID: r.Broker, PulsarURL: r.PulsarURL, HTTPURL: r.HTTPURL, PulsarTLSURL: r.PulsarTLSURL, HTTPSURL: r.HTTPSURL}, true, nil
+	return BrokerInfo{ID: r.Broker, PulsarURL: r.PulsarURL, HTTPURL: r.HTTPURL, PulsarTLSURL: r.PulsarTLSURL, HTTPSURL: r.HTTPSURL,
+		Listeners: r.Listeners}, true, nil
 }
 
 // leastLoaded picks the live broker with the fewest bundles, then topics,
@@ -443,7 +458,7 @@ func (m *Manager) acquire(ctx context.Context, b Bundle) (Answer, error) {
 	}
 	key := m.ownerKey(b)
 	rec, _ := json.Marshal(ownerRecord{Broker: m.o.ID, PulsarURL: m.o.PulsarURL, HTTPURL: m.o.HTTPURL,
-		PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL})
+		PulsarTLSURL: m.o.PulsarTLSURL, HTTPSURL: m.o.HTTPSURL, Listeners: m.o.Listeners})
 	cctx, cancel := context.WithTimeout(ctx, m.o.CallTimeout)
 	defer cancel()
 	resp, err := m.c.Txn(cctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).

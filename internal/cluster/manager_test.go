@@ -68,6 +68,7 @@ func newManager(t *testing.T, c *clientv3.Client, prefix, id string, r *recorder
 	t.Helper()
 	m, err := cluster.New(context.Background(), cluster.Options{Client: c, Prefix: prefix, ID: id,
 		PulsarURL: "pulsar://" + id, HTTPURL: "http://" + id, LeaseTTL: 2 * time.Second,
+		Listeners:    map[string]cluster.Listener{"ext": {PulsarURL: "pulsar://ext-" + id}},
 		LoadInterval: 100 * time.Millisecond, Release: r.release, Abandon: r.abandon})
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,8 @@ func TestOwnership(t *testing.T) {
 	}
 	// b redirects to the owner.
 	ans, err = b.Lookup(ctx, "t/ns", topic, false)
-	if err != nil || ans.Self || ans.Broker.ID != "a" || ans.Broker.PulsarURL != "pulsar://a" {
+	if err != nil || ans.Self || ans.Broker.ID != "a" || ans.Broker.PulsarURL != "pulsar://a" ||
+		ans.Broker.Listeners["ext"].PulsarURL != "pulsar://ext-a" {
 		t.Fatalf("lookup on b: %+v, %v", ans, err)
 	}
 	if _, err := b.Fence("t/ns", topic); err == nil {
