@@ -265,3 +265,63 @@ func TestClusterCompactionFailover(t *testing.T) {
 	}
 	t.Logf("compacted view read from the new owner %v after the kill", time.Since(killed).Round(time.Millisecond))
 }
+
+// TestClusterNamespaceDeleteForce: deleting a namespace with force through
+// one broker deletes every topic at its owner, partitions included: a
+// namespace created again with the same topics starts empty.
+func TestClusterNamespaceDeleteForce(t *testing.T) {
+	c := startCluster(t, 3)
+	ns := fmt.Sprintf("public/del-%d", time.Now().UnixNano())
+	create := func() {
+		if code, body := httpDo(t, http.MethodPut, c.brokers[0].webURL+"/admin/v2/namespaces/"+ns, ""); code/100 != 2 {
+			t.Fatalf("create namespace: %d %s", code, body)
+		}
+	}
+	create()
+	spreadPartitions(t, c, ns+"/parts", 6)
+	pc, err := pulsar.NewClient(pulsar.ClientOptions{URL: c.serviceURL(), Logger: nopLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	topics := []string{"persistent://" + ns + "/parts"}
+	owners := map[int]bool{}
+	for i := 0; i < 6; i++ {
+		topics = append(topics, fmt.Sprintf("persistent://%s/t%d", ns, i))
+	}
+	for _, topic := range topics {
+		p, err := pc.CreateProducer(pulsar.ProducerOptions{Topic: topic, DisableBatching: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range 6 {
+			send(t, p, fmt.Sprint("k", k), "old")
+		}
+		p.Close()
+		if !strings.HasSuffix(topic, "/parts") {
+			owners[c.owner(topic)] = true
+		}
+	}
+	if len(owners) < 2 {
+		t.Fatalf("the topics are all served by one broker: %v", owners)
+	}
+
+	if code, body := httpDo(t, http.MethodDelete, c.brokers[0].webURL+"/admin/v2/namespaces/"+ns, ""); code != http.StatusConflict {
+		t.Fatalf("delete without force: %d %s", code, body)
+	}
+	if code, body := httpDo(t, http.MethodDelete, c.brokers[0].webURL+"/admin/v2/namespaces/"+ns+"?force=true", ""); code != http.StatusNoContent {
+		t.Fatalf("delete with force: %d %s", code, body)
+	}
+	create()
+	for _, topic := range topics[1:] {
+		r, err := pc.CreateReader(pulsar.ReaderOptions{Topic: topic, StartMessageID: pulsar.EarliestMessageID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.HasNext() {
+			m, _ := r.Next(context.Background())
+			t.Fatalf("%s (served by b%d) kept %q after its namespace was deleted", topic, c.owner(topic), m.Payload())
+		}
+		r.Close()
+	}
+}

@@ -272,3 +272,11 @@ func (s *Server) unloadNamespace(w http.ResponseWriter, r *http.Request, c Clust
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// forced is r with only force=true as its query: the call a namespace or
+// tenant deletion makes on each topic's owner.
+func forced(r *http.Request) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = url.Values{"force": {"true"}}.Encode()
+	return r2
+}

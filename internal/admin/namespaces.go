@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -156,14 +155,18 @@ func (s *Server) deleteNamespace(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.removeNamespace(r.Context(), ns, force); err != nil {
+	if err := s.removeNamespace(r, ns, force); err != nil {
 		s.fail(w, err)
 		return
 	}
 	noContent(w)
 }
 
-func (s *Server) removeNamespace(ctx context.Context, ns naming.Namespace, force bool) error {
+// removeNamespace deletes namespace ns; r is the admin call: in cluster
+// mode each topic another broker serves is deleted at its owner
+// (cluster_fanout.go), with force.
+func (s *Server) removeNamespace(r *http.Request, ns naming.Namespace, force bool) error {
+	ctx := r.Context()
 	if ok, err := s.meta.NamespaceExists(ctx, ns); err != nil {
 		return err
 	} else if !ok {
@@ -191,7 +194,7 @@ func (s *Server) removeNamespace(ctx context.Context, ns naming.Namespace, force
 		if err != nil {
 			return err
 		}
-		if err := s.removePartitioned(ctx, t, true); err != nil {
+		if err := s.removePartitionedAt(ctx, forced(r), t, true); err != nil {
 			return err
 		}
 	}
@@ -199,6 +202,13 @@ func (s *Server) removeNamespace(ctx context.Context, ns naming.Namespace, force
 		t, err := naming.ParseTopic(name)
 		if err != nil {
 			return err
+		}
+		remote, err := s.callPartitionOwner(forced(r), t, http.MethodDelete, "", false, nil)
+		if remote && err != nil && !remoteStatus(err, http.StatusNotFound) {
+			return err
+		}
+		if remote {
+			continue
 		}
 		if err := s.cfg.Broker.DeleteTopic(ctx, t, true); err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
 			return err

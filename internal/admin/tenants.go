@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -154,14 +153,17 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.removeTenant(r.Context(), name, force); err != nil {
+	if err := s.removeTenant(r, name, force); err != nil {
 		s.fail(w, err)
 		return
 	}
 	noContent(w)
 }
 
-func (s *Server) removeTenant(ctx context.Context, name string, force bool) error {
+// removeTenant deletes tenant name; r is the admin call (its credentials go
+// along to the owners of topics another broker serves, in cluster mode).
+func (s *Server) removeTenant(r *http.Request, name string, force bool) error {
+	ctx := r.Context()
 	if _, err := s.meta.Tenant(ctx, name); err != nil {
 		return tenantError(err, name)
 	}
@@ -177,7 +179,7 @@ func (s *Server) removeTenant(ctx context.Context, name string, force bool) erro
 		if err != nil {
 			return err
 		}
-		if err := s.removeNamespace(ctx, ns, true); err != nil {
+		if err := s.removeNamespace(r, ns, true); err != nil {
 			return err
 		}
 	}

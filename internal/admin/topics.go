@@ -345,10 +345,6 @@ func (s *Server) deletePartitioned(w http.ResponseWriter, r *http.Request, t nam
 	noContent(w)
 }
 
-func (s *Server) removePartitioned(ctx context.Context, t naming.Topic, force bool) error {
-	return s.removePartitionedAt(ctx, nil, t, force)
-}
-
 // removePartitionedAt deletes partitioned topic t; r, when not nil, is the
 // admin call: in cluster mode the partitions another broker serves are
 // deleted at their owners (cluster_fanout.go).
