@@ -280,3 +280,20 @@ func forced(r *http.Request) *http.Request {
 	r2.URL.RawQuery = url.Values{"force": {"true"}}.Encode()
 	return r2
 }
+
+// deleteAtOwner deletes topic t (a partition or a topic) for admin call r:
+// at its owner when another broker serves it (with r's credentials and
+// query; an owner that does not know it counts as deleted), else here.
+func (s *Server) deleteAtOwner(r *http.Request, t naming.Topic, force bool) error {
+	remote, err := s.callPartitionOwner(r, t, http.MethodDelete, "", false, nil)
+	switch {
+	case remote && err != nil && !remoteStatus(err, http.StatusNotFound):
+		return err
+	case remote:
+		return nil
+	}
+	if err := s.cfg.Broker.DeleteTopic(r.Context(), t, force); err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
+		return err
+	}
+	return nil
+}

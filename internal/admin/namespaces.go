@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/meta"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/schema"
@@ -189,12 +188,13 @@ func (s *Server) removeNamespace(r *http.Request, ns naming.Namespace, force boo
 	if len(topics)+len(partitioned) > 0 && !force {
 		return errorf(http.StatusConflict, "cannot delete non empty namespace %s: it has topics %v", ns, append(partitioned, topics...))
 	}
+	fr := forced(r)
 	for _, p := range partitioned {
 		t, err := naming.ParseTopic(p)
 		if err != nil {
 			return err
 		}
-		if err := s.removePartitionedAt(ctx, forced(r), t, true); err != nil {
+		if err := s.removePartitionedAt(fr, t, true); err != nil {
 			return err
 		}
 	}
@@ -203,14 +203,7 @@ func (s *Server) removeNamespace(r *http.Request, ns naming.Namespace, force boo
 		if err != nil {
 			return err
 		}
-		remote, err := s.callPartitionOwner(forced(r), t, http.MethodDelete, "", false, nil)
-		if remote && err != nil && !remoteStatus(err, http.StatusNotFound) {
-			return err
-		}
-		if remote {
-			continue
-		}
-		if err := s.cfg.Broker.DeleteTopic(ctx, t, true); err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
+		if err := s.deleteAtOwner(fr, t, true); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -338,17 +337,18 @@ func (s *Server) deletePartitioned(w http.ResponseWriter, r *http.Request, t nam
 	if !ok {
 		return
 	}
-	if err := s.removePartitionedAt(r.Context(), r, t, force); err != nil {
+	if err := s.removePartitionedAt(r, t, force); err != nil {
 		s.fail(w, err)
 		return
 	}
 	noContent(w)
 }
 
-// removePartitionedAt deletes partitioned topic t; r, when not nil, is the
-// admin call: in cluster mode the partitions another broker serves are
-// deleted at their owners (cluster_fanout.go).
-func (s *Server) removePartitionedAt(ctx context.Context, r *http.Request, t naming.Topic, force bool) error {
+// removePartitionedAt deletes partitioned topic t for admin call r: in
+// cluster mode the partitions another broker serves are deleted at their
+// owners (cluster_fanout.go).
+func (s *Server) removePartitionedAt(r *http.Request, t naming.Topic, force bool) error {
+	ctx := r.Context()
 	n, err := s.meta.PartitionedTopic(ctx, t)
 	if err != nil {
 		return err
@@ -361,31 +361,17 @@ func (s *Server) removePartitionedAt(ctx context.Context, r *http.Request, t nam
 			// Refuse before deleting anything rather than stop half-way.
 			for i := range n {
 				p := t.Partition(i)
-				busy := false
-				if r != nil {
-					remote, remoteBusy, err := s.remotePartitionBusy(r, p)
-					if err != nil {
-						return err
-					}
-					busy = remote && remoteBusy
+				remote, remoteBusy, err := s.remotePartitionBusy(r, p)
+				if err != nil {
+					return err
 				}
-				if busy || b.HasClients(p) {
+				if remote && remoteBusy || b.HasClients(p) {
 					return fmt.Errorf("%w: %s", broker.ErrTopicBusy, p)
 				}
 			}
 		}
 		for i := range n {
-			p := t.Partition(i)
-			if r != nil {
-				remote, err := s.callPartitionOwner(r, p, http.MethodDelete, "", false, nil)
-				if remote && err != nil && !remoteStatus(err, http.StatusNotFound) {
-					return err
-				}
-				if remote {
-					continue
-				}
-			}
-			if err := b.DeleteTopic(ctx, p, force); err != nil && !errors.Is(err, broker.ErrTopicNotFound) {
+			if err := s.deleteAtOwner(r, t.Partition(i), force); err != nil {
 				return err
 			}
 		}
