@@ -55,6 +55,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		DefaultRetentionMinutes:           opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:            opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:              opts.DeduplicationEnabled,
+		KeySharedRangeSplit:               opts.KeySharedRangeSplit,
 		MaxUnackedMessagesPerConsumer:     opts.MaxUnackedMessagesPerConsumer,
 		MaxUnackedMessagesPerSubscription: opts.MaxUnackedMessagesPerSubscription,
 		MaxSubscriptionsPerTopic:          opts.MaxSubscriptionsPerTopic,

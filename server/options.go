@@ -54,6 +54,9 @@ type Options struct {
 	DefaultRetentionSizeMB  int64
 	// DeduplicationEnabled is the default for namespaces without a policy.
 	DeduplicationEnabled bool
+	// KeySharedRangeSplit: Key_Shared AUTO_SPLIT splits hash ranges in
+	// halves instead of a consistent-hash ring (broker.Config).
+	KeySharedRangeSplit bool
 	// Defaults of the limit policies for namespaces and topics without
 	// one (0: no limit; `mb standalone` defaults the first two to Pulsar's
 	// 50000 and 200000). See broker.Config.

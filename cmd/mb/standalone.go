@@ -58,6 +58,7 @@ which wins over the file.`,
 	f.Int("default-retention-time-minutes", 0, "retention of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Int64("default-retention-size-mb", 0, "retention size of consumed messages for namespaces without a policy (-1: unlimited)")
 	f.Bool("deduplication-enabled", false, "deduplicate producers' resends in namespaces without a policy")
+	f.Bool("key-shared-consistent-hashing", true, "Key_Shared AUTO_SPLIT subscriptions spread keys on a consistent-hash ring (100 points per consumer); false: split hash ranges in halves, as Pulsar's subscriptionKeySharedUseConsistentHashing=false")
 	f.Int("max-unacked-messages-per-consumer", 50000, "unacknowledged messages a Shared or Key_Shared consumer may hold before dispatch to it pauses, for namespaces and topics without a policy (0: no limit)")
 	f.Int("max-unacked-messages-per-subscription", 200000, "unacknowledged messages a Shared or Key_Shared subscription may hold before its dispatch pauses, for namespaces and topics without a policy (0: no limit)")
 	f.Int("max-subscriptions-per-topic", 0, "subscriptions a topic may have, for namespaces and topics without a policy (0: no limit)")
@@ -320,6 +321,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		DefaultRetentionMinutes:           v.GetInt("default-retention-time-minutes"),
 		DefaultRetentionSizeMB:            v.GetInt64("default-retention-size-mb"),
 		DeduplicationEnabled:              v.GetBool("deduplication-enabled"),
+		KeySharedRangeSplit:               !v.GetBool("key-shared-consistent-hashing"),
 		MaxUnackedMessagesPerConsumer:     v.GetInt("max-unacked-messages-per-consumer"),
 		MaxUnackedMessagesPerSubscription: v.GetInt("max-unacked-messages-per-subscription"),
 		MaxSubscriptionsPerTopic:          v.GetInt("max-subscriptions-per-topic"),

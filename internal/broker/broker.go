@@ -67,6 +67,10 @@ type Config struct {
 	// DeduplicationEnabled is the default for namespaces without a
 	// deduplication policy.
 	DeduplicationEnabled bool
+	// KeySharedRangeSplit makes Key_Shared AUTO_SPLIT subscriptions split
+	// hash ranges in halves instead of using the consistent-hash ring
+	// (Pulsar's subscriptionKeySharedUseConsistentHashing=false).
+	KeySharedRangeSplit bool
 	// ReplicationSweepInterval is how often, in cluster mode, a broker
 	// looks for replicated topics without an owner to take and load
 	// (replication_cluster.go); default 5 s.

@@ -17,7 +17,9 @@ import (
 //
 // Every entry has a sticky key (ordering key, else partition key, else
 // "NONE_KEY") whose hash is a slot in 0..65535. Each slot has at most one
-// owner: a point on a consistent-hash ring (AUTO_SPLIT) or a consumer's
+// owner: a point on a consistent-hash ring (AUTO_SPLIT), a range split off
+// by halving (AUTO_SPLIT with Config.KeySharedRangeSplit, Pulsar's
+// subscriptionKeySharedUseConsistentHashing=false) or a consumer's
 // declared range (STICKY). Ordering follows Pulsar 4.0's "draining hashes"
 // (PIP-379): when a slot changes owner while its previous owner still holds
 // unacked entries of it, only that slot waits, until those entries are acked
@@ -125,7 +127,11 @@ type keySharedDispatcher struct {
 	// the first one; a consumer asking for another is refused.
 	sticky, outOfOrder bool
 
-	ring    []ringPoint       // AUTO_SPLIT, sorted by slot
+	ring []ringPoint // AUTO_SPLIT, sorted by slot
+	// split selects AUTO_SPLIT by halving ranges instead of the ring;
+	// splits are then the consumers' range ends, ascending, the last 65536.
+	split   bool
+	splits  []splitPoint
 	ordinal map[*Consumer]int // AUTO_SPLIT: tells apart consumers sharing a name
 	ranges  []slotRange       // STICKY, sorted, not overlapping
 	hashes  map[uint16]*hashState
@@ -154,6 +160,14 @@ type ringPoint struct {
 	c    *Consumer
 }
 
+// splitPoint ends a range of the range-split selector: a slot belongs to
+// the first point at or after it, as in Pulsar's
+// HashRangeAutoSplitStickyKeyConsumerSelector.
+type splitPoint struct {
+	end int
+	c   *Consumer
+}
+
 // slotRange is a STICKY consumer's inclusive range.
 type slotRange struct {
 	start, end uint16
@@ -180,6 +194,9 @@ type holding struct {
 func newKeySharedDispatcher(s *Subscription) *keySharedDispatcher {
 	d := &keySharedDispatcher{s: s, ordinal: map[*Consumer]int{}, hashes: map[uint16]*hashState{},
 		entries: map[int64]uint16{}, lastID: -1}
+	if s != nil && s.topic != nil && s.topic.b != nil {
+		d.split = s.topic.b.cfg.KeySharedRangeSplit
+	}
 	// A dispatcher is replaced when the last consumer left; the entries its
 	// consumers left in the replay queue keep their place in key order.
 	if s != nil {
@@ -238,10 +255,61 @@ func (d *keySharedDispatcher) add(c *Consumer) error {
 	}
 	d.cs = append(d.cs, c)
 	d.sticky, d.outOfOrder = sticky, outOfOrder
-	if !sticky {
+	switch {
+	case sticky:
+	case d.split:
+		if err := d.splitAdd(c); err != nil {
+			d.cs = d.cs[:len(d.cs)-1]
+			delete(d.ordinal, c)
+			return err
+		}
+	default:
 		d.buildRing()
 	}
 	return nil
+}
+
+// splitAdd gives a new consumer the lower half of the largest range (the
+// first of equals), or everything to the first one.
+func (d *keySharedDispatcher) splitAdd(c *Consumer) error {
+	if len(d.splits) == 0 {
+		d.splits = append(d.splits, splitPoint{end: keySharedSlots, c: c})
+		return nil
+	}
+	best, size := 0, 0
+	for i, p := range d.splits {
+		lower := 0
+		if i > 0 {
+			lower = d.splits[i-1].end
+		}
+		if p.end-lower > size {
+			best, size = i, p.end-lower
+		}
+	}
+	if size < 2 {
+		return newError(pb.ServerError_ConsumerAssignError, "Key_Shared: no hash range left to split for consumer "+strconv.Quote(c.name))
+	}
+	start := 0
+	if best > 0 {
+		start = d.splits[best-1].end + 1
+	}
+	mid := start + (d.splits[best].end-start)/2
+	d.splits = slices.Insert(d.splits, best, splitPoint{end: mid, c: c})
+	return nil
+}
+
+// splitRemove gives a leaving consumer's range to its upper neighbour, or,
+// for the top range, extends the one below it to the top.
+func (d *keySharedDispatcher) splitRemove(c *Consumer) {
+	i := slices.IndexFunc(d.splits, func(p splitPoint) bool { return p.c == c })
+	if i < 0 {
+		return
+	}
+	if i == len(d.splits)-1 && i > 0 {
+		d.splits[i].c = d.splits[i-1].c
+		i--
+	}
+	d.splits = slices.Delete(d.splits, i, i+1)
 }
 
 // stickyRanges validates a STICKY consumer's ranges against its own and the
@@ -297,9 +365,12 @@ func (d *keySharedDispatcher) remove(c *Consumer) {
 		return
 	}
 	d.cs = slices.Delete(d.cs, i, i+1)
-	if d.sticky {
+	switch {
+	case d.sticky:
 		d.ranges = slices.DeleteFunc(d.ranges, func(r slotRange) bool { return r.c == c })
-	} else {
+	case d.split:
+		d.splitRemove(c)
+	default:
 		delete(d.ordinal, c)
 		d.buildRing()
 	}
@@ -317,6 +388,13 @@ func (d *keySharedDispatcher) owner(h uint16) *Consumer {
 			return d.ranges[i].c
 		}
 		return nil
+	}
+	if d.split {
+		i := sort.Search(len(d.splits), func(i int) bool { return d.splits[i].end >= int(h) })
+		if i == len(d.splits) {
+			return nil
+		}
+		return d.splits[i].c
 	}
 	if len(d.ring) == 0 {
 		return nil

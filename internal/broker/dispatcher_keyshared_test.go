@@ -780,3 +780,61 @@ func runKeySharedModel(t *testing.T, rng *rand.Rand, sticky bool) {
 		t.Fatalf("state left after everything was acked: %d slots, %d entries", len(d.hashes), len(d.entries))
 	}
 }
+
+// TestKeySharedRangeSplit checks the range-split selector against Pulsar's
+// HashRangeAutoSplitStickyKeyConsumerSelector: halves of the largest range
+// (the lower half to the newcomer), a leaving range to the upper neighbour,
+// the top range to the one below it. It decides, for example, that the
+// client suite's keys key1 (slot 293) and key2 (14772) go to the second
+// consumer and key3 (60248) stays with the first.
+func TestKeySharedRangeSplit(t *testing.T) {
+	d := newKeySharedDispatcher(nil)
+	d.split = true
+	a, b, c, e := &Consumer{id: 1, name: "x"}, &Consumer{id: 2, name: "x"}, &Consumer{id: 3, name: "y"}, &Consumer{id: 4, name: "z"}
+	ends := func() []int {
+		var out []int
+		for _, p := range d.splits {
+			out = append(out, p.end)
+		}
+		return out
+	}
+	for _, x := range []*Consumer{a, b} {
+		if err := d.add(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for slot, want := range map[uint16]*Consumer{0: b, keySlot([]byte("key1")): b, keySlot([]byte("key2")): b,
+		32768: b, 32769: a, keySlot([]byte("key3")): a, 65535: a} {
+		if got := d.owner(slot); got != want {
+			t.Errorf("slot %d: owner %d, want %d", slot, got.id, want.id)
+		}
+	}
+	// Equal ranges: the first (lowest) one is split.
+	if err := d.add(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.add(e); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ends(), []int{16384, 32768, 49152, 65536}; !slices.Equal(got, want) {
+		t.Fatalf("range ends %v, want %v", got, want)
+	}
+	if d.owner(100) != c || d.owner(20000) != b || d.owner(40000) != e || d.owner(60000) != a {
+		t.Fatal("owners after four joined are not c, b, e, a from the bottom")
+	}
+	// b leaves: its range goes up to e.
+	d.remove(b)
+	if got, want := ends(), []int{16384, 49152, 65536}; !slices.Equal(got, want) || d.owner(20000) != e {
+		t.Fatalf("after b left: ends %v, owner of 20000 %v", got, d.owner(20000).id)
+	}
+	// a (the top) leaves: e takes the top.
+	d.remove(a)
+	if got, want := ends(), []int{16384, 65536}; !slices.Equal(got, want) || d.owner(60000) != e {
+		t.Fatalf("after a left: ends %v, owner of 60000 %v", got, d.owner(60000).id)
+	}
+	d.remove(c)
+	d.remove(e)
+	if len(d.splits) != 0 || d.owner(1) != nil {
+		t.Fatalf("after all left: %v", ends())
+	}
+}
