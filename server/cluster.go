@@ -191,7 +191,14 @@ func (a adminCluster) TopicOwner(ctx context.Context, ns, topic string, authorit
 }
 
 func ownerURLs(b cluster.BrokerInfo) admin.OwnerURLs {
-	return admin.OwnerURLs{HTTP: b.HTTPURL, HTTPS: b.HTTPSURL, Pulsar: b.PulsarURL, PulsarTLS: b.PulsarTLSURL}
+	o := admin.OwnerURLs{HTTP: b.HTTPURL, HTTPS: b.HTTPSURL, Pulsar: b.PulsarURL, PulsarTLS: b.PulsarTLSURL}
+	for name, l := range b.Listeners {
+		if o.Listeners == nil {
+			o.Listeners = map[string]broker.Listener{}
+		}
+		o.Listeners[name] = broker.Listener{PulsarURL: l.PulsarURL, PulsarTLSURL: l.PulsarTLSURL}
+	}
+	return o
 }
 
 func (a adminCluster) UnloadBundle(ctx context.Context, ns, name string) (admin.OwnerURLs, error) {

@@ -44,6 +44,7 @@ func (s *Server) newHTTP(res *meta.Resources, authService *auth.Service, schemas
 			RefusePlaintextCredentials: opts.Security.RefusePlaintextCredentials,
 			BrokerURLTLS:               s.advertisedBrokerTLSURL(),
 			WebURLTLS:                  s.advertisedHTTPSURL(),
+			Listeners:                  s.listeners,
 			Schemas:                    schemas,
 			Functions:                  fns,
 			FunctionsUnavailable:       functionsOff,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -106,6 +107,44 @@ func TestAdvertisedListeners(t *testing.T) {
 	if _, err := bad.CreateProducer(pulsar.ProducerOptions{Topic: topic}); err == nil || !strings.Contains(err.Error(), "ServiceNotReady") {
 		t.Fatalf("unknown listener: %v", err)
 	}
+
+	// HTTP lookups: listenerName (query) or X-Pulsar-ListenerName (header).
+	lookup := s.WebURL() + "/lookup/v2/topic/" + strings.Replace(topic, "://", "/", 1)
+	extURL := "pulsar://" + fwd.ln.Addr().String()
+	for _, c := range []struct{ query, header, want string }{
+		{"", "", s.BrokerURL()}, {"?listenerName=ext", "", extURL}, {"", "ext", extURL}, {"?listenerName=ext", "nope", extURL},
+	} {
+		if got := httpLookup(t, lookup+c.query, c.header, http.StatusOK); got["brokerUrl"] != c.want || got["httpUrl"] != s.WebURL() {
+			t.Errorf("lookup%s (header %q): %v, want brokerUrl %s", c.query, c.header, got, c.want)
+		}
+	}
+	if got := httpLookup(t, lookup+"?listenerName=nope", "", http.StatusInternalServerError); got["reason"] != "the broker do not have nope listener" {
+		t.Errorf("unknown listener over HTTP: %v", got)
+	}
+}
+
+// httpLookup GETs an HTTP lookup with an optional listener header and
+// returns its JSON body, failing unless the status is want.
+func httpLookup(t *testing.T, u, listener string, want int) map[string]string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listener != "" {
+		req.Header.Set("X-Pulsar-ListenerName", listener)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]string{}
+	if resp.StatusCode != want || jsonUnmarshal(body, &out) != nil {
+		t.Fatalf("GET %s: %s %s, want %d", u, resp.Status, body, want)
+	}
+	return out
 }
 
 // TestClusterAdvertisedListeners: on a cluster the lookup answers with the
@@ -148,6 +187,20 @@ func TestClusterAdvertisedListeners(t *testing.T) {
 	for i, f := range fwds {
 		if f.conns.Load() == 0 {
 			t.Fatalf("no connection through broker b%d's ext listener", i)
+		}
+	}
+	// An HTTP lookup at either broker answers with the owner's listener
+	// (the other broker answers from the owner's record, or redirects).
+	topic := uniqueTopic(t) + "-http"
+	p, err := cl.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	want := "pulsar://" + fwds[c.owner(topic)].ln.Addr().String()
+	for _, b := range c.brokers {
+		if got := httpLookup(t, b.webURL+"/lookup/v2/topic/"+strings.Replace(topic, "://", "/", 1)+"?listenerName=ext", "", http.StatusOK); got["brokerUrl"] != want {
+			t.Errorf("HTTP lookup at %s: %v, want brokerUrl %s", b.webURL, got, want)
 		}
 	}
 }

@@ -66,6 +66,9 @@ type Config struct {
 	// lookups answer when TLS is on.
 	BrokerURLTLS string
 	WebURLTLS    string
+	// Listeners are the named advertised listeners (--advertised-listeners)
+	// an HTTP lookup with listenerName answers from.
+	Listeners map[string]broker.Listener
 	// Schemas is the schema registry; nil: one over the admin's metadata.
 	Schemas *schema.Registry
 	// Functions serves /admin/v3/functions (functions.go); while nil those

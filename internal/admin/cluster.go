@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"github.com/messagebus/messagebus/internal/broker"
 	"net/http"
 	"net/url"
 	"strings"
@@ -29,6 +30,8 @@ type Cluster interface {
 // it has no TLS listener).
 type OwnerURLs struct {
 	HTTP, HTTPS, Pulsar, PulsarTLS string
+	// Listeners are the owner's named advertised listeners.
+	Listeners map[string]broker.Listener
 }
 
 // base is the URL a redirect of r goes to: the owner's https:// URL when r
@@ -140,14 +143,7 @@ func (s *Server) lookupCluster(w http.ResponseWriter, r *http.Request, c Cluster
 	case assign:
 		redirect(w, r, owner.base(r), true)
 	default:
-		resp := map[string]string{"brokerUrl": owner.Pulsar, "httpUrl": owner.HTTP}
-		if owner.PulsarTLS != "" {
-			resp["brokerUrlTls"] = owner.PulsarTLS
-		}
-		if owner.HTTPS != "" {
-			resp["httpUrlTls"] = owner.HTTPS
-		}
-		writeJSON(w, http.StatusOK, resp)
+		lookupAnswer(w, r, owner.Pulsar, owner.PulsarTLS, owner.HTTP, owner.HTTPS, owner.Listeners)
 	}
 	return true
 }

@@ -386,16 +386,39 @@ func (s *Server) removePartitionedAt(r *http.Request, t naming.Topic, force bool
 }
 
 // lookup answers the HTTP lookup clients use with an http:// service URL.
-func (s *Server) lookup(w http.ResponseWriter, _ *http.Request, _ naming.Topic) {
-	resp := map[string]string{
-		"brokerUrl": s.cfg.BrokerURL,
-		"httpUrl":   s.cfg.WebURL,
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request, _ naming.Topic) {
+	lookupAnswer(w, r, s.cfg.BrokerURL, s.cfg.BrokerURLTLS, s.cfg.WebURL, s.cfg.WebURLTLS, s.cfg.Listeners)
+}
+
+// listenerHeader names a listener in an HTTP lookup, as the listenerName
+// query parameter does (which wins).
+const listenerHeader = "X-Pulsar-ListenerName"
+
+// lookupAnswer writes an HTTP lookup's LookupData. A lookup naming a
+// listener gets that listener's broker URLs (the HTTP URLs stay), as
+// Pulsar; one the broker does not advertise fails as Pulsar's does.
+func lookupAnswer(w http.ResponseWriter, r *http.Request, pulsarURL, pulsarTLS, httpURL, httpsURL string, listeners map[string]broker.Listener) {
+	name := r.URL.Query().Get("listenerName")
+	if name == "" {
+		name = r.Header.Get(listenerHeader)
 	}
-	if s.cfg.BrokerURLTLS != "" {
-		resp["brokerUrlTls"] = s.cfg.BrokerURLTLS
+	if name != "" {
+		l, ok := listeners[name]
+		if !ok {
+			writeError(w, http.StatusInternalServerError, "the broker do not have "+name+" listener")
+			return
+		}
+		pulsarURL, pulsarTLS = l.PulsarURL, l.PulsarTLSURL
 	}
-	if s.cfg.WebURLTLS != "" {
-		resp["httpUrlTls"] = s.cfg.WebURLTLS
+	resp := map[string]string{"httpUrl": httpURL}
+	if pulsarURL != "" {
+		resp["brokerUrl"] = pulsarURL
+	}
+	if pulsarTLS != "" {
+		resp["brokerUrlTls"] = pulsarTLS
+	}
+	if httpsURL != "" {
+		resp["httpUrlTls"] = httpsURL
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
