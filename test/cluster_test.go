@@ -345,6 +345,11 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 	const producers = 3
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var stopOnce sync.Once
+	stopProducers := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	// On a failure, the producers stop before the deferred client.Close:
+	// the Go client panics on a send to a producer it closed.
+	defer stopProducers()
 	var firstAfter sync.Once
 	var faultAt time.Time
 	var failover time.Duration
@@ -362,7 +367,9 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
-					p.FlushWithCtx(context.Background())
+					fctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+					p.FlushWithCtx(fctx)
+					cancel()
 					return
 				default:
 				}
@@ -458,8 +465,7 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 			}
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopProducers()
 
 	// Read everything stored, from the start, on a fresh subscription.
 	h.mu.Lock()
