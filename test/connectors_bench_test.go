@@ -1,33 +1,53 @@
 package test
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/messagebus/messagebus/internal/testutil/pgtest"
 	"github.com/messagebus/messagebus/server"
 )
 
 // BenchmarkPostgresCDC measures the postgres source: rows/s captured from
-// a write load of small transactions (8 writers, 10 single-row inserts per
-// transaction) with the capture keeping up, then the commit-to-receipt lag
-// (envelope source.ts_ms to the consumer's receive) p50/p99 at half that
-// rate. Run with
+// a pgbench-style write load (8 writers, each transaction 10 single-row
+// inserts sent as one pipelined batch, so that a transaction costs one
+// round trip) with the capture keeping up, the capture's ceiling with
+// large transactions (INSERT ... SELECT of 5,000 rows), then the
+// commit-to-receipt lag (envelope source.ts_ms to the consumer's receive)
+// p50/p99 at half the small-transaction rate and at a fixed rate
+// (MB_CDC_BENCH_RATE rows/s, default 20,000: the issue's target). Run with
 //
 //	go test -run XXX -bench PostgresCDC -benchtime 1x ./test/
+//
+// MB_CDC_BENCH_WRITERS and MB_CDC_BENCH_ROWS_PER_TX change the load;
+// MB_CDC_BENCH_SYNC_COMMIT=off sets synchronous_commit=off for the writers
+// (Postgres runs with fsync=off either way).
 func BenchmarkPostgresCDC(b *testing.B) {
+	writers, perTx := cdcEnv("MB_CDC_BENCH_WRITERS", 8), cdcEnv("MB_CDC_BENCH_ROWS_PER_TX", 10)
+	fixedRate := cdcEnv("MB_CDC_BENCH_RATE", 20000)
 	pg := pgtest.Start(b)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, pg.DSN("postgres"))
+	pcfg, err := pgxpool.ParseConfig(pg.DSN("postgres"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcfg.MaxConns = int32(writers + 2)
+	if v := os.Getenv("MB_CDC_BENCH_SYNC_COMMIT"); v != "" {
+		pcfg.ConnConfig.RuntimeParams["synchronous_commit"] = v
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,30 +81,34 @@ func BenchmarkPostgresCDC(b *testing.B) {
 	}
 	defer cons.Close()
 	next := int64(0)
-	// write inserts rows with the given pause between transactions per writer.
-	write := func(rows int, pause time.Duration) {
+	// write inserts rows from writers in transactions of perTx rows; with
+	// rate > 0 each writer keeps to its share of it on a fixed schedule.
+	write := func(rows int, rate float64) {
 		var wg sync.WaitGroup
-		per := rows / 8
-		for w := range 8 {
+		per := rows / writers
+		for w := range writers {
 			wg.Add(1)
 			go func(base int64) {
 				defer wg.Done()
-				for i := 0; i < per; i += 10 {
-					tx, err := pool.Begin(ctx)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					for k := 0; k < 10; k++ {
+				var every time.Duration
+				if rate > 0 {
+					every = time.Duration(float64(time.Second) * float64(writers*perTx) / rate)
+				}
+				due := time.Now()
+				for i := 0; i < per; i += perTx {
+					batch := &pgx.Batch{}
+					for k := 0; k < perTx && i+k < per; k++ {
 						id := base + int64(i+k)
-						tx.Exec(ctx, `INSERT INTO load VALUES ($1, $2, $3, 'benchmark row')`, id, id%1000, id%97)
+						batch.Queue(`INSERT INTO load VALUES ($1, $2, $3, 'benchmark row')`, id, id%1000, id%97)
 					}
-					if err := tx.Commit(ctx); err != nil {
+					// One implicit transaction, one round trip.
+					if err := pool.SendBatch(ctx, batch).Close(); err != nil {
 						b.Error(err)
 						return
 					}
-					if pause > 0 {
-						time.Sleep(pause)
+					if every > 0 {
+						due = due.Add(every)
+						time.Sleep(time.Until(due))
 					}
 				}
 			}(next + int64(w)*int64(per))
@@ -101,19 +125,62 @@ func BenchmarkPostgresCDC(b *testing.B) {
 				b.Fatalf("after %d of %d: %v", got, n, err)
 			}
 			if lags != nil {
-				var e struct {
-					Source struct {
-						TsMs int64 `json:"ts_ms"`
-					} `json:"source"`
-				}
-				json.Unmarshal(m.Payload(), &e)
-				*lags = append(*lags, time.Since(time.UnixMilli(e.Source.TsMs)))
+				*lags = append(*lags, time.Since(time.UnixMilli(envelopeCommitMs(b, m.Payload()))))
 			}
-			cons.Ack(m)
+			if got%1000 == 999 || got == n-1 {
+				cons.AckCumulative(m)
+			}
 		}
 	}
+	// lagAt writes for 5 s at rate and reports the lag percentiles.
+	lagAt := func(rate float64, name string) {
+		rows := int(rate * 5)
+		rows -= rows % (writers * perTx)
+		var lags []time.Duration
+		done := make(chan struct{})
+		start := time.Now()
+		go func() { receive(rows, &lags); close(done) }()
+		write(rows, rate)
+		wrote := time.Since(start)
+		<-done
+		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+		b.ReportMetric(float64(rows)/wrote.Seconds(), name+"-written-rows/s")
+		b.ReportMetric(float64(lags[len(lags)/2].Milliseconds()), name+"-lag-p50-ms")
+		b.ReportMetric(float64(lags[len(lags)*99/100].Milliseconds()), name+"-lag-p99-ms")
+		b.ReportMetric(float64(lags[len(lags)-1].Milliseconds()), name+"-lag-max-ms")
+	}
+	// cpuPerRow reports the CPU time per row of this process (writers,
+	// broker, capture, consumer) and of Postgres's backends (the writes)
+	// and walsender (logical decoding) since the last call: on a shared
+	// machine the CPU per row says more than rows/s do.
+	var cpuMark map[string]time.Duration
+	mark := func() {
+		m, err := pg.CPU()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m["process"] = time.Duration(processCPU())
+		cpuMark = m
+	}
+	cpuPerRow := func(rows int, name string) {
+		old := cpuMark
+		mark()
+		total := time.Duration(0)
+		for _, k := range []string{"process", "backend", "walsender", "other"} {
+			d := cpuMark[k] - old[k]
+			total += d
+			b.ReportMetric(float64(d.Microseconds())/float64(rows), name+k+"-cpu-us/row")
+		}
+		b.ReportMetric(float64(total.Microseconds())/float64(rows), name+"total-cpu-us/row")
+	}
+	// One row through before measuring: the connector is streaming (rows
+	// written before its slot exists would come by the snapshot).
+	write(writers*perTx, 0)
+	receive(writers*perTx, nil)
 	for i := 0; i < b.N; i++ {
-		const rows = 80_000
+		const rows = 160_000
+		mark()
+		cpu0 := processCPU()
 		start := time.Now()
 		done := make(chan struct{})
 		go func() { receive(rows, nil); close(done) }()
@@ -124,10 +191,12 @@ func BenchmarkPostgresCDC(b *testing.B) {
 		rate := float64(rows) / el.Seconds()
 		b.ReportMetric(rate, "rows/s")
 		b.ReportMetric(float64(rows)/wrote.Seconds(), "written-rows/s")
+		b.ReportMetric(float64(processCPU()-cpu0)/float64(el.Nanoseconds()), "process-cores")
+		cpuPerRow(rows, "")
 		// Capture capacity: large transactions (5,000 rows each, written
 		// by INSERT ... SELECT) so that Postgres writes faster than the
 		// small-transaction load can.
-		const bulk = 100_000
+		const bulk = 200_000
 		start = time.Now()
 		done = make(chan struct{})
 		go func() { receive(bulk, nil); close(done) }()
@@ -142,19 +211,38 @@ func BenchmarkPostgresCDC(b *testing.B) {
 		<-done
 		b.ReportMetric(float64(bulk)/time.Since(start).Seconds(), "bulk-rows/s")
 		b.ReportMetric(float64(bulk)/bulkWrote.Seconds(), "bulk-written-rows/s")
-		// Lag at half the rate: each writer sleeps to pace its transactions.
-		half := rate / 2
-		pause := time.Duration(float64(time.Second) * 8 * 10 / half)
-		lagRows := int(half * 5)
-		lagRows -= lagRows % 80
-		var lags []time.Duration
-		done = make(chan struct{})
-		go func() { receive(lagRows, &lags); close(done) }()
-		write(lagRows, pause)
-		<-done
-		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-		b.ReportMetric(float64(lags[len(lags)/2].Milliseconds()), "lag-p50-ms")
-		b.ReportMetric(float64(lags[len(lags)*99/100].Milliseconds()), "lag-p99-ms")
-		b.ReportMetric(half, "lag-at-rows/s")
+		cpuPerRow(bulk, "bulk-")
+		lagAt(rate/2, "half")
+		b.ReportMetric(rate/2, "half-rows/s")
+		// The fixed rate even above the measured maximum: its written
+		// rate and lag say how far from keeping up the machine is.
+		lagAt(float64(fixedRate), "fixed")
+		b.ReportMetric(float64(fixedRate), "fixed-rows/s")
 	}
+}
+
+// cdcEnv is the positive integer in the environment variable, or def.
+func cdcEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// envelopeCommitMs is the envelope's source.ts_ms (the commit time),
+// found without decoding the whole JSON so that the consumer stays cheap.
+func envelopeCommitMs(b *testing.B, payload []byte) int64 {
+	_, rest, ok := bytes.Cut(payload, []byte(`"source":{`))
+	if ok {
+		_, rest, ok = bytes.Cut(rest, []byte(`"ts_ms":`))
+	}
+	end := bytes.IndexByte(rest, ',')
+	if !ok || end < 0 {
+		b.Fatalf("no source.ts_ms in %s", payload)
+	}
+	ms, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	if err != nil {
+		b.Fatalf("source.ts_ms: %v", err)
+	}
+	return ms
 }

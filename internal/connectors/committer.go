@@ -16,13 +16,20 @@ type Committer[P any] struct {
 
 type pendingPos[P any] struct {
 	pos  P
+	left int // receipts still to come
 	done bool
 }
 
 // Add registers the next record, at position pos, and returns its receipt
 // callback.
-func (c *Committer[P]) Add(pos P) func(error) {
-	p := &pendingPos[P]{pos: pos}
+func (c *Committer[P]) Add(pos P) func(error) { return c.AddN(pos, 1) }
+
+// AddN registers the next n records, all at position pos (a transaction's
+// rows at its end LSN), and returns their shared receipt callback, to be
+// called once per record: one entry and one closure per group rather than
+// per record. n must be at least 1.
+func (c *Committer[P]) AddN(pos P, n int) func(error) {
+	p := &pendingPos[P]{pos: pos, left: n}
 	c.mu.Lock()
 	c.pending = append(c.pending, p)
 	c.mu.Unlock()
@@ -33,6 +40,9 @@ func (c *Committer[P]) Add(pos P) func(error) {
 			if c.err == nil {
 				c.err = err
 			}
+			return
+		}
+		if p.left--; p.left > 0 {
 			return
 		}
 		p.done = true
@@ -56,7 +66,7 @@ func (c *Committer[P]) Committed() (P, bool, error) {
 	return c.committed, c.has, c.err
 }
 
-// InFlight is the number of records without a receipt.
+// InFlight is the number of records (groups, for AddN) without a receipt.
 func (c *Committer[P]) InFlight() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

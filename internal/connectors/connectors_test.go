@@ -134,6 +134,32 @@ func TestCommitterAdvancesOnlyOverReceivedPrefix(t *testing.T) {
 	}
 }
 
+func TestCommitterAddNWaitsForEveryRecordOfTheGroup(t *testing.T) {
+	var c Committer[int]
+	tx1 := c.AddN(10, 3)
+	tx2 := c.AddN(20, 2)
+	tx2(nil)
+	tx2(nil)
+	tx1(nil)
+	tx1(nil)
+	if _, ok, _ := c.Committed(); ok {
+		t.Fatal("one record of the first group has no receipt: nothing may be committed")
+	}
+	if n := c.InFlight(); n != 2 {
+		t.Fatalf("in flight %d, want 2 groups", n)
+	}
+	tx1(nil)
+	if p, ok, _ := c.Committed(); !ok || p != 20 || c.InFlight() != 0 {
+		t.Fatalf("committed %d %v in flight %d, want 20 and none", p, ok, c.InFlight())
+	}
+	tx3 := c.AddN(30, 2)
+	tx3(nil)
+	tx3(errors.New("send failed"))
+	if p, _, err := c.Committed(); p != 20 || err == nil {
+		t.Fatalf("after a failed receipt in a group: committed %d err %v, want 20 and the error", p, err)
+	}
+}
+
 func TestCheckpointsAndRecords(t *testing.T) {
 	m, err := meta.OpenEmbedded(t.TempDir())
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -136,7 +137,11 @@ type pgSource struct {
 	c       Committer[pglogrepl.LSN]
 	schemas schemas
 	topics  map[tableKey]string
-	relCols map[*pglogrepl.RelationMessage][]column
+	rels    map[*pglogrepl.RelationMessage]*relInfo
+	// tx and recs are reused for every transaction: its changes and the
+	// list of its records.
+	tx   *txState
+	recs []*Record
 }
 
 const (
@@ -189,7 +194,7 @@ func (p *pgSource) Run(ctx context.Context, env *SourceEnv) error {
 	p.env = env
 	p.c = Committer[pglogrepl.LSN]{}
 	p.schemas = schemas{avro: p.s.ValueSchema == "avro"}
-	p.topics, p.relCols = nil, nil
+	p.topics, p.rels, p.tx, p.recs = nil, nil, nil, nil
 	slot, pub := p.s.SlotName, p.s.PublicationName
 	if slot == "" {
 		slot = defaultName(env.Name)
@@ -380,7 +385,7 @@ func (p *pgSource) snapshot(ctx context.Context, name, pub string, lsn pglogrepl
 				row[f.Name] = jsonValue(vals[i])
 			}
 			ev := &change{schema: st[0], table: st[1], op: "r", after: row, lsn: lsn, snapshot: "true", keys: keys, cols: cols}
-			recs, err := p.records(ev)
+			recs, err := p.appendRecords(nil, ev)
 			if err != nil {
 				rows.Close()
 				return err
@@ -459,6 +464,16 @@ func (p *pgSource) stream(ctx context.Context, repl *pgconn.PgConn, start pglogr
 		}
 		return nil
 	}
+	// The wait for the next message ends at the next report by a read
+	// deadline on the connection, set when the report time moves, and
+	// early when ctx ends: a context per message (as ReceiveMessage takes)
+	// cost a goroutine hand-off and a timer per row, a fifth of the
+	// stream's CPU.
+	conn := repl.Conn()
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	defer conn.SetReadDeadline(time.Time{})
+	var deadline time.Time
 	next := time.Now().Add(interval)
 	for {
 		if time.Now().After(next) {
@@ -467,15 +482,23 @@ func (p *pgSource) stream(ctx context.Context, repl *pgconn.PgConn, start pglogr
 			}
 			next = time.Now().Add(interval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
-		raw, err := repl.ReceiveMessage(rctx)
-		cancel()
+		if !next.Equal(deadline) {
+			if err := conn.SetReadDeadline(next); err != nil {
+				return fmt.Errorf("replication stream: %w", err)
+			}
+			deadline = next
+		}
+		if ctx.Err() != nil { // ended before the deadline was set
+			report(false)
+			return nil
+		}
+		raw, err := repl.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				report(false)
 				return nil
 			}
-			if pgconn.Timeout(err) {
+			if errors.Is(err, os.ErrDeadlineExceeded) || pgconn.Timeout(err) {
 				continue
 			}
 			return fmt.Errorf("replication stream: %w", err)
@@ -518,12 +541,13 @@ func (p *pgSource) stream(ctx context.Context, repl *pgconn.PgConn, start pglogr
 }
 
 // txState buffers a transaction's changes until its commit: their
-// checkpoint position is the commit's end LSN.
+// checkpoint position is the commit's end LSN. One is reused for every
+// transaction (changes by value: no allocation per row for them).
 type txState struct {
 	xid     uint32
 	commit  time.Time
 	final   pglogrepl.LSN
-	changes []*change
+	changes []change
 }
 
 func (p *pgSource) handle(ctx context.Context, lm pglogrepl.Message, tx *txState, relations map[uint32]*pglogrepl.RelationMessage, types *pgtype.Map) (*txState, error) {
@@ -531,7 +555,15 @@ func (p *pgSource) handle(ctx context.Context, lm pglogrepl.Message, tx *txState
 	case *pglogrepl.RelationMessage:
 		relations[m.RelationID] = m
 	case *pglogrepl.BeginMessage:
-		return &txState{xid: m.Xid, commit: m.CommitTime, final: m.FinalLSN}, nil
+		if p.tx == nil {
+			p.tx = &txState{}
+		}
+		clear(p.tx.changes) // drop the last transaction's rows for the GC
+		if cap(p.tx.changes) > 1<<16 {
+			p.tx.changes = nil // nor keep a huge one's list
+		}
+		*p.tx = txState{xid: m.Xid, commit: m.CommitTime, final: m.FinalLSN, changes: p.tx.changes[:0]}
+		return p.tx, nil
 	case *pglogrepl.InsertMessage:
 		return tx, p.addChange(tx, relations, types, m.RelationID, "c", nil, m.Tuple)
 	case *pglogrepl.UpdateMessage:
@@ -544,28 +576,33 @@ func (p *pgSource) handle(ctx context.Context, lm pglogrepl.Message, tx *txState
 			if !ok || tx == nil {
 				return tx, fmt.Errorf("truncate of unknown relation %d", id)
 			}
-			tx.changes = append(tx.changes, &change{schema: rel.Namespace, table: rel.RelationName, op: "t", cols: p.relColumns(rel)})
+			tx.changes = append(tx.changes, change{schema: rel.Namespace, table: rel.RelationName, op: "t", cols: p.relation(rel).cols})
 		}
 	case *pglogrepl.CommitMessage:
 		if tx == nil {
 			return nil, errors.New("commit without begin")
 		}
 		end := m.TransactionEndLSN
-		sent := false
-		for _, ch := range tx.changes {
+		recs := p.recs[:0]
+		for i := range tx.changes {
+			ch := &tx.changes[i]
 			ch.lsn, ch.xid, ch.commit, ch.snapshot = m.CommitLSN, tx.xid, m.CommitTime, "false"
-			recs, err := p.records(ch)
-			if err != nil {
+			var err error
+			if recs, err = p.appendRecords(recs, ch); err != nil {
 				return nil, err
 			}
-			for _, rec := range recs {
-				p.env.Send(ctx, rec, p.c.Add(end))
-				sent = true
-			}
 		}
-		if !sent {
-			p.c.Add(end)(nil)
+		// One committer entry for the transaction: its end LSN is
+		// confirmable once every one of its records has a receipt.
+		done := p.c.AddN(end, max(len(recs), 1))
+		if len(recs) == 0 {
+			done(nil)
 		}
+		for _, rec := range recs {
+			p.env.Send(ctx, rec, done)
+		}
+		clear(recs)
+		p.recs = recs[:0]
 		return nil, nil
 	}
 	return tx, nil
@@ -579,32 +616,35 @@ func (p *pgSource) addChange(tx *txState, relations map[uint32]*pglogrepl.Relati
 	if tx == nil {
 		return errors.New("change outside a transaction")
 	}
-	ch := &change{schema: r.Namespace, table: r.RelationName, op: op, cols: p.relColumns(r)}
-	for _, c := range r.Columns {
-		if c.Flags&1 != 0 {
-			ch.keys = append(ch.keys, c.Name)
-		}
-	}
-	ch.before = decodeTuple(r, old, types)
-	ch.after = decodeTuple(r, cur, types)
-	tx.changes = append(tx.changes, ch)
+	ri := p.relation(r)
+	tx.changes = append(tx.changes, change{schema: r.Namespace, table: r.RelationName, op: op, cols: ri.cols, keys: ri.keys,
+		before: decodeTuple(r, old, types), after: decodeTuple(r, cur, types)})
 	return nil
 }
 
-// relColumns are a relation's columns, made once per relation message.
-func (p *pgSource) relColumns(r *pglogrepl.RelationMessage) []column {
-	if cols, ok := p.relCols[r]; ok {
-		return cols
+// relInfo is what a relation message gives every row of it.
+type relInfo struct {
+	cols []column
+	keys []string // the replica identity's columns
+}
+
+// relation is r's columns and key columns, made once per relation message.
+func (p *pgSource) relation(r *pglogrepl.RelationMessage) *relInfo {
+	if ri, ok := p.rels[r]; ok {
+		return ri
 	}
-	cols := make([]column, len(r.Columns))
+	ri := &relInfo{cols: make([]column, len(r.Columns))}
 	for i, c := range r.Columns {
-		cols[i] = column{name: c.Name, oid: c.DataType}
+		ri.cols[i] = column{name: c.Name, oid: c.DataType}
+		if c.Flags&1 != 0 {
+			ri.keys = append(ri.keys, c.Name)
+		}
 	}
-	if p.relCols == nil || len(p.relCols) > 10000 {
-		p.relCols = map[*pglogrepl.RelationMessage][]column{}
+	if p.rels == nil || len(p.rels) > 10000 {
+		p.rels = map[*pglogrepl.RelationMessage]*relInfo{}
 	}
-	p.relCols[r] = cols
-	return cols
+	p.rels[r] = ri
+	return ri
 }
 
 func decodeTuple(r *pglogrepl.RelationMessage, t *pglogrepl.TupleData, types *pgtype.Map) map[string]any {
@@ -630,6 +670,28 @@ func decodeTuple(r *pglogrepl.RelationMessage, t *pglogrepl.TupleData, types *pg
 }
 
 func decodeText(types *pgtype.Map, data []byte, oid uint32) any {
+	// The common types directly, to the Go types pgtype gives them: the
+	// codec lookup and its conversions cost more than the parse.
+	switch oid {
+	case pgtype.Int8OID:
+		if n, err := strconv.ParseInt(string(data), 10, 64); err == nil {
+			return n
+		}
+	case pgtype.Int4OID:
+		if n, err := strconv.ParseInt(string(data), 10, 32); err == nil {
+			return int32(n)
+		}
+	case pgtype.Int2OID:
+		if n, err := strconv.ParseInt(string(data), 10, 16); err == nil {
+			return int16(n)
+		}
+	case pgtype.TextOID, pgtype.VarcharOID:
+		return string(data)
+	case pgtype.BoolOID:
+		if len(data) == 1 && (data[0] == 't' || data[0] == 'f') {
+			return data[0] == 't'
+		}
+	}
 	if dt, ok := types.TypeForOID(oid); ok {
 		v, err := dt.Codec.DecodeValue(types, oid, pgtype.TextFormatCode, data)
 		if err == nil {

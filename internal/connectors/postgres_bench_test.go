@@ -66,3 +66,75 @@ func BenchmarkPostgresChange(b *testing.B) {
 		})
 	}
 }
+
+// pgoutputInsert is the wire form of a pgoutput (protocol 1) insert into
+// relation 1 of text-format columns.
+func pgoutputInsert(vals ...string) []byte {
+	b := []byte{'I', 0, 0, 0, 1, 'N', 0, byte(len(vals))}
+	for _, v := range vals {
+		b = append(b, 't', 0, 0, byte(len(v)>>8), byte(len(v)))
+		b = append(b, v...)
+	}
+	return b
+}
+
+// BenchmarkPostgresStream is the capture's work per row change from the
+// replication stream's bytes: pglogrepl.Parse of the pgoutput messages of
+// transactions of 10 inserts (begin, rows, commit), the decoding, the
+// envelope at the commit and the committer's bookkeeping, sent to a no-op
+// whose receipts come at once. The broker and the connection are left out.
+func BenchmarkPostgresStream(b *testing.B) {
+	s := &postgresSettings{ConnectionString: "postgres://u@h/db", Tables: []string{"public.load"}}
+	if err := s.Check(); err != nil {
+		b.Fatal(err)
+	}
+	p := &pgSource{s: s, db: "db", schemas: schemas{}}
+	p.env = &SourceEnv{Tenant: "public", Namespace: "default", Name: "bench", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p.env.send = func(_ context.Context, _ *Record, done func(error)) { done(nil) }
+	rel := []byte{'R', 0, 0, 0, 1}
+	rel = append(rel, "public\x00load\x00"...)
+	rel = append(rel, 'd', 0, 4)
+	for i, c := range []struct {
+		name string
+		oid  uint32
+	}{{"id", pgtype.Int8OID}, {"account", pgtype.Int4OID}, {"amount", pgtype.Int4OID}, {"note", pgtype.TextOID}} {
+		rel = append(rel, byte(min(i, 1)^1))
+		rel = append(rel, c.name+"\x00"...)
+		rel = append(rel, byte(c.oid>>24), byte(c.oid>>16), byte(c.oid>>8), byte(c.oid), 0xff, 0xff, 0xff, 0xff)
+	}
+	const perTx = 10
+	begin := []byte{'B', 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}
+	commit := []byte{'C', 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0}
+	relations := map[uint32]*pglogrepl.RelationMessage{}
+	types := pgtype.NewMap()
+	ctx := context.Background()
+	feed := func(data []byte, tx *txState) *txState {
+		m, err := pglogrepl.Parse(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if tx, err = p.handle(ctx, m, tx, relations, types); err != nil {
+			b.Fatal(err)
+		}
+		return tx
+	}
+	feed(rel, nil)
+	inserts := make([][]byte, 1000)
+	for i := range inserts {
+		inserts[i] = pgoutputInsert(strconv.Itoa(1000000+i), strconv.Itoa(i%1000), strconv.Itoa(i%97), "benchmark row")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for n := 0; n < b.N; n += perTx {
+		tx := feed(begin, nil)
+		for k := 0; k < perTx && n+k < b.N; k++ {
+			tx = feed(inserts[(n+k)%len(inserts)], tx)
+		}
+		feed(commit, tx)
+	}
+	b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "rows/cpu-s")
+	if _, ok, err := p.c.Committed(); !ok || err != nil || p.c.InFlight() != 0 {
+		b.Fatalf("committed %v err %v in flight %d", ok, err, p.c.InFlight())
+	}
+}

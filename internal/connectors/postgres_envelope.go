@@ -43,13 +43,13 @@ type envelope struct {
 	TsMs   int64          `json:"ts_ms"`
 }
 
-// records turns a change into the records to send: a Debezium-style
-// envelope on the table's topic, or, for the outbox table, the routed
-// payload (its deletes and updates are not sent).
-func (p *pgSource) records(ch *change) ([]*Record, error) {
+// appendRecords appends to dst the records a change becomes: a
+// Debezium-style envelope on the table's topic, or, for the outbox table,
+// the routed payload (its deletes and updates are not sent).
+func (p *pgSource) appendRecords(dst []*Record, ch *change) ([]*Record, error) {
 	if o := p.s.Outbox; o != nil && o.Table == ch.schema+"."+ch.table {
 		if ch.op != "c" && ch.op != "r" {
-			return nil, nil
+			return dst, nil
 		}
 		route := fmt.Sprint(ch.after[o.RouteColumn])
 		rec := &Record{Topic: strings.ReplaceAll(o.TopicPattern, "{route}", route),
@@ -65,7 +65,7 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 		default:
 			rec.Value, _ = json.Marshal(v)
 		}
-		return []*Record{rec}, nil
+		return append(dst, rec), nil
 	}
 	env := envelope{Before: ch.before, After: ch.after, Op: ch.op, TsMs: time.Now().UnixMilli(),
 		Source: envelopeSource{Version: "messagebus", Connector: "postgresql", Name: p.env.Name, TsMs: ch.commit.UnixMilli(),
@@ -77,7 +77,7 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 	if p.s.ValueSchema == "avro" {
 		var err error
 		if value, err = appendAvroEnvelope(make([]byte, 0, 256), &env, ch.cols); err != nil {
-			return nil, fmt.Errorf("avro envelope of %s.%s: %w", ch.schema, ch.table, err)
+			return dst, fmt.Errorf("avro envelope of %s.%s: %w", ch.schema, ch.table, err)
 		}
 	} else {
 		value = appendEnvelope(make([]byte, 0, 256), &env, ch.cols)
@@ -94,11 +94,11 @@ func (p *pgSource) records(ch *change) ([]*Record, error) {
 	if p.s.ValueSchema != "none" {
 		sc, err := p.schemas.envelope(p.db, ch.schema, ch.table, ch.cols)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		rec.Schema = sc
 	}
-	return []*Record{rec}, nil
+	return append(dst, rec), nil
 }
 
 // topic is a table's topic, cached: building a Replacer per row cost as

@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Server is a running test cluster.
@@ -106,4 +108,56 @@ func (s *Server) Restart() {
 // DSN is the superuser's connection string to database db.
 func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.Port, db)
+}
+
+// CPU is the CPU time (user and system) the server's processes have used
+// so far, by kind: "walsender" (logical decoding for replication
+// connections), "backend" (client sessions) and "other" (the postmaster
+// and its background workers). Processes that exited are not counted:
+// take differences over phases whose connections stay open. Linux only
+// (it reads /proc).
+func (s *Server) CPU() (map[string]time.Duration, error) {
+	pidFile, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
+	if err != nil {
+		return nil, err
+	}
+	first, _, _ := strings.Cut(string(pidFile), "\n")
+	master := strings.TrimSpace(first)
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	out := map[string]time.Duration{}
+	for _, e := range ents {
+		pid := e.Name()
+		if pid[0] < '0' || pid[0] > '9' {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			continue // exited
+		}
+		// After the command in parentheses: state ppid ... utime (14) stime (15).
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 13 || (f[1] != master && pid != master) {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		kind := "other"
+		switch c := string(cmd); {
+		case strings.HasPrefix(c, "postgres: walsender"):
+			kind = "walsender"
+		case pid != master && strings.Contains(c, "127.0.0.1("):
+			kind = "backend"
+		}
+		out[kind] += time.Duration(ut+st) * tick
+	}
+	return out, nil
 }
