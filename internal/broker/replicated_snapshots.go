@@ -139,6 +139,7 @@ func (t *Topic) snapshotTick() {
 	st.pending[sb.id] = sb
 	st.mu.Unlock()
 	t.b.metrics.markers.snapshotsStarted.Inc()
+	t.b.log.Debug("replicated subscriptions snapshot started", "topic", t.fullName, "snapshot", sb.id, "remotes", remotes)
 	t.writeMarker(wire.MarkerSnapshotRequest, nil,
 		wire.SnapshotRequest{SnapshotID: sb.id, SourceCluster: t.b.cfg.ClusterName}.Marshal(), nil)
 }
@@ -157,6 +158,7 @@ func (t *Topic) replicatedMarkerStored(id int64, hp []byte) {
 	switch md.MarkerType {
 	case wire.MarkerSnapshotRequest:
 		req, err := wire.ParseSnapshotRequest(payload)
+		t.b.log.Debug("snapshot request", "topic", t.fullName, "snapshot", req.SnapshotID, "from", req.SourceCluster, "entry", id)
 		if err != nil || req.SourceCluster == "" {
 			t.b.log.Warn("bad snapshot request marker", "topic", t.fullName, "entry", id, "err", err)
 			return
@@ -191,6 +193,7 @@ func (t *Topic) snapshotResponse(id int64, resp wire.SnapshotResponse) {
 	st := &t.snapshots
 	st.mu.Lock()
 	sb := st.pending[resp.SnapshotID]
+	t.b.log.Debug("snapshot response", "topic", t.fullName, "snapshot", resp.SnapshotID, "cluster", resp.Cluster.Cluster, "entry", id, "pending", sb != nil)
 	if sb == nil || sb.finishing {
 		st.mu.Unlock()
 		return // timed out, or not ours
@@ -234,6 +237,7 @@ func (t *Topic) snapshotResponse(id int64, resp wire.SnapshotResponse) {
 		delete(st.pending, sb.id)
 		st.lastCompletedStart = sb.start
 		t.b.metrics.markers.snapshotsDone.Inc()
+		t.b.log.Debug("replicated subscriptions snapshot completed", "topic", t.fullName, "snapshot", sb.id, "local", id)
 		t.b.metrics.markers.snapshotDuration.Observe(time.Since(sb.start).Seconds())
 	})
 }
