@@ -101,16 +101,29 @@ func (x *markerIndex) unacked(c *ledger.CursorState, md, last int64) int64 {
 	return n
 }
 
-// save persists the index when it changed, without the ids retention
-// removed (below first).
+// markerTail is how many of the last entries keep their markers indexed
+// whatever the subscriptions: the last message id skips trailing markers.
+const markerTail = 1000
+
+// saveMarkers persists the index when it changed. It keeps only the ids a
+// count can need: above every subscription's mark-delete (backlogs, peek)
+// and among the last markerTail entries, and never below the first entry
+// retention kept. A subscription created later at the earliest entry counts
+// older markers in its backlog until its dispatch passes them, as Pulsar's.
 func (t *Topic) saveMarkers() {
 	x := &t.markers
 	x.mu.Lock()
-	if !x.dirty || x.set == nil {
-		x.mu.Unlock()
+	dirty := x.dirty && x.set != nil
+	x.mu.Unlock()
+	if !dirty {
 		return
 	}
-	first := t.ledger.FirstEntryID()
+	first := t.ledger.LastEntryID() - markerTail
+	for _, s := range t.subscriptions() {
+		first = min(first, s.markDelete()+1)
+	}
+	first = max(first, t.ledger.FirstEntryID())
+	x.mu.Lock()
 	st := ledger.NewCursorState(0)
 	x.set.AckedRanges(first+markerShift, func(lo, hi int64) bool {
 		for id := max(lo, first+markerShift); id <= hi; id++ {
