@@ -57,6 +57,11 @@ type Options struct {
 	// KeySharedRangeSplit: Key_Shared AUTO_SPLIT splits hash ranges in
 	// halves instead of a consistent-hash ring (broker.Config).
 	KeySharedRangeSplit bool
+	// Replicated subscriptions (broker.Config): markers off, the snapshot
+	// interval (0: 1 s), and the admin-API watermark sync off.
+	DisableReplicatedSubscriptions           bool
+	ReplicatedSubscriptionsSnapshotFrequency time.Duration
+	DisableReplicatedSubscriptionsAdminSync  bool
 	// Defaults of the limit policies for namespaces and topics without
 	// one (0: no limit; `mb standalone` defaults the first two to Pulsar's
 	// 50000 and 200000). See broker.Config.

@@ -25,7 +25,7 @@ func (b *Broker) LastMessageID(ctx context.Context, name naming.Topic) (MessageI
 	if err != nil {
 		return MessageID{}, err
 	}
-	id := MessageID{LedgerID: t.ledgerID, EntryID: t.ledger.LastEntryID(), Partition: name.PartitionIndex(), BatchIndex: -1}
+	id := MessageID{LedgerID: t.ledgerID, EntryID: t.lastMessageEntry(), Partition: name.PartitionIndex(), BatchIndex: -1}
 	if id.EntryID >= 0 {
 		if es, err := t.ledger.Read(ctx, id.EntryID, 1, 0); err == nil && len(es) == 1 {
 			if md, ok := entryMetadata(es[0].Data); ok && md.HasNumMessagesInBatch {
@@ -99,14 +99,23 @@ func (b *Broker) PeekMessage(ctx context.Context, name naming.Topic, sub string,
 	n = max(n, 1)
 	s.mu.Lock()
 	c := s.cursor
-	id := c.NextUnacked(max(c.MarkDelete+1, first))
+	// The next unacknowledged entry that is not a marker (markers are
+	// never shown).
+	next := func(from int64) int64 {
+		id := c.NextUnacked(from)
+		for id <= last && t.markers.isMarker(id) {
+			id = c.NextUnacked(id + 1)
+		}
+		return id
+	}
+	id := next(max(c.MarkDelete+1, first))
 	switch {
 	case id > last:
-	case c.RangeCount() == 0:
+	case c.RangeCount() == 0 && !t.markers.any():
 		id += min(n-1, last-id+1) // nothing is acked after id: no need to walk
 	default:
 		for i := int64(1); i < n && id <= last; i++ {
-			id = c.NextUnacked(id + 1)
+			id = next(id + 1)
 		}
 	}
 	s.mu.Unlock()

@@ -71,6 +71,17 @@ type Config struct {
 	// hash ranges in halves instead of using the consistent-hash ring
 	// (Pulsar's subscriptionKeySharedUseConsistentHashing=false).
 	KeySharedRangeSplit bool
+	// DisableReplicatedSubscriptions turns the replicated subscription
+	// markers off (Pulsar's enableReplicatedSubscriptions=false):
+	// no snapshots are taken and replicated markers are stored unprocessed.
+	DisableReplicatedSubscriptions bool
+	// ReplicatedSubscriptionsSnapshotFrequency is how often a topic with a
+	// replicated subscription takes a snapshot (Pulsar's
+	// replicatedSubscriptionsSnapshotFrequencyMillis); default 1 s.
+	ReplicatedSubscriptionsSnapshotFrequency time.Duration
+	// DisableReplicatedSubscriptionsAdminSync stops the watermark posts to
+	// the remote's admin API (replicated_subs.go), leaving the markers alone.
+	DisableReplicatedSubscriptionsAdminSync bool
 	// ReplicationSweepInterval is how often, in cluster mode, a broker
 	// looks for replicated topics without an owner to take and load
 	// (replication_cluster.go); default 5 s.
@@ -144,6 +155,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.KeepAliveInterval <= 0 {
 		c.KeepAliveInterval = 30 * time.Second
+	}
+	if c.ReplicatedSubscriptionsSnapshotFrequency <= 0 {
+		c.ReplicatedSubscriptionsSnapshotFrequency = defaultSnapshotInterval
 	}
 	if c.CursorSaveInterval <= 0 {
 		c.CursorSaveInterval = 200 * time.Millisecond
@@ -249,9 +263,14 @@ func New(cfg Config, store ledger.Store, md *meta.Resources, metrics *Metrics) *
 		}()
 	}
 	b.policiesChanged = b.policies.Subscribe()
-	b.bgWG.Add(6)
+	b.bgWG.Add(7)
 	go b.resumeReplication()
-	go b.everyTopic(replicatedSubscriptionInterval, (*Topic).replicateSubscriptions)
+	go b.everyTopic(replicatedSubscriptionInterval, func(t *Topic) {
+		if !b.cfg.DisableReplicatedSubscriptionsAdminSync {
+			t.replicateSubscriptions()
+		}
+	})
+	go b.everyTopic(b.cfg.ReplicatedSubscriptionsSnapshotFrequency, (*Topic).snapshotTick)
 	// Changed cursors go to the ledger, which persists them.
 	go b.everyTopic(b.cfg.CursorSaveInterval, (*Topic).saveCursors)
 	go b.everyTopic(b.cfg.CompactionCheckInterval, func(t *Topic) { t.checkCompactionThreshold(b.ctx) })

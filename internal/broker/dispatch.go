@@ -263,6 +263,7 @@ const (
 	deferred                  // delayed delivery: held until its time
 	keyBlocked                // its key must wait; parked in the replay queue
 	noConsumer                // no consumer can take anything now
+	skipped                   // a marker: acknowledged, not delivered
 )
 
 // deliverEntry hands one entry to the consumer the dispatcher picks; mask,
@@ -274,6 +275,10 @@ func (s *Subscription) deliverEntry(e ledger.Entry, mask []int64) deliverOutcome
 	// entry. deliverEntry runs with s.mu held.
 	s.md, _ = entryMetadata(e.Data)
 	md := &s.md
+	if md.HasMarkerType {
+		s.skipMarker(e.ID, md, e.Data)
+		return skipped
+	}
 	if s.delays != nil && md.HasDeliverAtTime && md.DeliverAtTime > time.Now().UnixMilli() && !s.topic.delivery.delayedOff.Load() {
 		s.delays.add(e.ID, md.DeliverAtTime)
 		return deferred

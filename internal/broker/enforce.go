@@ -100,7 +100,8 @@ func (s *Subscription) backlog(last int64) (entries int64, oldestUnacked int64) 
 	if last <= md {
 		return 0, -1
 	}
-	return last - md - s.cursor.AckedAfterMarkDelete(last), s.cursor.NextUnacked(md + 1)
+	entries = last - md - s.cursor.AckedAfterMarkDelete(last) - s.topic.markers.unacked(s.cursor, md, last)
+	return entries, s.cursor.NextUnacked(md + 1)
 }
 
 // ackBefore acknowledges every entry with id < next (TTL, eviction, skip).

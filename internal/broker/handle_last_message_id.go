@@ -33,7 +33,7 @@ func (c *conn) handleGetLastMessageID(cmd *pb.CommandGetLastMessageId) {
 	if t.ledger != nil {
 		ctx, cancel := c.requestCtx()
 		defer cancel()
-		if id := t.ledger.LastEntryID(); id >= 0 {
+		if id := t.lastMessageEntry(); id >= 0 {
 			last.EntryId = proto.Uint64(uint64(id))
 			if es, err := t.ledger.Read(ctx, id, 1, 0); err == nil && len(es) == 1 {
 				if md, ok := entryMetadata(es[0].Data); ok && md.HasNumMessagesInBatch {

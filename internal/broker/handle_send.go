@@ -75,6 +75,12 @@ func (c *conn) handleSend(f *wire.Frame) error {
 		c.sendError(sf, pb.ServerError_NotAllowedError, err.Error())
 		return nil
 	}
+	if md.HasMarkerType && md.ReplicatedFrom == nil {
+		// Markers move subscriptions: only the broker writes them, and
+		// replicators copy them (replicated_from set).
+		c.sendError(sf, pb.ServerError_NotAllowedError, "a message with marker_type is accepted only from a replicator (replicated_from set): markers are written by the broker")
+		return nil
+	}
 	var rs *replSource
 	if md.ReplicatedFrom != nil {
 		p.sentReplicated.Store(true)
@@ -87,6 +93,7 @@ func (c *conn) handleSend(f *wire.Frame) error {
 			c.sendError(sf, pb.ServerError_NotAllowedError, "malformed replicated message: "+err.Error())
 			return nil
 		}
+		rs.marker = md.HasMarkerType
 	}
 	if !c.throttlePublish(p.topic, max(int(md.NumMessagesInBatch), 1), len(hp)) {
 		return nil

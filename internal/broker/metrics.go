@@ -40,6 +40,7 @@ type Metrics struct {
 	enforcementSkips prometheus.Counter
 	compaction       *compactionMetrics
 	limits           *limitsMetrics
+	markers          *markerMetrics
 }
 
 // NewMetrics creates the collectors and registers them with reg (when not nil).
@@ -82,6 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.compaction = newCompactionMetrics(reg)
 	m.limits = newLimitsMetrics(reg)
+	m.markers = newMarkerMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.topics, m.producers, m.consumers, m.msgIn, m.bytesIn,
 			m.msgOut, m.bytesOut, m.msgDropped, m.checksumErrors, m.replicationErrors, m.lostSkipped, m.appendErrors, m.publishLatency,

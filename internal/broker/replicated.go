@@ -56,6 +56,7 @@ func (a replPos) String() string { return geo.FormatSourcePosition(a.ledger, a.e
 type replSource struct {
 	cluster string
 	pos     replPos
+	marker  bool // a replicated marker (markers.go)
 }
 
 // replicatedSource reads the source cluster and position of a replicated

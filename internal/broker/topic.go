@@ -46,6 +46,10 @@ type Topic struct {
 	replDedup *replDedupState
 	repl      topicReplication
 	replSubs  replicatedSubs // replicated_subs.go
+	// markers indexes the topic's marker entries (markers.go); snapshots
+	// is the replicated subscriptions' marker protocol (replicated_snapshots.go).
+	markers   markerIndex
+	snapshots rsnapState
 	// quotaBlocked refuses producers while the backlog quota is exceeded.
 	quotaBlocked error
 
@@ -112,6 +116,7 @@ func newTopic(ctx context.Context, b *Broker, name naming.Topic) (*Topic, error)
 		t.subs[n] = newSubscription(t, n, true, cursors[n])
 	}
 	t.loadReplicatedSubs(cursors)
+	t.markers.load(cursors[markersCursor])
 	if err := t.loadCompaction(ctx, cursors[compactionCursor]); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("load compacted view of %s: %w", t.fullName, err)
@@ -141,14 +146,17 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte, rs *replSou
 	if t.refuseTerminated(p, sf) {
 		return
 	}
-	n := int64(sf.NumMessages)
-	p.in.add(int(n), len(hp))
-	t.msgIn.Add(n)
-	t.bytesIn.Add(int64(len(hp)))
-	t.lastPublish.Store(time.Now().UnixMilli())
+	marker := rs != nil && rs.marker
+	if !marker { // a replicated marker is not a message (markers.go)
+		n := int64(sf.NumMessages)
+		p.in.add(int(n), len(hp))
+		t.msgIn.Add(n)
+		t.bytesIn.Add(int64(len(hp)))
+		t.lastPublish.Store(time.Now().UnixMilli())
+		t.b.metrics.msgIn.Add(float64(n))
+		t.b.metrics.bytesIn.Add(float64(len(hp)))
+	}
 	t.b.activity.Touch()
-	t.b.metrics.msgIn.Add(float64(n))
-	t.b.metrics.bytesIn.Add(float64(len(hp)))
 	c := p.cn
 	if t.ledger == nil {
 		id := t.nonPersistentSeq.Add(1) - 1
@@ -204,6 +212,11 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte, rs *replSou
 		if err != nil {
 			t.b.appendFailed(t, c, &sfCopy, err)
 			return
+		}
+		if marker {
+			t.replicatedMarkerStored(entryID, hp)
+		} else {
+			t.dataStored()
 		}
 		c.sendReceipt(&sfCopy, t.ledgerID, entryID)
 	})
@@ -294,6 +307,7 @@ func (t *Topic) saveCursors() {
 	}
 	t.saveDedup()
 	t.saveReplDedup()
+	t.saveMarkers()
 }
 
 // close stops the dispatchers, saves cursors and closes the ledger.
@@ -315,6 +329,7 @@ func (t *Topic) close() error {
 		t.closeCompaction()
 		t.saveDedup()
 		t.saveReplDedup()
+		t.saveMarkers()
 		return t.ledger.Close()
 	}
 	return nil

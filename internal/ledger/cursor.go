@@ -460,3 +460,15 @@ func (d *decoder) uint64() uint64 {
 	d.b = d.b[8:]
 	return v
 }
+
+// AckedRanges calls fn, in order, with each range [lo, hi] of ids acked
+// individually that reaches above from (lo may be below it), until fn
+// returns false. A cursor used as a set of ids (the broker's marker index)
+// is read this way.
+func (c *CursorState) AckedRanges(from int64, fn func(lo, hi int64) bool) {
+	for i := c.search(from); i < len(c.ranges); i++ {
+		if !fn(c.ranges[i].lo, c.ranges[i].hi) {
+			return
+		}
+	}
+}

@@ -20,7 +20,8 @@
 //   - In order, never skipped: entries are sent in id order on one
 //     connection; the cursor moves only over entries whose receipt came
 //     back (or that are not to be sent: replicated_from already set, a
-//     replicate_to list without the remote, markers), in order. On any
+//     replicate_to list without the remote), in order. Markers are sent
+//     like entries (replicated subscriptions). On any
 //     failure (dial, handshake, SEND_ERROR, a receipt out of order or
 //     overdue, a read error) the connection is closed and sending resumes
 //     from the entry after the cursor.

@@ -116,6 +116,7 @@ func appendReplicated(dst []byte, p prepared, local string, ledgerID, entryID in
 type prepared struct {
 	meta, payload, schemaVersion []byte
 	msgs                         int
+	marker                       bool // CommandSend.marker, as Pulsar's replicator sends a marker
 }
 
 // size is the length of the entry as sent (what appendReplicated appends
@@ -134,7 +135,7 @@ func (p prepared) size(local string, ledgerID, entryID int64) int {
 
 // inspect reads what sending an entry needs; ok is false for entries that
 // are not to be sent to this remote (replicated here from elsewhere,
-// markers, replicate_to without it).
+// replicate_to without it).
 func (r *Replicator) inspect(e ledger.Entry, l *link, schemas map[string][]byte) (p prepared, ok bool, err error) {
 	meta, payload, err := wire.SplitPayload(e.Data)
 	if err != nil {
@@ -144,7 +145,9 @@ func (r *Replicator) inspect(e ledger.Entry, l *link, schemas map[string][]byte)
 	if err != nil {
 		return p, false, fmt.Errorf("decode metadata: %w", err)
 	}
-	if m.replicated || m.marker || (m.otherTarget && !m.toThisRemote) {
+	// Markers are replicated like entries (replicated subscriptions),
+	// within their replicate_to; those that arrived by replication are not.
+	if m.replicated || (m.otherTarget && !m.toThisRemote) {
 		return p, false, nil
 	}
 	var sv []byte
@@ -157,7 +160,7 @@ func (r *Replicator) inspect(e ledger.Entry, l *link, schemas map[string][]byte)
 			sv = nil // the same: nothing to replace
 		}
 	}
-	return prepared{meta: meta, payload: payload, schemaVersion: sv, msgs: m.msgs}, true, nil
+	return prepared{meta: meta, payload: payload, schemaVersion: sv, msgs: m.msgs, marker: m.marker}, true, nil
 }
 
 // prepare returns the entry as it is sent to the remote, in one piece

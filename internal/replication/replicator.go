@@ -351,6 +351,10 @@ func (r *Replicator) session(saved *int64) error {
 					seq++
 					pe.seq, pe.msgs = seq, p.msgs
 					*sendCmd.SequenceId, *sendCmd.NumMessages = seq, int32(p.msgs)
+					sendCmd.Marker = nil
+					if p.marker {
+						sendCmd.Marker = proto.Bool(true)
+					}
 					var tail []byte
 					frames, tail, pe.size = r.appendFrame(frames, cmd, p, e.ID, zeroCopy)
 					if tail != nil {

@@ -175,6 +175,8 @@ func checkMetadata(t testing.TB, info *wire.MetadataInfo, m *pb.MessageMetadata)
 		TotalChunkMsgSize:     m.GetTotalChunkMsgSize(),
 		NullValue:             m.GetNullValue(),
 		ReplicatedFrom:        nilOrBytes(m.ReplicatedFrom != nil, m.GetReplicatedFrom()),
+		MarkerType:            m.GetMarkerType(),
+		HasMarkerType:         m.MarkerType != nil,
 	}
 	if !metadataInfoEqual(info, &want) {
 		t.Fatalf("ParseMetadata mismatch\n got: %+v\nwant: %+v", *info, want)

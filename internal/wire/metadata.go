@@ -33,6 +33,10 @@ type MetadataInfo struct {
 	TotalChunkMsgSize     int32
 	NullValue             bool
 	ReplicatedFrom        []byte
+	// MarkerType is set (HasMarkerType) on server-only marker entries
+	// (markers.go), which are never delivered to clients.
+	MarkerType    int32
+	HasMarkerType bool
 }
 
 // MessageMetadata field numbers read by ParseMetadata.
@@ -49,6 +53,7 @@ const (
 	fieldMetaPartitionKeyB64  = 17
 	fieldMetaOrderingKey      = 18
 	fieldMetaDeliverAtTime    = 19
+	fieldMetaMarkerType       = 20
 	fieldMetaHighestSeq       = 24
 	fieldMetaNullValue        = 25
 	fieldMetaUUID             = 26
@@ -108,6 +113,8 @@ func ParseMetadata(meta []byte, info *MetadataInfo) error {
 				info.TotalChunkMsgSize = int32(v)
 			case fieldMetaChunkID:
 				info.ChunkID = int32(v)
+			case fieldMetaMarkerType:
+				info.MarkerType, info.HasMarkerType = int32(v), true
 			}
 		case wt == wireBytes && isMetaBytes(num):
 			v, n, err := consumeBytes(b)
@@ -152,7 +159,7 @@ func isMetaVarint(num protowire.Number) bool {
 		fieldMetaUncompressedSize, fieldMetaNumInBatch, fieldMetaEventTime,
 		fieldMetaPartitionKeyB64, fieldMetaDeliverAtTime, fieldMetaHighestSeq,
 		fieldMetaNullValue, fieldMetaNumChunks, fieldMetaTotalChunkSize,
-		fieldMetaChunkID:
+		fieldMetaChunkID, fieldMetaMarkerType:
 		return true
 	}
 	return false
