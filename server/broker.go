@@ -52,6 +52,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		CompactionCheckInterval:           opts.CompactionCheckInterval,
 		CompactionMaxRate:                 opts.CompactionMaxRate,
 		CompactionNoYield:                 opts.NoBackgroundYield,
+		CompactionNoIdleIO:                opts.NoBackgroundIdleIO,
 		DefaultRetentionMinutes:           opts.DefaultRetentionMinutes,
 		DefaultRetentionSizeMB:            opts.DefaultRetentionSizeMB,
 		DeduplicationEnabled:              opts.DeduplicationEnabled,

@@ -71,6 +71,7 @@ which wins over the file.`,
 	f.Duration("compaction-check-interval", time.Minute, "how often topics are checked against their compaction threshold")
 	f.Int64("compaction-max-rate", 0, "bytes per second compactions may read, over all topics (0: no limit)")
 	f.Bool("background-yield", true, "offloads and compactions pause after each step for as long as it ran while producers publish (false: full speed)")
+	f.Bool("background-idle-io", true, "offloads and compactions read the journal at the idle I/O priority class (Linux ioprio; the disk serves producers' writes first); false: the usual priority")
 	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
 	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
 	f.String("metadata-store", "", "metadata store: empty or embedded for the embedded store in <data-dir>/meta, or etcd://host:port[,host:port...]")
@@ -333,6 +334,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		CompactionCheckInterval:           v.GetDuration("compaction-check-interval"),
 		CompactionMaxRate:                 v.GetInt64("compaction-max-rate"),
 		NoBackgroundYield:                 !v.GetBool("background-yield"),
+		NoBackgroundIdleIO:                !v.GetBool("background-idle-io"),
 		CheckpointInterval:                checkpointInterval,
 		CheckpointRetain:                  v.GetInt("checkpoint-retain"),
 		HideTopicLevelMetrics:             !v.GetBool("expose-topic-level-metrics"),

@@ -24,6 +24,21 @@ type Input struct {
 	// Throttle, when set, is called after each read with the bytes read
 	// and may wait (a rate limit); its error ends the compaction.
 	Throttle func(ctx context.Context, bytes int) error
+	// ReadWith, when set, runs each read (pace.IdleIO: at the idle I/O
+	// priority).
+	ReadWith func(read func() error) error
+}
+
+// read reads from l through ReadWith.
+func (in Input) read(ctx context.Context, l ledger.Ledger, from int64) (es []ledger.Entry, err error) {
+	if in.ReadWith == nil {
+		return l.Read(ctx, from, readEntries, readBytes)
+	}
+	err = in.ReadWith(func() error {
+		es, err = l.Read(ctx, from, readEntries, readBytes)
+		return err
+	})
+	return es, err
 }
 
 // Result describes a finished compaction.
@@ -190,7 +205,7 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			es, err := in.Previous.Read(ctx, from, readEntries, readBytes)
+			es, err := in.read(ctx, in.Previous, from)
 			if err != nil {
 				return fmt.Errorf("read compacted ledger %s: %w", in.Previous.Name(), err)
 			}
@@ -217,7 +232,7 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		es, err := in.Topic.Read(ctx, from, readEntries, readBytes)
+		es, err := in.read(ctx, in.Topic, from)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			from = in.Topic.FirstEntryID()
 			continue
