@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Input is what one compaction reads.
@@ -57,8 +59,12 @@ type Result struct {
 const (
 	readEntries = 1000
 	readBytes   = 1 << 20
-	// maxInFlight bounds the appends not yet durable.
-	maxInFlight = 4096
+	// maxInFlight bounds the appends not yet durable, and maxInFlightBytes
+	// their bytes: the compacted ledger shares the journal with producers,
+	// whose group commits would otherwise carry (and wait for the write of)
+	// megabytes of compacted entries queued at once.
+	maxInFlight      = 4096
+	maxInFlightBytes = 256 << 10
 )
 
 // position is a message's place in the topic.
@@ -280,13 +286,14 @@ func (in Input) pace(ctx context.Context, es []ledger.Entry) error {
 type writer struct {
 	l     ledger.Ledger
 	slots chan struct{}
+	bytes *semaphore.Weighted
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	err   error
 }
 
 func newWriter(l ledger.Ledger) *writer {
-	return &writer{l: l, slots: make(chan struct{}, maxInFlight)}
+	return &writer{l: l, slots: make(chan struct{}, maxInFlight), bytes: semaphore.NewWeighted(maxInFlightBytes)}
 }
 
 func (w *writer) append(ctx context.Context, b []byte) error {
@@ -295,10 +302,16 @@ func (w *writer) append(ctx context.Context, b []byte) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	n := min(int64(len(b)), maxInFlightBytes) // an entry larger than the bound goes alone
+	if err := w.bytes.Acquire(ctx, n); err != nil {
+		<-w.slots
+		return err
+	}
 	w.mu.Lock()
 	err := w.err
 	w.mu.Unlock()
 	if err != nil {
+		w.bytes.Release(n)
 		<-w.slots
 		return err
 	}
@@ -311,6 +324,7 @@ func (w *writer) append(ctx context.Context, b []byte) error {
 			}
 			w.mu.Unlock()
 		}
+		w.bytes.Release(n)
 		<-w.slots
 		w.wg.Done()
 	})
