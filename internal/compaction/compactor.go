@@ -316,7 +316,11 @@ func (w *writer) append(ctx context.Context, b []byte) error {
 		return err
 	}
 	w.wg.Add(1)
-	w.l.Append(b, func(_ int64, err error) {
+	appendFn := w.l.Append
+	if bg, ok := w.l.(ledger.BackgroundAppender); ok {
+		appendFn = bg.AppendBackground // joins producers' group commits
+	}
+	appendFn(b, func(_ int64, err error) {
 		if err != nil {
 			w.mu.Lock()
 			if w.err == nil {
