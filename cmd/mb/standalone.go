@@ -74,6 +74,7 @@ which wins over the file.`,
 	f.Duration("compaction-check-interval", time.Minute, "how often topics are checked against their compaction threshold")
 	f.Int64("compaction-max-rate", 0, "bytes per second compactions may read, over all topics (0: no limit)")
 	f.Bool("background-yield", true, "offloads and compactions pause after each step for as long as it ran while producers publish (false: full speed)")
+	f.Bool("background-idle-io", false, "offloads and compactions read the journal at the idle I/O priority class (Linux ioprio; the disk serves producers' writes first, and an idle-class read may wait seconds on a busy disk); false: the usual priority")
 	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
 	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
 	f.String("metadata-store", "", "metadata store: empty or embedded for the embedded store in <data-dir>/meta, or etcd://host:port[,host:port...]")
@@ -345,6 +346,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		EnablePprof:                              v.GetBool("enable-pprof"),
 		Logger:                                   log,
 		Metadata:                                 metadata,
+		NoBackgroundIdleIO:                       !v.GetBool("background-idle-io"),
 		Security: server.Security{
 			AuthTokenSecretKey:         v.GetString("auth-token-secret-key"),
 			AuthTokenPublicKey:         v.GetString("auth-token-public-key"),

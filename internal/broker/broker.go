@@ -105,6 +105,9 @@ type Config struct {
 	// CompactionNoYield: compactions do not pause while producers publish
 	// (internal/pace); the default is to pause.
 	CompactionNoYield bool
+	// CompactionNoIdleIO: compactions read at the usual I/O priority (by
+	// default at the idle class, pace.IdleIO).
+	CompactionNoIdleIO bool
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store

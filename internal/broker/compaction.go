@@ -13,6 +13,7 @@ import (
 	"github.com/messagebus/messagebus/internal/compaction"
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/naming"
+	"github.com/messagebus/messagebus/internal/pace"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 )
 
@@ -224,7 +225,8 @@ func (t *Topic) compact(ctx context.Context) (compaction.Result, error) {
 		}
 	}
 	res, err := compaction.Compact(ctx, compaction.Input{Topic: t.ledger, Previous: prev.l,
-		PreviousHorizon: prev.horizon, Horizon: horizon, Throttle: t.b.compactionThrottle()}, out)
+		PreviousHorizon: prev.horizon, Horizon: horizon, Throttle: t.b.compactionThrottle(),
+		ReadWith: pace.With(!t.b.cfg.CompactionNoIdleIO)}, out)
 	if err != nil {
 		return failed(err)
 	}

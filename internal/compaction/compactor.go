@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Input is what one compaction reads.
@@ -24,6 +26,21 @@ type Input struct {
 	// Throttle, when set, is called after each read with the bytes read
 	// and may wait (a rate limit); its error ends the compaction.
 	Throttle func(ctx context.Context, bytes int) error
+	// ReadWith, when set, runs each read (pace.IdleIO: at the idle I/O
+	// priority).
+	ReadWith func(read func() error) error
+}
+
+// read reads from l through ReadWith.
+func (in Input) read(ctx context.Context, l ledger.Ledger, from int64) (es []ledger.Entry, err error) {
+	if in.ReadWith == nil {
+		return l.Read(ctx, from, readEntries, readBytes)
+	}
+	err = in.ReadWith(func() error {
+		es, err = l.Read(ctx, from, readEntries, readBytes)
+		return err
+	})
+	return es, err
 }
 
 // Result describes a finished compaction.
@@ -42,8 +59,12 @@ type Result struct {
 const (
 	readEntries = 1000
 	readBytes   = 1 << 20
-	// maxInFlight bounds the appends not yet durable.
-	maxInFlight = 4096
+	// maxInFlight bounds the appends not yet durable, and maxInFlightBytes
+	// their bytes: the compacted ledger shares the journal with producers,
+	// whose group commits would otherwise carry (and wait for the write of)
+	// megabytes of compacted entries queued at once.
+	maxInFlight      = 4096
+	maxInFlightBytes = 256 << 10
 )
 
 // position is a message's place in the topic.
@@ -190,7 +211,7 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			es, err := in.Previous.Read(ctx, from, readEntries, readBytes)
+			es, err := in.read(ctx, in.Previous, from)
 			if err != nil {
 				return fmt.Errorf("read compacted ledger %s: %w", in.Previous.Name(), err)
 			}
@@ -217,7 +238,7 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		es, err := in.Topic.Read(ctx, from, readEntries, readBytes)
+		es, err := in.read(ctx, in.Topic, from)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			from = in.Topic.FirstEntryID()
 			continue
@@ -265,13 +286,14 @@ func (in Input) pace(ctx context.Context, es []ledger.Entry) error {
 type writer struct {
 	l     ledger.Ledger
 	slots chan struct{}
+	bytes *semaphore.Weighted
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	err   error
 }
 
 func newWriter(l ledger.Ledger) *writer {
-	return &writer{l: l, slots: make(chan struct{}, maxInFlight)}
+	return &writer{l: l, slots: make(chan struct{}, maxInFlight), bytes: semaphore.NewWeighted(maxInFlightBytes)}
 }
 
 func (w *writer) append(ctx context.Context, b []byte) error {
@@ -280,15 +302,25 @@ func (w *writer) append(ctx context.Context, b []byte) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	n := min(int64(len(b)), maxInFlightBytes) // an entry larger than the bound goes alone
+	if err := w.bytes.Acquire(ctx, n); err != nil {
+		<-w.slots
+		return err
+	}
 	w.mu.Lock()
 	err := w.err
 	w.mu.Unlock()
 	if err != nil {
+		w.bytes.Release(n)
 		<-w.slots
 		return err
 	}
 	w.wg.Add(1)
-	w.l.Append(b, func(_ int64, err error) {
+	appendFn := w.l.Append
+	if bg, ok := w.l.(ledger.BackgroundAppender); ok {
+		appendFn = bg.AppendBackground // joins producers' group commits
+	}
+	appendFn(b, func(_ int64, err error) {
 		if err != nil {
 			w.mu.Lock()
 			if w.err == nil {
@@ -296,6 +328,7 @@ func (w *writer) append(ctx context.Context, b []byte) error {
 			}
 			w.mu.Unlock()
 		}
+		w.bytes.Release(n)
 		<-w.slots
 		w.wg.Done()
 	})

@@ -103,3 +103,14 @@ type CursorSyncer interface {
 	// SyncCursors persists every cursor saved before the call.
 	SyncCursors() error
 }
+
+// BackgroundAppender is implemented by ledgers whose store can take appends
+// of background work (a compaction's output) without a sync of their own:
+// they are written with the next group commit of other appends, or after a
+// short delay, so that they do not keep the shared journal busy and make
+// producers' syncs queue behind theirs. done is called once the entry is
+// durable, as for Append. A ledger appended to this way may also be
+// appended to normally; entries keep their order.
+type BackgroundAppender interface {
+	AppendBackground(data []byte, done func(entryID int64, err error))
+}

@@ -170,6 +170,7 @@ func (j *journal) failNoSpace(cause error) {
 	d.lastFailure, d.retryAt = now, now.Add(d.backoff)
 	j.err = fmt.Errorf("%w: %w; appends refused until space is freed", ledger.ErrDiskFull, cause)
 	j.setFullLocked(true)
+	j.takeBackground() // waiting background appends fail with the queued ones
 	for i := range j.queue {
 		if it := &j.queue[i]; it.l != nil && it.err == nil {
 			it.err = j.err // their ids are lost, as the failed group's

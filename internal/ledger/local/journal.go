@@ -83,7 +83,8 @@ type journal struct {
 
 	mu    sync.Mutex
 	queue []pending
-	err   error // every later append fails with it: a sticky failure, or the disk is full
+	bg    background // appends of background work waiting for a group commit (journal_background.go)
+	err   error      // every later append fails with it: a sticky failure, or the disk is full
 	state int
 	kick  chan struct{} // the queue became non-empty, or the state changed
 	space diskState     // disk-full state (diskspace.go)
@@ -152,6 +153,12 @@ func (j *journal) wake() {
 // append queues data for ledger h. done is called from the completer, or
 // from a new goroutine once the journal is closed.
 func (j *journal) append(h *handle, data []byte, done func(int64, error)) {
+	j.enqueue(h, data, done, false)
+}
+
+// enqueue queues an append: into the queue, or, for background work, into
+// j.bg until a group commit takes it.
+func (j *journal) enqueue(h *handle, data []byte, done func(int64, error), background bool) {
 	var crc uint32
 	tooBig := len(data) > MaxEntrySize
 	if !tooBig {
@@ -176,6 +183,12 @@ func (j *journal) append(h *handle, data []byte, done func(int64, error)) {
 		it.l, it.id, it.data, it.crc = h.l, h.l.next, data, crc
 		h.l.next++
 	}
+	if background && it.err == nil {
+		j.bg.add(j, it)
+		j.mu.Unlock()
+		return
+	}
+	j.takeBackground() // the background appends queued earlier go first: per-ledger order
 	wasEmpty := len(j.queue) == 0
 	j.queue = append(j.queue, it)
 	j.mu.Unlock()
@@ -192,6 +205,7 @@ func (j *journal) barrier() {
 		j.mu.Unlock()
 		return // closing drains the queue before returning
 	}
+	j.takeBackground()
 	wasEmpty := len(j.queue) == 0
 	j.queue = append(j.queue, pending{id: -1, done: func(int64, error) { close(ch) }})
 	j.mu.Unlock()
@@ -213,6 +227,7 @@ func (j *journal) stop(state int) {
 	if j.state == journalOpen {
 		j.state = state
 	}
+	j.takeBackground()
 	j.mu.Unlock()
 	j.wake()
 	<-j.exited

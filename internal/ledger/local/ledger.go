@@ -133,6 +133,11 @@ func (h *handle) Append(data []byte, done func(entryID int64, err error)) {
 	h.l.s.journal.append(h, data, done)
 }
 
+// AppendBackground implements ledger.BackgroundAppender (journal_background.go).
+func (h *handle) AppendBackground(data []byte, done func(entryID int64, err error)) {
+	h.l.s.journal.appendBackground(h, data, done)
+}
+
 // Read implements ledger.Ledger. Tail entries come from the cache; older ones
 // are read from the journal and checked against their checksum. Entries lost
 // to corruption found at recovery are skipped.

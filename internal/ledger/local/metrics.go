@@ -14,6 +14,7 @@ import (
 // (cache, damage, disk full) once a Store opened with Options.Metrics runs.
 type Metrics struct {
 	fsyncs          prometheus.Histogram
+	groupBytes      prometheus.Histogram
 	entries         prometheus.Counter
 	segments        *prometheus.CounterVec
 	preallocSkipped *prometheus.CounterVec
@@ -48,6 +49,13 @@ func NewMetrics(fsyncBuckets []float64) *Metrics {
 			Help:    "Duration of journal group commits: write and fdatasync.",
 			Buckets: fsyncBuckets,
 		}),
+		// What a group commit carries tells which writers a producer's
+		// fsync waits for (a compaction's appends share the journal).
+		groupBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mb_journal_group_bytes",
+			Help:    "Entry bytes written by each journal group commit.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 9), // 1 KiB to 64 MiB
+		}),
 		entries: prometheus.NewCounter(prometheus.CounterOpts{Name: "mb_journal_entries_total", Help: "Entries made durable by the journal."}),
 		segments: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_journal_segments_total",
 			Help: "Journal segments started, by where they came from: recycled, zero_filled (preallocated) or appended (a new file)."},
@@ -61,6 +69,7 @@ func NewMetrics(fsyncBuckets []float64) *Metrics {
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.fsyncs.Describe(ch)
+	m.groupBytes.Describe(ch)
 	m.entries.Describe(ch)
 	m.segments.Describe(ch)
 	m.preallocSkipped.Describe(ch)
@@ -72,6 +81,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.fsyncs.Collect(ch)
+	m.groupBytes.Collect(ch)
 	m.entries.Collect(ch)
 	m.segments.Collect(ch)
 	m.preallocSkipped.Collect(ch)
@@ -107,6 +117,7 @@ func (m *Metrics) instrument(o *Options) {
 			onSync(d, entries, bytes)
 		}
 		m.fsyncs.Observe(d.Seconds())
+		m.groupBytes.Observe(float64(bytes))
 		m.entries.Add(float64(entries))
 	}
 	o.OnRoll = func(source string) {

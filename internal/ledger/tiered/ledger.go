@@ -59,6 +59,17 @@ func (l *Ledger) Append(data []byte, done func(int64, error)) {
 	l.s.appends.Touch() // offloads yield while producers publish
 	l.inner.Append(data, done)
 }
+
+// AppendBackground implements ledger.BackgroundAppender when the local
+// ledger does (else it appends normally); it does not count as publishing.
+func (l *Ledger) AppendBackground(data []byte, done func(int64, error)) {
+	if b, ok := l.inner.(ledger.BackgroundAppender); ok {
+		b.AppendBackground(data, done)
+		return
+	}
+	l.inner.Append(data, done)
+}
+
 func (l *Ledger) LastEntryID() int64                                { return l.inner.LastEntryID() }
 func (l *Ledger) Changed() <-chan struct{}                          { return l.inner.Changed() }
 func (l *Ledger) Cursors() map[string]*ledger.CursorState           { return l.inner.Cursors() }

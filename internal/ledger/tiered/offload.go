@@ -145,7 +145,11 @@ func (l *Ledger) collect(ctx context.Context, p *pace.Pacer, start, before int64
 		// Reads of at most collectBatchBytes, throttled, yielding between
 		// them: an offload runs at low priority beside publishing.
 		want := min(l.s.o.MaxObjectBytes-int(total), collectBatchBytes)
-		batch, err := l.inner.Read(ctx, from, int(min(before-from, 1024)), want)
+		var batch []ledger.Entry
+		err := pace.With(!l.s.o.NoIdleIO)(func() (err error) {
+			batch, err = l.inner.Read(ctx, from, int(min(before-from, 1024)), want)
+			return err
+		})
 		if err != nil {
 			return nil, 0, err
 		}

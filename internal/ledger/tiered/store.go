@@ -58,6 +58,9 @@ type Options struct {
 	// appended to (by default each step is followed by a pause as long as
 	// it ran: internal/pace).
 	NoYield bool
+	// NoIdleIO: offloads read the local ledger at the usual I/O priority
+	// (by default at the idle class, pace.IdleIO).
+	NoIdleIO bool
 	// OpTimeout bounds each object-store call (0: 30 s).
 	OpTimeout time.Duration
 	Metrics   *Metrics // nil: not registered

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package pace
+
+func idleIO(fn func() error) error { return fn() }

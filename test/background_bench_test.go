@@ -1,0 +1,260 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/apache/pulsar-client-go/pulsaradmin/pkg/utils"
+
+	"github.com/messagebus/messagebus/internal/testutil/s3test"
+)
+
+// The rounds benchmarks measure publish p99 with and without background
+// work (a compaction, an offload) in one broker, alternating the two
+// windows several times so that a ratio per pair and their median can be
+// given (docs/benchmarks.md, "Publish p99 during background work"). Each
+// round fills a fresh topic (outside the windows, followed by a sync so
+// that its dirty pages are not written back during them), then publishes
+// at MB_BG_BENCH_RATE msg/s of MB_BG_BENCH_SIZE bytes while the work runs
+// and, as long again, without it; odd rounds take the window without first.
+//
+//	MB_COMPACTION_BENCH=1 MB_BG_BENCH_ROUNDS=6 MB_COMPACTION_BENCH_MESSAGES=1000000 MB_COMPACTION_BENCH_KEYS=100000 \
+//	  go test -run TestCompactionPublishRounds -v -timeout 60m ./test/
+//	MB_OFFLOAD_BENCH=1 MB_BG_BENCH_ROUNDS=6 MB_OFFLOAD_BENCH_MESSAGES=300000 MB_OFFLOAD_BENCH_SIZE=1024 [MB_S3TEST_DIR=/dev/shm] \
+//	  go test -run TestOffloadPublishRounds -v -timeout 60m ./test/
+//
+// MB_BG_BENCH_ARGS adds broker flags (space-separated); MB_BG_BENCH_PROFILE=file
+// saves the broker's CPU profile of the first 5 s of the first round's work.
+
+// bgRound is one pair of windows.
+type bgRound struct {
+	took                  time.Duration
+	with, without         time.Duration // publish p99
+	withRate, withoutRate float64
+	fsyncWith, fsyncWo    float64 // journal fsync p99 (bucket bound), s
+	groupWith, groupWo    float64 // mean bytes per journal group commit
+}
+
+func bgArgs() []string { return strings.Fields(os.Getenv("MB_BG_BENCH_ARGS")) }
+
+// runRounds runs the alternating windows: fill(i) prepares round i outside
+// the windows, work(i) runs its background work and returns when done.
+func runRounds(t *testing.T, p *proc, client pulsar.Client, fill func(i int), work func(i int) time.Duration) {
+	rounds := envInt(t, "MB_BG_BENCH_ROUNDS", 6)
+	rate := envInt(t, "MB_BG_BENCH_RATE", 10000)
+	size := envInt(t, "MB_BG_BENCH_SIZE", 128)
+	pubTopic := "persistent://public/default/bg-bench-publish"
+	// Warm up the producer path (topic creation, connections).
+	benchPublish(t, client, pubTopic, size, rate, nil, time.Second)
+	var res []bgRound
+	last := 5 * time.Second
+	for i := range rounds {
+		fill(i)
+		syscall.Sync()
+		var r bgRound
+		withWindow := func() {
+			done := make(chan time.Duration, 1)
+			if out := os.Getenv("MB_BG_BENCH_PROFILE"); out != "" && i == 0 {
+				go saveURL(t, p.webURL+"/debug/pprof/profile?seconds=5", out)
+			}
+			go func() { done <- work(i) }()
+			m0 := journalMetrics(t, p.webURL)
+			r.withRate, r.with, r.took = benchPublish(t, client, pubTopic, size, rate, done, 0)
+			m1 := journalMetrics(t, p.webURL)
+			r.fsyncWith, r.groupWith = bucketP99(m0.fsync, m1.fsync), m1.groupBytes(m0)
+			last = r.took
+		}
+		withoutWindow := func() {
+			m0 := journalMetrics(t, p.webURL)
+			r.withoutRate, r.without, _ = benchPublish(t, client, pubTopic, size, rate, nil, last)
+			m1 := journalMetrics(t, p.webURL)
+			r.fsyncWo, r.groupWo = bucketP99(m0.fsync, m1.fsync), m1.groupBytes(m0)
+		}
+		if i%2 == 0 {
+			withWindow()
+			withoutWindow()
+		} else {
+			withoutWindow()
+			withWindow()
+		}
+		t.Logf("round %d (%s first): work %.1f s; publish p99 %.1f ms with (%.0f msg/s), %.1f ms without (%.0f msg/s): %.2f×; journal fsync p99 %.1f / %.1f ms, mean group commit %.0f / %.0f B; load %s",
+			i, map[bool]string{true: "with", false: "without"}[i%2 == 0], r.took.Seconds(), ms(r.with), r.withRate, ms(r.without), r.withoutRate,
+			float64(r.with)/float64(r.without), 1000*r.fsyncWith, 1000*r.fsyncWo, r.groupWith, r.groupWo, loadAvg())
+		res = append(res, r)
+	}
+	ratios := make([]float64, len(res))
+	for i, r := range res {
+		ratios[i] = float64(r.with) / float64(r.without)
+	}
+	slices.Sort(ratios)
+	t.Logf("p99 ratios with/without, sorted: %.2f; median %.2f", ratios, median(ratios))
+}
+
+func median(s []float64) float64 {
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// jmetrics is a reading of the journal's metrics.
+type jmetrics struct {
+	fsync           map[float64]float64
+	syncs, groupSum float64
+}
+
+// groupBytes is the mean bytes per group commit since an earlier reading.
+func (m jmetrics) groupBytes(before jmetrics) float64 {
+	if n := m.syncs - before.syncs; n > 0 {
+		return (m.groupSum - before.groupSum) / n
+	}
+	return 0
+}
+
+func journalMetrics(t *testing.T, webURL string) jmetrics {
+	t.Helper()
+	m := jmetrics{fsync: fsyncBuckets(t, webURL)}
+	for _, line := range strings.Split(expectHTTP(t, http.MethodGet, webURL+"/metrics", "", http.StatusOK), "\n") {
+		var v float64
+		if _, err := fmt.Sscanf(line, "mb_journal_fsync_seconds_count %g", &v); err == nil {
+			m.syncs = v
+		}
+		if _, err := fmt.Sscanf(line, "mb_journal_group_bytes_sum %g", &v); err == nil {
+			m.groupSum = v
+		}
+	}
+	return m
+}
+
+// TestCompactionPublishRounds: each round fills a keyed topic and compacts
+// it while publishing (see runRounds).
+func TestCompactionPublishRounds(t *testing.T) {
+	if os.Getenv("MB_COMPACTION_BENCH") != "1" {
+		t.Skip("set MB_COMPACTION_BENCH=1 to run the compaction publish benchmark")
+	}
+	n := envInt(t, "MB_COMPACTION_BENCH_MESSAGES", 1_000_000)
+	keys := envInt(t, "MB_COMPACTION_BENCH_KEYS", 100_000)
+	p := startProc(t, t.TempDir(), 0, 0, append([]string{"--enable-pprof"}, bgArgs()...)...)
+	client := newClient(t, p.brokerURL)
+	admin := newProcAdmin(t, p)
+	topic := func(i int) string { return fmt.Sprintf("persistent://public/default/compaction-rounds-%d", i) }
+	fill := func(i int) {
+		prod := benchProducer(t, client, topic(i))
+		defer prod.Close()
+		value := make([]byte, 100)
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			errs int
+		)
+		for j := range n {
+			wg.Add(1)
+			prod.SendAsync(context.Background(), &pulsar.ProducerMessage{Key: fmt.Sprintf("key-%d", j%keys), Payload: value},
+				func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
+					defer wg.Done()
+					if err != nil {
+						mu.Lock()
+						errs++
+						mu.Unlock()
+					}
+				})
+		}
+		wg.Wait()
+		if errs > 0 {
+			t.Fatalf("%d send errors", errs)
+		}
+	}
+	work := func(i int) time.Duration {
+		t0 := time.Now()
+		tn := topicName(t, topic(i))
+		if err := admin.Topics().Compact(tn); err != nil {
+			t.Error(err)
+			return time.Since(t0)
+		}
+		for {
+			st, err := admin.Topics().CompactStatus(tn)
+			if err != nil || st.Status == utils.ERROR {
+				t.Errorf("compaction: %+v %v", st, err)
+				break
+			}
+			if st.Status == utils.SUCCESS {
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // polling the status, as pulsar-admin does
+		}
+		return time.Since(t0)
+	}
+	runRounds(t, p, client, fill, work)
+}
+
+// TestOffloadPublishRounds: each round writes a topic, evicts the data dir
+// from the page cache (offloads read old data, which is on disk), and
+// offloads it while publishing (see runRounds). MB_S3TEST_DIR=/dev/shm
+// puts the gateway's files on tmpfs: the object store on another device,
+// as a real S3 is on other machines.
+func TestOffloadPublishRounds(t *testing.T) {
+	if os.Getenv("MB_OFFLOAD_BENCH") != "1" {
+		t.Skip("set MB_OFFLOAD_BENCH=1 to run the tiered storage benchmark")
+	}
+	n := envInt(t, "MB_OFFLOAD_BENCH_MESSAGES", 300_000)
+	size := envInt(t, "MB_OFFLOAD_BENCH_SIZE", 1024)
+	gw := s3test.Start(t)
+	gw.Bucket(t, "bench", nil)
+	dir := t.TempDir()
+	p := startProc(t, dir, 0, 0, append([]string{"--offload-driver", "s3", "--offload-bucket", "bench", "--offload-endpoint", gw.Endpoint,
+		"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--enable-pprof"}, bgArgs()...)...)
+	client := newClient(t, p.brokerURL)
+	admin := newProcAdmin(t, p)
+	topic := func(i int) string { return fmt.Sprintf("persistent://public/default/offload-rounds-%d", i) }
+	lasts := map[int]pulsar.MessageID{}
+	fill := func(i int) {
+		lasts[i] = benchWrite(t, client, topic(i), n, size)
+		evict(t, dir)
+	}
+	work := func(i int) time.Duration {
+		t0 := time.Now()
+		tn := topicName(t, topic(i))
+		if err := admin.Topics().Offload(tn, offloadID(lasts[i], 1)); err != nil {
+			t.Error(err)
+			return time.Since(t0)
+		}
+		for {
+			st, err := admin.Topics().OffloadStatus(tn)
+			if err != nil || st.Status == utils.ERROR {
+				t.Errorf("offload: %+v %v", st, err)
+				break
+			}
+			if st.Status == utils.SUCCESS {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return time.Since(t0)
+	}
+	t.Logf("gateway directory: %s", gw.Dir)
+	runRounds(t, p, client, fill, work)
+}
