@@ -68,7 +68,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		NamespaceLevelMetrics:                    opts.HideTopicLevelMetrics,
 		Delayed:                                  s.delayed,
 		ReplicatorRoles:                          opts.Security.ReplicatorRoles,
-		CompactionNoIdleIO:                       opts.NoBackgroundIdleIO,
+		CompactionNoIdleIO:                       !opts.BackgroundIdleIO,
 		// The replicators are clients of the broker, started here on its request.
 		StartReplicator: replication.NewManager(res, opts.Logger.With("component", "replication")).Start,
 		Logger:          opts.Logger.With("component", "broker"),

@@ -81,7 +81,7 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		CacheBytes:          o.CacheBytes,
 		MaxRate:             o.MaxRate,
 		NoYield:             s.opts.NoBackgroundYield,
-		NoIdleIO:            s.opts.NoBackgroundIdleIO,
+		NoIdleIO:            !s.opts.BackgroundIdleIO,
 		ReadAheadBlocks:     o.ReadAheadBlocks,
 		OpTimeout:           s.opts.OperationTimeout,
 		Metrics:             tiered.NewMetrics(reg),

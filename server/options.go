@@ -48,9 +48,9 @@ type Options struct {
 	// NoBackgroundYield: offloads and compactions do not pause while
 	// producers publish (by default they do: internal/pace).
 	NoBackgroundYield bool
-	// NoBackgroundIdleIO: offloads and compactions read the journal at the
-	// usual I/O priority (by default at the idle class: pace.IdleIO).
-	NoBackgroundIdleIO bool
+	// BackgroundIdleIO: offloads and compactions read the journal at the
+	// idle I/O priority class (pace.IdleIO); off by default.
+	BackgroundIdleIO bool
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int

@@ -346,7 +346,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		EnablePprof:                              v.GetBool("enable-pprof"),
 		Logger:                                   log,
 		Metadata:                                 metadata,
-		NoBackgroundIdleIO:                       !v.GetBool("background-idle-io"),
+		BackgroundIdleIO:                         v.GetBool("background-idle-io"),
 		Security: server.Security{
 			AuthTokenSecretKey:         v.GetString("auth-token-secret-key"),
 			AuthTokenPublicKey:         v.GetString("auth-token-public-key"),
