@@ -28,6 +28,10 @@ type Functions struct {
 	// (a superuser role, typically). Without it the worker does not run
 	// on a node with authentication.
 	AuthToken string
+	// InProcessDisabled makes every WebAssembly instance take the client
+	// path (loopback Pulsar client) even when this broker serves its
+	// inputs (--function-inprocess=false).
+	InProcessDisabled bool
 	// ProcessDisabled refuses process functions (runtime PROCESS).
 	ProcessDisabled bool
 	// ProcessAuthToken is the token process functions are given when
@@ -54,7 +58,12 @@ func (s *Server) newFunctions(res *meta.Resources, authService *auth.Service, re
 	case authService.Enabled() && f.ProcessAuthToken == "":
 		processOff = "process functions need a token for them (--function-process-auth-token) on a node with authentication"
 	}
+	var inProcess functions.InProcess
+	if !f.InProcessDisabled && s.broker != nil {
+		inProcess = s.broker
+	}
 	m, err := functions.NewManager(functions.ManagerConfig{
+		InProcess:   inProcess,
 		Meta:        s.meta,
 		BrokerURL:   s.BrokerURL(),
 		AuthToken:   f.AuthToken,

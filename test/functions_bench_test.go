@@ -35,6 +35,8 @@ func BenchmarkFunctionIdentityThroughput(b *testing.B) {
 	const n = 200_000
 	opts := server.Options{DataDir: b.TempDir(), BrokerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		AdvertisedAddress: "127.0.0.1", Logger: quietLogger()}
+	// MB_BENCH_FUNCTION_INPROCESS=0 measures the client (loopback) path.
+	opts.Functions.InProcessDisabled = os.Getenv("MB_BENCH_FUNCTION_INPROCESS") == "0"
 	if v := os.Getenv("MB_BENCH_FUNCTION_BATCH"); v != "" {
 		if _, err := fmt.Sscan(v, &opts.Functions.BatchSize); err != nil {
 			b.Fatal("MB_BENCH_FUNCTION_BATCH: ", err)

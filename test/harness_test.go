@@ -34,6 +34,10 @@ var mbBinary string
 // metadata in when MB_TEST_METADATA_STORE=etcd, else "" (the embedded store).
 var metadataStore string
 
+// functionClientPath (MB_TEST_FUNCTION_INPROCESS=0) runs every function
+// instance on the client (loopback) path instead of in process.
+var functionClientPath = os.Getenv("MB_TEST_FUNCTION_INPROCESS") == "0"
+
 func TestMain(m *testing.M) {
 	etcdtest.RunMemberIfChild()
 	dir, err := os.MkdirTemp("", "mb-test-bin")
@@ -116,6 +120,9 @@ func startServer(t *testing.T, opts server.Options) *server.Server {
 	opts.AdvertisedAddress = "127.0.0.1"
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
+	}
+	if functionClientPath {
+		opts.Functions.InProcessDisabled = true
 	}
 	if metadataStore != "" && opts.Metadata.Store == "" {
 		opts.Metadata.Store, opts.Metadata.Prefix = metadataStore, metadataPrefix(opts.DataDir)
@@ -224,6 +231,9 @@ func launchProc(t *testing.T, dataDir string, brokerPort, httpPort int, extraArg
 		"--advertised-address", "127.0.0.1",
 		"--log-level", "warn",
 	}, append(metadataArgs(dataDir), extraArgs...)...)
+	if functionClientPath {
+		args = append(args, "--function-inprocess=false")
+	}
 	p.cmd = exec.Command(mbBinary, args...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -126,6 +126,7 @@ which wins over the file.`,
 	f.Bool("functions-worker-enabled", true, "run the function worker (/admin/v3/functions, mb functions)")
 	f.String("function-max-memory", "128MiB", "memory cap of each function instance (WebAssembly linear memory): bytes with an optional unit (64MiB)")
 	f.Int("function-batch-size", 100, "most messages a function instance passes to one call of a WebAssembly function (what its consumer has already received; 1 calls per message)")
+	f.Bool("function-inprocess", true, "let WebAssembly function instances whose input topics this broker serves consume and publish in process (through the broker's dispatcher and publish path) instead of through a Pulsar client over loopback")
 	f.Duration("function-call-timeout", 5*time.Second, "time budget of one function call; past it the call is interrupted, the message negatively acknowledged and the instance restarted")
 	f.Bool("function-process-enabled", true, "allow process functions (runtime PROCESS: executables the worker starts and supervises)")
 	f.String("function-process-auth-token", "", "token given to process functions (MB_AUTH_TOKEN and their client config) when authentication is on; without it they are refused on such a node; env MB_FUNCTION_PROCESS_AUTH_TOKEN")
@@ -408,11 +409,12 @@ func functionOptionsFrom(v *viper.Viper) (server.Functions, error) {
 		return server.Functions{}, fmt.Errorf("--function-batch-size %d: want 1 to 10000", n)
 	}
 	return server.Functions{
-		BatchSize:   v.GetInt("function-batch-size"),
-		Disabled:    !v.GetBool("functions-worker-enabled"),
-		MaxMemory:   mem,
-		CallTimeout: v.GetDuration("function-call-timeout"),
-		AuthToken:   v.GetString("function-auth-token"),
+		BatchSize:         v.GetInt("function-batch-size"),
+		InProcessDisabled: !v.GetBool("function-inprocess"),
+		Disabled:          !v.GetBool("functions-worker-enabled"),
+		MaxMemory:         mem,
+		CallTimeout:       v.GetDuration("function-call-timeout"),
+		AuthToken:         v.GetString("function-auth-token"),
 
 		ProcessDisabled:  !v.GetBool("function-process-enabled"),
 		ProcessAuthToken: v.GetString("function-process-auth-token"),

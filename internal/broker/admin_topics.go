@@ -33,7 +33,7 @@ func (t *Topic) refuseTerminated(p *Producer, sf *wire.SendFields) bool {
 	if !t.terminated.Load() {
 		return false
 	}
-	p.cn.sendError(*sf, pb.ServerError_TopicTerminatedError, "topic "+t.fullName+" was terminated")
+	p.replies().sendError(*sf, pb.ServerError_TopicTerminatedError, "topic "+t.fullName+" was terminated")
 	p.inflight.Done()
 	return true
 }

@@ -15,7 +15,7 @@ const appendErrLogInterval = 10 * time.Second
 // appendFailed answers a send the ledger did not store with SEND_ERROR
 // PersistenceError. The reason is the store's own for a full disk ("disk
 // full: ..."), which the client logs; it resends once it reconnects.
-func (b *Broker) appendFailed(t *Topic, c *conn, sf *wire.SendFields, err error) {
+func (b *Broker) appendFailed(t *Topic, c publishReplies, sf *wire.SendFields, err error) {
 	b.metrics.appendErrors.Inc()
 	if ok, suppressed := b.appendErrLog.Allow(); ok {
 		b.log.Error("append failed", "topic", t.fullName, "err", err, "suppressed", suppressed)

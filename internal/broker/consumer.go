@@ -33,6 +33,8 @@ type Consumer struct {
 
 	out    flowCounter // admin stats (rates.go)
 	client clientInfo
+	// local is set for an in-process consumer (cn is nil then).
+	local *LocalConsumer
 }
 
 // clientInfo is what stats show of the client behind a producer or
@@ -61,6 +63,10 @@ func (c *conn) writeMessage(consumerID uint64, ledgerID, entryID int64, redelive
 // closeByBroker tells the client its consumer is closed (topic deleted,
 // unloaded or seeked); the client subscribes again.
 func (cs *Consumer) closeByBroker() {
+	if cs.local != nil {
+		cs.local.closeByBroker()
+		return
+	}
 	c := cs.cn
 	c.mu.Lock()
 	if c.consumers[cs.id] == cs {

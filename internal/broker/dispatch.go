@@ -307,7 +307,11 @@ func (s *Subscription) deliverEntry(e ledger.Entry, mask []int64) deliverOutcome
 	s.countDelivered(c, n)
 	s.countDispatched(n, len(e.Data))
 	s.disp.delivered(c, e.ID, md)
-	c.cn.writeMessage(c.id, s.topic.ledgerID, e.ID, s.redelivered[e.ID], ackSet, e.Data)
+	if c.local != nil {
+		c.local.deliver(LocalEntry{LedgerID: s.topic.ledgerID, EntryID: e.ID, RedeliveryCount: s.redelivered[e.ID], AckSet: slices.Clone(ackSet), Data: e.Data})
+	} else {
+		c.cn.writeMessage(c.id, s.topic.ledgerID, e.ID, s.redelivered[e.ID], ackSet, e.Data)
+	}
 	s.countOut(c, n, len(e.Data))
 	s.topic.b.metrics.msgOut.Add(float64(n))
 	return delivered

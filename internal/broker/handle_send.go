@@ -128,3 +128,6 @@ func (c *conn) sendReceipt(sf *wire.SendFields, ledgerID, entryID int64) {
 	pid, seq := sf.ProducerID, sf.SequenceID
 	c.write(func(b []byte) []byte { return wire.AppendSendReceipt(b, pid, seq, highest, ledgerID, entryID) })
 }
+
+func (c *conn) appendStarted() { c.inflight.Add(1) }
+func (c *conn) appendDone()    { c.inflight.Done() }

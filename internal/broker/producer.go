@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/messagebus/messagebus/internal/wire"
 	"github.com/messagebus/messagebus/internal/wire/pb"
 	"google.golang.org/protobuf/proto"
 )
@@ -36,6 +37,25 @@ type Producer struct {
 	streamBroken atomic.Bool
 	// sentReplicated is set at its first replicated send.
 	sentReplicated atomic.Bool
+	// local is set for an in-process producer (cn is nil then).
+	local *LocalProducer
+}
+
+// publishReplies is where the outcome of a producer's sends goes: its
+// connection, or an in-process producer.
+type publishReplies interface {
+	sendReceipt(sf *wire.SendFields, ledgerID, entryID int64)
+	sendError(sf wire.SendFields, code pb.ServerError, msg string)
+	// appendStarted and appendDone bracket a send handed to the ledger.
+	appendStarted()
+	appendDone()
+}
+
+func (p *Producer) replies() publishReplies {
+	if p.local != nil {
+		return p.local
+	}
+	return p.cn
 }
 
 // begin registers a send; false when the producer is closed by the broker.
@@ -65,6 +85,10 @@ func (p *Producer) closeByBroker() {
 	p.closed = true
 	p.mu.Unlock()
 	p.inflight.Wait()
+	if p.local != nil {
+		p.local.closeByBroker()
+		return
+	}
 	p.cn.writeCommand(&pb.BaseCommand{
 		Type:          pb.BaseCommand_CLOSE_PRODUCER.Enum(),
 		CloseProducer: &pb.CommandCloseProducer{ProducerId: proto.Uint64(p.id), RequestId: proto.Uint64(0)},

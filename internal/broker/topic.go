@@ -157,7 +157,7 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte, rs *replSou
 		t.b.metrics.bytesIn.Add(float64(len(hp)))
 	}
 	t.b.activity.Touch()
-	c := p.cn
+	c := p.replies()
 	if t.ledger == nil {
 		id := t.nonPersistentSeq.Add(1) - 1
 		t.dispatchNonPersistent(id, hp)
@@ -198,10 +198,10 @@ func (t *Topic) publish(p *Producer, sf *wire.SendFields, hp []byte, rs *replSou
 		}
 	}
 	sfCopy := *sf
-	c.inflight.Add(1)
+	c.appendStarted()
 	start := time.Now()
 	t.ledger.Append(hp, func(entryID int64, err error) {
-		defer c.inflight.Done()
+		defer c.appendDone()
 		defer p.inflight.Done()
 		t.b.metrics.publishLatency.Observe(time.Since(start).Seconds())
 		if rs != nil {

@@ -32,6 +32,8 @@ type instance struct {
 	sysExceptions  atomic.Int64
 	latencyNanos   atomic.Int64
 	lastInvocation atomic.Int64
+	// inProcess: the current session reads in process (status, metric).
+	inProcess atomic.Bool
 
 	mu       sync.Mutex
 	userErrs []ExceptionEntry
@@ -70,9 +72,9 @@ func (i *instance) Run() {
 func (i *instance) session() error {
 	r := i.r
 	cfg := &r.rec.Config
-	consumer, err := r.m.client.Subscribe(r.consumerOptions())
+	consumer, err := i.openInputs()
 	if err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+		return err
 	}
 	defer func() {
 		if i.Unsubscribing() {
@@ -103,23 +105,43 @@ func (i *instance) session() error {
 		}
 		// A batch is what the consumer has already received, up to size:
 		// batching never waits for messages.
-		msgs = append(msgs[:0], msg)
-	drain:
-		for len(msgs) < size {
-			select {
-			case cm, ok := <-consumer.Chan():
-				if !ok {
-					break drain
-				}
-				msgs = append(msgs, cm.Message)
-			default:
-				break drain
-			}
-		}
+		msgs = consumer.drain(append(msgs[:0], msg), size)
 		if err := i.processBatch(consumer, inst, eo, msgs, bt.fill(msgs)); err != nil {
 			return err
 		}
 	}
+}
+
+// openInputs subscribes in process when the broker serves every input
+// (inprocess.go), else through the client.
+func (i *instance) openInputs() (inputSource, error) {
+	r := i.r
+	ctx, cancel := context.WithTimeout(i.Ctx, 30*time.Second)
+	defer cancel()
+	if topics := r.inprocessInputs(ctx); topics != nil {
+		name := fmt.Sprintf("%s-%d-%d", r.fqfn, i.ID, time.Now().UnixNano())
+		src, err := r.openLocalSource(ctx, topics, name)
+		if err != nil {
+			return nil, err
+		}
+		i.setInProcess(true)
+		return src, nil
+	}
+	consumer, err := r.m.client.Subscribe(r.consumerOptions())
+	if err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	i.setInProcess(false)
+	return clientSource{consumer}, nil
+}
+
+func (i *instance) setInProcess(on bool) {
+	i.inProcess.Store(on)
+	v := 0.0
+	if on {
+		v = 1
+	}
+	i.metrics.inProcess.Set(v)
 }
 
 // batchABI holds a batch's ABI records, reused from batch to batch.
@@ -176,8 +198,11 @@ func toABI(in *abi.Message, msg pulsar.Message) {
 // processBatch handles msgs (ins are their ABI records) with batch calls;
 // an error ends the session (the unacknowledged messages come back to the
 // next session, in order).
-func (i *instance) processBatch(consumer pulsar.Consumer, inst *wasm.Instance, eo *eoProducers, msgs []pulsar.Message, ins []abi.Message) error {
+func (i *instance) processBatch(consumer acknowledger, inst *wasm.Instance, eo *eoProducers, msgs []pulsar.Message, ins []abi.Message) error {
 	r := i.r
+	// The in-process producers send what the batch gathered, one entry
+	// per output topic.
+	defer r.flushLocal()
 	n := int64(len(msgs))
 	i.received.Add(n)
 	i.metrics.received.Add(float64(n))
@@ -234,7 +259,7 @@ func (i *instance) processBatch(consumer pulsar.Consumer, inst *wasm.Instance, e
 
 // finish publishes one message's outputs and acknowledges it as its
 // processing guarantee and autoAck say.
-func (i *instance) finish(consumer pulsar.Consumer, eo *eoProducers, msg pulsar.Message, in *abi.Message, res *abi.Result) error {
+func (i *instance) finish(consumer acknowledger, eo *eoProducers, msg pulsar.Message, in *abi.Message, res *abi.Result) error {
 	r := i.r
 	cfg := &r.rec.Config
 	manual := cfg.manualAck()
@@ -260,7 +285,7 @@ func (i *instance) finish(consumer pulsar.Consumer, eo *eoProducers, msg pulsar.
 	case cfg.ProcessingGuarantees == AtMostOnce:
 		consumer.Ack(msg)
 		for k := range outs {
-			r.publish(i.Ctx, &outs[k], func(err error) {
+			r.send(i.Ctx, &outs[k], producerMessage(&outs[k]), func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) {
 				if err != nil {
 					i.recordError(false, fmt.Errorf("publish (at most once, dropped): %w", err))
 				}
@@ -293,6 +318,12 @@ func (i *instance) finish(consumer pulsar.Consumer, eo *eoProducers, msg pulsar.
 	return nil
 }
 
+// acknowledger is what finishing a message needs of its source.
+type acknowledger interface {
+	Ack(pulsar.Message) error
+	Nack(pulsar.Message)
+}
+
 // acker acknowledges an ATLEAST_ONCE or MANUAL input once its outputs are
 // receipted, or negatively acknowledges it when one failed. It carries the
 // first output's message: with the callback, the only allocations per
@@ -300,7 +331,7 @@ func (i *instance) finish(consumer pulsar.Consumer, eo *eoProducers, msg pulsar.
 type acker struct {
 	first    pulsar.ProducerMessage
 	i        *instance
-	consumer pulsar.Consumer
+	consumer acknowledger
 	msg      pulsar.Message
 	manual   bool
 	ack      int32 // the function's Ack/Nack (MANUAL)

@@ -54,6 +54,9 @@ type ManagerConfig struct {
 	// ProcessAuthToken is the token process functions get (MB_AUTH_TOKEN
 	// and the client config) when authentication is on.
 	ProcessAuthToken string
+	// InProcess, when set, is the broker this worker runs in: instances
+	// whose inputs it serves consume and publish in process (inprocess.go).
+	InProcess InProcess
 	// Placement decides which instances this node runs (nil: all of them,
 	// supervise.Local). In cluster mode it is package cluster's.
 	Placement supervise.Placement

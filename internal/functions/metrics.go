@@ -19,6 +19,7 @@ type metrics struct {
 	latency        *prometheus.HistogramVec
 	lastInvocation *prometheus.GaugeVec
 	restarts       *prometheus.CounterVec
+	inProcess      *prometheus.GaugeVec
 }
 
 var labels = []string{"tenant", "namespace", "function", "instance_id"}
@@ -40,8 +41,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time of the instance's last call, in milliseconds since the epoch."}, labels),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mb_function_instance_restarts_total",
 			Help: "Restarts of the instance's sandbox or consumer after a failure."}, labels),
+		inProcess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mb_function_inprocess",
+			Help: "1 while the instance reads its inputs in process (through the broker's dispatcher), 0 on the client path."}, labels),
 	}
-	supervise.Register(reg, m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts)
+	supervise.Register(reg, m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts, m.inProcess)
 	return m
 }
 
@@ -49,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 type instanceMetrics struct {
 	received, processed, userExceptions, sysExceptions, restarts prometheus.Counter
 	latency                                                      prometheus.Observer
-	lastInvocation                                               prometheus.Gauge
+	lastInvocation, inProcess                                    prometheus.Gauge
 }
 
 func (m *metrics) instance(c *Config, id int) instanceMetrics {
@@ -57,12 +60,12 @@ func (m *metrics) instance(c *Config, id int) instanceMetrics {
 	return instanceMetrics{
 		received: m.received.With(l), processed: m.processed.With(l),
 		userExceptions: m.userExceptions.With(l), sysExceptions: m.sysExceptions.With(l), restarts: m.restarts.With(l),
-		latency: m.latency.With(l), lastInvocation: m.lastInvocation.With(l),
+		latency: m.latency.With(l), lastInvocation: m.lastInvocation.With(l), inProcess: m.inProcess.With(l),
 	}
 }
 
 // forget drops a deleted function's series.
 func (m *metrics) forget(c *Config) {
 	l := prometheus.Labels{"tenant": c.Tenant, "namespace": c.Namespace, "function": c.Name}
-	supervise.Forget(l, m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts)
+	supervise.Forget(l, m.received, m.processed, m.userExceptions, m.sysExceptions, m.latency, m.lastInvocation, m.restarts, m.inProcess)
 }

@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
+	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/functions/wasm"
 	"github.com/messagebus/messagebus/internal/naming"
 	"github.com/messagebus/messagebus/internal/supervise"
@@ -37,7 +39,14 @@ type runner struct {
 
 	mu        sync.Mutex
 	producers map[string]pulsar.Producer // by topic, for ATMOST/ATLEAST_ONCE
-	logSink   *logSink
+	// locals are the in-process producers of outputs the broker serves
+	// (by topic; nil: that output takes the client path).
+	locals  map[string]*localSender
+	logSink *logSink
+
+	// noInProcess sends the instances to the client path (an input needs
+	// what only the client does, e.g. chunk reassembly).
+	noInProcess atomic.Bool
 
 	// triggerMu serializes trigger calls on their own instance; it is not
 	// mu, which the function's log (publishing to its log topic) takes.
@@ -90,7 +99,7 @@ func userConfigJSON(cfg *Config) ([]byte, error) {
 func baseRunner(m *Manager, rec Record, ucfg []byte) *runner {
 	cfg := &rec.Config
 	r := &runner{m: m, rec: rec, fqfn: cfg.FQFN(), state: newState(m.cfg.Meta, cfg.FQFN()),
-		ucfg: ucfg, producers: map[string]pulsar.Producer{}, instances: supervise.NewGroup[*instance](cfg.Parallelism)}
+		ucfg: ucfg, producers: map[string]pulsar.Producer{}, locals: map[string]*localSender{}, instances: supervise.NewGroup[*instance](cfg.Parallelism)}
 	r.log = m.log.With("function", r.fqfn)
 	if cfg.LogTopic != "" {
 		r.logSink = &logSink{r: r, topic: cfg.LogTopic}
@@ -175,6 +184,12 @@ func (r *runner) close(unsubscribe bool) {
 		p.Close()
 	}
 	r.producers = map[string]pulsar.Producer{}
+	for _, l := range r.locals {
+		if l != nil {
+			l.Close()
+		}
+	}
+	r.locals = map[string]*localSender{}
 	r.mu.Unlock()
 	if r.rt != nil {
 		r.rt.Close(context.Background())
@@ -226,6 +241,7 @@ func setProducerMessage(pm *pulsar.ProducerMessage, o *abi.Output) {
 // function has no output topic and the output is dropped).
 func (r *runner) publish(ctx context.Context, o *abi.Output, done func(error)) {
 	r.send(ctx, o, producerMessage(o), func(_ pulsar.MessageID, _ *pulsar.ProducerMessage, err error) { done(err) })
+	r.flushLocal()
 }
 
 // send sends pm, which is o's message, asynchronously; sent gets the
@@ -237,7 +253,7 @@ func (r *runner) send(ctx context.Context, o *abi.Output, pm *pulsar.ProducerMes
 		sent(nil, pm, err)
 		return
 	}
-	p, err := r.producer(topic)
+	p, err := r.output(ctx, topic)
 	if err != nil {
 		sent(nil, pm, err)
 		return
@@ -245,15 +261,73 @@ func (r *runner) send(ctx context.Context, o *abi.Output, pm *pulsar.ProducerMes
 	p.SendAsync(ctx, pm, sent)
 }
 
+// output returns the producer of an output topic: in process when the
+// broker serves it (and it is not partitioned: the client routes to
+// partitions), else the client's.
+func (r *runner) output(ctx context.Context, topic string) (sender, error) {
+	ip := r.m.cfg.InProcess
+	if ip == nil || r.mod == nil {
+		return r.producer(topic)
+	}
+	r.mu.Lock()
+	l, known := r.locals[topic]
+	r.mu.Unlock()
+	if known && l == nil {
+		return r.producer(topic)
+	}
+	if l != nil && !l.closed() {
+		return l, nil
+	}
+	// First use, or the broker closed it (topic unloaded): decide again.
+	l = nil
+	if n, err := ip.LocalPartitions(ctx, topic); err == nil && n == 0 && ip.ServesLocally(topic) {
+		var err error
+		if l, err = newLocalSender(ctx, ip, topic, ""); err != nil {
+			r.log.Warn("in-process producer not created, using the client", "topic", topic, "error", err)
+			l = nil
+		}
+	}
+	r.mu.Lock()
+	if old := r.locals[topic]; old != nil && old != l && !old.closed() {
+		// Another instance made one meanwhile: use it.
+		r.mu.Unlock()
+		if l != nil {
+			l.Close()
+		}
+		return old, nil
+	}
+	r.locals[topic] = l
+	r.mu.Unlock()
+	if l == nil {
+		return r.producer(topic)
+	}
+	return l, nil
+}
+
+// flushLocal sends what the in-process producers gathered.
+func (r *runner) flushLocal() {
+	r.mu.Lock()
+	ls := make([]*localSender, 0, len(r.locals))
+	for _, l := range r.locals {
+		if l != nil {
+			ls = append(ls, l)
+		}
+	}
+	r.mu.Unlock()
+	for _, l := range ls {
+		l.flush()
+	}
+}
+
 // eoProducers are one session's effectively-once producers, by input
 // topic partition and output topic.
 type eoProducers struct {
 	r *runner
-	m map[[2]string]pulsar.Producer
+	m map[[2]string]sender
 }
 
 func newEOProducers(r *runner) *eoProducers {
-	return &eoProducers{r: r, m: map[[2]string]pulsar.Producer{}}
+	return &eoProducers{r: r, m: map[[2]string]sender{}}
 }
 
 func (e *eoProducers) close() {
@@ -262,10 +336,23 @@ func (e *eoProducers) close() {
 	}
 }
 
-func (e *eoProducers) get(input, output string) (pulsar.Producer, error) {
+func (e *eoProducers) get(ctx context.Context, input, output string) (sender, error) {
 	k := [2]string{input, output}
 	if p, ok := e.m[k]; ok {
-		return p, nil
+		if l, local := p.(*localSender); !local || !l.closed() {
+			return p, nil
+		}
+		return nil, fmt.Errorf("effectively-once producer for %s: %w", output, broker.ErrLocalClosed)
+	}
+	if ip := e.r.m.cfg.InProcess; ip != nil && e.r.mod != nil {
+		if n, err := ip.LocalPartitions(ctx, output); err == nil && n == 0 && ip.ServesLocally(output) {
+			l, err := newLocalSender(ctx, ip, output, eoProducerName(e.r.fqfn, input, output))
+			if err != nil {
+				return nil, fmt.Errorf("effectively-once producer for %s: %w", output, err)
+			}
+			e.m[k] = l
+			return l, nil
+		}
 	}
 	p, err := e.r.m.client.CreateProducer(pulsar.ProducerOptions{Topic: output, DisableBatching: true,
 		Name: eoProducerName(e.r.fqfn, input, output)})
@@ -293,7 +380,7 @@ func (e *eoProducers) publish(ctx context.Context, msg pulsar.Message, outs []ab
 		if err != nil {
 			return err
 		}
-		p, err := e.get(msg.Topic(), topic)
+		p, err := e.get(ctx, msg.Topic(), topic)
 		if err != nil {
 			return err
 		}

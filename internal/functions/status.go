@@ -37,6 +37,9 @@ type InstanceStatusData struct {
 	AverageLatency           float64          `json:"averageLatency"`
 	LastInvocationTime       int64            `json:"lastInvocationTime"`
 	WorkerID                 string           `json:"workerId"`
+	// InProcess (MessageBus): the instance reads its inputs in process,
+	// through the broker's own dispatcher, instead of the client path.
+	InProcess bool `json:"inProcess"`
 }
 
 // ExceptionEntry is one recent failure.
@@ -171,6 +174,7 @@ func (m *Manager) instanceStatus(i *instance) InstanceStatusData {
 	d.AverageLatency = avgMillis(i)
 	d.LastInvocationTime = i.lastInvocation.Load()
 	d.Error = i.LastError()
+	d.InProcess = i.inProcess.Load()
 	i.mu.Lock()
 	d.LatestUserExceptions = append([]ExceptionEntry{}, i.userErrs...)
 	d.LatestSystemExceptions = append([]ExceptionEntry{}, i.sysErrs...)
