@@ -28,14 +28,24 @@ func SplitServiceURL(raw string, defaultPorts map[string]string) (scheme string,
 				return "", nil, fmt.Errorf("invalid URL %q: host %q", raw, h)
 			}
 		} else {
-			if strings.Contains(strings.Trim(h, "[]"), ":") && !strings.HasPrefix(h, "[") {
+			// No port: a name, or an IPv6 address in brackets.
+			name := h
+			if strings.HasPrefix(h, "[") {
+				if !strings.HasSuffix(h, "]") {
+					return "", nil, fmt.Errorf("invalid URL %q: host %q", raw, h)
+				}
+				name = h[1 : len(h)-1]
+			} else if strings.Contains(h, ":") {
+				return "", nil, fmt.Errorf("invalid URL %q: host %q", raw, h)
+			}
+			if name == "" || strings.ContainsAny(name, "[]") {
 				return "", nil, fmt.Errorf("invalid URL %q: host %q", raw, h)
 			}
 			port, ok := defaultPorts[scheme]
 			if !ok {
 				return "", nil, fmt.Errorf("invalid URL %q: host %q has no port", raw, h)
 			}
-			h = net.JoinHostPort(strings.Trim(h, "[]"), port)
+			h = net.JoinHostPort(name, port)
 		}
 		hosts = append(hosts, h)
 	}
