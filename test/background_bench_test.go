@@ -41,6 +41,7 @@ type bgRound struct {
 	with, without         time.Duration // publish p99
 	withRate, withoutRate float64
 	fsyncWith, fsyncWo    float64 // journal fsync p99 (bucket bound), s
+	brokerWith, brokerWo  float64 // broker's publish latency p99 (bucket bound), s
 	groupWith, groupWo    float64 // mean bytes per journal group commit
 }
 
@@ -71,6 +72,7 @@ func runRounds(t *testing.T, p *proc, client pulsar.Client, fill func(i int), wo
 			r.withRate, r.with, r.took = benchPublish(t, client, pubTopic, size, rate, done, 0)
 			m1 := journalMetrics(t, p.webURL)
 			r.fsyncWith, r.groupWith = bucketP99(m0.fsync, m1.fsync), m1.groupBytes(m0)
+			r.brokerWith = bucketP99(m0.publish, m1.publish)
 			last = r.took
 		}
 		withoutWindow := func() {
@@ -78,6 +80,7 @@ func runRounds(t *testing.T, p *proc, client pulsar.Client, fill func(i int), wo
 			r.withoutRate, r.without, _ = benchPublish(t, client, pubTopic, size, rate, nil, last)
 			m1 := journalMetrics(t, p.webURL)
 			r.fsyncWo, r.groupWo = bucketP99(m0.fsync, m1.fsync), m1.groupBytes(m0)
+			r.brokerWo = bucketP99(m0.publish, m1.publish)
 		}
 		if i%2 == 0 {
 			withWindow()
@@ -86,9 +89,9 @@ func runRounds(t *testing.T, p *proc, client pulsar.Client, fill func(i int), wo
 			withoutWindow()
 			withWindow()
 		}
-		t.Logf("round %d (%s first): work %.1f s; publish p99 %.1f ms with (%.0f msg/s), %.1f ms without (%.0f msg/s): %.2f×; journal fsync p99 %.1f / %.1f ms, mean group commit %.0f / %.0f B; load %s",
+		t.Logf("round %d (%s first): work %.1f s; publish p99 %.1f ms with (%.0f msg/s), %.1f ms without (%.0f msg/s): %.2f×; broker publish p99 %.1f / %.1f ms; journal fsync p99 %.1f / %.1f ms, mean group commit %.0f / %.0f B; load %s",
 			i, map[bool]string{true: "with", false: "without"}[i%2 == 0], r.took.Seconds(), ms(r.with), r.withRate, ms(r.without), r.withoutRate,
-			float64(r.with)/float64(r.without), 1000*r.fsyncWith, 1000*r.fsyncWo, r.groupWith, r.groupWo, loadAvg())
+			float64(r.with)/float64(r.without), 1000*r.brokerWith, 1000*r.brokerWo, 1000*r.fsyncWith, 1000*r.fsyncWo, r.groupWith, r.groupWo, loadAvg())
 		res = append(res, r)
 	}
 	ratios := make([]float64, len(res))
@@ -123,7 +126,7 @@ func loadAvg() string {
 
 // jmetrics is a reading of the journal's metrics.
 type jmetrics struct {
-	fsync           map[float64]float64
+	fsync, publish  map[float64]float64
 	syncs, groupSum float64
 }
 
@@ -137,8 +140,9 @@ func (m jmetrics) groupBytes(before jmetrics) float64 {
 
 func journalMetrics(t *testing.T, webURL string) jmetrics {
 	t.Helper()
-	m := jmetrics{fsync: fsyncBuckets(t, webURL)}
-	for _, line := range strings.Split(expectHTTP(t, http.MethodGet, webURL+"/metrics", "", http.StatusOK), "\n") {
+	text := expectHTTP(t, http.MethodGet, webURL+"/metrics", "", http.StatusOK)
+	m := jmetrics{fsync: histBuckets(text, "mb_journal_fsync_seconds"), publish: histBuckets(text, "mb_publish_latency_seconds")}
+	for _, line := range strings.Split(text, "\n") {
 		var v float64
 		if _, err := fmt.Sscanf(line, "mb_journal_fsync_seconds_count %g", &v); err == nil {
 			m.syncs = v

@@ -369,9 +369,15 @@ func procMemory(t *testing.T, pid int) (hwm, rss int64) {
 // fsyncBuckets reads the cumulative buckets of mb_journal_fsync_seconds.
 func fsyncBuckets(t *testing.T, webURL string) map[float64]float64 {
 	t.Helper()
+	return histBuckets(expectHTTP(t, http.MethodGet, webURL+"/metrics", "", http.StatusOK), "mb_journal_fsync_seconds")
+}
+
+// histBuckets reads the cumulative buckets of histogram name (without
+// labels) from a Prometheus text exposition.
+func histBuckets(metrics, name string) map[float64]float64 {
 	out := map[float64]float64{}
-	for _, line := range strings.Split(expectHTTP(t, http.MethodGet, webURL+"/metrics", "", http.StatusOK), "\n") {
-		rest, ok := strings.CutPrefix(line, `mb_journal_fsync_seconds_bucket{le="`)
+	for _, line := range strings.Split(metrics, "\n") {
+		rest, ok := strings.CutPrefix(line, name+`_bucket{le="`)
 		if !ok {
 			continue
 		}
