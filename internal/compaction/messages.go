@@ -12,8 +12,10 @@ import (
 
 // message is what compaction needs of one message of an entry.
 type message struct {
-	index  int
-	key    string
+	index int
+	// key aliases the entry's (decompressed) bytes: compaction looks keys
+	// up without copying them and copies only a key new to its map.
+	key    []byte
 	hasKey bool
 	// tombstone: keyed with an empty payload (or flagged null_value).
 	tombstone bool
@@ -61,7 +63,7 @@ func parseEntry(e Entry, keep bool) (*parsedEntry, error) {
 	if !p.batch {
 		empty := len(payload) == 0 || (info.Compression != pb.CompressionType_NONE && info.UncompressedSize == 0)
 		if e.Survives(0) {
-			p.messages = append(p.messages, message{index: 0, key: string(info.PartitionKey),
+			p.messages = append(p.messages, message{index: 0, key: info.PartitionKey,
 				hasKey: info.PartitionKey != nil, tombstone: empty || info.NullValue})
 		}
 		return p, nil
@@ -70,13 +72,17 @@ func parseEntry(e Entry, keep bool) (*parsedEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("batch payload: %w", err)
 	}
+	// Sized for the batch up front (bounded: the count is the client's word).
+	n := min(int(max(info.NumMessagesInBatch, 0)), 4096)
+	p.messages = make([]message, 0, n)
 	if keep {
+		p.smms, p.payload = make([][]byte, 0, n), make([][]byte, 0, n)
 		p.md = new(pb.MessageMetadata)
 		if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(meta, p.md); err != nil {
 			return nil, fmt.Errorf("message metadata: %w", err)
 		}
 	}
-	var smm pb.SingleMessageMetadata
+	var smm wire.SingleInfo
 	err = wire.ForEachBatchMessage(body, int(info.NumMessagesInBatch), func(i int, raw, data []byte) error {
 		if keep {
 			p.smms = append(p.smms, raw)
@@ -85,15 +91,14 @@ func parseEntry(e Entry, keep bool) (*parsedEntry, error) {
 		if !e.Survives(i) {
 			return nil
 		}
-		smm.Reset()
-		if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(raw, &smm); err != nil {
-			return fmt.Errorf("single message metadata %d: %w", i, err)
+		if err := wire.ParseSingleMetadata(raw, &smm); err != nil {
+			return fmt.Errorf("batch message %d: %w", i, err)
 		}
-		if smm.GetCompactedOut() {
+		if smm.CompactedOut {
 			return nil
 		}
-		p.messages = append(p.messages, message{index: i, key: smm.GetPartitionKey(), hasKey: smm.PartitionKey != nil,
-			tombstone: len(data) == 0 || smm.GetNullValue()})
+		p.messages = append(p.messages, message{index: i, key: smm.PartitionKey, hasKey: smm.PartitionKey != nil,
+			tombstone: len(data) == 0 || smm.NullValue})
 		return nil
 	})
 	if err != nil {

@@ -82,3 +82,68 @@ func singlePayloadSize(smm []byte) (int32, error) {
 	}
 	return size, nil
 }
+
+// SingleInfo holds what compaction reads from a SingleMessageMetadata.
+// PartitionKey aliases the parsed bytes and is nil when the field is absent.
+type SingleInfo struct {
+	PartitionKey []byte
+	PayloadSize  int32
+	CompactedOut bool
+	NullValue    bool
+}
+
+// SingleMessageMetadata field numbers read by ParseSingleMetadata.
+const (
+	fieldSinglePartitionKey = 2
+	fieldSingleCompactedOut = 4
+	fieldSingleNullValue    = 9
+)
+
+// ParseSingleMetadata resets info and fills it from an encoded
+// SingleMessageMetadata without allocating (proto.Unmarshal of every
+// message of a batch was a third of a compaction's CPU). It follows
+// proto.Unmarshal's rules as ParseMetadata does; payload_size is required.
+func ParseSingleMetadata(smm []byte, info *SingleInfo) error {
+	*info = SingleInfo{}
+	hasSize := false
+	for b := smm; len(b) > 0; {
+		num, wt, n, err := consumeTag(b)
+		if err != nil {
+			return fmt.Errorf("single message metadata: %w", err)
+		}
+		b = b[n:]
+		switch {
+		case wt == wireVarint && (num == fieldSinglePayloadSize || num == fieldSingleCompactedOut || num == fieldSingleNullValue):
+			v, n, err := consumeVarint(b)
+			if err != nil {
+				return fmt.Errorf("single message metadata field %d: %w", num, err)
+			}
+			b = b[n:]
+			switch num {
+			case fieldSinglePayloadSize:
+				info.PayloadSize, hasSize = int32(v), true
+			case fieldSingleCompactedOut:
+				info.CompactedOut = v != 0
+			case fieldSingleNullValue:
+				info.NullValue = v != 0
+			}
+		case wt == wireBytes && num == fieldSinglePartitionKey:
+			v, n, err := consumeBytes(b)
+			if err != nil {
+				return fmt.Errorf("single message metadata field %d: %w", num, err)
+			}
+			b = b[n:]
+			info.PartitionKey = v
+		default:
+			n, err := skipField(num, wt, b)
+			if err != nil {
+				return fmt.Errorf("single message metadata field %d: %w", num, err)
+			}
+			b = b[n:]
+		}
+	}
+	if !hasSize {
+		return fmt.Errorf("single message metadata has no payload_size: %w", ErrMalformed)
+	}
+	return nil
+}

@@ -126,3 +126,34 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseSingleMetadata(f *testing.F) {
+	for _, m := range []*pb.SingleMessageMetadata{
+		{PayloadSize: proto.Int32(3), PartitionKey: proto.String("k")},
+		{PayloadSize: proto.Int32(0), CompactedOut: proto.Bool(true)},
+		{PayloadSize: proto.Int32(0), PartitionKey: proto.String(""), NullValue: proto.Bool(true),
+			Properties: []*pb.KeyValue{{Key: proto.String("a"), Value: proto.String("b")}}, SequenceId: proto.Uint64(7)},
+	} {
+		f.Add(mustMarshal(f, m))
+	}
+	f.Fuzz(func(t *testing.T, smm []byte) {
+		var info wire.SingleInfo
+		parseErr := wire.ParseSingleMetadata(smm, &info)
+
+		var m pb.SingleMessageMetadata
+		if err := proto.Unmarshal(smm, &m); err == nil && parseErr != nil {
+			t.Fatalf("proto accepts what ParseSingleMetadata rejects: %v", parseErr)
+		}
+		// It skips the fields it does not read, so it may accept what proto
+		// rejects; whatever both read must agree.
+		m.Reset()
+		if parseErr != nil || (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(smm, &m) != nil {
+			return
+		}
+		if m.PayloadSize == nil || info.PayloadSize != m.GetPayloadSize() || info.CompactedOut != m.GetCompactedOut() ||
+			info.NullValue != m.GetNullValue() || (info.PartitionKey != nil) != (m.PartitionKey != nil) ||
+			string(info.PartitionKey) != m.GetPartitionKey() {
+			t.Fatalf("ParseSingleMetadata %+v, proto %v", info, &m)
+		}
+	})
+}
