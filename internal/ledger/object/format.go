@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"runtime"
 	"sort"
 
 	"github.com/messagebus/messagebus/internal/ledger"
@@ -138,6 +139,9 @@ func EncodeTo(dst []byte, h Header, entries []ledger.Entry, blockSize int) ([]by
 		b.Len = int64(len(buf)) - b.Off
 		b.CRC = crc(buf[b.Off:])
 		blocks = append(blocks, b)
+		// Copying and checksumming a block takes a millisecond or more:
+		// let waiting goroutines (producers' appends) run between blocks.
+		runtime.Gosched()
 	}
 	indexOff := len(buf)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(blocks)))

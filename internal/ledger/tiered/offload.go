@@ -88,6 +88,10 @@ func (l *Ledger) OffloadStatus() ledger.OffloadStatus {
 func (l *Ledger) offload(ctx context.Context, before int64) error {
 	before = min(before, l.inner.LastEntryID()+1)
 	var buf []byte // the object being written, reused for the next
+	if b, ok := l.s.encodeBufs.Get().(*[]byte); ok {
+		buf = *b
+	}
+	defer func() { l.s.encodeBufs.Put(&buf) }()
 	p := l.s.pacer()
 	for {
 		m := l.manifest()

@@ -77,7 +77,10 @@ type Store struct {
 	limiter *rate.Limiter
 	// appends is when a ledger of the store was last appended to.
 	appends pace.Activity
-	log     *slog.Logger
+	// encodeBufs holds object buffers between offloads: a fresh one is
+	// tens of MiB that Go zeroes, a cost each offload paid again.
+	encodeBufs sync.Pool
+	log        *slog.Logger
 	ctx     context.Context // ends at Close: stops offloads and timers
 	stop    context.CancelFunc
 	bg      sync.WaitGroup
