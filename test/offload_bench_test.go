@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -410,6 +411,37 @@ func bucketP99(a, b map[float64]float64) float64 {
 		if b[le]-a[le] >= 0.99*total {
 			return le
 		}
+	}
+	return bounds[len(bounds)-1]
+}
+
+// quantile estimates quantile q of the observations between two readings
+// of a histogram as Prometheus's histogram_quantile does: linear
+// interpolation inside the bucket that holds it.
+func quantile(q float64, a, b map[float64]float64) float64 {
+	bounds := make([]float64, 0, len(b))
+	for le := range b {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	if len(bounds) == 0 {
+		return 0
+	}
+	total := b[bounds[len(bounds)-1]] - a[bounds[len(bounds)-1]]
+	rank := q * total
+	lower, below := 0.0, 0.0
+	for _, le := range bounds {
+		n := b[le] - a[le]
+		if n >= rank {
+			if math.IsInf(le, 1) {
+				return lower
+			}
+			if n == below {
+				return le
+			}
+			return lower + (le-lower)*(rank-below)/(n-below)
+		}
+		lower, below = le, n
 	}
 	return bounds[len(bounds)-1]
 }
