@@ -88,8 +88,9 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 	latest := newKeyMap()
 	chunked := map[string][]int64{} // key → chunk entries of its latest value, when chunked
 	pending := map[string][]int64{} // message uuid → chunk entries read so far
+	var scratch []byte              // decompressed batches, one at a time
 	err := forEachEntry(ctx, in, func(e Entry) error {
-		p, err := parseEntry(e, false)
+		p, err := parseEntry(e, false, &scratch)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
 		}
@@ -148,7 +149,7 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 	// Phase two: copy the entries holding latest messages.
 	w := newWriter(out)
 	err = forEachEntry(ctx, in, func(e Entry) error {
-		p, err := parseEntry(e, true)
+		p, err := parseEntry(e, true, &scratch)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
 		}

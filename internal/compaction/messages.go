@@ -44,8 +44,10 @@ type parsedEntry struct {
 }
 
 // parseEntry splits e into its messages, skipping those a previous
-// compaction removed. keep asks for what rebatching needs.
-func parseEntry(e Entry, keep bool) (*parsedEntry, error) {
+// compaction removed. keep asks for what rebatching needs. A compressed
+// batch is decompressed into *scratch, which the result aliases until the
+// next call with the same scratch.
+func parseEntry(e Entry, keep bool, scratch *[]byte) (*parsedEntry, error) {
 	meta, payload, err := wire.SplitPayload(e.Data)
 	if err != nil {
 		return nil, err
@@ -68,9 +70,12 @@ func parseEntry(e Entry, keep bool) (*parsedEntry, error) {
 		}
 		return p, nil
 	}
-	body, err := wire.Decompress(info.Compression, payload, int(info.UncompressedSize))
+	body, err := wire.DecompressTo(*scratch, info.Compression, payload, int(info.UncompressedSize))
 	if err != nil {
 		return nil, fmt.Errorf("batch payload: %w", err)
+	}
+	if info.Compression != pb.CompressionType_NONE {
+		*scratch = body
 	}
 	// Sized for the batch up front (bounded: the count is the client's word).
 	n := min(int(max(info.NumMessagesInBatch, 0)), 4096)

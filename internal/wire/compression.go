@@ -31,6 +31,13 @@ var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 // Pulsar's clients (LZ4 block, zlib stream, zstd frame, snappy block).
 // size is the metadata's uncompressed_size.
 func Decompress(codec pb.CompressionType, payload []byte, size int) ([]byte, error) {
+	return DecompressTo(nil, codec, payload, size)
+}
+
+// DecompressTo is Decompress into dst's storage when it is large enough
+// (LZ4, zstd, snappy), so that a caller decompressing entry after entry
+// (a compaction) reuses one buffer. The result may alias dst.
+func DecompressTo(dst []byte, codec pb.CompressionType, payload []byte, size int) ([]byte, error) {
 	if codec == pb.CompressionType_NONE {
 		return payload, nil
 	}
@@ -39,8 +46,11 @@ func Decompress(codec pb.CompressionType, payload []byte, size int) ([]byte, err
 	}
 	switch codec {
 	case pb.CompressionType_LZ4:
-		out := make([]byte, size)
-		n, err := lz4.UncompressBlock(payload, out)
+		out := dst[:cap(dst)]
+		if len(out) < size {
+			out = make([]byte, size)
+		}
+		n, err := lz4.UncompressBlock(payload, out[:size])
 		if err != nil {
 			return nil, fmt.Errorf("lz4: %w", err)
 		}
@@ -60,7 +70,10 @@ func Decompress(codec pb.CompressionType, payload []byte, size int) ([]byte, err
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
-		out, err := d.DecodeAll(payload, make([]byte, 0, size))
+		if cap(dst) < size {
+			dst = make([]byte, 0, size)
+		}
+		out, err := d.DecodeAll(payload, dst[:0])
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
@@ -69,7 +82,7 @@ func Decompress(codec pb.CompressionType, payload []byte, size int) ([]byte, err
 		if n, err := snappy.DecodedLen(payload); err != nil || n > MaxUncompressedSize {
 			return nil, fmt.Errorf("snappy: bad or oversized block (%d bytes, %v)", n, err)
 		}
-		out, err := snappy.Decode(nil, payload)
+		out, err := snappy.Decode(dst[:cap(dst)], payload)
 		if err != nil {
 			return nil, fmt.Errorf("snappy: %w", err)
 		}
