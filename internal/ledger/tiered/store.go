@@ -81,11 +81,11 @@ type Store struct {
 	// tens of MiB that Go zeroes, a cost each offload paid again.
 	encodeBufs sync.Pool
 	log        *slog.Logger
-	ctx     context.Context // ends at Close: stops offloads and timers
-	stop    context.CancelFunc
-	bg      sync.WaitGroup
-	bgMu    sync.Mutex // orders spawn's Add before Close's Wait
-	done    bool       // Close began: no new background work
+	ctx        context.Context // ends at Close: stops offloads and timers
+	stop       context.CancelFunc
+	bg         sync.WaitGroup
+	bgMu       sync.Mutex // orders spawn's Add before Close's Wait
+	done       bool       // Close began: no new background work
 
 	mu   sync.Mutex
 	open map[string]*Ledger
