@@ -3,6 +3,7 @@ package replication
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"slices"
@@ -527,5 +528,43 @@ func TestReplicatorFollowsLookupRedirects(t *testing.T) {
 	}
 	if st := r.Stats(time.Now()); st.OutboundConnection != owner.ln.Addr().String() {
 		t.Fatalf("outboundConnection %q, want the owner %s", st.OutboundConnection, owner.ln.Addr())
+	}
+}
+
+// A frame's checksum derived from the stored one (large payloads) is the
+// one computed over the bytes, whatever precedes the checksum block: broker
+// entry metadata, or no checksum block at all (computed then).
+func TestAppendReplicatedChecksum(t *testing.T) {
+	r := &Replicator{cfg: Config{LocalCluster: "local", RemoteCluster: "remote", LedgerID: 7}}
+	base := entry(2, "") // a payload of more than checksumReplaceMin
+	bem, err := proto.Marshal(&pb.BrokerEntryMetadata{BrokerTimestamp: proto.Uint64(1), Index: proto.Uint64(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBEM := binary.BigEndian.AppendUint16(nil, wire.MagicBrokerEntryMetadata)
+	withBEM = binary.BigEndian.AppendUint32(withBEM, uint32(len(bem)))
+	withBEM = append(append(withBEM, bem...), base...)
+	for name, data := range map[string][]byte{"checksum": base, "broker entry metadata": withBEM, "no checksum": base[6:]} {
+		p, ok, err := r.inspect(ledger.Entry{ID: 5, Data: data}, nil, nil)
+		if !ok || err != nil {
+			t.Fatalf("%s: inspect: %v %v", name, ok, err)
+		}
+		if len(p.payload) < checksumReplaceMin || p.hasCRC != (name != "no checksum") {
+			t.Fatalf("%s: payload %d bytes, hasCRC %v", name, len(p.payload), p.hasCRC)
+		}
+		for _, inline := range []bool{true, false} {
+			got := appendReplicated(nil, p, "local", 7, 5, inline)
+			full := p
+			full.hasCRC = false
+			want := appendReplicated(nil, full, "local", 7, 5, inline)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s, inline %v: derived checksum %x, computed %x", name, inline, got[2:6], want[2:6])
+			}
+			if inline {
+				if err := wire.VerifyChecksum(got); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+			}
+		}
 	}
 }

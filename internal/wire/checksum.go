@@ -79,3 +79,67 @@ func SplitPayload(hp []byte) (metadata, payload []byte, err error) {
 	end := 4 + int(size)
 	return rest[4:end:end], rest[end:len(rest):len(rest)], nil
 }
+
+// StoredChecksum returns the crc32c that hp carries over its metadata size,
+// metadata and payload (after any broker entry metadata); ok is false when
+// hp carries none.
+func StoredChecksum(hp []byte) (crc uint32, ok bool) {
+	rest, err := skipBrokerEntryMetadata(hp)
+	if err != nil || !hasMagic(rest, MagicCrc32c) || len(rest) < 6 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(rest[2:]), true
+}
+
+// ReplacePrefixChecksum returns the crc32c of newPrefix+payload from
+// whole, the crc32c of oldPrefix+payload, without reading the payload,
+// only its length: CRCs are linear, crc(A+P) = shift(crc(A), len(P)) xor
+// crc(P) (zlib's crc32_combine), so the payload's part cancels out. It costs
+// about a microsecond whatever the payload's length.
+func ReplacePrefixChecksum(whole uint32, oldPrefix, newPrefix []byte, payloadLen int) uint32 {
+	d := crc32c(oldPrefix) ^ crc32c(newPrefix)
+	return whole ^ gfMultModP(x2nModP(uint64(payloadLen), 3), d)
+}
+
+// crc32cPoly is the Castagnoli polynomial, bit-reversed as hash/crc32 uses it.
+const crc32cPoly = 0x82f63b78
+
+// gfMultModP multiplies a and b modulo the CRC polynomial (reflected bit
+// order: x^0 is the top bit), as zlib's multmodp.
+func gfMultModP(a, b uint32) uint32 {
+	var p uint32
+	for m := uint32(1) << 31; m != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ crc32cPoly
+		} else {
+			b >>= 1
+		}
+	}
+	return p
+}
+
+// x2nTable holds x^(2^k) modulo the polynomial for k < 32.
+var x2nTable = func() (t [32]uint32) {
+	p := uint32(1) << 30 // x^1
+	for k := range t {
+		t[k] = p
+		p = gfMultModP(p, p)
+	}
+	return t
+}()
+
+// x2nModP returns x^(n*2^k) modulo the polynomial, as zlib's x2nmodp: with
+// k = 3, the shift of a CRC over n bytes.
+func x2nModP(n uint64, k uint) uint32 {
+	p := uint32(1) << 31 // x^0
+	for ; n != 0; n >>= 1 {
+		if n&1 != 0 {
+			p = gfMultModP(x2nTable[k&31], p)
+		}
+		k++
+	}
+	return p
+}
