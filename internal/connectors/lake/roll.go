@@ -26,7 +26,7 @@ type rolling struct {
 }
 
 // rollLoop is both modes' Run loop: messages go to the batch named by
-// keyOf (made by open when missing), and a batch is written once its
+// keyOf (made by open when missing, with room for hint messages), and a batch is written once its
 // pending payloads reach rollSizeBytes or its oldest pending message
 // waited rollIntervalMs; its messages are acknowledged only after the
 // write succeeded. keep says whether a written batch stays (an upsert
@@ -34,7 +34,7 @@ type rolling struct {
 // encodes and stores it while the next file fills). A failed write ends
 // the session: the unacknowledged messages come again.
 func (k *sink) rollLoop(ctx context.Context, env *connectors.SinkEnv, keep bool,
-	keyOf func(context.Context, pulsar.Message) (string, error), open func(ctx context.Context, key string, m pulsar.Message) (batch, error)) error {
+	keyOf func(context.Context, pulsar.Message) (string, error), open func(ctx context.Context, key string, m pulsar.Message, hint int) (batch, error)) error {
 	roll := time.Duration(k.s.RollIntervalMs) * time.Millisecond
 	tick := time.NewTicker(max(roll/4, 50*time.Millisecond))
 	defer tick.Stop()
@@ -46,7 +46,12 @@ func (k *sink) rollLoop(ctx context.Context, env *connectors.SinkEnv, keep bool,
 		defer w.stop()
 		failed = w.failed
 	}
+	// Batches are made with room for the messages of the last one
+	// written: growing slices of 100,000 messages by appends copies them
+	// often.
+	hint := 0
 	flush := func(key string, r *rolling) error {
+		hint = len(r.msgs) + len(r.msgs)/8
 		if w != nil {
 			delete(batches, key)
 			return w.hand(ctx, r)
@@ -75,11 +80,11 @@ func (k *sink) rollLoop(ctx context.Context, env *connectors.SinkEnv, keep bool,
 			}
 			r := batches[key]
 			if r == nil {
-				b, err := open(ctx, key, m)
+				b, err := open(ctx, key, m, hint)
 				if err != nil {
 					return err
 				}
-				r = &rolling{b: b}
+				r = &rolling{b: b, msgs: make([]pulsar.Message, 0, hint)}
 				batches[key] = r
 			}
 			if len(r.msgs) == 0 {

@@ -219,6 +219,8 @@ func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 	}
 	w := parquet.NewWriter(&buf, opts...)
 	out := make([]parquet.Row, 0, len(rows))
+	// One backing array for every row's values: fewer, larger allocations.
+	vals := make([]parquet.Value, len(rows)*len(cols))
 	// Consecutive messages mostly have the same topic and properties:
 	// their column values are made once.
 	var topicV, propsV parquet.Value
@@ -229,7 +231,7 @@ func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 		if j == 0 || !maps.Equal(r.properties, rows[j-1].properties) {
 			propsV, _ = r.column(colProperties, kindNone)
 		}
-		pr := make(parquet.Row, len(cols))
+		pr := parquet.Row(vals[j*len(cols) : (j+1)*len(cols) : (j+1)*len(cols)])
 		for i, path := range cols {
 			name := path[0]
 			var v parquet.Value

@@ -53,9 +53,9 @@ func (k *sink) Run(ctx context.Context, env *connectors.SinkEnv) error {
 			vs, err := sc.of(ctx, m)
 			return batchKey(dirOf(m), vs), err
 		},
-		func(ctx context.Context, _ string, m pulsar.Message) (batch, error) {
+		func(ctx context.Context, _ string, m pulsar.Message, hint int) (batch, error) {
 			vs, err := sc.of(ctx, m) // known by now
-			return &file{k: k, env: env, store: store, dir: dirOf(m), vs: vs}, err
+			return &file{k: k, env: env, store: store, dir: dirOf(m), vs: vs, rows: make([]row, 0, hint)}, err
 		})
 }
 
