@@ -224,6 +224,10 @@ func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 	// Consecutive messages mostly have the same topic and properties:
 	// their column values are made once.
 	var topicV, propsV parquet.Value
+	names, colKinds := make([]string, len(cols)), make([]kind, len(cols))
+	for i, path := range cols {
+		names[i], colKinds[i] = path[0], kinds[path[0]]
+	}
 	for j, r := range rows {
 		if j == 0 || r.topic != rows[j-1].topic {
 			topicV = parquet.ByteArrayValue([]byte(r.topic))
@@ -232,8 +236,7 @@ func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 			propsV, _ = r.column(colProperties, kindNone)
 		}
 		pr := parquet.Row(vals[j*len(cols) : (j+1)*len(cols) : (j+1)*len(cols)])
-		for i, path := range cols {
-			name := path[0]
+		for i, name := range names {
 			var v parquet.Value
 			var required bool
 			switch name {
@@ -242,7 +245,7 @@ func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 			case colProperties:
 				v = propsV
 			default:
-				v, required = r.column(name, kinds[name])
+				v, required = r.column(name, colKinds[i])
 			}
 			switch {
 			case required:
