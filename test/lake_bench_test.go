@@ -30,16 +30,22 @@ import (
 //
 // MB_S3TEST_DIR=/dev/shm puts the gateway's directory on a tmpfs (a remote
 // S3 has its own disks); MB_LAKE_BENCH_ROLL_BYTES sets rollSizeBytes
-// (default 8 MiB); MB_LAKE_BENCH_CPUPROFILE writes a CPU profile of this
+// (default 8 MiB) and MB_LAKE_BENCH_ROLL_MS rollIntervalMs (default 30000);
+// MB_LAKE_BENCH_CPUPROFILE writes a CPU profile of this
 // process (broker and sink) over the sink's run. MB_LAKE_BENCH_RATE > 0
 // adds a second phase: a producer publishing that many rows/s for 20 s
-// while the sink runs, reporting the backlog the sink leaves.
+// while the sink runs, reporting the backlog the sink leaves (a file's
+// rows are written when it closes, so the backlog is at least a file's
+// rows) and how long after the last publish the last file is stored
+// (which includes the wait for rollIntervalMs).
 func TestLakeSinkThroughput(t *testing.T) {
 	if os.Getenv("MB_LAKE_BENCH") != "1" {
 		t.Skip("opt-in benchmark: MB_LAKE_BENCH=1")
 	}
 	rows := lakeBenchEnv("MB_LAKE_BENCH_ROWS", 1_000_000)
 	roll := lakeBenchEnv("MB_LAKE_BENCH_ROLL_BYTES", 8<<20)
+	// Long enough that files close by size even on a loaded machine.
+	rollMs := lakeBenchEnv("MB_LAKE_BENCH_ROLL_MS", 30000)
 	g := s3test.Start(t)
 	g.Bucket(t, "lake", nil)
 	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
@@ -103,7 +109,7 @@ func TestLakeSinkThroughput(t *testing.T) {
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake","prefix":"bus",
-		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollSizeBytes":%d,"rollIntervalMs":2000}}`, topic, g.Endpoint, roll)
+		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollSizeBytes":%d,"rollIntervalMs":%d}}`, topic, g.Endpoint, roll, rollMs)
 	gw := childPID(t, g.Dir)
 	cpu0, gw0, start := processCPU(), procCPU(gw), time.Now()
 	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/lake", cfg); code != http.StatusNoContent {
@@ -186,8 +192,10 @@ loop:
 	p.FlushWithCtx(context.Background())
 	total := sent.Load()
 	waitFor(t, "the sink to catch up", 5*time.Minute, func() bool { return written("lake")-base >= total })
-	t.Logf("fixed rate: %d rows published in %v (%.0f rows/s); backlog mean %d rows, max %d rows; drained %v after the last publish",
-		total, pubEl.Round(time.Millisecond), float64(total)/pubEl.Seconds(), sumLag/max(samples, 1), maxLag,
+	got := float64(total) / pubEl.Seconds()
+	mean := sumLag / max(samples, 1)
+	t.Logf("fixed rate: %d rows published in %v (%.0f rows/s); backlog mean %d rows (%.2f s of publishing), max %d rows (%.2f s); drained %v after the last publish",
+		total, pubEl.Round(time.Millisecond), got, mean, float64(mean)/got, maxLag, float64(maxLag)/got,
 		(time.Since(start) - pubEl).Round(time.Millisecond))
 }
 
