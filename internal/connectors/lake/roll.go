@@ -26,9 +26,9 @@ type rolling struct {
 }
 
 // rollLoop is both modes' Run loop: messages go to the batch named by
-// keyOf (made by open when missing, with room for hint messages), and a batch is written once its
-// pending payloads reach rollSizeBytes or its oldest pending message
-// waited rollIntervalMs; its messages are acknowledged only after the
+// keyOf (made by open when missing, with room for hint messages), and a
+// batch is written once its pending payloads reach rollSizeBytes or its
+// oldest pending message waited rollIntervalMs; its messages are acknowledged only after the
 // write succeeded. keep says whether a written batch stays (an upsert
 // table, written here) or is dropped (a file, handed to a writer that
 // encodes and stores it while the next file fills). A failed write ends

@@ -3,6 +3,7 @@ package lake
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +69,9 @@ func TestAppendRowsEncodeLikeDecodedRows(t *testing.T) {
 		"{\"name\":\"bad \xff utf8\"}",
 		`{"id":2}garbage`, `[1,2]`, `"text"`, `{"open":`, `plain text`, ``,
 		`{"esc\"aped":1,"unicode\u0041":true}`,
+		// Over 512 bytes: jsonlite's vectorised parser.
+		`{"id":3,"name":"` + strings.Repeat("long é ", 80) + `","obj":{"deep":{"x":[1,{"y":null}]}},"tags":["` + strings.Repeat("t", 300) + `"],"mixed":2.5}`,
+		`{"id":4,"name":"` + strings.Repeat("x", 600) + `","dup":1,"dup":2}`,
 	}
 	var decoded, parsed []row
 	for i, p := range payloads {
@@ -75,8 +79,8 @@ func TestAppendRowsEncodeLikeDecodedRows(t *testing.T) {
 		decoded = append(decoded, newRow("persistent://public/default/t", "k", id, at, map[string]string{"p": "v"}, []byte(p)))
 		parsed = append(parsed, newAppendRow("persistent://public/default/t", "k", id, at, map[string]string{"p": "v"}, []byte(p)))
 	}
-	if parsed[0].obj == nil || parsed[3].obj != nil || parsed[4].obj != nil {
-		t.Fatalf("jsonlite path: %v %v %v", parsed[0].obj, parsed[3].obj, parsed[4].obj)
+	if parsed[0].obj == nil || parsed[3].obj != nil || parsed[4].obj != nil || parsed[12].obj == nil || parsed[13].obj != nil {
+		t.Fatal("payloads parsed by jsonlite, or not, other than expected")
 	}
 	want, err := encode(decoded, nil, &parquet.Zstd)
 	if err != nil {
