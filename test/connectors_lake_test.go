@@ -334,3 +334,71 @@ func TestLakeSinkTypedColumnsFromRegistrySchema(t *testing.T) {
 		t.Fatalf("row 42: %q %v", item, err)
 	}
 }
+
+// A PUT that fails (the gateway killed) acknowledges nothing of its file:
+// the session ends with the error in the status, and once the gateway is
+// back the messages come again and every one is in a file.
+func TestLakeSinkFailedPutRedelivers(t *testing.T) {
+	g := s3test.Start(t)
+	g.Bucket(t, "lake", nil)
+	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
+	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
+	s := startServer(t, server.Options{})
+	c := newClient(t, s.BrokerURL())
+	topic := uniqueTopic(t)
+	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake",
+		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollSizeBytes":2048,"rollIntervalMs":200}}`, topic, g.Endpoint)
+	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/lake", cfg); code != http.StatusNoContent {
+		t.Fatalf("create sink: %d %s", code, body)
+	}
+	type status struct {
+		NumWrittenToSink  int64
+		NumSinkExceptions int64
+	}
+	st := func() status {
+		var v status
+		if resp, err := http.Get(s.WebURL() + "/admin/v3/sinks/public/default/lake/0/status"); err == nil {
+			decodeResponse(resp, &v)
+		}
+		return v
+	}
+	p, err := c.CreateProducer(pulsar.ProducerOptions{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	produce := func(from, to int) {
+		for i := from; i < to; i++ {
+			p.SendAsync(t.Context(), &pulsar.ProducerMessage{Payload: fmt.Appendf(nil, `{"id":%d,"note":"a row of some forty bytes"}`, i)}, nil)
+		}
+		if err := p.FlushWithCtx(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(0, 100)
+	waitFor(t, "the first 100 rows written", 30*time.Second, func() bool { return st().NumWrittenToSink == 100 })
+	g.Kill()
+	produce(100, 200)
+	waitFor(t, "the failed PUT in the status", 60*time.Second, func() bool { return st().NumSinkExceptions > 0 })
+	if w := st().NumWrittenToSink; w != 100 {
+		t.Fatalf("%d written with the gateway down; want 100", w)
+	}
+	if err := g.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every row written after the restart", 60*time.Second, func() bool { return st().NumWrittenToSink >= 200 })
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var count, distinct, sum int64
+	q := fmt.Sprintf(`select count(*), count(distinct id), sum(distinct id) from read_parquet('%s/**/*.parquet')`,
+		filepath.Join(g.Dir, "lake", strings.TrimPrefix(topic, "persistent://")))
+	if err := db.QueryRow(q).Scan(&count, &distinct, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != 200 || sum != 199*200/2 || count < 200 {
+		t.Fatalf("%d rows, %d distinct ids, sum %d", count, distinct, sum)
+	}
+}

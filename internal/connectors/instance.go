@@ -171,7 +171,7 @@ func (i *instance) sourceSession(ctx context.Context) error {
 
 func (i *instance) consumerOptions() pulsar.ConsumerOptions {
 	c := &i.r.rec.Config
-	o := pulsar.ConsumerOptions{SubscriptionName: c.SourceSubscriptionName, ReceiverQueueSize: 1000,
+	o := pulsar.ConsumerOptions{SubscriptionName: c.SourceSubscriptionName, ReceiverQueueSize: 10000,
 		NackRedeliveryDelay: time.Second, Type: pulsar.Failover}
 	if c.Parallelism > 1 {
 		o.Type = pulsar.Shared
@@ -209,7 +209,7 @@ func (i *instance) sinkSession(ctx context.Context) error {
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs := make(chan pulsar.Message, 1000)
+	msgs := make(chan pulsar.Message, 10000)
 	recvErr := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)

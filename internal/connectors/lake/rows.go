@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/parquet-go/jsonlite"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 )
@@ -28,7 +32,9 @@ type row struct {
 	publish               time.Time
 	properties            map[string]string
 	// fields is the payload when it is a JSON object; value otherwise.
+	// Append mode parses into obj instead of fields (newAppendRow).
 	fields map[string]any
+	obj    *jsonlite.Value
 	value  []byte
 	// typed holds the typed columns' values of a message with a schema
 	// (typed.go).
@@ -46,6 +52,37 @@ func newRow(topic, key, messageID string, publish time.Time, props map[string]st
 		r.value = payload
 	}
 	return r
+}
+
+// newAppendRow is newRow without a map per message: the payload is
+// parsed with jsonlite (values point into one copy of the payload, nested
+// objects left unparsed until a JSON column needs their text). Payloads
+// it would read differently from encoding/json (invalid UTF-8, which
+// encoding/json replaces; duplicate keys, of which encoding/json keeps the
+// last) go through newRow, so the file is the same either way.
+func newAppendRow(topic, key, messageID string, publish time.Time, props map[string]string, payload []byte) row {
+	i := 0
+	for i < len(payload) && (payload[i] == ' ' || payload[i] == '\t' || payload[i] == '\n' || payload[i] == '\r') {
+		i++
+	}
+	if i == len(payload) || payload[i] != '{' {
+		return row{topic: topic, key: key, messageID: messageID, publish: publish, properties: props, value: payload}
+	}
+	if utf8.Valid(payload) {
+		if v, err := jsonlite.ParseMaxDepth(string(payload), 1); err == nil && v.Kind() == jsonlite.Object && !duplicateKeys(v) {
+			return row{topic: topic, key: key, messageID: messageID, publish: publish, properties: props, obj: v}
+		}
+	}
+	return newRow(topic, key, messageID, publish, props, payload)
+}
+
+func duplicateKeys(obj *jsonlite.Value) bool {
+	for k, v := range obj.Object {
+		if obj.Lookup(k) != v {
+			return true
+		}
+	}
+	return false
 }
 
 // kind is a payload column's inferred type.
@@ -76,6 +113,24 @@ func kindOf(v any) kind {
 	default:
 		return kindJSON
 	}
+}
+
+// kindOfLite is kindOf for a jsonlite value.
+func kindOfLite(v *jsonlite.Value) kind {
+	switch v.Kind() {
+	case jsonlite.Null:
+		return kindNone
+	case jsonlite.True, jsonlite.False:
+		return kindBool
+	case jsonlite.Number:
+		if _, err := strconv.ParseInt(v.JSON(), 10, 64); err == nil {
+			return kindInt
+		}
+		return kindDouble
+	case jsonlite.String:
+		return kindString
+	}
+	return kindJSON
 }
 
 // merge widens a column's kind with one more value's.
@@ -110,6 +165,13 @@ func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 		for k, v := range r.fields {
 			if !isMetadata(k) {
 				kinds[k] = merge(kinds[k], kindOf(v))
+			}
+		}
+		if r.obj != nil {
+			for k, v := range r.obj.Object {
+				if !isMetadata(k) {
+					kinds[k] = merge(kinds[k], kindOfLite(v))
+				}
 			}
 		}
 		if r.value != nil && !utf8.Valid(r.value) {
@@ -157,11 +219,34 @@ func encode(rows []row, vs *valueSchema, codec compress.Codec) ([]byte, error) {
 	}
 	w := parquet.NewWriter(&buf, opts...)
 	out := make([]parquet.Row, 0, len(rows))
-	for _, r := range rows {
-		pr := make(parquet.Row, len(cols))
-		for i, path := range cols {
-			name := path[0]
-			v, required := r.column(name, kinds[name])
+	// One backing array for every row's values: fewer, larger allocations.
+	vals := make([]parquet.Value, len(rows)*len(cols))
+	// Consecutive messages mostly have the same topic and properties:
+	// their column values are made once.
+	var topicV, propsV parquet.Value
+	names, colKinds := make([]string, len(cols)), make([]kind, len(cols))
+	for i, path := range cols {
+		names[i], colKinds[i] = path[0], kinds[path[0]]
+	}
+	for j, r := range rows {
+		if j == 0 || r.topic != rows[j-1].topic {
+			topicV = parquet.ByteArrayValue([]byte(r.topic))
+		}
+		if j == 0 || !maps.Equal(r.properties, rows[j-1].properties) {
+			propsV, _ = r.column(colProperties, kindNone)
+		}
+		pr := parquet.Row(vals[j*len(cols) : (j+1)*len(cols) : (j+1)*len(cols)])
+		for i, name := range names {
+			var v parquet.Value
+			var required bool
+			switch name {
+			case colTopic:
+				v, required = topicV, true
+			case colProperties:
+				v = propsV
+			default:
+				v, required = r.column(name, colKinds[i])
+			}
 			switch {
 			case required:
 				pr[i] = v.Level(0, 0, i)
@@ -214,6 +299,9 @@ func (r *row) column(name string, k kind) (parquet.Value, bool) {
 		}
 		return parquet.NullValue(), false
 	}
+	if r.obj != nil {
+		return liteColumn(r.obj.Lookup(name), k)
+	}
 	v, ok := r.fields[name]
 	if !ok || v == nil {
 		return parquet.NullValue(), false
@@ -231,6 +319,45 @@ func (r *row) column(name string, k kind) (parquet.Value, bool) {
 		return parquet.ByteArrayValue([]byte(v.(string))), false
 	}
 	b, _ := json.Marshal(v)
+	return parquet.ByteArrayValue(b), false
+}
+
+// liteColumn is column's value of a payload field parsed by jsonlite,
+// the same as for the field decoded by encoding/json.
+func liteColumn(v *jsonlite.Value, k kind) (parquet.Value, bool) {
+	if v == nil || v.Kind() == jsonlite.Null {
+		return parquet.NullValue(), false
+	}
+	switch k {
+	case kindBool:
+		return parquet.BooleanValue(v.Kind() == jsonlite.True), false
+	case kindInt:
+		n, _ := strconv.ParseInt(v.JSON(), 10, 64)
+		return parquet.Int64Value(n), false
+	case kindDouble:
+		f, _ := strconv.ParseFloat(v.JSON(), 64)
+		return parquet.DoubleValue(f), false
+	case kindString:
+		s, _ := jsonlite.Unquote(v.JSON())
+		return parquet.ByteArrayValue([]byte(s)), false
+	}
+	// A JSON column: the text json.Marshal gives the decoded value (a
+	// string quoted and escaped, object keys sorted), as for newRow's rows.
+	var x any
+	switch v.Kind() {
+	case jsonlite.Number, jsonlite.True, jsonlite.False:
+		return parquet.ByteArrayValue([]byte(v.JSON())), false
+	case jsonlite.String:
+		s, _ := jsonlite.Unquote(v.JSON())
+		x = s
+	default:
+		d := json.NewDecoder(strings.NewReader(v.JSON()))
+		d.UseNumber()
+		if d.Decode(&x) != nil {
+			return parquet.ByteArrayValue([]byte(v.JSON())), false
+		}
+	}
+	b, _ := json.Marshal(x)
 	return parquet.ByteArrayValue(b), false
 }
 

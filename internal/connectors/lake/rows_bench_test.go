@@ -38,7 +38,7 @@ func BenchmarkLakeRows(b *testing.B) {
 	for n := 0; n < b.N; n += perFile {
 		rows := make([]row, 0, perFile)
 		for i := 0; i < perFile && n+i < b.N; i++ {
-			rows = append(rows, newRow("persistent://public/default/orders", fmt.Sprint(i%5000), fmt.Sprintf("7:%d:-1:0", n+i),
+			rows = append(rows, newAppendRow("persistent://public/default/orders", fmt.Sprint(i%5000), fmt.Sprintf("7:%d:-1:0", n+i),
 				at.Add(time.Duration(i)*time.Millisecond), props, payloads[i]))
 		}
 		data, err := encode(rows, nil, &parquet.Zstd)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -38,14 +39,23 @@ func (k *sink) Run(ctx context.Context, env *connectors.SinkEnv) error {
 		return k.runUpsert(ctx, env, store)
 	}
 	sc := &schemas{env: env, known: map[string]*valueSchema{}}
+	// The directory of the message before, which most messages share.
+	var lastTopic, lastDir string
+	var lastHour time.Time
+	dirOf := func(m pulsar.Message) string {
+		if h := m.PublishTime().Truncate(time.Hour); m.Topic() != lastTopic || !h.Equal(lastHour) || lastDir == "" {
+			lastTopic, lastHour, lastDir = m.Topic(), h, partitionDir(m.Topic(), m.PublishTime())
+		}
+		return lastDir
+	}
 	return k.rollLoop(ctx, env, false,
 		func(ctx context.Context, m pulsar.Message) (string, error) {
 			vs, err := sc.of(ctx, m)
-			return batchKey(partitionDir(m.Topic(), m.PublishTime()), vs), err
+			return batchKey(dirOf(m), vs), err
 		},
-		func(ctx context.Context, _ string, m pulsar.Message) (batch, error) {
+		func(ctx context.Context, _ string, m pulsar.Message, hint int) (batch, error) {
 			vs, err := sc.of(ctx, m) // known by now
-			return &file{k: k, env: env, store: store, dir: partitionDir(m.Topic(), m.PublishTime()), vs: vs}, err
+			return &file{k: k, env: env, store: store, dir: dirOf(m), vs: vs, rows: make([]row, 0, hint)}, err
 		})
 }
 
@@ -65,7 +75,7 @@ func (f *file) add(m pulsar.Message) {
 		f.first = m.ID()
 	}
 	if f.vs == nil {
-		f.rows = append(f.rows, newRow(m.Topic(), m.Key(), messageID(m.ID()), m.PublishTime(), m.Properties(), m.Payload()))
+		f.rows = append(f.rows, newAppendRow(m.Topic(), m.Key(), messageID(m.ID()), m.PublishTime(), m.Properties(), m.Payload()))
 		return
 	}
 	r := row{topic: m.Topic(), key: m.Key(), messageID: messageID(m.ID()), publish: m.PublishTime(), properties: m.Properties()}

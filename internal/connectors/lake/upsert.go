@@ -170,7 +170,7 @@ func (k *sink) runUpsert(ctx context.Context, env *connectors.SinkEnv, store obj
 			_, err := sc.of(ctx, m) // read here, used by add
 			return topicDir(m.Topic()), err
 		},
-		func(ctx context.Context, dir string, _ pulsar.Message) (batch, error) {
+		func(ctx context.Context, dir string, _ pulsar.Message, _ int) (batch, error) {
 			return loadTable(ctx, k, env, store, sc, dir)
 		})
 }
