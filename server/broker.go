@@ -69,6 +69,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		Delayed:                                  s.delayed,
 		ReplicatorRoles:                          opts.Security.ReplicatorRoles,
 		CompactionNoIdleIO:                       !opts.BackgroundIdleIO,
+		CompactionNice:                           opts.BackgroundNice,
 		// The replicators are clients of the broker, started here on its request.
 		StartReplicator: replication.NewManager(res, opts.Logger.With("component", "replication")).Start,
 		Logger:          opts.Logger.With("component", "broker"),

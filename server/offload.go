@@ -82,6 +82,7 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		MaxRate:             o.MaxRate,
 		NoYield:             s.opts.NoBackgroundYield,
 		NoIdleIO:            !s.opts.BackgroundIdleIO,
+		Nice:                s.opts.BackgroundNice,
 		ReadAheadBlocks:     o.ReadAheadBlocks,
 		OpTimeout:           s.opts.OperationTimeout,
 		Metrics:             tiered.NewMetrics(reg),

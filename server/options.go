@@ -51,6 +51,9 @@ type Options struct {
 	// BackgroundIdleIO: offloads and compactions read the journal at the
 	// idle I/O priority class (pace.IdleIO); off by default.
 	BackgroundIdleIO bool
+	// BackgroundNice is the nice value offloads and compactions run at, on
+	// a thread of their own (pace.Background); 0: the usual priority.
+	BackgroundNice int
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int

@@ -89,7 +89,8 @@ func (c *testCluster) launchAt(i, bp, hp int, extra []string) *proc {
 		"--advertised-address", "127.0.0.1", "--broker-id", fmt.Sprintf("b%d", i), "--log-level", "info",
 		"--metadata-store", c.etcd.URL(), "--metadata-prefix", cmp.Or(c.prefix, "/mbtest"),
 		"--storage", "s3", "--bucket", cmp.Or(c.bucket, "mbcluster"), "--endpoint", c.gw.Endpoint, "--path-style",
-		"--lease-ttl", clusterLeaseTTL.String(), "--wal-max-delay", "2ms"}, extra...)
+		"--lease-ttl", clusterLeaseTTL.String(), "--wal-max-delay", "2ms",
+		"--background-nice", "1"}, extra...) // as launchProc, for CI
 	p.cmd = exec.Command(mbBinary, args...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = os.Environ()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/messagebus/messagebus/internal/access"
+	"github.com/messagebus/messagebus/internal/pace"
 	"github.com/messagebus/messagebus/server"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -74,6 +75,7 @@ which wins over the file.`,
 	f.Duration("compaction-check-interval", time.Minute, "how often topics are checked against their compaction threshold")
 	f.Int64("compaction-max-rate", 0, "bytes per second compactions may read, over all topics (0: no limit)")
 	f.Bool("background-yield", true, "offloads and compactions pause after each step for as long as it ran while producers publish (false: full speed)")
+	f.Int("background-nice", pace.DefaultNice, "nice value (1-19) offloads and compactions run at, each on an OS thread of its own, with one more GOMAXPROCS while they run (Linux): producers' threads take the cores first; 0: the usual priority")
 	f.Bool("background-idle-io", false, "offloads and compactions read the journal at the idle I/O priority class (Linux ioprio; the disk serves producers' writes first, and an idle-class read may wait seconds on a busy disk); false: the usual priority")
 	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
 	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
@@ -303,6 +305,9 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 	if v.GetInt("checkpoint-retain") < 1 {
 		return fmt.Errorf("--checkpoint-retain must be at least 1")
 	}
+	if n := v.GetInt("background-nice"); n < 0 || n > 19 {
+		return fmt.Errorf("--background-nice %d: want 0 (off) to 19", n)
+	}
 	setMemoryLimit(log, v.GetInt64("memory-limit"), v.GetInt64("cache-total-size"))
 	if os.Getenv("GOGC") == "" && v.GetInt64("memory-limit") >= 0 {
 		// With the heap limit in place, collect half as often: fewer GC
@@ -348,6 +353,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		Logger:                                   log,
 		Metadata:                                 metadata,
 		BackgroundIdleIO:                         v.GetBool("background-idle-io"),
+		BackgroundNice:                           v.GetInt("background-nice"),
 		Security: server.Security{
 			AuthTokenSecretKey:         v.GetString("auth-token-secret-key"),
 			AuthTokenPublicKey:         v.GetString("auth-token-public-key"),

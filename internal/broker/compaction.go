@@ -224,9 +224,13 @@ func (t *Topic) compact(ctx context.Context) (compaction.Result, error) {
 			return compaction.Result{}, fmt.Errorf("open compacted ledger %s: %w", name, err)
 		}
 	}
-	res, err := compaction.Compact(ctx, compaction.Input{Topic: t.ledger, Previous: prev.l,
-		PreviousHorizon: prev.horizon, Horizon: horizon, Throttle: t.b.compactionThrottle(),
-		ReadWith: pace.With(!t.b.cfg.CompactionNoIdleIO)}, out)
+	var res compaction.Result
+	err = pace.WithBackground(t.b.cfg.CompactionNice)(func() (err error) {
+		res, err = compaction.Compact(ctx, compaction.Input{Topic: t.ledger, Previous: prev.l,
+			PreviousHorizon: prev.horizon, Horizon: horizon, Throttle: t.b.compactionThrottle(),
+			ReadWith: pace.With(!t.b.cfg.CompactionNoIdleIO)}, out)
+		return err
+	})
 	if err != nil {
 		return failed(err)
 	}

@@ -61,6 +61,9 @@ type Options struct {
 	// NoIdleIO: offloads read the local ledger at the usual I/O priority
 	// (by default at the idle class, pace.IdleIO).
 	NoIdleIO bool
+	// Nice is the nice value offloads run at (pace.Background); 0: the
+	// usual priority.
+	Nice int
 	// OpTimeout bounds each object-store call (0: 30 s).
 	OpTimeout time.Duration
 	Metrics   *Metrics // nil: not registered

@@ -1,0 +1,85 @@
+//go:build linux
+
+package pace
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestBackgroundRunsNicedWithOneMoreP: fn runs on another thread at the
+// nice value asked while the process has one P more; after it the caller's
+// thread keeps its priority, GOMAXPROCS is back, and fn's error is returned.
+func TestBackgroundRunsNicedWithOneMoreP(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	procs := runtime.GOMAXPROCS(0)
+	niceBefore, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var insideTid, insideProcs, insideNice int
+	want := errors.New("done")
+	err = Background(DefaultNice, func() error {
+		insideTid, insideProcs = unix.Gettid(), runtime.GOMAXPROCS(0)
+		// getpriority(2) returns 20-nice for the raw syscall.
+		p, err := unix.Getpriority(unix.PRIO_PROCESS, insideTid)
+		if err != nil {
+			t.Errorf("getpriority: %v", err)
+		}
+		insideNice = 20 - p
+		return want
+	})
+	if err != want {
+		t.Fatalf("Background returned %v, want fn's error", err)
+	}
+	if insideTid == tid {
+		t.Error("fn ran on the caller's thread")
+	}
+	if want := 20 - niceBefore + DefaultNice; insideNice != want {
+		t.Errorf("nice inside Background %d, want %d", insideNice, want)
+	}
+	if insideProcs != procs+1 {
+		t.Errorf("GOMAXPROCS inside Background %d, want %d", insideProcs, procs+1)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS after Background %d, want %d", got, procs)
+	}
+	if p, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err != nil || p != niceBefore {
+		t.Errorf("caller's priority after Background %d %v, want %d", p, err, niceBefore)
+	}
+}
+
+// TestBackgroundConcurrentBoundsExtraProcs: concurrent calls add one P
+// each up to maxExtraProcs, and the count is back when all end.
+func TestBackgroundConcurrentBoundsExtraProcs(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	const n = maxExtraProcs + 2
+	var started, release sync.WaitGroup
+	started.Add(n)
+	release.Add(1)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_ = Background(DefaultNice, func() error {
+				started.Done()
+				release.Wait()
+				return nil
+			})
+		})
+	}
+	started.Wait()
+	if got := runtime.GOMAXPROCS(0); got != procs+maxExtraProcs {
+		t.Errorf("GOMAXPROCS with %d running %d, want %d", n, got, procs+maxExtraProcs)
+	}
+	release.Done()
+	wg.Wait()
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS after %d, want %d", got, procs)
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package pace
+
+const lowCPUSupported = false
+
+func setNice(int) {}
