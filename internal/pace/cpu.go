@@ -45,6 +45,7 @@ func Background(nice int, fn func() error) error {
 func WithBackground(nice int) func(func() error) error {
 	return func(fn func() error) error { return Background(nice, fn) }
 }
+
 // extraProcs counts the Background calls running, each owning one P
 // beyond the GOMAXPROCS the process had before the first.
 var extraProcs struct {
