@@ -86,6 +86,7 @@ test-cluster: testdeps
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeFrame -fuzztime=400000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzParseMetadata -fuzztime=200000x ./internal/wire
+	$(GO) test -run='^$$' -fuzz=FuzzParseSingleMetadata -fuzztime=100000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzParseMarkers -fuzztime=50000x ./internal/wire
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=150000x ./internal/auth/token
 	$(GO) test -run='^$$' -fuzz=FuzzParseBasicUsers -fuzztime=30000x ./internal/auth
