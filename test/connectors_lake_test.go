@@ -18,16 +18,23 @@ import (
 	"github.com/messagebus/messagebus/server"
 )
 
-// The lake sink into the Versity S3 gateway; the Parquet files are read
-// back with DuckDB (duckdb-go, in-process) from the gateway's directory.
-func TestLakeSinkWritesParquetForDuckDB(t *testing.T) {
-	g := s3test.Start(t)
+// startLake starts the Versity gateway with a bucket "lake", a broker and
+// a client, and gives the lake sink's configs the gateway's keys as env:
+// references (MB_TEST_S3_KEY, MB_TEST_S3_SECRET); topic is a fresh one.
+func startLake(t *testing.T) (g *s3test.Gateway, s *server.Server, c pulsar.Client, topic string) {
+	t.Helper()
+	g = s3test.Start(t)
 	g.Bucket(t, "lake", nil)
 	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
 	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
-	s := startServer(t, server.Options{})
-	c := newClient(t, s.BrokerURL())
-	topic := uniqueTopic(t)
+	s = startServer(t, server.Options{})
+	return g, s, newClient(t, s.BrokerURL()), uniqueTopic(t)
+}
+
+// The lake sink into the Versity S3 gateway; the Parquet files are read
+// back with DuckDB (duckdb-go, in-process) from the gateway's directory.
+func TestLakeSinkWritesParquetForDuckDB(t *testing.T) {
+	g, s, c, topic := startLake(t)
 	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake","prefix":"bus",
 		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollSizeBytes":4096,"rollIntervalMs":300}}`, topic, g.Endpoint)
 	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/lake", cfg); code != http.StatusNoContent {
@@ -110,13 +117,7 @@ func TestLakeSinkWritesParquetForDuckDB(t *testing.T) {
 // row per key (deletes and tombstones remove the key), which survives a
 // restart of the sink (its state is read back from the bucket).
 func TestLakeSinkUpsertLatestRowPerKey(t *testing.T) {
-	g := s3test.Start(t)
-	g.Bucket(t, "lake", nil)
-	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
-	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
-	s := startServer(t, server.Options{})
-	c := newClient(t, s.BrokerURL())
-	topic := uniqueTopic(t)
+	g, s, c, topic := startLake(t)
 	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake",
 		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollIntervalMs":200,"mode":"upsert"}}`, topic, g.Endpoint)
 	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/up", cfg); code != http.StatusNoContent {
@@ -262,13 +263,7 @@ func TestConnectorVaultSecretReferences(t *testing.T) {
 // columns from the schema's fields (DuckDB sees INTEGER, not a JSON guess
 // or the raw Avro bytes).
 func TestLakeSinkTypedColumnsFromRegistrySchema(t *testing.T) {
-	g := s3test.Start(t)
-	g.Bucket(t, "lake", nil)
-	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
-	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
-	s := startServer(t, server.Options{})
-	c := newClient(t, s.BrokerURL())
-	topic := uniqueTopic(t)
+	g, s, c, topic := startLake(t)
 	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake",
 		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollIntervalMs":200}}`, topic, g.Endpoint)
 	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/typed", cfg); code != http.StatusNoContent {
@@ -339,13 +334,7 @@ func TestLakeSinkTypedColumnsFromRegistrySchema(t *testing.T) {
 // the session ends with the error in the status, and once the gateway is
 // back the messages come again and every one is in a file.
 func TestLakeSinkFailedPutRedelivers(t *testing.T) {
-	g := s3test.Start(t)
-	g.Bucket(t, "lake", nil)
-	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
-	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
-	s := startServer(t, server.Options{})
-	c := newClient(t, s.BrokerURL())
-	topic := uniqueTopic(t)
+	g, s, c, topic := startLake(t)
 	cfg := fmt.Sprintf(`{"archive":"builtin://lake","inputs":[%q],"configs":{"endpoint":%q,"pathStyle":true,"bucket":"lake",
 		"accessKeyId":"env:MB_TEST_S3_KEY","secretAccessKey":"env:MB_TEST_S3_SECRET","rollSizeBytes":2048,"rollIntervalMs":200}}`, topic, g.Endpoint)
 	if code, body := postJSON(t, http.MethodPost, s.WebURL()+"/admin/v3/sinks/public/default/lake", cfg); code != http.StatusNoContent {

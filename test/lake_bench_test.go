@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/apache/pulsar-client-go/pulsar"
-	"github.com/messagebus/messagebus/internal/testutil/s3test"
-	"github.com/messagebus/messagebus/server"
 )
 
 // TestLakeSinkThroughput is the lake sink end to end (opt-in,
@@ -46,13 +44,7 @@ func TestLakeSinkThroughput(t *testing.T) {
 	roll := lakeBenchEnv("MB_LAKE_BENCH_ROLL_BYTES", 8<<20)
 	// Long enough that files close by size even on a loaded machine.
 	rollMs := lakeBenchEnv("MB_LAKE_BENCH_ROLL_MS", 30000)
-	g := s3test.Start(t)
-	g.Bucket(t, "lake", nil)
-	t.Setenv("MB_TEST_S3_KEY", s3test.AccessKey)
-	t.Setenv("MB_TEST_S3_SECRET", s3test.SecretKey)
-	s := startServer(t, server.Options{})
-	c := newClient(t, s.BrokerURL())
-	topic := uniqueTopic(t)
+	g, s, c, topic := startLake(t)
 	payload := func(i int) []byte {
 		return fmt.Appendf(nil, `{"id":%d,"account":%d,"amount":%d.%02d,"currency":"EUR","note":"order %d","ok":%t}`,
 			i, i%1000, i%977, i%100, i, i%3 == 0)

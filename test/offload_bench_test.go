@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -399,11 +400,7 @@ func histBuckets(metrics, name string) map[float64]float64 {
 // bucketP99 is the upper bound of the bucket holding the 99th percentile
 // of the observations between two readings.
 func bucketP99(a, b map[float64]float64) float64 {
-	bounds := make([]float64, 0, len(b))
-	for le := range b {
-		bounds = append(bounds, le)
-	}
-	slices.Sort(bounds)
+	bounds := slices.Sorted(maps.Keys(b))
 	if len(bounds) == 0 {
 		return 0
 	}
@@ -420,11 +417,7 @@ func bucketP99(a, b map[float64]float64) float64 {
 // of a histogram as Prometheus's histogram_quantile does: linear
 // interpolation inside the bucket that holds it.
 func quantile(q float64, a, b map[float64]float64) float64 {
-	bounds := make([]float64, 0, len(b))
-	for le := range b {
-		bounds = append(bounds, le)
-	}
-	slices.Sort(bounds)
+	bounds := slices.Sorted(maps.Keys(b))
 	if len(bounds) == 0 {
 		return 0
 	}
