@@ -22,7 +22,10 @@
 # alternate two versions on a loaded machine; B_DATA_DIR puts b's data dir
 # under another directory, e.g. B_DATA_DIR=/dev/shm to model a remote region
 # with its own device instead of sharing a's disk; MB_FLAGS adds flags to both
-# brokers, e.g. MB_FLAGS=--enable-pprof to profile them on their HTTP ports)
+# brokers, e.g. MB_FLAGS=--enable-pprof to profile them on their HTTP ports;
+# PAIRS=N runs the baseline and the no-consumer row N times, alternated, and
+# prints each pair's ratio and their median to stderr; CONSUMED=0 skips the
+# rows with a consumer on b)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
@@ -34,6 +37,8 @@ MB=${MB:-}
 MBBENCH=${MBBENCH:-}
 B_DATA_DIR=${B_DATA_DIR:-}
 MB_FLAGS=${MB_FLAGS:-}
+PAIRS=${PAIRS:-1}
+CONSUMED=${CONSUMED:-1}
 mkdir -p bin
 if [ -z "$MB" ]; then go build -o bin/mb ./cmd/mb; MB=bin/mb; fi
 if [ -z "$MBBENCH" ]; then go build -o bin/mbbench ./bench/mbbench; MBBENCH=bin/mbbench; fi
@@ -87,13 +92,21 @@ rate_of() { # the msg/s of the last result
 
 for size in $SIZES; do
   label="$size B"; [ $size = 1024 ] && label="1 KiB"
-  bench --url pulsar://127.0.0.1:$A_B --size $size --topic-prefix persistent://public/local/base-$size --scenario "produce $label on a, no replication"
-  base=$(rate_of)
-  rbench --url pulsar://127.0.0.1:$A_B --size $size \
-    --topic-prefix persistent://public/geo/nocons-$size --scenario "produce $label on a, replicated to b, no consumer"
-  stored=$(tail -1 "$RESULTS" | python3 -c 'import json,re,sys; print(re.search(r"remote stored ([0-9,]+) msg/s", json.load(sys.stdin)["notes"]).group(1).replace(",",""))')
-  row "replication throughput $label a->b, no consumer" "$stored" "stored by b in the same window; produce on a without replication: $base msg/s"
-  drained
+  ratios=()
+  for pair in $(seq "$PAIRS"); do
+    bench --url pulsar://127.0.0.1:$A_B --size $size --topic-prefix persistent://public/local/base-$size-$pair --scenario "produce $label on a, no replication"
+    base=$(rate_of)
+    rbench --url pulsar://127.0.0.1:$A_B --size $size \
+      --topic-prefix persistent://public/geo/nocons-$size-$pair --scenario "produce $label on a, replicated to b, no consumer"
+    stored=$(tail -1 "$RESULTS" | python3 -c 'import json,re,sys; print(re.search(r"remote stored ([0-9,]+) msg/s", json.load(sys.stdin)["notes"]).group(1).replace(",",""))')
+    row "replication throughput $label a->b, no consumer" "$stored" "stored by b in the same window; produce on a without replication: $base msg/s"
+    ratios+=("$(python3 -c "print(round($stored/$base,3))")")
+    drained
+  done
+  if [ "$PAIRS" -gt 1 ]; then
+    echo "$label, no consumer: replicated/baseline per pair ${ratios[*]}; median $(printf '%s\n' "${ratios[@]}" | sort -n | python3 -c 'import statistics,sys; print(statistics.median(float(l) for l in sys.stdin))')" >&2
+  fi
+  [ "$CONSUMED" = 1 ] || continue
   rbench --url pulsar://127.0.0.1:$A_B --consume --consume-url pulsar://127.0.0.1:$B_B --size $size \
     --topic-prefix persistent://public/geo/max-$size --scenario "produce $label on a, replicated to b, consumed on b"
   # What b's consumer received in the window all came by replication.

@@ -91,7 +91,9 @@ func New(opts Options) (*Server, error) {
 		}
 	}()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.MetricsGC, collectors.MetricsMemory, collectors.MetricsScheduler)), // scheduler: goroutine run latency, stop-the-world pauses
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.CheckpointInterval > 0 {
 		s.ckpt = newCheckpoints(opts.DataDir, opts.CheckpointInterval, opts.CheckpointRetain, reg)
 	}

@@ -49,6 +49,13 @@ type bgRound struct {
 	fsyncWith, fsyncWo    float64 // journal fsync p99 (bucket bound), s
 	brokerWith, brokerWo  float64 // broker's publish latency p99 (interpolated in its bucket), s
 	groupWith, groupWo    float64 // mean bytes per journal group commit
+	// The Go runtime's view of the broker: goroutine run latency p99
+	// (runnable to running) and the longest GC stop-the-world stopping
+	// latency (deciding to stop until every P stopped), s.
+	schedWith, schedWo   float64
+	gcStopWith, gcStopWo float64
+	gcWith, gcWo         float64 // GC cycles in the window
+	allocWith, allocWo   float64 // MB allocated in the window
 }
 
 // bgArgs are the broker flags of a benchmark of background work: the
@@ -84,6 +91,8 @@ func runRounds(t *testing.T, p *proc, client pulsar.Client, fill func(i int), wo
 			m1 := journalMetrics(t, p.webURL)
 			r.fsyncWith, r.groupWith = bucketP99(m0.fsync, m1.fsync), m1.groupBytes(m0)
 			r.brokerWith = quantile(0.99, m0.publish, m1.publish)
+			r.schedWith, r.gcStopWith = bucketP99(m0.sched, m1.sched), bucketMax(m0.gcStop, m1.gcStop)
+			r.gcWith, r.allocWith = m1.gcs-m0.gcs, (m1.allocs-m0.allocs)/1e6
 			last = r.took
 		}
 		withoutWindow := func() {
@@ -92,6 +101,8 @@ func runRounds(t *testing.T, p *proc, client pulsar.Client, fill func(i int), wo
 			m1 := journalMetrics(t, p.webURL)
 			r.fsyncWo, r.groupWo = bucketP99(m0.fsync, m1.fsync), m1.groupBytes(m0)
 			r.brokerWo = quantile(0.99, m0.publish, m1.publish)
+			r.schedWo, r.gcStopWo = bucketP99(m0.sched, m1.sched), bucketMax(m0.gcStop, m1.gcStop)
+			r.gcWo, r.allocWo = m1.gcs-m0.gcs, (m1.allocs-m0.allocs)/1e6
 		}
 		if i%2 == 0 {
 			withWindow()
@@ -100,9 +111,10 @@ func runRounds(t *testing.T, p *proc, client pulsar.Client, fill func(i int), wo
 			withoutWindow()
 			withWindow()
 		}
-		t.Logf("round %d (%s first): work %.1f s; publish p99 %.1f ms with (%.0f msg/s), %.1f ms without (%.0f msg/s): %.2f×; broker publish p99 %.2f / %.2f ms; journal fsync p99 %.1f / %.1f ms, mean group commit %.0f / %.0f B; load %s",
+		t.Logf("round %d (%s first): work %.1f s; publish p99 %.1f ms with (%.0f msg/s), %.1f ms without (%.0f msg/s): %.2f×; broker publish p99 %.2f / %.2f ms; journal fsync p99 %.1f / %.1f ms, mean group commit %.0f / %.0f B; goroutine run latency p99 %.2f / %.2f ms, GC stopping max %.2f / %.2f ms, GC cycles %.0f / %.0f, allocated %.0f / %.0f MB; load %s",
 			i, map[bool]string{true: "with", false: "without"}[i%2 == 0], r.took.Seconds(), ms(r.with), r.withRate, ms(r.without), r.withoutRate,
-			float64(r.with)/float64(r.without), 1000*r.brokerWith, 1000*r.brokerWo, 1000*r.fsyncWith, 1000*r.fsyncWo, r.groupWith, r.groupWo, loadAvg())
+			float64(r.with)/float64(r.without), 1000*r.brokerWith, 1000*r.brokerWo, 1000*r.fsyncWith, 1000*r.fsyncWo, r.groupWith, r.groupWo,
+			1000*r.schedWith, 1000*r.schedWo, 1000*r.gcStopWith, 1000*r.gcStopWo, r.gcWith, r.gcWo, r.allocWith, r.allocWo, loadAvg())
 		res = append(res, r)
 	}
 	ratios, broker, rates := make([]float64, len(res)), make([]float64, len(res)), make([]float64, len(res))
@@ -146,7 +158,9 @@ func loadAvg() string {
 // jmetrics is a reading of the journal's metrics.
 type jmetrics struct {
 	fsync, publish  map[float64]float64
+	sched, gcStop   map[float64]float64
 	syncs, groupSum float64
+	gcs, allocs     float64 // GC cycles, heap bytes allocated
 }
 
 // groupBytes is the mean bytes per group commit since an earlier reading.
@@ -160,7 +174,8 @@ func (m jmetrics) groupBytes(before jmetrics) float64 {
 func journalMetrics(t *testing.T, webURL string) jmetrics {
 	t.Helper()
 	text := expectHTTP(t, http.MethodGet, webURL+"/metrics", "", http.StatusOK)
-	m := jmetrics{fsync: histBuckets(text, "mb_journal_fsync_seconds"), publish: histBuckets(text, "mb_publish_latency_seconds")}
+	m := jmetrics{fsync: histBuckets(text, "mb_journal_fsync_seconds"), publish: histBuckets(text, "mb_publish_latency_seconds"),
+		sched: histBuckets(text, "go_sched_latencies_seconds"), gcStop: histBuckets(text, "go_sched_pauses_stopping_gc_seconds")}
 	for _, line := range strings.Split(text, "\n") {
 		var v float64
 		if _, err := fmt.Sscanf(line, "mb_journal_fsync_seconds_count %g", &v); err == nil {
@@ -168,6 +183,12 @@ func journalMetrics(t *testing.T, webURL string) jmetrics {
 		}
 		if _, err := fmt.Sscanf(line, "mb_journal_group_bytes_sum %g", &v); err == nil {
 			m.groupSum = v
+		}
+		if _, err := fmt.Sscanf(line, "go_gc_cycles_total_gc_cycles_total %g", &v); err == nil {
+			m.gcs = v
+		}
+		if _, err := fmt.Sscanf(line, "go_gc_heap_allocs_bytes_total %g", &v); err == nil {
+			m.allocs = v
 		}
 	}
 	return m

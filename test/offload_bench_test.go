@@ -413,6 +413,24 @@ func bucketP99(a, b map[float64]float64) float64 {
 	return bounds[len(bounds)-1]
 }
 
+// bucketMax is the upper bound of the highest bucket that got an
+// observation between two readings (0: none).
+func bucketMax(a, b map[float64]float64) float64 {
+	bounds := slices.Sorted(maps.Keys(b))
+	below := 0.0 // the count of the bucket below
+	for i := len(bounds) - 1; i >= 0; i-- {
+		if i > 0 {
+			below = b[bounds[i-1]] - a[bounds[i-1]]
+		} else {
+			below = 0
+		}
+		if b[bounds[i]]-a[bounds[i]] > below {
+			return bounds[i]
+		}
+	}
+	return 0
+}
+
 // quantile estimates quantile q of the observations between two readings
 // of a histogram as Prometheus's histogram_quantile does: linear
 // interpolation inside the bucket that holds it.

@@ -32,14 +32,22 @@ type Input struct {
 }
 
 // read reads from l through ReadWith.
-func (in Input) read(ctx context.Context, l ledger.Ledger, from int64) (es []ledger.Entry, err error) {
-	if in.ReadWith == nil {
-		return l.Read(ctx, from, readEntries, readBytes)
-	}
-	err = in.ReadWith(func() error {
-		es, err = l.Read(ctx, from, readEntries, readBytes)
+// read reads the next entries of l, into buf when l can (the entries are
+// done with before the next read: what outlives it is copied).
+func (in Input) read(ctx context.Context, l ledger.Ledger, from int64, buf *ledger.ReadBuf) (es []ledger.Entry, err error) {
+	read := func() error {
+		if br, ok := l.(ledger.BufferReader); ok {
+			es, err = br.ReadInto(ctx, from, readEntries, readBytes, buf)
+		} else {
+			es, err = l.Read(ctx, from, readEntries, readBytes)
+		}
 		return err
-	})
+	}
+	if in.ReadWith == nil {
+		err = read()
+		return es, err
+	}
+	err = in.ReadWith(read)
 	return es, err
 }
 
@@ -88,9 +96,9 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 	latest := newKeyMap()
 	chunked := map[string][]int64{} // key → chunk entries of its latest value, when chunked
 	pending := map[string][]int64{} // message uuid → chunk entries read so far
-	var scratch []byte              // decompressed batches, one at a time
+	var ps parser
 	err := forEachEntry(ctx, in, func(e Entry) error {
-		p, err := parseEntry(e, false, &scratch)
+		p, err := ps.parse(e, false)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
 		}
@@ -149,7 +157,7 @@ func Compact(ctx context.Context, in Input, out ledger.Ledger) (Result, error) {
 	// Phase two: copy the entries holding latest messages.
 	w := newWriter(out)
 	err = forEachEntry(ctx, in, func(e Entry) error {
-		p, err := parseEntry(e, true, &scratch)
+		p, err := ps.parse(e, true)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", e.ID, err)
 		}
@@ -239,13 +247,14 @@ func (m *keyMap) delete(k []byte) { delete(m.index, string(k)) }
 // forEachEntry calls fn with the previous compacted entries, then with the
 // topic's entries after the previous horizon up to the horizon.
 func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
+	var buf ledger.ReadBuf
 	if in.Previous != nil {
 		last := in.Previous.LastEntryID()
 		for from := int64(0); from <= last; {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			es, err := in.read(ctx, in.Previous, from)
+			es, err := in.read(ctx, in.Previous, from, &buf)
 			if err != nil {
 				return fmt.Errorf("read compacted ledger %s: %w", in.Previous.Name(), err)
 			}
@@ -273,7 +282,7 @@ func forEachEntry(ctx context.Context, in Input, fn func(Entry) error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		es, err := in.read(ctx, in.Topic, from)
+		es, err := in.read(ctx, in.Topic, from, &buf)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			from = in.Topic.FirstEntryID()
 			continue
@@ -313,7 +322,7 @@ func (in Input) pace(ctx context.Context, es []ledger.Entry) error {
 			return err
 		}
 	}
-	runtime.Gosched()
+	yield()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package compaction
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -43,11 +44,21 @@ type parsedEntry struct {
 	payload [][]byte
 }
 
-// parseEntry splits e into its messages, skipping those a previous
-// compaction removed. keep asks for what rebatching needs. A compressed
-// batch is decompressed into *scratch, which the result aliases until the
-// next call with the same scratch.
-func parseEntry(e Entry, keep bool, scratch *[]byte) (*parsedEntry, error) {
+// parser splits entries into their messages, reusing its buffers from
+// one entry to the next: a compaction reads every entry of the topic twice,
+// and what it allocates per entry triggers garbage collections, whose
+// stop-the-world pauses and mark assists publishing pays for.
+type parser struct {
+	scratch []byte // decompressed batches, one at a time
+	p       parsedEntry
+	md      pb.MessageMetadata
+}
+
+// parse splits e into its messages, skipping those a previous compaction
+// removed. keep asks for what rebatching needs. The result aliases the
+// parser's buffers (and a compressed batch's decompressed bytes) until the
+// next call.
+func (ps *parser) parse(e Entry, keep bool) (*parsedEntry, error) {
 	meta, payload, err := wire.SplitPayload(e.Data)
 	if err != nil {
 		return nil, err
@@ -56,7 +67,11 @@ func parseEntry(e Entry, keep bool, scratch *[]byte) (*parsedEntry, error) {
 	if err := wire.ParseMetadata(meta, &info); err != nil {
 		return nil, err
 	}
-	p := &parsedEntry{batch: info.HasNumMessagesInBatch}
+	p := &ps.p
+	clear(p.messages) // drop the previous entry's key references
+	clear(p.smms)
+	clear(p.payload)
+	*p = parsedEntry{batch: info.HasNumMessagesInBatch, messages: p.messages[:0], smms: p.smms[:0], payload: p.payload[:0]}
 	if info.NumChunksFromMsg > 1 {
 		p.chunk = &chunk{uuid: string(info.UUID), id: info.ChunkID, num: info.NumChunksFromMsg,
 			key: string(info.PartitionKey), hasKey: info.PartitionKey != nil}
@@ -70,19 +85,20 @@ func parseEntry(e Entry, keep bool, scratch *[]byte) (*parsedEntry, error) {
 		}
 		return p, nil
 	}
-	body, err := wire.DecompressTo(*scratch, info.Compression, payload, int(info.UncompressedSize))
+	body, err := wire.DecompressTo(ps.scratch, info.Compression, payload, int(info.UncompressedSize))
 	if err != nil {
 		return nil, fmt.Errorf("batch payload: %w", err)
 	}
 	if info.Compression != pb.CompressionType_NONE {
-		*scratch = body
+		ps.scratch = body
 	}
 	// Sized for the batch up front (bounded: the count is the client's word).
 	n := min(int(max(info.NumMessagesInBatch, 0)), 4096)
-	p.messages = make([]message, 0, n)
+	p.messages = slices.Grow(p.messages, n)
 	if keep {
-		p.smms, p.payload = make([][]byte, 0, n), make([][]byte, 0, n)
-		p.md = new(pb.MessageMetadata)
+		p.smms, p.payload = slices.Grow(p.smms, n), slices.Grow(p.payload, n)
+		proto.Reset(&ps.md)
+		p.md = &ps.md
 		if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(meta, p.md); err != nil {
 			return nil, fmt.Errorf("message metadata: %w", err)
 		}

@@ -114,3 +114,22 @@ type CursorSyncer interface {
 type BackgroundAppender interface {
 	AppendBackground(data []byte, done func(entryID int64, err error))
 }
+
+// ReadBuf is the memory a BufferReader's reads reuse.
+type ReadBuf struct {
+	Entries []Entry
+	Data    []byte
+}
+
+// BufferReader is implemented by ledgers whose reads can reuse the
+// caller's memory: background work reading a whole topic (a compaction)
+// would otherwise allocate everything it reads, and the collections that
+// triggers are paid for by publishing (stop-the-world pauses, mark
+// assists).
+type BufferReader interface {
+	// ReadInto is Read with the result in buf's memory (grown when too
+	// small): the entries and their data are valid until the next ReadInto
+	// with the same buf. Data of entries still cached in memory may alias
+	// the cache, as with Read; it must not be modified.
+	ReadInto(ctx context.Context, from int64, maxEntries, maxBytes int, buf *ReadBuf) ([]Entry, error)
+}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/messagebus/messagebus/internal/ledger"
 )
@@ -48,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 		{"CancelledContext", false, testCancelledContext},
 		{"Reopen", true, testReopen},
 		{"ReopenAfterDelete", true, testReopenAfterDelete},
+		{"ReadInto", true, testReadInto},
 	}
 	for _, tc := range tests {
 		if tc.durable && !h.Durable {
@@ -608,4 +610,59 @@ func testCancelledContext(t *testing.T, open func(*testing.T) ledger.Store) {
 	if _, err := l.Read(context.Background(), 0, 1, 1); err != nil {
 		t.Fatalf("read after the cancelled calls: %v", err)
 	}
+}
+
+// testReadInto: a BufferReader's ReadInto returns what Read does, batch by
+// batch, and reads stored entries into the one buffer it is given.
+func testReadInto(t *testing.T, open func(*testing.T) ledger.Store) {
+	s := open(t)
+	l := mustOpen(t, s, "b")
+	if _, ok := l.(ledger.BufferReader); !ok {
+		closeStore(t, s)
+		t.Skip("not a ledger.BufferReader")
+	}
+	for i := range 100 {
+		MustAppend(t, l, Payload("b", i, 100+i))
+	}
+	closeStore(t, s)
+	s = open(t) // the entries are read from storage, not from memory
+	defer closeStore(t, s)
+	l = mustOpen(t, s, "b")
+	br := l.(ledger.BufferReader)
+	var buf ledger.ReadBuf
+	reused := false
+	for from := int64(0); from < 100; {
+		want, err := l.Read(context.Background(), from, 7, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := br.ReadInto(context.Background(), from, 7, 1000, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) || len(got) == 0 {
+			t.Fatalf("ReadInto(%d) gave %d entries, Read %d", from, len(got), len(want))
+		}
+		for i, e := range got {
+			if e.ID != want[i].ID || !bytes.Equal(e.Data, Payload("b", int(e.ID), 100+int(e.ID))) {
+				t.Fatalf("ReadInto(%d): entry %d (id %d) differs", from, i, e.ID)
+			}
+			if within(e.Data, buf.Data[:cap(buf.Data)]) {
+				reused = true
+			}
+		}
+		from = got[len(got)-1].ID + 1
+	}
+	if !reused {
+		t.Fatal("ReadInto never read into its buffer")
+	}
+}
+
+// within tells whether b's bytes lie in buf's memory.
+func within(b, buf []byte) bool {
+	if len(b) == 0 || len(buf) == 0 {
+		return false
+	}
+	p, base := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&buf[0]))
+	return p >= base && p+uintptr(len(b)) <= base+uintptr(len(buf))
 }

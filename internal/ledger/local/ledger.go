@@ -142,6 +142,16 @@ func (h *handle) AppendBackground(data []byte, done func(entryID int64, err erro
 // are read from the journal and checked against their checksum. Entries lost
 // to corruption found at recovery are skipped.
 func (h *handle) Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	return h.read(ctx, from, maxEntries, maxBytes, nil)
+}
+
+// ReadInto implements ledger.BufferReader.
+func (h *handle) ReadInto(ctx context.Context, from int64, maxEntries, maxBytes int, buf *ledger.ReadBuf) ([]ledger.Entry, error) {
+	return h.read(ctx, from, maxEntries, maxBytes, buf)
+}
+
+// read is Read, with the result's memory from buf when it is not nil.
+func (h *handle) read(ctx context.Context, from int64, maxEntries, maxBytes int, buf *ledger.ReadBuf) ([]ledger.Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -155,11 +165,16 @@ func (h *handle) Read(ctx context.Context, from int64, maxEntries, maxBytes int)
 		return nil, ledger.ErrTrimmed
 	}
 	var (
-		out   = make([]ledger.Entry, 0, max(0, min(int64(maxEntries), l.last-from+1, 256)))
+		out   []ledger.Entry
 		reads []diskRead
 		total int
 		hint  int
 	)
+	if buf != nil {
+		out = buf.Entries[:0]
+	} else {
+		out = make([]ledger.Entry, 0, max(0, min(int64(maxEntries), l.last-from+1, 256)))
+	}
 	for id := from; id <= l.last && len(out) < maxEntries; id++ {
 		if data, ok := l.cache.get(id); ok {
 			if len(out) > 0 && total+len(data) > maxBytes {
@@ -193,9 +208,16 @@ func (h *handle) Read(ctx context.Context, from int64, maxEntries, maxBytes int)
 	l.mu.Unlock()
 	if len(reads) > 0 {
 		var err error
-		if out, err = readRecords(l, out, reads); err != nil {
+		var data *[]byte
+		if buf != nil {
+			data = &buf.Data
+		}
+		if out, err = readRecords(l, out, reads, data); err != nil {
 			return nil, err
 		}
+	}
+	if buf != nil {
+		buf.Entries = out
 	}
 	return out, nil
 }

@@ -29,8 +29,28 @@ func releaseReads(segs *segmentSet, reads []diskRead) {
 // journal, reading neighbouring records with one ReadAt and verifying every
 // record. A record that does not check is never returned: its entry is
 // reported, marked lost (later reads skip it) and left out of the result.
-func readRecords(l *ledgerState, out []ledger.Entry, reads []diskRead) ([]ledger.Entry, error) {
+//
+// With scratch, the records are read into *scratch (grown for the next call
+// when too small) instead of new memory.
+func readRecords(l *ledgerState, out []ledger.Entry, reads []diskRead, scratch *[]byte) ([]ledger.Entry, error) {
 	defer releaseReads(l.s.segs, reads)
+	var used, need int64 // bytes of *scratch taken; bytes all runs needed
+	alloc := func(n int64) []byte {
+		need += n
+		if scratch != nil && used+n <= int64(cap(*scratch)) {
+			b := (*scratch)[used : used+n : used+n]
+			used += n
+			return b
+		}
+		return make([]byte, n)
+	}
+	if scratch != nil {
+		defer func() {
+			if need > int64(cap(*scratch)) {
+				*scratch = make([]byte, 0, need)
+			}
+		}()
+	}
 	bad := 0
 	for i := 0; i < len(reads); {
 		seg := reads[i].seg
@@ -44,7 +64,7 @@ func readRecords(l *ledgerState, out []ledger.Entry, reads []diskRead) ([]ledger
 			}
 			end = off + recordHeaderSize + int64(reads[k].loc.size)
 		}
-		buf := make([]byte, end-start)
+		buf := alloc(end - start)
 		if n, err := seg.file.ReadAt(buf, start); n < len(buf) {
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF

@@ -97,9 +97,6 @@ func Encode(h Header, entries []ledger.Entry, blockSize int) ([]byte, error) {
 // contents are overwritten), so that an offload writing many objects does
 // not allocate (and zero) a new buffer of tens of MiB for each.
 func EncodeTo(dst []byte, h Header, entries []ledger.Entry, blockSize int) ([]byte, error) {
-	if blockSize <= 0 {
-		blockSize = DefaultBlock
-	}
 	if h.Last < h.First {
 		return nil, fmt.Errorf("object: empty range %d-%d", h.First, h.Last)
 	}
@@ -107,45 +104,104 @@ func EncodeTo(dst []byte, h Header, entries []ledger.Entry, blockSize int) ([]by
 	for _, e := range entries {
 		size += entryHeadSize + len(e.Data)
 	}
-	need := size + blockMetaSize*(size/blockSize+1)
-	var buf []byte
-	if cap(dst) >= need {
-		buf = dst[:HeaderSize]
-		clear(buf)
-	} else {
-		buf = make([]byte, HeaderSize, need)
+	if blockSize <= 0 {
+		blockSize = DefaultBlock
 	}
+	if need := size + blockMetaSize*(size/blockSize+1); cap(dst) < need {
+		dst = make([]byte, 0, need+need/8) // room for a next object a little larger
+	}
+	enc := NewEncoder(dst, h.LedgerID, h.First, blockSize)
+	for _, e := range entries {
+		if e.ID > h.Last {
+			return nil, fmt.Errorf("object: entry %d out of order or outside %d-%d", e.ID, h.First, h.Last)
+		}
+		if err := enc.Add(e.ID, e.Data); err != nil {
+			return nil, err
+		}
+	}
+	return enc.Finish(h.Last)
+}
+
+// Encoder builds an object entry by entry, so that an offload copies each
+// entry it reads into the object at once instead of holding the entries
+// until the object is complete.
+type Encoder struct {
+	buf       []byte
+	h         Header
+	blockSize int
+	blocks    []BlockMeta
+	cur       BlockMeta // the block being filled; Entries 0 when none
+	prev      int64     // the last id added
+}
+
+// NewEncoder starts an object of ledger ledgerID whose range starts at
+// first, in dst's storage (grown as needed; its contents are overwritten),
+// cutting blocks at about blockSize bytes (0: DefaultBlock).
+func NewEncoder(dst []byte, ledgerID, first int64, blockSize int) *Encoder {
+	if blockSize <= 0 {
+		blockSize = DefaultBlock
+	}
+	if cap(dst) < HeaderSize {
+		dst = make([]byte, 0, 1<<20)
+	}
+	buf := dst[:HeaderSize]
+	clear(buf)
+	return &Encoder{buf: buf, h: Header{LedgerID: ledgerID, First: first}, blockSize: blockSize, prev: first - 1}
+}
+
+// Add appends entry id (greater than the previous one, and at least the
+// range's first) with its data, which is copied.
+func (e *Encoder) Add(id int64, data []byte) error {
+	if id <= e.prev {
+		return fmt.Errorf("object: entry %d out of order (after %d) or before the range's first %d", id, e.prev, e.h.First)
+	}
+	if e.cur.Entries > 0 && int64(len(e.buf))-e.cur.Off >= int64(e.blockSize) {
+		e.closeBlock()
+	}
+	if e.cur.Entries == 0 {
+		e.cur = BlockMeta{Off: int64(len(e.buf)), First: id}
+	}
+	e.prev = id
+	e.buf = binary.BigEndian.AppendUint64(e.buf, uint64(id))
+	e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(len(data)))
+	e.buf = append(e.buf, data...)
+	e.cur.Last = id
+	e.cur.Entries++
+	return nil
+}
+
+// Size is the bytes the object holds so far (without its index).
+func (e *Encoder) Size() int { return len(e.buf) }
+
+func (e *Encoder) closeBlock() {
+	b := e.cur
+	b.Len = int64(len(e.buf)) - b.Off
+	b.CRC = crc(e.buf[b.Off:])
+	e.blocks = append(e.blocks, b)
+	e.cur = BlockMeta{}
+	// Copying and checksumming a block takes a millisecond or more: let
+	// waiting goroutines (producers' appends) run between blocks.
+	runtime.Gosched()
+}
+
+// Finish completes the object, whose range ends at last (at least the last
+// id added), and returns it. The Encoder must not be used after.
+func (e *Encoder) Finish(last int64) ([]byte, error) {
+	if last < e.h.First || last < e.prev {
+		return nil, fmt.Errorf("object: range %d-%d does not hold entry %d", e.h.First, last, e.prev)
+	}
+	if e.cur.Entries > 0 {
+		e.closeBlock()
+	}
+	buf := e.buf
 	copy(buf, magic)
 	binary.BigEndian.PutUint16(buf[4:], Version)
-	binary.BigEndian.PutUint64(buf[8:], uint64(h.LedgerID))
-	binary.BigEndian.PutUint64(buf[16:], uint64(h.First))
-	binary.BigEndian.PutUint64(buf[24:], uint64(h.Last))
-	var blocks []BlockMeta
-	prev := h.First - 1
-	for i := 0; i < len(entries); {
-		b := BlockMeta{Off: int64(len(buf)), First: entries[i].ID}
-		for ; i < len(entries) && (b.Entries == 0 || int64(len(buf))-b.Off < int64(blockSize)); i++ {
-			e := entries[i]
-			if e.ID <= prev || e.ID > h.Last {
-				return nil, fmt.Errorf("object: entry %d out of order or outside %d-%d", e.ID, h.First, h.Last)
-			}
-			prev = e.ID
-			buf = binary.BigEndian.AppendUint64(buf, uint64(e.ID))
-			buf = binary.BigEndian.AppendUint32(buf, uint32(len(e.Data)))
-			buf = append(buf, e.Data...)
-			b.Last = e.ID
-			b.Entries++
-		}
-		b.Len = int64(len(buf)) - b.Off
-		b.CRC = crc(buf[b.Off:])
-		blocks = append(blocks, b)
-		// Copying and checksumming a block takes a millisecond or more:
-		// let waiting goroutines (producers' appends) run between blocks.
-		runtime.Gosched()
-	}
+	binary.BigEndian.PutUint64(buf[8:], uint64(e.h.LedgerID))
+	binary.BigEndian.PutUint64(buf[16:], uint64(e.h.First))
+	binary.BigEndian.PutUint64(buf[24:], uint64(last))
 	indexOff := len(buf)
-	buf = binary.BigEndian.AppendUint32(buf, uint32(len(blocks)))
-	for _, b := range blocks {
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(e.blocks)))
+	for _, b := range e.blocks {
 		buf = binary.BigEndian.AppendUint64(buf, uint64(b.Off))
 		buf = binary.BigEndian.AppendUint32(buf, uint32(b.Len))
 		buf = binary.BigEndian.AppendUint64(buf, uint64(b.First))
@@ -159,6 +215,7 @@ func EncodeTo(dst []byte, h Header, entries []ledger.Entry, blockSize int) ([]by
 	buf = binary.BigEndian.AppendUint32(buf, crc(buf[indexOff:indexOff+indexLen]))
 	buf = binary.BigEndian.AppendUint32(buf, crc(buf[:HeaderSize]))
 	buf = append(buf, magic...)
+	e.buf = nil
 	return buf, nil
 }
 

@@ -126,3 +126,35 @@ func TestEncodeToReusesBuffer(t *testing.T) {
 		t.Fatalf("EncodeTo a small buffer: %v", err)
 	}
 }
+
+// TestEncoderMatchesEncode: an object built entry by entry, in a buffer
+// that starts too small and grows, is the object Encode builds; Finish
+// refuses a range that does not hold the entries added.
+func TestEncoderMatchesEncode(t *testing.T) {
+	h := Header{LedgerID: 7, First: 10, Last: 600}
+	es := sample(10, 509, map[int64]bool{11: true})
+	want, err := Encode(h, es, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := NewEncoder(make([]byte, 0, HeaderSize), h.LedgerID, h.First, 1000)
+	for _, e := range es {
+		if err := enc.Add(e.ID, e.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := enc.Add(es[3].ID, nil); err == nil {
+		t.Fatal("an entry out of order was added")
+	}
+	got, err := enc.Finish(h.Last)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("Finish: %v, equal to Encode's object: %v", err, bytes.Equal(got, want))
+	}
+	enc = NewEncoder(nil, 1, 0, 0)
+	if err := enc.Add(5, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.Finish(4); err == nil {
+		t.Fatal("Finish accepted a range ending before its last entry")
+	}
+}

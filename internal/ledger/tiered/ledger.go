@@ -161,10 +161,28 @@ func (l *Ledger) OffloadedEntries() int64 {
 // Read implements ledger.Ledger: entries below the local first entry come
 // from the object store (one object per call at most).
 func (l *Ledger) Read(ctx context.Context, from int64, maxEntries, maxBytes int) ([]ledger.Entry, error) {
+	return l.read(ctx, from, maxEntries, maxBytes, nil)
+}
+
+// ReadInto implements ledger.BufferReader: local entries are read into buf
+// when the local ledger can; offloaded ones as by Read.
+func (l *Ledger) ReadInto(ctx context.Context, from int64, maxEntries, maxBytes int, buf *ledger.ReadBuf) ([]ledger.Entry, error) {
+	return l.read(ctx, from, maxEntries, maxBytes, buf)
+}
+
+func (l *Ledger) read(ctx context.Context, from int64, maxEntries, maxBytes int, buf *ledger.ReadBuf) ([]ledger.Entry, error) {
 	for {
 		localFirst := l.inner.FirstEntryID()
 		if from >= localFirst {
-			out, err := l.inner.Read(ctx, from, maxEntries, maxBytes)
+			var (
+				out []ledger.Entry
+				err error
+			)
+			if br, ok := l.inner.(ledger.BufferReader); ok && buf != nil {
+				out, err = br.ReadInto(ctx, from, maxEntries, maxBytes, buf)
+			} else {
+				out, err = l.inner.Read(ctx, from, maxEntries, maxBytes)
+			}
 			if errors.Is(err, ledger.ErrTrimmed) && l.inner.FirstEntryID() > localFirst {
 				continue // deleted locally meanwhile: now offloaded
 			}

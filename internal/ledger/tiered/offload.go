@@ -87,31 +87,28 @@ func (l *Ledger) OffloadStatus() ledger.OffloadStatus {
 // once stored.
 func (l *Ledger) offload(ctx context.Context, before int64) error {
 	before = min(before, l.inner.LastEntryID()+1)
-	var buf []byte // the object being written, reused for the next
-	if b, ok := l.s.encodeBufs.Get().(*[]byte); ok {
-		buf = *b
-	}
-	defer func() { l.s.encodeBufs.Put(&buf) }()
+	buf := l.s.encodeBuf() // the object being written, reused for the next
+	defer func() { l.s.keepEncodeBuf(buf) }()
 	p := l.s.pacer()
+	var rb ledger.ReadBuf // the local reads' memory, reused
 	for {
 		m := l.manifest()
 		start := max(m.end(), l.inner.FirstEntryID(), m.TrimmedBefore)
 		if start >= before {
 			return nil
 		}
-		entries, bytesIn, err := l.collect(ctx, p, start, before)
+		enc := object.NewEncoder(buf, l.ID(), start, l.s.o.BlockSize)
+		entries, bytesIn, last, err := l.collect(ctx, p, start, before, enc, &rb)
 		if errors.Is(err, ledger.ErrTrimmed) {
 			continue // trimmed meanwhile: start again from the new first entry
 		}
 		if err != nil {
 			return err
 		}
-		if len(entries) == 0 {
+		if entries == 0 {
 			return nil // the rest was lost locally: nothing to offload
 		}
-		last := entries[len(entries)-1].ID
-		h := object.Header{LedgerID: l.ID(), First: start, Last: last}
-		obj, err := object.EncodeTo(buf, h, entries, l.s.o.BlockSize)
+		obj, err := enc.Finish(last)
 		if err != nil {
 			return err
 		}
@@ -126,7 +123,7 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 			return err
 		}
 		if err := l.record(objectEntry{Key: key, First: start, Last: last, Size: int64(len(obj)),
-			Bytes: bytesIn, Entries: int64(len(entries)), OffloadedAtMs: time.Now().UnixMilli()}); err != nil {
+			Bytes: bytesIn, Entries: entries, OffloadedAtMs: time.Now().UnixMilli()}); err != nil {
 			return err
 		}
 		buf = obj
@@ -139,23 +136,26 @@ func (l *Ledger) offload(ctx context.Context, before int64) error {
 }
 
 // collect reads the local entries from start up to before (exclusive), at
-// most MaxObjectBytes of data (at least one entry).
-func (l *Ledger) collect(ctx context.Context, p *pace.Pacer, start, before int64) ([]ledger.Entry, int64, error) {
-	var (
-		out   []ledger.Entry
-		total int64
-	)
+// most MaxObjectBytes of data (at least one entry), into enc as it reads
+// them, and returns how many entries and bytes it added and the last id.
+func (l *Ledger) collect(ctx context.Context, p *pace.Pacer, start, before int64, enc *object.Encoder, rb *ledger.ReadBuf) (entries, total, last int64, err error) {
+	br, _ := l.inner.(ledger.BufferReader)
 	for from := start; from < before && total < int64(l.s.o.MaxObjectBytes); {
 		// Reads of at most collectBatchBytes, throttled, yielding between
 		// them: an offload runs at low priority beside publishing.
 		want := min(l.s.o.MaxObjectBytes-int(total), collectBatchBytes)
 		var batch []ledger.Entry
 		err := pace.With(!l.s.o.NoIdleIO)(func() (err error) {
-			batch, err = l.inner.Read(ctx, from, int(min(before-from, 1024)), want)
+			n := int(min(before-from, 1024))
+			if br != nil {
+				batch, err = br.ReadInto(ctx, from, n, want, rb)
+			} else {
+				batch, err = l.inner.Read(ctx, from, n, want)
+			}
 			return err
 		})
 		if err != nil {
-			return nil, 0, err
+			return 0, 0, 0, err
 		}
 		if len(batch) == 0 {
 			break
@@ -166,15 +166,19 @@ func (l *Ledger) collect(ctx context.Context, p *pace.Pacer, start, before int64
 				reached = true
 				break
 			}
-			out = append(out, e)
+			if err := enc.Add(e.ID, e.Data); err != nil {
+				return 0, 0, 0, err
+			}
+			entries++
+			last = e.ID
 			n += len(e.Data)
 		}
 		total += int64(n)
 		if err := l.s.throttle(ctx, n); err != nil {
-			return nil, 0, err
+			return 0, 0, 0, err
 		}
 		if err := p.Step(ctx); err != nil {
-			return nil, 0, err
+			return 0, 0, 0, err
 		}
 		runtime.Gosched()
 		if reached {
@@ -182,7 +186,7 @@ func (l *Ledger) collect(ctx context.Context, p *pace.Pacer, start, before int64
 		}
 		from = batch[len(batch)-1].ID + 1
 	}
-	return out, total, nil
+	return entries, total, last, nil
 }
 
 // collectBatchBytes is the most entry data an offload reads from the local

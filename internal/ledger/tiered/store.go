@@ -80,9 +80,11 @@ type Store struct {
 	limiter *rate.Limiter
 	// appends is when a ledger of the store was last appended to.
 	appends pace.Activity
-	// encodeBufs holds object buffers between offloads: a fresh one is
-	// tens of MiB that Go zeroes, a cost each offload paid again.
-	encodeBufs sync.Pool
+	// encodeBufs keeps object buffers between offloads (a few: each is
+	// tens of MiB). Not a sync.Pool: a collection empties that, and a fresh
+	// buffer is tens of MiB that Go zeroes (and, grown by append, copies
+	// several times), which triggers the next collections.
+	encodeBufs chan []byte
 	log        *slog.Logger
 	ctx        context.Context // ends at Close: stops offloads and timers
 	stop       context.CancelFunc
@@ -126,7 +128,7 @@ func New(inner ledger.Store, o Options) (*Store, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
-	s := &Store{inner: inner, o: o, cache: object.NewBlockCache(o.Objects, o.CacheBytes, o.Metrics.cache()),
+	s := &Store{inner: inner, o: o, encodeBufs: make(chan []byte, keptEncodeBufs), cache: object.NewBlockCache(o.Objects, o.CacheBytes, o.Metrics.cache()),
 		holds: newHolds(), log: o.Logger, open: map[string]*Ledger{}}
 	if o.MaxRate > 0 {
 		// A burst of an eighth of a second's budget (at least 64 KiB)
@@ -247,6 +249,30 @@ func (s *Store) objectKey(topic string, ledgerID, first, last int64) string {
 		key = s.o.Prefix + "/" + key
 	}
 	return key
+}
+
+// keptEncodeBufs is how many object buffers the store keeps between
+// offloads; more offloads at once allocate their own.
+const keptEncodeBufs = 2
+
+// encodeBuf returns an empty object buffer, sized for a whole object of
+// entries of about 100 bytes or more.
+func (s *Store) encodeBuf() []byte {
+	select {
+	case b := <-s.encodeBufs:
+		return b[:0]
+	default:
+		return make([]byte, 0, s.o.MaxObjectBytes+s.o.MaxObjectBytes/8+1<<20)
+	}
+}
+
+// keepEncodeBuf keeps b for a later offload, when fewer than
+// keptEncodeBufs are kept.
+func (s *Store) keepEncodeBuf(b []byte) {
+	select {
+	case s.encodeBufs <- b:
+	default:
+	}
 }
 
 // spawn runs fn in the background, counted in s.bg, unless the store is
