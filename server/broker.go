@@ -7,6 +7,7 @@ import (
 	"github.com/messagebus/messagebus/internal/auth"
 	"github.com/messagebus/messagebus/internal/broker"
 	"github.com/messagebus/messagebus/internal/meta"
+	"github.com/messagebus/messagebus/internal/pace"
 	"github.com/messagebus/messagebus/internal/replication"
 	"github.com/messagebus/messagebus/internal/schema"
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,7 +70,7 @@ func (s *Server) newBroker(res *meta.Resources, policies *meta.PolicyCache, auth
 		Delayed:                                  s.delayed,
 		ReplicatorRoles:                          opts.Security.ReplicatorRoles,
 		CompactionNoIdleIO:                       !opts.BackgroundIdleIO,
-		CompactionNice:                           opts.BackgroundNice,
+		CompactionCPU:                            pace.CPU{Nice: opts.BackgroundNice, Idle: opts.BackgroundSchedIdle},
 		// The replicators are clients of the broker, started here on its request.
 		StartReplicator: replication.NewManager(res, opts.Logger.With("component", "replication")).Start,
 		Logger:          opts.Logger.With("component", "broker"),

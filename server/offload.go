@@ -12,6 +12,7 @@ import (
 	"github.com/messagebus/messagebus/internal/ledger"
 	"github.com/messagebus/messagebus/internal/ledger/tiered"
 	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/pace"
 )
 
 // Offload configures tiered storage: sealed entries of topics offloaded to
@@ -82,7 +83,7 @@ func (s *Server) withOffload(st ledger.Store, reg prometheus.Registerer) (ledger
 		MaxRate:             o.MaxRate,
 		NoYield:             s.opts.NoBackgroundYield,
 		NoIdleIO:            !s.opts.BackgroundIdleIO,
-		Nice:                s.opts.BackgroundNice,
+		CPU:                 pace.CPU{Nice: s.opts.BackgroundNice, Idle: s.opts.BackgroundSchedIdle},
 		ReadAheadBlocks:     o.ReadAheadBlocks,
 		OpTimeout:           s.opts.OperationTimeout,
 		Metrics:             tiered.NewMetrics(reg),

@@ -54,6 +54,9 @@ type Options struct {
 	// BackgroundNice is the nice value offloads and compactions run at, on
 	// a thread of their own (pace.Background); 0: the usual priority.
 	BackgroundNice int
+	// BackgroundSchedIdle also runs them under SCHED_IDLE (pace.CPU.Idle);
+	// only with BackgroundNice > 0.
+	BackgroundSchedIdle bool
 	// DefaultRetentionMinutes / DefaultRetentionSizeMB apply to namespaces
 	// without a retention policy; Pulsar's defaults are 0 and 0.
 	DefaultRetentionMinutes int

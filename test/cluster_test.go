@@ -90,7 +90,7 @@ func (c *testCluster) launchAt(i, bp, hp int, extra []string) *proc {
 		"--metadata-store", c.etcd.URL(), "--metadata-prefix", cmp.Or(c.prefix, "/mbtest"),
 		"--storage", "s3", "--bucket", cmp.Or(c.bucket, "mbcluster"), "--endpoint", c.gw.Endpoint, "--path-style",
 		"--lease-ttl", clusterLeaseTTL.String(), "--wal-max-delay", "2ms",
-		"--background-nice", "1"}, extra...) // as launchProc, for CI
+		"--background-nice", "1", "--background-sched-idle=false"}, extra...) // as launchProc, for CI
 	p.cmd = exec.Command(mbBinary, args...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Env = os.Environ()

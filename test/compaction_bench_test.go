@@ -36,7 +36,7 @@ func TestCompactionPublishBenchmark(t *testing.T) {
 	keys := envInt(t, "MB_COMPACTION_BENCH_KEYS", 100_000)
 	rate := envInt(t, "MB_COMPACTION_BENCH_RATE", 0)
 	p := startProc(t, t.TempDir(), 0, 0, "--compaction-max-rate", envStr("MB_COMPACTION_BENCH_MAX_RATE", "0"),
-		"--background-yield="+envStr("MB_COMPACTION_BENCH_YIELD", "true"), "--background-nice", strconv.Itoa(pace.DefaultNice))
+		"--background-yield="+envStr("MB_COMPACTION_BENCH_YIELD", "true"), "--background-nice", strconv.Itoa(pace.DefaultNice), "--background-sched-idle=true")
 	client := newClient(t, p.brokerURL)
 	topic := "persistent://public/default/compaction-bench"
 	prod := benchProducer(t, client, topic)

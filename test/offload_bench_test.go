@@ -64,7 +64,7 @@ func TestOffloadBenchmark(t *testing.T) {
 	args := func(cache string) []string {
 		return []string{"--offload-driver", "s3", "--offload-bucket", "bench", "--offload-endpoint", gw.Endpoint,
 			"--offload-path-style", "--offload-prefix", "mb", "--offload-deletion-lag-ms", "0", "--offload-cache-size", cache, "--offload-max-rate", maxRate, "--enable-pprof",
-			"--background-yield=" + envStr("MB_OFFLOAD_BENCH_YIELD", "true"), "--background-nice", strconv.Itoa(pace.DefaultNice)}
+			"--background-yield=" + envStr("MB_OFFLOAD_BENCH_YIELD", "true"), "--background-nice", strconv.Itoa(pace.DefaultNice), "--background-sched-idle=true"}
 	}
 	p := startProc(t, dir, 0, 0, args(caches[0])...)
 	topic := "persistent://public/default/offload-bench"

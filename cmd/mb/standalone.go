@@ -76,6 +76,7 @@ which wins over the file.`,
 	f.Int64("compaction-max-rate", 0, "bytes per second compactions may read, over all topics (0: no limit)")
 	f.Bool("background-yield", true, "offloads and compactions pause after each step for as long as it ran while producers publish (false: full speed)")
 	f.Int("background-nice", pace.DefaultNice, "nice value (1-19) offloads and compactions run at, each on an OS thread of its own, with one more GOMAXPROCS while they run (Linux): producers' threads take the cores first; 0: the usual priority")
+	f.Bool("background-sched-idle", true, "with --background-nice above 0, offloads' and compactions' threads also run under the SCHED_IDLE policy (Linux): a producer's thread that wakes preempts them at once instead of after their time slice")
 	f.Bool("background-idle-io", false, "offloads and compactions read the journal at the idle I/O priority class (Linux ioprio; the disk serves producers' writes first, and an idle-class read may wait seconds on a busy disk); false: the usual priority")
 	f.Duration("checkpoint-interval", server.DefaultCheckpointInterval, "how often the metadata store and the ledger index are checkpointed into <data-dir>/checkpoints/ (also at startup; 0: never)")
 	f.Int("checkpoint-retain", server.DefaultCheckpointRetain, "checkpoints kept per store")
@@ -354,6 +355,7 @@ func runServer(v *viper.Viper, cluster *server.Cluster) error {
 		Metadata:                                 metadata,
 		BackgroundIdleIO:                         v.GetBool("background-idle-io"),
 		BackgroundNice:                           v.GetInt("background-nice"),
+		BackgroundSchedIdle:                      v.GetBool("background-sched-idle"),
 		Security: server.Security{
 			AuthTokenSecretKey:         v.GetString("auth-token-secret-key"),
 			AuthTokenPublicKey:         v.GetString("auth-token-public-key"),

@@ -108,9 +108,9 @@ type Config struct {
 	// CompactionNoIdleIO: compactions read at the usual I/O priority (by
 	// default at the idle class, pace.IdleIO).
 	CompactionNoIdleIO bool
-	// CompactionNice is the nice value compactions run at
-	// (pace.Background); 0: the usual priority.
-	CompactionNice int
+	// CompactionCPU is the CPU priority compactions run at
+	// (pace.Background); zero: the usual priority.
+	CompactionCPU pace.CPU
 	// Delayed is the store of delayed-delivery indexes; nil keeps each
 	// subscription's delayed entries in an in-memory heap.
 	Delayed *delayed.Store

@@ -225,7 +225,7 @@ func (t *Topic) compact(ctx context.Context) (compaction.Result, error) {
 		}
 	}
 	var res compaction.Result
-	err = pace.WithBackground(t.b.cfg.CompactionNice)(func() (err error) {
+	err = pace.WithBackground(t.b.cfg.CompactionCPU)(func() (err error) {
 		res, err = compaction.Compact(ctx, compaction.Input{Topic: t.ledger, Previous: prev.l,
 			PreviousHorizon: prev.horizon, Horizon: horizon, Throttle: t.b.compactionThrottle(),
 			ReadWith: pace.With(!t.b.cfg.CompactionNoIdleIO)}, out)

@@ -12,7 +12,8 @@ import (
 )
 
 // TestBackgroundRunsNicedWithOneMoreP: fn runs on another thread at the
-// nice value asked (or the process's, when higher) while the process has one P more; after it the caller's
+// nice value asked (or the process's, when higher) and under SCHED_IDLE
+// while the process has one P more; after it the caller's
 // thread keeps its priority, GOMAXPROCS is back, and fn's error is returned.
 func TestBackgroundRunsNicedWithOneMoreP(t *testing.T) {
 	runtime.LockOSThread()
@@ -24,8 +25,9 @@ func TestBackgroundRunsNicedWithOneMoreP(t *testing.T) {
 		t.Fatal(err)
 	}
 	var insideTid, insideProcs, insideNice int
+	var insidePolicy uint32
 	want := errors.New("done")
-	err = Background(DefaultNice, func() error {
+	err = Background(DefaultCPU, func() error {
 		insideTid, insideProcs = unix.Gettid(), runtime.GOMAXPROCS(0)
 		// getpriority(2) returns 20-nice for the raw syscall.
 		p, err := unix.Getpriority(unix.PRIO_PROCESS, insideTid)
@@ -33,6 +35,12 @@ func TestBackgroundRunsNicedWithOneMoreP(t *testing.T) {
 			t.Errorf("getpriority: %v", err)
 		}
 		insideNice = 20 - p
+		attr, err := unix.SchedGetAttr(insideTid, 0)
+		if err != nil {
+			t.Errorf("sched_getattr: %v", err)
+		} else {
+			insidePolicy = attr.Policy
+		}
 		return want
 	})
 	if err != want {
@@ -43,6 +51,9 @@ func TestBackgroundRunsNicedWithOneMoreP(t *testing.T) {
 	}
 	if want := max(20-niceBefore, DefaultNice); insideNice != want {
 		t.Errorf("nice inside Background %d, want %d", insideNice, want)
+	}
+	if insidePolicy != unix.SCHED_IDLE {
+		t.Errorf("scheduling policy inside Background %d, want SCHED_IDLE", insidePolicy)
 	}
 	if insideProcs != procs+1 {
 		t.Errorf("GOMAXPROCS inside Background %d, want %d", insideProcs, procs+1)
@@ -66,7 +77,7 @@ func TestBackgroundConcurrentBoundsExtraProcs(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			_ = Background(DefaultNice, func() error {
+			_ = Background(DefaultCPU, func() error {
 				started.Done()
 				release.Wait()
 				return nil
@@ -81,5 +92,23 @@ func TestBackgroundConcurrentBoundsExtraProcs(t *testing.T) {
 	wg.Wait()
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Errorf("GOMAXPROCS after %d, want %d", got, procs)
+	}
+}
+
+// TestBackgroundWithoutIdleKeepsPolicy: without Idle the work's thread
+// keeps the usual policy (SCHED_OTHER), niced only.
+func TestBackgroundWithoutIdleKeepsPolicy(t *testing.T) {
+	var policy uint32 = 99
+	_ = Background(CPU{Nice: 5}, func() error {
+		attr, err := unix.SchedGetAttr(unix.Gettid(), 0)
+		if err != nil {
+			t.Errorf("sched_getattr: %v", err)
+			return nil
+		}
+		policy = attr.Policy
+		return nil
+	})
+	if policy != unix.SCHED_NORMAL {
+		t.Errorf("policy %d, want SCHED_NORMAL (0)", policy)
 	}
 }

@@ -4,4 +4,4 @@ package pace
 
 const lowCPUSupported = false
 
-func setNice(int) {}
+func lowerPriority(int, bool) {}

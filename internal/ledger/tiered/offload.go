@@ -40,7 +40,7 @@ func (l *Ledger) Offload(before int64) error {
 		defer close(done)
 		defer cancel()
 		l.offloadMu.Lock()
-		err := pace.WithBackground(l.s.o.Nice)(func() error { return l.offload(ctx, before) })
+		err := pace.WithBackground(l.s.o.CPU)(func() error { return l.offload(ctx, before) })
 		if err == nil {
 			l.collectOrphans(ctx)
 		}

@@ -61,9 +61,9 @@ type Options struct {
 	// NoIdleIO: offloads read the local ledger at the usual I/O priority
 	// (by default at the idle class, pace.IdleIO).
 	NoIdleIO bool
-	// Nice is the nice value offloads run at (pace.Background); 0: the
-	// usual priority.
-	Nice int
+	// CPU is the CPU priority offloads run at (pace.Background); zero:
+	// the usual priority.
+	CPU pace.CPU
 	// OpTimeout bounds each object-store call (0: 30 s).
 	OpTimeout time.Duration
 	Metrics   *Metrics // nil: not registered
