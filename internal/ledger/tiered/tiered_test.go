@@ -135,6 +135,27 @@ func readAll(t *testing.T, l ledger.Ledger, from, want int64) {
 	}
 }
 
+// readAllInto is readAll through ReadInto with one buffer: offloaded
+// entries come as from Read, local ones in the buffer.
+func readAllInto(t *testing.T, l *Ledger, from, want int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var buf ledger.ReadBuf
+	for next := from; next < want; {
+		es, err := l.ReadInto(ctx, next, 37, 3000, &buf)
+		if err != nil || len(es) == 0 {
+			t.Fatalf("ReadInto from %d: %d entries, %v", next, len(es), err)
+		}
+		for _, e := range es {
+			if e.ID != next || !bytes.Equal(e.Data, payload(next)) {
+				t.Fatalf("entry %d: got id %d %q", next, e.ID, e.Data)
+			}
+			next++
+		}
+	}
+}
+
 func TestOffloadThenReadBackAfterLocalDeletion(t *testing.T) {
 	e, _ := newEnv(t, nil)
 	l := e.ledger()
@@ -177,6 +198,7 @@ func TestOffloadThenReadBackAfterLocalDeletion(t *testing.T) {
 		t.Fatalf("after reopen: first %d, offloaded %d", l.FirstEntryID(), l.OffloadedSize())
 	}
 	readAll(t, l, 0, 1000)
+	readAllInto(t, l, 0, 1000)
 
 	// Trimming (retention) drops whole objects from the manifest and the store.
 	l.Trim(300)
