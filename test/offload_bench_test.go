@@ -417,12 +417,10 @@ func bucketP99(a, b map[float64]float64) float64 {
 // observation between two readings (0: none).
 func bucketMax(a, b map[float64]float64) float64 {
 	bounds := slices.Sorted(maps.Keys(b))
-	below := 0.0 // the count of the bucket below
 	for i := len(bounds) - 1; i >= 0; i-- {
+		below := 0.0 // the cumulative count of the bucket below
 		if i > 0 {
 			below = b[bounds[i-1]] - a[bounds[i-1]]
-		} else {
-			below = 0
 		}
 		if b[bounds[i]]-a[bounds[i]] > below {
 			return bounds[i]

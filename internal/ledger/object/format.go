@@ -170,9 +170,6 @@ func (e *Encoder) Add(id int64, data []byte) error {
 	return nil
 }
 
-// Size is the bytes the object holds so far (without its index).
-func (e *Encoder) Size() int { return len(e.buf) }
-
 func (e *Encoder) closeBlock() {
 	b := e.cur
 	b.Len = int64(len(e.buf)) - b.Off
