@@ -6,16 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/messagebus/messagebus/internal/pace"
 )
 
 // S3Options configure an S3 store.
@@ -48,6 +53,12 @@ type S3 struct {
 	c      *s3.Client
 	bucket string
 	m      *Metrics
+
+	// http is the SDK's HTTP client, from which background puts derive
+	// theirs; nil when the configuration brought a client of its own.
+	http *awshttp.BuildableClient
+	bgMu sync.Mutex
+	bg   map[pace.CPU]*awshttp.BuildableClient
 }
 
 // NewS3 makes an S3 store. It does not contact the server.
@@ -94,7 +105,48 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3{c: c, bucket: o.Bucket, m: o.Metrics}, nil
+	hc, _ := cfg.HTTPClient.(*awshttp.BuildableClient)
+	return &S3{c: c, bucket: o.Bucket, m: o.Metrics, http: hc}, nil
+}
+
+// bgWriteBuffer is the write buffer of a background put's connection: the
+// body reaches the socket in writes this large, each one a hand-off to
+// the writer's thread.
+const bgWriteBuffer = 256 << 10
+
+// background returns the HTTP client of puts made as background work at
+// priority c (pace.NewContext): its connections write on a thread at that
+// priority (pace.Conn), so that copying an object of tens of MiB into the
+// socket, and on loopback through the TCP stack, waits for idle CPU as the
+// work that made the object did. Nil: the SDK's client.
+func (s *S3) background(c pace.CPU) *awshttp.BuildableClient {
+	if s.http == nil {
+		return nil
+	}
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if hc, ok := s.bg[c]; ok {
+		return hc
+	}
+	hc := s.http.WithTransportOptions(func(tr *http.Transport) {
+		dial := tr.DialContext
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return pace.Conn(conn, c), nil
+		}
+		tr.WriteBufferSize = bgWriteBuffer
+	})
+	if s.bg == nil {
+		s.bg = map[pace.CPU]*awshttp.BuildableClient{}
+	}
+	s.bg[c] = hc
+	return hc
 }
 
 type noRateLimit struct{}
@@ -133,7 +185,13 @@ func (s *S3) Put(ctx context.Context, key string, data []byte, ifNoneMatch bool)
 	if ifNoneMatch {
 		in.IfNoneMatch = aws.String("*")
 	}
-	if _, err := s.c.PutObject(ctx, in); err != nil {
+	var opts []func(*s3.Options)
+	if c, ok := pace.FromContext(ctx); ok {
+		if hc := s.background(c); hc != nil {
+			opts = append(opts, func(o *s3.Options) { o.HTTPClient = hc })
+		}
+	}
+	if _, err := s.c.PutObject(ctx, in, opts...); err != nil {
 		if status(err) == http.StatusPreconditionFailed {
 			return fmt.Errorf("put %s: %w", key, ErrExists)
 		}

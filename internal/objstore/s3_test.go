@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/messagebus/messagebus/internal/objstore"
+	"github.com/messagebus/messagebus/internal/pace"
 	"github.com/messagebus/messagebus/internal/testutil/s3test"
 )
 
@@ -68,6 +70,33 @@ func TestS3AgainstVersityGateway(t *testing.T) {
 	// The refused write-once put and the get of a missing key are answers, not errors.
 	if n := testutil.CollectAndCount(reg, "mb_objstore_errors_total"); n != 0 {
 		t.Fatalf("%d error series, want none", n)
+	}
+}
+
+// TestS3BackgroundPut: a put marked as background work (its connection
+// writes on a low-priority thread, in several writes for an object this
+// large) stores the same bytes and keeps write-once.
+func TestS3BackgroundPut(t *testing.T) {
+	gw := s3test.Start(t)
+	s := gw.Bucket(t, "background-test", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bg := pace.NewContext(ctx, pace.DefaultCPU)
+	data := make([]byte, 3<<20+17)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for i := range 3 { // the connection is reused
+		key := fmt.Sprintf("big-%d", i)
+		if err := s.Put(bg, key, data, true); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Get(ctx, key, 0, -1); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("get %s: %d bytes, %v", key, len(got), err)
+		}
+	}
+	if err := s.Put(bg, "big-0", []byte("other"), true); !errors.Is(err, objstore.ErrExists) {
+		t.Fatalf("second write-once put: %v, want ErrExists", err)
 	}
 }
 

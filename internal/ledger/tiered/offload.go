@@ -40,7 +40,9 @@ func (l *Ledger) Offload(before int64) error {
 		defer close(done)
 		defer cancel()
 		l.offloadMu.Lock()
-		err := pace.WithBackground(l.s.o.CPU)(func() error { return l.offload(ctx, before) })
+		// The context carries the priority too, so that the object's upload
+		// (the HTTP transport's goroutines) runs at it as well.
+		err := pace.WithBackground(l.s.o.CPU)(func() error { return l.offload(pace.NewContext(ctx, l.s.o.CPU), before) })
 		if err == nil {
 			l.collectOrphans(ctx)
 		}
