@@ -476,8 +476,18 @@ func runSchedule(t *testing.T, c *testCluster, seed uint64, faults []fault) {
 	}
 	failed := h.failed
 	h.mu.Unlock()
-	reader, err := client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "check",
-		SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+	// The check reads what was stored; the topic may still be moving to
+	// a new owner (ServiceNotReady), which an application would retry too.
+	var reader pulsar.Consumer
+	for deadline := time.Now().Add(time.Minute); ; {
+		reader, err = client.Subscribe(pulsar.ConsumerOptions{Topic: topic, SubscriptionName: "check",
+			SubscriptionInitialPosition: pulsar.SubscriptionPositionEarliest})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		t.Logf("subscribing to check the topic: %v; again in 1 s", err)
+		time.Sleep(time.Second) // a client's retry backoff
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

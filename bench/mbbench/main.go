@@ -11,6 +11,8 @@
 //	nats     run `nats bench js` against a JetStream server and parse it
 //	         (the catch-up backlog)
 //	fsync    measure the disk's append + fdatasync latency
+//	syncread fdatasync latency while old data is read from the same disk in
+//	         several ways (the journal's background reads)
 //	evict    drop a directory's files from the OS page cache
 //	table    print the results file as one Markdown table
 //	get      print one field of one result (used for the half-rate run)
@@ -42,6 +44,8 @@ func main() {
 		runNATS(args)
 	case "fsync":
 		runFsync(args)
+	case "syncread":
+		runSyncRead(args)
 	case "evict":
 		runEvict(args)
 	case "table":
@@ -54,7 +58,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mbbench produce|catchup|idle|jetstream|nats|fsync|evict|table|get [flags]")
+	fmt.Fprintln(os.Stderr, "usage: mbbench produce|catchup|idle|jetstream|nats|fsync|syncread|evict|table|get [flags]")
 	os.Exit(2)
 }
 

@@ -226,7 +226,7 @@ func (t *Topic) compact(ctx context.Context) (compaction.Result, error) {
 	}
 	var res compaction.Result
 	err = pace.WithBackground(t.b.cfg.CompactionCPU)(func() (err error) {
-		res, err = compaction.Compact(ctx, compaction.Input{Topic: t.ledger, Previous: prev.l,
+		res, err = compaction.Compact(pace.NewContext(ctx, t.b.cfg.CompactionCPU), compaction.Input{Topic: t.ledger, Previous: prev.l,
 			PreviousHorizon: prev.horizon, Horizon: horizon, Throttle: t.b.compactionThrottle(),
 			ReadWith: pace.With(!t.b.cfg.CompactionNoIdleIO)}, out)
 		return err

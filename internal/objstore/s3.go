@@ -186,7 +186,7 @@ func (s *S3) Put(ctx context.Context, key string, data []byte, ifNoneMatch bool)
 		in.IfNoneMatch = aws.String("*")
 	}
 	var opts []func(*s3.Options)
-	if c, ok := pace.FromContext(ctx); ok {
+	if c, ok := pace.FromContext(ctx); ok && c.Nice > 0 {
 		if hc := s.background(c); hc != nil {
 			opts = append(opts, func(o *s3.Options) { o.HTTPClient = hc })
 		}

@@ -11,7 +11,8 @@ import (
 // priority unless it is told otherwise: an object upload's bytes are
 // copied into the socket (and, on loopback, through the TCP stack) by the
 // HTTP transport's goroutines. NewContext marks a call as background work
-// so that the store it reaches can write through Conn.
+// so that the store it reaches can write through Conn (and the journal
+// read for it without readahead).
 
 type ctxKey struct{}
 
@@ -21,10 +22,11 @@ func NewContext(ctx context.Context, c CPU) context.Context {
 }
 
 // FromContext returns the priority ctx was marked with; ok is false for
-// foreground work (and for a mark without a lower priority).
+// foreground work. Background work at the usual priority (c.Nice <= 0)
+// is still background work: the journal reads it in small steps.
 func FromContext(ctx context.Context) (c CPU, ok bool) {
 	c, ok = ctx.Value(ctxKey{}).(CPU)
-	return c, ok && c.Nice > 0
+	return c, ok
 }
 
 // Conn returns conn with its writes made on an OS thread of their own at

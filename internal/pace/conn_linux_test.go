@@ -115,8 +115,8 @@ func TestContextCarriesCPU(t *testing.T) {
 	if _, ok := FromContext(context.Background()); ok {
 		t.Error("an unmarked context is background work")
 	}
-	if _, ok := FromContext(NewContext(context.Background(), CPU{})); ok {
-		t.Error("a mark without a lower priority is background work")
+	if c, ok := FromContext(NewContext(context.Background(), CPU{})); !ok || c != (CPU{}) {
+		t.Errorf("a mark at the usual priority: %+v %v, want background work", c, ok)
 	}
 	if c, ok := FromContext(NewContext(context.Background(), DefaultCPU)); !ok || c != DefaultCPU {
 		t.Errorf("FromContext: %+v %v, want %+v", c, ok, DefaultCPU)

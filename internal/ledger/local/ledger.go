@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/messagebus/messagebus/internal/ledger"
+	"github.com/messagebus/messagebus/internal/pace"
 )
 
 // ledgerState is one ledger's data: it lives from registration (or recovery)
@@ -212,7 +213,8 @@ func (h *handle) read(ctx context.Context, from int64, maxEntries, maxBytes int,
 		if buf != nil {
 			data = &buf.Data
 		}
-		if out, err = readRecords(l, out, reads, data); err != nil {
+		_, background := pace.FromContext(ctx)
+		if out, err = readRecords(l, out, reads, data, background); err != nil {
 			return nil, err
 		}
 	}

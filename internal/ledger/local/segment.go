@@ -35,12 +35,53 @@ type segment struct {
 	file vfs.File
 	refs int  // guarded by segmentSet.mu; 1 for the set itself
 	gone bool // removed from the set; closed when refs drops to 0
+
+	// bg is a second handle for background reads (offloads, compactions),
+	// opened at the first one, without readahead (vfs.RandomAccess).
+	bgOnce sync.Once
+	bg     vfs.File
+}
+
+// close closes the segment's handles.
+func (seg *segment) close() {
+	seg.file.Close()
+	if seg.bg != nil {
+		seg.bg.Close()
+	}
 }
 
 // segmentSet holds the open segments by sequence number.
 type segmentSet struct {
 	mu sync.Mutex
 	m  map[uint64]*segment
+	// fs and dir open background handles; nil fs: background reads use
+	// the segment's own handle.
+	fs  vfs.FS
+	dir string
+}
+
+// background returns the handle background reads of seg (held by the
+// caller) go through: a handle of its own, so that telling the system not
+// to read ahead does not take readahead from consumers catching up; the
+// segment's own handle when that cannot be opened.
+func (s *segmentSet) background(seg *segment) vfs.File {
+	seg.bgOnce.Do(func() {
+		if s.fs == nil {
+			return
+		}
+		f, err := s.fs.Open(segmentName(s.dir, seg.seq))
+		if err != nil {
+			return
+		}
+		if ra, ok := f.(vfs.RandomAccess); ok {
+			_ = ra.AdviseRandom() // without it, reads still go in small steps
+		}
+		seg.bg = f
+	})
+	if seg.bg == nil {
+		return seg.file
+	}
+	return seg.bg
 }
 
 func (s *segmentSet) add(seq uint64, f vfs.File) *segment {
@@ -68,7 +109,7 @@ func (s *segmentSet) release(seg *segment) {
 	closeIt := seg.refs == 0
 	s.mu.Unlock()
 	if closeIt {
-		seg.file.Close()
+		seg.close()
 	}
 }
 
@@ -97,6 +138,9 @@ func (s *segmentSet) detach(seq uint64) vfs.File {
 	}
 	delete(s.m, seq)
 	seg.gone, seg.refs = true, 0
+	if seg.bg != nil { // the file is about to be renamed and rewritten
+		seg.bg.Close()
+	}
 	return seg.file
 }
 

@@ -160,7 +160,7 @@ func Open(opts Options) (*Store, error) {
 		fs:          opts.FS,
 		journalDir:  filepath.Join(opts.Dir, "journal"),
 		log:         opts.Logger,
-		segs:        &segmentSet{m: map[uint64]*segment{}},
+		segs:        &segmentSet{m: map[uint64]*segment{}, fs: opts.FS, dir: filepath.Join(opts.Dir, "journal")},
 		ledgers:     map[string]*ledgerState{},
 		dirtySet:    map[*ledgerState]struct{}{},
 		quarantined: map[uint64]bool{},

@@ -40,3 +40,13 @@ type File interface {
 	// Size returns the current size of the file.
 	Size() (int64, error)
 }
+
+// RandomAccess is implemented by files whose reads can be declared not
+// sequential, so that the system does not read ahead of them
+// (posix_fadvise POSIX_FADV_RANDOM on the open file). Background work that
+// reads old data in small steps then has only its own step in the disk's
+// queue: the kernel's readahead of a sequential reader queues megabytes
+// ahead of the journal's fdatasync (docs/benchmarks.md, session 13).
+type RandomAccess interface {
+	AdviseRandom() error
+}

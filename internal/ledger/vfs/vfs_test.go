@@ -101,3 +101,28 @@ func testFS(t *testing.T, fs FS, root string) {
 		t.Fatal("opened a removed file")
 	}
 }
+
+// TestOSFileAdviseRandom: the operating system's files take the advice
+// and read as before.
+func TestOSFileAdviseRandom(t *testing.T) {
+	name := t.TempDir() + "/f"
+	f, err := Default.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("hello"), 0); err != nil {
+		t.Fatal(err)
+	}
+	ra, ok := f.(RandomAccess)
+	if !ok {
+		t.Fatal("an OS file is not RandomAccess")
+	}
+	if err := ra.AdviseRandom(); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 5)
+	if n, err := f.ReadAt(b, 0); n != 5 || string(b) != "hello" {
+		t.Fatalf("read after advice: %q %v", b[:n], err)
+	}
+}
