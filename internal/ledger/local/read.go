@@ -29,9 +29,9 @@ func releaseReads(segs *segmentSet, reads []diskRead) {
 // backgroundStep is the most a background read asks of the disk at once.
 // With the segment's readahead off, the journal's fdatasync then waits
 // behind at most one such read: reading evicted data in 1 MiB steps with
-// the kernel's readahead took a concurrent fdatasync's p99 from 0.6 to
-// 3.7–4.7 ms on this machine, in 256 KiB steps without readahead 0.6 ms
-// (docs/benchmarks.md, session 13).
+// the kernel's readahead took a concurrent fdatasync's p99 from about 0.5
+// to 3.7–5.7 ms on this machine, in 256 KiB steps without readahead it
+// stayed at 0.46–0.59 ms (mbbench syncread, docs/benchmarks.md, session 13).
 const backgroundStep = 256 << 10
 
 // readRecords fills the entries of out listed in reads (ascending ids) from the
@@ -113,8 +113,6 @@ func readRecords(l *ledgerState, out []ledger.Entry, reads []diskRead, scratch *
 	return out, nil
 }
 
-// readDamaged reports entry id, whose record at loc in segment seq does not
-// check, and marks it lost.
 // readAt fills buf from off with reads of at most step bytes, one after
 // the other.
 func readAt(f vfs.File, buf []byte, off int64, step int) (int, error) {
@@ -132,6 +130,8 @@ func readAt(f vfs.File, buf []byte, off int64, step int) (int, error) {
 	return n, nil
 }
 
+// readDamaged reports entry id, whose record at loc in segment seq does not
+// check, and marks it lost.
 func (l *ledgerState) readDamaged(id int64, seq uint64, loc location) {
 	l.mu.Lock()
 	marked := false
