@@ -10,10 +10,12 @@ package etcdtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -63,7 +65,7 @@ type member struct {
 // Start starts n members in the test process and stops them when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c, err := New(t.TempDir(), n)
+	c, err := startFresh(t.TempDir, n, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,23 +78,44 @@ func Start(t testing.TB, n int) *Cluster {
 // the test ends.
 func StartProcesses(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := newCluster(t.TempDir(), n, true)
-	t.Cleanup(c.Close)
-	if err := c.startAll(); err != nil {
+	c, err := startFresh(t.TempDir, n, true)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	return c
 }
 
 // New starts n members in this process with data dirs under dir (for
 // TestMain; tests use Start). Close stops them.
 func New(dir string, n int) (*Cluster, error) {
-	c := newCluster(dir, n, false)
-	if err := c.startAll(); err != nil {
+	attempt := 0
+	return startFresh(func() string {
+		attempt++
+		if attempt == 1 {
+			return dir
+		}
+		return fmt.Sprintf("%s-%d", dir, attempt)
+	}, n, false)
+}
+
+// startFresh makes and starts a cluster of n members in a directory from
+// dir, and again on other ports, in a new directory, when a member's port
+// was taken meanwhile: a port found free can be taken before the member
+// binds it (by another test's listener, or as the source port of a
+// connection).
+func startFresh(dir func() string, n int, processes bool) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c := newCluster(dir(), n, processes)
+		err := c.startAll()
+		if err == nil {
+			return c, nil
+		}
 		c.Close()
-		return nil, err
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return nil, err
+		}
 	}
-	return c, nil
 }
 
 func newCluster(dir string, n int, processes bool) *Cluster {
@@ -289,7 +312,8 @@ func (m *member) startProcess() error {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), memberEnv+"="+string(b))
-	cmd.Stderr = os.Stderr
+	var stderr syncBuffer // for the error: a port taken meanwhile is retried
+	cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -318,7 +342,7 @@ func (m *member) startProcess() error {
 	case ok := <-ready:
 		if !ok {
 			<-out
-			return fmt.Errorf("etcd member %s exited before it was ready (does TestMain call etcdtest.RunMemberIfChild?)", m.cfg.Name)
+			return fmt.Errorf("etcd member %s exited before it was ready (does TestMain call etcdtest.RunMemberIfChild?): %s", m.cfg.Name, stderr.tail(2000))
 		}
 	case <-time.After(startTimeout):
 		cmd.Process.Signal(syscall.SIGKILL)
@@ -327,6 +351,26 @@ func (m *member) startProcess() error {
 	}
 	m.cmd, m.out = cmd, out
 	return nil
+}
+
+// syncBuffer keeps what a child process writes, for errors.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// tail returns the last n bytes written at most.
+func (b *syncBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.b.Bytes()
+	return string(s[max(0, len(s)-n):])
 }
 
 // RunMemberIfChild runs an etcd member and never returns when this process
