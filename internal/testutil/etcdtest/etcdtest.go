@@ -10,7 +10,6 @@ package etcdtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +29,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/messagebus/messagebus/internal/testutil/syncbuf"
 )
 
 // memberEnv names the variable that makes a test binary run one etcd member
@@ -312,7 +313,7 @@ func (m *member) startProcess() error {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), memberEnv+"="+string(b))
-	var stderr syncBuffer // for the error: a port taken meanwhile is retried
+	var stderr syncbuf.Buffer // for the error: a port taken meanwhile is retried
 	cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -342,7 +343,7 @@ func (m *member) startProcess() error {
 	case ok := <-ready:
 		if !ok {
 			<-out
-			return fmt.Errorf("etcd member %s exited before it was ready (does TestMain call etcdtest.RunMemberIfChild?): %s", m.cfg.Name, stderr.tail(2000))
+			return fmt.Errorf("etcd member %s exited before it was ready (does TestMain call etcdtest.RunMemberIfChild?): %s", m.cfg.Name, tail(stderr.String(), 2000))
 		}
 	case <-time.After(startTimeout):
 		cmd.Process.Signal(syscall.SIGKILL)
@@ -353,25 +354,8 @@ func (m *member) startProcess() error {
 	return nil
 }
 
-// syncBuffer keeps what a child process writes, for errors.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// tail returns the last n bytes written at most.
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.b.Bytes()
-	return string(s[max(0, len(s)-n):])
-}
+// tail returns the last n bytes of s at most.
+func tail(s string, n int) string { return s[max(0, len(s)-n):] }
 
 // RunMemberIfChild runs an etcd member and never returns when this process
 // was started as one by StartProcesses; otherwise it returns at once. Call

@@ -2,7 +2,6 @@ package oidcprovider
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/messagebus/messagebus/internal/testutil/syncbuf"
 )
 
 // ShortLivedTTL is how long access tokens of the "workload-short" client live.
@@ -37,7 +38,7 @@ type Provider struct {
 
 	tokenURL string
 	client   *http.Client
-	out      *lockedBuffer
+	out      *syncbuf.Buffer
 }
 
 // Start starts a provider and stops it when the test ends. It fails the test
@@ -63,7 +64,7 @@ func start(t testing.TB, attempts int) *Provider {
 		t.Fatalf("oidcprovider: npm packages missing in %s; run `npm ci --prefix internal/testutil/oidcprovider` from the repository root", dir)
 	}
 
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(node, "provider.mjs")
 	cmd.Dir = dir
 	cmd.Stderr = out
@@ -259,22 +260,4 @@ func packageDir() string {
 		panic("oidcprovider: cannot locate package directory")
 	}
 	return filepath.Dir(file)
-}
-
-// lockedBuffer collects node's output from two goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
