@@ -26,7 +26,8 @@ import (
 // windows several times so that a ratio per pair and their median can be
 // given (docs/benchmarks.md, "Publish p99 during background work"). Each
 // round fills a fresh topic (outside the windows, followed by a sync so
-// that its dirty pages are not written back during them), then publishes
+// that its dirty pages are not written back during them, and by
+// MB_BG_BENCH_SETTLE_MS of unmeasured publishing), then publishes
 // at MB_BG_BENCH_RATE msg/s of MB_BG_BENCH_SIZE bytes while the work runs
 // and, as long again, without it; odd rounds take the window without first.
 // Two p99s are taken per window: the client's (send to receipt, in this
