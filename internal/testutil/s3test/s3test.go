@@ -161,6 +161,16 @@ func (g *Gateway) Kill() {
 	}
 }
 
+// Pid is the running gateway's process id (0 when killed).
+func (g *Gateway) Pid() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cmd == nil {
+		return 0
+	}
+	return g.cmd.Process.Pid
+}
+
 // Restart starts a killed gateway again on the same address and directory
 // (its objects are all still there).
 func (g *Gateway) Restart() error { return g.start() }
